@@ -1,0 +1,114 @@
+"""Settings: one pydantic-settings object, built once by the entry point and passed down."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+VAR_DIR = Path("var")
+DEFAULT_SQLITE_URL = f"sqlite+aiosqlite:///{VAR_DIR / 'vincent.db'}"
+
+PRODUCTION_CLOB_URL = "https://clob.polymarket.com"
+PRODUCTION_WS_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
+PRODUCTION_DATA_API_URL = "https://data-api.polymarket.com"
+PRODUCTION_GAMMA_URL = "https://gamma-api.polymarket.com"
+PRODUCTION_RELAYER_URL = "https://relayer-v2.polymarket.com"
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class ExecutionMode(StrEnum):
+    LIVE = "live"
+    PAPER = "paper"
+
+
+Seconds = Annotated[float, Field(gt=0)]
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Units are in the names (``_s`` seconds)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    database_url: str = DEFAULT_SQLITE_URL
+    host: str = "127.0.0.1"
+    port: int = Field(default=3000, ge=0, le=65535)
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.TEXT
+
+    trade_manager_enabled: bool = True
+    trade_manager_poll_interval_s: Seconds = 60.0
+    trade_manager_ws_enabled: bool = True
+    trade_manager_max_rules_per_secret: int = Field(default=100, ge=1)
+    # A token whose WebSocket price is older than this is priced over HTTP on the poll tick.
+    trade_manager_stale_after_s: Seconds = 120.0
+    # Polymarket drops subscriptions past ~500 assets per connection; shard beyond it.
+    trade_manager_max_assets_per_connection: int = Field(default=500, ge=1)
+    trade_manager_ping_interval_s: Seconds = 10.0
+    trade_manager_breaker_failures: int = Field(default=5, ge=1)
+    trade_manager_breaker_cooldown_s: Seconds = 60.0
+
+    polymarket_clob_url: str = PRODUCTION_CLOB_URL
+    polymarket_ws_url: str = PRODUCTION_WS_URL
+    polymarket_data_api_url: str = PRODUCTION_DATA_API_URL
+    polymarket_gamma_url: str = PRODUCTION_GAMMA_URL
+    polymarket_relayer_url: str = PRODUCTION_RELAYER_URL
+    polymarket_http_timeout_s: Seconds = 10.0
+    gamma_lookup_timeout_s: Seconds = 3.0
+
+    execution_mode: ExecutionMode = ExecutionMode.LIVE
+
+    vincent_encryption_key: SecretStr | None = None
+    vincent_admin_token: SecretStr | None = None
+
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"must be DEBUG, INFO, WARNING, ERROR or CRITICAL, was {value!r}")
+        return upper
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            value = "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if value.startswith("sqlite://") and not value.startswith("sqlite+aiosqlite://"):
+            value = "sqlite+aiosqlite://" + value.split("://", 1)[1]
+        if not (
+            value.startswith("postgresql+asyncpg://") or value.startswith("sqlite+aiosqlite://")
+        ):
+            raise ValueError(
+                f"must be a postgresql:// or sqlite:// URL, was {value.split(':')[0]!r}"
+            )
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """Render a settings error as one line that names the variable and the problem."""
+    parts = []
+    for issue in error.errors():
+        name = ".".join(str(p) for p in issue["loc"]).upper() or "settings"
+        parts.append(f"{name}: {issue['msg']}")
+    return "invalid settings: " + "; ".join(parts)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment and ``.env``; raise ``ValidationError`` if bad."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,121 @@
+"""Shared value types and roles of the trade manager. No I/O.
+
+These are the contracts between the API, the rule manager, the pure engine core and the
+worker: the rule as the engine sees it, the worker's status snapshot, and the small
+Protocols that the worker's collaborators (clock, listener) fulfil.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol
+
+from vincent.enums import TradeRuleStatus, TradeRuleType, TriggerSource
+
+
+class ActionType(StrEnum):
+    SELL_ALL = "SELL_ALL"
+    SELL_PARTIAL = "SELL_PARTIAL"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleAction:
+    """What to do when a rule fires. ``amount`` (shares) only for SELL_PARTIAL."""
+
+    type: ActionType
+    amount: Decimal | None = None
+
+    def to_json(self) -> dict[str, object]:
+        if self.type is ActionType.SELL_PARTIAL:
+            assert self.amount is not None
+            return {"type": self.type.value, "amount": _json_number(self.amount)}
+        return {"type": self.type.value}
+
+
+def _json_number(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSnapshot:
+    """An ACTIVE rule as the engine holds it in memory.
+
+    Prices are ``Decimal`` so comparisons are exact; the DB keeps the seed's floats and
+    the conversion goes through ``Decimal(str(x))`` (the shortest repr, never binary noise).
+    """
+
+    id: str
+    secret_id: str
+    rule_type: TradeRuleType
+    market_id: str
+    token_id: str
+    trigger_price: Decimal
+    trailing_percent: Decimal | None
+    action: RuleAction
+    status: TradeRuleStatus = TradeRuleStatus.ACTIVE
+    trigger_source: TriggerSource = TriggerSource.MIDPOINT
+    # Retry backoff after a transient execution error: not eligible before this instant.
+    ts_next_attempt: datetime | None = None
+
+
+def price_from_float(value: float) -> Decimal:
+    """Convert a stored float price to the Decimal it was meant to be (``0.4`` → ``0.4``)."""
+    return Decimal(repr(value))
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStatus:
+    """An immutable snapshot of the monitoring worker, for ``GET /rules/status`` and logs."""
+
+    state: str = "stopped"
+    running: bool = False
+    active_rules_count: int = 0
+    last_sync_time: datetime | None = None
+    web_socket_connected: bool = False
+    web_socket_subscriptions: int = 0
+    web_socket_connections: int = 0
+    last_message_age_s: float | None = None
+    consecutive_failures: int = 0
+    circuit_breaker_until: datetime | None = None
+
+
+class RuleChangeListener(Protocol):
+    """Told about rule changes made through the API, after they are committed.
+
+    The worker implements it so a rule created, updated or canceled through the API is in
+    (or out of) the in-memory index before the API call returns.
+    """
+
+    def rule_upserted(self, rule: RuleSnapshot) -> None: ...
+
+    def rule_removed(self, rule_id: str, token_id: str) -> None: ...
+
+
+class NullRuleChangeListener:
+    """The listener used when no worker runs in this process."""
+
+    def rule_upserted(self, rule: RuleSnapshot) -> None:
+        return None
+
+    def rule_removed(self, rule_id: str, token_id: str) -> None:
+        return None
+
+
+class Clock(Protocol):
+    """Wall time for timestamps and monotonic time for ages and deadlines."""
+
+    def now(self) -> datetime: ...
+
+    def monotonic(self) -> float: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
