@@ -1,0 +1,99 @@
+"""Typed skill errors: the class says whether to retry. Callers never match message text.
+
+VincentError
+└── SkillError                      code, message, details
+    ├── TransientSkillError         retry later (retry_after_s when the exchange said)
+    │   ├── ExchangeUnavailable     5xx, connection refused/reset
+    │   ├── RateLimited             429
+    │   ├── ExchangeTimeout         no answer, and nothing was accepted
+    │   └── UnknownOutcome          sent, no answer: it may have been accepted.
+    │                               Resolve with resolve_attempt(), never re-sign.
+    └── PermanentSkillError         do not retry the same action
+        ├── InsufficientBalance     not enough balance / allowance
+        ├── NoLiquidity             a FOK/FAK found nothing (or not enough) to match
+        ├── MarketClosed            closed, resolved or not accepting orders
+        ├── InvalidOrder            tick, size, precision, signature, version
+        ├── WalletError             the secret's wallet cannot be used
+        └── NoPosition              nothing held to sell
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vincent.errors import VincentError
+
+
+class SkillError(VincentError):
+    code = "BET_FAILED"
+    default_message = "Polymarket bet failed"
+
+
+class TransientSkillError(SkillError):
+    def __init__(
+        self, message: str | None = None, *, retry_after_s: float | None = None, details: Any = None
+    ) -> None:
+        super().__init__(message, details=details)
+        self.retry_after_s = retry_after_s
+
+
+class ExchangeUnavailable(TransientSkillError):
+    code = "EXCHANGE_UNAVAILABLE"
+
+
+class RateLimited(TransientSkillError):
+    code = "RATE_LIMITED"
+
+
+class ExchangeTimeout(TransientSkillError):
+    code = "EXCHANGE_TIMEOUT"
+
+
+class UnknownOutcome(TransientSkillError):
+    code = "UNKNOWN_OUTCOME"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        transaction_log_id: str | None = None,
+        order_id: str | None = None,
+        retry_after_s: float | None = None,
+        details: Any = None,
+    ) -> None:
+        super().__init__(message, retry_after_s=retry_after_s, details=details)
+        self.transaction_log_id = transaction_log_id
+        self.order_id = order_id
+
+
+class PermanentSkillError(SkillError):
+    pass
+
+
+class InsufficientBalance(PermanentSkillError):
+    code = "INSUFFICIENT_BALANCE"
+
+
+class NoLiquidity(PermanentSkillError):
+    code = "NO_LIQUIDITY"
+
+
+class MarketClosed(PermanentSkillError):
+    code = "MARKET_CLOSED"
+
+
+class InvalidOrder(PermanentSkillError):
+    code = "INVALID_ORDER"
+
+
+class WalletError(PermanentSkillError):
+    code = "WALLET_ERROR"
+
+
+class NoPosition(PermanentSkillError):
+    code = "NO_POSITION"
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether the same action may be tried again later (a pure function of the error)."""
+    return isinstance(error, TransientSkillError)

@@ -1,0 +1,143 @@
+"""The skill's request/result value types and the role the trade manager depends on. No I/O.
+
+``TradingSkill`` is what the worker and the API are given; ``PolymarketSkill`` implements
+it against the real exchange (or the local one), paper mode included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Literal, Protocol
+
+Side = Literal["BUY", "SELL"]
+OrderType = Literal["FOK", "FAK", "GTC", "GTD"]
+
+
+class BetStatus(StrEnum):
+    EXECUTED = "executed"
+    DENIED = "denied"
+    PENDING_APPROVAL = "pending_approval"
+
+
+@dataclass(frozen=True, slots=True)
+class BetRequest:
+    """One skill action. BUY ``amount`` is collateral (USD) to spend; SELL ``amount`` is shares.
+
+    ``price`` makes it a limit order (GTC unless ``order_type`` says GTD); without it, a market
+    order (FOK unless FAK). ``worst_price`` bounds slippage: the lowest acceptable price of a
+    SELL, the highest of a BUY. ``idempotency_key`` makes a retried action land on the same
+    audit row and the same signed order. ``rule_id`` ties a pending approval to a trade rule.
+    """
+
+    secret_id: str
+    token_id: str
+    side: Side
+    amount: Decimal
+    price: Decimal | None = None
+    api_key_id: str | None = None
+    order_type: OrderType | None = None
+    worst_price: Decimal | None = None
+    idempotency_key: str | None = None
+    rule_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BetResult:
+    """What a skill action came to. Denial and pending approval are results, not errors."""
+
+    status: BetStatus
+    transaction_log_id: str
+    wallet_address: str
+    order_id: str | None = None
+    reason: str | None = None
+    order_details: dict[str, Any] | None = None
+    # Shares sold (SELL) or bought (BUY), and collateral moved, as the exchange reported.
+    filled_shares: Decimal | None = None
+    filled_usd: Decimal | None = None
+    pending_approval_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """A position of the secret's wallet (Data API positions, or the paper ledger)."""
+
+    token_id: str
+    condition_id: str
+    shares: Decimal
+    average_entry_price: Decimal | None
+    current_price: Decimal | None
+    pnl: Decimal | None = None
+    pnl_percent: Decimal | None = None
+    market_title: str | None = None
+    market_slug: str | None = None
+    outcome: str | None = None
+    end_date: str | None = None
+    redeemable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BookLevel:
+    price: Decimal
+    size: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class OrderBook:
+    """A CLOB book. ``bids`` best (highest) first, ``asks`` best (lowest) first."""
+
+    token_id: str
+    market: str
+    bids: tuple[BookLevel, ...]
+    asks: tuple[BookLevel, ...]
+    tick_size: Decimal
+    min_order_size: Decimal
+    neg_risk: bool
+    last_trade_price: Decimal | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+class AttemptOutcome(StrEnum):
+    """What became of an action identified by its idempotency key (crash reconciliation)."""
+
+    EXECUTED = "executed"  # the exchange has the order (filled); result carries the order id
+    NOT_SENT = "not_sent"  # never reached the exchange, or the exchange has no trace of it
+    DENIED = "denied"
+    PENDING_APPROVAL = "pending_approval"
+    FAILED = "failed"  # the exchange refused it for good
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResolution:
+    outcome: AttemptOutcome
+    result: BetResult | None = None
+    message: str | None = None
+
+
+class TradingSkill(Protocol):
+    """The Polymarket skill as its callers (routes, trade-manager worker) see it."""
+
+    async def place_bet(self, request: BetRequest) -> BetResult:
+        """Check policies, audit, and (if allowed) place the order. Raises ``SkillError``."""
+        ...
+
+    async def get_holdings(self, secret_id: str) -> list[Holding]: ...
+
+    async def get_midpoint(self, token_id: str) -> Decimal | None:
+        """The CLOB midpoint, or None when the book is one-sided or missing."""
+        ...
+
+    async def get_order_book(self, token_id: str) -> OrderBook: ...
+
+    async def resolve_attempt(self, idempotency_key: str) -> AttemptResolution:
+        """Find out what became of the action sent with ``idempotency_key``; never re-sign."""
+        ...
+
+    async def prepare(self, secret_id: str, token_id: str) -> None:
+        """Warm what the first order would otherwise fetch (SDK client, market info)."""
+        ...
+
+    async def lookup_market_slug(self, condition_id: str) -> str | None:
+        """The market's slug from Gamma, or None on any failure (short timeout)."""
+        ...
