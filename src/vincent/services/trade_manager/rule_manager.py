@@ -1,0 +1,309 @@
+"""Trade rules: the only writer of ``TradeRule.status``. Every tenant call is scoped by secret.
+
+API-side calls take the caller's ``secret_id`` and treat another tenant's rule as missing.
+Worker-side calls (``get_rules(None, ...)``, the ``mark_*`` transitions) act by rule id and
+are single conditional UPDATEs whose row count says whether this caller won. Functions add
+to the caller's session; the caller commits (API: before responding; worker: per step).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vincent.db.base import utcnow
+from vincent.db.models import TradeRule
+from vincent.enums import TradeRuleEventType, TradeRuleStatus, TradeRuleType, TriggerSource
+from vincent.errors import RuleLimitReached, RuleNotCancelable, RuleNotEditable, RuleNotFound
+from vincent.services.trade_manager.event_logger import log_event
+from vincent.services.trade_manager.types import (
+    ActionType,
+    RuleAction,
+    RuleSnapshot,
+    price_from_float,
+)
+
+CANCELABLE = (TradeRuleStatus.ACTIVE, TradeRuleStatus.FAILED, TradeRuleStatus.PENDING_APPROVAL)
+FAILABLE = (TradeRuleStatus.ACTIVE, TradeRuleStatus.TRIGGERED, TradeRuleStatus.PENDING_APPROVAL)
+
+
+@dataclass(frozen=True, slots=True)
+class NewRule:
+    """A validated create request (the API validates; this only carries)."""
+
+    rule_type: TradeRuleType
+    market_id: str
+    token_id: str
+    trigger_price: Decimal
+    action: RuleAction
+    side: str = "BUY"
+    trailing_percent: Decimal | None = None
+    trigger_source: TriggerSource = TriggerSource.MIDPOINT
+    expires_at: datetime | None = None
+
+
+def parse_action(text: str) -> RuleAction:
+    """Read the stored action JSON. Raises ``ValueError`` when it is not a valid action."""
+    data = json.loads(text)
+    kind = ActionType(data["type"])
+    if kind is ActionType.SELL_PARTIAL:
+        amount = Decimal(str(data["amount"]))
+        if not amount > 0:
+            raise ValueError(f"SELL_PARTIAL amount must be > 0, was {amount}")
+        return RuleAction(kind, amount)
+    return RuleAction(kind)
+
+
+def to_snapshot(rule: TradeRule) -> RuleSnapshot:
+    """The engine's in-memory view of a rule row."""
+    return RuleSnapshot(
+        id=rule.id,
+        secret_id=rule.secret_id,
+        rule_type=rule.rule_type,
+        market_id=rule.market_id,
+        token_id=rule.token_id,
+        trigger_price=price_from_float(rule.trigger_price),
+        trailing_percent=(
+            None if rule.trailing_percent is None else price_from_float(rule.trailing_percent)
+        ),
+        action=parse_action(rule.action),
+        status=rule.status,
+        trigger_source=rule.trigger_source,
+        ts_next_attempt=rule.next_attempt_at,
+    )
+
+
+def _scoped(secret_id: str) -> sa.Select[TradeRule]:
+    return sa.select(TradeRule).where(TradeRule.secret_id == secret_id)
+
+
+async def count_active_rules(session: AsyncSession, secret_id: str) -> int:
+    statement = (
+        sa.select(sa.func.count())
+        .select_from(TradeRule)
+        .where(TradeRule.secret_id == secret_id, TradeRule.status == TradeRuleStatus.ACTIVE)
+    )
+    return int((await session.execute(statement)).scalar_one())
+
+
+async def create_rule(
+    session: AsyncSession,
+    secret_id: str,
+    new: NewRule,
+    *,
+    max_active_rules: int,
+    market_slug: str | None = None,
+    payload: Mapping[str, Any] | None = None,
+) -> TradeRule:
+    """Create an ACTIVE rule and log ``RULE_CREATED``. Raises ``RuleLimitReached``."""
+    if await count_active_rules(session, secret_id) >= max_active_rules:
+        raise RuleLimitReached(max_active_rules)
+    now = utcnow()
+    rule = TradeRule(
+        secret_id=secret_id,
+        rule_type=new.rule_type,
+        market_id=new.market_id,
+        market_slug=market_slug,
+        token_id=new.token_id,
+        side=new.side,
+        trigger_price=float(new.trigger_price),
+        trailing_percent=None if new.trailing_percent is None else float(new.trailing_percent),
+        action=json.dumps(new.action.to_json(), separators=(",", ":")),
+        status=TradeRuleStatus.ACTIVE,
+        trigger_source=new.trigger_source,
+        expires_at=new.expires_at,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(rule)
+    await session.flush()
+    log_event(session, rule.id, TradeRuleEventType.RULE_CREATED, {"payload": dict(payload or {})})
+    return rule
+
+
+async def get_rules(
+    session: AsyncSession, secret_id: str | None, status: TradeRuleStatus | None = None
+) -> list[TradeRule]:
+    """A tenant's rules (or, with ``secret_id=None``, every tenant's: worker only), newest first."""
+    statement = sa.select(TradeRule) if secret_id is None else _scoped(secret_id)
+    if status is not None:
+        statement = statement.where(TradeRule.status == status)
+    statement = statement.order_by(TradeRule.created_at.desc(), TradeRule.id.desc())
+    return list((await session.scalars(statement)).all())
+
+
+async def get_rule(session: AsyncSession, secret_id: str, rule_id: str) -> TradeRule:
+    """The tenant's rule. Raises ``RuleNotFound`` when missing or another tenant's."""
+    rule = (await session.scalars(_scoped(secret_id).where(TradeRule.id == rule_id))).one_or_none()
+    if rule is None:
+        raise RuleNotFound()
+    return rule
+
+
+async def get_rule_by_id(session: AsyncSession, rule_id: str) -> TradeRule | None:
+    """Worker side: any tenant's rule by id."""
+    return await session.get(TradeRule, rule_id, populate_existing=True)
+
+
+async def update_rule(
+    session: AsyncSession, secret_id: str, rule_id: str, trigger_price: Decimal
+) -> TradeRule:
+    """Move an ACTIVE rule's trigger. Raises ``RuleNotFound``, ``RuleNotEditable``."""
+    rule = await get_rule(session, secret_id, rule_id)
+    result = await session.execute(
+        sa.update(TradeRule)
+        .where(TradeRule.id == rule.id, TradeRule.status == TradeRuleStatus.ACTIVE)
+        .values(trigger_price=float(trigger_price), updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(result) != 1:
+        raise RuleNotEditable()
+    await session.refresh(rule)
+    return rule
+
+
+async def cancel_rule(session: AsyncSession, secret_id: str, rule_id: str) -> TradeRule:
+    """Cancel an ACTIVE, FAILED or PENDING_APPROVAL rule and log ``RULE_CANCELED``."""
+    rule = await get_rule(session, secret_id, rule_id)
+    result = await session.execute(
+        sa.update(TradeRule)
+        .where(TradeRule.id == rule.id, TradeRule.status.in_(CANCELABLE))
+        .values(status=TradeRuleStatus.CANCELED, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(result) != 1:
+        raise RuleNotCancelable()
+    log_event(session, rule.id, TradeRuleEventType.RULE_CANCELED, {})
+    await session.refresh(rule)
+    return rule
+
+
+# --------------------------------------------------------------------------- worker transitions
+
+
+def _rowcount(result: Any) -> int:
+    return int(result.rowcount)
+
+
+async def _transition(
+    session: AsyncSession,
+    rule_id: str,
+    from_statuses: tuple[TradeRuleStatus, ...],
+    **values: Any,
+) -> bool:
+    values.setdefault("updated_at", utcnow())
+    result = await session.execute(
+        sa.update(TradeRule)
+        .where(TradeRule.id == rule_id, TradeRule.status.in_(from_statuses))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+async def mark_rule_triggered(
+    session: AsyncSession, rule_id: str, now: datetime | None = None
+) -> bool:
+    """Claim an ACTIVE rule for execution (ACTIVE → TRIGGERED). True only for the one winner."""
+    now = now or utcnow()
+    return await _transition(
+        session,
+        rule_id,
+        (TradeRuleStatus.ACTIVE,),
+        status=TradeRuleStatus.TRIGGERED,
+        triggered_at=now,
+        updated_at=now,
+    )
+
+
+async def mark_rule_executed(session: AsyncSession, rule_id: str, order_id: str | None) -> bool:
+    """Record the sell's order id on a TRIGGERED (or approved PENDING_APPROVAL) rule."""
+    return await _transition(
+        session,
+        rule_id,
+        (TradeRuleStatus.TRIGGERED, TradeRuleStatus.PENDING_APPROVAL),
+        status=TradeRuleStatus.TRIGGERED,
+        trigger_tx_hash=order_id,
+        pending_approval_id=None,
+        error_message=None,
+    )
+
+
+async def mark_rule_failed(
+    session: AsyncSession, rule_id: str, error_message: str, now: datetime | None = None
+) -> bool:
+    """ACTIVE|TRIGGERED|PENDING_APPROVAL → FAILED; logs ``RULE_FAILED`` only if it moved."""
+    now = now or utcnow()
+    moved = await _transition(
+        session,
+        rule_id,
+        FAILABLE,
+        status=TradeRuleStatus.FAILED,
+        error_message=error_message,
+        triggered_at=now,
+        updated_at=now,
+    )
+    if moved:
+        log_event(session, rule_id, TradeRuleEventType.RULE_FAILED, {"errorMessage": error_message})
+    return moved
+
+
+async def mark_rule_pending_approval(
+    session: AsyncSession, rule_id: str, pending_approval_id: str | None
+) -> bool:
+    """TRIGGERED → PENDING_APPROVAL: the sell waits for the owner's decision."""
+    return await _transition(
+        session,
+        rule_id,
+        (TradeRuleStatus.TRIGGERED,),
+        status=TradeRuleStatus.PENDING_APPROVAL,
+        pending_approval_id=pending_approval_id,
+    )
+
+
+async def revert_rule_to_active(
+    session: AsyncSession, rule_id: str, next_attempt_at: datetime | None
+) -> bool:
+    """TRIGGERED → ACTIVE after a transient error; not retried before ``next_attempt_at``."""
+    return await _transition(
+        session,
+        rule_id,
+        (TradeRuleStatus.TRIGGERED,),
+        status=TradeRuleStatus.ACTIVE,
+        triggered_at=None,
+        trigger_tx_hash=None,
+        next_attempt_at=next_attempt_at,
+        attempt_count=TradeRule.attempt_count + 1,
+    )
+
+
+async def update_trailing_trigger(
+    session: AsyncSession,
+    rule_id: str,
+    new_trigger: Decimal,
+    context: Mapping[str, Any] | None = None,
+) -> bool:
+    """Raise an ACTIVE trailing stop's trigger; never lowers it. Logs RULE_TRAILING_UPDATED."""
+    result = await session.execute(
+        sa.update(TradeRule)
+        .where(
+            TradeRule.id == rule_id,
+            TradeRule.status == TradeRuleStatus.ACTIVE,
+            TradeRule.rule_type == TradeRuleType.TRAILING_STOP,
+            TradeRule.trigger_price < float(new_trigger),
+        )
+        .values(trigger_price=float(new_trigger), updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    moved = _rowcount(result) == 1
+    if moved:
+        data = {"triggerPrice": float(new_trigger), **dict(context or {})}
+        log_event(session, rule_id, TradeRuleEventType.RULE_TRAILING_UPDATED, data)
+    return moved
