@@ -1,1 +1,1 @@
-"""audit."""
+"""Audit: the TransactionLog, one row per skill action, updated to its final status."""

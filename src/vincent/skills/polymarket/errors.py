@@ -13,6 +13,9 @@ VincentError
         ├── NoLiquidity             a FOK/FAK found nothing (or not enough) to match
         ├── MarketClosed            closed, resolved or not accepting orders
         ├── InvalidOrder            tick, size, precision, signature, version
+        │   ├── OrderVersionMismatch    signed for another exchange version (re-read, retry once)
+        │   ├── TickSizeChanged         price off the market's current tick (refresh, retry once)
+        │   └── DuplicateOrder          this very signed order already reached the exchange
         ├── WalletError             the secret's wallet cannot be used
         └── NoPosition              nothing held to sell
 """
@@ -84,6 +87,20 @@ class MarketClosed(PermanentSkillError):
 
 class InvalidOrder(PermanentSkillError):
     code = "INVALID_ORDER"
+
+
+class OrderVersionMismatch(InvalidOrder):
+    code = "ORDER_VERSION_MISMATCH"
+
+
+class TickSizeChanged(InvalidOrder):
+    code = "TICK_SIZE_CHANGED"
+
+
+class DuplicateOrder(InvalidOrder):
+    """The exchange already has this signed order: proof that an earlier post arrived."""
+
+    code = "DUPLICATE_ORDER"
 
 
 class WalletError(PermanentSkillError):

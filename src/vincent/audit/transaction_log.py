@@ -1,0 +1,91 @@
+"""The only writer of ``TransactionLog`` rows: create one per action, move it to its end.
+
+Status moves are conditional UPDATEs (``WHERE status IN (...)``) so two writers never
+both move the same row; the row count tells the caller whether it won.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vincent.db.base import utcnow
+from vincent.db.models import TransactionLog
+from vincent.enums import TransactionStatus
+
+ACTION_POLYMARKET_BET = "polymarket_bet"
+
+# Statuses from which an action may still reach the exchange (or already has).
+OPEN_STATUSES = (TransactionStatus.PENDING, TransactionStatus.UNKNOWN)
+
+
+def create_log(
+    session: AsyncSession,
+    *,
+    secret_id: str,
+    request_data: dict[str, Any],
+    status: TransactionStatus,
+    usd_value: Decimal | None,
+    api_key_id: str | None = None,
+    idempotency_key: str | None = None,
+    action_type: str = ACTION_POLYMARKET_BET,
+    error_message: str | None = None,
+) -> TransactionLog:
+    """Add (not commit) the audit row of a new action."""
+    row = TransactionLog(
+        secret_id=secret_id,
+        api_key_id=api_key_id,
+        action_type=action_type,
+        request_data=request_data,
+        status=status,
+        usd_value=usd_value,
+        idempotency_key=idempotency_key,
+        error_message=error_message,
+    )
+    session.add(row)
+    return row
+
+
+async def find_by_idempotency_key(session: AsyncSession, key: str) -> TransactionLog | None:
+    return await session.scalar(
+        sa.select(TransactionLog).where(TransactionLog.idempotency_key == key)
+    )
+
+
+async def get_log(session: AsyncSession, log_id: str) -> TransactionLog | None:
+    return await session.get(TransactionLog, log_id, populate_existing=True)
+
+
+async def move_status(
+    session: AsyncSession,
+    log_id: str,
+    *,
+    from_statuses: Iterable[TransactionStatus],
+    to_status: TransactionStatus,
+    **fields: Any,
+) -> bool:
+    """Move ``log_id`` to ``to_status`` (plus ``fields``) only from ``from_statuses``.
+
+    Returns whether this call moved it. Does not commit.
+    """
+    result = await session.execute(
+        sa.update(TransactionLog)
+        .where(TransactionLog.id == log_id, TransactionLog.status.in_(list(from_statuses)))
+        .values(status=to_status, updated_at=utcnow(), **fields)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def set_fields(session: AsyncSession, log_id: str, **fields: Any) -> None:
+    """Update columns of ``log_id`` without changing its status. Does not commit."""
+    await session.execute(
+        sa.update(TransactionLog)
+        .where(TransactionLog.id == log_id)
+        .values(updated_at=utcnow(), **fields)
+        .execution_options(synchronize_session=False)
+    )

@@ -1,0 +1,252 @@
+"""``place_bet``: wallet → amounts → USD value → policies → one audit row → outcome.
+
+Denied and pending-approval actions end here (their row is final or waiting); allowed
+ones go to ``Executor``. A repeated idempotency key resumes the action it names.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from decimal import Decimal
+
+from sqlalchemy.exc import IntegrityError
+
+from vincent.audit import transaction_log as audit
+from vincent.db.base import new_id, utcnow
+from vincent.db.models import PendingApproval, TransactionLog
+from vincent.db.session import SessionFactory
+from vincent.enums import TransactionStatus
+from vincent.errors import ValidationFailed
+from vincent.policies import repository as policy_repository
+from vincent.policies.evaluator import (
+    ActionFacts,
+    Decision,
+    SpendingWindows,
+    Verdict,
+    evaluate,
+    needs_spending_windows,
+)
+from vincent.skills.polymarket.actions import request_data, result_of
+from vincent.skills.polymarket.book_walk import round_shares_down
+from vincent.skills.polymarket.clients import WalletRef, load_wallet
+from vincent.skills.polymarket.errors import (
+    InvalidOrder,
+    NoPosition,
+    PermanentSkillError,
+    SkillError,
+)
+from vincent.skills.polymarket.execution import Executor
+from vincent.skills.polymarket.market_data import MarketData
+from vincent.skills.polymarket.orders import OrderSpec
+from vincent.skills.polymarket.types import BetRequest, BetResult, OrderBook, OrderType
+from vincent.skills.polymarket.valuation import action_usd_value
+
+logger = logging.getLogger(__name__)
+
+APPROVAL_TTL = timedelta(minutes=30)
+SharesHeld = Callable[[WalletRef, str], Awaitable[Decimal | None]]
+
+
+def validate_request(request: BetRequest) -> None:
+    """Field checks that need no I/O; raises ``ValidationFailed`` naming the field."""
+    if request.side not in ("BUY", "SELL"):
+        raise ValidationFailed(f"side must be BUY or SELL, was {request.side!r}")
+    if not request.amount > 0:
+        raise ValidationFailed(f"amount must be positive, was {request.amount}")
+    for name, value in (("price", request.price), ("worstPrice", request.worst_price)):
+        if value is not None and not Decimal(0) < value < Decimal(1):
+            raise ValidationFailed(f"{name} must be between 0 and 1, was {value}")
+    if request.price is None and request.order_type not in (None, "FOK", "FAK"):
+        raise ValidationFailed(
+            f"orderType must be FOK or FAK for a market order, was {request.order_type}"
+        )
+
+
+def order_type_of(request: BetRequest) -> OrderType:
+    if request.order_type is not None:
+        return request.order_type
+    return "GTC" if request.price is not None else "FOK"
+
+
+class BetPipeline:
+    def __init__(
+        self,
+        session_factory: SessionFactory,
+        market_data: MarketData,
+        executor: Executor,
+        shares_held: SharesHeld,
+    ) -> None:
+        self._sessions = session_factory
+        self._market_data = market_data
+        self._executor = executor
+        self._shares_held = shares_held
+
+    async def place_bet(self, request: BetRequest) -> BetResult:
+        validate_request(request)
+        wallet = await load_wallet(self._sessions, request.secret_id)
+        if request.idempotency_key is not None:
+            existing = await self._existing(request.idempotency_key, request.secret_id)
+            if existing is not None:
+                return await self.resume(existing, wallet)
+        try:
+            spec, condition_id, neg_risk, book = await self._prepare(request, wallet)
+        except PermanentSkillError as error:
+            await self._record_refusal(request, error)
+            raise
+        usd_value = action_usd_value(spec.side, spec.amount, spec.price, book)
+        decision = await self._decide(request.secret_id, spec.token_id, condition_id, usd_value)
+        data = request_data(
+            spec,
+            requested_amount=request.amount,
+            usd_value=usd_value,
+            condition_id=condition_id,
+            neg_risk=neg_risk,
+            rule_id=request.rule_id,
+        )
+        status = {
+            Verdict.DENY: TransactionStatus.DENIED,
+            Verdict.REQUIRE_APPROVAL: TransactionStatus.PENDING_APPROVAL,
+            Verdict.ALLOW: TransactionStatus.PENDING,
+        }[decision.verdict]
+        key = request.idempotency_key or f"auto:{new_id()}"
+        try:
+            row = await self._write_row(request, key, data, usd_value, status, decision.reason)
+        except IntegrityError:
+            # Another call with the same idempotency key won the insert: join it.
+            existing = await self._existing(key, request.secret_id)
+            assert existing is not None
+            return await self.resume(existing, wallet)
+        logger.info(
+            "bet_decided",
+            extra={
+                "transaction_log_id": row.id,
+                "secret_id": request.secret_id,
+                "token_id": spec.token_id,
+                "verdict": decision.verdict.value,
+            },
+        )
+        if status is not TransactionStatus.PENDING:
+            return result_of(row, wallet.funder_address)
+        return await self._executor.execute(
+            row.id, wallet.funder_address, keep_open=request.idempotency_key is not None
+        )
+
+    async def resume(self, row: TransactionLog, wallet: WalletRef) -> BetResult:
+        """The outcome of an action already on record; carries on one left open."""
+        if row.status in (TransactionStatus.PENDING, TransactionStatus.UNKNOWN):
+            return await self._executor.execute(row.id, wallet.funder_address, keep_open=True)
+        if row.status is TransactionStatus.FAILED:
+            data = row.response_data or {}
+            error = PermanentSkillError(row.error_message or "the action failed")
+            error.code = str(data.get("errorCode") or error.code)
+            raise error
+        return result_of(row, wallet.funder_address)
+
+    async def _existing(self, key: str, secret_id: str) -> TransactionLog | None:
+        async with self._sessions() as session:
+            row = await audit.find_by_idempotency_key(session, key)
+        if row is not None and row.secret_id != secret_id:
+            raise ValidationFailed("idempotencyKey is already used by another secret")
+        return row
+
+    async def _prepare(
+        self, request: BetRequest, wallet: WalletRef
+    ) -> tuple[OrderSpec, str | None, bool, OrderBook | None]:
+        token_id = request.token_id
+        info = await self._market_data.market_info(token_id)
+        book: OrderBook | None = None
+        if request.side == "SELL" and request.price is None:
+            try:
+                book = await self._market_data.get_order_book(token_id)
+            except SkillError:
+                book = None  # valued as unknown: policies decide what that means
+        amount = request.amount
+        if request.side == "SELL":
+            amount = round_shares_down(amount)
+            held = await self._shares_held(wallet, token_id)
+            if held is not None:
+                if held <= 0:
+                    raise NoPosition(f"no shares of token {token_id} held")
+                # Never sell more than is held, and never above what was asked.
+                amount = min(amount, round_shares_down(held))
+            if amount <= 0:
+                raise InvalidOrder(f"amount rounds to zero shares, was {request.amount}")
+        spec = OrderSpec(
+            token_id=token_id,
+            side=request.side,
+            amount=amount,
+            price=request.price,
+            order_type=order_type_of(request),
+            worst_price=request.worst_price,
+        )
+        return spec, info.condition_id, info.neg_risk, book
+
+    async def _decide(
+        self, secret_id: str, token_id: str, condition_id: str | None, usd_value: Decimal | None
+    ) -> Decision:
+        async with self._sessions() as session:
+            rules = await policy_repository.load_rules(session, secret_id)
+            windows = (
+                await policy_repository.spending_windows(session, secret_id, utcnow())
+                if needs_spending_windows(rules)
+                else SpendingWindows(Decimal(0), Decimal(0))
+            )
+        return evaluate(rules, ActionFacts(usd_value, token_id, condition_id), windows)
+
+    async def _write_row(
+        self,
+        request: BetRequest,
+        key: str,
+        data: dict[str, object],
+        usd_value: Decimal | None,
+        status: TransactionStatus,
+        reason: str | None,
+    ) -> TransactionLog:
+        async with self._sessions() as session, session.begin():
+            row = audit.create_log(
+                session,
+                secret_id=request.secret_id,
+                api_key_id=request.api_key_id,
+                request_data=dict(data),
+                status=status,
+                usd_value=usd_value,
+                idempotency_key=key,
+            )
+            await session.flush()
+            if status is TransactionStatus.PENDING_APPROVAL:
+                approval = PendingApproval(
+                    secret_id=request.secret_id,
+                    transaction_log_id=row.id,
+                    rule_id=request.rule_id,
+                    action_type=row.action_type,
+                    request_data=dict(data),
+                    reason=reason or "",
+                    expires_at=utcnow() + APPROVAL_TTL,
+                )
+                session.add(approval)
+                await session.flush()
+                row.response_data = {"reason": reason, "pendingApprovalId": approval.id}
+            elif status is TransactionStatus.DENIED:
+                row.response_data = {"reason": reason}
+        return row
+
+    async def _record_refusal(self, request: BetRequest, error: SkillError) -> None:
+        """Audit an action refused before any policy ran (no position, closed market...)."""
+        async with self._sessions() as session, session.begin():
+            audit.create_log(
+                session,
+                secret_id=request.secret_id,
+                api_key_id=request.api_key_id,
+                request_data={
+                    "tokenId": request.token_id,
+                    "side": request.side,
+                    "amount": str(request.amount),
+                    "price": None if request.price is None else str(request.price),
+                },
+                status=TransactionStatus.FAILED,
+                usd_value=None,
+                idempotency_key=request.idempotency_key or f"auto:{new_id()}",
+                error_message=error.message,
+            )

@@ -1,0 +1,146 @@
+"""One SDK client per secret: created once (≈0.3 s), reused, closed with the skill.
+
+The private key is decrypted here and nowhere else; the client's L2 API credentials are
+cached encrypted in ``Secret.encrypted_api_credentials`` so a restart does not derive
+them again. Never logs keys or credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+
+from polymarket import AsyncSecureClient
+from polymarket.environments import Environment
+from polymarket.models.clob.api_key import ApiKeyCreds
+
+from vincent.crypto import KeyBox
+from vincent.db.models import Secret
+from vincent.db.session import SessionFactory
+from vincent.enums import SecretType
+from vincent.errors import InvalidSecretType, SecretNotFound
+from vincent.skills.polymarket.errors import SkillError, WalletError
+from vincent.skills.polymarket.exchange_errors import classify_sdk_error
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WalletRef:
+    """A secret's wallet as the skill uses it; holds no key material."""
+
+    secret_id: str
+    eoa_address: str
+    funder_address: str
+    signature_type: int
+
+
+async def load_wallet(session_factory: SessionFactory, secret_id: str) -> WalletRef:
+    """The secret's wallet; ``SecretNotFound`` if missing or deleted."""
+    async with session_factory() as session:
+        secret = await session.get(Secret, secret_id)
+    if secret is None or secret.deleted_at is not None:
+        raise SecretNotFound()
+    if secret.type is not SecretType.POLYMARKET_WALLET:
+        raise InvalidSecretType()
+    return WalletRef(secret.id, secret.eoa_address, secret.funder_address, secret.signature_type)
+
+
+class ClientRegistry:
+    """Creates each secret's ``AsyncSecureClient`` on first use and keeps it."""
+
+    def __init__(
+        self, environment: Environment, session_factory: SessionFactory, keybox: KeyBox
+    ) -> None:
+        self._environment = environment
+        self._session_factory = session_factory
+        self._keybox = keybox
+        self._clients: dict[str, AsyncSecureClient] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def environment(self) -> Environment:
+        return self._environment
+
+    async def client_for(self, secret_id: str) -> AsyncSecureClient:
+        """The secret's client, created (and its credentials cached) on first use."""
+        client = self._clients.get(secret_id)
+        if client is not None:
+            return client
+        lock = self._locks.setdefault(secret_id, asyncio.Lock())
+        async with lock:
+            client = self._clients.get(secret_id)
+            if client is None:
+                client = await self._create(secret_id)
+                self._clients[secret_id] = client
+        return client
+
+    async def discard(self, secret_id: str) -> None:
+        """Forget a client whose credentials the exchange refused; the next use recreates it."""
+        client = self._clients.pop(secret_id, None)
+        if client is not None:
+            await client.close()
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.close()
+
+    async def _create(self, secret_id: str) -> AsyncSecureClient:
+        async with self._session_factory() as session:
+            secret = await session.get(Secret, secret_id)
+            if secret is None or secret.deleted_at is not None:
+                raise SecretNotFound()
+            private_key = self._keybox.decrypt(secret.encrypted_private_key)
+            cached = self._cached_credentials(secret)
+            funder = secret.funder_address
+        try:
+            client = await AsyncSecureClient.create(
+                private_key=private_key,
+                wallet=funder,
+                environment=self._environment,
+                credentials=cached,
+            )
+        except SkillError:
+            raise
+        except Exception as error:
+            mapped = classify_sdk_error(error)
+            logger.warning(
+                "sdk_client_create_failed", extra={"secret_id": secret_id, "error": mapped.code}
+            )
+            raise (WalletError(mapped.message) if mapped.code == "INVALID_ORDER" else mapped) from (
+                error
+            )
+        finally:
+            del private_key
+        if cached is None or client.credentials.key != cached.key:
+            await self._store_credentials(secret_id, client.credentials)
+        logger.info(
+            "sdk_client_created",
+            extra={"secret_id": secret_id, "wallet_type": client.wallet_type},
+        )
+        return client
+
+    def _cached_credentials(self, secret: Secret) -> ApiKeyCreds | None:
+        if not secret.encrypted_api_credentials:
+            return None
+        try:
+            data = json.loads(self._keybox.decrypt(secret.encrypted_api_credentials))
+            return ApiKeyCreds.model_validate(data)
+        except ValueError:
+            return None
+
+    async def _store_credentials(self, secret_id: str, credentials: ApiKeyCreds) -> None:
+        plaintext = json.dumps(
+            {
+                "apiKey": credentials.key,
+                "secret": credentials.secret,
+                "passphrase": credentials.passphrase,
+            }
+        )
+        async with self._session_factory() as session, session.begin():
+            secret = await session.get(Secret, secret_id)
+            if secret is not None:
+                secret.encrypted_api_credentials = self._keybox.encrypt(plaintext)

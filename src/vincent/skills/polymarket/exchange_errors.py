@@ -1,0 +1,106 @@
+"""Exchange refusals and SDK failures → the typed skill errors. Pure, no I/O.
+
+The only place that reads Polymarket's error texts; everything above it branches on
+error classes (``is_retryable``), never on messages.
+"""
+
+from __future__ import annotations
+
+import httpx
+from polymarket.errors import (
+    InsufficientLiquidityError,
+    RateLimitError,
+    RequestRejectedError,
+    SigningError,
+    TransportError,
+    UnexpectedResponseError,
+    UserInputError,
+)
+from polymarket.models.clob.order_response import RejectedOrder
+
+from vincent.skills.polymarket.errors import (
+    DuplicateOrder,
+    ExchangeTimeout,
+    ExchangeUnavailable,
+    InsufficientBalance,
+    InvalidOrder,
+    MarketClosed,
+    NoLiquidity,
+    OrderVersionMismatch,
+    RateLimited,
+    SkillError,
+    TickSizeChanged,
+    UnknownOutcome,
+    WalletError,
+)
+
+_NO_LIQUIDITY = ("fok orders are fully filled or killed", "no orders found to match", "no match")
+_CLOSED = ("market is closed", "closed", "resolved", "not accepting", "not yet ready")
+
+
+def classify_refusal(message: str, *, status: int = 400, code: str | None = None) -> SkillError:
+    """The skill error for an exchange refusal of an order (HTTP 4xx or success=false)."""
+    text = message.lower()
+    details = {"status": status, "exchangeMessage": message}
+    if status == 429:
+        return RateLimited(message, details=details)
+    if status >= 500:
+        return ExchangeUnavailable(f"exchange answered {status}: {message}", details=details)
+    if "duplicated" in text:
+        return DuplicateOrder(message, details=details)
+    if "version" in text or code == "order_version_mismatch":
+        return OrderVersionMismatch(message, details=details)
+    if "tick size" in text:
+        return TickSizeChanged(message, details=details)
+    if "balance" in text or "allowance" in text or code == "not_enough_balance":
+        return InsufficientBalance(message, details=details)
+    if code in ("fok_not_filled", "fak_not_filled", "unmatched") or any(
+        token in text for token in _NO_LIQUIDITY
+    ):
+        return NoLiquidity(message, details=details)
+    if code == "market_not_ready" or any(token in text for token in _CLOSED):
+        return MarketClosed(message, details=details)
+    if status == 401 or "api key" in text or "maker address not allowed" in text:
+        return WalletError(message, details=details)
+    if "no orderbook" in text:
+        return MarketClosed(message, details=details)
+    return InvalidOrder(message, details=details)
+
+
+def classify_rejected_order(rejected: RejectedOrder) -> SkillError:
+    return classify_refusal(rejected.message, status=400, code=rejected.code)
+
+
+def classify_sdk_error(error: BaseException, *, order_sent: bool = False) -> SkillError:
+    """Map an SDK exception. ``order_sent``: a POST of an order was in flight, so a lost
+    answer is an ``UnknownOutcome`` rather than a plain timeout."""
+    if isinstance(error, RateLimitError):
+        return RateLimited(str(error), retry_after_s=error.retry_after)
+    if isinstance(error, RequestRejectedError):
+        classified = classify_refusal(str(error), status=error.status, code=error.code)
+        if isinstance(classified, RateLimited | ExchangeUnavailable):
+            classified.retry_after_s = error.retry_after
+        if error.restriction is not None:
+            return MarketClosed(f"trading restricted ({error.restriction}): {error}")
+        return classified
+    if isinstance(error, TransportError):
+        cause = error.__cause__
+        if isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout):
+            # The connection never opened: nothing reached the exchange.
+            return ExchangeUnavailable(f"cannot reach the exchange: {type(cause).__name__}")
+        if order_sent:
+            return UnknownOutcome(f"order sent, answer lost: {type(cause).__name__}")
+        if isinstance(cause, httpx.TimeoutException):
+            return ExchangeTimeout("the exchange did not answer in time")
+        return ExchangeUnavailable(f"exchange connection failed: {type(cause).__name__}")
+    if isinstance(error, InsufficientLiquidityError):
+        return NoLiquidity(f"not enough liquidity on the book: {error}")
+    if isinstance(error, UserInputError):
+        return InvalidOrder(str(error))
+    if isinstance(error, SigningError):
+        return WalletError("the order could not be signed")
+    if isinstance(error, UnexpectedResponseError):
+        if order_sent:
+            return UnknownOutcome(f"order sent, unreadable answer: {error}")
+        return ExchangeUnavailable(f"unexpected exchange answer: {error}")
+    return SkillError(f"{type(error).__name__}: {error}")

@@ -1,0 +1,251 @@
+"""Executing an allowed action, exactly once: the only writer of an action's final status.
+
+Live: sign → store the signed order and its id on the audit row → commit → post → record
+EXECUTED or FAILED. A lost answer leaves the row UNKNOWN until ``resolve`` finds the order
+(by id), or re-posts the SAME signed order — never a new one. Paper: walk the book, write
+the fills and the row in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from polymarket.models.clob.orders import SignedOrder
+
+from vincent.audit import transaction_log as audit
+from vincent.db.models import TransactionLog
+from vincent.db.session import SessionFactory
+from vincent.enums import TransactionStatus
+from vincent.skills.polymarket import paper
+from vincent.skills.polymarket.actions import StoredAction, response_data, result_of, stored_action
+from vincent.skills.polymarket.errors import (
+    DuplicateOrder,
+    NoLiquidity,
+    OrderVersionMismatch,
+    SkillError,
+    TickSizeChanged,
+    TransientSkillError,
+    UnknownOutcome,
+)
+from vincent.skills.polymarket.market_data import MarketData
+from vincent.skills.polymarket.orders import Fills, LiveOrders, refresh_sdk_market
+from vincent.skills.polymarket.signed_orders import signed_order_from_json, signed_order_to_json
+from vincent.skills.polymarket.types import BetResult
+
+logger = logging.getLogger(__name__)
+
+OPEN = audit.OPEN_STATUSES
+
+
+class Executor:
+    def __init__(
+        self,
+        session_factory: SessionFactory,
+        market_data: MarketData,
+        orders: LiveOrders,
+        *,
+        paper_mode: bool,
+    ) -> None:
+        self._sessions = session_factory
+        self._market_data = market_data
+        self._orders = orders
+        self._paper = paper_mode
+
+    async def execute(self, log_id: str, wallet_address: str, *, keep_open: bool) -> BetResult:
+        """Carry out the action of row ``log_id`` (status PENDING or UNKNOWN).
+
+        ``keep_open``: on a transient failure before anything reached the exchange, leave
+        the row PENDING (the caller retries with the same idempotency key) instead of
+        FAILED. Raises the typed error of a failure after recording it.
+        """
+        row = await self._row(log_id)
+        action = stored_action(row.request_data)
+        if self._paper:
+            return await self._execute_paper(row, action, wallet_address)
+        if row.signed_order is not None:
+            return await self.resolve(row, wallet_address)
+        try:
+            signed = await self._sign_and_store(row, action)
+            fills = await self._post_with_refresh(row, action, signed)
+        except UnknownOutcome as error:
+            await self._move(log_id, TransactionStatus.UNKNOWN, error_message=error.message)
+            return await self._resolve_once_or_raise(log_id, wallet_address, error)
+        except DuplicateOrder:
+            return await self.resolve(await self._row(log_id), wallet_address)
+        except TransientSkillError as error:
+            if not keep_open:
+                await self._fail(log_id, error)
+            raise
+        except SkillError as error:
+            await self._fail(log_id, error)
+            raise
+        return await self._record_executed(log_id, fills, wallet_address)
+
+    async def resolve(self, row: TransactionLog, wallet_address: str) -> BetResult:
+        """Find out what became of a row's signed order; record it once. Never re-signs."""
+        assert row.signed_order is not None and row.order_id is not None
+        signed = signed_order_from_json(row.signed_order)
+        fills = await self._orders.lookup(row.secret_id, row.order_id)
+        if fills is None:
+            try:
+                fills = await self._orders.post(row.secret_id, signed)
+            except DuplicateOrder:
+                fills = await self._orders.lookup(row.secret_id, row.order_id)
+                if fills is None:
+                    raise UnknownOutcome(
+                        "the exchange has the order but does not show it yet",
+                        transaction_log_id=row.id,
+                        order_id=row.order_id,
+                    ) from None
+            except UnknownOutcome as error:
+                await self._move(row.id, TransactionStatus.UNKNOWN, error_message=error.message)
+                raise UnknownOutcome(
+                    error.message, transaction_log_id=row.id, order_id=row.order_id
+                ) from error
+            except TransientSkillError:
+                raise
+            except SkillError as error:
+                await self._fail(row.id, error)
+                raise
+        if fills.status == "canceled" and fills.filled_shares == 0:
+            # The exchange has it, killed without a fill (a FOK/FAK that found no match).
+            killed = NoLiquidity("the exchange killed the order without a fill")
+            await self._fail(row.id, killed)
+            raise killed
+        return await self._record_executed(row.id, fills, wallet_address)
+
+    # ---- live steps ------------------------------------------------------------------
+
+    async def _sign_and_store(self, row: TransactionLog, action: StoredAction) -> SignedOrder:
+        signed, order_id = await self._orders.sign(
+            row.secret_id, action.spec, neg_risk=action.neg_risk
+        )
+        async with self._sessions() as session, session.begin():
+            await audit.set_fields(
+                session, row.id, signed_order=signed_order_to_json(signed), order_id=order_id
+            )
+        row.signed_order, row.order_id = signed_order_to_json(signed), order_id
+        return signed
+
+    async def _post_with_refresh(
+        self, row: TransactionLog, action: StoredAction, signed: SignedOrder
+    ) -> Fills:
+        try:
+            return await self._orders.post(row.secret_id, signed)
+        except (OrderVersionMismatch, TickSizeChanged) as error:
+            # Definitely refused, so a fresh signature is safe: re-read and retry once.
+            logger.info(
+                "order_refresh_and_retry",
+                extra={"transaction_log_id": row.id, "reason": error.code},
+            )
+            await self._market_data.exchange_version(refresh=True)
+            self._market_data.forget_market(action.spec.token_id)
+            info = await self._market_data.market_info(action.spec.token_id, refresh=True)
+            await refresh_sdk_market(await self._orders.client(row.secret_id), action.spec.token_id)
+            action = StoredAction(action.spec, action.condition_id, info.neg_risk, action.rule_id)
+            signed = await self._sign_and_store(row, action)
+            return await self._orders.post(row.secret_id, signed)
+
+    async def _resolve_once_or_raise(
+        self, log_id: str, wallet_address: str, error: UnknownOutcome
+    ) -> BetResult:
+        row = await self._row(log_id)
+        try:
+            fills = await self._orders.lookup(row.secret_id, row.order_id or "")
+        except SkillError:
+            fills = None
+        if fills is None:
+            raise UnknownOutcome(
+                error.message, transaction_log_id=log_id, order_id=row.order_id
+            ) from error
+        return await self._record_executed(log_id, fills, wallet_address)
+
+    # ---- paper -----------------------------------------------------------------------
+
+    async def _execute_paper(
+        self, row: TransactionLog, action: StoredAction, wallet_address: str
+    ) -> BetResult:
+        spec = action.spec
+        try:
+            book = await self._market_data.get_order_book(spec.token_id)
+            walk = paper.paper_walk(
+                book,
+                spec.side,
+                spec.amount,
+                order_type=spec.order_type,
+                worst_price=spec.worst_price,
+                limit_price=spec.price,
+            )
+        except SkillError as error:
+            await self._fail(row.id, error)
+            raise
+        fills = Fills(
+            order_id=f"paper-{row.id}",
+            status="matched",
+            filled_shares=walk.shares,
+            filled_usd=walk.usd,
+            response={
+                "paper": True,
+                "fills": [{"price": str(f.price), "size": str(f.shares)} for f in walk.fills],
+            },
+        )
+        async with self._sessions() as session, session.begin():
+            session.add_all(
+                paper.fill_rows(
+                    walk,
+                    secret_id=row.secret_id,
+                    token_id=spec.token_id,
+                    condition_id=action.condition_id,
+                    side=spec.side,
+                    transaction_log_id=row.id,
+                )
+            )
+            moved = await audit.move_status(
+                session,
+                row.id,
+                from_statuses=OPEN,
+                to_status=TransactionStatus.EXECUTED,
+                order_id=fills.order_id,
+                response_data=response_data(fills),
+            )
+            if not moved:
+                raise SkillError(f"transaction {row.id} was already finished")
+        return result_of(await self._row(row.id), wallet_address)
+
+    # ---- rows ------------------------------------------------------------------------
+
+    async def _row(self, log_id: str) -> TransactionLog:
+        async with self._sessions() as session:
+            row = await audit.get_log(session, log_id)
+        if row is None:
+            raise SkillError(f"transaction {log_id} not found")
+        return row
+
+    async def _record_executed(self, log_id: str, fills: Fills, wallet_address: str) -> BetResult:
+        async with self._sessions() as session, session.begin():
+            await audit.move_status(
+                session,
+                log_id,
+                from_statuses=OPEN,
+                to_status=TransactionStatus.EXECUTED,
+                order_id=fills.order_id,
+                response_data=response_data(fills),
+                error_message=None,
+            )
+        logger.info(
+            "order_executed", extra={"transaction_log_id": log_id, "order_id": fills.order_id}
+        )
+        return result_of(await self._row(log_id), wallet_address)
+
+    async def _move(self, log_id: str, status: TransactionStatus, **fields: object) -> None:
+        async with self._sessions() as session, session.begin():
+            await audit.move_status(session, log_id, from_statuses=OPEN, to_status=status, **fields)
+
+    async def _fail(self, log_id: str, error: SkillError) -> None:
+        await self._move(
+            log_id,
+            TransactionStatus.FAILED,
+            error_message=error.message,
+            response_data={"errorCode": error.code, "error": error.message},
+        )
+        logger.info("order_failed", extra={"transaction_log_id": log_id, "error": error.code})

@@ -1,0 +1,219 @@
+"""Live orders through the SDK: sign, post, look up, cancel, list. No database.
+
+Signing and posting are separate calls so the caller can persist the signed order (and
+its id) before it is posted: the exactly-once tool. A post that loses its answer raises
+``UnknownOutcome``; it is resolved by ``lookup`` or by posting the same signed order again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+from typing import Any, cast
+
+from polymarket import AsyncSecureClient
+from polymarket.errors import RequestRejectedError, UnexpectedResponseError
+from polymarket.models.clob.order_response import AcceptedOrder
+from polymarket.models.clob.orders import SignedOrder
+from polymarket.models.types import ClobAssetId
+
+from vincent.skills.polymarket.clients import ClientRegistry
+from vincent.skills.polymarket.errors import InvalidOrder, SkillError, UnknownOutcome
+from vincent.skills.polymarket.exchange_errors import classify_rejected_order, classify_sdk_error
+from vincent.skills.polymarket.signed_orders import order_id_of
+from vincent.skills.polymarket.types import OrderType, Side
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSpec:
+    """What to sign. ``amount``: USD for a market BUY, shares otherwise (a limit BUY's USD
+    budget is turned into shares at ``price``)."""
+
+    token_id: str
+    side: Side
+    amount: Decimal
+    price: Decimal | None
+    order_type: OrderType
+    worst_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fills:
+    """An order's outcome on the exchange: its status and what it filled."""
+
+    order_id: str
+    status: str
+    filled_shares: Decimal
+    filled_usd: Decimal
+    response: dict[str, Any]
+
+
+def limit_buy_shares(budget_usd: Decimal, price: Decimal) -> Decimal:
+    # Rounded down: a limit BUY never commits more than its USD budget.
+    return (budget_usd / price).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+
+
+def fills_of(accepted: AcceptedOrder, side: Side) -> Fills:
+    # SELL: making = shares given, taking = USD received; BUY the other way round.
+    shares, usd = (
+        (accepted.making_amount, accepted.taking_amount)
+        if side == "SELL"
+        else (accepted.taking_amount, accepted.making_amount)
+    )
+    return Fills(
+        order_id=str(accepted.order_id),
+        status=accepted.status,
+        filled_shares=shares,
+        filled_usd=usd,
+        response=accepted.model_dump(mode="json"),
+    )
+
+
+class LiveOrders:
+    """SDK calls for one exchange, by secret."""
+
+    def __init__(self, registry: ClientRegistry, *, post_timeout_s: float) -> None:
+        self._registry = registry
+        self._post_timeout_s = post_timeout_s
+
+    async def client(self, secret_id: str) -> AsyncSecureClient:
+        return await self._registry.client_for(secret_id)
+
+    async def sign(
+        self, secret_id: str, spec: OrderSpec, *, neg_risk: bool
+    ) -> tuple[SignedOrder, str]:
+        """Sign ``spec`` (no post); return the signed order and its exchange order id."""
+        client = await self.client(secret_id)
+        try:
+            signed = await self._sign(client, spec)
+        except SkillError:
+            raise
+        except Exception as error:
+            raise classify_sdk_error(error) from error
+        return signed, order_id_of(signed, self._registry.environment, neg_risk=neg_risk)
+
+    async def _sign(self, client: AsyncSecureClient, spec: OrderSpec) -> SignedOrder:
+        if spec.price is not None:
+            size = limit_buy_shares(spec.amount, spec.price) if spec.side == "BUY" else spec.amount
+            if size <= 0:
+                raise InvalidOrder(f"amount buys no shares at price {spec.price}")
+            return await client.create_limit_order(
+                token_id=spec.token_id, price=spec.price, size=size, side=spec.side
+            )
+        if spec.order_type not in ("FOK", "FAK"):
+            raise InvalidOrder(
+                f"orderType must be FOK or FAK without a price, was {spec.order_type}"
+            )
+        if spec.side == "SELL":
+            return await client.create_market_order(
+                token_id=spec.token_id,
+                side="SELL",
+                shares=spec.amount,
+                min_price=spec.worst_price,
+                order_type=spec.order_type,
+            )
+        return await client.create_market_order(
+            token_id=spec.token_id,
+            side="BUY",
+            amount=spec.amount,
+            max_price=spec.worst_price,
+            order_type=spec.order_type,
+        )
+
+    async def post(self, secret_id: str, signed: SignedOrder) -> Fills:
+        """Post a signed order. Refusals raise typed errors; a lost answer ``UnknownOutcome``."""
+        client = await self.client(secret_id)
+        try:
+            async with asyncio.timeout(self._post_timeout_s):
+                response = await client.post_order(signed)
+        except TimeoutError as error:
+            raise UnknownOutcome("order sent, no answer in time") from error
+        except Exception as error:
+            mapped = classify_sdk_error(error, order_sent=True)
+            if mapped.code == "WALLET_ERROR":
+                await self._registry.discard(secret_id)
+            raise mapped from error
+        if isinstance(response, AcceptedOrder):
+            return fills_of(response, signed.side)
+        raise classify_rejected_order(response)
+
+    async def lookup(self, secret_id: str, order_id: str) -> Fills | None:
+        """What the exchange knows of ``order_id`` (status and fills), or None if nothing."""
+        client = await self.client(secret_id)
+        try:
+            order = await client.get_order(order_id=order_id)
+        except RequestRejectedError as error:
+            if error.status in (400, 404):
+                return None
+            raise classify_sdk_error(error) from error
+        except UnexpectedResponseError:
+            return None
+        except Exception as error:
+            raise classify_sdk_error(error) from error
+        shares, usd = await self._trade_totals(client, order_id)
+        if shares == 0 and order.size_matched > 0:
+            shares, usd = order.size_matched, order.size_matched * order.price
+        return Fills(
+            order_id=order.id,
+            status=order.status.lower(),
+            filled_shares=shares,
+            filled_usd=usd,
+            response=order.model_dump(mode="json"),
+        )
+
+    async def _trade_totals(
+        self, client: AsyncSecureClient, order_id: str
+    ) -> tuple[Decimal, Decimal]:
+        shares = usd = Decimal(0)
+        try:
+            async for trade in client.list_account_trades().iter_items():
+                if trade.taker_order_id == order_id:
+                    shares += trade.size
+                    usd += trade.size * trade.price
+        except Exception as error:
+            raise classify_sdk_error(error) from error
+        return shares, usd
+
+    async def cancel(self, secret_id: str, order_id: str | None) -> dict[str, Any]:
+        """Cancel one order, or every open order when ``order_id`` is None."""
+        client = await self.client(secret_id)
+        try:
+            result = (
+                await client.cancel_all()
+                if order_id is None
+                else await client.cancel_order(order_id=order_id)
+            )
+        except Exception as error:
+            raise classify_sdk_error(error) from error
+        return result.model_dump(mode="json")
+
+    async def open_orders(self, secret_id: str, market: str | None) -> list[dict[str, Any]]:
+        client = await self.client(secret_id)
+        try:
+            return [
+                o.model_dump(mode="json")
+                async for o in client.list_open_orders(market=market).iter_items()
+            ]
+        except Exception as error:
+            raise classify_sdk_error(error) from error
+
+    async def trades(self, secret_id: str, market: str | None) -> list[dict[str, Any]]:
+        client = await self.client(secret_id)
+        try:
+            return [
+                t.model_dump(mode="json")
+                async for t in client.list_account_trades(market=market).iter_items()
+            ]
+        except Exception as error:
+            raise classify_sdk_error(error) from error
+
+
+async def refresh_sdk_market(client: AsyncSecureClient, token_id: str) -> None:
+    """Make the SDK re-read a market's tick size / neg-risk / fees (the exchange said they
+    changed). Uses the SDK's metadata cache, which has no public refresh."""
+    ctx = client._ctx
+    try:
+        await ctx.order_metadata.fetch_current_market(ctx, token_id=cast(ClobAssetId, token_id))
+    except Exception as error:
+        raise classify_sdk_error(error) from error

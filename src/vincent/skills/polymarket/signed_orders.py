@@ -1,0 +1,105 @@
+"""Signed orders at rest: JSON for the audit row, and the order id (its EIP-712 digest).
+
+The order id is computed before posting, so an attempt whose answer never came back can
+be looked up by id. Typed data comes from the SDK (pinned, see environment.py); only the
+standard EIP-712 hashing of eth_account is applied to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth_account.messages import _hash_eip191_message, encode_typed_data
+from polymarket._internal.actions.orders.context import resolve_order_exchange_address
+from polymarket._internal.actions.orders.typed_data import build_order_typed_data
+from polymarket._internal.actions.orders.types import UnsignedOrder
+from polymarket._internal.environment import get_environment_config
+from polymarket._internal.protocol import is_v2_position_id
+from polymarket.environments import Environment
+from polymarket.models.clob.orders import SignedOrder
+
+_FIELDS = (
+    "builder",
+    "expiration",
+    "maker",
+    "maker_amount",
+    "metadata",
+    "order_type",
+    "salt",
+    "side",
+    "signature",
+    "signature_type",
+    "signer",
+    "taker_amount",
+    "timestamp",
+    "token_id",
+    "post_only",
+)
+
+
+def signed_order_to_json(order: SignedOrder) -> dict[str, Any]:
+    """A JSON-safe copy; big integers become strings so no database loses precision."""
+    data: dict[str, Any] = {}
+    for name in _FIELDS:
+        value = getattr(order, name)
+        data[name] = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    return data
+
+
+def signed_order_from_json(data: dict[str, Any]) -> SignedOrder:
+    return SignedOrder(
+        builder=data["builder"],
+        expiration=int(data["expiration"]),
+        maker=data["maker"],
+        maker_amount=int(data["maker_amount"]),
+        metadata=data["metadata"],
+        order_type=data["order_type"],
+        salt=int(data["salt"]),
+        side=data["side"],
+        signature=data["signature"],
+        signature_type=int(data["signature_type"]),
+        signer=data["signer"],
+        taker_amount=int(data["taker_amount"]),
+        timestamp=int(data["timestamp"]),
+        token_id=data["token_id"],
+        post_only=bool(data.get("post_only", False)),
+    )
+
+
+def order_id_of(order: SignedOrder, environment: Environment, *, neg_risk: bool) -> str:
+    """The exchange's id for ``order``: the EIP-712 digest of its Order struct."""
+    config = get_environment_config(environment)
+    unsigned = UnsignedOrder(
+        chain_id=config.chain_id,
+        builder=order.builder,
+        exchange_address=resolve_order_exchange_address(
+            config, asset_id=order.token_id, neg_risk=neg_risk
+        ),
+        expiration=order.expiration,
+        maker=order.maker,
+        maker_amount=order.maker_amount,
+        metadata=order.metadata,
+        order_type=order.order_type,
+        salt=order.salt,
+        side=order.side,
+        signature_type=order.signature_type,
+        signer=order.signer,
+        taker_amount=order.taker_amount,
+        timestamp=order.timestamp,
+        token_id=order.token_id,
+        protocol_version="3" if is_v2_position_id(order.token_id) else "2",
+    )
+    typed = build_order_typed_data(unsigned)
+    if typed["primaryType"] != "Order":
+        # Deposit wallets sign a TypedDataSign wrapper; the id is still the Order digest.
+        typed = {
+            "types": {
+                "EIP712Domain": typed["types"]["EIP712Domain"],
+                "Order": typed["types"]["Order"],
+            },
+            "primaryType": "Order",
+            "domain": typed["domain"],
+            "message": typed["message"]["contents"],
+        }
+    digest: bytes = _hash_eip191_message(encode_typed_data(full_message=typed))
+    return "0x" + digest.hex()

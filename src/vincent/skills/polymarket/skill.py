@@ -1,0 +1,193 @@
+"""``PolymarketSkill``: the facade the routes and the trade-manager worker call.
+
+Wires market data, the SDK client registry, the bet pipeline and the executor; owns the
+shared HTTP client and closes everything in ``aclose``.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from vincent.audit import transaction_log as audit
+from vincent.db.session import SessionFactory
+from vincent.enums import TransactionStatus
+from vincent.skills.polymarket import holdings as holdings_api
+from vincent.skills.polymarket import paper
+from vincent.skills.polymarket.actions import result_of
+from vincent.skills.polymarket.bets import BetPipeline
+from vincent.skills.polymarket.clients import ClientRegistry, WalletRef, load_wallet
+from vincent.skills.polymarket.errors import SkillError, TransientSkillError
+from vincent.skills.polymarket.execution import Executor
+from vincent.skills.polymarket.http import JsonGetter
+from vincent.skills.polymarket.market_data import MarketData
+from vincent.skills.polymarket.orders import LiveOrders, refresh_sdk_market
+from vincent.skills.polymarket.types import (
+    AttemptOutcome,
+    AttemptResolution,
+    BetRequest,
+    BetResult,
+    Holding,
+    OrderBook,
+)
+
+logger = logging.getLogger(__name__)
+
+_OUTCOME_OF_STATUS = {
+    TransactionStatus.EXECUTED: AttemptOutcome.EXECUTED,
+    TransactionStatus.DENIED: AttemptOutcome.DENIED,
+    TransactionStatus.PENDING_APPROVAL: AttemptOutcome.PENDING_APPROVAL,
+    TransactionStatus.FAILED: AttemptOutcome.FAILED,
+}
+
+
+class PolymarketSkill:
+    """The Polymarket skill (live or paper). Implements ``TradingSkill``."""
+
+    def __init__(
+        self,
+        *,
+        session_factory: SessionFactory,
+        http_client: httpx.AsyncClient,
+        market_data: MarketData,
+        data_api: JsonGetter,
+        registry: ClientRegistry,
+        post_timeout_s: float,
+        paper_mode: bool,
+    ) -> None:
+        self._sessions = session_factory
+        self._http = http_client
+        self._market_data = market_data
+        self._data_api = data_api
+        self._registry = registry
+        self._orders = LiveOrders(registry, post_timeout_s=post_timeout_s)
+        self._paper = paper_mode
+        self._executor = Executor(session_factory, market_data, self._orders, paper_mode=paper_mode)
+        self._bets = BetPipeline(session_factory, market_data, self._executor, self._shares_held)
+
+    @property
+    def paper_mode(self) -> bool:
+        return self._paper
+
+    # ---- actions ---------------------------------------------------------------------
+
+    async def place_bet(self, request: BetRequest) -> BetResult:
+        """Check policies, audit, and (if allowed) place the order. Raises ``SkillError``."""
+        return await self._bets.place_bet(request)
+
+    async def execute_approved(self, transaction_log_id: str) -> BetResult:
+        """Execute an action the owner approved; only from PENDING_APPROVAL, only once.
+
+        The caller (``services.approvals``) has already won the approval's status
+        transition; this moves the audit row out of PENDING_APPROVAL the same way.
+        """
+        async with self._sessions() as session, session.begin():
+            row = await audit.get_log(session, transaction_log_id)
+            if row is None:
+                raise SkillError(f"transaction {transaction_log_id} not found")
+            moved = await audit.move_status(
+                session,
+                transaction_log_id,
+                from_statuses=[TransactionStatus.PENDING_APPROVAL],
+                to_status=TransactionStatus.PENDING,
+            )
+        if not moved:
+            raise SkillError(f"transaction {transaction_log_id} is not awaiting approval")
+        wallet = await load_wallet(self._sessions, row.secret_id)
+        return await self._executor.execute(
+            transaction_log_id, wallet.funder_address, keep_open=False
+        )
+
+    async def resolve_attempt(self, idempotency_key: str) -> AttemptResolution:
+        """Find out what became of the action sent with ``idempotency_key``; never re-sign."""
+        async with self._sessions() as session:
+            row = await audit.find_by_idempotency_key(session, idempotency_key)
+        if row is None:
+            return AttemptResolution(AttemptOutcome.NOT_SENT, message="no such action")
+        wallet = await load_wallet(self._sessions, row.secret_id)
+        if row.status in _OUTCOME_OF_STATUS:
+            outcome = _OUTCOME_OF_STATUS[row.status]
+            result = (
+                None if outcome is AttemptOutcome.FAILED else result_of(row, wallet.funder_address)
+            )
+            return AttemptResolution(outcome, result, row.error_message)
+        if row.signed_order is None:
+            return AttemptResolution(AttemptOutcome.NOT_SENT, message="never signed or posted")
+        try:
+            result = await self._executor.resolve(row, wallet.funder_address)
+        except TransientSkillError:
+            raise
+        except SkillError as error:
+            return AttemptResolution(AttemptOutcome.FAILED, message=error.message)
+        return AttemptResolution(AttemptOutcome.EXECUTED, result)
+
+    async def cancel_order(self, secret_id: str, order_id: str | None) -> dict[str, Any]:
+        """Cancel one open order (or all with ``order_id=None``); the CLOB's answer."""
+        await load_wallet(self._sessions, secret_id)
+        if self._paper:
+            return {"canceled": [], "not_canceled": {}}
+        return await self._orders.cancel(secret_id, order_id)
+
+    # ---- reads -----------------------------------------------------------------------
+
+    async def get_holdings(self, secret_id: str) -> list[Holding]:
+        wallet = await load_wallet(self._sessions, secret_id)
+        if not self._paper:
+            return await holdings_api.fetch_positions(self._data_api, wallet.funder_address)
+        async with self._sessions() as session:
+            positions = await paper.paper_positions(session, secret_id)
+        return [
+            paper.to_holding(p, await self._market_data.get_midpoint(p.token_id)) for p in positions
+        ]
+
+    async def wallet_address(self, secret_id: str) -> str:
+        return (await load_wallet(self._sessions, secret_id)).funder_address
+
+    async def get_open_orders(self, secret_id: str, market: str | None) -> list[dict[str, Any]]:
+        await load_wallet(self._sessions, secret_id)
+        return [] if self._paper else await self._orders.open_orders(secret_id, market)
+
+    async def get_trades(self, secret_id: str, market: str | None) -> list[dict[str, Any]]:
+        await load_wallet(self._sessions, secret_id)
+        return [] if self._paper else await self._orders.trades(secret_id, market)
+
+    async def get_midpoint(self, token_id: str) -> Decimal | None:
+        return await self._market_data.get_midpoint(token_id)
+
+    async def get_order_book(self, token_id: str) -> OrderBook:
+        return await self._market_data.get_order_book(token_id)
+
+    async def get_market(self, condition_id: str) -> dict[str, Any]:
+        return await self._market_data.get_market(condition_id)
+
+    async def lookup_market_slug(self, condition_id: str) -> str | None:
+        return await self._market_data.lookup_market_slug(condition_id)
+
+    async def prepare(self, secret_id: str, token_id: str) -> None:
+        """Warm the secret's SDK client and the token's market info before a first order."""
+        await self._market_data.market_info(token_id)
+        if not self._paper:
+            client = await self._registry.client_for(secret_id)
+            await refresh_sdk_market(client, token_id)
+
+    async def aclose(self) -> None:
+        await self._registry.aclose()
+        await self._http.aclose()
+
+    async def _shares_held(self, wallet: WalletRef, token_id: str) -> Decimal | None:
+        """Shares the wallet holds of ``token_id``; None when the Data API cannot say."""
+        if self._paper:
+            async with self._sessions() as session:
+                positions = await paper.paper_positions(session, wallet.secret_id)
+            return sum((p.shares for p in positions if p.token_id == token_id), Decimal(0))
+        try:
+            positions_now = await holdings_api.fetch_positions(
+                self._data_api, wallet.funder_address
+            )
+        except SkillError as error:
+            logger.warning("holdings_unavailable", extra={"error": error.code})
+            return None
+        return holdings_api.shares_held(positions_now, token_id)
