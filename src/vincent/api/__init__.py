@@ -1,1 +1,1 @@
-"""api."""
+"""HTTP front end: routes, API-key auth, the Vincent envelope and the error mapping."""

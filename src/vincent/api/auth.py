@@ -1,0 +1,36 @@
+"""API-key authentication: ``Authorization: Bearer <key>`` → the caller's secret."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vincent.api.state import get_session
+from vincent.errors import Unauthorized
+from vincent.services.api_keys import AuthenticatedSecret, resolve_api_key
+
+
+def parse_bearer(header: str | None) -> str:
+    """The key from an Authorization header, as the original parses it. Raises Unauthorized."""
+    if header is None:
+        raise Unauthorized("Missing Authorization header")
+    parts = header.split(" ")
+    if len(parts) != 2 or parts[0].lower() != "bearer" or not parts[1]:
+        raise Unauthorized("Invalid Authorization header format. Expected: Bearer <api_key>")
+    return parts[1]
+
+
+async def require_secret(
+    request: Request, session: Annotated[AsyncSession, Depends(get_session)]
+) -> AuthenticatedSecret:
+    """Resolve the caller's secret, or refuse with 401 in the Vincent envelope."""
+    key = parse_bearer(request.headers.get("authorization"))
+    secret = await resolve_api_key(session, key)
+    if secret is None:
+        raise Unauthorized("Invalid or revoked API key")
+    return secret
+
+
+CurrentSecret = Annotated[AuthenticatedSecret, Depends(require_secret)]

@@ -1,0 +1,207 @@
+"""The one place that maps error classes to HTTP statuses and writes the error envelope.
+
+Three handlers: ``VincentError`` (found along the exception's MRO), request validation
+(rendered as Zod-style issues like the original), and a last-resort 500 with no trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from vincent.api.envelope import error_body
+from vincent.api.middleware import trace_id_var
+from vincent.api.schemas import ENUM_VALUES, FIELD_TYPES
+from vincent.errors import (
+    BadRequest,
+    ConfigurationError,
+    Conflict,
+    Forbidden,
+    InvalidSecretType,
+    NotFound,
+    Unauthorized,
+    ValidationFailed,
+    VincentError,
+)
+from vincent.skills.polymarket.errors import SkillError
+
+logger = logging.getLogger(__name__)
+
+# Most specific class first; the first isinstance match wins.
+STATUS_BY_ERROR: tuple[tuple[type[VincentError], int], ...] = (
+    (ValidationFailed, 400),
+    (BadRequest, 400),
+    (InvalidSecretType, 400),
+    (Unauthorized, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (SkillError, 500),
+    (ConfigurationError, 500),
+)
+
+
+def status_for(error: VincentError) -> int:
+    for cls, status in STATUS_BY_ERROR:
+        if isinstance(error, cls):
+            return status
+    return 500
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+_EXPECTED_BY_TYPE = {
+    "string_type": "string",
+    "float_type": "number",
+    "float_parsing": "number",
+    "int_type": "number",
+    "int_parsing": "number",
+    "bool_type": "boolean",
+    "dict_type": "object",
+    "model_type": "object",
+    "model_attributes_type": "object",
+    "list_type": "array",
+    "datetime_type": "string",
+    "datetime_parsing": "datetime",
+    "datetime_from_date_parsing": "datetime",
+    "finite_number": "number",
+}
+
+
+def zod_issue(error: Any) -> dict[str, Any]:
+    """Render one Pydantic error as the original's Zod v4 issue object."""
+    loc: Sequence[Any] = error.get("loc", ())
+    path = [p for p in loc[1:] if not (isinstance(p, str) and p in {"SELL_ALL", "SELL_PARTIAL"})]
+    field = ".".join(str(p) for p in path)
+    kind = error.get("type", "")
+    ctx = error.get("ctx") or {}
+    given = error.get("input")
+    if kind == "json_invalid":
+        message = f"Malformed JSON body: {ctx.get('error', 'invalid JSON')}"
+        return {"code": "invalid_json", "path": [], "message": message}
+    if kind == "missing" and field in ENUM_VALUES:
+        kind = "literal_error"
+    if kind in ("literal_error", "enum") or (kind == "missing" and field in ENUM_VALUES):
+        values = ENUM_VALUES.get(field, [])
+        options = "|".join(f'"{v}"' for v in values)
+        message = (
+            f"Invalid input: expected {options}"
+            if len(values) == 1
+            else f"Invalid option: expected one of {options}"
+        )
+        return {"code": "invalid_value", "values": values, "path": path, "message": message}
+    if kind == "missing":
+        expected = FIELD_TYPES.get(field, "object" if not path else "string")
+        return {
+            "expected": expected,
+            "code": "invalid_type",
+            "path": path,
+            "message": f"Invalid input: expected {expected}, received undefined",
+        }
+    if kind in _EXPECTED_BY_TYPE:
+        expected = _EXPECTED_BY_TYPE[kind]
+        return {
+            "expected": expected,
+            "code": "invalid_type",
+            "path": path,
+            "message": f"Invalid input: expected {expected}, received {_json_type(given)}",
+        }
+    if kind in ("greater_than", "greater_than_equal"):
+        bound = ctx.get("gt", ctx.get("ge"))
+        inclusive = kind == "greater_than_equal"
+        op = ">=" if inclusive else ">"
+        return {
+            "origin": "number",
+            "code": "too_small",
+            "minimum": bound,
+            "inclusive": inclusive,
+            "path": path,
+            "message": f"Too small: expected number to be {op}{bound}, was {given}",
+        }
+    if kind in ("less_than", "less_than_equal"):
+        bound = ctx.get("lt", ctx.get("le"))
+        inclusive = kind == "less_than_equal"
+        op = "<=" if inclusive else "<"
+        return {
+            "origin": "number",
+            "code": "too_big",
+            "maximum": bound,
+            "inclusive": inclusive,
+            "path": path,
+            "message": f"Too big: expected number to be {op}{bound}, was {given}",
+        }
+    if kind == "string_too_short":
+        minimum = ctx.get("min_length", 1)
+        return {
+            "origin": "string",
+            "code": "too_small",
+            "minimum": minimum,
+            "inclusive": True,
+            "path": path,
+            "message": f"Too small: expected string to have >={minimum} characters",
+        }
+    if kind == "extra_forbidden":
+        key = str(path[-1]) if path else ""
+        return {
+            "code": "unrecognized_keys",
+            "keys": [key],
+            "path": path[:-1],
+            "message": f'Unrecognized key: "{key}"',
+        }
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        tag = ctx.get("tag", given)
+        return {
+            "code": "invalid_union",
+            "path": path,
+            "message": f"Invalid input: {field}.type must be SELL_ALL or SELL_PARTIAL, was {tag}",
+        }
+    return {"code": "custom", "path": path, "message": str(error.get("msg", "Invalid input"))}
+
+
+def _envelope(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+    return JSONResponse(error_body(code, message, details, trace_id_var.get()), status_code=status)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the three handlers (plus one for Starlette's own 404/405)."""
+
+    async def on_vincent_error(_request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, VincentError)
+        return _envelope(status_for(error), error.code, error.message, error.details)
+
+    async def on_validation_error(_request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, RequestValidationError)
+        issues = [zod_issue(e) for e in error.errors()]
+        return _envelope(400, ValidationFailed.code, ValidationFailed.default_message, issues)
+
+    async def on_http_error(_request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, StarletteHTTPException)
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, "HTTP_ERROR")
+        return _envelope(error.status_code, code, str(error.detail))
+
+    async def on_unexpected(_request: Request, error: Exception) -> JSONResponse:
+        logger.exception("unhandled error", extra={"error_type": type(error).__name__})
+        return _envelope(500, "INTERNAL_ERROR", "Internal server error")
+
+    app.add_exception_handler(VincentError, on_vincent_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

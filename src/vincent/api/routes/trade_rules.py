@@ -1,0 +1,187 @@
+"""``/api/skills/polymarket/rules``: the trade-rules API. HTTP in, service calls, JSON out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from vincent.api.deps import CurrentSecret, SessionDep, StateDep
+from vincent.api.envelope import iso, ok
+from vincent.api.schemas import (
+    CreateRuleBody,
+    UpdateRuleBody,
+    as_decimal,
+    render_event,
+    render_position,
+    render_rule,
+)
+from vincent.api.state import AppState
+from vincent.enums import TradeRuleStatus, TradeRuleType, TriggerSource
+from vincent.errors import InvalidStatusFilter, ValidationFailed
+from vincent.services.trade_manager import event_logger, positions, rule_manager
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/rules", tags=["trade rules"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Validation failed, or the rule cannot be changed in its status"},
+    401: {"description": "Missing, malformed, unknown or revoked API key"},
+}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    **_ERRORS,
+    404: {"description": "No such rule for this API key (another tenant's rule is a 404)"},
+}
+_LEADING_INT = re.compile(r"^\s*([+-]?\d+)")
+
+
+def js_parse_int(raw: str | None, default: int) -> int:
+    """``parseInt`` semantics of the original: leading digits, else the default."""
+    match = _LEADING_INT.match(raw or "")
+    return int(match.group(1)) if match else default
+
+
+@router.post("", status_code=201, responses=_ERRORS, summary="Create a rule")
+async def create_rule(
+    body: CreateRuleBody,
+    request: Request,
+    secret: CurrentSecret,
+    session: SessionDep,
+    state: StateDep,
+) -> JSONResponse:
+    sent = set(body.model_fields_set)
+    issues = body.trailing_issues(sent)
+    if "trailingPercent" in sent and body.trailingPercent is None:
+        issues = [
+            {
+                "expected": "number",
+                "code": "invalid_type",
+                "path": ["trailingPercent"],
+                "message": "Invalid input: expected number, received null",
+            }
+        ]
+    if issues:
+        raise ValidationFailed(details=issues)
+    new = rule_manager.NewRule(
+        rule_type=TradeRuleType(body.ruleType),
+        market_id=body.marketId,
+        token_id=body.tokenId,
+        side=body.side,
+        trigger_price=as_decimal(body.triggerPrice),
+        trailing_percent=None if body.trailingPercent is None else as_decimal(body.trailingPercent),
+        action=body.rule_action(),
+        trigger_source=TriggerSource(body.triggerSource),
+        expires_at=body.expiresAt,
+    )
+    payload = body.model_dump(mode="json", exclude_none=True, exclude={"expiresAt"})
+    if body.triggerSource == "MIDPOINT" and "triggerSource" not in sent:
+        payload.pop("triggerSource", None)
+    slug = await _market_slug(state, body.marketId)
+    rule = await rule_manager.create_rule(
+        session,
+        secret.id,
+        new,
+        max_active_rules=state.settings.trade_manager_max_rules_per_secret,
+        market_slug=slug,
+        payload=payload,
+    )
+    await session.commit()
+    state.rule_listener.rule_upserted(rule_manager.to_snapshot(rule))
+    logger.info("rule created", extra={"rule_id": rule.id, "secret_id": secret.id})
+    return ok(render_rule(rule), status_code=201)
+
+
+async def _market_slug(state: AppState, market_id: str) -> str | None:
+    """Gamma lookup with a short timeout; any failure leaves the slug null."""
+    if state.skill is None:
+        return None
+    try:
+        async with asyncio.timeout(state.settings.gamma_lookup_timeout_s):
+            slug: str | None = await state.skill.lookup_market_slug(market_id)
+            return slug
+    except Exception:  # the slug is cosmetic: never fail the create over it
+        logger.warning("market slug lookup failed", extra={"market_id": market_id})
+        return None
+
+
+@router.get("", responses=_ERRORS, summary="List the caller's rules, newest first")
+async def list_rules(request: Request, secret: CurrentSecret, session: SessionDep) -> JSONResponse:
+    values = request.query_params.getlist("status")
+    status = None
+    if len(values) == 1 and values[0].strip():
+        try:
+            status = TradeRuleStatus(values[0].strip().upper())
+        except ValueError:
+            raise InvalidStatusFilter(values[0]) from None
+    rules = await rule_manager.get_rules(session, secret.id, status)
+    return ok({"rules": [render_rule(r) for r in rules]})
+
+
+@router.get("/events", responses=_NOT_FOUND, summary="The caller's rule events, newest first")
+async def list_events(request: Request, secret: CurrentSecret, session: SessionDep) -> JSONResponse:
+    params = request.query_params
+    rule_id = params.get("ruleId") or None
+    limit = js_parse_int(params.get("limit"), event_logger.DEFAULT_EVENTS_LIMIT)
+    offset = js_parse_int(params.get("offset"), 0)
+    if rule_id is not None:
+        await rule_manager.get_rule(session, secret.id, rule_id)
+    events = await event_logger.get_events(session, secret.id, rule_id, limit, offset)
+    return ok({"events": [render_event(e) for e in events]})
+
+
+@router.get("/positions", responses=_ERRORS, summary="The caller's monitored positions")
+async def list_positions(secret: CurrentSecret, session: SessionDep) -> JSONResponse:
+    rows = await positions.list_positions(session, secret.id)
+    return ok({"positions": [render_position(p) for p in rows]})
+
+
+@router.get("/status", responses=_ERRORS, summary="Worker health and the caller's rule count")
+async def worker_status(
+    secret: CurrentSecret, session: SessionDep, state: StateDep
+) -> JSONResponse:
+    status = state.worker_status()
+    data: dict[str, Any] = {
+        "running": status.running,
+        "yourActiveRulesCount": await rule_manager.count_active_rules(session, secret.id),
+    }
+    if status.last_sync_time is not None:
+        data["lastSyncTime"] = iso(status.last_sync_time)
+    data["webSocketConnected"] = status.web_socket_connected
+    data["consecutiveFailures"] = status.consecutive_failures
+    if status.circuit_breaker_until is not None:
+        data["circuitBreakerUntil"] = iso(status.circuit_breaker_until)
+    data["webSocketSubscriptions"] = status.web_socket_subscriptions
+    data["webSocketConnections"] = status.web_socket_connections
+    data["lastMessageAgeSeconds"] = status.last_message_age_s
+    return ok(data)
+
+
+@router.get("/{rule_id}", responses=_NOT_FOUND, summary="One rule")
+async def get_rule(rule_id: str, secret: CurrentSecret, session: SessionDep) -> JSONResponse:
+    return ok(render_rule(await rule_manager.get_rule(session, secret.id, rule_id)))
+
+
+@router.patch("/{rule_id}", responses=_NOT_FOUND, summary="Move an ACTIVE rule's trigger")
+async def update_rule(
+    rule_id: str, body: UpdateRuleBody, secret: CurrentSecret, session: SessionDep, state: StateDep
+) -> JSONResponse:
+    rule = await rule_manager.update_rule(
+        session, secret.id, rule_id, as_decimal(body.triggerPrice)
+    )
+    await session.commit()
+    state.rule_listener.rule_upserted(rule_manager.to_snapshot(rule))
+    return ok(render_rule(rule))
+
+
+@router.delete("/{rule_id}", responses=_NOT_FOUND, summary="Cancel a rule")
+async def cancel_rule(
+    rule_id: str, secret: CurrentSecret, session: SessionDep, state: StateDep
+) -> JSONResponse:
+    rule = await rule_manager.cancel_rule(session, secret.id, rule_id)
+    await session.commit()
+    state.rule_listener.rule_removed(rule.id, rule.token_id)
+    return ok(render_rule(rule))

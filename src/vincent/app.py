@@ -1,0 +1,109 @@
+"""The app factory and its lifespan: engine → skill → worker, closed in reverse order."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from vincent import __version__
+from vincent.api.errors import install_error_handlers
+from vincent.api.middleware import BodySizeLimitMiddleware, TraceIdMiddleware
+from vincent.api.routes import health, polymarket
+from vincent.api.state import AppState
+from vincent.config import Settings
+from vincent.crypto import KeyBox
+from vincent.db.session import SessionFactory, create_engine, create_session_factory
+from vincent.errors import ConfigurationError
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Automated exit rules (stop-loss, take-profit, trailing stop) on Polymarket positions.
+Authenticate with `Authorization: Bearer <Vincent Polymarket API key>`.
+Every response is `{"success": true, "data": ...}` or
+`{"success": false, "error": {"code", "message", "details"}}`.
+"""
+
+SkillFactory = Callable[[Settings, SessionFactory, KeyBox], Awaitable[Any]]
+
+
+async def _default_skill_factory(
+    settings: Settings, session_factory: SessionFactory, keybox: KeyBox
+) -> Any:
+    from vincent.skills.polymarket import create_polymarket_skill
+
+    return await create_polymarket_skill(settings, session_factory, keybox)
+
+
+def create_app(
+    settings: Settings, *, skill_factory: SkillFactory | None = _default_skill_factory
+) -> FastAPI:
+    """Build the ASGI app. Resources open in the lifespan, never at import or build time."""
+    if settings.vincent_encryption_key is None:
+        raise ConfigurationError("VINCENT_ENCRYPTION_KEY is required (serve generates one)")
+    keybox = KeyBox(settings.vincent_encryption_key.get_secret_value())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            engine = create_engine(settings.database_url)
+            stack.push_async_callback(engine.dispose)
+            state = AppState(settings=settings, session_factory=create_session_factory(engine))
+            app.state.vincent = state
+            if skill_factory is not None:
+                state.skill = await skill_factory(settings, state.session_factory, keybox)
+                stack.push_async_callback(state.skill.aclose)
+            if settings.trade_manager_enabled and state.skill is not None:
+                await _start_worker(stack, state)
+            logger.info(
+                "vincent started",
+                extra={"worker": state.worker is not None, "mode": settings.execution_mode.value},
+            )
+            yield
+            logger.info("vincent stopping")
+
+    app = FastAPI(
+        title="Vincent Trade Manager",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(polymarket.router)
+    _include_optional_routers(app)
+    catch_all = polymarket.APIRouter(prefix="/api/skills/polymarket")
+    polymarket.include_catch_all(catch_all)
+    app.include_router(catch_all)
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(TraceIdMiddleware)
+    return app
+
+
+def _include_optional_routers(app: FastAPI) -> None:
+    """The skill's trading routes and the owner's admin API."""
+    try:
+        from vincent.api.routes import admin, polymarket_trading
+    except ImportError:
+        return
+    app.include_router(polymarket_trading.router, prefix="/api/skills/polymarket")
+    app.include_router(admin.router)
+
+
+async def _start_worker(stack: AsyncExitStack, state: AppState) -> None:
+    from vincent.services.trade_manager import (
+        start_trade_monitoring_worker,
+        stop_trade_monitoring_worker,
+    )
+
+    worker = await start_trade_monitoring_worker(state.settings, state.session_factory, state.skill)
+    stack.push_async_callback(stop_trade_monitoring_worker, worker)
+    state.worker = worker
+    state.rule_listener = worker
+    registry = getattr(worker, "metrics_registry", None)
+    if registry is not None:
+        state.metrics_registries.append(registry)

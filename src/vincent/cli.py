@@ -1,0 +1,233 @@
+"""The ``vincent`` command: serve, migrate, manage secrets and keys, run the local exchange.
+
+Thin front end: each command builds the settings once and calls the same services the API
+uses. Bad settings print one line and exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import SecretStr, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vincent.config import VAR_DIR, Settings, describe_validation_error, load_settings
+from vincent.crypto import KeyBox, load_or_create_key_file
+from vincent.db.session import create_engine, create_session_factory
+from vincent.errors import VincentError
+
+T = TypeVar("T")
+
+app = typer.Typer(help="Vincent Trade Manager", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database migrations", no_args_is_help=True)
+secrets_app = typer.Typer(help="Tenants: Polymarket wallet secrets", no_args_is_help=True)
+keys_app = typer.Typer(help="Agent API keys", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(secrets_app, name="secrets")
+app.add_typer(keys_app, name="keys")
+
+KEY_FILE = VAR_DIR / "encryption.key"
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def settings_or_exit(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except ValidationError as error:
+        _fail(describe_validation_error(error))
+        raise AssertionError("unreachable") from None
+
+
+def with_encryption_key(settings: Settings, *, announce: bool = True) -> Settings:
+    """Fill VINCENT_ENCRYPTION_KEY from ``var/encryption.key``, creating it when missing."""
+    if settings.vincent_encryption_key is not None:
+        return settings
+    key, created = load_or_create_key_file(KEY_FILE)
+    if created and announce:
+        typer.echo(
+            f"VINCENT_ENCRYPTION_KEY is not set: generated one and stored it in {KEY_FILE} "
+            "(back it up; wallet keys cannot be decrypted without it)",
+            err=True,
+        )
+    return settings.model_copy(update={"vincent_encryption_key": SecretStr(key)})
+
+
+def run_db(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``work`` in one committed session against the configured database."""
+
+    async def main() -> T:
+        engine = create_engine(settings.database_url)
+        try:
+            async with create_session_factory(engine)() as session:
+                result = await work(session)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except VincentError as error:
+        _fail(error.message, 1)
+        raise AssertionError("unreachable") from None
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (PORT)")] = None,
+) -> None:
+    """Migrate the database and run the API server and the monitoring worker."""
+    import uvicorn
+
+    from vincent.app import create_app
+    from vincent.db.migrate import upgrade
+    from vincent.logs import configure_logging
+
+    overrides: dict[str, Any] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    settings = with_encryption_key(settings_or_exit(**overrides))
+    configure_logging(settings.log_level, settings.log_format.value)
+    upgrade(settings.database_url)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply the Alembic migrations (creates the SQLite file under ./var/ if needed)."""
+    from vincent.db.migrate import upgrade
+
+    settings = settings_or_exit()
+    upgrade(settings.database_url, revision)
+    typer.echo(f"database at revision {revision}")
+
+
+@secrets_app.command("create")
+def secrets_create(
+    name: Annotated[str, typer.Option(help="A name for the tenant")],
+    private_key: Annotated[str, typer.Option("--private-key", help="Wallet private key, hex")],
+    funder: Annotated[str | None, typer.Option(help="Wallet address traded for")] = None,
+    signature_type: Annotated[
+        int | None, typer.Option("--signature-type", help="0 EOA, 1 proxy, 2 Safe, 3 deposit")
+    ] = None,
+) -> None:
+    """Store a wallet (key encrypted) and print its id and a new API key, once, as JSON."""
+    from vincent.services.secrets import create_secret
+
+    settings = with_encryption_key(settings_or_exit())
+    assert settings.vincent_encryption_key is not None
+    keybox = KeyBox(settings.vincent_encryption_key.get_secret_value())
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        created = await create_secret(
+            session,
+            keybox,
+            name=name,
+            private_key=private_key,
+            funder=funder,
+            signature_type=signature_type,
+        )
+        return {
+            "secretId": created.secret.id,
+            "name": created.secret.name,
+            "eoaAddress": created.secret.eoa_address,
+            "walletAddress": created.secret.funder_address,
+            "signatureType": created.secret.signature_type,
+            "apiKey": {"id": created.api_key.id, "key": created.api_key.key},
+        }
+
+    _print_json(run_db(settings, work))
+
+
+@secrets_app.command("list")
+def secrets_list() -> None:
+    """List the secrets (never their keys)."""
+    from vincent.services.secrets import list_secrets
+
+    async def work(session: AsyncSession) -> list[dict[str, Any]]:
+        return [
+            {
+                "secretId": s.id,
+                "name": s.name,
+                "type": s.type.value,
+                "eoaAddress": s.eoa_address,
+                "walletAddress": s.funder_address,
+                "signatureType": s.signature_type,
+                "createdAt": s.created_at.isoformat(),
+            }
+            for s in await list_secrets(session)
+        ]
+
+    _print_json(run_db(settings_or_exit(), work))
+
+
+@keys_app.command("create")
+def keys_create(secret_id: str, name: Annotated[str | None, typer.Option()] = None) -> None:
+    """Issue another API key for a secret; the key is printed once."""
+    from vincent.services.api_keys import issue_api_key
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        issued = await issue_api_key(session, secret_id, name)
+        return {"id": issued.id, "secretId": issued.secret_id, "key": issued.key}
+
+    _print_json(run_db(settings_or_exit(), work))
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke an API key; requests with it get 401 from then on."""
+    from vincent.services.api_keys import revoke_api_key
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        row = await revoke_api_key(session, key_id)
+        return {"id": row.id, "revokedAt": row.revoked_at}
+
+    _print_json(run_db(settings_or_exit(), work))
+
+
+@app.command()
+def sim(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8080,
+) -> None:
+    """Run the local Polymarket-compatible exchange (CLOB V2 REST + market WebSocket)."""
+    from vincent import sim as local_exchange
+
+    local_exchange.run(host=host, port=port)
+
+
+def _mount_admin_commands() -> None:
+    from vincent.cli_admin import approvals_app, policies_app
+
+    app.add_typer(approvals_app, name="approvals")
+    app.add_typer(policies_app, name="policies")
+
+
+def main() -> None:
+    _mount_admin_commands()
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Agent API keys: issue, resolve by hash, revoke. The key itself is never stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vincent.crypto import API_KEY_PREFIX, api_key_display_prefix, hash_api_key, new_api_key
+from vincent.db.base import utcnow
+from vincent.db.models import ApiKey, Secret
+from vincent.enums import SecretType
+from vincent.errors import NotFound
+
+# last_used_at is refreshed at most this often, so reads do not become writes.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticatedSecret:
+    """The caller's secret as handlers see it: no private key, no credentials."""
+
+    id: str
+    type: SecretType
+    name: str
+    eoa_address: str
+    funder_address: str
+    signature_type: int
+    api_key_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    id: str
+    secret_id: str
+    key: str
+    prefix: str
+    created_at: datetime
+
+
+async def issue_api_key(
+    session: AsyncSession, secret_id: str, name: str | None = None
+) -> IssuedKey:
+    """Create a key for ``secret_id``; the plaintext is returned once and never stored."""
+    secret = await session.get(Secret, secret_id)
+    if secret is None or secret.deleted_at is not None:
+        raise NotFound("Secret not found")
+    key = new_api_key()
+    row = ApiKey(
+        secret_id=secret_id,
+        key_hash=hash_api_key(key),
+        key_prefix=api_key_display_prefix(key),
+        name=name,
+    )
+    session.add(row)
+    await session.flush()
+    return IssuedKey(row.id, secret_id, key, row.key_prefix, row.created_at)
+
+
+async def revoke_api_key(session: AsyncSession, key_id: str) -> ApiKey:
+    row = await session.get(ApiKey, key_id)
+    if row is None:
+        raise NotFound("API key not found")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+    return row
+
+
+async def list_api_keys(session: AsyncSession, secret_id: str) -> list[ApiKey]:
+    statement = sa.select(ApiKey).where(ApiKey.secret_id == secret_id).order_by(ApiKey.created_at)
+    return list((await session.scalars(statement)).all())
+
+
+async def resolve_api_key(session: AsyncSession, key: str) -> AuthenticatedSecret | None:
+    """The live secret behind ``key``, or None if unknown, revoked or its secret is deleted.
+
+    Keys are compared by SHA-256 hash (an indexed equality lookup of the digest).
+    """
+    if not key.startswith(API_KEY_PREFIX):
+        return None
+    statement = (
+        sa.select(ApiKey, Secret)
+        .join(Secret, Secret.id == ApiKey.secret_id)
+        .where(
+            ApiKey.key_hash == hash_api_key(key),
+            ApiKey.revoked_at.is_(None),
+            Secret.deleted_at.is_(None),
+        )
+    )
+    row = (await session.execute(statement)).one_or_none()
+    if row is None:
+        return None
+    api_key, secret = row[0], row[1]
+    now = utcnow()
+    if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
+        await session.execute(
+            sa.update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=now)
+        )
+        await session.commit()
+    return AuthenticatedSecret(
+        id=secret.id,
+        type=secret.type,
+        name=secret.name,
+        eoa_address=secret.eoa_address,
+        funder_address=secret.funder_address,
+        signature_type=secret.signature_type,
+        api_key_id=api_key.id,
+    )

@@ -1,0 +1,65 @@
+"""Test helpers shared by several suites: tenants with real API keys, sync DB access."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from eth_account import Account
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vincent.crypto import KeyBox, generate_encryption_key
+from vincent.db.session import create_engine, create_session_factory
+from vincent.services.secrets import create_secret
+
+T = TypeVar("T")
+
+TEST_ENCRYPTION_KEY = generate_encryption_key()
+
+
+@dataclass(frozen=True)
+class Tenant:
+    secret_id: str
+    api_key: str
+    api_key_id: str
+    address: str
+    private_key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+def run_in_db(database_url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``work`` in one committed session (from sync test code)."""
+
+    async def main() -> T:
+        engine = create_engine(database_url)
+        try:
+            async with create_session_factory(engine)() as session:
+                result = await work(session)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+async def make_tenant(session: AsyncSession, name: str = "tenant") -> Tenant:
+    account = Account.create()
+    key = account.key.hex()
+    created = await create_secret(session, KeyBox(TEST_ENCRYPTION_KEY), name=name, private_key=key)
+    return Tenant(
+        secret_id=created.secret.id,
+        api_key=created.api_key.key,
+        api_key_id=created.api_key.id,
+        address=created.secret.eoa_address,
+        private_key=key,
+    )
+
+
+def create_tenant(database_url: str, name: str = "tenant") -> Tenant:
+    return run_in_db(database_url, lambda session: make_tenant(session, name))
