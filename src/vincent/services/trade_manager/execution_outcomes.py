@@ -1,0 +1,138 @@
+"""Record what an execution came to: the rule's transition plus its events, one transaction each.
+
+Shared by the executor (live outcomes) and reconciliation (outcomes found after a crash or an
+approval). Never calls the network: callers finish their network call before coming here.
+Event payloads follow the wire contract §6.3.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from vincent.db.models import TradeRule
+from vincent.db.session import SessionFactory
+from vincent.enums import TradeRuleEventType
+from vincent.services.trade_manager.event_logger import log_event
+from vincent.services.trade_manager.rule_manager import (
+    mark_rule_executed,
+    mark_rule_failed,
+    mark_rule_pending_approval,
+    revert_rule_to_active,
+)
+from vincent.skills.polymarket.types import BetResult
+
+logger = logging.getLogger(__name__)
+
+PENDING_APPROVAL_MESSAGE = "Trade requires human approval; rule paused until resolved"
+
+# Retry number (1 = first retry) → delay in seconds, before the exchange's retry-after.
+RetryDelay = Callable[[int], float]
+
+
+def executed_payload(result: BetResult) -> dict[str, Any]:
+    """ACTION_EXECUTED ``result``: the bet data; absent keys stay absent (JS ``undefined``)."""
+    data: dict[str, Any] = {}
+    if result.order_id is not None:
+        data["orderId"] = result.order_id
+    data["status"] = "executed"
+    data["transactionLogId"] = result.transaction_log_id
+    data["walletAddress"] = result.wallet_address
+    if result.order_details is not None:
+        data["orderDetails"] = result.order_details
+    if result.filled_shares is not None:
+        data["filledShares"] = str(result.filled_shares)
+    return data
+
+
+async def record_executed(session_factory: SessionFactory, rule_id: str, result: BetResult) -> bool:
+    """TRIGGERED|PENDING_APPROVAL → TRIGGERED with the order id; ACTION_EXECUTED, RULE_TRIGGERED."""
+    async with session_factory() as session, session.begin():
+        moved = await mark_rule_executed(session, rule_id, result.order_id)
+        if not moved:
+            logger.warning("rule_execution_not_recorded", extra={"rule_id": rule_id})
+            return False
+        log_event(
+            session,
+            rule_id,
+            TradeRuleEventType.ACTION_EXECUTED,
+            {"result": executed_payload(result)},
+        )
+        triggered: dict[str, Any] = {"executed": True}
+        if result.order_id is not None:
+            triggered = {"orderId": result.order_id, "executed": True}
+        log_event(session, rule_id, TradeRuleEventType.RULE_TRIGGERED, {"result": triggered})
+    return True
+
+
+async def record_failed(
+    session_factory: SessionFactory,
+    rule_id: str,
+    message: str,
+    *,
+    now: datetime,
+    action_failed: bool = True,
+) -> bool:
+    """→ FAILED with ``message``: ACTION_FAILED (permanent) then RULE_FAILED if it moved."""
+    async with session_factory() as session, session.begin():
+        if action_failed:
+            log_event(
+                session,
+                rule_id,
+                TradeRuleEventType.ACTION_FAILED,
+                {"message": message, "isPermanent": True},
+            )
+        return await mark_rule_failed(session, rule_id, message, now=now)
+
+
+async def record_pending_approval(
+    session_factory: SessionFactory, rule_id: str, pending_approval_id: str | None
+) -> bool:
+    """TRIGGERED → PENDING_APPROVAL; ACTION_PENDING_APPROVAL."""
+    async with session_factory() as session, session.begin():
+        moved = await mark_rule_pending_approval(session, rule_id, pending_approval_id)
+        if moved:
+            log_event(
+                session,
+                rule_id,
+                TradeRuleEventType.ACTION_PENDING_APPROVAL,
+                {"message": PENDING_APPROVAL_MESSAGE},
+            )
+        return moved
+
+
+async def record_retry(
+    session_factory: SessionFactory,
+    rule_id: str,
+    message: str,
+    *,
+    now: datetime,
+    retry_delay: RetryDelay,
+    retry_after_s: float | None = None,
+) -> datetime | None:
+    """TRIGGERED → ACTIVE after a transient failure; return when it may be tried again.
+
+    Returns None when the rule was no longer TRIGGERED (nothing to retry).
+    """
+    async with session_factory() as session, session.begin():
+        attempts = (
+            await session.execute(sa.select(TradeRule.attempt_count).where(TradeRule.id == rule_id))
+        ).scalar_one_or_none()
+        if attempts is None:
+            return None
+        # Never sooner than the exchange asked (a 429's retry-after).
+        delay_s = max(retry_delay(attempts + 1), retry_after_s or 0.0)
+        next_attempt_at = now + timedelta(seconds=delay_s)
+        if not await revert_rule_to_active(session, rule_id, next_attempt_at):
+            return None  # the rule moved on under us: nothing to retry
+        log_event(
+            session,
+            rule_id,
+            TradeRuleEventType.ACTION_FAILED,
+            {"message": message, "isPermanent": False},
+        )
+        return next_attempt_at

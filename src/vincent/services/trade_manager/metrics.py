@@ -1,0 +1,109 @@
+"""Prometheus metrics of the monitoring worker, on a registry the worker owns (never global).
+
+Owns counter and histogram definitions only; it never reads the database or the network.
+``/metrics`` renders ``WorkerMetrics.registry`` with ``prometheus_client.generate_latest``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+# Seconds; the target is a few milliseconds, so the buckets are dense below 50 ms.
+LATENCY_BUCKETS_S = (
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.02,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
+
+
+class _FeedCounters(Collector):
+    """Exposes the market feed's own message counters without double bookkeeping."""
+
+    def __init__(self, read: Callable[[], tuple[int, int]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterable[Metric]:
+        messages, parse_errors = self._read()
+        yield CounterMetricFamily(
+            "vincent_trade_manager_feed_messages",
+            "Market WebSocket messages received",
+            value=messages,
+        )
+        yield CounterMetricFamily(
+            "vincent_trade_manager_feed_parse_errors",
+            "Market WebSocket messages dropped as malformed",
+            value=parse_errors,
+        )
+
+
+class WorkerMetrics:
+    """The worker's counters and histograms. Outcome labels: see ``ExecutionOutcome``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        self.price_updates = Counter(
+            "vincent_trade_manager_price_updates",
+            "Token price updates applied to the rule index",
+            ["source"],
+            registry=self.registry,
+        )
+        self.evaluations = Counter(
+            "vincent_trade_manager_evaluations",
+            "Rules evaluated against a price (fired or trailing moved)",
+            ["result"],
+            registry=self.registry,
+        )
+        self.triggers = Counter(
+            "vincent_trade_manager_triggers",
+            "Rules whose trigger was crossed",
+            ["source"],
+            registry=self.registry,
+        )
+        self.executions = Counter(
+            "vincent_trade_manager_executions",
+            "Rule executions by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.ticks = Counter(
+            "vincent_trade_manager_poll_ticks",
+            "Poll ticks by result",
+            ["result"],
+            registry=self.registry,
+        )
+        self.trailing_writes = Counter(
+            "vincent_trade_manager_trailing_writes",
+            "Trailing-stop levels persisted (coalesced)",
+            registry=self.registry,
+        )
+        self.active_rules = Gauge(
+            "vincent_trade_manager_active_rules",
+            "ACTIVE rules held in the in-memory index",
+            registry=self.registry,
+        )
+        self.order_latency = Histogram(
+            "vincent_trade_manager_price_event_to_order_seconds",
+            "From the price event that crossed a rule to its order being handed to the skill",
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+
+    def watch_feed(self, read: Callable[[], tuple[int, int]]) -> None:
+        """Expose the feed's (messages, parse_errors) totals as counters."""
+        self.registry.register(_FeedCounters(read))

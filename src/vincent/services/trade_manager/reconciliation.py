@@ -1,0 +1,206 @@
+"""Settle rules an execution left unfinished: a crash after the claim, or an owner's decision.
+
+Runs at every start (crash recovery and start-up are one path) and on every poll tick.
+TRIGGERED rules whose last ACTION_ATTEMPT has no outcome are resolved by asking the skill
+about the attempt's idempotency key (never by sending again); PENDING_APPROVAL rules are
+finished once their approval was decided or expired. Network calls happen outside any
+transaction; outcomes are written through ``RuleExecutor.record_*``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from vincent.db.models import PendingApproval, Secret, TradeRule, TradeRuleEvent, TransactionLog
+from vincent.db.session import SessionFactory
+from vincent.enums import ApprovalStatus, TradeRuleEventType, TradeRuleStatus, TransactionStatus
+from vincent.services.trade_manager.execution_outcomes import record_failed
+from vincent.services.trade_manager.rule_executor import ExecutionOutcome, RuleExecutor
+from vincent.skills.polymarket.types import BetResult, BetStatus, TradingSkill
+
+logger = logging.getLogger(__name__)
+
+_OUTCOME_EVENTS = frozenset(
+    {
+        TradeRuleEventType.ACTION_EXECUTED,
+        TradeRuleEventType.ACTION_FAILED,
+        TradeRuleEventType.ACTION_PENDING_APPROVAL,
+        TradeRuleEventType.RULE_FAILED,
+    }
+)
+UNKEYED_ATTEMPT_MESSAGE = (
+    "Execution was interrupted and its order cannot be looked up; "
+    "check the position before re-creating the rule"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAttempt:
+    """A claimed rule whose last attempt has no recorded outcome."""
+
+    rule_id: str
+    idempotency_key: str | None  # None: claimed but no attempt written (or an unkeyed one)
+    has_attempt: bool
+    ts_attempt: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReconciliationReport:
+    outcomes: tuple[tuple[str, ExecutionOutcome], ...] = ()
+    unresolved: tuple[str, ...] = ()
+
+
+async def find_open_attempts(
+    session_factory: SessionFactory, *, exclude: Collection[str] = ()
+) -> list[OpenAttempt]:
+    """TRIGGERED rules whose last ACTION_ATTEMPT (if any) has no outcome after it."""
+    async with session_factory() as session:
+        rule_ids = [
+            rule_id
+            for rule_id in await session.scalars(
+                sa.select(TradeRule.id).where(
+                    TradeRule.status == TradeRuleStatus.TRIGGERED,
+                    TradeRule.trigger_tx_hash.is_(None),
+                )
+            )
+            if rule_id not in exclude
+        ]
+        if not rule_ids:
+            return []
+        events = await session.scalars(
+            sa.select(TradeRuleEvent)
+            .where(TradeRuleEvent.rule_id.in_(rule_ids))
+            .order_by(TradeRuleEvent.created_at, TradeRuleEvent.id)
+        )
+        last_attempt: dict[str, TradeRuleEvent] = {}
+        settled: set[str] = set()
+        for event in events:
+            if event.event_type is TradeRuleEventType.ACTION_ATTEMPT:
+                last_attempt[event.rule_id] = event
+                settled.discard(event.rule_id)
+            elif event.event_type in _OUTCOME_EVENTS:
+                settled.add(event.rule_id)
+    open_attempts = []
+    for rule_id in rule_ids:
+        if rule_id in settled:
+            continue
+        attempt = last_attempt.get(rule_id)
+        key = None if attempt is None else attempt.event_data.get("idempotencyKey")
+        open_attempts.append(
+            OpenAttempt(
+                rule_id=rule_id,
+                idempotency_key=key if isinstance(key, str) else None,
+                has_attempt=attempt is not None,
+                ts_attempt=None if attempt is None else attempt.created_at,
+            )
+        )
+    return open_attempts
+
+
+async def reconcile_rules(
+    session_factory: SessionFactory,
+    skill: TradingSkill,
+    executor: RuleExecutor,
+    *,
+    now: datetime,
+    min_attempt_age_s: float = 0.0,
+) -> ReconciliationReport:
+    """Settle open attempts and decided approvals; return what happened to each rule."""
+    outcomes: list[tuple[str, ExecutionOutcome]] = []
+    unresolved: list[str] = []
+    attempts = await find_open_attempts(session_factory)
+    # Read the guard after the query: a rule claimed before it is still being executed here.
+    executing = executor.executing
+    cutoff = now - timedelta(seconds=min_attempt_age_s)
+    for attempt in attempts:
+        if attempt.rule_id in executing:
+            continue
+        if attempt.ts_attempt is not None and attempt.ts_attempt > cutoff:
+            continue
+        if not attempt.has_attempt:
+            result = await executor.record_not_sent(
+                attempt.rule_id, "Execution was interrupted before an order was sent; retrying"
+            )
+            outcomes.append((attempt.rule_id, result.outcome))
+            continue
+        if attempt.idempotency_key is None:
+            await record_failed(session_factory, attempt.rule_id, UNKEYED_ATTEMPT_MESSAGE, now=now)
+            outcomes.append((attempt.rule_id, ExecutionOutcome.FAILED))
+            continue
+        try:
+            resolution = await skill.resolve_attempt(attempt.idempotency_key)
+        except Exception as error:  # retried on the next tick
+            logger.warning(
+                "rule_attempt_unresolved",
+                extra={"rule_id": attempt.rule_id, "error": type(error).__name__},
+            )
+            unresolved.append(attempt.rule_id)
+            continue
+        result = await executor.record_resolution(attempt.rule_id, resolution)
+        logger.info(
+            "rule_attempt_reconciled",
+            extra={"rule_id": attempt.rule_id, "outcome": result.outcome.value},
+        )
+        outcomes.append((attempt.rule_id, result.outcome))
+    outcomes.extend(await _settle_approvals(session_factory, executor, now=now))
+    return ReconciliationReport(outcomes=tuple(outcomes), unresolved=tuple(unresolved))
+
+
+async def _settle_approvals(
+    session_factory: SessionFactory, executor: RuleExecutor, *, now: datetime
+) -> list[tuple[str, ExecutionOutcome]]:
+    async with session_factory() as session:
+        rows = (
+            await session.execute(
+                sa.select(PendingApproval, TransactionLog, Secret.funder_address)
+                .join(TradeRule, TradeRule.pending_approval_id == PendingApproval.id)
+                .join(TransactionLog, TransactionLog.id == PendingApproval.transaction_log_id)
+                .join(Secret, Secret.id == PendingApproval.secret_id)
+                .where(TradeRule.status == TradeRuleStatus.PENDING_APPROVAL)
+            )
+        ).all()
+    outcomes: list[tuple[str, ExecutionOutcome]] = []
+    for approval, log, wallet_address in rows:
+        rule_id = approval.rule_id
+        if rule_id is None:
+            continue
+        decided = _approval_outcome(approval, log, wallet_address, now)
+        if decided is None:
+            continue
+        if isinstance(decided, BetResult):
+            result = await executor.record_bet_result(rule_id, decided)
+            outcomes.append((rule_id, result.outcome))
+        else:
+            await record_failed(session_factory, rule_id, decided, now=now)
+            outcomes.append((rule_id, ExecutionOutcome.FAILED))
+    return outcomes
+
+
+def _approval_outcome(
+    approval: PendingApproval, log: TransactionLog, wallet_address: str, now: datetime
+) -> BetResult | str | None:
+    """An executed result, a failure message, or None while the decision is still open."""
+    if approval.status is ApprovalStatus.DENIED:
+        return "Trade approval denied by the owner"
+    if approval.status is ApprovalStatus.EXPIRED or (
+        approval.status is ApprovalStatus.PENDING and approval.expires_at <= now
+    ):
+        return "Trade approval expired"
+    if approval.status is not ApprovalStatus.APPROVED:
+        return None
+    if log.status is TransactionStatus.EXECUTED:
+        return BetResult(
+            status=BetStatus.EXECUTED,
+            transaction_log_id=log.id,
+            wallet_address=wallet_address,
+            order_id=log.order_id,
+            order_details=log.response_data,
+        )
+    if log.status in (TransactionStatus.FAILED, TransactionStatus.DENIED):
+        return f"Approved trade failed: {log.error_message or log.status.value}"
+    return None  # approved, and the skill is still executing it

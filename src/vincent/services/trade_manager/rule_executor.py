@@ -1,0 +1,328 @@
+"""Execute a fired rule exactly once: claim, write the attempt, sell through the skill, record.
+
+Transactions never span a network call: (1) claim ACTIVE→TRIGGERED + RULE_EVALUATED +
+ACTION_ATTEMPT (with its idempotency key), commit; (2) ``place_bet``; (3) record the outcome
+in a new transaction. A crash between (1) and (3) is resolved by ``reconciliation``.
+``evaluate_rule`` (pure) is re-exported here under the seed's name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from vincent.db.session import SessionFactory
+from vincent.enums import TradeRuleEventType
+from vincent.services.trade_manager.evaluation import evaluate_rule
+from vincent.services.trade_manager.event_logger import log_event
+from vincent.services.trade_manager.execution_outcomes import (
+    RetryDelay,
+    record_executed,
+    record_failed,
+    record_pending_approval,
+    record_retry,
+)
+from vincent.services.trade_manager.rule_manager import (
+    mark_rule_triggered,
+    update_trailing_trigger,
+)
+from vincent.services.trade_manager.sell_planning import SellPlan, SellQuoter, plan_sell
+from vincent.services.trade_manager.types import Clock, RuleSnapshot
+from vincent.skills.polymarket.errors import (
+    PermanentSkillError,
+    TransientSkillError,
+    UnknownOutcome,
+)
+from vincent.skills.polymarket.types import (
+    AttemptOutcome,
+    AttemptResolution,
+    BetRequest,
+    BetResult,
+    BetStatus,
+    TradingSkill,
+)
+
+__all__ = [
+    "ExecutionOutcome",
+    "ExecutionResult",
+    "RuleExecutor",
+    "TrailingRaise",
+    "Trigger",
+    "evaluate_rule",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class ExecutionOutcome(StrEnum):
+    EXECUTED = "executed"
+    PENDING_APPROVAL = "pending_approval"
+    FAILED = "failed"  # permanent, denial included: the rule is FAILED
+    RETRY = "retry"  # transient: the rule is ACTIVE again, not before next_attempt_at
+    UNRESOLVED = "unresolved"  # sent, answer unknown: left TRIGGERED for reconciliation
+    SKIPPED = "skipped"  # another task or process owns the rule
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """The price that crossed a rule. ``ts_event`` is the monotonic time it arrived."""
+
+    price: Decimal
+    source: str  # "websocket" or "poll"
+    ts_event: float
+    # Prices a sell against the book in hand (bounds the sell price without a round trip).
+    quote: SellQuoter | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TrailingRaise:
+    """A trailing level raised in memory and not yet persisted."""
+
+    trigger_price: Decimal
+    current_price: Decimal
+    trailing_percent: Decimal
+    source: str = "websocket"  # or "poll"
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionResult:
+    outcome: ExecutionOutcome
+    rule_id: str
+    order_id: str | None = None
+    message: str | None = None
+    next_attempt_at: datetime | None = None
+    ts_order_sent: float | None = None  # monotonic, just before the order was handed over
+
+
+def evaluated_payload(rule: RuleSnapshot, trigger: Trigger) -> dict[str, Any]:
+    """RULE_EVALUATED data for a fired rule (the websocket path adds ``source``)."""
+    data: dict[str, Any] = {
+        "currentPrice": float(trigger.price),
+        "triggerPrice": float(rule.trigger_price),
+        "shouldTrigger": True,
+    }
+    if trigger.source == "websocket":
+        data["source"] = "websocket"
+    return data
+
+
+class RuleExecutor:
+    """Runs executions; its in-process guard keeps one execution per rule at a time."""
+
+    def __init__(
+        self,
+        session_factory: SessionFactory,
+        skill: TradingSkill,
+        *,
+        clock: Clock,
+        retry_delay: RetryDelay,
+    ) -> None:
+        self._session_factory = session_factory
+        self._skill = skill
+        self._clock = clock
+        self._retry_delay = retry_delay
+        self._executing: set[str] = set()
+
+    @property
+    def executing(self) -> frozenset[str]:
+        """Ids of the rules being executed in this process right now."""
+        return frozenset(self._executing)
+
+    async def execute_rule(
+        self, rule: RuleSnapshot, trigger: Trigger, *, trailing: TrailingRaise | None = None
+    ) -> ExecutionResult:
+        """Claim and execute ``rule``; the returned outcome is already committed."""
+        if rule.id in self._executing:
+            return ExecutionResult(ExecutionOutcome.SKIPPED, rule.id)
+        self._executing.add(rule.id)
+        try:
+            return await self._execute(rule, trigger, trailing)
+        finally:
+            self._executing.discard(rule.id)
+
+    async def _execute(
+        self, rule: RuleSnapshot, trigger: Trigger, trailing: TrailingRaise | None
+    ) -> ExecutionResult:
+        key = f"rule-{rule.id}-{uuid.uuid4().hex}"
+        # The claim (DB) and the holdings read (network) are independent: run them together.
+        claim, holdings = await asyncio.gather(
+            self._claim(rule, trigger, trailing, key),
+            self._skill.get_holdings(rule.secret_id),
+            return_exceptions=True,
+        )
+        if isinstance(claim, BaseException):
+            raise claim
+        if not claim:
+            return ExecutionResult(ExecutionOutcome.SKIPPED, rule.id)
+        if isinstance(holdings, BaseException):
+            if isinstance(holdings, TransientSkillError):
+                return await self._retry(rule, holdings.message, holdings.retry_after_s)
+            if isinstance(holdings, PermanentSkillError):
+                return await self._fail(rule, holdings.message)
+            raise holdings
+        plan = plan_sell(rule, holdings, now=self._clock.now(), quote=trigger.quote)
+        if isinstance(plan, str):
+            return await self._fail(rule, plan)
+        return await self._sell(rule, plan, key)
+
+    async def _claim(
+        self, rule: RuleSnapshot, trigger: Trigger, trailing: TrailingRaise | None, key: str
+    ) -> bool:
+        now = self._clock.now()
+        async with self._session_factory() as session, session.begin():
+            if trailing is not None:
+                # The latest raise must land before the claim (it needs status ACTIVE).
+                await update_trailing_trigger(
+                    session,
+                    rule.id,
+                    trailing.trigger_price,
+                    {
+                        "currentPrice": float(trailing.current_price),
+                        "trailingPercent": float(trailing.trailing_percent),
+                    },
+                )
+            if not await mark_rule_triggered(session, rule.id, now):
+                return False  # not ACTIVE, so the trailing update above matched nothing either
+            log_event(
+                session,
+                rule.id,
+                TradeRuleEventType.RULE_EVALUATED,
+                evaluated_payload(rule, trigger),
+            )
+            log_event(
+                session,
+                rule.id,
+                TradeRuleEventType.ACTION_ATTEMPT,
+                {"type": "market_order", "idempotencyKey": key},
+            )
+        return True
+
+    async def _sell(self, rule: RuleSnapshot, plan: SellPlan, key: str) -> ExecutionResult:
+        request = BetRequest(
+            secret_id=rule.secret_id,
+            token_id=rule.token_id,
+            side="SELL",
+            amount=plan.shares,
+            order_type="FOK",
+            worst_price=plan.worst_price,
+            idempotency_key=key,
+            rule_id=rule.id,
+        )
+        ts_sent = self._clock.monotonic()
+        try:
+            result = await self._skill.place_bet(request)
+        except UnknownOutcome as error:
+            return await self._resolve_unknown(rule, key, error.message, ts_sent)
+        except PermanentSkillError as error:
+            return await self._fail(rule, error.message, ts_sent)
+        except TransientSkillError as error:
+            return await self._retry(rule, error.message, error.retry_after_s, ts_sent)
+        return await self.record_bet_result(rule.id, result, ts_sent)
+
+    async def record_bet_result(
+        self, rule_id: str, result: BetResult, ts_sent: float | None = None
+    ) -> ExecutionResult:
+        """Record a ``place_bet`` answer for a claimed rule."""
+        if result.status is BetStatus.EXECUTED:
+            await record_executed(self._session_factory, rule_id, result)
+            return ExecutionResult(
+                ExecutionOutcome.EXECUTED, rule_id, order_id=result.order_id, ts_order_sent=ts_sent
+            )
+        if result.status is BetStatus.PENDING_APPROVAL:
+            await record_pending_approval(
+                self._session_factory, rule_id, result.pending_approval_id
+            )
+            return ExecutionResult(
+                ExecutionOutcome.PENDING_APPROVAL, rule_id, ts_order_sent=ts_sent
+            )
+        message = f"Trade denied by policy: {result.reason or 'denied'}"
+        await record_failed(self._session_factory, rule_id, message, now=self._clock.now())
+        return ExecutionResult(
+            ExecutionOutcome.FAILED, rule_id, message=message, ts_order_sent=ts_sent
+        )
+
+    async def record_resolution(
+        self, rule_id: str, resolution: AttemptResolution, ts_sent: float | None = None
+    ) -> ExecutionResult:
+        """Record what ``resolve_attempt`` found for a claimed rule's attempt."""
+        outcome = resolution.outcome
+        if outcome is AttemptOutcome.NOT_SENT:
+            message = resolution.message or "Order was not sent; retrying"
+            return await self.record_not_sent(rule_id, message, ts_sent)
+        if resolution.result is not None and outcome in (
+            AttemptOutcome.EXECUTED,
+            AttemptOutcome.PENDING_APPROVAL,
+            AttemptOutcome.DENIED,
+        ):
+            return await self.record_bet_result(rule_id, resolution.result, ts_sent)
+        if outcome is AttemptOutcome.DENIED:
+            message = f"Trade denied by policy: {resolution.message or 'denied'}"
+        else:
+            message = resolution.message or f"Order attempt ended as {outcome.value}"
+        await record_failed(self._session_factory, rule_id, message, now=self._clock.now())
+        return ExecutionResult(ExecutionOutcome.FAILED, rule_id, message=message)
+
+    async def _resolve_unknown(
+        self, rule: RuleSnapshot, key: str, message: str, ts_sent: float
+    ) -> ExecutionResult:
+        # The order may be on the exchange: ask, never re-sign. If asking fails too, the rule
+        # stays TRIGGERED with its open attempt and reconciliation settles it later.
+        try:
+            resolution = await self._skill.resolve_attempt(key)
+        except Exception as error:
+            logger.warning(
+                "rule_attempt_unresolved",
+                extra={"rule_id": rule.id, "error": type(error).__name__},
+            )
+            return ExecutionResult(
+                ExecutionOutcome.UNRESOLVED, rule.id, message=message, ts_order_sent=ts_sent
+            )
+        return await self.record_resolution(rule.id, resolution, ts_sent)
+
+    async def _fail(
+        self, rule: RuleSnapshot, message: str, ts_sent: float | None = None
+    ) -> ExecutionResult:
+        await record_failed(self._session_factory, rule.id, message, now=self._clock.now())
+        return ExecutionResult(
+            ExecutionOutcome.FAILED, rule.id, message=message, ts_order_sent=ts_sent
+        )
+
+    async def _retry(
+        self,
+        rule: RuleSnapshot,
+        message: str,
+        retry_after_s: float | None,
+        ts_sent: float | None = None,
+    ) -> ExecutionResult:
+        return await self._retry_by_id(rule.id, message, retry_after_s, ts_sent)
+
+    async def record_not_sent(
+        self, rule_id: str, message: str, ts_sent: float | None = None
+    ) -> ExecutionResult:
+        """Put a claimed rule whose order never reached the exchange back to ACTIVE."""
+        return await self._retry_by_id(rule_id, message, None, ts_sent)
+
+    async def _retry_by_id(
+        self, rule_id: str, message: str, retry_after_s: float | None, ts_sent: float | None
+    ) -> ExecutionResult:
+        next_attempt_at = await record_retry(
+            self._session_factory,
+            rule_id,
+            message,
+            now=self._clock.now(),
+            retry_delay=self._retry_delay,
+            retry_after_s=retry_after_s,
+        )
+        return ExecutionResult(
+            ExecutionOutcome.RETRY,
+            rule_id,
+            message=message,
+            next_attempt_at=next_attempt_at,
+            ts_order_sent=ts_sent,
+        )

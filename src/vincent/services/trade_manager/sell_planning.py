@@ -1,0 +1,73 @@
+"""Decide what a fired rule sells, from the live holdings and the book in hand. No I/O.
+
+Returns a ``SellPlan`` or the message the rule fails with (the seed's wording).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from vincent.services.trade_manager.order_book import SellQuote
+from vincent.services.trade_manager.sizing import sell_size
+from vincent.services.trade_manager.types import RuleSnapshot
+from vincent.skills.polymarket.types import Holding
+
+# Shares → what a market sell of that size would do against the bids we hold.
+SellQuoter = Callable[[Decimal], SellQuote | None]
+
+
+@dataclass(frozen=True, slots=True)
+class SellPlan:
+    shares: Decimal
+    # The lowest acceptable price, from the book in hand; None lets the skill read the book.
+    worst_price: Decimal | None
+
+
+def parse_end_date(text: str | None) -> datetime | None:
+    """The Data API's ``endDate`` ("2026-03-01" or ISO-8601) as UTC, or None if unreadable."""
+    if not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _iso_millis(moment: datetime) -> str:
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def plan_sell(
+    rule: RuleSnapshot,
+    holdings: Sequence[Holding],
+    *,
+    now: datetime,
+    quote: SellQuoter | None = None,
+) -> SellPlan | str:
+    """Return what to sell for ``rule``, or why it cannot be sold (a permanent failure)."""
+    token = rule.token_id
+    action = rule.action.type.value
+    holding = next((h for h in holdings if h.token_id == token and h.shares > 0), None)
+    if holding is not None and holding.redeemable:
+        return f"Market is resolved and redeemable - cannot execute trades for tokenId {token}"
+    end = parse_end_date(holding.end_date) if holding is not None else None
+    if end is not None and end < now:
+        return f"Market has ended ({_iso_millis(end)}) - cannot execute trades for tokenId {token}"
+    if holding is None:
+        return f"Cannot execute {action}: No shares found for tokenId {token}"
+    shares = sell_size(rule.action, holding.shares)
+    if shares is None:
+        return (
+            f"Cannot execute {action}: {holding.shares} shares held for tokenId {token} "
+            "round down to nothing sellable"
+        )
+    worst_price = None
+    sell_quote = quote(shares) if quote is not None else None
+    if sell_quote is not None and sell_quote.complete:
+        worst_price = sell_quote.worst_price
+    return SellPlan(shares=shares, worst_price=worst_price)

@@ -1,0 +1,99 @@
+"""A scripted ``TradingSkill`` for executor and worker unit tests: the outermost edge only.
+
+End-to-end tests use the real skill against the local exchange instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+
+from vincent.skills.polymarket.types import (
+    AttemptOutcome,
+    AttemptResolution,
+    BetRequest,
+    BetResult,
+    BetStatus,
+    BookLevel,
+    Holding,
+    OrderBook,
+)
+
+Answer = BetResult | Exception | Callable[[BetRequest], BetResult]
+
+
+class ScriptedSkill:
+    """Answers ``place_bet`` from a script; records every request it was given."""
+
+    def __init__(self) -> None:
+        self.holdings: dict[str, list[Holding]] = {}
+        self.answers: list[Answer] = []
+        self.requests: list[BetRequest] = []
+        self.resolutions: dict[str, AttemptResolution] = {}
+        self.books: dict[str, OrderBook] = {}
+        self.midpoints: dict[str, Decimal | None] = {}
+        self.holdings_error: Exception | None = None
+        self.holdings_calls = 0
+
+    def hold(self, secret_id: str, token_id: str, shares: str, **extra: object) -> None:
+        holding = Holding(
+            token_id=token_id,
+            condition_id=f"0xcond-{token_id}",
+            shares=Decimal(shares),
+            average_entry_price=Decimal("0.5"),
+            current_price=Decimal("0.5"),
+            **extra,  # type: ignore[arg-type]
+        )
+        self.holdings.setdefault(secret_id, []).append(holding)
+
+    def executed(self, request: BetRequest) -> BetResult:
+        return BetResult(
+            status=BetStatus.EXECUTED,
+            transaction_log_id=f"log-{len(self.requests)}",
+            wallet_address="0xwallet",
+            order_id=f"0xorder{len(self.requests)}",
+            filled_shares=request.amount,
+        )
+
+    async def place_bet(self, request: BetRequest) -> BetResult:
+        self.requests.append(request)
+        answer: Answer = self.answers.pop(0) if self.answers else self.executed
+        if isinstance(answer, Exception):
+            raise answer
+        if isinstance(answer, BetResult):
+            return answer
+        return answer(request)
+
+    async def get_holdings(self, secret_id: str) -> list[Holding]:
+        self.holdings_calls += 1
+        if self.holdings_error is not None:
+            raise self.holdings_error
+        return list(self.holdings.get(secret_id, []))
+
+    async def get_midpoint(self, token_id: str) -> Decimal | None:
+        return self.midpoints.get(token_id)
+
+    async def get_order_book(self, token_id: str) -> OrderBook:
+        return self.books[token_id]
+
+    async def resolve_attempt(self, idempotency_key: str) -> AttemptResolution:
+        return self.resolutions.get(idempotency_key, AttemptResolution(AttemptOutcome.NOT_SENT))
+
+    async def prepare(self, secret_id: str, token_id: str) -> None:
+        return None
+
+    async def lookup_market_slug(self, condition_id: str) -> str | None:
+        return None
+
+    def set_book(
+        self, token_id: str, bids: list[tuple[str, str]], asks: list[tuple[str, str]]
+    ) -> None:
+        self.books[token_id] = OrderBook(
+            token_id=token_id,
+            market="0xmarket",
+            bids=tuple(BookLevel(Decimal(p), Decimal(s)) for p, s in bids),
+            asks=tuple(BookLevel(Decimal(p), Decimal(s)) for p, s in asks),
+            tick_size=Decimal("0.01"),
+            min_order_size=Decimal("5"),
+            neg_risk=False,
+        )
