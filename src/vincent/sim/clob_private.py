@@ -1,0 +1,194 @@
+"""Authenticated CLOB REST routes: API keys (L1), orders, cancels, order and trade lookups (L2).
+
+Thin: verifies auth, parses, and hands over to ``placing`` / ``Exchange``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from vincent.sim import placing
+from vincent.sim.book import units_text
+from vincent.sim.errors import SimError
+from vincent.sim.orders import parse_post
+from vincent.sim.state import require_l2, sim_state
+from vincent.sim.timing import OrderReceipt
+
+_END_CURSOR = "LTE="
+
+
+async def create_api_key(request: Request) -> Response:
+    keys = sim_state(request).keys
+    address, nonce = keys.l1_address(request.headers)
+    return JSONResponse(keys.create(address, nonce).wire())
+
+
+async def derive_api_key(request: Request) -> Response:
+    keys = sim_state(request).keys
+    address, nonce = keys.l1_address(request.headers)
+    return JSONResponse(keys.derive(address, nonce).wire())
+
+
+async def list_api_keys(request: Request) -> Response:
+    creds = await require_l2(request)
+    return JSONResponse({"apiKeys": sim_state(request).keys.keys_of(creds.address)})
+
+
+async def post_order(request: Request) -> Response:
+    state = sim_state(request)
+    ts_receive_ns = state.timing.now_ns()
+    creds = await require_l2(request)
+    posted = parse_post(_json(await request.body()))
+    if posted.owner != creds.key:
+        raise SimError(400, "the order owner has to be the owner of the API KEY")
+    order_id = placing.verify(state.exchange, posted, creds.address)
+    state.timing.record_order(
+        OrderReceipt(
+            ts_receive_ns,
+            order_id,
+            posted.order.token_id,
+            posted.order.side,
+            units_text(posted.shares),
+            posted.order_type,
+        )
+    )
+    return JSONResponse(placing.place(state.exchange, posted, order_id, creds.key))
+
+
+async def post_orders(request: Request) -> Response:
+    state = sim_state(request)
+    creds = await require_l2(request)
+    results: list[dict[str, Any]] = []
+    for body in _json(await request.body()):
+        try:
+            posted = parse_post(body)
+            order_id = placing.verify(state.exchange, posted, creds.address)
+            results.append(placing.place(state.exchange, posted, order_id, creds.key))
+        except SimError as error:
+            results.append(
+                {
+                    "success": False,
+                    "errorMsg": error.message,
+                    "orderID": error.extra.get("orderID", ""),
+                    "status": "",
+                    "makingAmount": "",
+                    "takingAmount": "",
+                    "transactionsHashes": [],
+                    "tradeIDs": [],
+                }
+            )
+    return JSONResponse(results)
+
+
+async def get_order(request: Request) -> Response:
+    creds = await require_l2(request)
+    order = sim_state(request).exchange.orders.get(request.path_params["order_id"])
+    if order is None or order.owner != creds.key:
+        return JSONResponse(None)
+    return JSONResponse(order.wire())
+
+
+async def list_orders(request: Request) -> Response:
+    creds = await require_l2(request)
+    params = request.query_params
+    items = [
+        o.wire()
+        for o in sim_state(request).exchange.orders.values()
+        if o.owner == creds.key
+        and o.status == "LIVE"
+        and params.get("id", o.order_id) == o.order_id
+        and params.get("market", o.market) == o.market
+        and params.get("asset_id", o.asset_id) == o.asset_id
+    ]
+    return JSONResponse(
+        {"data": items, "next_cursor": _END_CURSOR, "limit": len(items), "count": len(items)}
+    )
+
+
+async def list_trades(request: Request) -> Response:
+    creds = await require_l2(request)
+    params = request.query_params
+    items: list[dict[str, Any]] = []
+    for trade in sim_state(request).exchange.trades:
+        if params.get("id", trade.trade_id) != trade.trade_id:
+            continue
+        if params.get("asset_id", trade.asset_id) != trade.asset_id:
+            continue
+        if params.get("market", trade.market) != trade.market:
+            continue
+        if trade.owner == creds.key:
+            items.append(trade.wire("TAKER"))
+        elif any(m.owner == creds.key for m in trade.makers):
+            items.append(trade.wire("MAKER"))
+    return JSONResponse(
+        {"data": items, "next_cursor": _END_CURSOR, "limit": len(items), "count": len(items)}
+    )
+
+
+async def cancel_order(request: Request) -> Response:
+    creds = await require_l2(request)
+    body = _json(await request.body())
+    order_id = body.get("orderID") if isinstance(body, dict) else None
+    if not isinstance(order_id, str):
+        raise SimError(400, "Invalid order payload")
+    return JSONResponse(sim_state(request).exchange.cancel([order_id], creds.key))
+
+
+async def cancel_orders(request: Request) -> Response:
+    creds = await require_l2(request)
+    body = _json(await request.body())
+    if not isinstance(body, list):
+        raise SimError(400, "Invalid order payload")
+    return JSONResponse(sim_state(request).exchange.cancel([str(i) for i in body], creds.key))
+
+
+async def cancel_all(request: Request) -> Response:
+    creds = await require_l2(request)
+    exchange = sim_state(request).exchange
+    return JSONResponse(exchange.cancel(exchange.live_order_ids(creds.key), creds.key))
+
+
+async def cancel_market_orders(request: Request) -> Response:
+    creds = await require_l2(request)
+    exchange = sim_state(request).exchange
+    body = _json(await request.body()) or {}
+    market, asset = body.get("market"), body.get("asset_id")
+    ids = [
+        o.order_id
+        for o in exchange.orders.values()
+        if o.owner == creds.key
+        and o.status == "LIVE"
+        and market in (None, "", o.market)
+        and asset in (None, "", o.asset_id)
+    ]
+    return JSONResponse(exchange.cancel(ids, creds.key))
+
+
+def _json(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as error:
+        raise SimError(400, "Invalid order payload") from error
+
+
+ROUTES = [
+    Route("/auth/api-key", create_api_key, methods=["POST"]),
+    Route("/auth/derive-api-key", derive_api_key, methods=["GET"]),
+    Route("/auth/api-keys", list_api_keys, methods=["GET"]),
+    Route("/order", post_order, methods=["POST"]),
+    Route("/orders", post_orders, methods=["POST"]),
+    Route("/order", cancel_order, methods=["DELETE"]),
+    Route("/orders", cancel_orders, methods=["DELETE"]),
+    Route("/cancel-all", cancel_all, methods=["DELETE"]),
+    Route("/cancel-market-orders", cancel_market_orders, methods=["DELETE"]),
+    Route("/data/order/{order_id}", get_order, methods=["GET"]),
+    Route("/data/orders", list_orders, methods=["GET"]),
+    Route("/data/trades", list_trades, methods=["GET"]),
+]

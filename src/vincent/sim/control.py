@@ -1,0 +1,179 @@
+"""The control operations, as Python methods: the one implementation behind /_sim and tests.
+
+Markets, books, prices, balances, resolution, version, WebSocket faults, REST faults and
+timing. Every method runs on the server's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from vincent.sim.book import Level, units_text
+from vincent.sim.faults import Fault, WithholdMode
+from vincent.sim.markets import Market
+from vincent.sim.pricepath import PriceMover
+from vincent.sim.state import SimState
+from vincent.sim.timing import OrderReceipt, PriceSend
+
+Number = Decimal | str | float
+
+
+class SimControl:
+    """Drives one exchange; ``LocalExchange`` inherits these methods."""
+
+    def __init__(self, state: SimState) -> None:
+        self.state = state
+        self.prices = PriceMover(state.exchange)
+
+    # ---- markets, books, prices ------------------------------------------------------------
+
+    def create_market(
+        self,
+        condition_id: str,
+        token_ids: Sequence[str],
+        *,
+        tick_size: Number = "0.01",
+        min_order_size: Number = 5,
+        neg_risk: bool = False,
+        end_date: str = "2030-01-01T00:00:00Z",
+        title: str = "Local exchange market",
+        slug: str | None = None,
+        outcomes: Sequence[str] = ("Yes", "No"),
+    ) -> Market:
+        market = Market(
+            condition_id=condition_id,
+            token_ids=(str(token_ids[0]), str(token_ids[1])),
+            tick_size=Decimal(str(tick_size)),
+            min_order_size=Decimal(str(min_order_size)),
+            neg_risk=neg_risk,
+            end_date=end_date,
+            title=title,
+            slug=slug or f"market-{condition_id[2:10]}",
+            outcomes=(outcomes[0], outcomes[1]),
+        )
+        return self.state.exchange.create_market(market)
+
+    def set_book(self, token_id: str, bids: Iterable[Level], asks: Iterable[Level]) -> None:
+        """Replace the token's synthetic levels ([(price, size)], any order)."""
+        self.state.exchange.set_book(token_id, bids, asks)
+
+    def step_price(
+        self,
+        token_id: str,
+        best_bid: Number,
+        spread_ticks: int = 1,
+        depth: int = 3,
+        size: Number = 100,
+    ) -> None:
+        self.prices.step(token_id, best_bid, spread_ticks, depth, size)
+
+    def start_path(
+        self, token_id: str, prices: Sequence[Number], interval_s: float = 0.0
+    ) -> asyncio.Task[None]:
+        return self.prices.start_path(token_id, prices, interval_s)
+
+    def start_random_walk(
+        self,
+        token_id: str,
+        steps: int,
+        seed: int,
+        start: Number | None = None,
+        interval_s: float = 0.0,
+    ) -> asyncio.Task[None]:
+        return self.prices.start_random_walk(token_id, steps, seed, start, interval_s)
+
+    def set_tick_size(self, token_id: str, tick_size: Number) -> None:
+        self.state.exchange.set_tick_size(token_id, Decimal(str(tick_size)))
+
+    # ---- balances, resolution, version ------------------------------------------------------
+
+    def credit(
+        self,
+        address: str,
+        collateral: Number = 0,
+        token_id: str | None = None,
+        shares: Number = 0,
+        avg_price: Number = 0,
+    ) -> None:
+        self.state.exchange.credit(address, collateral, token_id, shares, avg_price)
+
+    def balances(self, address: str) -> dict[str, Any]:
+        ledger = self.state.exchange.ledger
+        return {
+            "address": address,
+            "collateral": units_text(ledger.collateral(address)),
+            "shares": {t: units_text(h.size) for t, h in ledger.holdings(address).items()},
+        }
+
+    def resolve(self, condition_id: str, winning_token_id: str) -> None:
+        self.state.exchange.resolve(condition_id, winning_token_id)
+
+    def set_version(self, version: int) -> None:
+        self.state.exchange.set_version(version)
+
+    # ---- WebSocket faults ---------------------------------------------------------------
+
+    def drop_websockets(self) -> int:
+        return self.state.exchange.feed.drop_all()
+
+    def stall_websockets(self) -> None:
+        self.state.exchange.feed.stall()
+
+    def resume_websockets(self) -> None:
+        self.state.exchange.feed.resume()
+
+    # ---- REST faults -------------------------------------------------------------------
+
+    def fail_next(
+        self, path: str, count: int = 1, status: int = 503, method: str | None = None
+    ) -> None:
+        self.state.faults.arm(path, Fault("error", count, method, status=status))
+
+    def rate_limit_next(
+        self, path: str, count: int = 1, retry_after_s: int = 1, method: str | None = None
+    ) -> None:
+        self.state.faults.arm(path, Fault("rate_limit", count, method, retry_after_s=retry_after_s))
+
+    def hang_next(self, path: str, count: int = 1, method: str | None = None) -> None:
+        self.state.faults.arm(path, Fault("hang", count, method))
+
+    def withhold_next(
+        self,
+        path: str = "/order",
+        count: int = 1,
+        mode: WithholdMode = "close",
+        method: str | None = "POST",
+    ) -> None:
+        """Execute the next ``count`` calls for real but never answer them."""
+        self.state.faults.arm(path, Fault("withhold", count, method, withhold_mode=mode))
+
+    def clear_faults(self) -> None:
+        self.state.faults.clear()
+
+    # ---- timing ------------------------------------------------------------------------
+
+    def price_sends(self) -> tuple[PriceSend, ...]:
+        return self.state.timing.price_sends()
+
+    def order_receipts(self) -> tuple[OrderReceipt, ...]:
+        return self.state.timing.order_receipts()
+
+    def clear_timing(self) -> None:
+        self.state.timing.clear()
+
+    def status(self) -> dict[str, Any]:
+        exchange = self.state.exchange
+        return {
+            "version": exchange.version,
+            "markets": len(exchange.markets),
+            "orders": len(exchange.orders),
+            "trades": len(exchange.trades),
+            "websocket_connections": exchange.feed.connection_count,
+            "websocket_stalled": exchange.feed.stalled,
+            "messages_published": exchange.feed.messages_published,
+            "price_paths_running": self.prices.running,
+            "faults": self.state.faults.armed(),
+        }

@@ -1,0 +1,220 @@
+"""The exchange's state and its one writer: markets, books, balances, orders, trades.
+
+Synchronous and single-threaded (runs on the server's event loop); every book change is
+published to the market feed through ``publisher``. Order placement lives in ``placing``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from vincent.sim import events
+from vincent.sim.accounts import Ledger
+from vincent.sim.book import Level, OrderBook, to_units, units_text
+from vincent.sim.errors import NO_ORDERBOOK, SimError
+from vincent.sim.feed import MarketFeed
+from vincent.sim.markets import Market
+from vincent.sim.records import OrderRecord, TradeRecord
+from vincent.sim.timing import TimingRecorder
+
+
+class Exchange:
+    """All mutable exchange state. Control operations are methods here."""
+
+    def __init__(self, timing: TimingRecorder) -> None:
+        self.timing = timing
+        self.feed = MarketFeed(timing, self.book_event)
+        self.version = 2
+        self.markets: dict[str, Market] = {}
+        self.token_market: dict[str, Market] = {}
+        self.books: dict[str, OrderBook] = {}
+        self.ledger = Ledger()
+        self.orders: dict[str, OrderRecord] = {}
+        self.trades: list[TradeRecord] = []
+
+    # ---- markets and books -------------------------------------------------------------
+
+    def create_market(self, market: Market) -> Market:
+        self.markets[market.condition_id.lower()] = market
+        for token_id in market.token_ids:
+            self.token_market[token_id] = market
+            self.books.setdefault(token_id, OrderBook())
+        return market
+
+    def market_of(self, token_id: str) -> Market:
+        market = self.token_market.get(token_id)
+        if market is None:
+            raise SimError(404, NO_ORDERBOOK)
+        return market
+
+    def market(self, condition_id: str) -> Market:
+        market = self.markets.get(condition_id.lower())
+        if market is None:
+            raise SimError(404, "market not found")
+        return market
+
+    def book(self, token_id: str) -> OrderBook:
+        market = self.market_of(token_id)
+        if market.closed:
+            raise SimError(404, NO_ORDERBOOK)
+        return self.books[token_id]
+
+    def book_event(self, token_id: str) -> dict[str, Any] | None:
+        market = self.token_market.get(token_id)
+        if market is None or market.closed:
+            return None
+        book = self.books[token_id]
+        seq = self.timing.next_seq()
+        return events.book_event(
+            market.condition_id, token_id, book.bids.wire(), book.asks.wire(), f"0x{seq:040x}"
+        )
+
+    def book_rest(self, token_id: str) -> dict[str, Any]:
+        """``GET /book``: levels in production order (best last)."""
+        market = self.market_of(token_id)
+        book = self.book(token_id)
+        last = market.last_trade_price.get(token_id)
+        return {
+            "market": market.condition_id,
+            "asset_id": token_id,
+            "timestamp": events.now_ms(),
+            "hash": f"0x{self.timing.next_seq():040x}",
+            "bids": book.bids.wire(),
+            "asks": book.asks.wire(),
+            "min_order_size": str(market.min_order_size),
+            "tick_size": str(market.tick_size),
+            "neg_risk": market.neg_risk,
+            "last_trade_price": "" if last is None else str(last),
+        }
+
+    def set_book(self, token_id: str, bids: Iterable[Level], asks: Iterable[Level]) -> None:
+        """Replace the synthetic liquidity of a token; user orders stay. Publishes changes."""
+        book = self.book(token_id)
+        before = {(s, p): book.side(s).size_at(p) for s, p in book.clear_synthetic()}
+        for side, levels in (("BUY", bids), ("SELL", asks)):
+            for price, size in levels:
+                level = Decimal(str(price))
+                before.setdefault((side, level), book.side(side).size_at(level))
+                book.set_synthetic(side, level, to_units(size))
+        changed = [(s, p) for (s, p), old in before.items() if book.side(s).size_at(p) != old]
+        self.publish_levels(token_id, changed)
+
+    def publish_levels(self, token_id: str, levels: list[tuple[str, Decimal]]) -> None:
+        """Publish ``price_change`` for changed levels, then ``best_bid_ask`` (custom)."""
+        if not levels:
+            return
+        market = self.token_market[token_id]
+        book = self.books[token_id]
+        best_bid, best_ask = book.best_bid(), book.best_ask()
+        seq = self.timing.next_seq()
+        change_hash = f"0x{seq:040x}"
+        changes = [
+            events.price_change_entry(
+                token_id,
+                price,
+                units_text(book.side(side).size_at(price)),
+                side,
+                change_hash,
+                best_bid,
+                best_ask,
+            )
+            for side, price in sorted(levels, key=lambda level: (level[0], level[1]))
+        ]
+        self.feed.publish(
+            events.price_change_event(market.condition_id, changes), [token_id], seq=seq
+        )
+        self.feed.publish(
+            events.best_bid_ask_event(market.condition_id, token_id, best_bid, best_ask),
+            [token_id],
+            custom=True,
+        )
+
+    def set_tick_size(self, token_id: str, tick_size: Decimal) -> None:
+        market = self.market_of(token_id)
+        old, market.tick_size = market.tick_size, tick_size
+        for token in market.token_ids:
+            self.feed.publish(
+                events.tick_size_change_event(market.condition_id, token, old, tick_size),
+                [token],
+            )
+
+    # ---- balances, resolution, version ----------------------------------------------------
+
+    def credit(
+        self,
+        address: str,
+        collateral: Decimal | str | float = 0,
+        token_id: str | None = None,
+        shares: Decimal | str | float = 0,
+        avg_price: Decimal | str | float = 0,
+    ) -> None:
+        """Give an address pUSD and/or shares of a token (bought at ``avg_price``)."""
+        self.ledger.credit_collateral(address, to_units(collateral))
+        if token_id is not None:
+            self.market_of(token_id)
+            size = to_units(shares)
+            cost = int(Decimal(str(avg_price)) * size)
+            self.ledger.credit_shares(address, token_id, size, cost)
+
+    def resolve(self, condition_id: str, winning_token_id: str) -> None:
+        """Close the market: trading stops, books vanish, positions become redeemable."""
+        market = self.market(condition_id)
+        if winning_token_id not in market.token_ids:
+            raise SimError(
+                400, f"winning_token_id must be one of the market's tokens, was {winning_token_id}"
+            )
+        for order in self.orders.values():
+            if order.market == market.condition_id and order.status == "LIVE":
+                self.cancel_order(order)
+        market.closed = True
+        market.winning_token_id = winning_token_id
+        for token in market.token_ids:
+            market.last_trade_price[token] = Decimal(1 if token == winning_token_id else 0)
+        self.feed.publish(
+            events.market_resolved_event(
+                market.condition_id,
+                list(market.token_ids),
+                winning_token_id,
+                market.outcome_of(winning_token_id),
+            ),
+            market.token_ids,
+            custom=True,
+        )
+
+    def set_version(self, version: int) -> None:
+        if version not in (2, 3):
+            raise SimError(400, f"version must be 2 or 3, was {version}")
+        self.version = version
+
+    # ---- orders -----------------------------------------------------------------------
+
+    def cancel_order(self, order: OrderRecord) -> None:
+        book = self.books[order.asset_id]
+        book.remove(order.order_id)
+        remaining = order.original_size - order.size_matched
+        if order.side == "SELL":
+            self.ledger.release(order.maker_address, order.asset_id, remaining)
+        else:
+            self.ledger.release(order.maker_address, "", int(order.price * remaining))
+        order.status = "CANCELED"
+        self.publish_levels(order.asset_id, [(order.side, order.price)])
+
+    def cancel(self, order_ids: Iterable[str], owner: str) -> dict[str, Any]:
+        """Cancel the owner's live orders: ``{"canceled": [...], "not_canceled": {id: why}}``."""
+        canceled: list[str] = []
+        not_canceled: dict[str, str] = {}
+        for order_id in order_ids:
+            order = self.orders.get(order_id)
+            if order is None or order.owner != owner:
+                not_canceled[order_id] = "order not found"
+            elif order.status != "LIVE":
+                not_canceled[order_id] = "order already canceled or matched"
+            else:
+                self.cancel_order(order)
+                canceled.append(order_id)
+        return {"canceled": canceled, "not_canceled": not_canceled}
+
+    def live_order_ids(self, owner: str) -> list[str]:
+        return [o.order_id for o in self.orders.values() if o.owner == owner and o.status == "LIVE"]

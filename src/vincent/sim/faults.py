@@ -1,0 +1,143 @@
+"""Injected REST faults: 5xx, 429 with Retry-After, hang, and withheld answers.
+
+``FaultPlan`` holds the armed faults per request path; ``FaultMiddleware`` is the
+outermost ASGI layer and applies them. A withheld answer runs the request for real
+(the order executes and is recorded) and then never answers, or closes the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+FaultKind = Literal["error", "rate_limit", "hang", "withhold"]
+WithholdMode = Literal["hang", "close"]
+
+
+@dataclass(slots=True)
+class Fault:
+    """One armed fault for the next ``remaining`` calls of a path (any method if None)."""
+
+    kind: FaultKind
+    remaining: int
+    method: str | None = None
+    status: int = 503
+    retry_after_s: int = 1
+    withhold_mode: WithholdMode = "close"
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "remaining": self.remaining,
+            "method": self.method,
+            "status": self.status,
+            "retry_after_s": self.retry_after_s,
+            "withhold_mode": self.withhold_mode,
+        }
+
+
+class FaultPlan:
+    """Armed faults by exact request path (including its mount prefix, e.g. /data-api/...)."""
+
+    def __init__(self) -> None:
+        self._faults: dict[str, list[Fault]] = {}
+        self._released = asyncio.Event()
+        self.hits = 0
+
+    def arm(self, path: str, fault: Fault) -> None:
+        if fault.kind == "error" and not 500 <= fault.status <= 599:
+            raise ValueError(f"status must be 5xx for an error fault, was {fault.status}")
+        self._faults.setdefault(path, []).append(fault)
+
+    def take(self, path: str, method: str) -> Fault | None:
+        for fault in self._faults.get(path, ()):
+            if fault.remaining > 0 and fault.method in (None, method):
+                fault.remaining -= 1
+                self.hits += 1
+                return fault
+        return None
+
+    def clear(self) -> None:
+        """Disarm everything and let hanging requests go (their clients see a disconnect)."""
+        self._faults.clear()
+        self._released.set()
+        self._released = asyncio.Event()
+
+    def armed(self) -> dict[str, list[dict[str, Any]]]:
+        return {p: [f.summary() for f in fs if f.remaining > 0] for p, fs in self._faults.items()}
+
+    async def wait_for_release(self, receive: Receive) -> None:
+        """Block until the client disconnects or the plan is cleared."""
+        released = asyncio.ensure_future(self._released.wait())
+        disconnect = asyncio.ensure_future(_wait_disconnect(receive))
+        try:
+            await asyncio.wait({released, disconnect}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (released, disconnect):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+class FaultMiddleware:
+    """Outermost ASGI layer: applies the next armed fault of the request's path."""
+
+    def __init__(self, app: ASGIApp, plan: FaultPlan) -> None:
+        self.app = app
+        self.plan = plan
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fault = None
+        if scope["type"] == "http":
+            fault = self.plan.take(scope["path"], scope["method"])
+        if fault is None:
+            await self.app(scope, receive, send)
+            return
+        if fault.kind == "error":
+            await _respond(send, fault.status, {"error": "Internal Server Error"}, [])
+        elif fault.kind == "rate_limit":
+            headers = [(b"retry-after", str(fault.retry_after_s).encode())]
+            await _respond(send, 429, {"error": "Too Many Requests"}, headers)
+        elif fault.kind == "hang":
+            await self.plan.wait_for_release(receive)
+        else:
+            await self._withhold(fault, scope, receive, send)
+
+    async def _withhold(self, fault: Fault, scope: Scope, receive: Receive, send: Send) -> None:
+        async def swallow(message: Message) -> None:
+            return None
+
+        await self.app(scope, receive, swallow)
+        transport = getattr(getattr(send, "__self__", None), "transport", None)
+        if fault.withhold_mode == "close" and transport is not None:
+            transport.close()
+            return
+        await self.plan.wait_for_release(receive)
+
+
+async def _respond(
+    send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]
+) -> None:
+    raw = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(raw)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": raw})

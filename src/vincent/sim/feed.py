@@ -1,0 +1,198 @@
+"""The market WebSocket (``/ws/market``): subscriptions, fan-out, PING/PONG, drop and stall.
+
+Each message is serialized once and queued to every subscriber of its asset; a sender
+task per connection drains its queue. Knows nothing about books: snapshots come from a
+callable the exchange passes in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from vincent.sim.timing import TimingRecorder
+
+logger = logging.getLogger(__name__)
+
+Snapshot = Callable[[str], dict[str, Any] | None]
+_PRICE_EVENTS = frozenset({"book", "price_change", "last_trade_price", "best_bid_ask"})
+
+
+def dumps(message: object) -> str:
+    return json.dumps(message, separators=(",", ":"))
+
+
+class Subscriber:
+    """One WebSocket connection: its assets, its custom-feature flag and its send queue."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+        self.assets: set[str] = set()
+        self.custom = False
+        self.queue: deque[str] = deque()
+        self.wake = asyncio.Event()
+        self.dropped = False
+
+    def push(self, text: str) -> None:
+        self.queue.append(text)
+        self.wake.set()
+
+
+class MarketFeed:
+    """Fan-out of market events to subscribers, with fault switches (drop, stall)."""
+
+    def __init__(self, timing: TimingRecorder, snapshot: Snapshot) -> None:
+        self._timing = timing
+        self._snapshot = snapshot
+        self._subscribers: set[Subscriber] = set()
+        self._by_asset: dict[str, set[Subscriber]] = {}
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self.messages_published = 0
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._subscribers)
+
+    def subscribed_assets(self) -> set[str]:
+        return {asset for asset, subs in self._by_asset.items() if subs}
+
+    def publish(
+        self,
+        message: dict[str, Any],
+        asset_ids: Iterable[str],
+        custom: bool = False,
+        seq: int | None = None,
+    ) -> int:
+        """Queue one event to subscribers of any of ``asset_ids``; return its sequence number.
+
+        ``custom`` events go only to connections that enabled the custom feature. Pass
+        ``seq`` when the message already carries it (in its ``hash``).
+        """
+        if seq is None:
+            seq = self._timing.next_seq()
+        assets = list(asset_ids)
+        if len(assets) == 1:
+            targets = self._by_asset.get(assets[0], set())
+        else:
+            targets = set()
+            for asset in assets:
+                targets |= self._by_asset.get(asset, set())
+        if custom:
+            targets = {subscriber for subscriber in targets if subscriber.custom}
+        event_type = str(message.get("event_type", ""))
+        if event_type in _PRICE_EVENTS:
+            self._timing.record_send(
+                seq, assets[0] if assets else "", event_type, self._timing.now_ns()
+            )
+        if targets:
+            # Serialized once for every subscriber.
+            text = dumps(message)
+            for subscriber in targets:
+                subscriber.push(text)
+        self.messages_published += 1
+        return seq
+
+    def drop_all(self) -> int:
+        """Close every connection now; return how many were dropped."""
+        for subscriber in self._subscribers:
+            subscriber.dropped = True
+            subscriber.wake.set()
+        return len(self._subscribers)
+
+    def stall(self) -> None:
+        """Stop sending on every connection (PONG included); queued messages wait."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
+    @property
+    def stalled(self) -> bool:
+        return not self._flowing.is_set()
+
+    async def serve(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+        subscriber = Subscriber(websocket)
+        self._subscribers.add(subscriber)
+        sender = asyncio.create_task(self._send_loop(subscriber))
+        try:
+            await self._receive_loop(subscriber)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+            self._forget(subscriber)
+
+    async def _receive_loop(self, subscriber: Subscriber) -> None:
+        websocket = subscriber.websocket
+        while not subscriber.dropped:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                continue
+            if text == "PING":
+                subscriber.push("PONG")
+                continue
+            self._handle_request(subscriber, text)
+
+    def _handle_request(self, subscriber: Subscriber, text: str) -> None:
+        try:
+            request = json.loads(text)
+            assets = [str(a) for a in request["assets_ids"]]
+        except (ValueError, KeyError, TypeError):
+            subscriber.push("INVALID OPERATION")
+            return
+        if request.get("custom_feature_enabled"):
+            subscriber.custom = True
+        operation = request.get("operation", "subscribe")
+        if operation == "unsubscribe":
+            for asset in assets:
+                subscriber.assets.discard(asset)
+                self._by_asset.get(asset, set()).discard(subscriber)
+            return
+        if operation != "subscribe":
+            subscriber.push("INVALID OPERATION")
+            return
+        snapshots = []
+        for asset in assets:
+            subscriber.assets.add(asset)
+            self._by_asset.setdefault(asset, set()).add(subscriber)
+            book = self._snapshot(asset)
+            if book is not None:
+                snapshots.append(book)
+        if snapshots:
+            subscriber.push(dumps(snapshots))
+
+    async def _send_loop(self, subscriber: Subscriber) -> None:
+        websocket = subscriber.websocket
+        queue = subscriber.queue
+        while True:
+            await subscriber.wake.wait()
+            subscriber.wake.clear()
+            if subscriber.dropped:
+                await websocket.close(code=1011)
+                return
+            await self._flowing.wait()
+            while queue and not subscriber.dropped:
+                await websocket.send_text(queue.popleft())
+                if not self._flowing.is_set():
+                    break
+            if queue or subscriber.dropped:
+                subscriber.wake.set()
+
+    def _forget(self, subscriber: Subscriber) -> None:
+        self._subscribers.discard(subscriber)
+        for asset in subscriber.assets:
+            self._by_asset.get(asset, set()).discard(subscriber)

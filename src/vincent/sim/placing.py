@@ -1,0 +1,221 @@
+"""Placing an order: verify, check, match, settle, rest the remainder, publish.
+
+The only code that turns a ``POST /order`` into fills. Uses ``matching`` (pure) for the
+fills and writes through the ``Exchange`` it is given.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+
+from vincent.sim import events, matching, signatures, wallets
+from vincent.sim.book import units_text
+from vincent.sim.errors import (
+    FAK_NOT_FILLED,
+    FOK_NOT_FILLED,
+    INVALID_SIGNATURE,
+    MARKET_CLOSED,
+    NOT_ENOUGH_BALANCE,
+    ORDER_VERSION_MISMATCH,
+    SIGNER_NOT_API_KEY,
+    SimError,
+)
+from vincent.sim.exchange import Exchange
+from vincent.sim.orders import PostedOrder, check_amounts
+from vincent.sim.records import MakerFill, OrderRecord, TradeRecord
+
+_ALL_DOMAINS = (
+    ("2", signatures.EXCHANGE_V2),
+    ("2", signatures.EXCHANGE_V2_NEG_RISK),
+    ("3", signatures.EXCHANGE_V3),
+)
+
+
+def expected_domain(exchange: Exchange, token_id: str, neg_risk: bool) -> tuple[str, str]:
+    """Exchange V3 serves protocol-v2 position ids once ``/version`` is 3; else V2."""
+    version = 3 if exchange.version == 3 and signatures.is_v3_token(token_id) else 2
+    return signatures.domain_for(version, neg_risk)
+
+
+def verify(exchange: Exchange, posted: PostedOrder, key_address: str) -> str:
+    """Check signature, version, wallet and key ownership; return the order id."""
+    order = posted.order
+    market = exchange.market_of(order.token_id)
+    version, contract = expected_domain(exchange, order.token_id, market.neg_risk)
+    try:
+        eoa = signatures.verify_order(order, version, contract)
+    except SimError:
+        for other_version, other_contract in _ALL_DOMAINS:
+            if (other_version, other_contract) == (version, contract):
+                continue
+            try:
+                signatures.verify_order(order, other_version, other_contract)
+            except SimError:
+                continue
+            raise SimError(400, ORDER_VERSION_MISMATCH) from None
+        raise
+    if order.signature_type == 3:
+        if to_checksum_address(order.signer) != to_checksum_address(order.maker):
+            raise SimError(400, INVALID_SIGNATURE)
+    elif not wallets.wallet_matches(order.signature_type, order.signer, order.maker):
+        raise SimError(400, INVALID_SIGNATURE)
+    if eoa != to_checksum_address(key_address):
+        raise SimError(400, SIGNER_NOT_API_KEY)
+    return "0x" + signatures.order_digest(order, version, contract).hex()
+
+
+def place(exchange: Exchange, posted: PostedOrder, order_id: str, api_key: str) -> dict[str, Any]:
+    """Execute a verified order. Refusals raise ``SimError``; success returns the body."""
+    order = posted.order
+    token_id = order.token_id
+    market = exchange.market_of(token_id)
+    if order_id in exchange.orders:
+        raise SimError(400, f"order {order_id} is invalid. Duplicated.")
+    if market.closed:
+        raise SimError(400, MARKET_CLOSED)
+    check_amounts(posted, order_id, market.tick_size, market.min_order_size)
+    maker = to_checksum_address(order.maker)
+    asset = token_id if order.side == "SELL" else ""
+    if exchange.ledger.available(maker, asset) < order.maker_amount:
+        raise SimError(400, NOT_ENOUGH_BALANCE)
+
+    book = exchange.books[token_id]
+    limit = posted.price
+    market_buy = posted.is_market and order.side == "BUY"
+    fills = matching.plan(
+        book,
+        order.side,
+        limit,
+        shares=None if market_buy else posted.shares,
+        budget=order.maker_amount if market_buy else None,
+        taker=maker,
+    )
+    filled = sum(f.size for f in fills)
+    spent = sum(f.collateral for f in fills)
+    record = OrderRecord(
+        order_id=order_id,
+        market=market.condition_id,
+        asset_id=token_id,
+        owner=api_key,
+        maker_address=maker,
+        side=order.side,
+        price=limit,
+        original_size=filled if market_buy else posted.shares,
+        order_type=posted.order_type,
+        outcome=market.outcome_of(token_id),
+        expiration=order.expiration,
+    )
+    if posted.order_type == "FOK":
+        complete = (
+            (order.maker_amount - spent <= len(fills)) if market_buy else (filled == posted.shares)
+        )
+        if not fills or not complete:
+            _remember_killed(exchange, record)
+            raise SimError(400, FOK_NOT_FILLED, orderID=order_id)
+    if posted.order_type == "FAK" and not fills:
+        _remember_killed(exchange, record)
+        raise SimError(400, FAK_NOT_FILLED, orderID=order_id)
+    if posted.post_only and fills:
+        raise SimError(400, "invalid post-only order: order crosses book")
+
+    trade = _settle(exchange, record, fills) if fills else None
+    record.size_matched = filled
+    exchange.orders[order_id] = record
+    remaining = posted.shares - filled
+    if posted.is_market or remaining <= 0:
+        record.status = "MATCHED" if fills else "CANCELED"
+    else:
+        book.rest(order.side, limit, order_id, maker, remaining)
+        reserve = remaining if order.side == "SELL" else int(limit * remaining)
+        exchange.ledger.reserve(maker, asset, reserve)
+        exchange.publish_levels(token_id, [(order.side, limit)])
+    making, taking = (filled, spent) if order.side == "SELL" else (spent, filled)
+    return {
+        "success": True,
+        "errorMsg": "",
+        "orderID": order_id,
+        "status": "matched" if fills else "live",
+        "makingAmount": units_text(making) if fills else "",
+        "takingAmount": units_text(taking) if fills else "",
+        "transactionsHashes": [trade.transaction_hash] if trade else [],
+        "tradeIDs": [trade.trade_id] if trade else [],
+    }
+
+
+def _remember_killed(exchange: Exchange, record: OrderRecord) -> None:
+    record.status = "CANCELED"
+    exchange.orders[record.order_id] = record
+
+
+def _settle(exchange: Exchange, record: OrderRecord, fills: list[matching.Fill]) -> TradeRecord:
+    """Move shares and collateral for every fill, record the trade, publish the changes."""
+    token_id = record.asset_id
+    market = exchange.token_market[token_id]
+    book = exchange.books[token_id]
+    ledger = exchange.ledger
+    touched = matching.apply(book, record.side, fills)
+    makers: list[MakerFill] = []
+    trade_id = str(uuid.uuid4())
+    for fill in fills:
+        if record.side == "SELL":
+            ledger.sell(record.maker_address, token_id, fill.size, fill.collateral)
+        else:
+            ledger.buy(record.maker_address, token_id, fill.size, fill.collateral)
+        resting = exchange.orders.get(fill.order_id) if fill.order_id else None
+        if resting is not None:
+            _fill_resting(exchange, resting, fill, trade_id)
+        makers.append(
+            MakerFill(
+                fill.order_id, resting.owner if resting else None, fill.owner, fill.price, fill.size
+            )
+        )
+    size = sum(f.size for f in fills)
+    last_price = fills[-1].price
+    trade = TradeRecord(
+        trade_id=trade_id,
+        taker_order_id=record.order_id,
+        market=market.condition_id,
+        asset_id=token_id,
+        side=record.side,
+        price=last_price,
+        size=size,
+        outcome=record.outcome,
+        owner=record.owner,
+        maker_address=record.maker_address,
+        transaction_hash="0x" + keccak(text=trade_id).hex(),
+        makers=makers,
+    )
+    exchange.trades.append(trade)
+    record.associate_trades.append(trade_id)
+    market.last_trade_price[token_id] = last_price
+    exchange.feed.publish(
+        events.last_trade_price_event(
+            market.condition_id, token_id, last_price, record.side, units_text(size)
+        ),
+        [token_id],
+    )
+    opposite = "SELL" if record.side == "BUY" else "BUY"
+    exchange.publish_levels(token_id, [(opposite, price) for price in touched])
+    return trade
+
+
+def _fill_resting(
+    exchange: Exchange, resting: OrderRecord, fill: matching.Fill, trade_id: str
+) -> None:
+    """The resting (maker) side of a fill between two users."""
+    ledger = exchange.ledger
+    token_id = resting.asset_id
+    if resting.side == "BUY":
+        ledger.release(resting.maker_address, "", int(resting.price * fill.size))
+        ledger.buy(resting.maker_address, token_id, fill.size, fill.collateral)
+    else:
+        ledger.release(resting.maker_address, token_id, fill.size)
+        ledger.sell(resting.maker_address, token_id, fill.size, fill.collateral)
+    resting.size_matched += fill.size
+    resting.associate_trades.append(trade_id)
+    if resting.size_matched >= resting.original_size:
+        resting.status = "MATCHED"

@@ -1,0 +1,119 @@
+"""Moving a token's price: quotes around a price, scripted paths and seeded random walks.
+
+``quote_levels`` and ``random_walk_prices`` are pure; ``PriceMover`` applies them to the
+exchange (each step publishes WebSocket events) and owns the background walk tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Sequence
+from decimal import Decimal
+
+from vincent.sim.exchange import Exchange
+
+
+def quote_levels(
+    best_bid: Decimal, tick: Decimal, spread_ticks: int, depth: int, size: Decimal
+) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
+    """Bid levels from ``best_bid`` down and ask levels from ``best_bid + spread`` up."""
+    bids = [(best_bid - tick * i, size) for i in range(depth) if best_bid - tick * i >= tick]
+    best_ask = best_bid + tick * spread_ticks
+    asks = [(best_ask + tick * i, size) for i in range(depth) if best_ask + tick * i <= 1 - tick]
+    return bids, asks
+
+
+def random_walk_prices(
+    start: Decimal, steps: int, seed: int, tick: Decimal, max_step_ticks: int = 1
+) -> list[Decimal]:
+    """A reproducible walk of best-bid prices, kept inside [tick, 1 - 2 ticks]."""
+    rng = random.Random(seed)
+    prices: list[Decimal] = []
+    price = start
+    for _ in range(steps):
+        price += tick * rng.randint(-max_step_ticks, max_step_ticks)
+        price = min(max(price, tick), 1 - 2 * tick)
+        prices.append(price)
+    return prices
+
+
+class PriceMover:
+    """Applies price steps to the exchange and runs paths in tracked background tasks."""
+
+    def __init__(self, exchange: Exchange) -> None:
+        self._exchange = exchange
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def step(
+        self,
+        token_id: str,
+        best_bid: Decimal | str | float,
+        spread_ticks: int = 1,
+        depth: int = 3,
+        size: Decimal | str | float = 100,
+    ) -> None:
+        """Re-quote the token's synthetic book so its best bid is ``best_bid``."""
+        tick = self._exchange.market_of(token_id).tick_size
+        bids, asks = quote_levels(
+            Decimal(str(best_bid)), tick, spread_ticks, depth, Decimal(str(size))
+        )
+        self._exchange.set_book(token_id, bids, asks)
+
+    async def run_path(
+        self,
+        token_id: str,
+        prices: Sequence[Decimal | str | float],
+        interval_s: float = 0.0,
+        spread_ticks: int = 1,
+        depth: int = 3,
+        size: Decimal | str | float = 100,
+    ) -> None:
+        """Step through ``prices`` (best bids), ``interval_s`` apart (0: as fast as possible)."""
+        for price in prices:
+            self.step(token_id, price, spread_ticks, depth, size)
+            await asyncio.sleep(interval_s)
+
+    def start_path(
+        self,
+        token_id: str,
+        prices: Sequence[Decimal | str | float],
+        interval_s: float = 0.0,
+        spread_ticks: int = 1,
+        depth: int = 3,
+        size: Decimal | str | float = 100,
+    ) -> asyncio.Task[None]:
+        task = asyncio.create_task(
+            self.run_path(token_id, prices, interval_s, spread_ticks, depth, size)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def start_random_walk(
+        self,
+        token_id: str,
+        steps: int,
+        seed: int,
+        start: Decimal | str | float | None = None,
+        interval_s: float = 0.0,
+        max_step_ticks: int = 1,
+    ) -> asyncio.Task[None]:
+        market = self._exchange.market_of(token_id)
+        book = self._exchange.book(token_id)
+        first = Decimal(str(start)) if start is not None else book.best_bid() or Decimal("0.5")
+        prices = random_walk_prices(first, steps, seed, market.tick_size, max_step_ticks)
+        return self.start_path(token_id, list(prices), interval_s)
+
+    @property
+    def running(self) -> int:
+        return len(self._tasks)
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

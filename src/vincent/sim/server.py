@@ -1,0 +1,174 @@
+"""The ASGI app on one port, the in-process ``LocalExchange`` handle and the blocking ``run``.
+
+Layout: CLOB at the root, /data-api, /gamma, /relayer, /ws/market, control under /_sim.
+Owns the uvicorn server's lifecycle (start on a bound socket, stop with a timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, WebSocketRoute
+from starlette.types import ASGIApp
+from starlette.websockets import WebSocket
+
+from vincent.sim import clob_private, clob_public, control_routes, data_routes
+from vincent.sim.auth import DEFAULT_MAX_SKEW_S, ApiKeyStore
+from vincent.sim.control import SimControl
+from vincent.sim.errors import SimError
+from vincent.sim.exchange import Exchange
+from vincent.sim.faults import FaultMiddleware, FaultPlan
+from vincent.sim.state import SimState
+from vincent.sim.timing import TimingRecorder
+
+logger = logging.getLogger(__name__)
+_STOP_TIMEOUT_S = 5.0
+
+
+async def _sim_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SimError)
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    logger.exception("sim.unexpected_error", extra={"path": request.url.path})
+    return JSONResponse({"error": "Internal Server Error"}, status_code=500)
+
+
+async def _market_ws(websocket: WebSocket) -> None:
+    state: SimState = websocket.app.state.sim
+    await state.exchange.feed.serve(websocket)
+
+
+def build_state(max_skew_s: int = DEFAULT_MAX_SKEW_S) -> SimState:
+    timing = TimingRecorder()
+    return SimState(Exchange(timing), ApiKeyStore(max_skew_s), timing, FaultPlan())
+
+
+def create_app(state: SimState, control: SimControl) -> ASGIApp:
+    """The whole exchange as one ASGI app (faults applied outermost)."""
+    app = Starlette(
+        routes=[
+            *clob_public.ROUTES,
+            *clob_private.ROUTES,
+            Mount("/data-api", routes=data_routes.DATA_ROUTES),
+            Mount("/gamma", routes=data_routes.GAMMA_ROUTES),
+            Mount("/relayer", routes=data_routes.RELAYER_ROUTES),
+            Mount("/_sim", routes=control_routes.ROUTES),
+            WebSocketRoute("/ws/market", _market_ws),
+        ],
+        exception_handlers={SimError: _sim_error, Exception: _unexpected},
+    )
+    app.state.sim = state
+    app.state.control = control
+    return FaultMiddleware(app, state.faults)
+
+
+class LocalExchange(SimControl):
+    """A running exchange on loopback: its URLs plus every control method (``SimControl``)."""
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, max_skew_s: int = DEFAULT_MAX_SKEW_S
+    ) -> None:
+        super().__init__(build_state(max_skew_s))
+        self.host = host
+        self._requested_port = port
+        self.port = 0
+        self.app = create_app(self.state, self)
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def start(
+        cls, host: str = "127.0.0.1", port: int = 0, **options: Any
+    ) -> AsyncIterator[LocalExchange]:
+        """Serve until the block exits: ``async with LocalExchange.start() as ex: ...``."""
+        exchange = cls(host, port, **options)
+        await exchange.open()
+        try:
+            yield exchange
+        finally:
+            await exchange.close()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def clob_url(self) -> str:
+        return self.base_url
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}/ws/market"
+
+    @property
+    def data_api_url(self) -> str:
+        return f"{self.base_url}/data-api"
+
+    @property
+    def gamma_url(self) -> str:
+        return f"{self.base_url}/gamma"
+
+    @property
+    def relayer_url(self) -> str:
+        return f"{self.base_url}/relayer"
+
+    @property
+    def control_url(self) -> str:
+        return f"{self.base_url}/_sim"
+
+    async def open(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("LocalExchange already started")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self._requested_port))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
+        )
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        async with asyncio.timeout(_STOP_TIMEOUT_S):
+            while not self._server.started:
+                if self._task.done():
+                    await self._task
+                await asyncio.sleep(0.001)
+
+    async def close(self) -> None:
+        if self._server is None or self._task is None:
+            return
+        await self.prices.stop()
+        self.state.faults.clear()
+        self.state.exchange.feed.drop_all()
+        self._server.should_exit = True
+        try:
+            async with asyncio.timeout(_STOP_TIMEOUT_S):
+                await self._task
+        except TimeoutError:
+            self._server.force_exit = True
+            logger.warning("sim.stop_timeout")
+            await self._task
+
+
+def run(host: str = "127.0.0.1", port: int = 8765) -> None:
+    """Serve the exchange until interrupted (the ``vincent sim`` command)."""
+    state = build_state()
+    app = create_app(state, SimControl(state))
+    print(
+        f"local exchange: CLOB http://{host}:{port}  WS ws://{host}:{port}/ws/market  "
+        f"control http://{host}:{port}/_sim",
+        flush=True,
+    )
+    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="off")

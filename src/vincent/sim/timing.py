@@ -1,0 +1,73 @@
+"""Benchmark clock: when each price message was published and each order was received.
+
+One clock for both (``time.perf_counter_ns`` in the exchange process). Appending is the
+only work on the hot path; readers get immutable snapshots.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class PriceSend:
+    """A published price message: global sequence number, token, event type, send time."""
+
+    seq: int
+    token_id: str
+    event_type: str
+    ts_send_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderReceipt:
+    """A received ``POST /order``: receive time and what it asked for."""
+
+    ts_receive_ns: int
+    order_id: str
+    token_id: str
+    side: str
+    size: str
+    order_type: str
+
+
+class TimingRecorder:
+    """Collects price sends and order receipts; ``clear()`` starts a new measurement."""
+
+    def __init__(self) -> None:
+        self._sends: list[PriceSend] = []
+        self._orders: list[OrderReceipt] = []
+        self._seq = 0
+
+    @staticmethod
+    def now_ns() -> int:
+        return time.perf_counter_ns()
+
+    def next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def record_send(self, seq: int, token_id: str, event_type: str, ts_send_ns: int) -> None:
+        self._sends.append(PriceSend(seq, token_id, event_type, ts_send_ns))
+
+    def record_order(self, receipt: OrderReceipt) -> None:
+        self._orders.append(receipt)
+
+    def price_sends(self) -> tuple[PriceSend, ...]:
+        return tuple(self._sends)
+
+    def order_receipts(self) -> tuple[OrderReceipt, ...]:
+        return tuple(self._orders)
+
+    def clear(self) -> None:
+        self._sends.clear()
+        self._orders.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "clock": "perf_counter_ns",
+            "price_sends": [asdict(s) for s in self._sends],
+            "order_receipts": [asdict(o) for o in self._orders],
+        }
