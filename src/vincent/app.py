@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from vincent import __version__
 from vincent.api.errors import install_error_handlers
@@ -18,6 +17,7 @@ from vincent.config import Settings
 from vincent.crypto import KeyBox
 from vincent.db.session import SessionFactory, create_engine, create_session_factory
 from vincent.errors import ConfigurationError
+from vincent.skills.polymarket import PolymarketSkill, create_polymarket_skill
 
 logger = logging.getLogger(__name__)
 
@@ -28,19 +28,11 @@ Every response is `{"success": true, "data": ...}` or
 `{"success": false, "error": {"code", "message", "details"}}`.
 """
 
-SkillFactory = Callable[[Settings, SessionFactory, KeyBox], Awaitable[Any]]
-
-
-async def _default_skill_factory(
-    settings: Settings, session_factory: SessionFactory, keybox: KeyBox
-) -> Any:
-    from vincent.skills.polymarket import create_polymarket_skill
-
-    return await create_polymarket_skill(settings, session_factory, keybox)
+SkillFactory = Callable[[Settings, SessionFactory, KeyBox], PolymarketSkill]
 
 
 def create_app(
-    settings: Settings, *, skill_factory: SkillFactory | None = _default_skill_factory
+    settings: Settings, *, skill_factory: SkillFactory | None = create_polymarket_skill
 ) -> FastAPI:
     """Build the ASGI app. Resources open in the lifespan, never at import or build time."""
     if settings.vincent_encryption_key is None:
@@ -55,8 +47,9 @@ def create_app(
             state = AppState(settings=settings, session_factory=create_session_factory(engine))
             app.state.vincent = state
             if skill_factory is not None:
-                state.skill = await skill_factory(settings, state.session_factory, keybox)
-                stack.push_async_callback(state.skill.aclose)
+                skill = skill_factory(settings, state.session_factory, keybox)
+                stack.push_async_callback(skill.aclose)
+                state.skill = skill
             if settings.trade_manager_enabled and state.skill is not None:
                 await _start_worker(stack, state)
             logger.info(
@@ -76,7 +69,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(polymarket.router)
     _include_optional_routers(app)
-    catch_all = polymarket.APIRouter(prefix="/api/skills/polymarket")
+    catch_all = APIRouter(prefix="/api/skills/polymarket")
     polymarket.include_catch_all(catch_all)
     app.include_router(catch_all)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
