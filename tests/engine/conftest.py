@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from cryptography.fernet import Fernet
 
 from tests.engine.scripted_skill import ScriptedSkill
+from tests.skill.conftest import skill_settings
+from vincent.crypto import KeyBox
 from vincent.db.models import Secret, TradeRule
 from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleType, TriggerSource
 from vincent.services.trade_manager.rule_manager import NewRule, create_rule, to_snapshot
 from vincent.services.trade_manager.types import ActionType, RuleAction, RuleSnapshot
+from vincent.sim import LocalExchange
+from vincent.skills.polymarket import PolymarketSkill, create_polymarket_skill
 
 MakeSecret = Callable[[str], Awaitable[str]]
 MakeRule = Callable[..., Awaitable[RuleSnapshot]]
@@ -95,3 +100,25 @@ def make_rule(session_factory: SessionFactory) -> MakeRule:
             return to_snapshot(rule)
 
     return make
+
+
+@pytest.fixture
+def keybox() -> KeyBox:
+    return KeyBox(Fernet.generate_key())
+
+
+@pytest.fixture
+async def exchange() -> AsyncIterator[LocalExchange]:
+    async with LocalExchange.start(host="127.0.0.1", port=0) as ex:
+        yield ex
+
+
+@pytest.fixture
+async def live_skill(
+    exchange: LocalExchange, database_url: str, session_factory: SessionFactory, keybox: KeyBox
+) -> AsyncIterator[PolymarketSkill]:
+    built = create_polymarket_skill(
+        skill_settings(exchange, database_url, timeout_s=2.0), session_factory, keybox
+    )
+    yield built
+    await built.aclose()
