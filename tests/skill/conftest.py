@@ -57,7 +57,7 @@ async def exchange() -> AsyncIterator[LocalExchange]:
 
 
 def skill_settings(
-    exchange: LocalExchange, database_url: str, *, paper: bool = False, timeout_s: float = 2.0
+    exchange: LocalExchange, database_url: str, *, paper: bool = False, timeout_s: float = 0.5
 ) -> Settings:
     return Settings(
         database_url=database_url,

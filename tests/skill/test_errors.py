@@ -1,0 +1,250 @@
+"""Failures come out as the right typed errors, each audited once with its final status."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from tests.skill.conftest import MarketIds, Wallet, shares_of
+from vincent.db.models import TransactionLog
+from vincent.db.session import SessionFactory
+from vincent.enums import TransactionStatus
+from vincent.sim import LocalExchange
+from vincent.skills.polymarket import PolymarketSkill
+from vincent.skills.polymarket.errors import (
+    ExchangeTimeout,
+    ExchangeUnavailable,
+    InsufficientBalance,
+    MarketClosed,
+    NoLiquidity,
+    NoPosition,
+    RateLimited,
+    SkillError,
+    UnknownOutcome,
+    is_retryable,
+)
+from vincent.skills.polymarket.types import AttemptOutcome, BetRequest, BetStatus
+
+
+async def only_row(session_factory: SessionFactory) -> TransactionLog:
+    async with session_factory() as session:
+        [row] = (await session.scalars(sa.select(TransactionLog))).all()
+    return row
+
+
+def sell(wallet: Wallet, token_id: str, shares: str, **extra: object) -> BetRequest:
+    return BetRequest(
+        secret_id=wallet.secret_id,
+        token_id=token_id,
+        side="SELL",
+        amount=Decimal(shares),
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("fault", "error_type"),
+    [("5xx", ExchangeUnavailable), ("429", RateLimited)],
+)
+async def test_transient_refusals_of_the_post(
+    exchange: LocalExchange,
+    skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    wallet: Wallet,
+    market: MarketIds,
+    fault: str,
+    error_type: type[SkillError],
+) -> None:
+    exchange.credit(wallet.funder, token_id=market.yes, shares="10")
+    if fault == "5xx":
+        exchange.fail_next("/order", status=503, method="POST")
+    else:
+        exchange.rate_limit_next("/order", retry_after_s=7, method="POST")
+
+    with pytest.raises(error_type) as caught:
+        await skill.place_bet(sell(wallet, market.yes, "10"))
+
+    assert is_retryable(caught.value)
+    if fault == "429":
+        assert caught.value.retry_after_s == 7  # type: ignore[attr-defined]
+    assert shares_of(exchange, wallet.funder, market.yes) == 10
+    row = await only_row(session_factory)
+    # Without an idempotency key nobody retries this row: it is final.
+    assert row.status is TransactionStatus.FAILED
+
+
+async def test_transient_failure_with_key_is_retried_with_the_same_signed_order(
+    exchange: LocalExchange,
+    skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    wallet: Wallet,
+    market: MarketIds,
+) -> None:
+    exchange.credit(wallet.funder, token_id=market.yes, shares="10")
+    exchange.fail_next("/order", status=502, method="POST")
+    request = sell(wallet, market.yes, "10", idempotency_key="rule-1-attempt-1")
+
+    with pytest.raises(ExchangeUnavailable):
+        await skill.place_bet(request)
+    first = await only_row(session_factory)
+    assert first.status is TransactionStatus.PENDING
+
+    result = await skill.place_bet(request)
+
+    assert result.status is BetStatus.EXECUTED
+    row = await only_row(session_factory)
+    assert row.id == first.id
+    assert row.order_id == first.order_id == result.order_id
+    assert row.signed_order == first.signed_order
+    assert shares_of(exchange, wallet.funder, market.yes) == 0
+
+
+@pytest.mark.parametrize("mode", ["close", "hang"])
+async def test_accepted_order_whose_answer_never_arrived_is_found_and_recorded_once(
+    exchange: LocalExchange,
+    skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    wallet: Wallet,
+    market: MarketIds,
+    mode: str,
+) -> None:
+    exchange.credit(wallet.funder, token_id=market.yes, shares="10")
+    exchange.withhold_next("/order", mode=mode)  # type: ignore[arg-type]
+
+    result = await skill.place_bet(sell(wallet, market.yes, "10", idempotency_key="k-1"))
+
+    assert result.status is BetStatus.EXECUTED
+    assert result.filled_shares == Decimal(10)
+    assert shares_of(exchange, wallet.funder, market.yes) == 0
+    row = await only_row(session_factory)
+    assert row.status is TransactionStatus.EXECUTED
+    assert row.order_id == result.order_id
+    resolution = await skill.resolve_attempt("k-1")
+    assert resolution.outcome is AttemptOutcome.EXECUTED
+    assert resolution.result is not None and resolution.result.order_id == result.order_id
+
+
+async def test_unknown_outcome_is_resolved_later_by_reposting_the_same_order(
+    exchange: LocalExchange,
+    skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    wallet: Wallet,
+    market: MarketIds,
+) -> None:
+    exchange.credit(wallet.funder, token_id=market.yes, shares="10")
+    # The post's answer is lost and so is the lookup that follows: the outcome stays open.
+    exchange.hang_next("/order", method="POST")
+
+    with pytest.raises(UnknownOutcome) as caught:
+        await skill.place_bet(sell(wallet, market.yes, "10", idempotency_key="k-2"))
+
+    row = await only_row(session_factory)
+    assert caught.value.transaction_log_id == row.id
+    assert row.status is TransactionStatus.UNKNOWN
+    assert shares_of(exchange, wallet.funder, market.yes) == 10
+    exchange.clear_faults()
+
+    resolution = await skill.resolve_attempt("k-2")
+
+    assert resolution.outcome is AttemptOutcome.EXECUTED
+    assert resolution.result is not None
+    assert resolution.result.order_id == row.order_id
+    assert shares_of(exchange, wallet.funder, market.yes) == 0
+    assert (await only_row(session_factory)).status is TransactionStatus.EXECUTED
+
+
+async def test_insufficient_balance_is_permanent(
+    exchange: LocalExchange,
+    skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    wallet: Wallet,
+    market: MarketIds,
+) -> None:
+    exchange.credit(wallet.funder, collateral="1")
+
+    with pytest.raises(InsufficientBalance) as caught:
+        await skill.place_bet(
+            BetRequest(
+                secret_id=wallet.secret_id, token_id=market.yes, side="BUY", amount=Decimal(20)
+            )
+        )
+
+    assert not is_retryable(caught.value)
+    assert (await only_row(session_factory)).status is TransactionStatus.FAILED
+
+
+async def test_fok_without_enough_liquidity_is_no_liquidity(
+    exchange: LocalExchange,
+    skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    wallet: Wallet,
+    market: MarketIds,
+) -> None:
+    exchange.credit(wallet.funder, token_id=market.yes, shares="1000")
+
+    with pytest.raises(NoLiquidity):
+        await skill.place_bet(sell(wallet, market.yes, "1000"))
+
+    assert shares_of(exchange, wallet.funder, market.yes) == 1000
+    assert (await only_row(session_factory)).status is TransactionStatus.FAILED
+
+
+async def test_closed_market_is_market_closed(
+    exchange: LocalExchange,
+    skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    wallet: Wallet,
+    market: MarketIds,
+) -> None:
+    exchange.credit(wallet.funder, token_id=market.yes, shares="10")
+    exchange.resolve(market.condition_id, market.yes)
+
+    with pytest.raises(MarketClosed) as caught:
+        await skill.place_bet(sell(wallet, market.yes, "10", worst_price=Decimal("0.40")))
+
+    assert not is_retryable(caught.value)
+    assert (await only_row(session_factory)).status is TransactionStatus.FAILED
+
+
+async def test_selling_what_is_not_held_is_no_position(
+    skill: PolymarketSkill, session_factory: SessionFactory, wallet: Wallet, market: MarketIds
+) -> None:
+    with pytest.raises(NoPosition):
+        await skill.place_bet(sell(wallet, market.yes, "10"))
+
+    assert (await only_row(session_factory)).status is TransactionStatus.FAILED
+
+
+async def test_sell_is_rounded_down_and_capped_at_what_is_held(
+    exchange: LocalExchange,
+    skill: PolymarketSkill,
+    wallet: Wallet,
+    market: MarketIds,
+) -> None:
+    exchange.credit(wallet.funder, token_id=market.yes, shares="12.349")
+
+    result = await skill.place_bet(sell(wallet, market.yes, "50.999"))
+
+    assert result.filled_shares == Decimal("12.34")
+    assert shares_of(exchange, wallet.funder, market.yes) == Decimal("0.009")
+
+
+async def test_read_that_never_answers_is_a_timeout(
+    exchange: LocalExchange, skill: PolymarketSkill, market: MarketIds
+) -> None:
+    exchange.hang_next("/book", count=3)
+
+    with pytest.raises(ExchangeTimeout) as caught:
+        await skill.get_order_book(market.yes)
+
+    assert is_retryable(caught.value)
+
+
+async def test_reads_are_retried_past_one_5xx(
+    exchange: LocalExchange, skill: PolymarketSkill, market: MarketIds
+) -> None:
+    exchange.fail_next("/midpoint", status=500)
+
+    assert await skill.get_midpoint(market.yes) == Decimal("0.51")
