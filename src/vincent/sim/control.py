@@ -161,6 +161,17 @@ class SimControl:
     def order_receipts(self) -> tuple[OrderReceipt, ...]:
         return self.state.timing.order_receipts()
 
+    async def wait_for_order_receipts(
+        self, count: int, timeout_s: float = 5.0
+    ) -> tuple[OrderReceipt, ...]:
+        """Wait until at least ``count`` orders were received; TimeoutError after ``timeout_s``."""
+        timing = self.state.timing
+        async with asyncio.timeout(timeout_s):
+            while len(timing.order_receipts()) < count:
+                timing.order_recorded.clear()
+                await timing.order_recorded.wait()
+        return timing.order_receipts()
+
     def clear_timing(self) -> None:
         self.state.timing.clear()
 

@@ -92,7 +92,12 @@ class Exchange:
     def set_book(self, token_id: str, bids: Iterable[Level], asks: Iterable[Level]) -> None:
         """Replace the synthetic liquidity of a token; user orders stay. Publishes changes."""
         book = self.book(token_id)
-        before = {(s, p): book.side(s).size_at(p) for s, p in book.clear_synthetic()}
+        before = {
+            (name, price): side.size_at(price)
+            for name, side in (("BUY", book.bids), ("SELL", book.asks))
+            for price in side.prices
+        }
+        book.clear_synthetic()
         for side, levels in (("BUY", bids), ("SELL", asks)):
             for price, size in levels:
                 level = Decimal(str(price))

@@ -110,6 +110,7 @@ class FaultMiddleware:
             await _respond(send, 429, {"error": "Too Many Requests"}, headers)
         elif fault.kind == "hang":
             await self.plan.wait_for_release(receive)
+            _close_connection(send)
         else:
             await self._withhold(fault, scope, receive, send)
 
@@ -118,11 +119,16 @@ class FaultMiddleware:
             return None
 
         await self.app(scope, receive, swallow)
-        transport = getattr(getattr(send, "__self__", None), "transport", None)
-        if fault.withhold_mode == "close" and transport is not None:
-            transport.close()
-            return
-        await self.plan.wait_for_release(receive)
+        if fault.withhold_mode == "hang":
+            await self.plan.wait_for_release(receive)
+        _close_connection(send)
+
+
+def _close_connection(send: Send) -> None:
+    """Close the TCP connection without an answer (uvicorn's ``send`` knows its transport)."""
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if transport is not None:
+        transport.close()
 
 
 async def _respond(

@@ -184,13 +184,27 @@ class MarketFeed:
             if subscriber.dropped:
                 await websocket.close(code=1011)
                 return
-            await self._flowing.wait()
+            if not self._flowing.is_set():
+                await self._wait_flowing_or_woken(subscriber)
+                subscriber.wake.set()  # re-check: resumed, dropped or more to send
+                continue
             while queue and not subscriber.dropped:
                 await websocket.send_text(queue.popleft())
                 if not self._flowing.is_set():
                     break
             if queue or subscriber.dropped:
                 subscriber.wake.set()
+
+    async def _wait_flowing_or_woken(self, subscriber: Subscriber) -> None:
+        flowing = asyncio.ensure_future(self._flowing.wait())
+        woken = asyncio.ensure_future(subscriber.wake.wait())
+        try:
+            await asyncio.wait({flowing, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (flowing, woken):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     def _forget(self, subscriber: Subscriber) -> None:
         self._subscribers.discard(subscriber)

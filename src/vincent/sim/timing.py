@@ -6,6 +6,7 @@ only work on the hot path; readers get immutable snapshots.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -40,6 +41,8 @@ class TimingRecorder:
         self._sends: list[PriceSend] = []
         self._orders: list[OrderReceipt] = []
         self._seq = 0
+        self.order_recorded = asyncio.Event()
+        """Set whenever an order receipt is recorded (waiters clear it)."""
 
     @staticmethod
     def now_ns() -> int:
@@ -54,6 +57,7 @@ class TimingRecorder:
 
     def record_order(self, receipt: OrderReceipt) -> None:
         self._orders.append(receipt)
+        self.order_recorded.set()
 
     def price_sends(self) -> tuple[PriceSend, ...]:
         return tuple(self._sends)
