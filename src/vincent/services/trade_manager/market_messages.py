@@ -1,0 +1,336 @@
+"""Parse Polymarket market-channel frames into frozen typed events. No I/O.
+
+Owns the wire shape of the market WebSocket: one class per ``event_type``, prices and sizes
+kept as the strings the exchange sent (the order book converts the ones it keeps). Never
+raises on wire input: non-JSON text and unknown event types are ignored, anything else that
+cannot be read is dropped and counted as malformed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+# (price, size) exactly as sent, e.g. ("0.48", "30").
+Level: TypeAlias = tuple[str, str]
+
+BUY = "BUY"
+SELL = "SELL"
+
+
+@dataclass(frozen=True, slots=True)
+class BookEvent:
+    """A full snapshot of one token's book. Levels come in any order (best is often last)."""
+
+    asset_id: str
+    market: str
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+    timestamp_ms: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class PriceChange:
+    """One level update: ``size`` is the new total at ``price`` ("0" removes the level).
+
+    ``side`` BUY updates the bids, SELL the asks. ``best_bid``/``best_ask`` are the top of book
+    after the change when the exchange sent them (the current form), else None.
+    """
+
+    asset_id: str
+    price: str
+    size: str
+    side: str
+    best_bid: str | None
+    best_ask: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PriceChangeEvent:
+    """Level updates, possibly for several tokens of one market (both wire forms)."""
+
+    market: str
+    changes: tuple[PriceChange, ...]
+    timestamp_ms: str
+
+
+@dataclass(frozen=True, slots=True)
+class LastTradePriceEvent:
+    asset_id: str
+    market: str
+    price: str
+    side: str
+    size: str
+    timestamp_ms: str
+
+
+@dataclass(frozen=True, slots=True)
+class TickSizeChangeEvent:
+    asset_id: str
+    market: str
+    old_tick_size: str
+    new_tick_size: str
+    timestamp_ms: str
+
+
+@dataclass(frozen=True, slots=True)
+class BestBidAskEvent:
+    """Top of book (custom feature). A missing or empty side is None."""
+
+    asset_id: str
+    market: str
+    best_bid: str | None
+    best_ask: str | None
+    timestamp_ms: str
+
+
+@dataclass(frozen=True, slots=True)
+class MarketResolvedEvent:
+    """The market is resolved (custom feature): no more trading, positions are redeemed."""
+
+    market: str
+    assets_ids: tuple[str, ...]
+    winning_asset_id: str | None
+    winning_outcome: str | None
+    timestamp_ms: str
+
+
+MarketEvent: TypeAlias = (
+    BookEvent
+    | PriceChangeEvent
+    | LastTradePriceEvent
+    | TickSizeChangeEvent
+    | BestBidAskEvent
+    | MarketResolvedEvent
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFrame:
+    """What one frame held: its events, plus how many objects were malformed or ignored."""
+
+    events: tuple[MarketEvent, ...]
+    malformed: int = 0
+    ignored: int = 0
+
+
+_NOTHING = ParsedFrame(events=())
+_IGNORED = ParsedFrame(events=(), ignored=1)
+_MALFORMED = ParsedFrame(events=(), malformed=1)
+
+# Numbers keep their exact text: a price sent as a JSON number never becomes a float.
+_decode = json.JSONDecoder(parse_float=str).decode
+
+
+class _Malformed(Exception):
+    """An object that claims a known event type but lacks what that type needs."""
+
+
+def parse_frame(frame: str | bytes) -> ParsedFrame:
+    """Parse one WebSocket frame (one JSON object or an array of them). Never raises."""
+    if isinstance(frame, bytes):
+        try:
+            frame = frame.decode()
+        except UnicodeDecodeError:
+            return _MALFORMED
+    # PONG, INVALID OPERATION and other plain text: skip without paying for an exception.
+    head = frame[:1]
+    if head != "{" and head != "[":
+        head = frame.lstrip()[:1]
+        if head != "{" and head != "[":
+            return _IGNORED if frame.strip() else _NOTHING
+    try:
+        decoded = _decode(frame)
+    except (ValueError, RecursionError):
+        return _MALFORMED
+    if isinstance(decoded, dict):
+        return _parse_objects((decoded,))
+    if isinstance(decoded, list):
+        return _parse_objects(decoded) if decoded else _NOTHING
+    return _MALFORMED
+
+
+def _parse_objects(objects: list[Any] | tuple[Any, ...]) -> ParsedFrame:
+    events: list[MarketEvent] = []
+    malformed = 0
+    ignored = 0
+    for obj in objects:
+        if not isinstance(obj, dict):
+            malformed += 1
+            continue
+        event_type = obj.get("event_type")
+        builder = _BUILDERS.get(event_type) if type(event_type) is str else None
+        if builder is None:
+            if type(event_type) is str:
+                ignored += 1
+            else:
+                malformed += 1
+            continue
+        try:
+            events.append(builder(obj))
+        except _Malformed:
+            malformed += 1
+    return ParsedFrame(events=tuple(events), malformed=malformed, ignored=ignored)
+
+
+def _text(obj: dict[str, Any], key: str) -> str:
+    value = obj.get(key)
+    if type(value) is str:
+        return value
+    # An integer stays exact as text; bool is an int subclass, so check the exact type.
+    if type(value) is int:
+        return str(value)
+    raise _Malformed(key)
+
+
+def _optional_text(obj: dict[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    if value is None or value == "":
+        return None
+    if type(value) is str:
+        return value
+    if type(value) is int:
+        return str(value)
+    raise _Malformed(key)
+
+
+def _side(obj: dict[str, Any]) -> str:
+    side = _text(obj, "side")
+    if side in (BUY, SELL):
+        return side
+    upper = side.upper()
+    if upper in (BUY, SELL):
+        return upper
+    raise _Malformed("side")
+
+
+def _levels(obj: dict[str, Any], key: str, older_key: str) -> tuple[Level, ...]:
+    raw = obj.get(key)
+    if raw is None:
+        raw = obj.get(older_key)
+    if raw is None:
+        return ()
+    # One comprehension per side: this is the widest loop of the parser (books run to
+    # hundreds of levels), so no per-level helper calls.
+    try:
+        levels = tuple([(level["price"], level["size"]) for level in raw])
+    except (KeyError, TypeError):
+        raise _Malformed(key) from None
+    for price, size in levels:
+        if type(price) is not str or type(size) is not str:
+            raise _Malformed(key)
+    return levels
+
+
+def _book(obj: dict[str, Any]) -> BookEvent:
+    return BookEvent(
+        asset_id=_text(obj, "asset_id"),
+        market=_optional_text(obj, "market") or "",
+        bids=_levels(obj, "bids", "buys"),
+        asks=_levels(obj, "asks", "sells"),
+        timestamp_ms=_optional_text(obj, "timestamp") or "",
+        hash=_optional_text(obj, "hash") or "",
+    )
+
+
+def _price_change(obj: dict[str, Any]) -> PriceChangeEvent:
+    current = obj.get("price_changes")
+    if current is not None:
+        if not isinstance(current, list):
+            raise _Malformed("price_changes")
+        changes = tuple(_current_change(change) for change in current)
+    else:
+        # The older form: one asset at the top level, its level updates under "changes".
+        asset_id = _text(obj, "asset_id")
+        older = obj.get("changes")
+        if not isinstance(older, list):
+            raise _Malformed("changes")
+        changes = tuple(_older_change(asset_id, change) for change in older)
+    return PriceChangeEvent(
+        market=_optional_text(obj, "market") or "",
+        changes=changes,
+        timestamp_ms=_optional_text(obj, "timestamp") or "",
+    )
+
+
+def _current_change(change: Any) -> PriceChange:
+    if not isinstance(change, dict):
+        raise _Malformed("price_changes")
+    return PriceChange(
+        asset_id=_text(change, "asset_id"),
+        price=_text(change, "price"),
+        size=_text(change, "size"),
+        side=_side(change),
+        best_bid=_optional_text(change, "best_bid"),
+        best_ask=_optional_text(change, "best_ask"),
+    )
+
+
+def _older_change(asset_id: str, change: Any) -> PriceChange:
+    if not isinstance(change, dict):
+        raise _Malformed("changes")
+    return PriceChange(
+        asset_id=asset_id,
+        price=_text(change, "price"),
+        size=_text(change, "size"),
+        side=_side(change),
+        best_bid=None,
+        best_ask=None,
+    )
+
+
+def _last_trade_price(obj: dict[str, Any]) -> LastTradePriceEvent:
+    return LastTradePriceEvent(
+        asset_id=_text(obj, "asset_id"),
+        market=_optional_text(obj, "market") or "",
+        price=_text(obj, "price"),
+        side=_optional_text(obj, "side") or "",
+        size=_optional_text(obj, "size") or "",
+        timestamp_ms=_optional_text(obj, "timestamp") or "",
+    )
+
+
+def _tick_size_change(obj: dict[str, Any]) -> TickSizeChangeEvent:
+    return TickSizeChangeEvent(
+        asset_id=_text(obj, "asset_id"),
+        market=_optional_text(obj, "market") or "",
+        old_tick_size=_optional_text(obj, "old_tick_size") or "",
+        new_tick_size=_text(obj, "new_tick_size"),
+        timestamp_ms=_optional_text(obj, "timestamp") or "",
+    )
+
+
+def _best_bid_ask(obj: dict[str, Any]) -> BestBidAskEvent:
+    return BestBidAskEvent(
+        asset_id=_text(obj, "asset_id"),
+        market=_optional_text(obj, "market") or "",
+        best_bid=_optional_text(obj, "best_bid"),
+        best_ask=_optional_text(obj, "best_ask"),
+        timestamp_ms=_optional_text(obj, "timestamp") or "",
+    )
+
+
+def _market_resolved(obj: dict[str, Any]) -> MarketResolvedEvent:
+    assets = obj.get("assets_ids")
+    if not isinstance(assets, list) or not all(type(asset) is str for asset in assets):
+        raise _Malformed("assets_ids")
+    return MarketResolvedEvent(
+        market=_optional_text(obj, "market") or "",
+        assets_ids=tuple(assets),
+        winning_asset_id=_optional_text(obj, "winning_asset_id"),
+        winning_outcome=_optional_text(obj, "winning_outcome"),
+        timestamp_ms=_optional_text(obj, "timestamp") or "",
+    )
+
+
+_BUILDERS: dict[str, Callable[[dict[str, Any]], MarketEvent]] = {
+    "book": _book,
+    "price_change": _price_change,
+    "last_trade_price": _last_trade_price,
+    "tick_size_change": _tick_size_change,
+    "best_bid_ask": _best_bid_ask,
+    "market_resolved": _market_resolved,
+}

@@ -1,0 +1,183 @@
+"""The market-channel parser on recorded-style payloads, malformed input and fuzz."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.engine_core.recorded import MARKET, TOKEN_NO, TOKEN_YES, payload
+from vincent.services.trade_manager.market_messages import (
+    BestBidAskEvent,
+    BookEvent,
+    LastTradePriceEvent,
+    MarketResolvedEvent,
+    PriceChange,
+    PriceChangeEvent,
+    TickSizeChangeEvent,
+    parse_frame,
+)
+
+
+def test_book_array_gives_one_event_per_book_with_levels_as_sent() -> None:
+    parsed = parse_frame(payload("book_array"))
+
+    assert (parsed.malformed, parsed.ignored) == (0, 0)
+    assert [type(event) for event in parsed.events] == [BookEvent, BookEvent]
+    book = parsed.events[0]
+    assert isinstance(book, BookEvent)
+    assert book.asset_id == TOKEN_YES
+    assert book.market == MARKET
+    assert book.bids[-1] == ("0.48", "30")
+    assert book.asks[-1] == ("0.52", "25")
+    assert book.timestamp_ms == "1757908892351"
+
+
+def test_older_book_form_reads_buys_and_sells() -> None:
+    (book,) = parse_frame(payload("book_buys_sells")).events
+
+    assert isinstance(book, BookEvent)
+    assert book.bids == (("0.30", "120"), ("0.34", "80"))
+    assert book.asks == (("0.40", "60"), ("0.36", "15"))
+
+
+def test_current_price_change_form_carries_each_asset_and_its_top_of_book() -> None:
+    (event,) = parse_frame(payload("price_change_current")).events
+
+    assert event == PriceChangeEvent(
+        market=MARKET,
+        changes=(
+            PriceChange(TOKEN_YES, "0.5", "200", "BUY", best_bid="0.5", best_ask="0.52"),
+            PriceChange(TOKEN_NO, "0.5", "200", "SELL", best_bid="0.47", best_ask="0.5"),
+        ),
+        timestamp_ms="1757908892351",
+    )
+
+
+def test_older_price_change_form_takes_the_asset_from_the_top_level() -> None:
+    (event,) = parse_frame(payload("price_change_older")).events
+
+    assert isinstance(event, PriceChangeEvent)
+    assert event.changes == (
+        PriceChange(TOKEN_YES, "0.48", "0", "BUY", best_bid=None, best_ask=None),
+        PriceChange(TOKEN_YES, "0.49", "12.5", "SELL", best_bid=None, best_ask=None),
+    )
+
+
+def test_last_trade_tick_size_best_bid_ask_and_resolution() -> None:
+    (trade,) = parse_frame(payload("last_trade_price")).events
+    (tick,) = parse_frame(payload("tick_size_change")).events
+    (top,) = parse_frame(payload("best_bid_ask")).events
+    (resolved,) = parse_frame(payload("market_resolved")).events
+
+    assert trade == LastTradePriceEvent(
+        TOKEN_YES, MARKET, "0.456", "BUY", "219.217767", "1750428146322"
+    )
+    assert tick == TickSizeChangeEvent(TOKEN_YES, MARKET, "0.01", "0.001", "1750428146322")
+    assert top == BestBidAskEvent(TOKEN_YES, MARKET, "0.73", "0.77", "1766789469958")
+    assert resolved == MarketResolvedEvent(
+        MARKET, (TOKEN_YES, TOKEN_NO), TOKEN_YES, "Yes", "1766790415550"
+    )
+
+
+def test_plain_text_frames_are_ignored() -> None:
+    for text in ("PONG", "INVALID OPERATION", "  PONG\n"):
+        assert parse_frame(text).events == ()
+        assert parse_frame(text).ignored == 1
+        assert parse_frame(text).malformed == 0
+    assert parse_frame("").ignored == 0
+    assert parse_frame("[]").events == ()
+
+
+def test_unknown_event_types_are_ignored_not_malformed() -> None:
+    parsed = parse_frame(payload("new_market"))
+
+    assert (parsed.events, parsed.malformed, parsed.ignored) == ((), 0, 1)
+
+
+def test_malformed_frames_are_counted_and_never_raise() -> None:
+    frames: list[str | bytes] = [
+        "{not json",
+        '{"event_type": "book"}',
+        '{"event_type": "book", "asset_id": "1", "bids": [{"price": "0.5"}]}',
+        '{"event_type": "book", "asset_id": "1", "bids": {"price": "0.5"}}',
+        '{"event_type": "price_change", "market": "0x1", "price_changes": [{"price": "0.5"}]}',
+        '{"event_type": "price_change", "asset_id": "1", "changes": "0.5"}',
+        '{"event_type": "last_trade_price", "asset_id": "1", "price": ["0.5"]}',
+        '{"event_type": "last_trade_price", "asset_id": "1", "price": true}',
+        '{"event_type": "market_resolved", "assets_ids": "1"}',
+        '{"event_type": ["book"], "asset_id": "1"}',
+        '{"no_event_type": 1}',
+        b"\xff\xfe",
+    ]
+    for frame in frames:
+        parsed = parse_frame(frame)
+        assert (parsed.events, parsed.malformed) == ((), 1), frame
+
+
+def test_an_array_keeps_its_good_events_and_counts_the_rest() -> None:
+    good = json.loads(payload("last_trade_price"))
+    frame = json.dumps([good, {"event_type": "book"}, 7, {"event_type": "new_market"}, good])
+
+    parsed = parse_frame(frame)
+
+    assert len(parsed.events) == 2
+    assert (parsed.malformed, parsed.ignored) == (2, 1)
+
+
+def test_numbers_keep_their_exact_text_and_never_become_floats() -> None:
+    frame = '{"event_type": "last_trade_price", "asset_id": "1", "price": 0.1000000000000000055}'
+
+    (event,) = parse_frame(frame).events
+
+    assert isinstance(event, LastTradePriceEvent)
+    assert event.price == "0.1000000000000000055"
+
+
+EVENT_TYPES = [
+    "book",
+    "price_change",
+    "last_trade_price",
+    "tick_size_change",
+    "best_bid_ask",
+    "market_resolved",
+    "other",
+]
+EVENT_KEYS = [
+    "asset_id",
+    "bids",
+    "asks",
+    "buys",
+    "price",
+    "size",
+    "side",
+    "changes",
+    "price_changes",
+    "assets_ids",
+    "best_bid",
+    "new_tick_size",
+]
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=20,
+)
+event_objects = st.fixed_dictionaries(
+    {"event_type": st.sampled_from(EVENT_TYPES)},
+    optional={key: json_values | st.text() for key in EVENT_KEYS},
+)
+
+
+@given(st.text())
+def test_any_text_parses_without_raising(text: str) -> None:
+    parsed = parse_frame(text)
+
+    assert parsed.malformed + parsed.ignored + len(parsed.events) <= max(1, len(text))
+
+
+@given(st.lists(event_objects | json_values, max_size=5))
+def test_any_json_array_is_split_into_events_malformed_and_ignored(objects: list[object]) -> None:
+    parsed = parse_frame(json.dumps(objects))
+
+    assert len(parsed.events) + parsed.malformed + parsed.ignored == len(objects)
