@@ -1,0 +1,420 @@
+"""Keep each tracked token's book from market events: top of book, depth, last trade. No I/O.
+
+Best bid is the highest bid and best ask the lowest ask, whatever order the levels arrive in.
+Prices and sizes are ``Decimal``. Events for tokens that are not tracked are ignored, so an
+unsubscribed token's late messages never grow memory. Wire values that cannot be prices raise
+``MalformedMarketData`` before anything is changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from vincent.services.trade_manager.market_messages import (
+    BUY,
+    BestBidAskEvent,
+    BookEvent,
+    LastTradePriceEvent,
+    Level,
+    MarketEvent,
+    MarketResolvedEvent,
+    PriceChangeEvent,
+    TickSizeChangeEvent,
+)
+
+_ZERO = Decimal(0)
+_ONE = Decimal(1)
+_NO_CHANGE: tuple[str, ...] = ()
+
+
+class MalformedMarketData(ValueError):
+    """A wire value that is not a usable price, size or tick size."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopOfBook:
+    """A snapshot of one token. ``ts_updated_s`` is the monotonic time of the last event."""
+
+    token_id: str
+    best_bid: Decimal | None
+    best_ask: Decimal | None
+    last_trade: Decimal | None
+    tick_size: Decimal | None
+    resolved: bool
+    ts_updated_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SellQuote:
+    """What a market sell of ``shares_requested`` would do against the bids in hand."""
+
+    shares_requested: Decimal
+    shares_filled: Decimal
+    proceeds: Decimal
+    # The lowest bid the sell reaches; None when there are no bids.
+    worst_price: Decimal | None
+
+    @property
+    def complete(self) -> bool:
+        return self.shares_filled >= self.shares_requested
+
+
+class _TokenBook:
+    __slots__ = (
+        "asks",
+        "best_ask",
+        "best_bid",
+        "bids",
+        "last_trade",
+        "resolved",
+        "tick_size",
+        "ts_updated_s",
+    )
+
+    def __init__(self) -> None:
+        # Depth as sent (price text -> size text), converted only when someone asks for it:
+        # hashing Decimal keys would cost more than the rest of a snapshot together.
+        self.bids: dict[str, str] = {}
+        self.asks: dict[str, str] = {}
+        self.best_bid: Decimal | None = None
+        self.best_ask: Decimal | None = None
+        self.last_trade: Decimal | None = None
+        self.tick_size: Decimal | None = None
+        self.resolved = False
+        self.ts_updated_s: float | None = None
+
+    def prices(self) -> tuple[Decimal | None, Decimal | None, Decimal | None, bool]:
+        return (self.best_bid, self.best_ask, self.last_trade, self.resolved)
+
+
+class OrderBooks:
+    """The books of the tracked tokens, updated by ``apply``."""
+
+    __slots__ = ("_books",)
+
+    def __init__(self) -> None:
+        self._books: dict[str, _TokenBook] = {}
+
+    def track(self, token_ids: Iterable[str]) -> None:
+        """Start keeping books for these tokens (an already tracked token keeps its book)."""
+        for token_id in token_ids:
+            if token_id not in self._books:
+                self._books[token_id] = _TokenBook()
+
+    def untrack(self, token_ids: Iterable[str]) -> None:
+        """Forget these tokens' books."""
+        for token_id in token_ids:
+            self._books.pop(token_id, None)
+
+    def tracked(self) -> frozenset[str]:
+        return frozenset(self._books)
+
+    def __contains__(self, token_id: object) -> bool:
+        return token_id in self._books
+
+    def __len__(self) -> int:
+        return len(self._books)
+
+    def apply(self, event: MarketEvent, now_s: float) -> tuple[str, ...]:
+        """Apply one event at monotonic time ``now_s``.
+
+        Return the tokens whose best bid, best ask, last trade or resolved flag changed.
+        Raise ``MalformedMarketData`` (changing nothing) when a value is not usable.
+        """
+        if type(event) is PriceChangeEvent:
+            return self._apply_price_change(event, now_s)
+        if type(event) is BookEvent:
+            return self._apply_book(event, now_s)
+        if type(event) is LastTradePriceEvent:
+            return self._apply_last_trade(event, now_s)
+        if type(event) is BestBidAskEvent:
+            return self._apply_best_bid_ask(event, now_s)
+        if type(event) is TickSizeChangeEvent:
+            book = self._books.get(event.asset_id)
+            if book is not None:
+                book.tick_size = _tick_size(event.new_tick_size)
+                book.ts_updated_s = now_s
+            return _NO_CHANGE
+        if type(event) is MarketResolvedEvent:
+            return self._apply_resolved(event, now_s)
+        raise TypeError(f"not a market event: {type(event).__name__}")
+
+    def top(self, token_id: str) -> TopOfBook | None:
+        """Return the token's top of book, or None when it is not tracked."""
+        book = self._books.get(token_id)
+        if book is None:
+            return None
+        return TopOfBook(
+            token_id=token_id,
+            best_bid=book.best_bid,
+            best_ask=book.best_ask,
+            last_trade=book.last_trade,
+            tick_size=book.tick_size,
+            resolved=book.resolved,
+            ts_updated_s=book.ts_updated_s,
+        )
+
+    def age_s(self, token_id: str, now_s: float) -> float | None:
+        """Seconds since the token's last event, or None when nothing has arrived yet."""
+        book = self._books.get(token_id)
+        if book is None or book.ts_updated_s is None:
+            return None
+        return now_s - book.ts_updated_s
+
+    def bids(self, token_id: str) -> tuple[tuple[Decimal, Decimal], ...]:
+        """Return the token's bids as (price, size), best (highest) first."""
+        book = self._books.get(token_id)
+        if book is None:
+            return ()
+        return _depth(book.bids, best_first_highest=True)
+
+    def asks(self, token_id: str) -> tuple[tuple[Decimal, Decimal], ...]:
+        """Return the token's asks as (price, size), best (lowest) first."""
+        book = self._books.get(token_id)
+        if book is None:
+            return ()
+        return _depth(book.asks, best_first_highest=False)
+
+    def sell_quote(self, token_id: str, shares: Decimal) -> SellQuote | None:
+        """Walk the bids, best first, for a market sell of ``shares``; None if not tracked."""
+        book = self._books.get(token_id)
+        if book is None:
+            return None
+        remaining = shares
+        proceeds = _ZERO
+        worst: Decimal | None = None
+        for price, size in _depth(book.bids, best_first_highest=True):
+            if remaining <= 0:
+                break
+            taken = min(size, remaining)
+            proceeds += taken * price
+            remaining -= taken
+            worst = price
+        return SellQuote(
+            shares_requested=shares,
+            shares_filled=shares - max(remaining, _ZERO),
+            proceeds=proceeds,
+            worst_price=worst,
+        )
+
+    def _apply_book(self, event: BookEvent, now_s: float) -> tuple[str, ...]:
+        book = self._books.get(event.asset_id)
+        if book is None:
+            return _NO_CHANGE
+        bids, best_bid = _side_levels(event.bids, highest=True)
+        asks, best_ask = _side_levels(event.asks, highest=False)
+        before = book.prices()
+        book.bids = bids
+        book.asks = asks
+        book.best_bid = best_bid
+        book.best_ask = best_ask
+        book.ts_updated_s = now_s
+        return (event.asset_id,) if book.prices() != before else _NO_CHANGE
+
+    def _apply_price_change(self, event: PriceChangeEvent, now_s: float) -> tuple[str, ...]:
+        # Convert every value first so a bad one leaves every book untouched.
+        updates: list[
+            tuple[
+                _TokenBook,
+                str,
+                bool,
+                str,
+                Decimal,
+                str,
+                Decimal,
+                Decimal | None,
+                Decimal | None,
+                bool,
+                bool,
+            ]
+        ] = []
+        for change in event.changes:
+            book = self._books.get(change.asset_id)
+            if book is None:
+                continue
+            updates.append(
+                (
+                    book,
+                    change.asset_id,
+                    change.side == BUY,
+                    change.price,
+                    _level_price(change.price),
+                    change.size,
+                    _size(change.size),
+                    None if change.best_bid is None else _best(change.best_bid),
+                    None if change.best_ask is None else _best(change.best_ask),
+                    change.best_bid is not None,
+                    change.best_ask is not None,
+                )
+            )
+        changed: list[str] = []
+        for (
+            book,
+            asset_id,
+            is_bid,
+            price_text,
+            price,
+            size_text,
+            size,
+            best_bid,
+            best_ask,
+            has_bid,
+            has_ask,
+        ) in updates:
+            before = book.prices()
+            if is_bid:
+                book.best_bid = _update_level(
+                    book.bids, book.best_bid, price_text, price, size_text, size, higher=True
+                )
+            else:
+                book.best_ask = _update_level(
+                    book.asks, book.best_ask, price_text, price, size_text, size, higher=False
+                )
+            # The exchange's own top of book after the change wins over our depth.
+            if has_bid:
+                book.best_bid = best_bid
+            if has_ask:
+                book.best_ask = best_ask
+            book.ts_updated_s = now_s
+            if book.prices() != before and asset_id not in changed:
+                changed.append(asset_id)
+        return tuple(changed)
+
+    def _apply_last_trade(self, event: LastTradePriceEvent, now_s: float) -> tuple[str, ...]:
+        book = self._books.get(event.asset_id)
+        if book is None:
+            return _NO_CHANGE
+        price = _decimal(event.price)
+        if not _ZERO < price <= _ONE:
+            raise MalformedMarketData(f"last trade price must be in (0, 1], was {event.price}")
+        book.ts_updated_s = now_s
+        if price == book.last_trade:
+            return _NO_CHANGE
+        book.last_trade = price
+        return (event.asset_id,)
+
+    def _apply_best_bid_ask(self, event: BestBidAskEvent, now_s: float) -> tuple[str, ...]:
+        book = self._books.get(event.asset_id)
+        if book is None:
+            return _NO_CHANGE
+        best_bid = None if event.best_bid is None else _best(event.best_bid)
+        best_ask = None if event.best_ask is None else _best(event.best_ask)
+        before = book.prices()
+        book.best_bid = best_bid
+        book.best_ask = best_ask
+        book.ts_updated_s = now_s
+        return (event.asset_id,) if book.prices() != before else _NO_CHANGE
+
+    def _apply_resolved(self, event: MarketResolvedEvent, now_s: float) -> tuple[str, ...]:
+        changed: list[str] = []
+        for asset_id in event.assets_ids:
+            book = self._books.get(asset_id)
+            if book is None:
+                continue
+            book.ts_updated_s = now_s
+            if not book.resolved:
+                book.resolved = True
+                changed.append(asset_id)
+        return tuple(changed)
+
+
+def _update_level(
+    levels: dict[str, str],
+    best: Decimal | None,
+    price_text: str,
+    price: Decimal,
+    size_text: str,
+    size: Decimal,
+    *,
+    higher: bool,
+) -> Decimal | None:
+    """Set one level and return the side's new best, rescanning only when the best left."""
+    if size > 0:
+        levels[price_text] = size_text
+        if best is None or (price > best if higher else price < best):
+            return price
+        return best
+    levels.pop(price_text, None)
+    if price != best:
+        return best
+    if not levels:
+        return None
+    prices = [Decimal(text) for text in levels]
+    return max(prices) if higher else min(prices)
+
+
+def _side_levels(
+    levels: tuple[Level, ...], *, highest: bool
+) -> tuple[dict[str, str], Decimal | None]:
+    """Return one side's depth and its best price, checking the side as a whole."""
+    side = dict(levels)
+    if not side:
+        return side, None
+    # Whole-side checks (min/max run in C) rather than a check per level: a snapshot can
+    # hold hundreds of levels. NaN fails the ordering comparisons.
+    try:
+        sizes = [Decimal(size) for size in side.values()]
+        if not all(sizes):
+            side = {price: size for price, size in side.items() if Decimal(size)}
+            if not side:
+                return side, None
+            sizes = [Decimal(size) for size in side.values()]
+        prices = [Decimal(price) for price in side]
+        low = min(prices)
+        high = max(prices)
+        valid = low > _ZERO and high < _ONE and min(sizes) > _ZERO and max(sizes).is_finite()
+    except ArithmeticError:
+        raise MalformedMarketData(f"book level not a number: {levels!r}") from None
+    if not valid:
+        raise MalformedMarketData(f"book level out of range: {levels!r}")
+    return side, high if highest else low
+
+
+def _depth(
+    levels: dict[str, str], *, best_first_highest: bool
+) -> tuple[tuple[Decimal, Decimal], ...]:
+    return tuple(
+        sorted(
+            ((Decimal(price), Decimal(size)) for price, size in levels.items()),
+            reverse=best_first_highest,
+        )
+    )
+
+
+def _decimal(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        raise MalformedMarketData(f"not a decimal number: {text!r}") from None
+    if not value.is_finite():
+        raise MalformedMarketData(f"not a finite number: {text!r}")
+    return value
+
+
+def _level_price(text: str) -> Decimal:
+    price = _decimal(text)
+    if not _ZERO < price < _ONE:
+        raise MalformedMarketData(f"level price must be in (0, 1), was {text}")
+    return price
+
+
+def _size(text: str) -> Decimal:
+    size = _decimal(text)
+    if size < 0:
+        raise MalformedMarketData(f"size must not be negative, was {text}")
+    return size
+
+
+def _best(text: str) -> Decimal | None:
+    # The exchange marks an empty side with 0 (bid) or 1 (ask): no price there.
+    price = _decimal(text)
+    return price if _ZERO < price < _ONE else None
+
+
+def _tick_size(text: str) -> Decimal:
+    tick = _decimal(text)
+    if not _ZERO < tick < _ONE:
+        raise MalformedMarketData(f"tick size must be in (0, 1), was {text}")
+    return tick

@@ -1,0 +1,201 @@
+"""The order books kept from market events: top of book, depth, last trade, resolution."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.engine_core.recorded import TOKEN_NO, TOKEN_YES, payload
+from vincent.services.trade_manager.market_messages import (
+    BookEvent,
+    MarketEvent,
+    PriceChange,
+    PriceChangeEvent,
+    parse_frame,
+)
+from vincent.services.trade_manager.order_book import MalformedMarketData, OrderBooks
+
+
+def _books(*frames: str, now_s: float = 1.0) -> OrderBooks:
+    books = OrderBooks()
+    books.track([TOKEN_YES, TOKEN_NO])
+    for frame in frames:
+        for event in parse_frame(frame).events:
+            books.apply(event, now_s)
+    return books
+
+
+def _event(frame: str) -> MarketEvent:
+    (event,) = parse_frame(frame).events
+    return event
+
+
+def test_best_prices_do_not_depend_on_level_order() -> None:
+    books = _books(payload("book_array"))
+
+    yes = books.top(TOKEN_YES)
+    no = books.top(TOKEN_NO)
+    assert yes is not None
+    assert no is not None
+    # Recorded order puts the best last; the other token's book lists it first.
+    assert (yes.best_bid, yes.best_ask) == (Decimal("0.48"), Decimal("0.52"))
+    assert (no.best_bid, no.best_ask) == (Decimal("0.47"), Decimal("0.52"))
+
+
+def test_older_book_form_sets_the_top_of_book() -> None:
+    top = _books(payload("book_buys_sells")).top(TOKEN_YES)
+
+    assert top is not None
+    assert (top.best_bid, top.best_ask) == (Decimal("0.34"), Decimal("0.36"))
+
+
+def test_apply_reports_only_tokens_whose_prices_changed() -> None:
+    books = _books()
+    book = parse_frame(payload("book_array")).events[0]
+
+    assert books.apply(book, 1.0) == (TOKEN_YES,)
+    assert books.apply(book, 2.0) == ()
+    assert books.age_s(TOKEN_YES, 5.0) == 3.0
+
+
+def test_current_price_change_uses_the_exchange_top_of_book() -> None:
+    books = _books(payload("book_array"))
+
+    changed = books.apply(_event(payload("price_change_current")), 2.0)
+
+    assert set(changed) == {TOKEN_YES, TOKEN_NO}
+    yes = books.top(TOKEN_YES)
+    no = books.top(TOKEN_NO)
+    assert yes is not None
+    assert no is not None
+    assert (yes.best_bid, yes.best_ask) == (Decimal("0.5"), Decimal("0.52"))
+    assert (no.best_bid, no.best_ask) == (Decimal("0.47"), Decimal("0.5"))
+    assert books.bids(TOKEN_YES)[0] == (Decimal("0.5"), Decimal("200"))
+
+
+def test_older_price_change_recomputes_the_best_when_it_is_removed() -> None:
+    books = _books(payload("book_array"))
+
+    changed = books.apply(_event(payload("price_change_older")), 2.0)
+
+    top = books.top(TOKEN_YES)
+    assert changed == (TOKEN_YES,)
+    assert top is not None
+    # 0.48 removed: the next bid is best; a new ask at 0.49 is better than 0.52.
+    assert (top.best_bid, top.best_ask) == (Decimal("0.47"), Decimal("0.49"))
+
+
+def test_last_trade_tick_size_best_bid_ask_and_resolution() -> None:
+    books = _books(payload("book_array"))
+
+    assert books.apply(_event(payload("last_trade_price")), 2.0) == (TOKEN_YES,)
+    assert books.apply(_event(payload("tick_size_change")), 3.0) == ()
+    assert books.apply(_event(payload("best_bid_ask")), 4.0) == (TOKEN_YES,)
+    assert set(books.apply(_event(payload("market_resolved")), 5.0)) == {TOKEN_YES, TOKEN_NO}
+
+    top = books.top(TOKEN_YES)
+    assert top is not None
+    assert top.last_trade == Decimal("0.456")
+    assert top.tick_size == Decimal("0.001")
+    assert (top.best_bid, top.best_ask) == (Decimal("0.73"), Decimal("0.77"))
+    assert top.resolved
+    assert top.ts_updated_s == 5.0
+
+
+def test_events_for_untracked_tokens_are_ignored() -> None:
+    books = OrderBooks()
+    books.track([TOKEN_NO])
+
+    books.apply(_event(payload("last_trade_price")), 1.0)
+    books.untrack([TOKEN_NO])
+
+    assert books.top(TOKEN_YES) is None
+    assert len(books) == 0
+
+
+@pytest.mark.parametrize(
+    ("bids", "message"),
+    [
+        ((("abc", "1"),), "not a number"),
+        ((("NaN", "1"),), "not a number"),
+        ((("1.5", "1"),), "out of range"),
+        ((("0.5", "-1"),), "out of range"),
+        ((("0.5", "Infinity"),), "out of range"),
+    ],
+)
+def test_unusable_levels_raise_and_leave_the_book_unchanged(
+    bids: tuple[tuple[str, str], ...], message: str
+) -> None:
+    books = _books(payload("book_array"))
+    before = books.top(TOKEN_YES)
+
+    with pytest.raises(MalformedMarketData, match=message):
+        books.apply(BookEvent(TOKEN_YES, "", bids, (), "", ""), 9.0)
+
+    assert books.top(TOKEN_YES) == before
+
+
+def test_an_unusable_change_leaves_every_book_of_the_event_unchanged() -> None:
+    books = _books(payload("book_array"))
+    event = PriceChangeEvent(
+        "",
+        (
+            PriceChange(TOKEN_YES, "0.49", "10", "BUY", None, None),
+            PriceChange(TOKEN_NO, "x", "10", "BUY", None, None),
+        ),
+        "",
+    )
+
+    with pytest.raises(MalformedMarketData):
+        books.apply(event, 9.0)
+
+    top = books.top(TOKEN_YES)
+    assert top is not None
+    assert top.best_bid == Decimal("0.48")
+
+
+def test_sell_quote_walks_bids_best_first() -> None:
+    books = _books(payload("book_array"))
+
+    quote = books.sell_quote(TOKEN_YES, Decimal("100"))
+    too_big = books.sell_quote(TOKEN_YES, Decimal("1000000"))
+
+    assert quote is not None
+    assert quote.complete
+    # 30 @ 0.48 + 70 @ 0.47
+    assert quote.proceeds == Decimal("14.40") + Decimal("32.90")
+    assert quote.worst_price == Decimal("0.47")
+    assert too_big is not None
+    assert not too_big.complete
+    assert too_big.worst_price == Decimal("0.001")
+
+
+prices = st.integers(min_value=1, max_value=99).map(lambda cents: f"0.{cents:02d}")
+sizes = st.sampled_from(["0", "1", "25.5", "300"])
+changes = st.lists(st.tuples(prices, sizes, st.sampled_from(["BUY", "SELL"])), max_size=40)
+
+
+@given(
+    st.lists(st.tuples(prices, sizes.filter(lambda size: size != "0")), max_size=10),
+    st.lists(st.tuples(prices, sizes.filter(lambda size: size != "0")), max_size=10),
+    changes,
+)
+def test_best_prices_always_match_the_depth(
+    bids: list[tuple[str, str]], asks: list[tuple[str, str]], updates: list[tuple[str, str, str]]
+) -> None:
+    books = OrderBooks()
+    books.track([TOKEN_YES])
+    books.apply(BookEvent(TOKEN_YES, "", tuple(bids), tuple(asks), "", ""), 0.0)
+    for price, size, side in updates:
+        change = PriceChange(TOKEN_YES, price, size, side, None, None)
+        books.apply(PriceChangeEvent("", (change,), ""), 0.0)
+
+        top = books.top(TOKEN_YES)
+        assert top is not None
+        depth_bids = books.bids(TOKEN_YES)
+        depth_asks = books.asks(TOKEN_YES)
+        assert top.best_bid == (max(p for p, _ in depth_bids) if depth_bids else None)
+        assert top.best_ask == (min(p for p, _ in depth_asks) if depth_asks else None)
