@@ -1,0 +1,46 @@
+"""The trailing-stop ratchet: the trigger follows the price up and never falls. No I/O.
+
+Mirrors the seed (``monitoringWorker.ts``): candidate = price * (1 - trailing_percent/100),
+capped at 0.99 and rounded to 4 decimals half up (JS ``Math.round`` on positive numbers).
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+
+MAX_TRIGGER = Decimal("0.99")
+STEP = Decimal("0.0001")
+_HALF_STEP = STEP / 2
+_HUNDRED = Decimal(100)
+_ONE = Decimal(1)
+# Thresholds are rounded down to this, so a price at or above the true threshold is never
+# missed; a price in the sliver below it (more than 12 decimals) just finds nothing to raise.
+_THRESHOLD_QUANTUM = Decimal("1E-12")
+
+
+def trailing_candidate(price: Decimal, trailing_percent: Decimal) -> Decimal:
+    """Return the trigger a trailing stop would have at ``price`` (4 dp, at most 0.99)."""
+    candidate = min(MAX_TRIGGER, price * (_ONE - trailing_percent / _HUNDRED))
+    return candidate.quantize(STEP, rounding=ROUND_HALF_UP)
+
+
+def ratchet(current_trigger: Decimal, price: Decimal, trailing_percent: Decimal) -> Decimal | None:
+    """Return the raised trigger, or None when it would not be strictly higher."""
+    candidate = trailing_candidate(price, trailing_percent)
+    return candidate if candidate > current_trigger else None
+
+
+def ratchet_threshold(current_trigger: Decimal, trailing_percent: Decimal) -> Decimal | None:
+    """Return a price at or below the lowest price that would raise the trigger.
+
+    None when no price can raise it (the trigger is at the cap or the factor is not
+    positive). The rule index orders trailing stops by this value, so a price event touches
+    only the stops it can raise.
+    """
+    factor = _ONE - trailing_percent / _HUNDRED
+    if factor <= 0 or current_trigger >= MAX_TRIGGER:
+        return None
+    # The smallest 4-dp value strictly above the trigger (which need not be on the grid).
+    next_step = (current_trigger / STEP).to_integral_value(rounding=ROUND_FLOOR) * STEP + STEP
+    # Half up: the candidate reaches next_step once price * factor >= next_step - half a step.
+    return ((next_step - _HALF_STEP) / factor).quantize(_THRESHOLD_QUANTUM, rounding=ROUND_FLOOR)
