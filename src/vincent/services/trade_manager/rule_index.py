@@ -1,0 +1,212 @@
+"""Hold every ACTIVE rule in memory, ordered by trigger per (token, trigger source). No I/O.
+
+A price touches only the rules it crosses: lists sorted by (price, rule id) are cut with
+bisect, never scanned. Stops and trailing stops fire when ``trigger >= price``, take-profits
+when ``trigger <= price``. Trailing stops are also ordered by the lowest price that would
+raise their trigger (``trailing.ratchet_threshold``), so a ratchet touches only the stops the
+price raises. Crossed rules are removed as they are reported: a rule never fires twice from
+the index. The caller re-inserts a rule (``upsert``) when it must be watched again, e.g. after
+a transient execution error once its retry delay has passed.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right, insort
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from vincent.enums import TradeRuleStatus, TradeRuleType, TriggerSource
+from vincent.services.trade_manager.trailing import ratchet, ratchet_threshold
+from vincent.services.trade_manager.types import RuleSnapshot
+
+# Sorts after any rule id (ids are ASCII), so (price, _AFTER_ANY_ID) follows every entry at
+# that price.
+_AFTER_ANY_ID = "\U0010ffff"
+
+_Entry = tuple[Decimal, str]
+
+
+@dataclass(frozen=True, slots=True)
+class PriceOutcome:
+    """What one price did: rules to execute (already removed) and trailing stops raised.
+
+    A trailing stop raised and crossed by the same price is in both, raised first, as in the
+    seed. Every snapshot already carries its new trigger.
+    """
+
+    fired: tuple[RuleSnapshot, ...] = ()
+    ratcheted: tuple[RuleSnapshot, ...] = ()
+
+
+_NOTHING = PriceOutcome()
+
+
+class _Bucket:
+    """The rules of one (token, trigger source)."""
+
+    __slots__ = ("falling", "rising", "trailing")
+
+    def __init__(self) -> None:
+        # STOP_LOSS and TRAILING_STOP by trigger: a price fires the tail (trigger >= price).
+        self.falling: list[_Entry] = []
+        # TAKE_PROFIT by trigger: a price fires the head (trigger <= price).
+        self.rising: list[_Entry] = []
+        # TRAILING_STOP by ratchet threshold: a price raises the head (threshold <= price).
+        self.trailing: list[_Entry] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.falling or self.rising)
+
+
+class RuleIndex:
+    """The ACTIVE rules, answering "which rules does this price fire or raise?"."""
+
+    __slots__ = ("_by_token", "_rules")
+
+    def __init__(self) -> None:
+        self._rules: dict[str, RuleSnapshot] = {}
+        self._by_token: dict[str, dict[TriggerSource, _Bucket]] = {}
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+    def __contains__(self, rule_id: object) -> bool:
+        return rule_id in self._rules
+
+    def get(self, rule_id: str) -> RuleSnapshot | None:
+        return self._rules.get(rule_id)
+
+    def tokens(self) -> frozenset[str]:
+        """Return the token ids that have at least one rule."""
+        return frozenset(self._by_token)
+
+    def sources(self, token_id: str) -> tuple[TriggerSource, ...]:
+        """Return the trigger sources the token's rules watch."""
+        return tuple(self._by_token.get(token_id, ()))
+
+    def rules_for_token(self, token_id: str) -> tuple[RuleSnapshot, ...]:
+        rules: list[RuleSnapshot] = []
+        for bucket in self._by_token.get(token_id, {}).values():
+            rules.extend(self._rules[rule_id] for _, rule_id in bucket.falling)
+            rules.extend(self._rules[rule_id] for _, rule_id in bucket.rising)
+        return tuple(rules)
+
+    def upsert(self, rule: RuleSnapshot) -> None:
+        """Insert or replace ``rule``. A rule that is not ACTIVE is removed instead."""
+        self.remove(rule.id)
+        if rule.status is not TradeRuleStatus.ACTIVE:
+            return
+        self._rules[rule.id] = rule
+        bucket = self._by_token.setdefault(rule.token_id, {}).get(rule.trigger_source)
+        if bucket is None:
+            bucket = self._by_token[rule.token_id][rule.trigger_source] = _Bucket()
+        entry = (rule.trigger_price, rule.id)
+        if rule.rule_type is TradeRuleType.TAKE_PROFIT:
+            insort(bucket.rising, entry)
+            return
+        insort(bucket.falling, entry)
+        threshold = _threshold(rule)
+        if threshold is not None:
+            insort(bucket.trailing, (threshold, rule.id))
+
+    def remove(self, rule_id: str) -> RuleSnapshot | None:
+        """Remove a rule; return it, or None when it was not in the index."""
+        rule = self._rules.pop(rule_id, None)
+        if rule is None:
+            return None
+        sources = self._by_token[rule.token_id]
+        bucket = sources[rule.trigger_source]
+        entry = (rule.trigger_price, rule.id)
+        if rule.rule_type is TradeRuleType.TAKE_PROFIT:
+            _delete(bucket.rising, entry)
+        else:
+            _delete(bucket.falling, entry)
+            self._forget_threshold(bucket, rule)
+        self._drop_if_empty(rule.token_id, sources, rule.trigger_source, bucket)
+        return rule
+
+    def apply_price(self, token_id: str, source: TriggerSource, price: Decimal) -> PriceOutcome:
+        """Apply one price: raise the trailing stops it lifts, then fire every rule it crosses."""
+        sources = self._by_token.get(token_id)
+        if sources is None:
+            return _NOTHING
+        bucket = sources.get(source)
+        if bucket is None:
+            return _NOTHING
+        ratcheted = self._ratchet(bucket, price) if bucket.trailing else []
+        fired: list[RuleSnapshot] = []
+        falling = bucket.falling
+        if falling and falling[-1][0] >= price:
+            start = bisect_left(falling, (price,))
+            for _, rule_id in falling[start:]:
+                rule = self._rules.pop(rule_id)
+                self._forget_threshold(bucket, rule)
+                fired.append(rule)
+            del falling[start:]
+        rising = bucket.rising
+        if rising and rising[0][0] <= price:
+            end = bisect_right(rising, (price, _AFTER_ANY_ID))
+            fired.extend(self._rules.pop(rule_id) for _, rule_id in rising[:end])
+            del rising[:end]
+        if not fired and not ratcheted:
+            return _NOTHING
+        self._drop_if_empty(token_id, sources, source, bucket)
+        return PriceOutcome(fired=tuple(fired), ratcheted=tuple(ratcheted))
+
+    def _ratchet(self, bucket: _Bucket, price: Decimal) -> list[RuleSnapshot]:
+        trailing = bucket.trailing
+        if trailing[0][0] > price:
+            return []
+        end = bisect_right(trailing, (price, _AFTER_ANY_ID))
+        touched = trailing[:end]
+        del trailing[:end]
+        raised: list[RuleSnapshot] = []
+        for entry in touched:
+            rule = self._rules[entry[1]]
+            assert rule.trailing_percent is not None
+            new_trigger = ratchet(rule.trigger_price, price, rule.trailing_percent)
+            if new_trigger is None:
+                # Only a price in the rounding sliver below the true threshold gets here.
+                insort(trailing, entry)
+                continue
+            _delete(bucket.falling, (rule.trigger_price, rule.id))
+            insort(bucket.falling, (new_trigger, rule.id))
+            threshold = ratchet_threshold(new_trigger, rule.trailing_percent)
+            rule = replace(rule, trigger_price=new_trigger)
+            self._rules[rule.id] = rule
+            if threshold is not None:
+                insort(trailing, (threshold, rule.id))
+            raised.append(rule)
+        return raised
+
+    def _forget_threshold(self, bucket: _Bucket, rule: RuleSnapshot) -> None:
+        threshold = _threshold(rule)
+        if threshold is not None:
+            _delete(bucket.trailing, (threshold, rule.id))
+
+    def _drop_if_empty(
+        self,
+        token_id: str,
+        sources: dict[TriggerSource, _Bucket],
+        source: TriggerSource,
+        bucket: _Bucket,
+    ) -> None:
+        if bucket:
+            return
+        del sources[source]
+        if not sources:
+            del self._by_token[token_id]
+
+
+def _threshold(rule: RuleSnapshot) -> Decimal | None:
+    if rule.rule_type is not TradeRuleType.TRAILING_STOP or rule.trailing_percent is None:
+        return None
+    return ratchet_threshold(rule.trigger_price, rule.trailing_percent)
+
+
+def _delete(entries: list[_Entry], entry: _Entry) -> None:
+    index = bisect_left(entries, entry)
+    if index == len(entries) or entries[index] != entry:
+        # Our own state is broken: fail loudly rather than fire a rule twice or never.
+        raise AssertionError(f"rule index entry missing: {entry!r}")
+    del entries[index]
