@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from vincent.errors import NotFound
 from vincent.skills.polymarket.errors import (
     ExchangeTimeout,
     ExchangeUnavailable,
@@ -42,10 +43,13 @@ class RetryPolicy:
         return min(self.base_delay_s * (2.0**attempt), self.max_delay_s)
 
 
-class NotFoundOnExchange(PermanentSkillError):
-    """The exchange answered 404 for what was asked (no book, unknown market or order)."""
+class NotFoundOnExchange(PermanentSkillError, NotFound):
+    """The exchange answered 404 for what was asked (no book, unknown market or order).
 
-    code = "NOT_FOUND_ON_EXCHANGE"
+    Also a ``NotFound``, so the API answers 404 rather than 500.
+    """
+
+    code = "NOT_FOUND"
 
 
 def retry_after_of(response: httpx.Response) -> float | None:

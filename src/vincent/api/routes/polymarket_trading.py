@@ -1,0 +1,151 @@
+"""The skill's trading routes (mounted under ``/api/skills/polymarket``): bet, holdings,
+book, midpoint, market, open orders, trades, cancels.
+
+Thin: parse, call the skill with the caller's own secret id, wrap in the envelope. The
+secret always comes from the API key, so a tenant can only ever act on its own wallet.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from vincent.api.auth import CurrentSecret
+from vincent.api.envelope import ok
+from vincent.api.state import app_state
+from vincent.errors import ConfigurationError
+from vincent.services.approvals import bet_result_json
+from vincent.skills.polymarket import PolymarketSkill
+from vincent.skills.polymarket.types import BetRequest, BetStatus, Holding
+
+router = APIRouter(tags=["polymarket"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "VALIDATION_ERROR, INVALID_ORDER, INVALID_TYPE"},
+    401: {"description": "UNAUTHORIZED: missing, malformed or revoked API key"},
+    404: {"description": "NOT_FOUND: unknown token, market or secret"},
+    500: {"description": "Skill errors (EXCHANGE_UNAVAILABLE, NO_LIQUIDITY, ...)"},
+}
+_STATUS_CODE = {BetStatus.EXECUTED: 200, BetStatus.PENDING_APPROVAL: 202, BetStatus.DENIED: 403}
+
+
+def _skill(request: Request) -> PolymarketSkill:
+    skill = app_state(request).skill
+    if not isinstance(skill, PolymarketSkill):
+        raise ConfigurationError("The Polymarket skill is not configured in this process")
+    return skill
+
+
+Skill = Annotated[PolymarketSkill, Depends(_skill)]
+
+
+class BetBody(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    token_id: str = Field(alias="tokenId", min_length=1)
+    side: Literal["BUY", "SELL"]
+    amount: Decimal = Field(gt=0)
+    price: Decimal | None = Field(default=None, ge=Decimal("0.001"), le=Decimal("0.999"))
+    order_type: Literal["FOK", "FAK", "GTC", "GTD"] | None = Field(default=None, alias="orderType")
+    worst_price: Decimal | None = Field(default=None, alias="worstPrice", gt=0, lt=1)
+    idempotency_key: str | None = Field(
+        default=None, alias="idempotencyKey", min_length=1, max_length=100
+    )
+
+
+def _number(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def holding_json(holding: Holding) -> dict[str, Any]:
+    return {
+        "tokenId": holding.token_id,
+        "conditionId": holding.condition_id,
+        "shares": float(holding.shares),
+        "averageEntryPrice": _number(holding.average_entry_price),
+        "currentPrice": _number(holding.current_price),
+        "pnl": _number(holding.pnl),
+        "pnlPercent": _number(holding.pnl_percent),
+        "marketTitle": holding.market_title,
+        "marketSlug": holding.market_slug,
+        "outcome": holding.outcome,
+        "endDate": holding.end_date,
+        "redeemable": holding.redeemable,
+    }
+
+
+@router.post("/bet", responses=_ERRORS)
+async def place_bet(body: BetBody, secret: CurrentSecret, skill: Skill) -> JSONResponse:
+    """Buy (amount in USD) or sell (amount in shares): 200 executed, 202 pending, 403 denied."""
+    result = await skill.place_bet(
+        BetRequest(
+            secret_id=secret.id,
+            token_id=body.token_id,
+            side=body.side,
+            amount=body.amount,
+            price=body.price,
+            api_key_id=secret.api_key_id,
+            order_type=body.order_type,
+            worst_price=body.worst_price,
+            idempotency_key=f"{secret.id}:{body.idempotency_key}" if body.idempotency_key else None,
+        )
+    )
+    return ok(bet_result_json(result), status_code=_STATUS_CODE[result.status])
+
+
+@router.get("/holdings", responses=_ERRORS)
+async def holdings(secret: CurrentSecret, skill: Skill) -> JSONResponse:
+    found = await skill.get_holdings(secret.id)
+    return ok(
+        {
+            "walletAddress": await skill.wallet_address(secret.id),
+            "holdings": [holding_json(h) for h in found],
+        }
+    )
+
+
+@router.get("/orderbook/{token_id}", responses=_ERRORS)
+async def orderbook(token_id: str, secret: CurrentSecret, skill: Skill) -> JSONResponse:
+    return ok((await skill.get_order_book(token_id)).raw)
+
+
+@router.get("/midpoint/{token_id}", responses=_ERRORS)
+async def midpoint(token_id: str, secret: CurrentSecret, skill: Skill) -> JSONResponse:
+    mid = await skill.get_midpoint(token_id)
+    return ok({"tokenId": token_id, "midpoint": None if mid is None else str(mid)})
+
+
+@router.get("/market/{condition_id}", responses=_ERRORS)
+async def market(condition_id: str, secret: CurrentSecret, skill: Skill) -> JSONResponse:
+    return ok({"market": await skill.get_market(condition_id)})
+
+
+@router.get("/open-orders", responses=_ERRORS)
+async def open_orders(
+    secret: CurrentSecret, skill: Skill, market: str | None = None
+) -> JSONResponse:
+    return ok(
+        {
+            "walletAddress": await skill.wallet_address(secret.id),
+            "openOrders": await skill.get_open_orders(secret.id, market),
+        }
+    )
+
+
+@router.get("/trades", responses=_ERRORS)
+async def trades(secret: CurrentSecret, skill: Skill, market: str | None = None) -> JSONResponse:
+    return ok({"trades": await skill.get_trades(secret.id, market)})
+
+
+@router.delete("/orders/{order_id}", responses=_ERRORS)
+async def cancel_order(order_id: str, secret: CurrentSecret, skill: Skill) -> JSONResponse:
+    return ok(await skill.cancel_order(secret.id, order_id))
+
+
+@router.delete("/orders", responses=_ERRORS)
+async def cancel_all(secret: CurrentSecret, skill: Skill) -> JSONResponse:
+    return ok(await skill.cancel_order(secret.id, None))
