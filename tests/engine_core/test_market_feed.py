@@ -1,0 +1,300 @@
+"""MarketFeed against a real WebSocket server on loopback (tests/engine_core/fake_market_server)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+
+from tests.engine_core.fake_market_server import FakeMarketServer
+from vincent.services.trade_manager.backoff import BackoffPolicy
+from vincent.services.trade_manager.order_book import OrderBooks
+from vincent.services.trade_manager.polymarket_websocket import (
+    FeedState,
+    MarketFeed,
+    MarketFeedConfig,
+)
+
+WAIT_S = 5.0
+FAST = MarketFeedConfig(
+    ping_interval_s=0.05,
+    stale_after_s=2.0,
+    close_timeout_s=0.2,
+    reconnect_backoff=BackoffPolicy(min_delay_s=0.01, max_delay_s=0.05),
+)
+
+
+def _book(token_id: str, bid: str, ask: str) -> str:
+    return json.dumps(
+        {
+            "event_type": "book",
+            "asset_id": token_id,
+            "market": "0xmarket",
+            "bids": [{"price": bid, "size": "10"}],
+            "asks": [{"price": ask, "size": "10"}],
+            "timestamp": "1757908892351",
+            "hash": "0x1",
+        }
+    )
+
+
+class Recorder:
+    """The callback: records what changed and the best bid it could read at that moment."""
+
+    def __init__(self, books: OrderBooks) -> None:
+        self.books = books
+        self.calls: asyncio.Queue[dict[str, Decimal | None]] = asyncio.Queue()
+
+    def __call__(self, changed: frozenset[str]) -> None:
+        seen = {}
+        for token_id in changed:
+            top = self.books.top(token_id)
+            seen[token_id] = None if top is None else top.best_bid
+        self.calls.put_nowait(seen)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeMarketServer]:
+    async with FakeMarketServer() as running:
+        yield running
+
+
+def _feed(
+    server: FakeMarketServer, config: MarketFeedConfig = FAST
+) -> tuple[MarketFeed, OrderBooks, Recorder]:
+    books = OrderBooks()
+    recorder = Recorder(books)
+    feed = MarketFeed(server.url, books, recorder, config=config, random_fn=lambda: 0.0)
+    return feed, books, recorder
+
+
+async def test_first_message_subscribes_every_token(server: FakeMarketServer) -> None:
+    feed, _, _ = _feed(server)
+    feed.set_tokens(["b", "a"])
+
+    async with feed, asyncio.timeout(WAIT_S):
+        connection = await server.next_connection()
+        first = await connection.next_message()
+        status = await feed.wait_for_status(lambda status: status.connected)
+
+    assert first == {"assets_ids": ["a", "b"], "type": "market", "custom_feature_enabled": True}
+    assert (status.connections, status.subscriptions) == (1, 2)
+
+
+async def test_token_changes_are_diffs_on_the_live_connection(server: FakeMarketServer) -> None:
+    feed, _, _ = _feed(server)
+    feed.set_tokens(["a", "b"])
+
+    async with feed, asyncio.timeout(WAIT_S):
+        connection = await server.next_connection()
+        await connection.next_message()
+        feed.set_tokens(["b", "c"])
+        unsubscribe = await connection.next_message()
+        subscribe = await connection.next_message()
+        feed.subscribe(["d"])
+        feed.unsubscribe(["b"])
+        later = [await connection.next_message(), await connection.next_message()]
+
+    assert unsubscribe == {"assets_ids": ["a"], "operation": "unsubscribe"}
+    assert subscribe == {"assets_ids": ["c"], "operation": "subscribe"}
+    # Changes made before the connection's writer runs again go out together.
+    assert later == [
+        {"assets_ids": ["b"], "operation": "unsubscribe"},
+        {"assets_ids": ["d"], "operation": "subscribe"},
+    ]
+    assert feed.tokens() == {"c", "d"}
+    assert server.connections.empty()
+    assert feed.status().reconnects == 0
+
+
+async def test_pings_are_sent_and_pongs_keep_the_connection(server: FakeMarketServer) -> None:
+    feed, _, _ = _feed(server)
+    feed.set_tokens(["a"])
+
+    async with feed, asyncio.timeout(WAIT_S):
+        connection = await server.next_connection()
+        for _ in range(3):
+            await connection.pings.get()
+        status = await feed.wait_for_status(lambda status: status.messages_received >= 3)
+
+    assert (status.reconnects, status.stalls, status.malformed_messages) == (0, 0, 0)
+    assert status.last_message_age_s is not None
+    assert server.connections.empty()
+
+
+async def test_a_dropped_connection_reconnects_and_resubscribes_everything(
+    server: FakeMarketServer,
+) -> None:
+    feed, _, _ = _feed(server)
+    feed.set_tokens(["a", "b"])
+
+    async with feed, asyncio.timeout(WAIT_S):
+        first = await server.next_connection()
+        await first.next_message()
+        feed.subscribe(["c"])
+        await first.next_message()
+        await first.drop()
+        second = await server.next_connection()
+        resubscribe = await second.next_message()
+        status = await feed.wait_for_status(lambda status: status.connected)
+
+    assert resubscribe["assets_ids"] == ["a", "b", "c"]
+    assert resubscribe["type"] == "market"
+    assert status.reconnects >= 1
+
+
+async def test_a_stalled_connection_is_detected_and_replaced(server: FakeMarketServer) -> None:
+    config = MarketFeedConfig(
+        ping_interval_s=0.05,
+        stale_after_s=0.3,
+        close_timeout_s=0.1,
+        reconnect_backoff=BackoffPolicy(min_delay_s=0.01, max_delay_s=0.05),
+    )
+    feed, _, _ = _feed(server, config)
+    feed.set_tokens(["a"])
+    server.answer_pings = False
+
+    async with feed, asyncio.timeout(WAIT_S):
+        stalled = await server.next_connection()
+        await stalled.next_message()
+        replacement = await server.next_connection()
+        server.answer_pings = True
+        resubscribe = await replacement.next_message()
+        await stalled.closed.wait()
+        status = await feed.wait_for_status(lambda status: status.stalls >= 1)
+
+    assert resubscribe["assets_ids"] == ["a"]
+    assert status.reconnects >= 1
+
+
+async def test_600_tokens_are_sharded_over_two_connections(server: FakeMarketServer) -> None:
+    feed, _, _ = _feed(server)
+    tokens = {f"{number:077d}" for number in range(600)}
+    feed.set_tokens(tokens)
+
+    async with feed, asyncio.timeout(WAIT_S):
+        connections = [await server.next_connection(), await server.next_connection()]
+        firsts = [await connection.next_message() for connection in connections]
+        status = await feed.wait_for_status(lambda status: status.connected)
+        sizes = sorted(len(first["assets_ids"]) for first in firsts)
+        subscribed = [set(first["assets_ids"]) for first in firsts]
+        # Emptying the second shard closes its connection; the first is untouched.
+        small = min(subscribed, key=len)
+        feed.unsubscribe(small)
+        closing = connections[[set(f["assets_ids"]) for f in firsts].index(small)]
+        await closing.closed.wait()
+        after = await feed.wait_for_status(lambda status: status.wanted_connections == 1)
+
+    assert sizes == [100, 500]
+    assert subscribed[0].isdisjoint(subscribed[1])
+    assert subscribed[0] | subscribed[1] == tokens
+    assert (status.connections, status.subscriptions) == (2, 600)
+    assert (after.connections, after.subscriptions) == (1, 500)
+    assert [len(shard) for shard in feed.shard_tokens()] == [500]
+
+
+async def test_frames_reach_the_books_then_the_callback(server: FakeMarketServer) -> None:
+    feed, books, recorder = _feed(server)
+    feed.set_tokens(["a", "b"])
+
+    async with feed, asyncio.timeout(WAIT_S):
+        connection = await server.next_connection()
+        await connection.next_message()
+        await connection.send(f"[{_book('a', '0.4', '0.6')},{_book('b', '0.3', '0.5')}]")
+        both = await recorder.calls.get()
+        await connection.send(_book("zzz", "0.1", "0.2"))
+        await connection.send(_book("a", "0.45", "0.6"))
+        one = await recorder.calls.get()
+
+    assert both == {"a": Decimal("0.4"), "b": Decimal("0.3")}
+    # The untracked token changed nothing; the callback saw the new book.
+    assert one == {"a": Decimal("0.45")}
+    assert books.top("zzz") is None
+
+
+async def test_malformed_frames_are_counted_and_ignored(server: FakeMarketServer) -> None:
+    feed, _, recorder = _feed(server)
+    feed.set_tokens(["a"])
+
+    async with feed, asyncio.timeout(WAIT_S):
+        connection = await server.next_connection()
+        await connection.next_message()
+        for frame in ("{oops", '{"event_type": "book"}', "[1, 2]", _book("a", "7", "0.6")):
+            await connection.send(frame)
+        await connection.send("INVALID OPERATION")
+        await connection.send(_book("a", "0.4", "0.6"))
+        call = await recorder.calls.get()
+        status = feed.status()
+
+    assert call == {"a": Decimal("0.4")}
+    assert status.malformed_messages == 5
+    assert (status.reconnects, status.connected) == (0, True)
+
+
+async def test_a_failing_callback_is_counted_and_the_feed_goes_on(
+    server: FakeMarketServer,
+) -> None:
+    books = OrderBooks()
+    calls: list[frozenset[str]] = []
+
+    def explode(changed: frozenset[str]) -> None:
+        calls.append(changed)
+        raise RuntimeError("consumer bug")
+
+    feed = MarketFeed(server.url, books, explode, config=FAST, random_fn=lambda: 0.0)
+    feed.set_tokens(["a"])
+
+    async with feed, asyncio.timeout(WAIT_S):
+        connection = await server.next_connection()
+        await connection.next_message()
+        await connection.send(_book("a", "0.4", "0.6"))
+        await connection.send(_book("a", "0.41", "0.6"))
+        status = await feed.wait_for_status(lambda status: status.callback_errors >= 2)
+
+    assert len(calls) == 2
+    assert (status.reconnects, status.connected) == (0, True)
+
+
+def _feed_tasks() -> set[asyncio.Task[object]]:
+    return {
+        task
+        for task in asyncio.all_tasks()
+        if getattr(task.get_coro(), "__qualname__", "").startswith("MarketFeed.")
+    }
+
+
+async def test_stop_cancels_every_task_and_closes_connections(server: FakeMarketServer) -> None:
+    feed, _, _ = _feed(server)
+    feed.set_tokens({f"{number:077d}" for number in range(600)})
+    feed.start()
+    with pytest.raises(RuntimeError, match="only start when stopped"):
+        feed.start()
+
+    async with asyncio.timeout(WAIT_S):
+        connections = [await server.next_connection(), await server.next_connection()]
+        await feed.wait_for_status(lambda status: status.connected)
+        assert _feed_tasks()
+        await feed.stop()
+        for connection in connections:
+            await connection.closed.wait()
+
+    assert _feed_tasks() == set()
+    assert feed.status().state is FeedState.STOPPED
+    assert feed.status().connections == 0
+
+
+async def test_an_unreachable_exchange_is_retried_until_stop() -> None:
+    async with FakeMarketServer() as gone:
+        url = gone.url
+    books = OrderBooks()
+    feed = MarketFeed(url, books, lambda changed: None, config=FAST, random_fn=lambda: 0.0)
+    feed.set_tokens(["a"])
+
+    async with feed, asyncio.timeout(WAIT_S):
+        status = await feed.wait_for_status(lambda status: status.reconnects >= 3)
+
+    assert not status.connected
+    assert _feed_tasks() == set()
