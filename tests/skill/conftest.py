@@ -46,8 +46,13 @@ def new_market_ids() -> MarketIds:
 
 
 @pytest.fixture
-def keybox() -> KeyBox:
-    return KeyBox(Fernet.generate_key())
+def encryption_key() -> str:
+    return Fernet.generate_key().decode()
+
+
+@pytest.fixture
+def keybox(encryption_key: str) -> KeyBox:
+    return KeyBox(encryption_key)
 
 
 @pytest.fixture

@@ -48,13 +48,18 @@ class BetBody(BaseModel):
 
     token_id: str = Field(alias="tokenId", min_length=1)
     side: Literal["BUY", "SELL"]
-    amount: Decimal = Field(gt=0)
-    price: Decimal | None = Field(default=None, ge=Decimal("0.001"), le=Decimal("0.999"))
+    # Numbers on the wire (as the original); turned into exact Decimals by their shortest repr.
+    amount: float = Field(gt=0)
+    price: float | None = Field(default=None, ge=0.001, le=0.999)
     order_type: Literal["FOK", "FAK", "GTC", "GTD"] | None = Field(default=None, alias="orderType")
-    worst_price: Decimal | None = Field(default=None, alias="worstPrice", gt=0, lt=1)
+    worst_price: float | None = Field(default=None, alias="worstPrice", gt=0, lt=1)
     idempotency_key: str | None = Field(
         default=None, alias="idempotencyKey", min_length=1, max_length=100
     )
+
+
+def _decimal(value: float | None) -> Decimal | None:
+    return None if value is None else Decimal(repr(value))
 
 
 def _number(value: Decimal | None) -> float | None:
@@ -86,11 +91,11 @@ async def place_bet(body: BetBody, secret: CurrentSecret, skill: Skill) -> JSONR
             secret_id=secret.id,
             token_id=body.token_id,
             side=body.side,
-            amount=body.amount,
-            price=body.price,
+            amount=Decimal(repr(body.amount)),
+            price=_decimal(body.price),
             api_key_id=secret.api_key_id,
             order_type=body.order_type,
-            worst_price=body.worst_price,
+            worst_price=_decimal(body.worst_price),
             idempotency_key=f"{secret.id}:{body.idempotency_key}" if body.idempotency_key else None,
         )
     )
