@@ -69,3 +69,158 @@ async def test_stop_fires_on_the_first_crossing_and_sells_the_held_shares_once(
         "source": "websocket",
     }
     assert events[4].event_data == {"result": {"orderId": row.trigger_tx_hash, "executed": True}}
+
+
+async def test_take_profit_and_sell_partial_clamps_to_the_position(
+    exchange: LocalExchange,
+    live_skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    keybox: KeyBox,
+    database_url: str,
+    make_rule: MakeRule,
+) -> None:
+    wallet = await add_wallet(session_factory, keybox)
+    ids = open_market(exchange, "0.50")
+    exchange.credit(wallet.funder, token_id=ids.yes, shares="12", avg_price="0.5")
+    # Asks for 50 shares of a 12-share position: sells exactly the 12 held.
+    rule = await make_rule(
+        wallet.secret_id, ids.yes, TradeRuleType.TAKE_PROFIT, "0.60", amount="50"
+    )
+
+    settings = worker_settings(exchange, database_url)
+    async with running_worker(settings, session_factory, live_skill) as worker:
+        async with asyncio.timeout(TIMEOUT_S):
+            await worker.wait_for(is_connected(worker))
+            for best_bid in ("0.55", "0.59", "0.60", "0.62"):
+                exchange.step_price(ids.yes, best_bid)
+            await worker.wait_for_executions(1)
+
+    row = await rule_row(session_factory, rule.id)
+    assert row.status is TradeRuleStatus.TRIGGERED
+    assert await executed_sells(session_factory, wallet.secret_id) == [Decimal("12")]
+    assert shares_of(exchange, wallet.funder, ids.yes) == 0
+    events = await events_of(session_factory, rule.id)
+    # 0.595 does not reach 0.60; 0.605 does.
+    assert events[1].event_data["currentPrice"] == 0.605
+
+
+async def test_sell_partial_below_the_position_sells_the_amount(
+    exchange: LocalExchange,
+    live_skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    keybox: KeyBox,
+    database_url: str,
+    make_rule: MakeRule,
+) -> None:
+    wallet = await add_wallet(session_factory, keybox)
+    ids = open_market(exchange, "0.50")
+    exchange.credit(wallet.funder, token_id=ids.yes, shares="30", avg_price="0.5")
+    await make_rule(wallet.secret_id, ids.yes, TradeRuleType.STOP_LOSS, "0.45", amount="10")
+
+    settings = worker_settings(exchange, database_url)
+    async with running_worker(settings, session_factory, live_skill) as worker:
+        async with asyncio.timeout(TIMEOUT_S):
+            await worker.wait_for(is_connected(worker))
+            exchange.step_price(ids.yes, "0.40")
+            await worker.wait_for_executions(1)
+
+    assert await executed_sells(session_factory, wallet.secret_id) == [Decimal("10")]
+    assert shares_of(exchange, wallet.funder, ids.yes) == Decimal(20)
+
+
+async def test_trailing_stop_ratchets_up_never_down_and_fires_on_the_retrace(
+    exchange: LocalExchange,
+    live_skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    keybox: KeyBox,
+    database_url: str,
+    make_rule: MakeRule,
+) -> None:
+    wallet = await add_wallet(session_factory, keybox)
+    ids = open_market(exchange, "0.50")
+    exchange.credit(wallet.funder, token_id=ids.yes, shares="20", avg_price="0.5")
+    rule = await make_rule(
+        wallet.secret_id, ids.yes, TradeRuleType.TRAILING_STOP, "0.40", trailing_percent="10"
+    )
+
+    settings = worker_settings(exchange, database_url)
+    async with running_worker(settings, session_factory, live_skill) as worker:
+        async with asyncio.timeout(TIMEOUT_S):
+            await worker.wait_for(is_connected(worker))
+            levels = []
+            # Midpoints 0.555, 0.605, 0.585 (a dip: no lowering), 0.655.
+            for best_bid in ("0.55", "0.60", "0.58", "0.65"):
+                exchange.step_price(ids.yes, best_bid)
+                await worker.wait_for(
+                    lambda: worker.feed is not None and worker.feed.status().messages_received > 0
+                )
+            await worker.wait_for(
+                lambda: (
+                    (r := worker.watched_rule(rule.id)) is not None
+                    and r.trigger_price == Decimal("0.5895")
+                )
+            )
+            watched = worker.watched_rule(rule.id)
+            assert watched is not None
+            levels.append(watched.trigger_price)
+            # 0.655 * 0.9 = 0.5895; the retrace to 0.585 crosses it.
+            exchange.step_price(ids.yes, "0.60")
+            exchange.step_price(ids.yes, "0.58")
+            await worker.wait_for_executions(1)
+
+    assert levels == [Decimal("0.5895")]
+    row = await rule_row(session_factory, rule.id)
+    assert (row.status, row.trigger_price) == (TradeRuleStatus.TRIGGERED, 0.5895)
+    events = await events_of(session_factory, rule.id)
+    raised = [
+        e.event_data["triggerPrice"]
+        for e in events
+        if e.event_type is TradeRuleEventType.RULE_TRAILING_UPDATED
+    ]
+    # Coalesced: never a lower level after a higher one, and the last is the firing level.
+    assert raised == sorted(raised)
+    assert raised[-1] == 0.5895
+    fired = [
+        e.event_data
+        for e in events
+        if e.event_type is TradeRuleEventType.RULE_EVALUATED and e.event_data["shouldTrigger"]
+    ]
+    assert fired == [
+        {
+            "currentPrice": 0.585,
+            "triggerPrice": 0.5895,
+            "shouldTrigger": True,
+            "source": "websocket",
+        }
+    ]
+    assert await executed_sells(session_factory, wallet.secret_id) == [Decimal("20")]
+
+
+async def test_two_tenants_on_one_token_each_sell_their_own_position(
+    exchange: LocalExchange,
+    live_skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    keybox: KeyBox,
+    database_url: str,
+    make_rule: MakeRule,
+) -> None:
+    alice = await add_wallet(session_factory, keybox)
+    bob = await add_wallet(session_factory, keybox)
+    ids = open_market(exchange, "0.50")
+    exchange.credit(alice.funder, token_id=ids.yes, shares="11", avg_price="0.5")
+    exchange.credit(bob.funder, token_id=ids.yes, shares="7", avg_price="0.5")
+    await make_rule(alice.secret_id, ids.yes, TradeRuleType.STOP_LOSS, "0.45")
+    await make_rule(bob.secret_id, ids.yes, TradeRuleType.STOP_LOSS, "0.42")
+
+    settings = worker_settings(exchange, database_url)
+    async with running_worker(settings, session_factory, live_skill) as worker:
+        async with asyncio.timeout(TIMEOUT_S):
+            await worker.wait_for(is_connected(worker))
+            assert worker.status().web_socket_subscriptions == 1
+            exchange.step_price(ids.yes, "0.40")
+            await worker.wait_for_executions(2)
+
+    assert await executed_sells(session_factory, alice.secret_id) == [Decimal("11")]
+    assert await executed_sells(session_factory, bob.secret_id) == [Decimal("7")]
+    assert shares_of(exchange, alice.funder, ids.yes) == 0
+    assert shares_of(exchange, bob.funder, ids.yes) == 0

@@ -129,7 +129,7 @@ class TradeMonitoringWorker:
         self._state = WorkerState.CREATED
         self._stop = asyncio.Event()
         self._wake_tick = asyncio.Event()
-        self._changed = asyncio.Condition()
+        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self._runner: asyncio.Task[None] | None = None
         self._group: asyncio.TaskGroup | None = None
         self._tokens_tracked_at: dict[str, float] = {}
@@ -144,8 +144,8 @@ class TradeMonitoringWorker:
         return self._state
 
     @property
-    def registry(self) -> CollectorRegistry:
-        """The Prometheus registry ``/metrics`` renders."""
+    def metrics_registry(self) -> CollectorRegistry:
+        """The worker's own Prometheus registry (never the global one), for ``/metrics``."""
         return self.metrics.registry
 
     async def start(self) -> None:
@@ -172,7 +172,7 @@ class TradeMonitoringWorker:
         await started.wait()
         self._state = WorkerState.RUNNING
         logger.info("trade_monitoring_worker.started", extra={"rules": len(self._rules.index)})
-        await self._notify()
+        self._notify()
 
     async def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """Stop the loops, let in-flight executions finish (bounded), flush trailing levels."""
@@ -202,7 +202,7 @@ class TradeMonitoringWorker:
             await self._guarded(self._flush_trailing(), "final_flush")
             self._state = WorkerState.STOPPED
             logger.info("trade_monitoring_worker.stopped")
-            await self._notify()
+            self._notify()
 
     async def __aenter__(self) -> TradeMonitoringWorker:
         await self.start()
@@ -242,6 +242,8 @@ class TradeMonitoringWorker:
                 price = rule_price(top, source)
                 if price is not None:
                     self._apply_price(token_id, source, price, "websocket", ts_event, self._quoter)
+        if self._waiters:
+            self._notify()
 
     def _quoter(self, token_id: str) -> SellQuoter:
         return quoter_for(self._books)(token_id)
@@ -290,7 +292,7 @@ class TradeMonitoringWorker:
         finally:
             self._executions_completed += 1
             self._sync_tokens()
-            await self._notify()
+            self._notify()
 
     def _after_execution(
         self, rule: RuleSnapshot, trigger: Trigger, result: ExecutionResult
@@ -419,7 +421,7 @@ class TradeMonitoringWorker:
             self.metrics.ticks.labels("ok").inc()
             ok = True
         self._ticks_completed += 1
-        await self._notify()
+        self._notify()
         return ok
 
     async def _reconcile(self, *, min_attempt_age_s: float) -> None:
@@ -554,14 +556,23 @@ class TradeMonitoringWorker:
         """The rule as the index holds it (trailing level included), None when not watched."""
         return self._rules.index.get(rule_id)
 
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+    def _notify(self) -> None:
+        # Synchronous, so the price path can wake waiters without awaiting.
+        for predicate, future in self._waiters:
+            if not future.done() and predicate():
+                future.set_result(None)
 
     async def wait_for(self, predicate: Callable[[], bool]) -> None:
         """Wait until ``predicate()`` holds; bound it with ``asyncio.timeout``."""
-        async with self._changed:
-            await self._changed.wait_for(predicate)
+        if predicate():
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiter = (predicate, future)
+        self._waiters.append(waiter)
+        try:
+            await future
+        finally:
+            self._waiters.remove(waiter)
 
     async def wait_for_ticks(self, count: int) -> None:
         """Wait until ``count`` poll ticks have completed since start."""
