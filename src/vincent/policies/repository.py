@@ -36,7 +36,8 @@ async def executed_usd_since(session: AsyncSession, secret_id: str, since: datet
             TransactionLog.created_at >= since,
         )
     )
-    return Decimal(str(total or 0))
+    # SQLite sums NUMERIC as binary floats: back to micro-dollars.
+    return Decimal(str(total or 0)).quantize(Decimal("0.000001"))
 
 
 async def spending_windows(session: AsyncSession, secret_id: str, now: datetime) -> SpendingWindows:

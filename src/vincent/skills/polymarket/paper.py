@@ -75,6 +75,14 @@ def fill_rows(
     ]
 
 
+MICRO = Decimal("0.000001")
+
+
+def exact(value: Decimal) -> Decimal:
+    """Back to the 6 decimals of collateral units: SQLite keeps NUMERIC as a binary float."""
+    return value.quantize(MICRO)
+
+
 async def paper_positions(session: AsyncSession, secret_id: str) -> list[PaperPosition]:
     """Net paper positions of ``secret_id`` from its fills, in fill order."""
     rows = (
@@ -90,14 +98,15 @@ async def paper_positions(session: AsyncSession, secret_id: str) -> list[PaperPo
     for row in rows:
         token = row.token_id
         conditions.setdefault(token, row.condition_id)
+        row_shares, row_usd = exact(row.shares), exact(row.usd_amount)
         if row.side == "BUY":
-            shares[token] += row.shares
-            cost[token] += row.usd_amount
+            shares[token] += row_shares
+            cost[token] += row_usd
         elif shares[token] > 0:
             # A sale removes shares at the average cost, leaving the average unchanged.
             average = cost[token] / shares[token]
-            shares[token] -= row.shares
-            cost[token] -= average * row.shares
+            shares[token] -= row_shares
+            cost[token] -= average * row_shares
     return [
         PaperPosition(token, conditions[token], shares[token], cost[token])
         for token in shares
