@@ -1,7 +1,8 @@
 """One token's order book: price levels with FIFO queues of resting entries.
 
 Pure state, no I/O. Sizes are integer base units (1 share = 1_000_000); prices are
-Decimal. Synthetic liquidity (set by the control API) rests with ``owner=None``.
+Decimal. Synthetic liquidity (set by the control API) rests with ``owner=None``, one
+entry per level. Every size change goes through ``Side`` so level totals stay exact.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ _UNIT_DECIMAL = Decimal(UNIT)
 
 def units_text(units: int) -> str:
     """Base units as Polymarket's decimal string ("30", "12.5")."""
+    if units % UNIT == 0:
+        return str(units // UNIT)
     value = (Decimal(units) / _UNIT_DECIMAL).normalize()
     return format(value, "f")
 
@@ -37,12 +40,15 @@ class Entry:
 
 
 class Side:
-    """One side of a book: prices kept sorted ascending, a FIFO queue per price."""
+    """One side of a book: prices sorted ascending, a FIFO queue and a total per price."""
 
     def __init__(self, is_bid: bool) -> None:
         self.is_bid = is_bid
+        self.name = "BUY" if is_bid else "SELL"
         self.prices: list[Decimal] = []
         self.levels: dict[Decimal, deque[Entry]] = {}
+        self.totals: dict[Decimal, int] = {}
+        self.synthetic: dict[Decimal, Entry] = {}
 
     def best(self) -> Decimal | None:
         if not self.prices:
@@ -50,35 +56,59 @@ class Side:
         return self.prices[-1] if self.is_bid else self.prices[0]
 
     def best_first(self) -> list[Decimal]:
-        return list(reversed(self.prices)) if self.is_bid else list(self.prices)
+        return self.prices[::-1] if self.is_bid else list(self.prices)
 
     def size_at(self, price: Decimal) -> int:
-        return sum(entry.remaining for entry in self.levels.get(price, ()))
+        return self.totals.get(price, 0)
 
     def append(self, price: Decimal, entry: Entry) -> None:
         queue = self.levels.get(price)
         if queue is None:
             queue = self.levels[price] = deque()
+            self.totals[price] = 0
             bisect.insort(self.prices, price)
         queue.append(entry)
+        self.totals[price] += entry.remaining
 
-    def prune(self, price: Decimal) -> None:
-        queue = self.levels.get(price)
-        if queue is None:
-            return
-        while queue and queue[0].remaining <= 0:
-            queue.popleft()
-        if any(entry.remaining <= 0 for entry in queue):
-            self.levels[price] = deque(entry for entry in queue if entry.remaining > 0)
-            queue = self.levels[price]
-        if not queue:
-            del self.levels[price]
-            self.prices.remove(price)
+    def reduce(self, price: Decimal, entry: Entry, amount: int) -> None:
+        """Take ``amount`` off a resting entry (a fill or a cancel)."""
+        entry.remaining -= amount
+        self.totals[price] -= amount
+        if entry.remaining <= 0:
+            self._drop_empty(price)
+
+    def set_synthetic(self, price: Decimal, size: int) -> bool:
+        """Set the synthetic quantity at one level; return whether it changed."""
+        entry = self.synthetic.get(price)
+        old = 0 if entry is None else entry.remaining
+        if old == size:
+            return False
+        if entry is not None:
+            del self.synthetic[price]
+            self.reduce(price, entry, old)
+        if size > 0:
+            entry = Entry("", None, size)
+            self.synthetic[price] = entry
+            self.append(price, entry)
+        return True
 
     def wire(self) -> list[dict[str, str]]:
         """Levels in production order: bids lowest first, asks highest first (best last)."""
-        order = self.prices if self.is_bid else list(reversed(self.prices))
-        return [{"price": str(p), "size": units_text(self.size_at(p))} for p in order]
+        order = self.prices if self.is_bid else self.prices[::-1]
+        return [{"price": str(p), "size": units_text(self.totals[p])} for p in order]
+
+    def _drop_empty(self, price: Decimal) -> None:
+        queue = self.levels[price]
+        live = deque(entry for entry in queue if entry.remaining > 0)
+        synthetic = self.synthetic.get(price)
+        if synthetic is not None and synthetic.remaining <= 0:
+            del self.synthetic[price]
+        if live:
+            self.levels[price] = live
+            return
+        del self.levels[price]
+        del self.totals[price]
+        self.prices.pop(bisect.bisect_left(self.prices, price))
 
 
 class OrderBook:
@@ -110,28 +140,20 @@ class OrderBook:
         if found is None:
             return None
         side, price, entry = found
-        entry.remaining = 0
-        side.prune(price)
-        return ("BUY" if side.is_bid else "SELL"), price
+        if entry.remaining > 0:
+            side.reduce(price, entry, entry.remaining)
+        return side.name, price
 
-    def set_synthetic(self, book_side: str, price: Decimal, size: int) -> None:
-        """Set the synthetic (market-maker) quantity at one level; user orders stay."""
-        side = self.side(book_side)
-        queue = side.levels.get(price)
-        if queue is not None:
-            for entry in queue:
-                if entry.owner is None:
-                    entry.remaining = 0
-            side.prune(price)
-        if size > 0:
-            side.append(price, Entry("", None, size))
-
-    def clear_synthetic(self) -> list[tuple[str, Decimal]]:
-        """Remove every synthetic entry; return the levels touched."""
-        touched: list[tuple[str, Decimal]] = []
-        for name, side in (("BUY", self.bids), ("SELL", self.asks)):
-            for price in list(side.prices):
-                if any(entry.owner is None for entry in side.levels[price]):
-                    touched.append((name, price))
-                    self.set_synthetic(name, price, 0)
-        return touched
+    def replace_synthetic(
+        self, bids: dict[Decimal, int], asks: dict[Decimal, int]
+    ) -> list[tuple[str, Decimal]]:
+        """Make the synthetic liquidity exactly ``bids``/``asks``; return the changed levels."""
+        changed: list[tuple[str, Decimal]] = []
+        for side, wanted in ((self.bids, bids), (self.asks, asks)):
+            for price in [p for p in side.synthetic if p not in wanted]:
+                side.set_synthetic(price, 0)
+                changed.append((side.name, price))
+            for price, size in wanted.items():
+                if side.set_synthetic(price, size):
+                    changed.append((side.name, price))
+        return changed

@@ -14,7 +14,7 @@ from typing import Any
 from vincent.sim.book import Level, units_text
 from vincent.sim.faults import Fault, WithholdMode
 from vincent.sim.markets import Market
-from vincent.sim.pricepath import PriceMover
+from vincent.sim.pricepath import PriceMover, QuoteShape
 from vincent.sim.state import SimState
 from vincent.sim.timing import OrderReceipt, PriceSend
 
@@ -68,12 +68,14 @@ class SimControl:
         depth: int = 3,
         size: Number = 100,
     ) -> None:
-        self.prices.step(token_id, best_bid, spread_ticks, depth, size)
+        """Re-quote the synthetic book around ``best_bid`` (publishes the changes)."""
+        self.prices.step(token_id, best_bid, QuoteShape(spread_ticks, depth, Decimal(str(size))))
 
     def start_path(
-        self, token_id: str, prices: Sequence[Number], interval_s: float = 0.0
+        self, token_id: str, prices: Sequence[Number], interval_s: float = 0.0, burst: int = 1
     ) -> asyncio.Task[None]:
-        return self.prices.start_path(token_id, prices, interval_s)
+        """Step through ``prices`` (best bids) in the background; await the task to finish."""
+        return self.prices.start_path(token_id, prices, interval_s, burst)
 
     def start_random_walk(
         self,
@@ -82,8 +84,10 @@ class SimControl:
         seed: int,
         start: Number | None = None,
         interval_s: float = 0.0,
+        burst: int = 1,
     ) -> asyncio.Task[None]:
-        return self.prices.start_random_walk(token_id, steps, seed, start, interval_s)
+        """A seeded random walk of the best bid, one tick at most per step."""
+        return self.prices.start_random_walk(token_id, steps, seed, start, interval_s, burst)
 
     def set_tick_size(self, token_id: str, tick_size: Number) -> None:
         self.state.exchange.set_tick_size(token_id, Decimal(str(tick_size)))

@@ -64,7 +64,10 @@ async def step_price(request: Request) -> Response:
 async def start_path(request: Request) -> Response:
     body = await _body(request)
     _control(request).start_path(
-        request.path_params["token_id"], body["prices"], float(body.get("interval_s", 0))
+        request.path_params["token_id"],
+        body["prices"],
+        float(body.get("interval_s", 0)),
+        int(body.get("burst", 1)),
     )
     return _ok()
 

@@ -23,9 +23,9 @@ from vincent.sim.timing import TimingRecorder
 class Exchange:
     """All mutable exchange state. Control operations are methods here."""
 
-    def __init__(self, timing: TimingRecorder) -> None:
+    def __init__(self, timing: TimingRecorder, ws_batch_max: int = 1) -> None:
         self.timing = timing
-        self.feed = MarketFeed(timing, self.book_event)
+        self.feed = MarketFeed(timing, self.book_event, ws_batch_max)
         self.version = 2
         self.markets: dict[str, Market] = {}
         self.token_market: dict[str, Market] = {}
@@ -92,18 +92,11 @@ class Exchange:
     def set_book(self, token_id: str, bids: Iterable[Level], asks: Iterable[Level]) -> None:
         """Replace the synthetic liquidity of a token; user orders stay. Publishes changes."""
         book = self.book(token_id)
-        before = {
-            (name, price): side.size_at(price)
-            for name, side in (("BUY", book.bids), ("SELL", book.asks))
-            for price in side.prices
-        }
-        book.clear_synthetic()
+        wanted: dict[str, dict[Decimal, int]] = {"BUY": {}, "SELL": {}}
         for side, levels in (("BUY", bids), ("SELL", asks)):
             for price, size in levels:
-                level = Decimal(str(price))
-                before.setdefault((side, level), book.side(side).size_at(level))
-                book.set_synthetic(side, level, to_units(size))
-        changed = [(s, p) for (s, p), old in before.items() if book.side(s).size_at(p) != old]
+                wanted[side][Decimal(str(price))] = to_units(size)
+        changed = book.replace_synthetic(wanted["BUY"], wanted["SELL"])
         self.publish_levels(token_id, changed)
 
     def publish_levels(self, token_id: str, levels: list[tuple[str, Decimal]]) -> None:
@@ -130,6 +123,8 @@ class Exchange:
         self.feed.publish(
             events.price_change_event(market.condition_id, changes), [token_id], seq=seq
         )
+        if not self.feed.has_custom_subscriber(token_id):
+            return
         self.feed.publish(
             events.best_bid_ask_event(market.condition_id, token_id, best_bid, best_ask),
             [token_id],

@@ -29,6 +29,21 @@ def dumps(message: object) -> str:
     return json.dumps(message, separators=(",", ":"))
 
 
+def next_frame(queue: deque[str], batch_max: int) -> str:
+    """Pop the next frame: one message, or up to ``batch_max`` queued events as a JSON array.
+
+    Under load this coalesces events (Polymarket frames may carry an array of events) so
+    one write carries many; text replies (PONG) and snapshot arrays always go alone.
+    """
+    first = queue.popleft()
+    if batch_max <= 1 or not queue or not first.startswith("{") or not queue[0].startswith("{"):
+        return first
+    parts = [first]
+    while queue and len(parts) < batch_max and queue[0].startswith("{"):
+        parts.append(queue.popleft())
+    return "[" + ",".join(parts) + "]"
+
+
 class Subscriber:
     """One WebSocket connection: its assets, its custom-feature flag and its send queue."""
 
@@ -48,8 +63,10 @@ class Subscriber:
 class MarketFeed:
     """Fan-out of market events to subscribers, with fault switches (drop, stall)."""
 
-    def __init__(self, timing: TimingRecorder, snapshot: Snapshot) -> None:
+    def __init__(self, timing: TimingRecorder, snapshot: Snapshot, batch_max: int = 1) -> None:
+        """``batch_max``: most events per frame when a subscriber falls behind (1: never)."""
         self._timing = timing
+        self._batch_max = batch_max
         self._snapshot = snapshot
         self._subscribers: set[Subscriber] = set()
         self._by_asset: dict[str, set[Subscriber]] = {}
@@ -60,6 +77,9 @@ class MarketFeed:
     @property
     def connection_count(self) -> int:
         return len(self._subscribers)
+
+    def has_custom_subscriber(self, asset_id: str) -> bool:
+        return any(subscriber.custom for subscriber in self._by_asset.get(asset_id, ()))
 
     def subscribed_assets(self) -> set[str]:
         return {asset for asset, subs in self._by_asset.items() if subs}
@@ -189,7 +209,7 @@ class MarketFeed:
                 subscriber.wake.set()  # re-check: resumed, dropped or more to send
                 continue
             while queue and not subscriber.dropped:
-                await websocket.send_text(queue.popleft())
+                await websocket.send_text(next_frame(queue, self._batch_max))
                 if not self._flowing.is_set():
                     break
             if queue or subscriber.dropped:

@@ -75,18 +75,15 @@ def apply(book: OrderBook, taker_side: str, fills: list[Fill]) -> set[Decimal]:
     touched: set[Decimal] = set()
     for fill in fills:
         left = fill.size
-        for entry in opposite.levels[fill.price]:
+        for entry in list(opposite.levels.get(fill.price, ())):
             if left <= 0:
                 break
             if entry.order_id != fill.order_id or entry.owner != fill.owner:
                 continue
             used = min(entry.remaining, left)
-            entry.remaining -= used
+            opposite.reduce(fill.price, entry, used)
             left -= used
-        resting = book.orders.get(fill.order_id) if fill.order_id else None
-        if resting is not None and resting[2].remaining <= 0:
-            del book.orders[fill.order_id]
+            if entry.order_id and entry.remaining <= 0:
+                book.orders.pop(entry.order_id, None)
         touched.add(fill.price)
-    for price in touched:
-        opposite.prune(price)
     return touched

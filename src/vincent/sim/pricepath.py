@@ -10,9 +10,12 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 from vincent.sim.exchange import Exchange
+
+Number = Decimal | str | float
 
 
 def quote_levels(
@@ -39,6 +42,15 @@ def random_walk_prices(
     return prices
 
 
+@dataclass(frozen=True, slots=True)
+class QuoteShape:
+    """How a price step quotes the book: spread in ticks, levels per side, size per level."""
+
+    spread_ticks: int = 1
+    depth: int = 3
+    size: Decimal = Decimal(100)
+
+
 class PriceMover:
     """Applies price steps to the exchange and runs paths in tracked background tasks."""
 
@@ -46,47 +58,40 @@ class PriceMover:
         self._exchange = exchange
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def step(
-        self,
-        token_id: str,
-        best_bid: Decimal | str | float,
-        spread_ticks: int = 1,
-        depth: int = 3,
-        size: Decimal | str | float = 100,
-    ) -> None:
+    def step(self, token_id: str, best_bid: Number, shape: QuoteShape = QuoteShape()) -> None:
         """Re-quote the token's synthetic book so its best bid is ``best_bid``."""
         tick = self._exchange.market_of(token_id).tick_size
         bids, asks = quote_levels(
-            Decimal(str(best_bid)), tick, spread_ticks, depth, Decimal(str(size))
+            Decimal(str(best_bid)), tick, shape.spread_ticks, shape.depth, shape.size
         )
         self._exchange.set_book(token_id, bids, asks)
 
     async def run_path(
         self,
         token_id: str,
-        prices: Sequence[Decimal | str | float],
+        prices: Sequence[Number],
         interval_s: float = 0.0,
-        spread_ticks: int = 1,
-        depth: int = 3,
-        size: Decimal | str | float = 100,
+        burst: int = 1,
+        shape: QuoteShape = QuoteShape(),
     ) -> None:
-        """Step through ``prices`` (best bids), ``interval_s`` apart (0: as fast as possible)."""
-        for price in prices:
-            self.step(token_id, price, spread_ticks, depth, size)
-            await asyncio.sleep(interval_s)
+        """Step through ``prices`` (best bids): ``burst`` steps, then wait ``interval_s``.
+
+        A burst above 1 lets events queue up between writes (see ``ws_batch_max``).
+        """
+        for index, price in enumerate(prices, start=1):
+            self.step(token_id, price, shape)
+            if index % burst == 0:
+                await asyncio.sleep(interval_s)
 
     def start_path(
         self,
         token_id: str,
-        prices: Sequence[Decimal | str | float],
+        prices: Sequence[Number],
         interval_s: float = 0.0,
-        spread_ticks: int = 1,
-        depth: int = 3,
-        size: Decimal | str | float = 100,
+        burst: int = 1,
+        shape: QuoteShape = QuoteShape(),
     ) -> asyncio.Task[None]:
-        task = asyncio.create_task(
-            self.run_path(token_id, prices, interval_s, spread_ticks, depth, size)
-        )
+        task = asyncio.create_task(self.run_path(token_id, prices, interval_s, burst, shape))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -96,15 +101,16 @@ class PriceMover:
         token_id: str,
         steps: int,
         seed: int,
-        start: Decimal | str | float | None = None,
+        start: Number | None = None,
         interval_s: float = 0.0,
+        burst: int = 1,
         max_step_ticks: int = 1,
     ) -> asyncio.Task[None]:
         market = self._exchange.market_of(token_id)
         book = self._exchange.book(token_id)
         first = Decimal(str(start)) if start is not None else book.best_bid() or Decimal("0.5")
         prices = random_walk_prices(first, steps, seed, market.tick_size, max_step_ticks)
-        return self.start_path(token_id, list(prices), interval_s)
+        return self.start_path(token_id, list(prices), interval_s, burst)
 
     @property
     def running(self) -> int:

@@ -32,6 +32,11 @@ from vincent.sim.timing import TimingRecorder
 
 logger = logging.getLogger(__name__)
 _STOP_TIMEOUT_S = 5.0
+DEFAULT_WS_BATCH_MAX = 100
+"""Most events per WebSocket frame when a subscriber falls behind (1: one event per frame).
+
+A subscriber that keeps up gets one event per frame; a backlog goes out as JSON arrays,
+which Polymarket's feed also sends and clients must accept."""
 
 
 async def _sim_error(request: Request, exc: Exception) -> Response:
@@ -49,9 +54,11 @@ async def _market_ws(websocket: WebSocket) -> None:
     await state.exchange.feed.serve(websocket)
 
 
-def build_state(max_skew_s: int = DEFAULT_MAX_SKEW_S) -> SimState:
+def build_state(
+    max_skew_s: int = DEFAULT_MAX_SKEW_S, ws_batch_max: int = DEFAULT_WS_BATCH_MAX
+) -> SimState:
     timing = TimingRecorder()
-    return SimState(Exchange(timing), ApiKeyStore(max_skew_s), timing, FaultPlan())
+    return SimState(Exchange(timing, ws_batch_max), ApiKeyStore(max_skew_s), timing, FaultPlan())
 
 
 def create_app(state: SimState, control: SimControl) -> ASGIApp:
@@ -77,9 +84,16 @@ class LocalExchange(SimControl):
     """A running exchange on loopback: its URLs plus every control method (``SimControl``)."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, max_skew_s: int = DEFAULT_MAX_SKEW_S
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_skew_s: int = DEFAULT_MAX_SKEW_S,
+        ws_batch_max: int = DEFAULT_WS_BATCH_MAX,
+        ws_compression: bool = False,
     ) -> None:
-        super().__init__(build_state(max_skew_s))
+        """``max_skew_s``: L2 timestamp tolerance. ``ws_compression``: permessage-deflate."""
+        super().__init__(build_state(max_skew_s, ws_batch_max))
+        self._ws_compression = ws_compression
         self.host = host
         self._requested_port = port
         self.port = 0
@@ -136,7 +150,11 @@ class LocalExchange(SimControl):
         sock.bind((self.host, self._requested_port))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
-            self.app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
+            self.app,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+            ws_per_message_deflate=self._ws_compression,
         )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
@@ -162,13 +180,25 @@ class LocalExchange(SimControl):
             await self._task
 
 
-def run(host: str = "127.0.0.1", port: int = 8765) -> None:
+def run(
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    ws_batch_max: int = DEFAULT_WS_BATCH_MAX,
+    ws_compression: bool = False,
+) -> None:
     """Serve the exchange until interrupted (the ``vincent sim`` command)."""
-    state = build_state()
+    state = build_state(ws_batch_max=ws_batch_max)
     app = create_app(state, SimControl(state))
     print(
         f"local exchange: CLOB http://{host}:{port}  WS ws://{host}:{port}/ws/market  "
         f"control http://{host}:{port}/_sim",
         flush=True,
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="off")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        ws_per_message_deflate=ws_compression,
+    )
