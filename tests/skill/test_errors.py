@@ -20,6 +20,7 @@ from vincent.skills.polymarket.errors import (
     MarketClosed,
     NoLiquidity,
     NoPosition,
+    OrderVersionMismatch,
     RateLimited,
     SkillError,
     UnknownOutcome,
@@ -248,3 +249,28 @@ async def test_reads_are_retried_past_one_5xx(
     exchange.fail_next("/midpoint", status=500)
 
     assert await skill.get_midpoint(market.yes) == Decimal("0.51")
+
+
+async def test_version_mismatch_is_retried_once_then_refused_for_good(
+    exchange: LocalExchange,
+    skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    wallet: Wallet,
+) -> None:
+    # A protocol-v2 position id: the SDK signs it for Exchange V3.
+    condition_id = "0x" + "cd" * 32
+    v3_yes = str((1 << 248) | (0xBEEF << 120) | 1)
+    v3_no = str((1 << 248) | (0xBEEF << 120) | 2)
+    exchange.create_market(condition_id, [v3_yes, v3_no])
+    exchange.set_book(v3_yes, bids=[("0.50", "100")], asks=[("0.52", "100")])
+    exchange.credit(wallet.funder, token_id=v3_yes, shares="20")
+
+    with pytest.raises(OrderVersionMismatch):
+        await skill.place_bet(sell(wallet, v3_yes, "10"))
+    assert (await only_row(session_factory)).status is TransactionStatus.FAILED
+
+    exchange.set_version(3)
+    result = await skill.place_bet(sell(wallet, v3_yes, "10"))
+
+    assert result.status is BetStatus.EXECUTED
+    assert shares_of(exchange, wallet.funder, v3_yes) == 10
