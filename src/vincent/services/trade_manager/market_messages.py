@@ -147,10 +147,22 @@ def parse_frame(frame: str | bytes) -> ParsedFrame:
     except (ValueError, RecursionError):
         return _MALFORMED
     if isinstance(decoded, dict):
-        return _parse_objects((decoded,))
+        return _parse_object(decoded)
     if isinstance(decoded, list):
         return _parse_objects(decoded) if decoded else _NOTHING
     return _MALFORMED
+
+
+def _parse_object(obj: dict[str, Any]) -> ParsedFrame:
+    # The common case, one event per frame, without the array's bookkeeping.
+    event_type = obj.get("event_type")
+    builder = _BUILDERS.get(event_type) if type(event_type) is str else None
+    if builder is None:
+        return _IGNORED if type(event_type) is str else _MALFORMED
+    try:
+        return ParsedFrame(events=(builder(obj),))
+    except _Malformed:
+        return _MALFORMED
 
 
 def _parse_objects(objects: list[Any] | tuple[Any, ...]) -> ParsedFrame:
@@ -241,14 +253,14 @@ def _price_change(obj: dict[str, Any]) -> PriceChangeEvent:
     if current is not None:
         if not isinstance(current, list):
             raise _Malformed("price_changes")
-        changes = tuple(_current_change(change) for change in current)
+        changes = tuple([_current_change(change) for change in current])
     else:
         # The older form: one asset at the top level, its level updates under "changes".
         asset_id = _text(obj, "asset_id")
         older = obj.get("changes")
         if not isinstance(older, list):
             raise _Malformed("changes")
-        changes = tuple(_older_change(asset_id, change) for change in older)
+        changes = tuple([_older_change(asset_id, change) for change in older])
     return PriceChangeEvent(
         market=_optional_text(obj, "market") or "",
         changes=changes,
@@ -259,14 +271,25 @@ def _price_change(obj: dict[str, Any]) -> PriceChangeEvent:
 def _current_change(change: Any) -> PriceChange:
     if not isinstance(change, dict):
         raise _Malformed("price_changes")
-    return PriceChange(
-        asset_id=_text(change, "asset_id"),
-        price=_text(change, "price"),
-        size=_text(change, "size"),
-        side=_side(change),
-        best_bid=_optional_text(change, "best_bid"),
-        best_ask=_optional_text(change, "best_ask"),
-    )
+    # The most frequent object on the wire: read it directly, and fall back to the
+    # tolerant helpers only when a field is not the plain string it almost always is.
+    asset_id = change.get("asset_id")
+    price = change.get("price")
+    size = change.get("size")
+    side = change.get("side")
+    if type(asset_id) is not str or type(price) is not str or type(size) is not str:
+        asset_id = _text(change, "asset_id")
+        price = _text(change, "price")
+        size = _text(change, "size")
+    if side != BUY and side != SELL:
+        side = _side(change)
+    best_bid = change.get("best_bid")
+    if type(best_bid) is not str or not best_bid:
+        best_bid = _optional_text(change, "best_bid")
+    best_ask = change.get("best_ask")
+    if type(best_ask) is not str or not best_ask:
+        best_ask = _optional_text(change, "best_ask")
+    return PriceChange(asset_id, price, size, side, best_bid, best_ask)
 
 
 def _older_change(asset_id: str, change: Any) -> PriceChange:
