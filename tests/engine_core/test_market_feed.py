@@ -204,15 +204,30 @@ async def test_frames_reach_the_books_then_the_callback(server: FakeMarketServer
         connection = await server.next_connection()
         await connection.next_message()
         await connection.send(f"[{_book('a', '0.4', '0.6')},{_book('b', '0.3', '0.5')}]")
-        both = await recorder.calls.get()
+        first = [await recorder.calls.get(), await recorder.calls.get()]
         await connection.send(_book("zzz", "0.1", "0.2"))
         await connection.send(_book("a", "0.45", "0.6"))
-        one = await recorder.calls.get()
+        later = await recorder.calls.get()
 
-    assert both == {"a": Decimal("0.4"), "b": Decimal("0.3")}
+    assert first == [{"a": Decimal("0.4")}, {"b": Decimal("0.3")}]
     # The untracked token changed nothing; the callback saw the new book.
-    assert one == {"a": Decimal("0.45")}
+    assert later == {"a": Decimal("0.45")}
     assert books.top("zzz") is None
+
+
+async def test_every_event_of_a_batched_frame_is_delivered(server: FakeMarketServer) -> None:
+    feed, _, recorder = _feed(server)
+    feed.set_tokens(["a"])
+    path = ["0.5", "0.2", "0.5"]
+
+    async with feed, asyncio.timeout(WAIT_S):
+        connection = await server.next_connection()
+        await connection.next_message()
+        await connection.send("[" + ",".join(_book("a", bid, "0.6") for bid in path) + "]")
+        seen = [await recorder.calls.get() for _ in path]
+
+    # The dip to 0.2 is seen even though the same frame recovers from it.
+    assert seen == [{"a": Decimal(bid)} for bid in path]
 
 
 async def test_malformed_frames_are_counted_and_ignored(server: FakeMarketServer) -> None:

@@ -2,10 +2,9 @@
 
 Owns the connections: subscribing the desired token set (diffs on live connections), the
 text PING heartbeat, stall detection, reconnects with backoff, and the frame path. Every
-frame is parsed, applied to the ``OrderBooks`` and, synchronously in the same call, the
-tokens whose prices changed go to ``on_prices`` (the worker's hot path: no ``await``
-between a frame and its rules). Each connection is a task the feed owns; ``stop`` cancels
-and awaits them all.
+event of a frame is applied to the ``OrderBooks`` and then, synchronously, the tokens whose
+prices it changed go to ``on_prices`` (the worker's hot path: no ``await`` between an event
+and its rules). Each connection is a task the feed owns; ``stop`` cancels and awaits them.
 """
 
 from __future__ import annotations
@@ -30,7 +29,8 @@ logger = logging.getLogger(__name__)
 
 POLYMARKET_MARKET_WS_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
 
-# Called with the tokens whose best bid, best ask, last trade or resolution changed.
+# Called once per event with the tokens whose best bid, best ask, last trade or resolution
+# it changed; the books already hold the new state.
 OnPrices = Callable[[frozenset[str]], None]
 
 
@@ -432,22 +432,27 @@ class MarketFeed:
         self._messages_received += 1
         parsed = parse_frame(frame)
         malformed = parsed.malformed
-        changed: set[str] = set()
         apply = self._books.apply
+        # One call per event, not per frame: a dip and its recovery batched in one array
+        # must both be seen, or a stop touched in between would never fire.
         for event in parsed.events:
             try:
-                changed.update(apply(event, now_s))
+                changed = apply(event, now_s)
             except MalformedMarketData:
                 malformed += 1
+                continue
+            if changed:
+                self._deliver(frozenset(changed))
         if malformed:
             self._malformed_messages += malformed
             logger.debug("market_feed.malformed", extra={"count": malformed})
-        if changed:
-            try:
-                self._on_prices(frozenset(changed))
-            except Exception:
-                # The consumer's failure must not cost the feed its connection.
-                self._callback_errors += 1
-                logger.exception("market_feed.callback_failed")
         if self._waiters:
             self._notify()
+
+    def _deliver(self, changed: frozenset[str]) -> None:
+        try:
+            self._on_prices(changed)
+        except Exception:
+            # The consumer's failure must not cost the feed its connection.
+            self._callback_errors += 1
+            logger.exception("market_feed.callback_failed")
