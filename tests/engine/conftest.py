@@ -103,8 +103,13 @@ def make_rule(session_factory: SessionFactory) -> MakeRule:
 
 
 @pytest.fixture
-def keybox() -> KeyBox:
-    return KeyBox(Fernet.generate_key())
+def keybox_key() -> str:
+    return Fernet.generate_key().decode()
+
+
+@pytest.fixture
+def keybox(keybox_key: str) -> KeyBox:
+    return KeyBox(keybox_key)
 
 
 @pytest.fixture

@@ -131,6 +131,7 @@ class TradeMonitoringWorker:
         self._wake_tick = asyncio.Event()
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self._runner: asyncio.Task[None] | None = None
+        self._deferred: list[tuple[Coroutine[Any, Any, None], str]] = []
         self._group: asyncio.TaskGroup | None = None
         self._tokens_tracked_at: dict[str, float] = {}
         self._last_sync_time: datetime | None = None
@@ -217,13 +218,20 @@ class TradeMonitoringWorker:
                 self._group = group
                 group.create_task(self._poll_loop(), name="trade-monitoring-poll")
                 group.create_task(self._flush_loop(), name="trade-monitoring-trailing")
+                deferred, self._deferred = self._deferred, []
+                for coroutine, name in deferred:
+                    group.create_task(coroutine, name=name)
                 started.set()
         finally:
             self._group = None
             started.set()
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> bool:
-        if self._group is None or self._state is not WorkerState.RUNNING:
+        """Run ``coroutine`` in the worker's group; during start-up, once the group exists."""
+        if self._state is WorkerState.STARTING and self._group is None:
+            self._deferred.append((coroutine, name))
+            return True
+        if self._group is None or self._state not in (WorkerState.STARTING, WorkerState.RUNNING):
             coroutine.close()
             return False
         self._group.create_task(coroutine, name=name)
