@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vincent.services.trade_manager.backoff import (
@@ -29,6 +29,7 @@ policies = st.builds(
 unit_values = st.floats(min_value=0, max_value=1, exclude_max=True)
 
 
+@settings(deadline=None)
 @given(policies, st.lists(unit_values, min_size=1, max_size=50))
 def test_backoff_stays_within_its_bounds(policy: BackoffPolicy, draws: list[float]) -> None:
     values = iter(draws)
@@ -38,6 +39,7 @@ def test_backoff_stays_within_its_bounds(policy: BackoffPolicy, draws: list[floa
         assert policy.min_delay_s <= backoff.next_delay_s() <= policy.max_delay_s
 
 
+@settings(deadline=None)
 @given(policies, st.integers(min_value=0, max_value=200))
 def test_the_ceiling_grows_to_the_maximum(policy: BackoffPolicy, attempt: int) -> None:
     assert ceiling_delay_s(policy, attempt) <= ceiling_delay_s(policy, attempt + 1)
@@ -65,6 +67,7 @@ def test_bad_policies_fail_at_construction() -> None:
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
+@settings(deadline=None)
 @given(st.integers(min_value=1, max_value=10), st.integers(min_value=0, max_value=20))
 def test_breaker_opens_after_n_consecutive_failures(threshold: int, failures: int) -> None:
     breaker = CircuitBreaker(failure_threshold=threshold, cooldown_s=60)
@@ -94,6 +97,7 @@ def test_breaker_closes_after_cooldown_and_success_resets() -> None:
 shares = st.decimals(min_value=0, max_value=10**6, places=6)
 
 
+@settings(deadline=None)
 @given(shares, st.none() | st.decimals(min_value=Decimal("0.000001"), max_value=10**6, places=6))
 def test_sell_size_never_exceeds_what_is_held(held: Decimal, requested: Decimal | None) -> None:
     size = sell_shares(held, requested)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.engine_core.recorded import MARKET, TOKEN_NO, TOKEN_YES, payload
@@ -169,6 +169,7 @@ event_objects = st.fixed_dictionaries(
 )
 
 
+@settings(deadline=None)
 @given(st.text())
 def test_any_text_parses_without_raising(text: str) -> None:
     parsed = parse_frame(text)
@@ -176,6 +177,7 @@ def test_any_text_parses_without_raising(text: str) -> None:
     assert parsed.malformed + parsed.ignored + len(parsed.events) <= max(1, len(text))
 
 
+@settings(deadline=None)
 @given(st.lists(event_objects | json_values, max_size=5))
 def test_any_json_array_is_split_into_events_malformed_and_ignored(objects: list[object]) -> None:
     parsed = parse_frame(json.dumps(objects))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.engine_core.recorded import TOKEN_NO, TOKEN_YES, payload
@@ -173,11 +173,26 @@ def test_sell_quote_walks_bids_best_first() -> None:
     assert too_big.worst_price == Decimal("0.001")
 
 
+def test_sell_quote_skips_levels_above_the_exchange_best_bid() -> None:
+    books = _books(payload("book_array"))
+    # The exchange says the best bid is now 0.47, though our depth still holds 0.48.
+    books.apply(
+        PriceChangeEvent("", (PriceChange(TOKEN_YES, "0.46", "5", "BUY", "0.47", "0.52"),), ""), 2.0
+    )
+
+    quote = books.sell_quote(TOKEN_YES, Decimal("10"))
+
+    assert quote is not None
+    assert quote.proceeds == Decimal("4.70")
+    assert quote.worst_price == Decimal("0.47")
+
+
 prices = st.integers(min_value=1, max_value=99).map(lambda cents: f"0.{cents:02d}")
 sizes = st.sampled_from(["0", "1", "25.5", "300"])
 changes = st.lists(st.tuples(prices, sizes, st.sampled_from(["BUY", "SELL"])), max_size=40)
 
 
+@settings(deadline=None)
 @given(
     st.lists(st.tuples(prices, sizes.filter(lambda size: size != "0")), max_size=10),
     st.lists(st.tuples(prices, sizes.filter(lambda size: size != "0")), max_size=10),

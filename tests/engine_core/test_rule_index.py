@@ -152,7 +152,7 @@ steps = st.lists(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.lists(rules, max_size=40), steps)
 def test_the_index_agrees_with_a_naive_scan(
     initial: list[RuleSnapshot], path: list[tuple[object, ...]]

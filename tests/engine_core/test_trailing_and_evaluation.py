@@ -6,7 +6,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.engine_core.rules import make_rule
@@ -47,6 +47,7 @@ def test_ratchet_only_raises() -> None:
     assert ratchet(Decimal("0.54"), Decimal("0.55"), Decimal("10")) is None
 
 
+@settings(deadline=None)
 @given(triggers, percents, st.lists(prices, max_size=30))
 def test_trailing_trigger_never_falls(
     trigger: Decimal, percent: Decimal, path: list[Decimal]
@@ -58,6 +59,7 @@ def test_trailing_trigger_never_falls(
             trigger = raised
 
 
+@settings(deadline=None)
 @given(triggers, percents, prices)
 def test_the_threshold_is_exactly_where_the_ratchet_starts(
     trigger: Decimal, percent: Decimal, price: Decimal
@@ -112,6 +114,7 @@ def _first_crossing(
     return None
 
 
+@settings(deadline=None)
 @given(st.sampled_from(TradeRuleType), triggers, percents, st.lists(prices, max_size=30))
 def test_a_rule_fires_on_the_first_crossing_and_never_before(
     rule_type: TradeRuleType, trigger: Decimal, percent: Decimal, path: list[Decimal]

@@ -178,16 +178,24 @@ class OrderBooks:
         return _depth(book.asks, best_first_highest=False)
 
     def sell_quote(self, token_id: str, shares: Decimal) -> SellQuote | None:
-        """Walk the bids, best first, for a market sell of ``shares``; None if not tracked."""
+        """Walk the bids, best first, for a market sell of ``shares``; None if not tracked.
+
+        Only levels at or below the best bid count, so a stale level never inflates the quote.
+        """
         book = self._books.get(token_id)
         if book is None:
             return None
         remaining = shares
         proceeds = _ZERO
         worst: Decimal | None = None
+        best_bid = book.best_bid
         for price, size in _depth(book.bids, best_first_highest=True):
-            if remaining <= 0:
+            if remaining <= 0 or best_bid is None:
                 break
+            if price > best_bid:
+                # Above the exchange's own best bid: a level our depth failed to drop.
+                # Walking it would promise proceeds (and a worst price) the book can't pay.
+                continue
             taken = min(size, remaining)
             proceeds += taken * price
             remaining -= taken
