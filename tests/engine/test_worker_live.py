@@ -20,6 +20,8 @@ from tests.skill.conftest import add_wallet
 from vincent.crypto import KeyBox
 from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleEventType, TradeRuleStatus, TradeRuleType
+from vincent.services.trade_manager.rule_manager import NewRule, create_rule
+from vincent.services.trade_manager.types import ActionType, RuleAction
 from vincent.sim import LocalExchange
 from vincent.skills.polymarket import PolymarketSkill
 
@@ -224,3 +226,43 @@ async def test_two_tenants_on_one_token_each_sell_their_own_position(
     assert await executed_sells(session_factory, bob.secret_id) == [Decimal("7")]
     assert shares_of(exchange, alice.funder, ids.yes) == 0
     assert shares_of(exchange, bob.funder, ids.yes) == 0
+
+
+async def test_six_hundred_tokens_open_two_connections_and_both_deliver(
+    exchange: LocalExchange,
+    live_skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    keybox: KeyBox,
+    database_url: str,
+) -> None:
+    wallet = await add_wallet(session_factory, keybox)
+    markets = [open_market(exchange, "0.50") for _ in range(300)]
+    tokens = [token for ids in markets for token in (ids.yes, ids.no)]
+    async with session_factory() as session, session.begin():
+        for token in tokens:
+            new = NewRule(
+                rule_type=TradeRuleType.STOP_LOSS,
+                market_id="0xcond",
+                token_id=token,
+                trigger_price=Decimal("0.20"),
+                action=RuleAction(ActionType.SELL_ALL),
+            )
+            await create_rule(session, wallet.secret_id, new, max_active_rules=1000)
+
+    settings = worker_settings(exchange, database_url)
+    async with running_worker(settings, session_factory, live_skill) as worker:
+        assert worker.feed is not None
+        async with asyncio.timeout(TIMEOUT_S):
+            await worker.wait_for(is_connected(worker))
+            status = worker.status()
+            shards = worker.feed.shard_tokens()
+            # A token on the second connection still reaches its rule.
+            last = sorted(shards[1])[-1]
+            exchange.credit(wallet.funder, token_id=last, shares="6", avg_price="0.5")
+            exchange.step_price(last, "0.15")
+            await worker.wait_for_executions(1)
+
+    assert (status.web_socket_connections, status.web_socket_subscriptions) == (2, 600)
+    assert [len(shard) for shard in shards] == [500, 100]
+    assert frozenset().union(*shards) == frozenset(tokens)
+    assert await executed_sells(session_factory, wallet.secret_id) == [Decimal("6")]
