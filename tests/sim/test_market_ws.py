@@ -83,7 +83,7 @@ async def test_scripted_path_and_tick_size_change(exchange: LocalExchange) -> No
         await feed.frame()
         await exchange.start_path(YES, ["0.50", "0.51", "0.49"], burst=3)
         best_bids = [(await feed.event())["price_changes"][0]["best_bid"] for _ in range(3)]
-        assert best_bids == ["0.50", "0.51", "0.49"]
+        assert best_bids == ["0.5", "0.51", "0.49"]
         exchange.set_tick_size(YES, "0.001")
         tick = await feed.event()
         assert (tick["event_type"], tick["old_tick_size"], tick["new_tick_size"]) == (
@@ -134,7 +134,7 @@ async def test_custom_feature_events(exchange: LocalExchange) -> None:
         best = await feed.event()
         assert (best["event_type"], best["best_bid"], best["best_ask"], best["spread"]) == (
             "best_bid_ask",
-            "0.60",
+            "0.6",
             "0.61",
             "0.01",
         )
@@ -188,7 +188,7 @@ async def test_backlog_is_batched_into_arrays(exchange: LocalExchange) -> None:
             exchange.step_price(YES, price)
         exchange.resume_websockets()
         frame = await feed.frame()
-        assert [e["price_changes"][0]["best_bid"] for e in frame] == ["0.40", "0.41", "0.42"]
+        assert [e["price_changes"][0]["best_bid"] for e in frame] == ["0.4", "0.41", "0.42"]
 
 
 async def test_price_sends_are_timed(exchange: LocalExchange) -> None:

@@ -95,7 +95,7 @@ class Exchange:
         wanted: dict[str, dict[Decimal, int]] = {"BUY": {}, "SELL": {}}
         for side, levels in (("BUY", bids), ("SELL", asks)):
             for price, size in levels:
-                wanted[side][Decimal(str(price))] = to_units(size)
+                wanted[side][Decimal(str(price)).normalize()] = to_units(size)
         changed = book.replace_synthetic(wanted["BUY"], wanted["SELL"])
         self.publish_levels(token_id, changed)
 

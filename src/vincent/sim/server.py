@@ -100,6 +100,7 @@ class LocalExchange(SimControl):
         self.app = create_app(self.state, self)
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -164,9 +165,16 @@ class LocalExchange(SimControl):
                     await self._task
                 await asyncio.sleep(0.001)
 
+    async def wait_closed(self) -> None:
+        """Wait until the server stops (on SIGINT/SIGTERM, which uvicorn handles)."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
     async def close(self) -> None:
-        if self._server is None or self._task is None:
+        """Stop price paths, release hung requests, drop sockets, stop the server."""
+        if self._server is None or self._task is None or self._closed:
             return
+        self._closed = True
         await self.prices.stop()
         self.state.faults.clear()
         self.state.exchange.feed.drop_all()
@@ -186,19 +194,23 @@ def run(
     ws_batch_max: int = DEFAULT_WS_BATCH_MAX,
     ws_compression: bool = False,
 ) -> None:
-    """Serve the exchange until interrupted (the ``vincent sim`` command)."""
-    state = build_state(ws_batch_max=ws_batch_max)
-    app = create_app(state, SimControl(state))
+    """Serve the exchange until interrupted (the ``vincent sim`` command); port 0 is allowed.
+
+    Prints one line with the URLs once the server accepts connections.
+    """
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the normal way to stop
+        asyncio.run(_serve(host, port, ws_batch_max, ws_compression))
+
+
+async def _serve(host: str, port: int, ws_batch_max: int, ws_compression: bool) -> None:
+    exchange = LocalExchange(host, port, ws_batch_max=ws_batch_max, ws_compression=ws_compression)
+    await exchange.open()
     print(
-        f"local exchange: CLOB http://{host}:{port}  WS ws://{host}:{port}/ws/market  "
-        f"control http://{host}:{port}/_sim",
+        f"local exchange ready: CLOB {exchange.clob_url}  WS {exchange.ws_url}  "
+        f"control {exchange.control_url}",
         flush=True,
     )
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level="warning",
-        lifespan="off",
-        ws_per_message_deflate=ws_compression,
-    )
+    try:
+        await exchange.wait_closed()
+    finally:
+        await exchange.close()
