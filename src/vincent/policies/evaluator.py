@@ -166,3 +166,16 @@ def needs_spending_windows(rules: Sequence[PolicyRule]) -> bool:
         r.policy_type in (PolicyType.SPENDING_LIMIT_DAILY, PolicyType.SPENDING_LIMIT_WEEKLY)
         for r in rules
     )
+
+
+_VALUED = (
+    PolicyType.SPENDING_LIMIT_PER_TX,
+    PolicyType.SPENDING_LIMIT_DAILY,
+    PolicyType.SPENDING_LIMIT_WEEKLY,
+    PolicyType.APPROVAL_THRESHOLD,
+)
+
+
+def needs_value(rules: Sequence[PolicyRule]) -> bool:
+    """Whether any rule looks at the action's USD value."""
+    return any(r.policy_type in _VALUED for r in rules)

@@ -6,6 +6,7 @@ ones go to ``Executor``. A repeated idempotency key resumes the action it names.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -22,11 +23,12 @@ from vincent.errors import ValidationFailed
 from vincent.policies import repository as policy_repository
 from vincent.policies.evaluator import (
     ActionFacts,
-    Decision,
+    PolicyRule,
     SpendingWindows,
     Verdict,
     evaluate,
     needs_spending_windows,
+    needs_value,
 )
 from vincent.skills.polymarket.actions import request_data, result_of
 from vincent.skills.polymarket.book_walk import round_shares_down
@@ -38,7 +40,7 @@ from vincent.skills.polymarket.errors import (
     SkillError,
 )
 from vincent.skills.polymarket.execution import Executor
-from vincent.skills.polymarket.market_data import MarketData
+from vincent.skills.polymarket.market_data import MarketData, MarketInfo
 from vincent.skills.polymarket.orders import OrderSpec
 from vincent.skills.polymarket.types import BetRequest, BetResult, OrderBook, OrderType
 from vincent.skills.polymarket.valuation import action_usd_value
@@ -47,6 +49,10 @@ logger = logging.getLogger(__name__)
 
 APPROVAL_TTL = timedelta(minutes=30)
 SharesHeld = Callable[[WalletRef, str], Awaitable[Decimal | None]]
+
+
+async def _none() -> None:
+    return None
 
 
 def validate_request(request: BetRequest) -> None:
@@ -90,13 +96,19 @@ class BetPipeline:
             existing = await self._existing(request.idempotency_key, request.secret_id)
             if existing is not None:
                 return await self.resume(existing, wallet)
+        rules, windows = await self._policy_inputs(request.secret_id)
         try:
-            spec, condition_id, neg_risk, book = await self._prepare(request, wallet)
+            spec, condition_id, neg_risk, book = await self._prepare(
+                request, wallet, fetch_book=needs_value(rules)
+            )
         except PermanentSkillError as error:
             await self._record_refusal(request, error)
             raise
+        # A market SELL is valued from the book only when a policy needs the value; else
+        # the audit row gets what the sale really brought once it executed.
         usd_value = action_usd_value(spec.side, spec.amount, spec.price, book)
-        decision = await self._decide(request.secret_id, spec.token_id, condition_id, usd_value)
+        facts = ActionFacts(usd_value, spec.token_id, condition_id)
+        decision = evaluate(rules, facts, windows)
         data = request_data(
             spec,
             requested_amount=request.amount,
@@ -152,20 +164,27 @@ class BetPipeline:
         return row
 
     async def _prepare(
-        self, request: BetRequest, wallet: WalletRef
+        self, request: BetRequest, wallet: WalletRef, *, fetch_book: bool
     ) -> tuple[OrderSpec, str | None, bool, OrderBook | None]:
         token_id = request.token_id
-        info = await self._market_data.market_info(token_id)
-        book: OrderBook | None = None
-        if request.side == "SELL" and request.price is None:
-            try:
-                book = await self._market_data.get_order_book(token_id)
-            except SkillError:
-                book = None  # valued as unknown: policies decide what that means
+        is_sell = request.side == "SELL"
+        # The reads a SELL needs go out together: one round trip of latency, not three.
+        results = await asyncio.gather(
+            self._market_data.market_info(token_id),
+            self._book_for_value(token_id) if fetch_book and is_sell else _none(),
+            self._shares_held(wallet, token_id) if is_sell else _none(),
+            return_exceptions=True,  # all three finish before anything is raised
+        )
+        for outcome in results:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        info, book, held = results
+        assert isinstance(info, MarketInfo)
+        assert book is None or isinstance(book, OrderBook)
+        assert held is None or isinstance(held, Decimal)
         amount = request.amount
-        if request.side == "SELL":
+        if is_sell:
             amount = round_shares_down(amount)
-            held = await self._shares_held(wallet, token_id)
             if held is not None:
                 if held <= 0:
                     raise NoPosition(f"no shares of token {token_id} held")
@@ -183,9 +202,7 @@ class BetPipeline:
         )
         return spec, info.condition_id, info.neg_risk, book
 
-    async def _decide(
-        self, secret_id: str, token_id: str, condition_id: str | None, usd_value: Decimal | None
-    ) -> Decision:
+    async def _policy_inputs(self, secret_id: str) -> tuple[list[PolicyRule], SpendingWindows]:
         async with self._sessions() as session:
             rules = await policy_repository.load_rules(session, secret_id)
             windows = (
@@ -193,7 +210,13 @@ class BetPipeline:
                 if needs_spending_windows(rules)
                 else SpendingWindows(Decimal(0), Decimal(0))
             )
-        return evaluate(rules, ActionFacts(usd_value, token_id, condition_id), windows)
+        return rules, windows
+
+    async def _book_for_value(self, token_id: str) -> OrderBook | None:
+        try:
+            return await self._market_data.get_order_book(token_id)
+        except SkillError:
+            return None  # valued as unknown: the policies decide what that means
 
     async def _write_row(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+import sqlalchemy as sa
 from polymarket.models.clob.orders import SignedOrder
 
 from vincent.audit import transaction_log as audit
@@ -207,6 +208,7 @@ class Executor:
                 to_status=TransactionStatus.EXECUTED,
                 order_id=fills.order_id,
                 response_data=response_data(fills),
+                usd_value=sa.func.coalesce(TransactionLog.usd_value, fills.filled_usd),
             )
             if not moved:
                 raise SkillError(f"transaction {row.id} was already finished")
@@ -231,6 +233,8 @@ class Executor:
                 order_id=fills.order_id,
                 response_data=response_data(fills),
                 error_message=None,
+                # Not valued before (no policy needed it): what it really moved.
+                usd_value=sa.func.coalesce(TransactionLog.usd_value, fills.filled_usd),
             )
         logger.info(
             "order_executed", extra={"transaction_log_id": log_id, "order_id": fills.order_id}
