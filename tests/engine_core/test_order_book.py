@@ -173,6 +173,21 @@ def test_sell_quote_walks_bids_best_first() -> None:
     assert too_big.worst_price == Decimal("0.001")
 
 
+def test_one_price_written_two_ways_is_one_level() -> None:
+    books = _books()
+    books.apply(
+        BookEvent(TOKEN_YES, "", (("0.50", "10"), ("0.4", "5")), (("0.60", "7"),), "", ""), 1.0
+    )
+    books.apply(
+        PriceChangeEvent("", (PriceChange(TOKEN_YES, "0.5", "0", "BUY", None, None),), ""), 2.0
+    )
+
+    top = books.top(TOKEN_YES)
+    assert top is not None
+    assert top.best_bid == Decimal("0.4")
+    assert books.bids(TOKEN_YES) == ((Decimal("0.4"), Decimal("5")),)
+
+
 def test_sell_quote_skips_levels_above_the_exchange_best_bid() -> None:
     books = _books(payload("book_array"))
     # The exchange says the best bid is now 0.47, though our depth still holds 0.48.

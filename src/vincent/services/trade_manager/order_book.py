@@ -247,7 +247,7 @@ class OrderBooks:
                     book,
                     change.asset_id,
                     change.side == BUY,
-                    change.price,
+                    _level_key(change.price),
                     _level_price(change.price),
                     change.size,
                     _size(change.size),
@@ -353,11 +353,17 @@ def _update_level(
     return max(prices) if higher else min(prices)
 
 
+def _level_key(price: str) -> str:
+    """Return the depth key of a price: "0.50" and "0.5" are one level."""
+    return price.rstrip("0") if "." in price else price
+
+
 def _side_levels(
     levels: tuple[Level, ...], *, highest: bool
 ) -> tuple[dict[str, str], Decimal | None]:
     """Return one side's depth and its best price, checking the side as a whole."""
-    side = dict(levels)
+    # Keys as _level_key makes them, inline: this loop runs once per level of a snapshot.
+    side = {(price.rstrip("0") if "." in price else price): size for price, size in levels}
     if not side:
         return side, None
     # Whole-side checks (min/max run in C) rather than a check per level: a snapshot can
