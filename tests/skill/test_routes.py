@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -206,7 +207,8 @@ async def test_market_data_routes(
 
     assert book.status_code == 200
     assert book.json()["data"]["asset_id"] == market.yes
-    assert book.json()["data"]["bids"][-1] == {"price": "0.50", "size": "100"}
+    best_bid = book.json()["data"]["bids"][-1]  # the wire lists the best level last
+    assert (Decimal(best_bid["price"]), Decimal(best_bid["size"])) == (Decimal("0.5"), 100)
     assert mid.json()["data"] == {"tokenId": market.yes, "midpoint": "0.51"}
     assert info.json()["data"]["market"]["condition_id"] == market.condition_id
     assert missing.status_code == 404
