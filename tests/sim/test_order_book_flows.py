@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 from eth_account.signers.local import LocalAccount
@@ -69,3 +70,19 @@ async def test_order_receipts_record_every_post(
     )
     assert receipt.order_type == "FOK"
     assert before_ns < receipt.ts_receive_ns < exchange.state.timing.now_ns()
+
+
+async def test_gtd_orders_expire(
+    exchange: LocalExchange, make_client: ClientFactory, account: LocalAccount
+) -> None:
+    client = await make_client(account, account.address)
+    exchange.credit(account.address, token_id=YES, shares=20)
+    expiration = int(time.time()) + 200  # the SDK wants at least 3 minutes
+    resting = await client.place_limit_order(
+        token_id=YES, side="SELL", price="0.7", size="5", expiration=expiration
+    )
+    assert isinstance(resting, AcceptedOrder)
+    order = await client.get_order(order_id=resting.order_id)
+    assert (order.order_type, order.status) == ("GTD", "LIVE")
+    exchange.state.exchange.expire_orders(expiration)  # what the next order at that time does
+    assert (await client.get_order(order_id=resting.order_id)).status == "CANCELED"

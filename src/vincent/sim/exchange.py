@@ -216,5 +216,15 @@ class Exchange:
                 canceled.append(order_id)
         return {"canceled": canceled, "not_canceled": not_canceled}
 
+    def expire_orders(self, now_s: float) -> None:
+        """Cancel resting GTD orders whose expiration (epoch seconds) has passed."""
+        due = [
+            order
+            for order in self.orders.values()
+            if order.status == "LIVE" and order.order_type == "GTD" and order.expiration <= now_s
+        ]
+        for order in due:
+            self.cancel_order(order)
+
     def live_order_ids(self, owner: str) -> list[str]:
         return [o.order_id for o in self.orders.values() if o.owner == owner and o.status == "LIVE"]

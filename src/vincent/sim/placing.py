@@ -6,6 +6,7 @@ fills and writes through the ``Exchange`` it is given.
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -77,6 +78,10 @@ def place(exchange: Exchange, posted: PostedOrder, order_id: str, api_key: str) 
         raise SimError(400, f"order {order_id} is invalid. Duplicated.")
     if market.closed:
         raise SimError(400, MARKET_CLOSED)
+    now_s = time.time()
+    if posted.order_type == "GTD" and order.expiration <= now_s:
+        raise SimError(400, "invalid expiration")
+    exchange.expire_orders(now_s)
     check_amounts(posted, order_id, market.tick_size, market.min_order_size)
     maker = to_checksum_address(order.maker)
     asset = token_id if order.side == "SELL" else ""
