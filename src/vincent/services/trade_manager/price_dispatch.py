@@ -1,0 +1,179 @@
+"""The hot path: changed tokens → prices → rule index → executions, plus retry re-arms.
+
+Synchronous from the feed's callback to the spawn of an execution: no database, no await.
+Executions and re-arms run as jobs of the worker's ``TaskOwner``; their outcomes move rules
+between the index, in-flight and cooling (``RuleRegistry``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+
+from vincent.enums import TriggerSource
+from vincent.services.trade_manager.http_pricing import quoter_for
+from vincent.services.trade_manager.metrics import WorkerMetrics
+from vincent.services.trade_manager.order_book import OrderBooks
+from vincent.services.trade_manager.pricing import rule_price
+from vincent.services.trade_manager.rule_executor import (
+    ExecutionOutcome,
+    ExecutionResult,
+    RuleExecutor,
+    TrailingRaise,
+    Trigger,
+)
+from vincent.services.trade_manager.rule_registry import RuleRegistry
+from vincent.services.trade_manager.sell_planning import SellQuoter
+from vincent.services.trade_manager.task_owner import TaskOwner
+from vincent.services.trade_manager.trailing_levels import TrailingLevels
+from vincent.services.trade_manager.types import Clock, RuleSnapshot
+
+logger = logging.getLogger(__name__)
+
+WEBSOCKET = "websocket"
+POLL = "poll"
+
+
+class PriceDispatcher:
+    """Applies prices to the rules and runs the executions they fire."""
+
+    def __init__(
+        self,
+        *,
+        rules: RuleRegistry,
+        books: OrderBooks,
+        trailing: TrailingLevels,
+        executor: RuleExecutor,
+        tasks: TaskOwner,
+        metrics: WorkerMetrics,
+        clock: Clock,
+        stopping: asyncio.Event,
+        on_tokens: Callable[[frozenset[str]], None],
+        on_change: Callable[[], None],
+    ) -> None:
+        self._rules = rules
+        self._books = books
+        self._trailing = trailing
+        self._executor = executor
+        self._tasks = tasks
+        self._metrics = metrics
+        self._clock = clock
+        self._stopping = stopping
+        self._on_tokens = on_tokens
+        self._on_change = on_change
+        self._live_quoter = quoter_for(books)
+        self.executions_completed = 0
+
+    def on_prices(self, token_ids: frozenset[str]) -> None:
+        """The feed's callback: price every changed token for the sources its rules watch."""
+        ts_event = self._clock.monotonic()
+        for token_id in token_ids:
+            top = self._books.top(token_id)
+            if top is None:
+                continue
+            for source in self._rules.index.sources(token_id):
+                price = rule_price(top, source)
+                if price is not None:
+                    self.apply_price(token_id, source, price, WEBSOCKET, ts_event)
+        self._on_change()
+
+    def apply_price(
+        self,
+        token_id: str,
+        source: TriggerSource,
+        price: Decimal,
+        origin: str,
+        ts_event: float,
+        quoter: Callable[[str], SellQuoter] | None = None,
+    ) -> None:
+        """Apply one price: record trailing raises, spawn an execution per fired rule."""
+        self._metrics.price_updates.labels(origin).inc()
+        outcome = self._rules.apply_price(token_id, source, price)
+        for rule in outcome.ratcheted:
+            assert rule.trailing_percent is not None
+            self._trailing.record(
+                rule.id, TrailingRaise(rule.trigger_price, price, rule.trailing_percent, origin)
+            )
+            self._metrics.evaluations.labels("trailing_raised").inc()
+        for rule in outcome.fired:
+            self._metrics.evaluations.labels("fired").inc()
+            self._metrics.triggers.labels(origin).inc()
+            quote = (quoter or self._live_quoter)(token_id)
+            trigger = Trigger(price, origin, ts_event, quote=quote)
+            trailing = self._trailing.take(rule.id)
+            if not self._tasks.spawn(self._execute(rule, trigger, trailing), f"execute-{rule.id}"):
+                # Stopping: it stays ACTIVE in the database for the next start.
+                self._rules.finish(rule.id)
+
+    def sync_tokens(self) -> None:
+        self._metrics.active_rules.set(len(self._rules.index))
+        self._on_tokens(self._rules.tokens())
+
+    def schedule_rearm(self, rule_id: str, until: datetime) -> None:
+        self._tasks.spawn(self._rearm_later(rule_id, until), f"rearm-{rule_id}")
+
+    def rearm(self, rule_id: str, until: datetime) -> None:
+        """Watch a cooled rule again and test it at once against the price in hand."""
+        rule = self._rules.rearm(rule_id, until)
+        if rule is None:
+            return
+        self.sync_tokens()
+        top = self._books.top(rule.token_id)
+        price = None if top is None else rule_price(top, rule.trigger_source)
+        if price is not None:
+            self.apply_price(
+                rule.token_id, rule.trigger_source, price, WEBSOCKET, self._clock.monotonic()
+            )
+
+    async def _execute(
+        self, rule: RuleSnapshot, trigger: Trigger, trailing: TrailingRaise | None
+    ) -> None:
+        try:
+            result = await self._executor.execute_rule(rule, trigger, trailing=trailing)
+        except Exception:
+            # Contained: the rule is still ACTIVE (the claim failed) or TRIGGERED with an
+            # open attempt; the poll tick re-indexes or reconciles it.
+            logger.exception("rule_execution_error", extra={"rule_id": rule.id})
+            self._metrics.executions.labels("error").inc()
+            self._rules.finish(rule.id)
+        else:
+            self._after(rule, trigger, result)
+        finally:
+            self.executions_completed += 1
+            self.sync_tokens()
+            self._on_change()
+
+    def _after(self, rule: RuleSnapshot, trigger: Trigger, result: ExecutionResult) -> None:
+        self._metrics.executions.labels(result.outcome.value).inc()
+        if result.ts_order_sent is not None:
+            latency_s = max(0.0, result.ts_order_sent - trigger.ts_event)
+            self._metrics.order_latency.observe(latency_s)
+        logger.info(
+            "rule_executed",
+            extra={
+                "rule_id": rule.id,
+                "secret_id": rule.secret_id,
+                "token_id": rule.token_id,
+                "outcome": result.outcome.value,
+                "order_id": result.order_id,
+            },
+        )
+        if result.outcome is ExecutionOutcome.RETRY and result.next_attempt_at is not None:
+            if self._rules.cool(rule.id, result.next_attempt_at) is not None:
+                self.schedule_rearm(rule.id, result.next_attempt_at)
+            return
+        self._rules.finish(rule.id)
+
+    async def _rearm_later(self, rule_id: str, until: datetime) -> None:
+        delay_s = (until - self._clock.now()).total_seconds()
+        if delay_s > 0:
+            try:
+                async with asyncio.timeout(delay_s):
+                    await self._stopping.wait()
+                return  # stopping: the database keeps the rule for the next start
+            except TimeoutError:
+                pass
+        self.rearm(rule_id, until)
