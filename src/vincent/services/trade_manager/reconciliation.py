@@ -120,8 +120,8 @@ async def reconcile_rules(
     for attempt in attempts:
         if attempt.rule_id in executing:
             continue
-        if attempt.ts_attempt is not None and attempt.ts_attempt > cutoff:
-            continue
+        if min_attempt_age_s > 0 and attempt.ts_attempt is not None and attempt.ts_attempt > cutoff:
+            continue  # may still be in flight in another process
         if not attempt.has_attempt:
             result = await executor.record_not_sent(
                 attempt.rule_id, "Execution was interrupted before an order was sent; retrying"

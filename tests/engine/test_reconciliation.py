@@ -1,0 +1,220 @@
+"""Reconciliation on a real database (both engines) with a scripted skill."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from tests.engine.conftest import MakeRule, MakeSecret, ManualClock
+from tests.engine.live import events_of, rule_row
+from tests.engine.scripted_skill import ScriptedSkill
+from vincent.db.models import PendingApproval, TransactionLog
+from vincent.db.session import SessionFactory
+from vincent.enums import (
+    ApprovalStatus,
+    TradeRuleEventType,
+    TradeRuleStatus,
+    TransactionStatus,
+)
+from vincent.services.trade_manager.event_logger import log_event
+from vincent.services.trade_manager.reconciliation import (
+    UNKEYED_ATTEMPT_MESSAGE,
+    reconcile_rules,
+)
+from vincent.services.trade_manager.rule_executor import ExecutionOutcome, RuleExecutor
+from vincent.services.trade_manager.rule_manager import (
+    mark_rule_pending_approval,
+    mark_rule_triggered,
+)
+from vincent.skills.polymarket.types import (
+    AttemptOutcome,
+    AttemptResolution,
+    BetResult,
+    BetStatus,
+)
+
+TOKEN = "111"
+
+
+def _executor(
+    session_factory: SessionFactory, skill: ScriptedSkill, clock: ManualClock
+) -> RuleExecutor:
+    return RuleExecutor(session_factory, skill, clock=clock, retry_delay=lambda n: 1.0)
+
+
+async def _claim(
+    session_factory: SessionFactory, rule_id: str, attempt: dict[str, object] | None
+) -> None:
+    async with session_factory() as session, session.begin():
+        assert await mark_rule_triggered(session, rule_id)
+        if attempt is not None:
+            log_event(session, rule_id, TradeRuleEventType.ACTION_ATTEMPT, attempt)
+
+
+async def test_open_attempts_are_settled_from_what_the_skill_knows(
+    session_factory: SessionFactory,
+    skill: ScriptedSkill,
+    clock: ManualClock,
+    make_secret: MakeSecret,
+    make_rule: MakeRule,
+) -> None:
+    secret_id = await make_secret("a")
+    sold = await make_rule(secret_id, TOKEN)
+    never_sent = await make_rule(secret_id, "222")
+    no_attempt = await make_rule(secret_id, "333")
+    unkeyed = await make_rule(secret_id, "444")
+    await _claim(session_factory, sold.id, {"type": "market_order", "idempotencyKey": "k-sold"})
+    await _claim(session_factory, never_sent.id, {"type": "market_order", "idempotencyKey": "k-x"})
+    await _claim(session_factory, no_attempt.id, None)
+    await _claim(session_factory, unkeyed.id, {"type": "market_order"})
+    skill.resolutions["k-sold"] = AttemptResolution(
+        AttemptOutcome.EXECUTED, BetResult(BetStatus.EXECUTED, "log-1", "0xw", order_id="0xabc")
+    )
+
+    report = await reconcile_rules(
+        session_factory, skill, _executor(session_factory, skill, clock), now=clock.now()
+    )
+
+    assert dict(report.outcomes) == {
+        sold.id: ExecutionOutcome.EXECUTED,
+        never_sent.id: ExecutionOutcome.RETRY,
+        no_attempt.id: ExecutionOutcome.RETRY,
+        unkeyed.id: ExecutionOutcome.FAILED,
+    }
+    row = await rule_row(session_factory, sold.id)
+    assert (row.status, row.trigger_tx_hash) == (TradeRuleStatus.TRIGGERED, "0xabc")
+    row = await rule_row(session_factory, never_sent.id)
+    assert (row.status, row.next_attempt_at) == (
+        TradeRuleStatus.ACTIVE,
+        clock.now() + timedelta(seconds=1),
+    )
+    assert (await rule_row(session_factory, no_attempt.id)).status is TradeRuleStatus.ACTIVE
+    row = await rule_row(session_factory, unkeyed.id)
+    assert (row.status, row.error_message) == (TradeRuleStatus.FAILED, UNKEYED_ATTEMPT_MESSAGE)
+    assert skill.requests == []
+
+    # Settled rules are left alone by the next pass.
+    again = await reconcile_rules(
+        session_factory, skill, _executor(session_factory, skill, clock), now=clock.now()
+    )
+    assert again.outcomes == ()
+    kinds = [e.event_type for e in await events_of(session_factory, sold.id)]
+    assert kinds.count(TradeRuleEventType.ACTION_EXECUTED) == 1
+
+
+async def test_young_attempts_wait_for_the_age_bound(
+    session_factory: SessionFactory,
+    skill: ScriptedSkill,
+    clock: ManualClock,
+    make_secret: MakeSecret,
+    make_rule: MakeRule,
+) -> None:
+    secret_id = await make_secret("a")
+    rule = await make_rule(secret_id, TOKEN)
+    await _claim(session_factory, rule.id, {"type": "market_order", "idempotencyKey": "k"})
+    executor = _executor(session_factory, skill, clock)
+
+    # The attempt was written "now" by the database clock; the bound is an hour.
+    report = await reconcile_rules(
+        session_factory, skill, executor, now=clock.now(), min_attempt_age_s=10_000_000.0
+    )
+
+    assert report.outcomes == ()
+    assert (await rule_row(session_factory, rule.id)).status is TradeRuleStatus.TRIGGERED
+
+
+async def _pending(
+    session_factory: SessionFactory,
+    secret_id: str,
+    rule_id: str,
+    approval: ApprovalStatus,
+    log_status: TransactionStatus,
+    *,
+    expires_in_s: float,
+    clock: ManualClock,
+) -> None:
+    async with session_factory() as session, session.begin():
+        log = TransactionLog(
+            secret_id=secret_id,
+            action_type="polymarket_bet",
+            request_data={"amount": "5"},
+            status=log_status,
+            order_id="0xapproved" if log_status is TransactionStatus.EXECUTED else None,
+            usd_value=Decimal("2"),
+        )
+        session.add(log)
+        await session.flush()
+        pending = PendingApproval(
+            secret_id=secret_id,
+            transaction_log_id=log.id,
+            rule_id=rule_id,
+            action_type="polymarket_bet",
+            request_data={"amount": "5"},
+            reason="All transactions require human approval",
+            status=approval,
+            expires_at=clock.now() + timedelta(seconds=expires_in_s),
+        )
+        session.add(pending)
+        await session.flush()
+        assert await mark_rule_triggered(session, rule_id)
+        assert await mark_rule_pending_approval(session, rule_id, pending.id)
+
+
+async def test_decided_approvals_finish_their_rules(
+    session_factory: SessionFactory,
+    skill: ScriptedSkill,
+    clock: ManualClock,
+    make_secret: MakeSecret,
+    make_rule: MakeRule,
+) -> None:
+    secret_id = await make_secret("a")
+    approved = await make_rule(secret_id, "1")
+    denied = await make_rule(secret_id, "2")
+    expired = await make_rule(secret_id, "3")
+    waiting = await make_rule(secret_id, "4")
+    executing = await make_rule(secret_id, "5")
+    cases = [
+        (approved, ApprovalStatus.APPROVED, TransactionStatus.EXECUTED, 60.0),
+        (denied, ApprovalStatus.DENIED, TransactionStatus.DENIED, 60.0),
+        (expired, ApprovalStatus.PENDING, TransactionStatus.PENDING_APPROVAL, -1.0),
+        (waiting, ApprovalStatus.PENDING, TransactionStatus.PENDING_APPROVAL, 60.0),
+        (executing, ApprovalStatus.APPROVED, TransactionStatus.PENDING, 60.0),
+    ]
+    for rule, approval, log_status, expires_in_s in cases:
+        await _pending(
+            session_factory,
+            secret_id,
+            rule.id,
+            approval,
+            log_status,
+            expires_in_s=expires_in_s,
+            clock=clock,
+        )
+
+    report = await reconcile_rules(
+        session_factory, skill, _executor(session_factory, skill, clock), now=clock.now()
+    )
+
+    assert dict(report.outcomes) == {
+        approved.id: ExecutionOutcome.EXECUTED,
+        denied.id: ExecutionOutcome.FAILED,
+        expired.id: ExecutionOutcome.FAILED,
+    }
+    row = await rule_row(session_factory, approved.id)
+    assert (row.status, row.trigger_tx_hash, row.pending_approval_id) == (
+        TradeRuleStatus.TRIGGERED,
+        "0xapproved",
+        None,
+    )
+    assert [e.event_type for e in await events_of(session_factory, approved.id)][-2:] == [
+        TradeRuleEventType.ACTION_EXECUTED,
+        TradeRuleEventType.RULE_TRIGGERED,
+    ]
+    assert (await rule_row(session_factory, denied.id)).error_message == (
+        "Trade approval denied by the owner"
+    )
+    assert (await rule_row(session_factory, expired.id)).error_message == "Trade approval expired"
+    for rule in (waiting, executing):
+        assert (await rule_row(session_factory, rule.id)).status is (
+            TradeRuleStatus.PENDING_APPROVAL
+        )
