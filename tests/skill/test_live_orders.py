@@ -112,3 +112,29 @@ async def test_limit_order_rests_and_cancels(
     canceled = await skill.cancel_order(wallet.secret_id, result.order_id)
     assert canceled["canceled"] == [result.order_id]
     assert await skill.get_open_orders(wallet.secret_id, None) == []
+
+
+async def test_limit_order_on_a_finer_tick_signs_after_refreshing_market_info(
+    exchange: LocalExchange,
+    skill: PolymarketSkill,
+    wallet: Wallet,
+    market: MarketIds,
+) -> None:
+    exchange.credit(wallet.funder, collateral="100")
+    await skill.prepare(wallet.secret_id, market.yes)  # caches tick 0.01
+    exchange.set_tick_size(market.yes, "0.001")
+
+    result = await skill.place_bet(
+        BetRequest(
+            secret_id=wallet.secret_id,
+            token_id=market.yes,
+            side="BUY",
+            amount=Decimal("4.55"),
+            price=Decimal("0.455"),
+        )
+    )
+
+    assert result.status is BetStatus.EXECUTED
+    [order] = await skill.get_open_orders(wallet.secret_id, None)
+    assert Decimal(order["price"]) == Decimal("0.455")
+    assert Decimal(order["original_size"]) == 10

@@ -21,6 +21,7 @@ from vincent.skills.polymarket import paper
 from vincent.skills.polymarket.actions import StoredAction, response_data, result_of, stored_action
 from vincent.skills.polymarket.errors import (
     DuplicateOrder,
+    InvalidOrder,
     NoLiquidity,
     OrderVersionMismatch,
     SkillError,
@@ -28,7 +29,7 @@ from vincent.skills.polymarket.errors import (
     TransientSkillError,
     UnknownOutcome,
 )
-from vincent.skills.polymarket.market_data import MarketData
+from vincent.skills.polymarket.market_data import MarketData, MarketInfo
 from vincent.skills.polymarket.orders import Fills, LiveOrders, refresh_sdk_market
 from vincent.skills.polymarket.signed_orders import signed_order_from_json, signed_order_to_json
 from vincent.skills.polymarket.types import BetResult
@@ -118,9 +119,17 @@ class Executor:
     # ---- live steps ------------------------------------------------------------------
 
     async def _sign_and_store(self, row: TransactionLog, action: StoredAction) -> SignedOrder:
-        signed, order_id = await self._orders.sign(
-            row.secret_id, action.spec, neg_risk=action.neg_risk
-        )
+        try:
+            signed, order_id = await self._orders.sign(
+                row.secret_id, action.spec, neg_risk=action.neg_risk
+            )
+        except InvalidOrder:
+            # Possibly checked against a stale tick size: nothing was sent, so refresh the
+            # market parameters and sign once more; a second refusal stands.
+            await self._refresh_market(row.secret_id, action.spec.token_id)
+            signed, order_id = await self._orders.sign(
+                row.secret_id, action.spec, neg_risk=action.neg_risk
+            )
         async with self._sessions() as session, session.begin():
             await audit.set_fields(
                 session, row.id, signed_order=signed_order_to_json(signed), order_id=order_id
@@ -140,12 +149,16 @@ class Executor:
                 extra={"transaction_log_id": row.id, "reason": error.code},
             )
             await self._market_data.exchange_version(refresh=True)
-            self._market_data.forget_market(action.spec.token_id)
-            info = await self._market_data.market_info(action.spec.token_id, refresh=True)
-            await refresh_sdk_market(await self._orders.client(row.secret_id), action.spec.token_id)
+            info = await self._refresh_market(row.secret_id, action.spec.token_id)
             action = StoredAction(action.spec, action.condition_id, info.neg_risk, action.rule_id)
             signed = await self._sign_and_store(row, action)
             return await self._orders.post(row.secret_id, signed)
+
+    async def _refresh_market(self, secret_id: str, token_id: str) -> MarketInfo:
+        """Re-read tick size, neg-risk and fees, ours and the SDK's."""
+        info = await self._market_data.market_info(token_id, refresh=True)
+        await refresh_sdk_market(await self._orders.client(secret_id), token_id)
+        return info
 
     async def _resolve_once_or_raise(
         self, log_id: str, wallet_address: str, error: UnknownOutcome

@@ -6,8 +6,9 @@ curve, exchange version) and drops an entry when the exchange says it changed.
 
 from __future__ import annotations
 
-import json
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -84,13 +85,21 @@ class MarketData:
     """Public reads against the CLOB and Gamma, with the small caches signing relies on."""
 
     def __init__(
-        self, clob: JsonGetter, gamma: JsonGetter, *, gamma_timeout_s: float = 3.0
+        self,
+        clob: JsonGetter,
+        gamma: JsonGetter,
+        *,
+        gamma_timeout_s: float = 3.0,
+        market_info_ttl_s: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._clob = clob
         self._gamma = gamma
         self._gamma_timeout_s = gamma_timeout_s
+        self._ttl_s = market_info_ttl_s
+        self._clock = clock
         self._condition_by_token: dict[str, str] = {}
-        self._market_info: dict[str, MarketInfo] = {}
+        self._market_info: dict[str, tuple[float, MarketInfo]] = {}
         self._version: int | None = None
 
     async def get_order_book(self, token_id: str) -> OrderBook:
@@ -128,22 +137,16 @@ class MarketData:
         """Tick size, min size, neg-risk and fee curve of ``token_id``'s market (cached)."""
         condition_id = await self.condition_id_for(token_id)
         cached = self._market_info.get(condition_id)
-        if cached is not None and not refresh:
-            return cached
+        if cached is not None and not refresh and cached[0] > self._clock():
+            return cached[1]
         payload = await self._clob.get(f"/clob-markets/{condition_id}")
         if not isinstance(payload, dict):
             raise SkillError("GET /clob-markets answered an unexpected shape")
         info = _parse_market_info(condition_id, payload)
         for token in info.token_ids:
             self._condition_by_token[token] = condition_id
-        self._market_info[condition_id] = info
+        self._market_info[condition_id] = (self._clock() + self._ttl_s, info)
         return info
-
-    def forget_market(self, token_id: str) -> None:
-        """Drop cached market parameters (the exchange said they changed)."""
-        condition_id = self._condition_by_token.get(token_id)
-        if condition_id is not None:
-            self._market_info.pop(condition_id, None)
 
     async def exchange_version(self, *, refresh: bool = False) -> int:
         if self._version is None or refresh:
@@ -192,16 +195,3 @@ def _parse_market_info(condition_id: str, payload: dict[str, Any]) -> MarketInfo
         fee_rate=to_decimal(fee.get("r")) or Decimal(0),
         fee_exponent=to_decimal(fee.get("e")) or Decimal(0),
     )
-
-
-def parse_json_list(raw: object) -> list[str]:
-    """Gamma encodes arrays as JSON strings (``'["Yes","No"]'``); accept both forms."""
-    if isinstance(raw, list):
-        return [str(x) for x in raw]
-    if isinstance(raw, str):
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            return []
-        return [str(x) for x in value] if isinstance(value, list) else []
-    return []
