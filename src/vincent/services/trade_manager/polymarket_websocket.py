@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -21,6 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
 from vincent.services.trade_manager.backoff import Backoff, BackoffPolicy, RandomFn
+from vincent.services.trade_manager.feed_shards import ShardMap
 from vincent.services.trade_manager.market_messages import parse_frame
 from vincent.services.trade_manager.order_book import MalformedMarketData, OrderBooks
 from vincent.services.trade_manager.types import Clock, SystemClock
@@ -105,13 +106,14 @@ _CONNECTION_ERRORS = (OSError, EOFError, TimeoutError, WebSocketException, _Stal
 
 
 class _Shard:
-    """One connection's share of the tokens: what it should have and what the server has."""
+    """One connection: the tokens it should carry (a live view of the ShardMap's set), what
+    the server has been told, and the connection's task and state."""
 
     __slots__ = ("desired", "number", "subscribed", "task", "ts_last_traffic_s", "wake", "ws")
 
-    def __init__(self, number: int) -> None:
+    def __init__(self, number: int, desired: Set[str]) -> None:
         self.number = number
-        self.desired: set[str] = set()
+        self.desired = desired
         self.subscribed: set[str] = set()
         self.ws: ClientConnection | None = None
         self.task: asyncio.Task[None] | None = None
@@ -139,9 +141,8 @@ class MarketFeed:
         self._clock: Clock = clock or SystemClock()
         self._random_fn = random_fn
         self._state = FeedState.STOPPED
-        self._shards: list[_Shard] = []
-        self._shard_of: dict[str, _Shard] = {}
-        self._next_shard_number = 0
+        self._shard_map = ShardMap(self._config.max_assets_per_connection)
+        self._shards: dict[int, _Shard] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._waiters: list[tuple[Callable[[MarketFeedStatus], bool], asyncio.Future[None]]] = []
         self._messages_received = 0
@@ -158,9 +159,9 @@ class MarketFeed:
         if self._state is not FeedState.STOPPED:
             raise RuntimeError(f"market feed can only start when stopped, was {self._state}")
         self._state = FeedState.RUNNING
-        for shard in self._shards:
+        for shard in self._shards.values():
             self._spawn(shard)
-        logger.info("market_feed.started", extra={"subscriptions": len(self._shard_of)})
+        logger.info("market_feed.started", extra={"subscriptions": len(self._shard_map.tokens())})
         self._notify()
 
     async def stop(self) -> None:
@@ -192,13 +193,13 @@ class MarketFeed:
     # Subscriptions
 
     def tokens(self) -> frozenset[str]:
-        return frozenset(self._shard_of)
+        return self._shard_map.tokens()
 
     def subscribe(self, token_ids: Iterable[str]) -> None:
-        self.set_tokens(self._shard_of.keys() | set(token_ids))
+        self.set_tokens(self._shard_map.tokens() | set(token_ids))
 
     def unsubscribe(self, token_ids: Iterable[str]) -> None:
-        self.set_tokens(self._shard_of.keys() - set(token_ids))
+        self.set_tokens(self._shard_map.tokens() - set(token_ids))
 
     def set_tokens(self, token_ids: Iterable[str]) -> None:
         """Make the subscription exactly ``token_ids``.
@@ -206,47 +207,30 @@ class MarketFeed:
         Live connections get subscribe/unsubscribe diffs (no reconnect). Tokens stay on their
         connection; new ones fill connections with room, then open new ones.
         """
-        desired = set(token_ids)
-        removed = self._shard_of.keys() - desired
-        added = desired - self._shard_of.keys()
-        if not removed and not added:
-            return
-        touched: dict[int, _Shard] = {}
-        for token_id in removed:
-            shard = self._shard_of.pop(token_id)
-            shard.desired.discard(token_id)
-            touched[shard.number] = shard
-        self._books.untrack(removed)
-        self._books.track(added)
-        limit = self._config.max_assets_per_connection
-        with_room = [shard for shard in self._shards if len(shard.desired) < limit]
-        for token_id in sorted(added):
-            while with_room and len(with_room[0].desired) >= limit:
-                with_room.pop(0)
-            if not with_room:
-                with_room.append(self._new_shard())
-            shard = with_room[0]
-            shard.desired.add(token_id)
-            self._shard_of[token_id] = shard
-            touched[shard.number] = shard
-        for shard in touched.values():
-            if shard.desired:
-                shard.wake.set()
-            else:
-                self._retire(shard)
+        change = self._shard_map.set_tokens(token_ids)
+        self._books.untrack(change.removed_tokens)
+        self._books.track(change.added_tokens)
+        for number in change.closed:
+            self._retire(self._shards.pop(number))
+        for number in change.opened:
+            shard = self._shards[number] = _Shard(number, self._shard_map.desired(number))
+            if self._state is FeedState.RUNNING:
+                self._spawn(shard)
+        for number in change.changed:
+            self._shards[number].wake.set()
         self._notify()
 
     # Status
 
     def status(self) -> MarketFeedStatus:
-        live = sum(1 for shard in self._shards if shard.ws is not None)
+        live = sum(1 for shard in self._shards.values() if shard.ws is not None)
         last = self._ts_last_message_s
         return MarketFeedStatus(
             state=self._state,
             connected=bool(self._shards) and live == len(self._shards),
             connections=live,
             wanted_connections=len(self._shards),
-            subscriptions=len(self._shard_of),
+            subscriptions=self._shard_map.token_count(),
             messages_received=self._messages_received,
             malformed_messages=self._malformed_messages,
             reconnects=self._reconnects,
@@ -257,7 +241,7 @@ class MarketFeed:
 
     def shard_tokens(self) -> tuple[frozenset[str], ...]:
         """Return each connection's tokens, in connection order."""
-        return tuple(frozenset(shard.desired) for shard in self._shards)
+        return tuple(frozenset(shard.desired) for shard in self._shards.values())
 
     async def wait_for_status(
         self, predicate: Callable[[MarketFeedStatus], bool]
@@ -286,16 +270,7 @@ class MarketFeed:
 
     # Shards and their tasks
 
-    def _new_shard(self) -> _Shard:
-        shard = _Shard(self._next_shard_number)
-        self._next_shard_number += 1
-        self._shards.append(shard)
-        if self._state is FeedState.RUNNING:
-            self._spawn(shard)
-        return shard
-
     def _retire(self, shard: _Shard) -> None:
-        self._shards.remove(shard)
         if shard.task is not None:
             # Still tracked in self._tasks until it has finished closing.
             shard.task.cancel()
