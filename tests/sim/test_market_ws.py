@@ -10,10 +10,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from eth_account.signers.local import LocalAccount
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.sim.conftest import CONDITION_ID, NO, YES
+from tests.sim.conftest import CONDITION_ID, NO, YES, ClientFactory
 from vincent.sim import LocalExchange
 
 TIMEOUT_S = 2.0
@@ -201,3 +202,46 @@ async def test_price_sends_are_timed(exchange: LocalExchange) -> None:
     assert len(sends) == 1
     assert sends[0].token_id == YES
     assert change["price_changes"][0]["hash"] == f"0x{sends[0].seq:040x}"
+
+
+async def test_trade_publishes_last_trade_price_and_book(
+    exchange: LocalExchange, make_client: ClientFactory, account: LocalAccount
+) -> None:
+    client = await make_client(account, account.address)
+    exchange.credit(account.address, token_id=YES, shares=150)
+    async with subscribe(exchange, [YES]) as feed:
+        await feed.frame()
+        await client.place_market_order(
+            token_id=YES, side="SELL", shares="150", min_price="0.47", order_type="FAK"
+        )
+        trade = await feed.event()
+        assert (trade["event_type"], trade["price"], trade["side"], trade["size"]) == (
+            "last_trade_price",
+            "0.47",
+            "SELL",
+            "150",
+        )
+        book = await feed.event()
+        assert book["event_type"] == "book"
+        assert (book["bids"], book["asks"][-1]["price"]) == (
+            [{"price": "0.47", "size": "150"}],
+            "0.52",
+        )
+
+
+async def test_resting_order_publishes_price_change(
+    exchange: LocalExchange, make_client: ClientFactory, account: LocalAccount
+) -> None:
+    client = await make_client(account, account.address)
+    exchange.credit(account.address, token_id=YES, shares=10)
+    async with subscribe(exchange, [YES]) as feed:
+        await feed.frame()
+        await client.place_limit_order(token_id=YES, side="SELL", price="0.5", size="10")
+        change = await feed.event()
+        [entry] = change["price_changes"]
+        assert (entry["side"], entry["price"], entry["size"], entry["best_ask"]) == (
+            "SELL",
+            "0.5",
+            "10",
+            "0.5",
+        )

@@ -86,3 +86,18 @@ async def test_gtd_orders_expire(
     assert (order.order_type, order.status) == ("GTD", "LIVE")
     exchange.state.exchange.expire_orders(expiration)  # what the next order at that time does
     assert (await client.get_order(order_id=resting.order_id)).status == "CANCELED"
+
+
+async def test_neg_risk_market_uses_the_neg_risk_exchange(
+    exchange: LocalExchange, make_client: ClientFactory, account: LocalAccount
+) -> None:
+    condition_id, yes, no = "0x" + "4e" * 32, "9" * 70 + "1", "9" * 70 + "2"
+    exchange.create_market(condition_id, [yes, no], neg_risk=True)
+    exchange.set_book(yes, bids=[("0.30", 50)], asks=[("0.35", 50)])
+    exchange.credit(account.address, token_id=yes, shares=10)
+    client = await make_client(account, account.address)
+    sold = await client.place_market_order(
+        token_id=yes, side="SELL", shares="10", min_price="0.3", order_type="FOK"
+    )
+    assert isinstance(sold, AcceptedOrder)
+    assert sold.taking_amount == Decimal(3)

@@ -6,6 +6,7 @@ Thin: parses JSON bodies and calls the same methods in-process tests call.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -20,6 +21,14 @@ from vincent.sim.errors import SimError
 def _control(request: Request) -> SimControl:
     control: SimControl = request.app.state.control
     return control
+
+
+def _call(operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a control operation; a bad argument is the caller's 400, not our 500."""
+    try:
+        return operation(*args, **kwargs)
+    except (TypeError, KeyError, ValueError, ArithmeticError) as error:
+        raise SimError(400, f"invalid control request: {error}") from error
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -41,7 +50,7 @@ async def create_market(request: Request) -> Response:
     body = await _body(request)
     try:
         condition_id, token_ids = body.pop("condition_id"), body.pop("token_ids")
-        market = _control(request).create_market(condition_id, token_ids, **body)
+        market = _call(_control(request).create_market, condition_id, token_ids, **body)
     except (KeyError, TypeError) as error:
         raise SimError(400, f"invalid market: {error}") from error
     return JSONResponse(market.clob_detail())
@@ -49,44 +58,42 @@ async def create_market(request: Request) -> Response:
 
 async def set_book(request: Request) -> Response:
     body = await _body(request)
-    _control(request).set_book(
-        request.path_params["token_id"], body.get("bids", []), body.get("asks", [])
+    _call(
+        _control(request).set_book,
+        request.path_params["token_id"],
+        body.get("bids", []),
+        body.get("asks", []),
     )
     return _ok()
 
 
 async def step_price(request: Request) -> Response:
     body = await _body(request)
-    _control(request).step_price(request.path_params["token_id"], **body)
+    _call(_control(request).step_price, request.path_params["token_id"], **body)
     return _ok()
 
 
 async def start_path(request: Request) -> Response:
     body = await _body(request)
-    _control(request).start_path(
-        request.path_params["token_id"],
-        body["prices"],
-        float(body.get("interval_s", 0)),
-        int(body.get("burst", 1)),
-    )
+    _call(_control(request).start_path, request.path_params["token_id"], **body)
     return _ok()
 
 
 async def start_random_walk(request: Request) -> Response:
     body = await _body(request)
-    _control(request).start_random_walk(request.path_params["token_id"], **body)
+    _call(_control(request).start_random_walk, request.path_params["token_id"], **body)
     return _ok()
 
 
 async def set_tick_size(request: Request) -> Response:
     body = await _body(request)
-    _control(request).set_tick_size(request.path_params["token_id"], body["tick_size"])
+    _call(_control(request).set_tick_size, request.path_params["token_id"], body.get("tick_size"))
     return _ok()
 
 
 async def credit(request: Request) -> Response:
     body = await _body(request)
-    _control(request).credit(**body)
+    _call(_control(request).credit, **body)
     return _ok()
 
 
@@ -96,14 +103,14 @@ async def balances(request: Request) -> Response:
 
 async def resolve(request: Request) -> Response:
     body = await _body(request)
-    _control(request).resolve(body["condition_id"], body["winning_token_id"])
+    _call(_control(request).resolve, body.get("condition_id"), body.get("winning_token_id"))
     return _ok()
 
 
 async def set_version(request: Request) -> Response:
     body = await _body(request)
-    _control(request).set_version(int(body["version"]))
-    return _ok(version=body["version"])
+    _call(_control(request).set_version, body.get("version"))
+    return _ok(version=body.get("version"))
 
 
 async def ws_drop(request: Request) -> Response:

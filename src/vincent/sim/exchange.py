@@ -6,6 +6,7 @@ published to the market feed through ``publisher``. Order placement lives in ``p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
@@ -18,6 +19,14 @@ from vincent.sim.feed import MarketFeed
 from vincent.sim.markets import Market
 from vincent.sim.records import OrderRecord, TradeRecord
 from vincent.sim.timing import TimingRecorder
+
+_CONDITION_ID = re.compile(r"0x[0-9a-fA-F]{64}")
+TICK_SIZES = frozenset(Decimal(t) for t in ("0.1", "0.01", "0.005", "0.0025", "0.001", "0.0001"))
+
+
+def _check_tick_size(tick_size: Decimal) -> None:
+    if tick_size not in TICK_SIZES:
+        raise SimError(400, f"tick_size must be one of {sorted(TICK_SIZES)}, was {tick_size}")
 
 
 class Exchange:
@@ -37,6 +46,15 @@ class Exchange:
     # ---- markets and books -------------------------------------------------------------
 
     def create_market(self, market: Market) -> Market:
+        if not _CONDITION_ID.fullmatch(market.condition_id):
+            raise SimError(
+                400, f"condition_id must be 0x + 64 hex digits, was {market.condition_id!r}"
+            )
+        if not all(t.isdigit() for t in market.token_ids) or len(set(market.token_ids)) != 2:
+            raise SimError(
+                400, f"token_ids must be two distinct decimal ids, was {list(market.token_ids)}"
+            )
+        _check_tick_size(market.tick_size)
         self.markets[market.condition_id.lower()] = market
         for token_id in market.token_ids:
             self.token_market[token_id] = market
@@ -70,6 +88,15 @@ class Exchange:
         return events.book_event(
             market.condition_id, token_id, book.bids.wire(), book.asks.wire(), f"0x{seq:040x}"
         )
+
+    def publish_book(self, token_id: str) -> None:
+        """Publish a ``book`` snapshot (and ``best_bid_ask`` for custom subscribers)."""
+        snapshot = self.book_event(token_id)
+        if snapshot is None:
+            return
+        seq = int(snapshot["hash"], 16)
+        self.feed.publish(snapshot, [token_id], seq=seq)
+        self._publish_best_bid_ask(token_id)
 
     def book_rest(self, token_id: str) -> dict[str, Any]:
         """``GET /book``: levels in production order (best last)."""
@@ -123,8 +150,14 @@ class Exchange:
         self.feed.publish(
             events.price_change_event(market.condition_id, changes), [token_id], seq=seq
         )
+        self._publish_best_bid_ask(token_id)
+
+    def _publish_best_bid_ask(self, token_id: str) -> None:
         if not self.feed.has_custom_subscriber(token_id):
             return
+        market = self.token_market[token_id]
+        book = self.books[token_id]
+        best_bid, best_ask = book.best_bid(), book.best_ask()
         self.feed.publish(
             events.best_bid_ask_event(market.condition_id, token_id, best_bid, best_ask),
             [token_id],
@@ -132,6 +165,7 @@ class Exchange:
         )
 
     def set_tick_size(self, token_id: str, tick_size: Decimal) -> None:
+        _check_tick_size(tick_size)
         market = self.market_of(token_id)
         old, market.tick_size = market.tick_size, tick_size
         for token in market.token_ids:
@@ -184,7 +218,7 @@ class Exchange:
         )
 
     def set_version(self, version: int) -> None:
-        if version not in (2, 3):
+        if version not in (2, 3) or isinstance(version, bool):
             raise SimError(400, f"version must be 2 or 3, was {version}")
         self.version = version
 

@@ -162,7 +162,7 @@ def _settle(exchange: Exchange, record: OrderRecord, fills: list[matching.Fill])
     market = exchange.token_market[token_id]
     book = exchange.books[token_id]
     ledger = exchange.ledger
-    touched = matching.apply(book, record.side, fills)
+    matching.apply(book, record.side, fills)
     makers: list[MakerFill] = []
     trade_id = str(uuid.uuid4())
     for fill in fills:
@@ -203,8 +203,8 @@ def _settle(exchange: Exchange, record: OrderRecord, fills: list[matching.Fill])
         ),
         [token_id],
     )
-    opposite = "SELL" if record.side == "BUY" else "BUY"
-    exchange.publish_levels(token_id, [(opposite, price) for price in touched])
+    # Polymarket sends a trade's book change as a fresh ``book`` snapshot, not price_change.
+    exchange.publish_book(token_id)
     return trade
 
 

@@ -91,6 +91,9 @@ class PriceMover:
         burst: int = 1,
         shape: QuoteShape = QuoteShape(),
     ) -> asyncio.Task[None]:
+        if burst < 1 or interval_s < 0:
+            raise ValueError(f"burst must be >= 1 and interval_s >= 0, was {burst}, {interval_s}")
+        self._exchange.market_of(token_id)
         task = asyncio.create_task(self.run_path(token_id, prices, interval_s, burst, shape))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
