@@ -3,7 +3,7 @@
 Best bid is the highest bid and best ask the lowest ask, whatever order the levels arrive in.
 Prices and sizes are ``Decimal``. Events for tokens that are not tracked are ignored, so an
 unsubscribed token's late messages never grow memory. Wire values that cannot be prices raise
-``MalformedMarketData`` before anything is changed.
+``MalformedMarketData`` (from ``book_levels``) before anything is changed.
 """
 
 from __future__ import annotations
@@ -12,25 +12,34 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from vincent.services.trade_manager.book_levels import (
+    MalformedMarketData,
+    depth,
+    level_key,
+    read_best,
+    read_decimal,
+    read_level_price,
+    read_side,
+    read_size,
+    read_tick_size,
+    update_level,
+)
 from vincent.services.trade_manager.market_messages import (
     BUY,
     BestBidAskEvent,
     BookEvent,
     LastTradePriceEvent,
-    Level,
     MarketEvent,
     MarketResolvedEvent,
     PriceChangeEvent,
     TickSizeChangeEvent,
 )
 
+__all__ = ["MalformedMarketData", "OrderBooks", "SellQuote", "TopOfBook"]
+
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
 _NO_CHANGE: tuple[str, ...] = ()
-
-
-class MalformedMarketData(ValueError):
-    """A wire value that is not a usable price, size or tick size."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +143,7 @@ class OrderBooks:
         if type(event) is TickSizeChangeEvent:
             book = self._books.get(event.asset_id)
             if book is not None:
-                book.tick_size = _tick_size(event.new_tick_size)
+                book.tick_size = read_tick_size(event.new_tick_size)
                 book.ts_updated_s = now_s
             return _NO_CHANGE
         if type(event) is MarketResolvedEvent:
@@ -168,14 +177,14 @@ class OrderBooks:
         book = self._books.get(token_id)
         if book is None:
             return ()
-        return _depth(book.bids, best_first_highest=True)
+        return depth(book.bids, best_first_highest=True)
 
     def asks(self, token_id: str) -> tuple[tuple[Decimal, Decimal], ...]:
         """Return the token's asks as (price, size), best (lowest) first."""
         book = self._books.get(token_id)
         if book is None:
             return ()
-        return _depth(book.asks, best_first_highest=False)
+        return depth(book.asks, best_first_highest=False)
 
     def sell_quote(self, token_id: str, shares: Decimal) -> SellQuote | None:
         """Walk the bids, best first, for a market sell of ``shares``; None if not tracked.
@@ -189,7 +198,7 @@ class OrderBooks:
         proceeds = _ZERO
         worst: Decimal | None = None
         best_bid = book.best_bid
-        for price, size in _depth(book.bids, best_first_highest=True):
+        for price, size in depth(book.bids, best_first_highest=True):
             if remaining <= 0 or best_bid is None:
                 break
             if price > best_bid:
@@ -211,8 +220,8 @@ class OrderBooks:
         book = self._books.get(event.asset_id)
         if book is None:
             return _NO_CHANGE
-        bids, best_bid = _side_levels(event.bids, highest=True)
-        asks, best_ask = _side_levels(event.asks, highest=False)
+        bids, best_bid = read_side(event.bids, highest=True)
+        asks, best_ask = read_side(event.asks, highest=False)
         before = book.prices()
         book.bids = bids
         book.asks = asks
@@ -247,12 +256,12 @@ class OrderBooks:
                     book,
                     change.asset_id,
                     change.side == BUY,
-                    _level_key(change.price),
-                    _level_price(change.price),
+                    level_key(change.price),
+                    read_level_price(change.price),
                     change.size,
-                    _size(change.size),
-                    None if change.best_bid is None else _best(change.best_bid),
-                    None if change.best_ask is None else _best(change.best_ask),
+                    read_size(change.size),
+                    None if change.best_bid is None else read_best(change.best_bid),
+                    None if change.best_ask is None else read_best(change.best_ask),
                     change.best_bid is not None,
                     change.best_ask is not None,
                 )
@@ -273,11 +282,11 @@ class OrderBooks:
         ) in updates:
             before = book.prices()
             if is_bid:
-                book.best_bid = _update_level(
+                book.best_bid = update_level(
                     book.bids, book.best_bid, price_text, price, size_text, size, higher=True
                 )
             else:
-                book.best_ask = _update_level(
+                book.best_ask = update_level(
                     book.asks, book.best_ask, price_text, price, size_text, size, higher=False
                 )
             # The exchange's own top of book after the change wins over our depth.
@@ -294,7 +303,7 @@ class OrderBooks:
         book = self._books.get(event.asset_id)
         if book is None:
             return _NO_CHANGE
-        price = _decimal(event.price)
+        price = read_decimal(event.price)
         if not _ZERO < price <= _ONE:
             raise MalformedMarketData(f"last trade price must be in (0, 1], was {event.price}")
         book.ts_updated_s = now_s
@@ -307,8 +316,8 @@ class OrderBooks:
         book = self._books.get(event.asset_id)
         if book is None:
             return _NO_CHANGE
-        best_bid = None if event.best_bid is None else _best(event.best_bid)
-        best_ask = None if event.best_ask is None else _best(event.best_ask)
+        best_bid = None if event.best_bid is None else read_best(event.best_bid)
+        best_ask = None if event.best_ask is None else read_best(event.best_ask)
         before = book.prices()
         book.best_bid = best_bid
         book.best_ask = best_ask
@@ -326,109 +335,3 @@ class OrderBooks:
                 book.resolved = True
                 changed.append(asset_id)
         return tuple(changed)
-
-
-def _update_level(
-    levels: dict[str, str],
-    best: Decimal | None,
-    price_text: str,
-    price: Decimal,
-    size_text: str,
-    size: Decimal,
-    *,
-    higher: bool,
-) -> Decimal | None:
-    """Set one level and return the side's new best, rescanning only when the best left."""
-    if size > 0:
-        levels[price_text] = size_text
-        if best is None or (price > best if higher else price < best):
-            return price
-        return best
-    levels.pop(price_text, None)
-    if price != best:
-        return best
-    if not levels:
-        return None
-    prices = [Decimal(text) for text in levels]
-    return max(prices) if higher else min(prices)
-
-
-def _level_key(price: str) -> str:
-    """Return the depth key of a price: "0.50" and "0.5" are one level."""
-    return price.rstrip("0") if "." in price else price
-
-
-def _side_levels(
-    levels: tuple[Level, ...], *, highest: bool
-) -> tuple[dict[str, str], Decimal | None]:
-    """Return one side's depth and its best price, checking the side as a whole."""
-    # Keys as _level_key makes them, inline: this loop runs once per level of a snapshot.
-    side = {(price.rstrip("0") if "." in price else price): size for price, size in levels}
-    if not side:
-        return side, None
-    # Whole-side checks (min/max run in C) rather than a check per level: a snapshot can
-    # hold hundreds of levels. NaN fails the ordering comparisons.
-    try:
-        sizes = [Decimal(size) for size in side.values()]
-        if not all(sizes):
-            side = {price: size for price, size in side.items() if Decimal(size)}
-            if not side:
-                return side, None
-            sizes = [Decimal(size) for size in side.values()]
-        prices = [Decimal(price) for price in side]
-        low = min(prices)
-        high = max(prices)
-        valid = low > _ZERO and high < _ONE and min(sizes) > _ZERO and max(sizes).is_finite()
-    except ArithmeticError:
-        raise MalformedMarketData(f"book level not a number: {levels!r}") from None
-    if not valid:
-        raise MalformedMarketData(f"book level out of range: {levels!r}")
-    return side, high if highest else low
-
-
-def _depth(
-    levels: dict[str, str], *, best_first_highest: bool
-) -> tuple[tuple[Decimal, Decimal], ...]:
-    return tuple(
-        sorted(
-            ((Decimal(price), Decimal(size)) for price, size in levels.items()),
-            reverse=best_first_highest,
-        )
-    )
-
-
-def _decimal(text: str) -> Decimal:
-    try:
-        value = Decimal(text)
-    except ArithmeticError:
-        raise MalformedMarketData(f"not a decimal number: {text!r}") from None
-    if not value.is_finite():
-        raise MalformedMarketData(f"not a finite number: {text!r}")
-    return value
-
-
-def _level_price(text: str) -> Decimal:
-    price = _decimal(text)
-    if not _ZERO < price < _ONE:
-        raise MalformedMarketData(f"level price must be in (0, 1), was {text}")
-    return price
-
-
-def _size(text: str) -> Decimal:
-    size = _decimal(text)
-    if size < 0:
-        raise MalformedMarketData(f"size must not be negative, was {text}")
-    return size
-
-
-def _best(text: str) -> Decimal | None:
-    # The exchange marks an empty side with 0 (bid) or 1 (ask): no price there.
-    price = _decimal(text)
-    return price if _ZERO < price < _ONE else None
-
-
-def _tick_size(text: str) -> Decimal:
-    tick = _decimal(text)
-    if not _ZERO < tick < _ONE:
-        raise MalformedMarketData(f"tick size must be in (0, 1), was {text}")
-    return tick
