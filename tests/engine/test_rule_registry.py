@@ -1,0 +1,123 @@
+"""The worker's in-memory rule state against database snapshots. Pure: no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from vincent.enums import TradeRuleStatus, TradeRuleType, TriggerSource
+from vincent.services.trade_manager.rule_registry import RuleRegistry
+from vincent.services.trade_manager.types import ActionType, RuleAction, RuleSnapshot
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def rule(
+    rule_id: str,
+    trigger: str = "0.40",
+    rule_type: TradeRuleType = TradeRuleType.STOP_LOSS,
+    token_id: str = "t1",
+    **extra: object,
+) -> RuleSnapshot:
+    return replace(
+        RuleSnapshot(
+            id=rule_id,
+            secret_id="s",
+            rule_type=rule_type,
+            market_id="m",
+            token_id=token_id,
+            trigger_price=Decimal(trigger),
+            trailing_percent=Decimal(10) if rule_type is TradeRuleType.TRAILING_STOP else None,
+            action=RuleAction(ActionType.SELL_ALL),
+        ),
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def test_sync_adds_new_rules_and_removes_rules_gone_from_the_database() -> None:
+    registry = RuleRegistry()
+    registry.sync([rule("a"), rule("b", token_id="t2")], registry.seq, NOW)
+    assert registry.tokens() == {"t1", "t2"}
+
+    result = registry.sync([rule("a")], registry.seq, NOW)
+
+    assert (result.upserted, result.removed) == (0, 1)
+    assert registry.index.get("b") is None
+    assert registry.tokens() == {"t1"}
+
+
+def test_sync_never_overrides_an_in_process_change_made_after_the_read() -> None:
+    registry = RuleRegistry()
+    registry.sync([rule("a")], registry.seq, NOW)
+    seq_before = registry.seq
+    # The API moved "a" and created "b" while the tick's query was running.
+    registry.upsert(rule("a", "0.30"))
+    registry.upsert(rule("b"))
+
+    registry.sync([rule("a", "0.40")], seq_before, NOW)
+
+    assert registry.index.get("a") == rule("a", "0.30")
+    assert registry.index.get("b") == rule("b")
+
+
+def test_sync_keeps_a_trailing_raise_unless_someone_else_moved_the_level() -> None:
+    registry = RuleRegistry()
+    stop = rule("a", "0.40", TradeRuleType.TRAILING_STOP)
+    registry.sync([stop], registry.seq, NOW)
+    outcome = registry.apply_price("t1", TriggerSource.MIDPOINT, Decimal("0.60"))
+    assert [r.trigger_price for r in outcome.ratcheted] == [Decimal("0.54")]
+
+    registry.sync([stop], registry.seq, NOW)  # not flushed yet: the database still says 0.40
+    watched = registry.index.get("a")
+    assert watched is not None
+    assert watched.trigger_price == Decimal("0.54")
+
+    registry.sync([replace(stop, trigger_price=Decimal("0.35"))], registry.seq, NOW)
+    watched = registry.index.get("a")
+    assert watched is not None
+    assert watched.trigger_price == Decimal("0.35")
+
+
+def test_fired_rules_stay_out_until_finished_and_cooled_rules_return_when_due() -> None:
+    registry = RuleRegistry()
+    registry.sync([rule("a")], registry.seq, NOW)
+    fired = registry.apply_price("t1", TriggerSource.MIDPOINT, Decimal("0.39")).fired
+    assert [r.id for r in fired] == ["a"]
+    assert registry.in_flight == {"a"}
+
+    registry.sync([rule("a")], registry.seq, NOW)  # still ACTIVE in the database: in flight
+    assert registry.index.get("a") is None
+    assert registry.tokens() == {"t1"}
+
+    until = NOW + timedelta(seconds=5)
+    assert registry.cool("a", until) is not None
+    registry.sync([rule("a", ts_next_attempt=until)], registry.seq, NOW)
+    assert (registry.index.get("a"), registry.cooling_count) == (None, 1)
+    assert registry.due(NOW) == []
+    assert registry.due(until) == [("a", until)]
+
+    rearmed = registry.rearm("a", until)
+
+    assert rearmed is not None
+    assert registry.index.get("a") == rule("a", ts_next_attempt=until)
+    assert registry.cooling_count == 0
+
+
+def test_rules_loaded_in_backoff_are_cooled_not_indexed() -> None:
+    registry = RuleRegistry()
+    until = NOW + timedelta(seconds=30)
+
+    result = registry.sync([rule("a", ts_next_attempt=until)], registry.seq, NOW)
+
+    assert [r.id for r in result.cooled] == ["a"]
+    assert registry.index.get("a") is None
+    assert registry.tokens() == {"t1"}
+
+
+def test_an_api_upsert_of_a_non_active_rule_removes_it() -> None:
+    registry = RuleRegistry()
+    registry.upsert(rule("a"))
+    registry.upsert(rule("a", status=TradeRuleStatus.CANCELED))
+    assert registry.index.get("a") is None
+    assert registry.tokens() == frozenset()

@@ -1,0 +1,183 @@
+"""The worker's lifecycle, flags, poll tick and breaker, with a scripted skill and no feed."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from tests.engine.conftest import MakeRule, MakeSecret, ManualClock
+from tests.engine.live import events_of, rule_row
+from tests.engine.scripted_skill import ScriptedSkill
+from vincent.config import Settings
+from vincent.db.session import SessionFactory
+from vincent.enums import TradeRuleEventType, TradeRuleStatus, TradeRuleType
+from vincent.services.trade_manager import (
+    TradeMonitoringWorker,
+    WorkerState,
+    start_trade_monitoring_worker,
+    stop_trade_monitoring_worker,
+)
+from vincent.services.trade_manager.types import WorkerStatus
+
+TIMEOUT_S = 10.0
+
+
+def settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "trade_manager_ws_enabled": False,
+        "trade_manager_poll_interval_s": 3600.0,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+async def test_lifecycle_is_explicit_and_a_second_start_is_an_error(
+    session_factory: SessionFactory, skill: ScriptedSkill, database_url: str
+) -> None:
+    worker = TradeMonitoringWorker(settings(database_url), session_factory, skill)
+    assert (worker.state, worker.status().running) == (WorkerState.CREATED, False)
+
+    await worker.start()
+    assert (worker.state, worker.status().running) == (WorkerState.RUNNING, True)
+    with pytest.raises(RuntimeError, match="only start once"):
+        await worker.start()
+
+    await worker.stop()
+    assert (worker.state, worker.status().running) == (WorkerState.STOPPED, False)
+    await worker.stop()  # idempotent
+
+
+async def test_disabled_worker_runs_nothing(
+    session_factory: SessionFactory,
+    skill: ScriptedSkill,
+    database_url: str,
+    make_secret: MakeSecret,
+    make_rule: MakeRule,
+) -> None:
+    secret_id = await make_secret("a")
+    rule = await make_rule(secret_id, "1")
+    skill.set_book("1", [("0.10", "100")], [("0.11", "100")])
+
+    worker = await start_trade_monitoring_worker(
+        settings(database_url, trade_manager_enabled=False), session_factory, skill
+    )
+    worker.rule_upserted(rule)
+
+    assert worker.status() == WorkerStatus(state="disabled")
+    await stop_trade_monitoring_worker(worker)
+    assert worker.status() == WorkerStatus(state="stopped")
+    assert skill.holdings_calls == 0
+    assert (await rule_row(session_factory, rule.id)).status is TradeRuleStatus.ACTIVE
+
+
+async def test_without_websocket_the_poll_tick_prices_over_http_and_fires(
+    session_factory: SessionFactory,
+    skill: ScriptedSkill,
+    clock: ManualClock,
+    database_url: str,
+    make_secret: MakeSecret,
+    make_rule: MakeRule,
+) -> None:
+    secret_id = await make_secret("a")
+    stop = await make_rule(secret_id, "1", TradeRuleType.STOP_LOSS, "0.40")
+    take = await make_rule(secret_id, "2", TradeRuleType.TAKE_PROFIT, "0.80")
+    skill.hold(secret_id, "1", "10")
+    skill.hold(secret_id, "2", "10")
+    skill.set_book("1", [("0.39", "100")], [("0.40", "100")])
+    skill.set_book("2", [("0.50", "100")], [("0.52", "100")])
+
+    worker = TradeMonitoringWorker(settings(database_url), session_factory, skill, clock=clock)
+    async with worker, asyncio.timeout(TIMEOUT_S):
+        await worker.wait_for_executions(1)
+        await worker.wait_for_ticks(1)
+        status = worker.status()
+
+    assert (await rule_row(session_factory, stop.id)).status is TradeRuleStatus.TRIGGERED
+    assert (await rule_row(session_factory, take.id)).status is TradeRuleStatus.ACTIVE
+    assert [(r.token_id, r.amount, r.worst_price) for r in skill.requests] == [
+        ("1", Decimal("10.00"), Decimal("0.39"))
+    ]
+    assert (status.web_socket_connected, status.active_rules_count) == (False, 1)
+    assert status.last_sync_time == clock.now()
+    evaluated = (await events_of(session_factory, stop.id))[1]
+    assert evaluated.event_data == {
+        "currentPrice": 0.395,
+        "triggerPrice": 0.4,
+        "shouldTrigger": True,
+    }
+
+
+async def test_failing_ticks_open_the_breaker_and_a_success_closes_it(
+    session_factory: SessionFactory,
+    skill: ScriptedSkill,
+    clock: ManualClock,
+    database_url: str,
+    make_secret: MakeSecret,
+    make_rule: MakeRule,
+) -> None:
+    secret_id = await make_secret("a")
+    await make_rule(secret_id, "1")
+    skill.set_book("1", [("0.50", "100")], [("0.52", "100")])
+    skill.holdings_error = RuntimeError("data API down")
+
+    worker = TradeMonitoringWorker(settings(database_url), session_factory, skill, clock=clock)
+    async with worker, asyncio.timeout(TIMEOUT_S):
+        for count in range(1, 6):
+            await worker.wait_for_ticks(count)
+            worker.request_tick()
+        opened = worker.status()
+        clock.advance(61)
+        skill.holdings_error = None
+        worker.request_tick()
+        await worker.wait_for_ticks(6)
+        closed = worker.status()
+
+    assert (opened.consecutive_failures, opened.circuit_breaker_until) == (
+        5,
+        clock.now() - timedelta(seconds=1),
+    )
+    assert opened.last_sync_time is None
+    assert (closed.consecutive_failures, closed.circuit_breaker_until) == (0, None)
+    assert closed.last_sync_time == clock.now()
+    assert (
+        worker.metrics_registry.get_sample_value(
+            "vincent_trade_manager_poll_ticks_total", {"result": "failed"}
+        )
+        == 5
+    )
+
+
+async def test_clean_stop_flushes_the_latest_trailing_level(
+    session_factory: SessionFactory,
+    skill: ScriptedSkill,
+    clock: ManualClock,
+    database_url: str,
+    make_secret: MakeSecret,
+    make_rule: MakeRule,
+) -> None:
+    secret_id = await make_secret("a")
+    rule = await make_rule(
+        secret_id, "1", TradeRuleType.TRAILING_STOP, "0.40", trailing_percent="10"
+    )
+    skill.set_book("1", [("0.69", "100")], [("0.71", "100")])  # midpoint 0.70
+
+    worker = TradeMonitoringWorker(settings(database_url), session_factory, skill, clock=clock)
+    async with worker, asyncio.timeout(TIMEOUT_S):
+        await worker.wait_for_ticks(1)
+        watched = worker.watched_rule(rule.id)
+        assert watched is not None
+        assert watched.trigger_price == Decimal("0.63")
+
+    assert (await rule_row(session_factory, rule.id)).trigger_price == 0.63
+    raised = [
+        e.event_data
+        for e in await events_of(session_factory, rule.id)
+        if e.event_type is TradeRuleEventType.RULE_TRAILING_UPDATED
+    ]
+    assert raised == [{"triggerPrice": 0.63, "currentPrice": 0.7, "trailingPercent": 10.0}]
+    assert skill.requests == []
