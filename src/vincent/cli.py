@@ -217,6 +217,14 @@ def sim(
     local_exchange.run(host=host, port=port)
 
 
+@app.command()
+def demo() -> None:
+    """Run the offline demo: local exchange + server, a stop-loss firing (under a minute)."""
+    from vincent.demo import run_demo
+
+    asyncio.run(run_demo())
+
+
 def _mount_admin_commands() -> None:
     from vincent.cli_admin import approvals_app, policies_app
 

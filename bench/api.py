@@ -1,0 +1,253 @@
+"""API benchmark: concurrent agents across many tenants against a running server.
+
+    python -m bench.api [--db sqlite|postgres] [--tenants 50] [--clients 32] [--seconds 10]
+
+Starts ``vincent serve`` in a subprocess on a scratch database (worker off: this measures
+the API), creates the tenants, then runs three phases — a realistic mix (create, list, get,
+patch, cancel, events), pure creates, pure reads — and reports req/s and p50/p99 per
+endpoint, errors (must be 0) and the server's CPU. The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import psutil
+from pydantic import SecretStr
+
+from bench.common import free_port, percentile, scratch_database, server_process
+from vincent.crypto import KeyBox, generate_encryption_key
+from vincent.db.session import create_engine, create_session_factory
+from vincent.services.secrets import create_secret
+
+RULES = "/api/skills/polymarket/rules"
+MIX = [
+    ("create", 20),
+    ("list", 20),
+    ("get", 25),
+    ("patch", 10),
+    ("cancel", 5),
+    ("events", 15),
+    ("status", 5),
+]
+READS = [("list", 30), ("get", 50), ("events", 20)]
+
+
+@dataclass
+class Agent:
+    key: str
+    rule_ids: list[str] = field(default_factory=list)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+@dataclass
+class Phase:
+    name: str
+    latencies_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: int = 0
+    wall_s: float = 0.0
+    server_cpu_s: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        total = sum(len(v) for v in self.latencies_ms.values())
+        return {
+            "requests": total,
+            "req_per_s": round(total / self.wall_s, 1) if self.wall_s else 0.0,
+            "errors": self.errors,
+            "server_cpu_percent": round(100 * self.server_cpu_s / self.wall_s, 1)
+            if self.wall_s
+            else 0.0,
+            "endpoints": {
+                name: {
+                    "count": len(values),
+                    "req_per_s": round(len(values) / self.wall_s, 1),
+                    "p50_ms": round(percentile(values, 50), 2),
+                    "p99_ms": round(percentile(values, 99), 2),
+                }
+                for name, values in sorted(self.latencies_ms.items())
+            },
+        }
+
+
+def _body(rng: random.Random) -> dict[str, Any]:
+    kind = rng.choice(["STOP_LOSS", "TAKE_PROFIT", "TRAILING_STOP"])
+    body: dict[str, Any] = {
+        "ruleType": kind,
+        "marketId": "0x" + f"{rng.getrandbits(256):064x}",
+        "tokenId": str(rng.getrandbits(64)),
+        "triggerPrice": round(rng.uniform(0.05, 0.95), 2),
+        "action": {"type": "SELL_ALL"},
+    }
+    if kind == "TRAILING_STOP":
+        body["trailingPercent"] = rng.choice([2, 5, 10])
+    return body
+
+
+async def _request(
+    client: httpx.AsyncClient, agent: Agent, op: str, rng: random.Random
+) -> tuple[int, set[int]]:
+    if op == "create" or (op in {"get", "patch", "cancel"} and not agent.rule_ids):
+        response = await client.post(RULES, json=_body(rng), headers=agent.headers)
+        if response.status_code == 201:
+            agent.rule_ids.append(response.json()["data"]["id"])
+        return response.status_code, {201}
+    if op == "list":
+        return (await client.get(RULES, headers=agent.headers)).status_code, {200}
+    if op == "get":
+        rule_id = rng.choice(agent.rule_ids)
+        return (await client.get(f"{RULES}/{rule_id}", headers=agent.headers)).status_code, {200}
+    if op == "patch":
+        rule_id = rng.choice(agent.rule_ids)
+        body = {"triggerPrice": round(rng.uniform(0.05, 0.95), 2)}
+        response = await client.patch(f"{RULES}/{rule_id}", json=body, headers=agent.headers)
+        return response.status_code, {200, 400}  # 400: the rule was canceled meanwhile
+    if op == "cancel":
+        rule_id = agent.rule_ids.pop(rng.randrange(len(agent.rule_ids)))
+        return (await client.delete(f"{RULES}/{rule_id}", headers=agent.headers)).status_code, {200}
+    if op == "events":
+        response = await client.get(RULES + "/events", params={"limit": 50}, headers=agent.headers)
+        return response.status_code, {200}
+    response = await client.get(RULES + "/status", headers=agent.headers)
+    return response.status_code, {200}
+
+
+async def run_phase(
+    name: str,
+    base_url: str,
+    agents: list[Agent],
+    clients: int,
+    seconds: float,
+    weights: list[tuple[str, int]],
+    server: psutil.Process,
+    seed: int,
+) -> Phase:
+    phase = Phase(name)
+    ops = [op for op, _ in weights]
+    cum = [w for _, w in weights]
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def client_loop(index: int, client: httpx.AsyncClient) -> None:
+        rng = random.Random(seed * 1000 + index)
+        while time.perf_counter() < deadline:
+            agent = agents[rng.randrange(len(agents))]
+            op = rng.choices(ops, weights=cum)[0]
+            started = time.perf_counter()
+            status, expected = await _request(client, agent, op, rng)
+            phase.latencies_ms[op].append((time.perf_counter() - started) * 1000)
+            if status not in expected:
+                phase.errors += 1
+
+    cpu_before = sum(server.cpu_times()[:2])
+    started = time.perf_counter()
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
+        await asyncio.gather(*(client_loop(i, client) for i in range(clients)))
+    phase.wall_s = time.perf_counter() - started
+    phase.server_cpu_s = sum(server.cpu_times()[:2]) - cpu_before
+    return phase
+
+
+async def _make_agents(database_url: str, encryption_key: str, count: int) -> list[Agent]:
+    from eth_account import Account
+
+    engine = create_engine(database_url)
+    keybox = KeyBox(encryption_key)
+    agents = []
+    try:
+        async with create_session_factory(engine)() as session:
+            for i in range(count):
+                created = await create_secret(
+                    session, keybox, name=f"agent-{i}", private_key=Account.create().key.hex()
+                )
+                agents.append(Agent(created.api_key.key))
+            await session.commit()
+    finally:
+        await engine.dispose()
+    return agents
+
+
+async def bench(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
+    encryption_key = generate_encryption_key()
+    agents = await _make_agents(database_url, encryption_key, args.tenants)
+    port = free_port()
+    closed = "http://127.0.0.1:9"
+    env = {
+        "DATABASE_URL": database_url,
+        "VINCENT_ENCRYPTION_KEY": SecretStr(encryption_key).get_secret_value(),
+        "TRADE_MANAGER_ENABLED": "false",
+        "TRADE_MANAGER_MAX_RULES_PER_SECRET": "1000000",
+        "POLYMARKET_GAMMA_URL": closed,
+        "POLYMARKET_CLOB_URL": closed,
+        "POLYMARKET_DATA_API_URL": closed,
+        "POLYMARKET_RELAYER_URL": closed,
+    }
+    base_url = f"http://127.0.0.1:{port}"
+    async with server_process(env, port) as process:
+        server = psutil.Process(process.pid)
+        phases = [
+            await run_phase("mix", base_url, agents, args.clients, args.seconds, MIX, server, 1),
+            await run_phase(
+                "create", base_url, agents, args.clients, args.seconds, [("create", 1)], server, 2
+            ),
+            await run_phase("read", base_url, agents, args.clients, args.seconds, READS, server, 3),
+        ]
+    return {
+        "benchmark": "api",
+        "db": args.db,
+        "tenants": args.tenants,
+        "clients": args.clients,
+        "seconds_per_phase": args.seconds,
+        "phases": {p.name: p.summary() for p in phases},
+        "errors": sum(p.errors for p in phases),
+    }
+
+
+def _print_table(result: dict[str, Any]) -> None:
+    print(
+        f"API benchmark on {result['db']}: {result['tenants']} tenants, {result['clients']} clients"
+    )
+    for name, phase in result["phases"].items():
+        print(
+            f"  {name:<7} {phase['req_per_s']:>8.1f} req/s  errors {phase['errors']}  "
+            f"server CPU {phase['server_cpu_percent']}%"
+        )
+        for endpoint, figures in phase["endpoints"].items():
+            print(
+                f"      {endpoint:<8} {figures['req_per_s']:>8.1f}/s  "
+                f"p50 {figures['p50_ms']:>7.2f} ms  p99 {figures['p99_ms']:>7.2f} ms"
+            )
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--pg-url", default=None, help="PostgreSQL server to create a scratch DB on"
+    )
+    parser.add_argument("--tenants", type=int, default=50)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    options = {"pg_url": args.pg_url} if args.pg_url else {}
+    with scratch_database(args.db, **options) as database_url:
+        result = asyncio.run(bench(args, database_url))
+    _print_table(result)
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

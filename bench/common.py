@@ -1,0 +1,110 @@
+"""Shared benchmark plumbing: percentiles, a throwaway database, a server subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from vincent.db.migrate import upgrade
+from vincent.db.session import create_engine
+
+PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0..100) by nearest rank; 0.0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))
+    return ordered[rank]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _asyncpg(url: str) -> str:
+    return "postgresql+asyncpg://" + url.split("://", 1)[1]
+
+
+async def _pg(url: str, statement: str) -> None:
+    engine = create_engine(_asyncpg(url))
+    try:
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+@contextlib.contextmanager
+def scratch_database(kind: str, pg_url: str = PG_DEFAULT) -> Iterator[str]:
+    """A migrated, empty database for one benchmark run, removed afterwards."""
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="vincent-bench-") as folder:
+            url = f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
+            upgrade(url)
+            yield url
+        return
+    name = f"vincent_bench_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_pg(pg_url, f'CREATE DATABASE "{name}"'))
+    url = make_url(_asyncpg(pg_url)).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        asyncio.run(_pg(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextlib.asynccontextmanager
+async def server_process(
+    env: dict[str, str], port: int
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``vincent serve`` in a subprocess, ready when /health answers; stopped on exit."""
+    full_env = {**os.environ, **env, "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "WARNING"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "vincent.cli",
+        "serve",
+        env=full_env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        async with httpx.AsyncClient() as client:
+            while True:
+                if process.returncode is not None:
+                    error = (await process.stderr.read()).decode() if process.stderr else ""
+                    raise RuntimeError(f"server exited early: {error[-2000:]}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"http://127.0.0.1:{port}/health")).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("server did not become ready in 30 s")
+                await asyncio.sleep(0.05)
+        yield process
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()

@@ -1,0 +1,16 @@
+"""``vincent demo`` runs offline and shows a stop-loss selling the whole position once."""
+
+from __future__ import annotations
+
+from vincent.demo import run_demo
+
+
+async def test_demo_shows_a_stop_firing() -> None:
+    lines: list[str] = []
+    result = await run_demo(lines.append)
+    assert result["stop_status"] == "TRIGGERED"
+    assert result["order_id"] is not None
+    assert result["orders_received"] == 1
+    assert result["shares_left"] == "0"
+    assert result["take_profit_status"] == "CANCELED"
+    assert any("RULE_TRIGGERED" in line for line in lines)
