@@ -306,6 +306,8 @@ class MarketFeed:
                 logger.warning(
                     "market_feed.disconnected", extra={"shard": shard.number, "error": repr(error)}
                 )
+            else:
+                logger.warning("market_feed.closed_by_server", extra={"shard": shard.number})
             finally:
                 shard.ws = None
                 self._notify()
