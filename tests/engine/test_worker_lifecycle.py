@@ -13,6 +13,7 @@ from tests.engine.conftest import MakeRule, MakeSecret, ManualClock
 from tests.engine.live import events_of, rule_row
 from tests.engine.scripted_skill import ScriptedSkill
 from vincent.config import Settings
+from vincent.db.models import TradeRule
 from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleEventType, TradeRuleStatus, TradeRuleType
 from vincent.services.trade_manager import (
@@ -181,3 +182,35 @@ async def test_clean_stop_flushes_the_latest_trailing_level(
     ]
     assert raised == [{"triggerPrice": 0.63, "currentPrice": 0.7, "trailingPercent": 10.0}]
     assert skill.requests == []
+
+
+async def test_rules_past_their_expiry_are_expired_and_unwatched(
+    session_factory: SessionFactory,
+    skill: ScriptedSkill,
+    clock: ManualClock,
+    database_url: str,
+    make_secret: MakeSecret,
+    make_rule: MakeRule,
+) -> None:
+    secret_id = await make_secret("a")
+    lasting = await make_rule(secret_id, "1")
+    expiring = await make_rule(secret_id, "2")
+    async with session_factory() as session, session.begin():
+        row = await session.get(TradeRule, expiring.id)
+        assert row is not None
+        row.expires_at = clock.now() + timedelta(seconds=30)
+    skill.set_book("1", [("0.50", "100")], [("0.52", "100")])
+    skill.set_book("2", [("0.50", "100")], [("0.52", "100")])
+
+    worker = TradeMonitoringWorker(settings(database_url), session_factory, skill, clock=clock)
+    async with worker, asyncio.timeout(TIMEOUT_S):
+        await worker.wait_for_ticks(1)
+        assert worker.watched_rule(expiring.id) is not None
+        clock.advance(31)
+        worker.request_tick()
+        await worker.wait_for_ticks(2)
+        assert worker.watched_rule(expiring.id) is None
+        assert worker.watched_rule(lasting.id) is not None
+
+    assert (await rule_row(session_factory, expiring.id)).status is TradeRuleStatus.EXPIRED
+    assert (await rule_row(session_factory, lasting.id)).status is TradeRuleStatus.ACTIVE

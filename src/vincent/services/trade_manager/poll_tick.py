@@ -22,7 +22,7 @@ from vincent.services.trade_manager.price_dispatch import POLL, PriceDispatcher
 from vincent.services.trade_manager.pricing import rule_price
 from vincent.services.trade_manager.reconciliation import reconcile_rules
 from vincent.services.trade_manager.rule_executor import RuleExecutor
-from vincent.services.trade_manager.rule_manager import get_rules, to_snapshot
+from vincent.services.trade_manager.rule_manager import expire_rules, get_rules, to_snapshot
 from vincent.services.trade_manager.rule_registry import RuleRegistry
 from vincent.services.trade_manager.types import Clock
 from vincent.skills.polymarket.types import TradingSkill
@@ -71,6 +71,7 @@ class PollTick:
         try:
             # An attempt younger than one HTTP timeout may still be in flight elsewhere.
             await self.reconcile(min_attempt_age_s=self._settings.polymarket_http_timeout_s)
+            await self.expire(now)
             await self.sync_index()
             await update_all_positions(self._session_factory, self._skill, now=now)
             await self.price_stale_tokens()
@@ -101,6 +102,13 @@ class PollTick:
             now=self._clock.now(),
             min_attempt_age_s=min_attempt_age_s,
         )
+
+    async def expire(self, now: datetime) -> None:
+        """Move ACTIVE rules past their ``expires_at`` to EXPIRED (the index sync drops them)."""
+        async with self._session_factory() as session, session.begin():
+            expired = await expire_rules(session, now)
+        for rule_id in expired:
+            logger.info("rule_expired", extra={"rule_id": rule_id})
 
     async def sync_index(self) -> None:
         """Make the index agree with the ACTIVE rules in the database."""

@@ -307,3 +307,19 @@ async def update_trailing_trigger(
         data = {"triggerPrice": float(new_trigger), **dict(context or {})}
         log_event(session, rule_id, TradeRuleEventType.RULE_TRAILING_UPDATED, data)
     return moved
+
+
+async def expire_rules(session: AsyncSession, now: datetime) -> list[str]:
+    """Worker side: ACTIVE rules whose ``expires_at`` has passed → EXPIRED; return their ids."""
+    result = await session.execute(
+        sa.update(TradeRule)
+        .where(
+            TradeRule.status == TradeRuleStatus.ACTIVE,
+            TradeRule.expires_at.is_not(None),
+            TradeRule.expires_at <= now,
+        )
+        .values(status=TradeRuleStatus.EXPIRED, updated_at=now)
+        .returning(TradeRule.id)
+        .execution_options(synchronize_session=False)
+    )
+    return list(result.scalars().all())
