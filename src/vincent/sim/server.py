@@ -148,6 +148,9 @@ class LocalExchange(SimControl):
             raise RuntimeError("LocalExchange already started")
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted sockets inherit this; without it small replies can wait ~40 ms for a
+        # delayed ACK (measured here: 44 ms per request instead of 1 ms).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((self.host, self._requested_port))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
