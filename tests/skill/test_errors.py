@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pytest
@@ -274,3 +275,22 @@ async def test_version_mismatch_is_retried_once_then_refused_for_good(
 
     assert result.status is BetStatus.EXECUTED
     assert shares_of(exchange, wallet.funder, v3_yes) == 10
+
+
+async def test_concurrent_calls_with_one_idempotency_key_make_one_order(
+    exchange: LocalExchange,
+    skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    wallet: Wallet,
+    market: MarketIds,
+) -> None:
+    exchange.credit(wallet.funder, token_id=market.yes, shares="30")
+    request = sell(wallet, market.yes, "10", idempotency_key="rule-7-attempt-1")
+
+    results = await asyncio.gather(*(skill.place_bet(request) for _ in range(3)))
+
+    assert {r.status for r in results} == {BetStatus.EXECUTED}
+    assert len({r.order_id for r in results}) == 1
+    assert shares_of(exchange, wallet.funder, market.yes) == 20
+    row = await only_row(session_factory)
+    assert row.status is TransactionStatus.EXECUTED

@@ -81,11 +81,26 @@ async def move_status(
     return bool(getattr(result, "rowcount", 0))
 
 
-async def set_fields(session: AsyncSession, log_id: str, **fields: Any) -> None:
-    """Update columns of ``log_id`` without changing its status. Does not commit."""
-    await session.execute(
+async def store_signed_order(
+    session: AsyncSession,
+    log_id: str,
+    signed_order: dict[str, Any],
+    order_id: str,
+    *,
+    replace: bool = False,
+) -> bool:
+    """Keep the signed order (and its id) an open action will post. Does not commit.
+
+    Only the first signature is stored unless ``replace`` (the exchange definitively
+    refused the stored one); returns whether this call stored it.
+    """
+    condition = [TransactionLog.id == log_id, TransactionLog.status.in_(list(OPEN_STATUSES))]
+    if not replace:
+        condition.append(TransactionLog.order_id.is_(None))
+    result = await session.execute(
         sa.update(TransactionLog)
-        .where(TransactionLog.id == log_id)
-        .values(updated_at=utcnow(), **fields)
+        .where(*condition)
+        .values(signed_order=signed_order, order_id=order_id, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
+    return bool(getattr(result, "rowcount", 0))

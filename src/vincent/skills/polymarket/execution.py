@@ -39,6 +39,10 @@ logger = logging.getLogger(__name__)
 OPEN = audit.OPEN_STATUSES
 
 
+class _SignedElsewhere(Exception):
+    """A concurrent execution of the same row stored its signed order first."""
+
+
 class Executor:
     def __init__(
         self,
@@ -72,7 +76,7 @@ class Executor:
         except UnknownOutcome as error:
             await self._move(log_id, TransactionStatus.UNKNOWN, error_message=error.message)
             return await self._resolve_once_or_raise(log_id, wallet_address, error)
-        except DuplicateOrder:
+        except (DuplicateOrder, _SignedElsewhere):
             return await self.resolve(await self._row(log_id), wallet_address)
         except TransientSkillError as error:
             if not keep_open:
@@ -118,7 +122,9 @@ class Executor:
 
     # ---- live steps ------------------------------------------------------------------
 
-    async def _sign_and_store(self, row: TransactionLog, action: StoredAction) -> SignedOrder:
+    async def _sign_and_store(
+        self, row: TransactionLog, action: StoredAction, *, replace: bool = False
+    ) -> SignedOrder:
         try:
             signed, order_id = await self._orders.sign(
                 row.secret_id, action.spec, neg_risk=action.neg_risk
@@ -131,9 +137,12 @@ class Executor:
                 row.secret_id, action.spec, neg_risk=action.neg_risk
             )
         async with self._sessions() as session, session.begin():
-            await audit.set_fields(
-                session, row.id, signed_order=signed_order_to_json(signed), order_id=order_id
+            stored = await audit.store_signed_order(
+                session, row.id, signed_order_to_json(signed), order_id, replace=replace
             )
+        if not stored:
+            # Another execution of this row signed first: its order is the one that counts.
+            raise _SignedElsewhere()
         row.signed_order, row.order_id = signed_order_to_json(signed), order_id
         return signed
 
@@ -151,7 +160,7 @@ class Executor:
             await self._market_data.exchange_version(refresh=True)
             info = await self._refresh_market(row.secret_id, action.spec.token_id)
             action = StoredAction(action.spec, action.condition_id, info.neg_risk, action.rule_id)
-            signed = await self._sign_and_store(row, action)
+            signed = await self._sign_and_store(row, action, replace=True)
             return await self._orders.post(row.secret_id, signed)
 
     async def _refresh_market(self, secret_id: str, token_id: str) -> MarketInfo:
