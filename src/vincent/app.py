@@ -11,12 +11,16 @@ from fastapi import APIRouter, FastAPI
 from vincent import __version__
 from vincent.api.errors import install_error_handlers
 from vincent.api.middleware import BodySizeLimitMiddleware, TraceIdMiddleware
-from vincent.api.routes import health, polymarket
+from vincent.api.routes import admin, health, polymarket, polymarket_trading
 from vincent.api.state import AppState
 from vincent.config import Settings
 from vincent.crypto import KeyBox
 from vincent.db.session import SessionFactory, create_engine, create_session_factory
 from vincent.errors import ConfigurationError
+from vincent.services.trade_manager import (
+    start_trade_monitoring_worker,
+    stop_trade_monitoring_worker,
+)
 from vincent.skills.polymarket import PolymarketSkill, create_polymarket_skill
 
 logger = logging.getLogger(__name__)
@@ -50,8 +54,8 @@ def create_app(
                 skill = skill_factory(settings, state.session_factory, keybox)
                 stack.push_async_callback(skill.aclose)
                 state.skill = skill
-            if settings.trade_manager_enabled and state.skill is not None:
-                await _start_worker(stack, state)
+                if settings.trade_manager_enabled:
+                    await _start_worker(stack, state, skill)
             logger.info(
                 "vincent started",
                 extra={"worker": state.worker is not None, "mode": settings.execution_mode.value},
@@ -68,7 +72,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(polymarket.router)
-    _include_optional_routers(app)
+    _include_skill_routers(app)
     catch_all = APIRouter(prefix="/api/skills/polymarket")
     polymarket.include_catch_all(catch_all)
     app.include_router(catch_all)
@@ -77,26 +81,16 @@ def create_app(
     return app
 
 
-def _include_optional_routers(app: FastAPI) -> None:
+def _include_skill_routers(app: FastAPI) -> None:
     """The skill's trading routes and the owner's admin API."""
-    try:
-        from vincent.api.routes import admin, polymarket_trading
-    except ImportError:
-        return
     app.include_router(polymarket_trading.router, prefix="/api/skills/polymarket")
     app.include_router(admin.router)
 
 
-async def _start_worker(stack: AsyncExitStack, state: AppState) -> None:
-    from vincent.services.trade_manager import (
-        start_trade_monitoring_worker,
-        stop_trade_monitoring_worker,
-    )
-
-    worker = await start_trade_monitoring_worker(state.settings, state.session_factory, state.skill)
+async def _start_worker(stack: AsyncExitStack, state: AppState, skill: PolymarketSkill) -> None:
+    """Start the monitoring worker; it becomes the API's rule listener and metrics source."""
+    worker = await start_trade_monitoring_worker(state.settings, state.session_factory, skill)
     stack.push_async_callback(stop_trade_monitoring_worker, worker)
     state.worker = worker
     state.rule_listener = worker
-    registry = getattr(worker, "metrics_registry", None)
-    if registry is not None:
-        state.metrics_registries.append(registry)
+    state.metrics_registries.append(worker.metrics_registry)

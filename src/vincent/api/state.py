@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +18,9 @@ from vincent.services.trade_manager.types import (
 )
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from vincent.services.trade_manager import TradeMonitoringWorker
     from vincent.skills.polymarket.types import TradingSkill
 
 
@@ -27,14 +30,11 @@ class AppState:
     session_factory: SessionFactory
     skill: TradingSkill | None = None
     rule_listener: RuleChangeListener = field(default_factory=NullRuleChangeListener)
-    worker: Any = None
-    metrics_registries: list[Any] = field(default_factory=list)
+    worker: TradeMonitoringWorker | None = None
+    metrics_registries: list[CollectorRegistry] = field(default_factory=list)
 
     def worker_status(self) -> WorkerStatus:
-        if self.worker is None:
-            return WorkerStatus()
-        status: WorkerStatus = self.worker.status()
-        return status
+        return WorkerStatus() if self.worker is None else self.worker.status()
 
 
 def app_state(request: Request) -> AppState:
