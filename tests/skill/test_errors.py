@@ -91,7 +91,8 @@ async def test_transient_failure_with_key_is_retried_with_the_same_signed_order(
     with pytest.raises(ExchangeUnavailable):
         await skill.place_bet(request)
     first = await only_row(session_factory)
-    assert first.status is TransactionStatus.PENDING
+    assert first.status is TransactionStatus.FAILED
+    assert first.response_data is not None and first.response_data["retryable"] is True
 
     result = await skill.place_bet(request)
 

@@ -141,16 +141,26 @@ class BetPipeline:
         )
         if status is not TransactionStatus.PENDING:
             return result_of(row, wallet.funder_address)
-        return await self._executor.execute(
-            row.id, wallet.funder_address, keep_open=request.idempotency_key is not None
-        )
+        return await self._executor.execute(row.id, wallet.funder_address)
 
     async def resume(self, row: TransactionLog, wallet: WalletRef) -> BetResult:
         """The outcome of an action already on record; carries on one left open."""
         if row.status in (TransactionStatus.PENDING, TransactionStatus.UNKNOWN):
-            return await self._executor.execute(row.id, wallet.funder_address, keep_open=True)
+            return await self._executor.execute(row.id, wallet.funder_address)
         if row.status is TransactionStatus.FAILED:
             data = row.response_data or {}
+            if data.get("retryable") is True:
+                # A transient failure retried with the same key: reopen the same row; if it
+                # was signed, the same signed order is what gets posted.
+                async with self._sessions() as session, session.begin():
+                    await audit.move_status(
+                        session,
+                        row.id,
+                        from_statuses=[TransactionStatus.FAILED],
+                        to_status=TransactionStatus.PENDING,
+                        error_message=None,
+                    )
+                return await self._executor.execute(row.id, wallet.funder_address)
             error = PermanentSkillError(row.error_message or "the action failed")
             error.code = str(data.get("errorCode") or error.code)
             raise error

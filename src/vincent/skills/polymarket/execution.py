@@ -28,6 +28,7 @@ from vincent.skills.polymarket.errors import (
     TickSizeChanged,
     TransientSkillError,
     UnknownOutcome,
+    is_retryable,
 )
 from vincent.skills.polymarket.market_data import MarketData, MarketInfo
 from vincent.skills.polymarket.orders import Fills, LiveOrders, refresh_sdk_market
@@ -57,12 +58,12 @@ class Executor:
         self._orders = orders
         self._paper = paper_mode
 
-    async def execute(self, log_id: str, wallet_address: str, *, keep_open: bool) -> BetResult:
+    async def execute(self, log_id: str, wallet_address: str) -> BetResult:
         """Carry out the action of row ``log_id`` (status PENDING or UNKNOWN).
 
-        ``keep_open``: on a transient failure before anything reached the exchange, leave
-        the row PENDING (the caller retries with the same idempotency key) instead of
-        FAILED. Raises the typed error of a failure after recording it.
+        A failure is recorded FAILED (retryable ones say so, and a retry with the same
+        idempotency key reopens the row and re-posts the same signed order); a lost answer
+        leaves the row UNKNOWN. Raises the typed error after recording it.
         """
         row = await self._row(log_id)
         action = stored_action(row.request_data)
@@ -78,10 +79,6 @@ class Executor:
             return await self._resolve_once_or_raise(log_id, wallet_address, error)
         except (DuplicateOrder, _SignedElsewhere):
             return await self.resolve(await self._row(log_id), wallet_address)
-        except TransientSkillError as error:
-            if not keep_open:
-                await self._fail(log_id, error)
-            raise
         except SkillError as error:
             await self._fail(log_id, error)
             raise
@@ -272,6 +269,10 @@ class Executor:
             log_id,
             TransactionStatus.FAILED,
             error_message=error.message,
-            response_data={"errorCode": error.code, "error": error.message},
+            response_data={
+                "errorCode": error.code,
+                "error": error.message,
+                "retryable": is_retryable(error),
+            },
         )
         logger.info("order_failed", extra={"transaction_log_id": log_id, "error": error.code})

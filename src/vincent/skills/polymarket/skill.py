@@ -97,9 +97,7 @@ class PolymarketSkill:
         if not moved:
             raise SkillError(f"transaction {transaction_log_id} is not awaiting approval")
         wallet = await load_wallet(self._sessions, row.secret_id)
-        return await self._executor.execute(
-            transaction_log_id, wallet.funder_address, keep_open=False
-        )
+        return await self._executor.execute(transaction_log_id, wallet.funder_address)
 
     async def resolve_attempt(self, idempotency_key: str) -> AttemptResolution:
         """Find out what became of the action sent with ``idempotency_key``; never re-sign."""
