@@ -269,3 +269,34 @@ async def test_a_tenant_cannot_act_on_another_tenants_wallet(
     alice_orders = await client.get("/api/skills/polymarket/open-orders", headers=alice.headers)
     assert [o["id"] for o in alice_orders.json()["data"]["openOrders"]] == [order_id]
     assert shares_of(exchange, alice.funder, market.yes) == 10
+
+
+async def test_exchange_failures_come_out_as_typed_500s(
+    client: httpx.AsyncClient, exchange: LocalExchange, alice: Tenant, market: MarketIds
+) -> None:
+    exchange.fail_next("/data-api/positions", count=3, status=503)
+    exchange.credit(alice.funder, token_id=market.yes, shares="10")
+    exchange.rate_limit_next("/order", retry_after_s=3, method="POST")
+
+    holdings = await client.get("/api/skills/polymarket/holdings", headers=alice.headers)
+    limited = await bet(client, alice, tokenId=market.yes, side="SELL", amount=10)
+
+    assert holdings.status_code == 500
+    assert holdings.json()["error"]["code"] == "EXCHANGE_UNAVAILABLE"
+    assert limited.status_code == 500
+    assert limited.json()["error"]["code"] == "RATE_LIMITED"
+
+
+async def test_bet_retried_with_its_idempotency_key_is_one_order(
+    client: httpx.AsyncClient, exchange: LocalExchange, alice: Tenant, market: MarketIds
+) -> None:
+    exchange.credit(alice.funder, token_id=market.yes, shares="20")
+    body = {"tokenId": market.yes, "side": "SELL", "amount": 10, "idempotencyKey": "sell-1"}
+
+    first = await bet(client, alice, **body)
+    again = await bet(client, alice, **body)
+
+    assert first.status_code == again.status_code == 200
+    assert again.json()["data"]["orderId"] == first.json()["data"]["orderId"]
+    assert again.json()["data"]["transactionLogId"] == first.json()["data"]["transactionLogId"]
+    assert shares_of(exchange, alice.funder, market.yes) == 10
