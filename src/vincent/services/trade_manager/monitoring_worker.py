@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from enum import StrEnum
 
 from prometheus_client import CollectorRegistry
@@ -84,7 +84,10 @@ class TradeMonitoringWorker:
     ) -> None:
         self._settings = settings
         self._session_factory = session_factory
+        self._skill = skill
         self._clock: Clock = clock or SystemClock()
+        self._prepared: set[tuple[str, str]] = set()
+        self._to_prepare: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue()
         self.metrics = WorkerMetrics()
         self._state = WorkerState.CREATED
         self._stopping = asyncio.Event()
@@ -176,12 +179,14 @@ class TradeMonitoringWorker:
         # Crash recovery and start-up are one path: settle what a previous run left.
         await self._guarded(self._tick.reconcile(min_attempt_age_s=0.0), "start_reconcile")
         await self._guarded(self._tick.sync_index(), "start_load")
+        self._prepare(self._rules.watched())
         if self._feed is not None:
             self._feed.start()
         await self._tasks.open(
             [
                 (self._poll_loop(), "trade-monitoring-poll"),
                 (self._flush_loop(), "trade-monitoring-trailing"),
+                (self._prepare_loop(), "trade-monitoring-prepare"),
             ]
         )
         self._state = WorkerState.RUNNING
@@ -197,6 +202,7 @@ class TradeMonitoringWorker:
             return
         self._state = WorkerState.STOPPING
         self._stopping.set()
+        self._to_prepare.put_nowait(None)  # ends the warm-up loop
         try:
             if self._feed is not None:
                 await self._feed.stop()
@@ -219,6 +225,7 @@ class TradeMonitoringWorker:
         interval_s = self._settings.trade_manager_poll_interval_s
         while not self._stopping.is_set():
             await self._tick.run()
+            self._prepare(self._rules.watched())
             self._notify()
             await _wait_any((self._stopping, self._wake_tick), interval_s)
             self._wake_tick.clear()
@@ -242,6 +249,32 @@ class TradeMonitoringWorker:
                 "trade_monitoring_step_failed", extra={"step": step, "error": type(error).__name__}
             )
 
+    def _prepare(self, rules: Iterable[RuleSnapshot]) -> None:
+        """Queue a skill warm-up (SDK client, market info) per new (secret, token)."""
+        for rule in rules:
+            key = (rule.secret_id, rule.token_id)
+            if key not in self._prepared:
+                self._prepared.add(key)
+                self._to_prepare.put_nowait(key)
+
+    async def _prepare_loop(self) -> None:
+        # One warm-up at a time: thousands of tokens at start must not crowd the exchange
+        # while real orders are being sent.
+        while (key := await self._to_prepare.get()) is not None:
+            secret_id, token_id = key
+            try:
+                await self._skill.prepare(secret_id, token_id)
+            except Exception as error:
+                self._prepared.discard((secret_id, token_id))  # queued again next tick
+                logger.warning(
+                    "skill_prepare_failed",
+                    extra={
+                        "secret_id": secret_id,
+                        "token_id": token_id,
+                        "error": type(error).__name__,
+                    },
+                )
+
     def request_tick(self) -> None:
         """Run the next poll tick now instead of at the end of the interval."""
         self._wake_tick.set()
@@ -255,6 +288,7 @@ class TradeMonitoringWorker:
         self._trailing.discard(rule.id)
         self._rules.upsert(rule)
         self._dispatch.sync_tokens()
+        self._prepare([rule])
 
     def rule_removed(self, rule_id: str, token_id: str) -> None:
         if self._state not in (WorkerState.STARTING, WorkerState.RUNNING):

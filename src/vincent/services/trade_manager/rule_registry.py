@@ -61,6 +61,11 @@ class RuleRegistry:
         extra.update(r.token_id for r in self._cooling.values())
         return self.index.tokens() | extra if extra else self.index.tokens()
 
+    def watched(self) -> list[RuleSnapshot]:
+        """Every rule in the index."""
+        index = self.index
+        return [rule for token in index.tokens() for rule in index.rules_for_token(token)]
+
     def upsert(self, rule: RuleSnapshot) -> bool:
         """Take an in-process change (API). Return False when the rule is being executed."""
         self._stamp(rule.id)
@@ -157,8 +162,7 @@ class RuleRegistry:
                 upserted += 1
         stale = [
             rule.id
-            for token in self.index.tokens()
-            for rule in self.index.rules_for_token(token)
+            for rule in self.watched()
             if rule.id not in seen and self._change_seq.get(rule.id, 0) <= seq_before
         ]
         stale.extend(
