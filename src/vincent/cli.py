@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -22,7 +23,12 @@ from vincent.errors import VincentError
 
 T = TypeVar("T")
 
-app = typer.Typer(help="Vincent Trade Manager", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Vincent Trade Manager",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="Database migrations", no_args_is_help=True)
 secrets_app = typer.Typer(help="Tenants: Polymarket wallet secrets", no_args_is_help=True)
 keys_app = typer.Typer(help="Agent API keys", no_args_is_help=True)
@@ -61,7 +67,10 @@ def with_encryption_key(settings: Settings, *, announce: bool = True) -> Setting
 
 
 def run_db(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run ``work`` in one committed session against the configured database."""
+    """Run ``work`` in one committed session against the (migrated) configured database."""
+    from vincent.db.migrate import upgrade
+
+    upgrade(settings.database_url)
 
     async def main() -> T:
         engine = create_engine(settings.database_url)
@@ -233,8 +242,15 @@ def _mount_admin_commands() -> None:
 
 
 def main() -> None:
+    """Entry point: unexpected errors end in one line (a traceback only at LOG_LEVEL=DEBUG)."""
     _mount_admin_commands()
-    app()
+    try:
+        app()
+    except Exception as error:
+        if os.environ.get("LOG_LEVEL", "").upper() == "DEBUG":
+            raise
+        typer.echo(f"error: {type(error).__name__}: {error}".splitlines()[0], err=True)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":
