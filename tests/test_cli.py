@@ -1,35 +1,51 @@
-"""The admin CLI as an operator runs it: a real subprocess on a scratch SQLite database."""
+"""The admin CLI on a scratch SQLite database: in process (Typer's runner), plus one real
+subprocess that proves the installed ``vincent`` entry point starts."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from eth_account import Account
+from typer.testing import CliRunner
 
 from tests.helpers import TEST_ENCRYPTION_KEY
+from vincent.cli import app
 
 
-def _vincent(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _vincent(tmp_path: Path, *args: str, **env: str) -> Result:
     full_env = {
-        **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
         "VINCENT_ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
         **env,
     }
-    return subprocess.run(
-        [sys.executable, "-m", "vincent.cli", *args],
-        env=full_env,
+    result = CliRunner().invoke(app, list(args), env=full_env)
+    return Result(result.exit_code, result.stdout, result.stderr)
+
+
+def test_entry_point_starts(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "vincent.cli", "--help"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+    assert result.returncode == 0
+    for command in ("serve", "db", "secrets", "keys", "sim", "demo", "approvals", "policies"):
+        assert command in result.stdout
 
 
 def test_secrets_and_keys_lifecycle(tmp_path: Path) -> None:
