@@ -9,11 +9,13 @@ import pytest
 import sqlalchemy as sa
 
 from tests.skill.conftest import MarketIds, Wallet, shares_of
+from vincent.audit.transaction_log import create_log
 from vincent.db.models import TransactionLog
 from vincent.db.session import SessionFactory
 from vincent.enums import TransactionStatus
 from vincent.sim import LocalExchange
 from vincent.skills.polymarket import PolymarketSkill
+from vincent.skills.polymarket.actions import request_data
 from vincent.skills.polymarket.errors import (
     ExchangeTimeout,
     ExchangeUnavailable,
@@ -27,6 +29,7 @@ from vincent.skills.polymarket.errors import (
     UnknownOutcome,
     is_retryable,
 )
+from vincent.skills.polymarket.orders import OrderSpec
 from vincent.skills.polymarket.types import AttemptOutcome, BetRequest, BetStatus
 
 
@@ -295,3 +298,42 @@ async def test_concurrent_calls_with_one_idempotency_key_make_one_order(
     assert shares_of(exchange, wallet.funder, market.yes) == 20
     row = await only_row(session_factory)
     assert row.status is TransactionStatus.EXECUTED
+
+
+async def test_an_action_that_crashed_before_signing_is_not_sent_and_can_be_retried(
+    exchange: LocalExchange,
+    skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    wallet: Wallet,
+    market: MarketIds,
+) -> None:
+    exchange.credit(wallet.funder, token_id=market.yes, shares="10")
+    # What a crash right after the audit row was written leaves behind.
+    async with session_factory() as session, session.begin():
+        create_log(
+            session,
+            secret_id=wallet.secret_id,
+            request_data=request_data(
+                OrderSpec(market.yes, "SELL", Decimal(10), None, "FOK"),
+                requested_amount=Decimal(10),
+                usd_value=None,
+                condition_id=market.condition_id,
+                neg_risk=False,
+                rule_id=None,
+            ),
+            status=TransactionStatus.PENDING,
+            usd_value=None,
+            idempotency_key="crashed-1",
+        )
+
+    resolution = await skill.resolve_attempt("crashed-1")
+
+    assert resolution.outcome is AttemptOutcome.NOT_SENT
+    assert (await only_row(session_factory)).status is TransactionStatus.FAILED
+    assert shares_of(exchange, wallet.funder, market.yes) == 10
+
+    result = await skill.place_bet(sell(wallet, market.yes, "10", idempotency_key="crashed-1"))
+
+    assert result.status is BetStatus.EXECUTED
+    assert (await only_row(session_factory)).status is TransactionStatus.EXECUTED
+    assert shares_of(exchange, wallet.funder, market.yes) == 0

@@ -66,15 +66,20 @@ async def move_status(
     *,
     from_statuses: Iterable[TransactionStatus],
     to_status: TransactionStatus,
+    unsent_only: bool = False,
     **fields: Any,
 ) -> bool:
-    """Move ``log_id`` to ``to_status`` (plus ``fields``) only from ``from_statuses``.
+    """Move ``log_id`` to ``to_status`` (plus ``fields``) only from ``from_statuses``
+    (and, with ``unsent_only``, only while no order was signed for it).
 
     Returns whether this call moved it. Does not commit.
     """
+    condition = [TransactionLog.id == log_id, TransactionLog.status.in_(list(from_statuses))]
+    if unsent_only:
+        condition.append(TransactionLog.order_id.is_(None))
     result = await session.execute(
         sa.update(TransactionLog)
-        .where(TransactionLog.id == log_id, TransactionLog.status.in_(list(from_statuses)))
+        .where(*condition)
         .values(status=to_status, updated_at=utcnow(), **fields)
         .execution_options(synchronize_session=False)
     )

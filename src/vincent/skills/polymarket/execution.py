@@ -9,6 +9,7 @@ the fills and the row in one transaction.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import sqlalchemy as sa
 from polymarket.models.clob.orders import SignedOrder
@@ -78,7 +79,11 @@ class Executor:
             await self._move(log_id, TransactionStatus.UNKNOWN, error_message=error.message)
             return await self._resolve_once_or_raise(log_id, wallet_address, error)
         except (DuplicateOrder, _SignedElsewhere):
-            return await self.resolve(await self._row(log_id), wallet_address)
+            current = await self._row(log_id)
+            if current.signed_order is None:
+                # Closed as never sent (resolve_attempt) while this call was signing.
+                raise SkillError("the action was closed before its order was sent") from None
+            return await self.resolve(current, wallet_address)
         except SkillError as error:
             await self._fail(log_id, error)
             raise
@@ -159,6 +164,20 @@ class Executor:
             action = StoredAction(action.spec, action.condition_id, info.neg_risk, action.rule_id)
             signed = await self._sign_and_store(row, action, replace=True)
             return await self._orders.post(row.secret_id, signed)
+
+    async def close_unsent(self, log_id: str) -> bool:
+        """Close an open action that was never signed as FAILED (retryable with its key)."""
+        error = TransientSkillError("the order was never sent")
+        async with self._sessions() as session, session.begin():
+            return await audit.move_status(
+                session,
+                log_id,
+                from_statuses=OPEN,
+                to_status=TransactionStatus.FAILED,
+                unsent_only=True,
+                error_message=error.message,
+                response_data={"errorCode": error.code, "error": error.message, "retryable": True},
+            )
 
     async def _refresh_market(self, secret_id: str, token_id: str) -> MarketInfo:
         """Re-read tick size, neg-risk and fees, ours and the SDK's."""
@@ -260,7 +279,7 @@ class Executor:
         )
         return result_of(await self._row(log_id), wallet_address)
 
-    async def _move(self, log_id: str, status: TransactionStatus, **fields: object) -> None:
+    async def _move(self, log_id: str, status: TransactionStatus, **fields: Any) -> None:
         async with self._sessions() as session, session.begin():
             await audit.move_status(session, log_id, from_statuses=OPEN, to_status=status, **fields)
 

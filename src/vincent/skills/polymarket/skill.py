@@ -106,14 +106,17 @@ class PolymarketSkill:
         if row is None:
             return AttemptResolution(AttemptOutcome.NOT_SENT, message="no such action")
         wallet = await load_wallet(self._sessions, row.secret_id)
-        if row.status in _OUTCOME_OF_STATUS:
-            outcome = _OUTCOME_OF_STATUS[row.status]
+        if row.signed_order is None and row.status not in _OUTCOME_OF_STATUS:
+            if await self._executor.close_unsent(row.id):
+                return AttemptResolution(AttemptOutcome.NOT_SENT, message="never signed or posted")
+            async with self._sessions() as session:  # it moved meanwhile: read it again
+                row = await audit.get_log(session, row.id) or row
+        if row.status in _OUTCOME_OF_STATUS or row.signed_order is None:
+            outcome = _OUTCOME_OF_STATUS.get(row.status, AttemptOutcome.FAILED)
             result = (
                 None if outcome is AttemptOutcome.FAILED else result_of(row, wallet.funder_address)
             )
             return AttemptResolution(outcome, result, row.error_message)
-        if row.signed_order is None:
-            return AttemptResolution(AttemptOutcome.NOT_SENT, message="never signed or posted")
         try:
             result = await self._executor.resolve(row, wallet.funder_address)
         except TransientSkillError:
