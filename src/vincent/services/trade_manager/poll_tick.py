@@ -6,6 +6,7 @@ Each step opens its own short session; none is held across a network call.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from datetime import datetime
@@ -28,6 +29,8 @@ from vincent.services.trade_manager.types import Clock
 from vincent.skills.polymarket.types import TradingSkill
 
 logger = logging.getLogger(__name__)
+
+HTTP_PRICE_CONCURRENCY = 8
 
 
 class PollTick:
@@ -139,17 +142,25 @@ class PollTick:
             now_s=self._clock.monotonic(),
             stale_after_s=self._settings.trade_manager_stale_after_s,
         )
-        first_error: Exception | None = None
-        for token_id in tokens:
-            try:
-                book = await self._skill.get_order_book(token_id)
-            except Exception as error:
-                logger.warning(
-                    "http_price_failed", extra={"token_id": token_id, "error": type(error).__name__}
-                )
-                first_error = first_error or error
-                continue
-            self._apply_http_book(token_id, books_from_http(book))
+        first_error: BaseException | None = None
+        # A few requests at a time: quiet markets can make many tokens stale at once.
+        for start in range(0, len(tokens), HTTP_PRICE_CONCURRENCY):
+            batch = tokens[start : start + HTTP_PRICE_CONCURRENCY]
+            books = await asyncio.gather(
+                *(self._skill.get_order_book(token_id) for token_id in batch),
+                return_exceptions=True,
+            )
+            for token_id, book in zip(batch, books, strict=True):
+                if isinstance(book, Exception):
+                    logger.warning(
+                        "http_price_failed",
+                        extra={"token_id": token_id, "error": type(book).__name__},
+                    )
+                    first_error = first_error or book
+                elif isinstance(book, BaseException):
+                    raise book
+                else:
+                    self._apply_http_book(token_id, books_from_http(book))
         if first_error is not None:
             raise first_error
 
