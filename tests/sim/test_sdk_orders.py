@@ -6,13 +6,21 @@ from decimal import Decimal
 
 import pytest
 from eth_account.signers.local import LocalAccount
-from polymarket._internal.wallet import derive_safe_wallet_address
+from polymarket._internal.wallet import (
+    derive_beacon_deposit_wallet_address,
+    derive_safe_wallet_address,
+)
 from polymarket.errors import RequestRejectedError
 from polymarket.models.clob.order_response import AcceptedOrder
 
 from tests.sim.conftest import YES, ClientFactory
 from tests.sim.sdk_env import sdk_environment
 from vincent.sim import LocalExchange
+
+
+def beacon_wallet_of(exchange: LocalExchange, account: LocalAccount) -> str:
+    config = sdk_environment(exchange)._config
+    return str(derive_beacon_deposit_wallet_address(account.address, config.wallet_derivation))
 
 
 def safe_of(exchange: LocalExchange, account: LocalAccount) -> str:
@@ -40,7 +48,7 @@ async def test_reads_book_midpoint_and_tick_size(
     assert book.tick_size == Decimal("0.01")
 
 
-@pytest.mark.parametrize("wallet_kind", ["eoa", "safe", "deposit"])
+@pytest.mark.parametrize("wallet_kind", ["eoa", "safe", "deposit", "deposit-beacon"])
 async def test_market_sell_fills_and_limit_order_rests(
     exchange: LocalExchange, make_client: ClientFactory, account: LocalAccount, wallet_kind: str
 ) -> None:
@@ -48,9 +56,15 @@ async def test_market_sell_fills_and_limit_order_rests(
         "eoa": account.address,
         "safe": safe_of(exchange, account),
         "deposit": None,  # the SDK's default: the signer's deposit wallet
+        "deposit-beacon": beacon_wallet_of(exchange, account),
     }[wallet_kind]
     client = await make_client(account, wallet)
-    expected_type = {"eoa": "EOA", "safe": "GNOSIS_SAFE", "deposit": "DEPOSIT_WALLET"}
+    expected_type = {
+        "eoa": "EOA",
+        "safe": "GNOSIS_SAFE",
+        "deposit": "DEPOSIT_WALLET",
+        "deposit-beacon": "DEPOSIT_WALLET",
+    }
     assert client.wallet_type == expected_type[wallet_kind]
     exchange.credit(str(client.wallet), collateral=50, token_id=YES, shares=40, avg_price="0.4")
 
