@@ -23,6 +23,7 @@ from vincent.services.trade_manager.rule_executor import (
 )
 from vincent.services.trade_manager.rule_manager import get_rule_by_id
 from vincent.skills.polymarket.errors import (
+    ExchangeUnavailable,
     InsufficientBalance,
     RateLimited,
     UnknownOutcome,
@@ -342,3 +343,26 @@ async def test_pending_trailing_level_lands_before_the_claim(
         "currentPrice": 0.6,
         "trailingPercent": 10.0,
     }
+
+
+async def test_unreadable_holdings_put_the_rule_back_without_selling(
+    session_factory: SessionFactory,
+    skill: ScriptedSkill,
+    clock: ManualClock,
+    make_secret: MakeSecret,
+    make_rule: MakeRule,
+) -> None:
+    secret_id = await make_secret("a")
+    rule = await make_rule(secret_id, TOKEN)
+    skill.holdings_error = ExchangeUnavailable("exchange answered 503")
+
+    result = await _executor(session_factory, skill, clock).execute_rule(
+        rule, _trigger("0.3", clock)
+    )
+
+    assert (result.outcome, result.message) == (
+        ExecutionOutcome.RETRY,
+        "Cannot read holdings: exchange answered 503",
+    )
+    assert skill.requests == []
+    assert (await _status(session_factory, rule.id))[0] is TradeRuleStatus.ACTIVE

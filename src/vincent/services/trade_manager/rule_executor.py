@@ -160,11 +160,14 @@ class RuleExecutor:
             raise claim
         if not claim:
             return ExecutionResult(ExecutionOutcome.SKIPPED, rule.id)
+        if isinstance(holdings, PermanentSkillError):
+            return await self._fail(rule, holdings.message)
+        if isinstance(holdings, Exception):
+            # Nothing was sent, so any other failure is safe to retry.
+            retry_after_s = getattr(holdings, "retry_after_s", None)
+            message = f"Cannot read holdings: {holdings}"
+            return await self._retry(rule, message, retry_after_s)
         if isinstance(holdings, BaseException):
-            if isinstance(holdings, TransientSkillError):
-                return await self._retry(rule, holdings.message, holdings.retry_after_s)
-            if isinstance(holdings, PermanentSkillError):
-                return await self._fail(rule, holdings.message)
             raise holdings
         plan = plan_sell(rule, holdings, now=self._clock.now(), quote=trigger.quote)
         if isinstance(plan, str):
