@@ -75,10 +75,16 @@ async def test_rule_created_through_the_api_fires_on_the_next_message(
             exchange.step_price(ids.yes, "0.44")
             await worker.wait_for_executions(1)
             status = (await client.get(f"{RULES}/status", headers=alice.headers)).json()["data"]
+            metrics = (await client.get("/metrics")).text
 
     assert status["running"] is True
     assert status["webSocketConnected"] is True
     assert status["yourActiveRulesCount"] == 0
+    assert 'vincent_trade_manager_executions_total{outcome="executed"} 1.0' in metrics
+    assert 'vincent_trade_manager_triggers_total{source="websocket"} 1.0' in metrics
+    assert "vincent_trade_manager_price_event_to_order_seconds_count 1.0" in metrics
+    assert "vincent_trade_manager_feed_parse_errors_total 0.0" in metrics
+    assert "vincent_trade_manager_feed_messages_total" in metrics
     row = await rule_row(session_factory, rule_id)
     assert row.status is TradeRuleStatus.TRIGGERED
     assert (await events_of(session_factory, rule_id))[1].event_data["currentPrice"] == 0.445
