@@ -201,3 +201,18 @@ async def test_balance_tick_size_and_fok_refusals(
         await client.place_limit_order(token_id=YES, side="SELL", price="0.55", size="10")
     assert str(off_tick.value).endswith("breaks minimum tick size rule: 0.1")
     assert "Price (0.55)" in str(off_tick.value)
+
+
+async def test_deposit_wallet_only_refuses_other_wallets(
+    exchange: LocalExchange, make_client: ClientFactory, account: LocalAccount
+) -> None:
+    eoa = await make_client(account, account.address)
+    deposit = await make_client(account)
+    for client in (eoa, deposit):
+        exchange.credit(str(client.wallet), token_id=YES, shares=10)
+    exchange.require_deposit_wallet()
+    with pytest.raises(RequestRejectedError) as refused:
+        await eoa.place_limit_order(token_id=YES, side="SELL", price="0.7", size="10")
+    assert str(refused.value) == "maker address not allowed, please use the deposit wallet flow"
+    placed = await deposit.place_limit_order(token_id=YES, side="SELL", price="0.7", size="10")
+    assert isinstance(placed, AcceptedOrder)

@@ -118,6 +118,10 @@ class SimControl:
     def set_version(self, version: int) -> None:
         self.state.exchange.set_version(version)
 
+    def require_deposit_wallet(self, enabled: bool = True) -> None:
+        """Refuse EOA/proxy/Safe orders with Polymarket's deposit-wallet-flow error."""
+        self.state.exchange.deposit_wallet_only = bool(enabled)
+
     # ---- WebSocket faults ---------------------------------------------------------------
 
     def drop_websockets(self) -> int:
@@ -183,6 +187,7 @@ class SimControl:
         exchange = self.state.exchange
         return {
             "version": exchange.version,
+            "deposit_wallet_only": exchange.deposit_wallet_only,
             "markets": len(exchange.markets),
             "orders": len(exchange.orders),
             "trades": len(exchange.trades),

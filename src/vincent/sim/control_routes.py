@@ -113,6 +113,12 @@ async def set_version(request: Request) -> Response:
     return _ok(version=body.get("version"))
 
 
+async def deposit_wallet_only(request: Request) -> Response:
+    body = await _body(request)
+    _call(_control(request).require_deposit_wallet, body.get("enabled", True))
+    return _ok(enabled=_control(request).state.exchange.deposit_wallet_only)
+
+
 async def ws_drop(request: Request) -> Response:
     return _ok(dropped=_control(request).drop_websockets())
 
@@ -188,6 +194,7 @@ ROUTES = [
     Route("/balances/{address}", balances, methods=["GET"]),
     Route("/resolutions", resolve, methods=["POST"]),
     Route("/version", set_version, methods=["PUT"]),
+    Route("/deposit-wallet-only", deposit_wallet_only, methods=["PUT"]),
     Route("/ws/drop", ws_drop, methods=["POST"]),
     Route("/ws/stall", ws_stall, methods=["POST"]),
     Route("/ws/resume", ws_resume, methods=["POST"]),

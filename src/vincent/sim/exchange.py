@@ -36,6 +36,8 @@ class Exchange:
         self.timing = timing
         self.feed = MarketFeed(timing, self.book_event, ws_batch_max)
         self.version = 2
+        self.deposit_wallet_only = False
+        """When set, signature types 0-2 are refused as for API users created since 2026-05."""
         self.markets: dict[str, Market] = {}
         self.token_market: dict[str, Market] = {}
         self.books: dict[str, OrderBook] = {}

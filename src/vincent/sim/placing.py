@@ -19,6 +19,7 @@ from vincent.sim.errors import (
     FAK_NOT_FILLED,
     FOK_NOT_FILLED,
     INVALID_SIGNATURE,
+    MAKER_NOT_WALLET,
     MARKET_CLOSED,
     NOT_ENOUGH_BALANCE,
     ORDER_VERSION_MISMATCH,
@@ -59,6 +60,8 @@ def verify(exchange: Exchange, posted: PostedOrder, key_address: str) -> str:
                 continue
             raise SimError(400, ORDER_VERSION_MISMATCH) from None
         raise
+    if exchange.deposit_wallet_only and order.signature_type != 3:
+        raise SimError(400, MAKER_NOT_WALLET)
     if order.signature_type == 3:
         if to_checksum_address(order.signer) != to_checksum_address(order.maker):
             raise SimError(400, INVALID_SIGNATURE)
