@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from vincent.sim.book import UNIT
+from vincent.sim.errors import SimError
 from vincent.sim.exchange import Exchange
 from vincent.sim.markets import Market
 from vincent.sim.state import query, sim_state
@@ -70,7 +71,12 @@ def position(
 async def positions(request: Request) -> Response:
     exchange = sim_state(request).exchange
     user = query(request, "user")
-    threshold = Decimal(request.query_params.get("sizeThreshold", "1"))
+    try:
+        threshold = Decimal(request.query_params.get("sizeThreshold", "1"))
+        offset = int(request.query_params.get("offset", "0"))
+        limit = int(request.query_params.get("limit", "100"))
+    except (ArithmeticError, ValueError) as error:
+        raise SimError(400, f"invalid query parameter: {error}") from error
     wanted = _multi(request, "market")
     items = []
     for token_id, holding in exchange.ledger.holdings(user).items():
@@ -80,8 +86,6 @@ async def positions(request: Request) -> Response:
         if wanted and market.condition_id not in wanted:
             continue
         items.append(position(exchange, user, market, token_id, holding.size, holding.cost))
-    offset = int(request.query_params.get("offset", "0"))
-    limit = int(request.query_params.get("limit", "100"))
     return JSONResponse(items[offset : offset + limit])
 
 
