@@ -9,6 +9,7 @@ the fills and the row in one transaction.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -90,37 +91,45 @@ class Executor:
         return await self._record_executed(log_id, fills, wallet_address)
 
     async def resolve(self, row: TransactionLog, wallet_address: str) -> BetResult:
-        """Find out what became of a row's signed order; record it once. Never re-signs."""
+        """Find out what became of a row's signed order; record it once. Never re-signs.
+
+        Looks the order up by id; if the exchange has no trace of it, posts the SAME signed
+        order again (a "Duplicated" refusal proves the first one arrived).
+        """
         assert row.signed_order is not None and row.order_id is not None
-        signed = signed_order_from_json(row.signed_order)
-        fills = await self._orders.lookup(row.secret_id, row.order_id)
-        if fills is None:
-            try:
-                fills = await self._orders.post(row.secret_id, signed)
-            except DuplicateOrder:
-                fills = await self._orders.lookup(row.secret_id, row.order_id)
-                if fills is None:
-                    raise UnknownOutcome(
-                        "the exchange has the order but does not show it yet",
-                        transaction_log_id=row.id,
-                        order_id=row.order_id,
-                    ) from None
-            except UnknownOutcome as error:
-                await self._move(row.id, TransactionStatus.UNKNOWN, error_message=error.message)
-                raise UnknownOutcome(
-                    error.message, transaction_log_id=row.id, order_id=row.order_id
-                ) from error
-            except TransientSkillError:
-                raise
-            except SkillError as error:
-                await self._fail(row.id, error)
-                raise
+        try:
+            fills = await self._find_or_repost(row)
+        except UnknownOutcome as error:
+            await self._move(row.id, TransactionStatus.UNKNOWN, error_message=error.message)
+            raise UnknownOutcome(
+                error.message, transaction_log_id=row.id, order_id=row.order_id
+            ) from error
+        except TransientSkillError as error:
+            # Still open: an UNKNOWN row stays unknown; a PENDING one ends FAILED (retryable).
+            await self._fail(row.id, error, from_statuses=[TransactionStatus.PENDING])
+            raise
+        except SkillError as error:
+            await self._fail(row.id, error)
+            raise
         if fills.status == "canceled" and fills.filled_shares == 0:
             # The exchange has it, killed without a fill (a FOK/FAK that found no match).
             killed = NoLiquidity("the exchange killed the order without a fill")
             await self._fail(row.id, killed)
             raise killed
         return await self._record_executed(row.id, fills, wallet_address)
+
+    async def _find_or_repost(self, row: TransactionLog) -> Fills:
+        assert row.signed_order is not None and row.order_id is not None
+        fills = await self._orders.lookup(row.secret_id, row.order_id)
+        if fills is not None:
+            return fills
+        try:
+            return await self._orders.post(row.secret_id, signed_order_from_json(row.signed_order))
+        except DuplicateOrder:
+            fills = await self._orders.lookup(row.secret_id, row.order_id)
+        if fills is None:
+            raise UnknownOutcome("the exchange has the order but does not show it yet")
+        return fills
 
     # ---- live steps ------------------------------------------------------------------
 
@@ -283,15 +292,24 @@ class Executor:
         async with self._sessions() as session, session.begin():
             await audit.move_status(session, log_id, from_statuses=OPEN, to_status=status, **fields)
 
-    async def _fail(self, log_id: str, error: SkillError) -> None:
-        await self._move(
-            log_id,
-            TransactionStatus.FAILED,
-            error_message=error.message,
-            response_data={
-                "errorCode": error.code,
-                "error": error.message,
-                "retryable": is_retryable(error),
-            },
-        )
+    async def _fail(
+        self,
+        log_id: str,
+        error: SkillError,
+        *,
+        from_statuses: Sequence[TransactionStatus] = OPEN,
+    ) -> None:
+        async with self._sessions() as session, session.begin():
+            await audit.move_status(
+                session,
+                log_id,
+                from_statuses=from_statuses,
+                to_status=TransactionStatus.FAILED,
+                error_message=error.message,
+                response_data={
+                    "errorCode": error.code,
+                    "error": error.message,
+                    "retryable": is_retryable(error),
+                },
+            )
         logger.info("order_failed", extra={"transaction_log_id": log_id, "error": error.code})
