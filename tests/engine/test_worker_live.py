@@ -19,7 +19,7 @@ from tests.engine.live import (
 from tests.skill.conftest import add_wallet
 from vincent.crypto import KeyBox
 from vincent.db.session import SessionFactory
-from vincent.enums import TradeRuleEventType, TradeRuleStatus, TradeRuleType
+from vincent.enums import TradeRuleEventType, TradeRuleStatus, TradeRuleType, TriggerSource
 from vincent.services.trade_manager.rule_manager import NewRule, create_rule
 from vincent.services.trade_manager.types import ActionType, RuleAction
 from vincent.sim import LocalExchange
@@ -266,3 +266,40 @@ async def test_six_hundred_tokens_open_two_connections_and_both_deliver(
     assert [len(shard) for shard in shards] == [500, 100]
     assert frozenset().union(*shards) == frozenset(tokens)
     assert await executed_sells(session_factory, wallet.secret_id) == [Decimal("6")]
+
+
+async def test_best_bid_rule_fires_where_a_midpoint_rule_does_not(
+    exchange: LocalExchange,
+    live_skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    keybox: KeyBox,
+    database_url: str,
+    make_rule: MakeRule,
+) -> None:
+    by_bid = await add_wallet(session_factory, keybox)
+    by_mid = await add_wallet(session_factory, keybox)
+    ids = open_market(exchange, "0.50")
+    exchange.credit(by_bid.funder, token_id=ids.yes, shares="6", avg_price="0.5")
+    exchange.credit(by_mid.funder, token_id=ids.yes, shares="6", avg_price="0.5")
+    bid_rule = await make_rule(
+        by_bid.secret_id,
+        ids.yes,
+        TradeRuleType.STOP_LOSS,
+        "0.40",
+        trigger_source=TriggerSource.BEST_BID,
+    )
+    mid_rule = await make_rule(by_mid.secret_id, ids.yes, TradeRuleType.STOP_LOSS, "0.40")
+
+    settings = worker_settings(exchange, database_url)
+    async with running_worker(settings, session_factory, live_skill) as worker:
+        async with asyncio.timeout(TIMEOUT_S):
+            await worker.wait_for(is_connected(worker))
+            exchange.step_price(ids.yes, "0.40")  # bid 0.40, midpoint 0.405
+            await worker.wait_for_executions(1)
+        assert worker.watched_rule(mid_rule.id) is not None
+
+    assert (await rule_row(session_factory, bid_rule.id)).status is TradeRuleStatus.TRIGGERED
+    assert (await rule_row(session_factory, mid_rule.id)).status is TradeRuleStatus.ACTIVE
+    assert (await events_of(session_factory, bid_rule.id))[1].event_data["currentPrice"] == 0.4
+    assert await executed_sells(session_factory, by_bid.secret_id) == [Decimal("6")]
+    assert await executed_sells(session_factory, by_mid.secret_id) == []
