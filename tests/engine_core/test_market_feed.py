@@ -277,7 +277,7 @@ def _feed_tasks() -> set[asyncio.Task[object]]:
     return {
         task
         for task in asyncio.all_tasks()
-        if getattr(task.get_coro(), "__qualname__", "").startswith("MarketFeed.")
+        if task.get_name().startswith("market-feed-")
     }
 
 

@@ -1,0 +1,196 @@
+"""One shard's connection to the market channel, kept alive until it is cancelled.
+
+Owns the connection's life: connect, subscribe its tokens in the first message, send later
+token changes as subscribe/unsubscribe diffs, the text PING heartbeat and stall detection
+(``feed_heartbeat``), and reconnecting with backoff. Frames go to the shared
+``FrameHandler``. Tells its owner (``on_change``) whenever it goes live, goes down or has sent
+subscriptions. The owner runs ``run`` as a task and cancels it to close the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Set
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import WebSocketException
+
+from vincent.services.trade_manager.backoff import Backoff, RandomFn
+from vincent.services.trade_manager.feed_config import MarketFeedConfig
+from vincent.services.trade_manager.feed_frames import FrameHandler
+from vincent.services.trade_manager.feed_heartbeat import Heartbeat
+from vincent.services.trade_manager.feed_status import FeedCounters, ShardStatus
+from vincent.services.trade_manager.types import Clock
+
+logger = logging.getLogger(__name__)
+
+
+class _Stalled(Exception):
+    """No frame arrived for ``stale_after_s``."""
+
+
+_CONNECTION_ERRORS = (OSError, EOFError, TimeoutError, WebSocketException, _Stalled)
+
+
+class ShardConnection:
+    """The connection of shard ``number``, carrying ``desired`` (a live view of its tokens)."""
+
+    def __init__(
+        self,
+        number: int,
+        desired: Set[str],
+        *,
+        url: str,
+        config: MarketFeedConfig,
+        clock: Clock,
+        random_fn: RandomFn,
+        frames: FrameHandler,
+        counters: FeedCounters,
+        on_change: Callable[[ShardConnection], None],
+    ) -> None:
+        self.number = number
+        self.desired = desired
+        # What the server has been told, recorded before sending (see _sync_subscriptions).
+        self.subscribed: set[str] = set()
+        self.wake = asyncio.Event()
+        self.ts_last_message_s: float | None = None
+        self._url = url
+        self._config = config
+        self._clock = clock
+        self._frames = frames
+        self._counters = counters
+        self._on_change = on_change
+        self._backoff = Backoff(config.reconnect_backoff, random_fn)
+        self._ws: ClientConnection | None = None
+
+    @property
+    def live(self) -> bool:
+        """Whether the connection is open and has sent its first subscription."""
+        return self._ws is not None
+
+    def status(self, now_s: float, *, draining: bool = False) -> ShardStatus:
+        last = self.ts_last_message_s
+        return ShardStatus(
+            number=self.number,
+            connected=self._ws is not None,
+            subscriptions=len(self.desired),
+            last_message_age_s=None if last is None else now_s - last,
+            draining=draining,
+        )
+
+    async def run(self) -> None:
+        """Connect and serve until cancelled; after every end, back off and reconnect."""
+        while True:
+            try:
+                await self._connect_and_serve()
+            except _Stalled:
+                self._counters.stalls += 1
+                logger.warning("market_feed.stalled", extra={"shard": self.number})
+            except _CONNECTION_ERRORS as error:
+                logger.warning(
+                    "market_feed.disconnected", extra={"shard": self.number, "error": repr(error)}
+                )
+            else:
+                logger.warning("market_feed.closed_by_server", extra={"shard": self.number})
+            finally:
+                self._ws = None
+                self._on_change(self)
+            await asyncio.sleep(self._backoff.next_delay_s())
+            self._counters.reconnects += 1
+
+    async def _connect_and_serve(self) -> None:
+        config = self._config
+        async with connect(
+            self._url,
+            open_timeout=config.connect_timeout_s,
+            close_timeout=config.close_timeout_s,
+            # Polymarket's heartbeat is the text PING, not protocol pings.
+            ping_interval=None,
+            ping_timeout=None,
+            max_size=config.max_message_bytes,
+            proxy=True if config.use_environment_proxy else None,
+        ) as ws:
+            heartbeat = Heartbeat(
+                config.ping_interval_s, config.stale_after_s, self._clock.monotonic()
+            )
+            # Snapshot and send with no await in between: a later token change sees the
+            # difference from self.subscribed and the writer sends it as a diff.
+            self.subscribed = set(self.desired)
+            await ws.send(_initial_message(self.subscribed, config.custom_feature_enabled))
+            self._ws = ws
+            logger.info(
+                "market_feed.connected",
+                extra={"shard": self.number, "subscriptions": len(self.subscribed)},
+            )
+            self._on_change(self)
+            await self._serve(ws, heartbeat)
+
+    async def _serve(self, ws: ClientConnection, heartbeat: Heartbeat) -> None:
+        # Reader and writer race: whichever ends first (closed, stalled, or a bug) ends the
+        # connection; the other is cancelled and awaited before we return.
+        name = f"market-feed-shard-{self.number}"
+        reader = asyncio.create_task(self._read(ws, heartbeat), name=f"{name}-reader")
+        writer = asyncio.create_task(self._write(ws, heartbeat), name=f"{name}-writer")
+        try:
+            done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            reader.cancel()
+            writer.cancel()
+            await asyncio.wait({reader, writer})
+        for task in done:
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                raise error
+
+    async def _read(self, ws: ClientConnection, heartbeat: Heartbeat) -> None:
+        clock = self._clock
+        handle = self._frames.handle
+        reset_backoff = self._backoff.attempt > 0
+        async for frame in ws:
+            now_s = clock.monotonic()
+            heartbeat.ts_last_traffic_s = now_s
+            self.ts_last_message_s = now_s
+            handle(frame, now_s)
+            if reset_backoff:
+                self._backoff.reset()
+                reset_backoff = False
+
+    async def _write(self, ws: ClientConnection, heartbeat: Heartbeat) -> None:
+        clock = self._clock
+        while True:
+            self.wake.clear()
+            await self._sync_subscriptions(ws)
+            now_s = clock.monotonic()
+            if heartbeat.stalled(now_s):
+                raise _Stalled(f"no frame for {heartbeat.silent_for_s(now_s):.1f} s")
+            if heartbeat.ping_due(now_s):
+                await ws.send("PING")
+                heartbeat.pinged(now_s)
+            try:
+                delay_s = heartbeat.ts_next_check_s() - clock.monotonic()
+                async with asyncio.timeout(max(0.0, delay_s)):
+                    await self.wake.wait()
+            except TimeoutError:
+                pass
+
+    async def _sync_subscriptions(self, ws: ClientConnection) -> None:
+        if self.desired == self.subscribed:
+            return
+        removed = sorted(self.subscribed - self.desired)
+        added = sorted(self.desired - self.subscribed)
+        # Recorded before sending: if a send fails the connection is gone, and the next one
+        # subscribes self.desired in full.
+        self.subscribed = set(self.desired)
+        if removed:
+            await ws.send(json.dumps({"assets_ids": removed, "operation": "unsubscribe"}))
+        if added:
+            await ws.send(json.dumps({"assets_ids": added, "operation": "subscribe"}))
+
+
+def _initial_message(token_ids: Set[str], custom_feature_enabled: bool) -> str:
+    message: dict[str, object] = {"assets_ids": sorted(token_ids), "type": "market"}
+    if custom_feature_enabled:
+        message["custom_feature_enabled"] = True
+    return json.dumps(message)
