@@ -227,38 +227,8 @@ class Executor:
         except SkillError as error:
             await self._fail(row.id, error)
             raise
-        fills = Fills(
-            order_id=f"paper-{row.id}",
-            status="matched",
-            filled_shares=walk.shares,
-            filled_usd=walk.usd,
-            response={
-                "paper": True,
-                "fills": [{"price": str(f.price), "size": str(f.shares)} for f in walk.fills],
-            },
-        )
         async with self._sessions() as session, session.begin():
-            session.add_all(
-                paper.fill_rows(
-                    walk,
-                    secret_id=row.secret_id,
-                    token_id=spec.token_id,
-                    condition_id=action.condition_id,
-                    side=spec.side,
-                    transaction_log_id=row.id,
-                )
-            )
-            moved = await audit.move_status(
-                session,
-                row.id,
-                from_statuses=OPEN,
-                to_status=TransactionStatus.EXECUTED,
-                order_id=fills.order_id,
-                response_data=response_data(fills),
-                usd_value=sa.func.coalesce(TransactionLog.usd_value, fills.filled_usd),
-            )
-            if not moved:
-                raise SkillError(f"transaction {row.id} was already finished")
+            await paper.record_paper_fills(session, row, action, walk)
         return result_of(await self._row(row.id), wallet_address)
 
     # ---- rows ------------------------------------------------------------------------

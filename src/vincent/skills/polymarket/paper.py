@@ -13,9 +13,13 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vincent.db.models import PaperFill
+from vincent.audit import transaction_log as audit
+from vincent.db.models import PaperFill, TransactionLog
+from vincent.enums import TransactionStatus
+from vincent.skills.polymarket.actions import StoredAction, response_data
 from vincent.skills.polymarket.book_walk import Walk, walk_book
-from vincent.skills.polymarket.errors import InvalidOrder, NoLiquidity
+from vincent.skills.polymarket.errors import InvalidOrder, NoLiquidity, SkillError
+from vincent.skills.polymarket.orders import Fills
 from vincent.skills.polymarket.types import Holding, OrderBook, OrderType, Side
 
 
@@ -81,6 +85,45 @@ MICRO = Decimal("0.000001")
 def exact(value: Decimal) -> Decimal:
     """Back to the 6 decimals of collateral units: SQLite keeps NUMERIC as a binary float."""
     return value.quantize(MICRO)
+
+
+async def record_paper_fills(
+    session: AsyncSession, row: TransactionLog, action: StoredAction, walk: Walk
+) -> Fills:
+    """Write the fills to the paper ledger and the row EXECUTED, in the caller's transaction."""
+    fills = Fills(
+        order_id=f"paper-{row.id}",
+        status="matched",
+        filled_shares=walk.shares,
+        filled_usd=walk.usd,
+        response={
+            "paper": True,
+            "fills": [{"price": str(f.price), "size": str(f.shares)} for f in walk.fills],
+        },
+    )
+    spec = action.spec
+    session.add_all(
+        fill_rows(
+            walk,
+            secret_id=row.secret_id,
+            token_id=spec.token_id,
+            condition_id=action.condition_id,
+            side=spec.side,
+            transaction_log_id=row.id,
+        )
+    )
+    moved = await audit.move_status(
+        session,
+        row.id,
+        from_statuses=audit.OPEN_STATUSES,
+        to_status=TransactionStatus.EXECUTED,
+        order_id=fills.order_id,
+        response_data=response_data(fills),
+        usd_value=sa.func.coalesce(TransactionLog.usd_value, fills.filled_usd),
+    )
+    if not moved:
+        raise SkillError(f"transaction {row.id} was already finished")
+    return fills
 
 
 async def paper_positions(session: AsyncSession, secret_id: str) -> list[PaperPosition]:
