@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
 
 from tests.engine_core.fake_market_server import FakeMarketServer
+from tests.engine_core.feed_support import FAST, WAIT_S, Recorder, book_frame, feed_tasks
 from vincent.services.trade_manager.backoff import BackoffPolicy
 from vincent.services.trade_manager.order_book import OrderBooks
 from vincent.services.trade_manager.polymarket_websocket import (
@@ -17,43 +17,6 @@ from vincent.services.trade_manager.polymarket_websocket import (
     MarketFeed,
     MarketFeedConfig,
 )
-
-WAIT_S = 5.0
-FAST = MarketFeedConfig(
-    ping_interval_s=0.05,
-    stale_after_s=2.0,
-    close_timeout_s=0.2,
-    reconnect_backoff=BackoffPolicy(min_delay_s=0.01, max_delay_s=0.05),
-)
-
-
-def _book(token_id: str, bid: str, ask: str) -> str:
-    return json.dumps(
-        {
-            "event_type": "book",
-            "asset_id": token_id,
-            "market": "0xmarket",
-            "bids": [{"price": bid, "size": "10"}],
-            "asks": [{"price": ask, "size": "10"}],
-            "timestamp": "1757908892351",
-            "hash": "0x1",
-        }
-    )
-
-
-class Recorder:
-    """The callback: records what changed and the best bid it could read at that moment."""
-
-    def __init__(self, books: OrderBooks) -> None:
-        self.books = books
-        self.calls: asyncio.Queue[dict[str, Decimal | None]] = asyncio.Queue()
-
-    def __call__(self, changed: frozenset[str]) -> None:
-        seen = {}
-        for token_id in changed:
-            top = self.books.top(token_id)
-            seen[token_id] = None if top is None else top.best_bid
-        self.calls.put_nowait(seen)
 
 
 @pytest.fixture
@@ -203,10 +166,10 @@ async def test_frames_reach_the_books_then_the_callback(server: FakeMarketServer
     async with feed, asyncio.timeout(WAIT_S):
         connection = await server.next_connection()
         await connection.next_message()
-        await connection.send(f"[{_book('a', '0.4', '0.6')},{_book('b', '0.3', '0.5')}]")
+        await connection.send(f"[{book_frame('a', '0.4', '0.6')},{book_frame('b', '0.3', '0.5')}]")
         first = [await recorder.calls.get(), await recorder.calls.get()]
-        await connection.send(_book("zzz", "0.1", "0.2"))
-        await connection.send(_book("a", "0.45", "0.6"))
+        await connection.send(book_frame("zzz", "0.1", "0.2"))
+        await connection.send(book_frame("a", "0.45", "0.6"))
         later = await recorder.calls.get()
 
     assert first == [{"a": Decimal("0.4")}, {"b": Decimal("0.3")}]
@@ -223,7 +186,7 @@ async def test_every_event_of_a_batched_frame_is_delivered(server: FakeMarketSer
     async with feed, asyncio.timeout(WAIT_S):
         connection = await server.next_connection()
         await connection.next_message()
-        await connection.send("[" + ",".join(_book("a", bid, "0.6") for bid in path) + "]")
+        await connection.send("[" + ",".join(book_frame("a", bid, "0.6") for bid in path) + "]")
         seen = [await recorder.calls.get() for _ in path]
 
     # The dip to 0.2 is seen even though the same frame recovers from it.
@@ -237,10 +200,10 @@ async def test_malformed_frames_are_counted_and_ignored(server: FakeMarketServer
     async with feed, asyncio.timeout(WAIT_S):
         connection = await server.next_connection()
         await connection.next_message()
-        for frame in ("{oops", '{"event_type": "book"}', "[1, 2]", _book("a", "7", "0.6")):
+        for frame in ("{oops", '{"event_type": "book"}', "[1, 2]", book_frame("a", "7", "0.6")):
             await connection.send(frame)
         await connection.send("INVALID OPERATION")
-        await connection.send(_book("a", "0.4", "0.6"))
+        await connection.send(book_frame("a", "0.4", "0.6"))
         call = await recorder.calls.get()
         status = feed.status()
 
@@ -265,20 +228,12 @@ async def test_a_failing_callback_is_counted_and_the_feed_goes_on(
     async with feed, asyncio.timeout(WAIT_S):
         connection = await server.next_connection()
         await connection.next_message()
-        await connection.send(_book("a", "0.4", "0.6"))
-        await connection.send(_book("a", "0.41", "0.6"))
+        await connection.send(book_frame("a", "0.4", "0.6"))
+        await connection.send(book_frame("a", "0.41", "0.6"))
         status = await feed.wait_for_status(lambda status: status.callback_errors >= 2)
 
     assert len(calls) == 2
     assert (status.reconnects, status.connected) == (0, True)
-
-
-def _feed_tasks() -> set[asyncio.Task[object]]:
-    return {
-        task
-        for task in asyncio.all_tasks()
-        if task.get_name().startswith("market-feed-")
-    }
 
 
 async def test_stop_cancels_every_task_and_closes_connections(server: FakeMarketServer) -> None:
@@ -291,12 +246,12 @@ async def test_stop_cancels_every_task_and_closes_connections(server: FakeMarket
     async with asyncio.timeout(WAIT_S):
         connections = [await server.next_connection(), await server.next_connection()]
         await feed.wait_for_status(lambda status: status.connected)
-        assert _feed_tasks()
+        assert feed_tasks()
         await feed.stop()
         for connection in connections:
             await connection.closed.wait()
 
-    assert _feed_tasks() == set()
+    assert feed_tasks() == set()
     assert feed.status().state is FeedState.STOPPED
     assert feed.status().connections == 0
 
@@ -312,4 +267,4 @@ async def test_an_unreachable_exchange_is_retried_until_stop() -> None:
         status = await feed.wait_for_status(lambda status: status.reconnects >= 3)
 
     assert not status.connected
-    assert _feed_tasks() == set()
+    assert feed_tasks() == set()

@@ -64,6 +64,9 @@ class ShardConnection:
         self._on_change = on_change
         self._backoff = Backoff(config.reconnect_backoff, random_fn)
         self._ws: ClientConnection | None = None
+        # Set by a crash: the next connection's frames don't reset the backoff, so a bug
+        # that recurs on every connection backs off to the maximum delay.
+        self._crashed = False
 
     @property
     def live(self) -> bool:
@@ -81,18 +84,35 @@ class ShardConnection:
         )
 
     async def run(self) -> None:
-        """Connect and serve until cancelled; after every end, back off and reconnect."""
+        """Connect and serve until cancelled; after every end, back off and reconnect.
+
+        A connection that ends by a bug is logged, counted (``connection_crashes``) and
+        restarted like a dropped one: the new connection subscribes every desired token.
+        """
         while True:
             try:
                 await self._connect_and_serve()
             except _Stalled:
+                self._crashed = False
                 self._counters.stalls += 1
                 logger.warning("market_feed.stalled", extra={"shard": self.number})
             except _CONNECTION_ERRORS as error:
+                self._crashed = False
                 logger.warning(
                     "market_feed.disconnected", extra={"shard": self.number, "error": repr(error)}
                 )
+            except Exception as error:
+                # A bug (in the frame path or here) ended the connection: restart it rather
+                # than silently lose the shard's tokens. CancelledError is not an Exception.
+                self._counters.connection_crashes += 1
+                self._crashed = True
+                logger.error(
+                    "market_feed.connection_crashed",
+                    exc_info=error,
+                    extra={"shard": self.number, "error": repr(error)},
+                )
             else:
+                self._crashed = False
                 logger.warning("market_feed.closed_by_server", extra={"shard": self.number})
             finally:
                 self._ws = None
@@ -147,7 +167,7 @@ class ShardConnection:
     async def _read(self, ws: ClientConnection, heartbeat: Heartbeat) -> None:
         clock = self._clock
         handle = self._frames.handle
-        reset_backoff = self._backoff.attempt > 0
+        reset_backoff = self._backoff.attempt > 0 and not self._crashed
         async for frame in ws:
             now_s = clock.monotonic()
             heartbeat.ts_last_traffic_s = now_s

@@ -251,6 +251,8 @@ class MarketFeed:
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
+            # run() restarts after any Exception; only a BaseException gets here.
+            self._counters.connection_crashes += 1
             logger.error(
                 "market_feed.task_failed",
                 exc_info=task.exception(),
