@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from vincent.db.models import TradeRule
 from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleEventType
+from vincent.services.trade_manager.backoff import BackoffPolicy, RandomFn, full_jitter_delay_s
 from vincent.services.trade_manager.event_logger import log_event
 from vincent.services.trade_manager.rule_manager import (
     mark_rule_executed,
@@ -32,6 +33,15 @@ PENDING_APPROVAL_MESSAGE = "Trade requires human approval; rule paused until res
 
 # Retry number (1 = first retry) → delay in seconds, before the exchange's retry-after.
 RetryDelay = Callable[[int], float]
+
+
+def retry_delay_from(policy: BackoffPolicy, random_fn: RandomFn) -> RetryDelay:
+    """Delay before retry ``attempt`` (1-based) of one rule: ``policy`` with full jitter."""
+
+    def delay_s(attempt: int) -> float:
+        return full_jitter_delay_s(policy, max(attempt - 1, 0), random_fn())
+
+    return delay_s
 
 
 def executed_payload(result: BetResult) -> dict[str, Any]:

@@ -11,16 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 
 from prometheus_client import CollectorRegistry
 
 from vincent.config import Settings
 from vincent.db.session import SessionFactory
-from vincent.services.trade_manager.backoff import BackoffPolicy, RandomFn, full_jitter_delay_s
+from vincent.services.trade_manager.backoff import BackoffPolicy, RandomFn
 from vincent.services.trade_manager.breaker import CircuitBreaker
-from vincent.services.trade_manager.execution_outcomes import RetryDelay
+from vincent.services.trade_manager.execution_outcomes import retry_delay_from
 from vincent.services.trade_manager.metrics import WorkerMetrics
 from vincent.services.trade_manager.order_book import OrderBooks
 from vincent.services.trade_manager.poll_tick import PollTick
@@ -28,9 +28,11 @@ from vincent.services.trade_manager.polymarket_websocket import MarketFeed, Mark
 from vincent.services.trade_manager.price_dispatch import PriceDispatcher
 from vincent.services.trade_manager.rule_executor import RuleExecutor
 from vincent.services.trade_manager.rule_registry import RuleRegistry
+from vincent.services.trade_manager.skill_warmup import SkillWarmup
 from vincent.services.trade_manager.task_owner import TaskOwner
 from vincent.services.trade_manager.trailing_levels import FLUSH_INTERVAL_S, TrailingLevels
 from vincent.services.trade_manager.types import Clock, RuleSnapshot, SystemClock, WorkerStatus
+from vincent.services.trade_manager.waiters import Waiters
 from vincent.skills.polymarket.types import TradingSkill
 
 logger = logging.getLogger(__name__)
@@ -47,15 +49,6 @@ class WorkerState(StrEnum):
     STOPPING = "stopping"
     STOPPED = "stopped"
     DISABLED = "disabled"  # TRADE_MANAGER_ENABLED=false: nothing runs
-
-
-def retry_delay_function(policy: BackoffPolicy, random_fn: RandomFn) -> RetryDelay:
-    """Delay before retry ``attempt`` (1-based) of one rule, from ``policy`` with jitter."""
-
-    def delay_s(attempt: int) -> float:
-        return full_jitter_delay_s(policy, max(attempt - 1, 0), random_fn())
-
-    return delay_s
 
 
 def feed_config_from(settings: Settings) -> MarketFeedConfig:
@@ -84,15 +77,13 @@ class TradeMonitoringWorker:
     ) -> None:
         self._settings = settings
         self._session_factory = session_factory
-        self._skill = skill
         self._clock: Clock = clock or SystemClock()
-        self._prepared: set[tuple[str, str]] = set()
-        self._to_prepare: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue()
+        self._warmup = SkillWarmup(skill)
         self.metrics = WorkerMetrics()
         self._state = WorkerState.CREATED
         self._stopping = asyncio.Event()
         self._wake_tick = asyncio.Event()
-        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        self._waiters = Waiters()
         self._tasks = TaskOwner("trade-monitoring-worker")
         self._rules = RuleRegistry()
         self._trailing = TrailingLevels()
@@ -105,7 +96,7 @@ class TradeMonitoringWorker:
             session_factory,
             skill,
             clock=self._clock,
-            retry_delay=retry_delay_function(retry_policy, random_fn),
+            retry_delay=retry_delay_from(retry_policy, random_fn),
         )
         self._dispatch = PriceDispatcher(
             rules=self._rules,
@@ -179,14 +170,14 @@ class TradeMonitoringWorker:
         # Crash recovery and start-up are one path: settle what a previous run left.
         await self._guarded(self._tick.reconcile(min_attempt_age_s=0.0), "start_reconcile")
         await self._guarded(self._tick.sync_index(), "start_load")
-        self._prepare(self._rules.watched())
+        self._warmup.want(self._rules.watched())
         if self._feed is not None:
             self._feed.start()
         await self._tasks.open(
             [
                 (self._poll_loop(), "trade-monitoring-poll"),
                 (self._flush_loop(), "trade-monitoring-trailing"),
-                (self._prepare_loop(), "trade-monitoring-prepare"),
+                (self._warmup.run(), "trade-monitoring-warmup"),
             ]
         )
         self._state = WorkerState.RUNNING
@@ -202,7 +193,7 @@ class TradeMonitoringWorker:
             return
         self._state = WorkerState.STOPPING
         self._stopping.set()
-        self._to_prepare.put_nowait(None)  # ends the warm-up loop
+        self._warmup.close()
         try:
             if self._feed is not None:
                 await self._feed.stop()
@@ -225,7 +216,7 @@ class TradeMonitoringWorker:
         interval_s = self._settings.trade_manager_poll_interval_s
         while not self._stopping.is_set():
             await self._tick.run()
-            self._prepare(self._rules.watched())
+            self._warmup.want(self._rules.watched())
             self._notify()
             await _wait_any((self._stopping, self._wake_tick), interval_s)
             self._wake_tick.clear()
@@ -249,32 +240,6 @@ class TradeMonitoringWorker:
                 "trade_monitoring_step_failed", extra={"step": step, "error": type(error).__name__}
             )
 
-    def _prepare(self, rules: Iterable[RuleSnapshot]) -> None:
-        """Queue a skill warm-up (SDK client, market info) per new (secret, token)."""
-        for rule in rules:
-            key = (rule.secret_id, rule.token_id)
-            if key not in self._prepared:
-                self._prepared.add(key)
-                self._to_prepare.put_nowait(key)
-
-    async def _prepare_loop(self) -> None:
-        # One warm-up at a time: thousands of tokens at start must not crowd the exchange
-        # while real orders are being sent.
-        while (key := await self._to_prepare.get()) is not None:
-            secret_id, token_id = key
-            try:
-                await self._skill.prepare(secret_id, token_id)
-            except Exception as error:
-                self._prepared.discard((secret_id, token_id))  # queued again next tick
-                logger.warning(
-                    "skill_prepare_failed",
-                    extra={
-                        "secret_id": secret_id,
-                        "token_id": token_id,
-                        "error": type(error).__name__,
-                    },
-                )
-
     def request_tick(self) -> None:
         """Run the next poll tick now instead of at the end of the interval."""
         self._wake_tick.set()
@@ -288,7 +253,7 @@ class TradeMonitoringWorker:
         self._trailing.discard(rule.id)
         self._rules.upsert(rule)
         self._dispatch.sync_tokens()
-        self._prepare([rule])
+        self._warmup.want([rule])
 
     def rule_removed(self, rule_id: str, token_id: str) -> None:
         if self._state not in (WorkerState.STARTING, WorkerState.RUNNING):
@@ -338,22 +303,11 @@ class TradeMonitoringWorker:
         return self._rules.index.get(rule_id)
 
     def _notify(self) -> None:
-        # Synchronous, so the price path can wake waiters without awaiting.
-        for predicate, future in self._waiters:
-            if not future.done() and predicate():
-                future.set_result(None)
+        self._waiters.notify()
 
     async def wait_for(self, predicate: Callable[[], bool]) -> None:
         """Wait until ``predicate()`` holds; bound it with ``asyncio.timeout``."""
-        if predicate():
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiter = (predicate, future)
-        self._waiters.append(waiter)
-        try:
-            await future
-        finally:
-            self._waiters.remove(waiter)
+        await self._waiters.wait_for(predicate)
 
     async def wait_for_ticks(self, count: int) -> None:
         """Wait until ``count`` poll ticks have completed since start."""

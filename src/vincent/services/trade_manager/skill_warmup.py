@@ -1,0 +1,54 @@
+"""Warm the skill per (secret, token) before a rule can fire: SDK client and market info.
+
+The first order for a token otherwise pays for client creation and market lookups on the
+trigger path. One warm-up runs at a time, so thousands of tokens at start never crowd the
+exchange while real orders go out. A failed warm-up is retried when next asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from vincent.services.trade_manager.types import RuleSnapshot
+from vincent.skills.polymarket.types import TradingSkill
+
+logger = logging.getLogger(__name__)
+
+
+class SkillWarmup:
+    """A queue of (secret, token) warm-ups and the loop that runs them."""
+
+    def __init__(self, skill: TradingSkill) -> None:
+        self._skill = skill
+        self._seen: set[tuple[str, str]] = set()
+        self._queue: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue()
+
+    def want(self, rules: Iterable[RuleSnapshot]) -> None:
+        """Queue a warm-up for each (secret, token) not warmed yet."""
+        for rule in rules:
+            key = (rule.secret_id, rule.token_id)
+            if key not in self._seen:
+                self._seen.add(key)
+                self._queue.put_nowait(key)
+
+    def close(self) -> None:
+        """End ``run`` after the warm-up in progress."""
+        self._queue.put_nowait(None)
+
+    async def run(self) -> None:
+        while (key := await self._queue.get()) is not None:
+            secret_id, token_id = key
+            try:
+                await self._skill.prepare(secret_id, token_id)
+            except Exception as error:
+                self._seen.discard(key)
+                logger.warning(
+                    "skill_prepare_failed",
+                    extra={
+                        "secret_id": secret_id,
+                        "token_id": token_id,
+                        "error": type(error).__name__,
+                    },
+                )
