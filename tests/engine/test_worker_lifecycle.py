@@ -22,6 +22,7 @@ from vincent.services.trade_manager import (
     start_trade_monitoring_worker,
     stop_trade_monitoring_worker,
 )
+from vincent.services.trade_manager.rule_manager import cancel_rule, update_rule
 from vincent.services.trade_manager.types import WorkerStatus
 
 TIMEOUT_S = 10.0
@@ -214,3 +215,38 @@ async def test_rules_past_their_expiry_are_expired_and_unwatched(
 
     assert (await rule_row(session_factory, expiring.id)).status is TradeRuleStatus.EXPIRED
     assert (await rule_row(session_factory, lasting.id)).status is TradeRuleStatus.ACTIVE
+
+
+async def test_rules_changed_by_another_process_show_up_within_one_tick(
+    session_factory: SessionFactory,
+    skill: ScriptedSkill,
+    clock: ManualClock,
+    database_url: str,
+    make_secret: MakeSecret,
+    make_rule: MakeRule,
+) -> None:
+    secret_id = await make_secret("a")
+    skill.set_book("1", [("0.50", "100")], [("0.52", "100")])
+    skill.set_book("2", [("0.50", "100")], [("0.52", "100")])
+    worker = TradeMonitoringWorker(settings(database_url), session_factory, skill, clock=clock)
+    async with worker, asyncio.timeout(TIMEOUT_S):
+        await worker.wait_for_ticks(1)
+        # Written by "another process": no listener call.
+        moved = await make_rule(secret_id, "1", TradeRuleType.STOP_LOSS, "0.30")
+        canceled = await make_rule(secret_id, "2", TradeRuleType.STOP_LOSS, "0.30")
+        assert worker.watched_rule(moved.id) is None
+        worker.request_tick()
+        await worker.wait_for_ticks(2)
+        assert worker.watched_rule(moved.id) == moved
+        assert worker.watched_rule(canceled.id) == canceled
+
+        async with session_factory() as session, session.begin():
+            await update_rule(session, secret_id, moved.id, Decimal("0.35"))
+            await cancel_rule(session, secret_id, canceled.id)
+        worker.request_tick()
+        await worker.wait_for_ticks(3)
+        watched = worker.watched_rule(moved.id)
+        assert watched is not None
+        assert watched.trigger_price == Decimal("0.35")
+        assert worker.watched_rule(canceled.id) is None
+        assert worker.status().active_rules_count == 1
