@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from tests.engine.conftest import MakeRule
 from tests.engine.live import (
     events_of,
@@ -303,3 +306,46 @@ async def test_best_bid_rule_fires_where_a_midpoint_rule_does_not(
     assert (await events_of(session_factory, bid_rule.id))[1].event_data["currentPrice"] == 0.4
     assert await executed_sells(session_factory, by_bid.secret_id) == [Decimal("6")]
     assert await executed_sells(session_factory, by_mid.secret_id) == []
+
+
+async def test_price_messages_cause_no_database_queries(
+    exchange: LocalExchange,
+    live_skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    engine: AsyncEngine,
+    keybox: KeyBox,
+    database_url: str,
+    make_rule: MakeRule,
+) -> None:
+    wallet = await add_wallet(session_factory, keybox)
+    ids = open_market(exchange, "0.50")
+    for trigger in ("0.10", "0.20", "0.30"):
+        await make_rule(wallet.secret_id, ids.yes, TradeRuleType.STOP_LOSS, trigger)
+    await make_rule(wallet.secret_id, ids.yes, TradeRuleType.TAKE_PROFIT, "0.90")
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    settings = worker_settings(exchange, database_url)
+    async with running_worker(settings, session_factory, live_skill) as worker:
+        async with asyncio.timeout(TIMEOUT_S):
+            await worker.wait_for(is_connected(worker))
+            await worker.wait_for_ticks(1)
+            sa.event.listen(engine.sync_engine, "before_cursor_execute", count)
+            try:
+                prices = [f"0.{n}" for n in (45, 48, 52, 55, 51, 47, 44, 49)] * 25
+                for best_bid in [*prices, "0.60"]:
+                    exchange.step_price(ids.yes, best_bid)
+                await worker.wait_for(lambda: worker.feed_price(ids.yes) == Decimal("0.605"))
+            finally:
+                sa.event.remove(engine.sync_engine, "before_cursor_execute", count)
+
+    assert statements == []
+    assert worker.executions_completed == 0
+    updates = worker.metrics_registry.get_sample_value(
+        "vincent_trade_manager_price_updates_total", {"source": "websocket"}
+    )
+    # Frames may batch several books; every frame that moved the price reached the index.
+    assert updates is not None
+    assert updates > 1

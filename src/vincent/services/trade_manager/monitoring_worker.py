@@ -12,12 +12,14 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from enum import StrEnum
 
 from prometheus_client import CollectorRegistry
 
 from vincent.config import Settings
 from vincent.db.session import SessionFactory
+from vincent.enums import TriggerSource
 from vincent.services.trade_manager.backoff import BackoffPolicy, RandomFn
 from vincent.services.trade_manager.breaker import CircuitBreaker
 from vincent.services.trade_manager.execution_outcomes import retry_delay_from
@@ -26,6 +28,7 @@ from vincent.services.trade_manager.order_book import OrderBooks
 from vincent.services.trade_manager.poll_tick import PollTick
 from vincent.services.trade_manager.polymarket_websocket import MarketFeed, MarketFeedConfig
 from vincent.services.trade_manager.price_dispatch import PriceDispatcher
+from vincent.services.trade_manager.pricing import rule_price
 from vincent.services.trade_manager.rule_executor import RuleExecutor
 from vincent.services.trade_manager.rule_registry import RuleRegistry
 from vincent.services.trade_manager.skill_warmup import SkillWarmup
@@ -297,6 +300,13 @@ class TradeMonitoringWorker:
     @property
     def executions_completed(self) -> int:
         return self._dispatch.executions_completed
+
+    def feed_price(
+        self, token_id: str, source: TriggerSource = TriggerSource.MIDPOINT
+    ) -> Decimal | None:
+        """The token's price from the feed's book in hand; None without one."""
+        top = self._books.top(token_id)
+        return None if top is None else rule_price(top, source)
 
     def watched_rule(self, rule_id: str) -> RuleSnapshot | None:
         """The rule as the index holds it (trailing level included); None when not watched."""
