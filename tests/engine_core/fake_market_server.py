@@ -2,7 +2,7 @@
 
 A real ``websockets`` server on 127.0.0.1, port 0. It records what each connection sends,
 answers ``PING`` with ``PONG`` (unless told to stall), and lets a test push frames or drop
-the connection.
+the connection. ``events`` keeps, in arrival order, every connection's messages and closes.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from websockets.exceptions import ConnectionClosed
 
 
 class FakeConnection:
-    def __init__(self, ws: ServerConnection) -> None:
+    def __init__(self, ws: ServerConnection, number: int) -> None:
         self.ws = ws
+        self.number = number
         self.messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.pings: asyncio.Queue[None] = asyncio.Queue()
         self.closed = asyncio.Event()
@@ -36,6 +37,9 @@ class FakeMarketServer:
     def __init__(self) -> None:
         self.connections: asyncio.Queue[FakeConnection] = asyncio.Queue()
         self.answer_pings = True
+        # (connection number, message) in arrival order; the message is None for a close.
+        self.events: list[tuple[int, dict[str, Any] | None]] = []
+        self._opened = 0
         self.url = ""
         self._server: Server | None = None
 
@@ -54,7 +58,8 @@ class FakeMarketServer:
         return await self.connections.get()
 
     async def _handle(self, ws: ServerConnection) -> None:
-        connection = FakeConnection(ws)
+        connection = FakeConnection(ws, self._opened)
+        self._opened += 1
         self.connections.put_nowait(connection)
         try:
             async for message in ws:
@@ -63,8 +68,11 @@ class FakeMarketServer:
                     if self.answer_pings:
                         await ws.send("PONG")
                     continue
-                connection.messages.put_nowait(json.loads(message))
+                decoded = json.loads(message)
+                self.events.append((connection.number, decoded))
+                connection.messages.put_nowait(decoded)
         except ConnectionClosed:
             pass
         finally:
+            self.events.append((connection.number, None))
             connection.closed.set()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vincent.services.trade_manager.feed_shards import ShardMap
+from vincent.services.trade_manager.feed_shards import ShardMap, ShardMerge
 
 universe = [f"token-{number:02d}" for number in range(40)]
 
@@ -52,3 +52,63 @@ def test_shards_hold_every_token_once_within_the_limit_and_never_move_one(
         now = {token: shard for shard, tokens in held.items() for token in tokens}
         assert all(now[token] == placed[token] for token in wanted & placed.keys())
         placed = now
+
+
+def test_rebalance_merges_a_half_empty_shard_into_one_with_room() -> None:
+    shards = ShardMap(3)
+    first, second = shards.set_tokens(["a", "b", "c", "d", "e", "f"]).opened
+    shards.set_tokens(["c", "e", "f"])
+
+    merge = shards.rebalance()
+
+    assert dict(merge.closed) == {first: frozenset({"c"})}
+    assert merge.changed == (second,)
+    assert shards.shards() == (second,)
+    assert set(shards.desired(second)) == {"c", "e", "f"}
+    assert shards.shard_of("c") == second
+    assert shards.rebalance() == ShardMerge()
+
+
+def test_rebalance_leaves_shards_alone_when_none_can_close() -> None:
+    shards = ShardMap(3)
+    shards.set_tokens(["a", "b", "c", "d", "e", "f"])
+    shards.set_tokens(["b", "c", "d", "e"])
+
+    assert shards.rebalance() == ShardMerge()
+    assert len(shards) == 2
+
+
+@settings(deadline=None)
+@given(
+    st.integers(min_value=1, max_value=7),
+    st.lists(st.sets(st.sampled_from(universe)), min_size=1, max_size=12),
+)
+def test_rebalance_leaves_the_fewest_shards_and_moves_only_tokens_of_closed_ones(
+    limit: int, steps: list[set[str]]
+) -> None:
+    shards = ShardMap(limit)
+    for wanted in steps:
+        shards.set_tokens(wanted)
+        before = {shard: set(shards.desired(shard)) for shard in shards.shards()}
+        placed = {token: shard for shard, tokens in before.items() for token in tokens}
+
+        merge = shards.rebalance()
+
+        held = {shard: set(shards.desired(shard)) for shard in shards.shards()}
+        now = {token: shard for shard, tokens in held.items() for token in tokens}
+        # Every shard within the limit, every wanted token on exactly one shard.
+        assert all(0 < len(tokens) <= limit for tokens in held.values())
+        assert sum(len(tokens) for tokens in held.values()) == len(wanted)
+        assert now.keys() == wanted == shards.tokens()
+        # As few shards as the tokens need, and never more than before.
+        assert len(held) == -(-len(wanted) // limit) == shards.minimum_shards()
+        assert len(held) <= len(before)
+        # Only closed shards' tokens moved, and only onto shards reported as changed.
+        assert set(held) == set(before) - merge.closed.keys()
+        assert {shard: set(tokens) for shard, tokens in merge.closed.items()} == {
+            shard: before[shard] for shard in merge.closed
+        }
+        moved = {token for token in wanted if now[token] != placed[token]}
+        assert moved == {token for tokens in merge.closed.values() for token in tokens}
+        assert {now[token] for token in moved} == set(merge.changed)
+        assert all(shards.shard_of(token) == now[token] for token in wanted)

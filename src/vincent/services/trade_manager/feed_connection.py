@@ -64,6 +64,8 @@ class ShardConnection:
         self._on_change = on_change
         self._backoff = Backoff(config.reconnect_backoff, random_fn)
         self._ws: ClientConnection | None = None
+        # True while subscribe/unsubscribe diffs are being sent (subscribed is ahead of them).
+        self._sending = False
         # Set by a crash: the next connection's frames don't reset the backoff, so a bug
         # that recurs on every connection backs off to the maximum delay.
         self._crashed = False
@@ -72,6 +74,10 @@ class ShardConnection:
     def live(self) -> bool:
         """Whether the connection is open and has sent its first subscription."""
         return self._ws is not None
+
+    def carries(self, token_id: str) -> bool:
+        """Whether the live connection has finished sending the subscription of ``token_id``."""
+        return self._ws is not None and not self._sending and token_id in self.subscribed
 
     def status(self, now_s: float, *, draining: bool = False) -> ShardStatus:
         last = self.ts_last_message_s
@@ -203,10 +209,16 @@ class ShardConnection:
         # Recorded before sending: if a send fails the connection is gone, and the next one
         # subscribes self.desired in full.
         self.subscribed = set(self.desired)
-        if removed:
-            await ws.send(json.dumps({"assets_ids": removed, "operation": "unsubscribe"}))
-        if added:
-            await ws.send(json.dumps({"assets_ids": added, "operation": "subscribe"}))
+        self._sending = True
+        try:
+            # Unsubscribe first, so the connection never holds more than its limit.
+            if removed:
+                await ws.send(json.dumps({"assets_ids": removed, "operation": "unsubscribe"}))
+            if added:
+                await ws.send(json.dumps({"assets_ids": added, "operation": "subscribe"}))
+        finally:
+            self._sending = False
+        self._on_change(self)
 
 
 def _initial_message(token_ids: Set[str], custom_feature_enabled: bool) -> str:

@@ -2,13 +2,15 @@
 
 Tokens stay on the connection they were given (a move would cost an unsubscribe and a
 resubscribe); new tokens fill connections that have room, then open new ones. A connection
-left without tokens is closed.
+left without tokens is closed. ``rebalance`` merges half-empty connections after churn: it
+closes the smallest ones when fewer connections would hold every token.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Set
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Set
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +25,18 @@ class ShardChange:
 
 
 _UNCHANGED = ShardChange()
+
+
+@dataclass(frozen=True, slots=True)
+class ShardMerge:
+    """What ``ShardMap.rebalance`` did: each closed shard with the tokens it held, and the
+    shards that took them (each token now sits on exactly one of those)."""
+
+    closed: Mapping[int, frozenset[str]] = field(default_factory=dict)
+    changed: tuple[int, ...] = ()
+
+
+_NO_MERGE = ShardMerge()
 
 
 class ShardMap:
@@ -52,6 +66,14 @@ class ShardMap:
 
     def token_count(self) -> int:
         return len(self._shard_of)
+
+    def shard_of(self, token_id: str) -> int | None:
+        """Return the shard carrying ``token_id``, or None when it is not wanted."""
+        return self._shard_of.get(token_id)
+
+    def minimum_shards(self) -> int:
+        """Return how many shards the tokens need at the least."""
+        return -(-len(self._shard_of) // self._max_tokens)
 
     def desired(self, shard: int) -> Set[str]:
         """Return the shard's tokens: a live view that later changes show through."""
@@ -93,6 +115,31 @@ class ShardMap:
             added_tokens=frozenset(added),
             removed_tokens=frozenset(removed),
         )
+
+    def rebalance(self) -> ShardMerge:
+        """Close shards while fewer would hold every token; move their tokens to the rest.
+
+        Only ever lowers the shard count, and then to the minimum. The smallest shards close
+        (fewest tokens to move; on a tie the newest), their tokens fill the survivors oldest
+        first, and tokens on surviving shards stay where they are.
+        """
+        surplus = len(self._tokens) - self.minimum_shards()
+        if surplus <= 0:
+            return _NO_MERGE
+        by_size = sorted(self._tokens, key=lambda shard: (len(self._tokens[shard]), -shard))
+        closing = by_size[:surplus]
+        closed = {shard: frozenset(self._tokens.pop(shard)) for shard in closing}
+        survivors = [shard for shard in self._tokens if len(self._tokens[shard]) < self._max_tokens]
+        changed: dict[int, None] = {}
+        for token_id in sorted(token for held in closed.values() for token in held):
+            while len(self._tokens[survivors[0]]) >= self._max_tokens:
+                # Cannot run out: the survivors are at least minimum_shards().
+                survivors.pop(0)
+            shard = survivors[0]
+            self._tokens[shard].add(token_id)
+            self._shard_of[token_id] = shard
+            changed[shard] = None
+        return ShardMerge(closed=MappingProxyType(closed), changed=tuple(changed))
 
     def _open(self) -> int:
         shard = self._next_number

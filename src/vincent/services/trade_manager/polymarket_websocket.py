@@ -1,9 +1,10 @@
 """The backend's one market-data feed: Polymarket's market WebSocket, sharded by token.
 
 ``MarketFeed`` is the facade the worker uses: it owns the desired token set (sharded by
-``feed_shards``), one ``feed_connection.ShardConnection`` task per shard, the lifecycle and
-the status. Frames are applied by ``feed_frames.FrameHandler`` and reach ``on_prices``
-synchronously. Every connection task is owned here; ``stop`` cancels and awaits them.
+``feed_shards``), one ``feed_connection.ShardConnection`` task per shard, merging half-empty
+shards, the lifecycle and the status. Frames are applied by ``feed_frames.FrameHandler`` and
+reach ``on_prices`` synchronously. Every connection task is owned here; ``stop`` cancels and
+awaits them.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class MarketFeed:
         self._state = FeedState.STOPPED
         self._shard_map = ShardMap(self._config.max_assets_per_connection)
         self._connections: dict[int, ShardConnection] = {}
+        # Connections a merge closed, open until their tokens are carried elsewhere.
+        self._draining: list[ShardConnection] = []
         self._tasks: dict[asyncio.Task[None], ShardConnection] = {}
         self._waiters: list[tuple[StatusPredicate, asyncio.Future[None]]] = []
         self._counters = FeedCounters()
@@ -110,6 +113,9 @@ class MarketFeed:
                     "market_feed.stop_pending",
                     extra={"tasks": sorted(task.get_name() for task in pending)},
                 )
+        for connection in self._draining:
+            self._retire(connection)
+        self._draining.clear()
         self._state = FeedState.STOPPED
         logger.info("market_feed.stopped")
         self._notify()
@@ -136,7 +142,9 @@ class MarketFeed:
         """Make the subscription exactly ``token_ids``.
 
         Live connections get subscribe/unsubscribe diffs (no reconnect). Tokens stay on their
-        connection; new ones fill connections with room, then open new ones.
+        connection; new ones fill connections with room, then open new ones. When removals
+        leave more connections than the tokens need, the smallest close and their tokens move:
+        subscribed on the connection that takes them before the old one closes.
         """
         change = self._shard_map.set_tokens(token_ids)
         self._books.untrack(change.removed_tokens)
@@ -149,7 +157,53 @@ class MarketFeed:
                 self._spawn(connection)
         for number in change.changed:
             self._connections[number].wake.set()
+        if change.removed_tokens:
+            self._merge()
         self._notify()
+
+    def _merge(self) -> None:
+        merge = self._shard_map.rebalance()
+        if not merge.closed:
+            return
+        for number in merge.changed:
+            self._connections[number].wake.set()
+        for number, held in merge.closed.items():
+            connection = self._connections.pop(number)
+            # No longer a view of the shard map: keep carrying what it held until then.
+            connection.desired = held
+            if self._state is FeedState.RUNNING and connection.live:
+                self._draining.append(connection)
+            else:
+                self._retire(connection)
+        logger.info(
+            "market_feed.shards_merged",
+            extra={
+                "closed": sorted(merge.closed),
+                "moved_tokens": sum(len(held) for held in merge.closed.values()),
+                "connections": len(self._connections),
+            },
+        )
+        self._finish_draining()
+
+    def _finish_draining(self) -> None:
+        """Close each draining connection once every token it held that is still wanted is
+        carried by a live connection that has sent its subscription."""
+        if not self._draining:
+            return
+        still: list[ShardConnection] = []
+        for connection in self._draining:
+            if self._covered(connection.desired):
+                self._retire(connection)
+            else:
+                still.append(connection)
+        self._draining[:] = still
+
+    def _covered(self, token_ids: Iterable[str]) -> bool:
+        for token_id in token_ids:
+            number = self._shard_map.shard_of(token_id)
+            if number is not None and not self._connections[number].carries(token_id):
+                return False
+        return True
 
     # Status
 
@@ -157,6 +211,7 @@ class MarketFeed:
         now_s = self._clock.monotonic()
         shards = tuple(connection.status(now_s) for connection in self._connections.values())
         live = sum(1 for shard in shards if shard.connected)
+        draining = tuple(connection.status(now_s, draining=True) for connection in self._draining)
         last = self._ts_last_message_s()
         counters = self._counters
         return MarketFeedStatus(
@@ -172,7 +227,7 @@ class MarketFeed:
             callback_errors=counters.callback_errors,
             last_message_age_s=None if last is None else now_s - last,
             connection_crashes=counters.connection_crashes,
-            shards=shards,
+            shards=shards + draining,
         )
 
     def shard_tokens(self) -> tuple[frozenset[str], ...]:
@@ -205,7 +260,7 @@ class MarketFeed:
     def _ts_last_message_s(self) -> float | None:
         times = [
             connection.ts_last_message_s
-            for connection in self._connections.values()
+            for connection in (*self._connections.values(), *self._draining)
             if connection.ts_last_message_s is not None
         ]
         if self._ts_last_message_closed_s is not None:
@@ -228,6 +283,7 @@ class MarketFeed:
         )
 
     def _connection_changed(self, connection: ShardConnection) -> None:
+        self._finish_draining()
         self._notify()
 
     def _retire(self, connection: ShardConnection) -> None:
