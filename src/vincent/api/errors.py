@@ -29,7 +29,13 @@ from vincent.errors import (
     ValidationFailed,
     VincentError,
 )
-from vincent.skills.polymarket.errors import SkillError
+from vincent.skills.polymarket.errors import (
+    ExchangeTimeout,
+    ExchangeUnavailable,
+    RateLimited,
+    SkillError,
+    UnknownOutcome,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +48,10 @@ STATUS_BY_ERROR: tuple[tuple[type[VincentError], int], ...] = (
     (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
+    (RateLimited, 429),
+    (UnknownOutcome, 502),
+    (ExchangeUnavailable, 503),
+    (ExchangeTimeout, 504),
     (SkillError, 500),
     (ConfigurationError, 500),
 )
@@ -52,6 +62,17 @@ def status_for(error: VincentError) -> int:
         if isinstance(error, cls):
             return status
     return 500
+
+
+def _json_value(value: Any) -> Any:
+    """Constraint values (Decimal, float, ...) as plain JSON numbers."""
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return int(number) if number.is_integer() else number
 
 
 def _json_type(value: Any) -> str:
@@ -125,7 +146,7 @@ def zod_issue(error: Any) -> dict[str, Any]:
             "message": f"Invalid input: expected {expected}, received {_json_type(given)}",
         }
     if kind in ("greater_than", "greater_than_equal"):
-        bound = ctx.get("gt", ctx.get("ge"))
+        bound = _json_value(ctx.get("gt", ctx.get("ge")))
         inclusive = kind == "greater_than_equal"
         op = ">=" if inclusive else ">"
         return {
@@ -134,10 +155,10 @@ def zod_issue(error: Any) -> dict[str, Any]:
             "minimum": bound,
             "inclusive": inclusive,
             "path": path,
-            "message": f"Too small: expected number to be {op}{bound}, was {given}",
+            "message": f"Too small: expected number to be {op}{bound}, was {_json_value(given)}",
         }
     if kind in ("less_than", "less_than_equal"):
-        bound = ctx.get("lt", ctx.get("le"))
+        bound = _json_value(ctx.get("lt", ctx.get("le")))
         inclusive = kind == "less_than_equal"
         op = "<=" if inclusive else "<"
         return {
@@ -146,7 +167,7 @@ def zod_issue(error: Any) -> dict[str, Any]:
             "maximum": bound,
             "inclusive": inclusive,
             "path": path,
-            "message": f"Too big: expected number to be {op}{bound}, was {given}",
+            "message": f"Too big: expected number to be {op}{bound}, was {_json_value(given)}",
         }
     if kind == "string_too_short":
         minimum = ctx.get("min_length", 1)
