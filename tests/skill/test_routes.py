@@ -271,7 +271,7 @@ async def test_a_tenant_cannot_act_on_another_tenants_wallet(
     assert shares_of(exchange, alice.funder, market.yes) == 10
 
 
-async def test_exchange_failures_come_out_as_typed_500s(
+async def test_exchange_failures_come_out_as_typed_statuses(
     client: httpx.AsyncClient, exchange: LocalExchange, alice: Tenant, market: MarketIds
 ) -> None:
     exchange.fail_next("/data-api/positions", count=3, status=503)
@@ -281,9 +281,9 @@ async def test_exchange_failures_come_out_as_typed_500s(
     holdings = await client.get("/api/skills/polymarket/holdings", headers=alice.headers)
     limited = await bet(client, alice, tokenId=market.yes, side="SELL", amount=10)
 
-    assert holdings.status_code == 500
+    assert holdings.status_code == 503
     assert holdings.json()["error"]["code"] == "EXCHANGE_UNAVAILABLE"
-    assert limited.status_code == 500
+    assert limited.status_code == 429
     assert limited.json()["error"]["code"] == "RATE_LIMITED"
 
 
