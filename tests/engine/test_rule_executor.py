@@ -16,6 +16,7 @@ from vincent.enums import TradeRuleEventType, TradeRuleStatus, TradeRuleType
 from vincent.services.trade_manager.event_logger import get_rule_events
 from vincent.services.trade_manager.order_book import SellQuote
 from vincent.services.trade_manager.rule_executor import (
+    MAX_NO_LIQUIDITY_RETRIES,
     ExecutionOutcome,
     RuleExecutor,
     TrailingRaise,
@@ -25,6 +26,7 @@ from vincent.services.trade_manager.rule_manager import get_rule_by_id
 from vincent.skills.polymarket.errors import (
     ExchangeUnavailable,
     InsufficientBalance,
+    NoLiquidity,
     RateLimited,
     UnknownOutcome,
 )
@@ -152,8 +154,9 @@ async def test_sell_partial_clamps_to_held_and_uses_the_book_for_worst_price(
     result = await _executor(session_factory, skill, clock).execute_rule(rule, trigger)
 
     assert result.outcome is ExecutionOutcome.EXECUTED
+    # The walk reaches 0.58; the sell accepts 5% below that, rounded down to 0.01.
     assert [(r.amount, r.worst_price) for r in skill.requests] == [
-        (Decimal("20.00"), Decimal("0.58"))
+        (Decimal("20.00"), Decimal("0.55"))
     ]
 
 
@@ -366,3 +369,32 @@ async def test_unreadable_holdings_put_the_rule_back_without_selling(
     )
     assert skill.requests == []
     assert (await _status(session_factory, rule.id))[0] is TradeRuleStatus.ACTIVE
+
+
+async def test_a_killed_fok_is_retried_a_bounded_number_of_times(
+    session_factory: SessionFactory,
+    skill: ScriptedSkill,
+    clock: ManualClock,
+    make_secret: MakeSecret,
+    make_rule: MakeRule,
+) -> None:
+    secret_id = await make_secret("a")
+    rule = await make_rule(secret_id, TOKEN)
+    skill.hold(secret_id, TOKEN, "10")
+    executor = _executor(session_factory, skill, clock)
+    killed = "order couldn't be fully filled. FOK orders are fully filled or killed."
+
+    skill.answers = [NoLiquidity(killed)]
+    first = await executor.execute_rule(rule, _trigger("0.3", clock))
+    assert first.outcome is ExecutionOutcome.RETRY
+
+    async with session_factory() as session, session.begin():
+        row = await get_rule_by_id(session, rule.id)
+        assert row is not None
+        row.attempt_count = MAX_NO_LIQUIDITY_RETRIES
+    skill.answers = [NoLiquidity(killed)]
+    last = await executor.execute_rule(rule, _trigger("0.3", clock))
+
+    assert (last.outcome, last.message) == (ExecutionOutcome.FAILED, killed)
+    assert await _status(session_factory, rule.id) == (TradeRuleStatus.FAILED, None, killed)
+    assert len(skill.requests) == 2

@@ -123,16 +123,18 @@ async def record_retry(
     now: datetime,
     retry_delay: RetryDelay,
     retry_after_s: float | None = None,
+    max_attempts: int | None = None,
 ) -> datetime | None:
     """TRIGGERED → ACTIVE after a transient failure; return when it may be tried again.
 
-    Returns None when the rule was no longer TRIGGERED (nothing to retry).
+    Returns None (and changes nothing) when the rule was no longer TRIGGERED, or when it
+    has already been retried ``max_attempts`` times.
     """
     async with session_factory() as session, session.begin():
         attempts = (
             await session.execute(sa.select(TradeRule.attempt_count).where(TradeRule.id == rule_id))
         ).scalar_one_or_none()
-        if attempts is None:
+        if attempts is None or (max_attempts is not None and attempts >= max_attempts):
             return None
         # Never sooner than the exchange asked (a 429's retry-after).
         delay_s = max(retry_delay(attempts + 1), retry_after_s or 0.0)

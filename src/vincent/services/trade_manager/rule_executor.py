@@ -35,6 +35,7 @@ from vincent.services.trade_manager.rule_manager import (
 from vincent.services.trade_manager.sell_planning import SellPlan, SellQuoter, plan_sell
 from vincent.services.trade_manager.types import Clock, RuleSnapshot
 from vincent.skills.polymarket.errors import (
+    NoLiquidity,
     PermanentSkillError,
     TransientSkillError,
     UnknownOutcome,
@@ -58,6 +59,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# A FOK killed for lack of liquidity is retried this many times before the rule fails.
+MAX_NO_LIQUIDITY_RETRIES = 5
 
 
 class ExecutionOutcome(StrEnum):
@@ -222,6 +226,10 @@ class RuleExecutor:
             result = await self._skill.place_bet(request)
         except UnknownOutcome as error:
             return await self._resolve_unknown(rule, key, error.message, ts_sent)
+        except NoLiquidity as error:
+            # The book moved between the trigger and the order: try again at the new price,
+            # a bounded number of times (the seed retried these too).
+            return await self._retry_or_fail(rule, error.message, ts_sent)
         except PermanentSkillError as error:
             return await self._fail(rule, error.message, ts_sent)
         except TransientSkillError as error:
@@ -294,6 +302,27 @@ class RuleExecutor:
         await record_failed(self._session_factory, rule.id, message, now=self._clock.now())
         return ExecutionResult(
             ExecutionOutcome.FAILED, rule.id, message=message, ts_order_sent=ts_sent
+        )
+
+    async def _retry_or_fail(
+        self, rule: RuleSnapshot, message: str, ts_sent: float
+    ) -> ExecutionResult:
+        next_attempt_at = await record_retry(
+            self._session_factory,
+            rule.id,
+            message,
+            now=self._clock.now(),
+            retry_delay=self._retry_delay,
+            max_attempts=MAX_NO_LIQUIDITY_RETRIES,
+        )
+        if next_attempt_at is None:
+            return await self._fail(rule, message, ts_sent)
+        return ExecutionResult(
+            ExecutionOutcome.RETRY,
+            rule.id,
+            message=message,
+            next_attempt_at=next_attempt_at,
+            ts_order_sent=ts_sent,
         )
 
     async def _retry(

@@ -8,12 +8,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from vincent.services.trade_manager.order_book import SellQuote
 from vincent.services.trade_manager.sizing import sell_size
 from vincent.services.trade_manager.types import RuleSnapshot
 from vincent.skills.polymarket.types import Holding
+
+# A stop sells up to 5% below the book it saw (see ``slippage_floor``).
+SELL_SLIPPAGE = Decimal("0.05")
+PRICE_STEP = Decimal("0.01")
 
 # Shares → what a market sell of that size would do against the bids we hold.
 SellQuoter = Callable[[Decimal], SellQuote | None]
@@ -68,6 +72,18 @@ def plan_sell(
         )
     worst_price = None
     sell_quote = quote(shares) if quote is not None else None
-    if sell_quote is not None and sell_quote.complete:
-        worst_price = sell_quote.worst_price
+    if sell_quote is not None and sell_quote.complete and sell_quote.worst_price is not None:
+        worst_price = slippage_floor(sell_quote.worst_price)
     return SellPlan(shares=shares, worst_price=worst_price)
+
+
+def slippage_floor(walked_price: Decimal) -> Decimal | None:
+    """The lowest price the sell accepts: ``SELL_SLIPPAGE`` below the walked price.
+
+    Fills happen at the resting bids, best first, so a lower bound never makes a fill worse
+    where the book still holds; it only keeps a fast fall between the trigger and the order
+    from killing a FOK stop. Rounded down to 0.01, which lies on every tick grid below 0.1.
+    None (no bound) when that leaves nothing above zero.
+    """
+    floor = (walked_price * (1 - SELL_SLIPPAGE)).quantize(PRICE_STEP, rounding=ROUND_DOWN)
+    return floor if floor > 0 else None
