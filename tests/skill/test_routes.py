@@ -284,6 +284,7 @@ async def test_exchange_failures_come_out_as_typed_statuses(
     assert holdings.status_code == 503
     assert holdings.json()["error"]["code"] == "EXCHANGE_UNAVAILABLE"
     assert limited.status_code == 429
+    assert limited.headers["retry-after"] == "3"
     assert limited.json()["error"]["code"] == "RATE_LIMITED"
 
 

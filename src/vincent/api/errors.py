@@ -197,8 +197,15 @@ def zod_issue(error: Any) -> dict[str, Any]:
     return {"code": "custom", "path": path, "message": str(error.get("msg", "Invalid input"))}
 
 
-def _envelope(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
-    return JSONResponse(error_body(code, message, details, trace_id_var.get()), status_code=status)
+def _envelope(
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = error_body(code, message, details, trace_id_var.get())
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -206,7 +213,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_vincent_error(_request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, VincentError)
-        return _envelope(status_for(error), error.code, error.message, error.details)
+        headers = None
+        if isinstance(error, RateLimited) and error.retry_after_s is not None:
+            headers = {"Retry-After": str(max(1, round(error.retry_after_s)))}
+        return _envelope(status_for(error), error.code, error.message, error.details, headers)
 
     async def on_validation_error(_request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RequestValidationError)
