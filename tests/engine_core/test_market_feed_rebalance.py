@@ -110,6 +110,36 @@ async def test_a_merge_keeps_the_source_open_until_the_target_reconnects(
     assert (status.connections, status.wanted_connections, len(status.shards)) == (1, 1, 1)
 
 
+async def test_a_draining_connection_closes_once_its_tokens_are_unwanted(
+    server: FakeMarketServer,
+) -> None:
+    # The target stays down for the whole test: only the unsubscribe can close the source.
+    config = dataclasses.replace(
+        THREE_PER_CONNECTION, reconnect_backoff=BackoffPolicy(min_delay_s=30.0, max_delay_s=30.0)
+    )
+    feed, _ = _feed(server, config)
+    feed.set_tokens(["a", "b", "c", "d", "e", "f"])
+
+    async with feed, asyncio.timeout(WAIT_S):
+        by_first = await _two_connections(server)
+        source, target = by_first["a"], by_first["d"]
+        await feed.wait_for_status(lambda status: status.connected)
+        await target.drop()
+        await feed.wait_for_status(lambda status: status.connections == 1)
+        feed.unsubscribe(["a", "b", "d"])
+        draining = feed.status()
+        # The source has sent its own diff, so nothing on it will change again.
+        assert await source.next_message() == {"assets_ids": ["a", "b"], "operation": "unsubscribe"}
+        feed.unsubscribe(["c"])
+        await source.closed.wait()
+        status = feed.status()
+
+    assert [shard.draining for shard in draining.shards] == [False, True]
+    assert [shard.draining for shard in status.shards] == [False]
+    assert feed.shard_tokens() == (frozenset({"e", "f"}),)
+    assert server.connections.empty()
+
+
 async def test_a_merge_while_stopped_only_reassigns_tokens() -> None:
     feed = MarketFeed(
         "ws://127.0.0.1:9", OrderBooks(), lambda changed: None, config=THREE_PER_CONNECTION

@@ -159,6 +159,8 @@ class MarketFeed:
             self._connections[number].wake.set()
         if change.removed_tokens:
             self._merge()
+            # A draining connection may now hold only tokens nobody wants.
+            self._finish_draining()
         self._notify()
 
     def _merge(self) -> None:
@@ -183,7 +185,6 @@ class MarketFeed:
                 "connections": len(self._connections),
             },
         )
-        self._finish_draining()
 
     def _finish_draining(self) -> None:
         """Close each draining connection once every token it held that is still wanted is
