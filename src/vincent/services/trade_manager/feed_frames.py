@@ -28,7 +28,15 @@ FrameParser = Callable[[str | bytes], ParsedFrame]
 class FrameHandler:
     """Applies frames to ``books`` and tells ``on_prices``; then wakes status waiters."""
 
-    __slots__ = ("_apply", "_counters", "_notify", "_on_prices", "_parse", "_waiters")
+    __slots__ = (
+        "_apply",
+        "_counters",
+        "_notify",
+        "_on_prices",
+        "_parse",
+        "_waiters",
+        "ts_last_frame_s",
+    )
 
     def __init__(
         self,
@@ -47,9 +55,12 @@ class FrameHandler:
         # Checked per frame: the status snapshot is built only when someone waits for one.
         self._waiters = waiters
         self._notify = notify
+        # Monotonic time of the newest frame on any connection (None: no frame yet).
+        self.ts_last_frame_s: float | None = None
 
     def handle(self, frame: str | bytes, now_s: float) -> None:
         """Apply every event of ``frame`` received at monotonic ``now_s``."""
+        self.ts_last_frame_s = now_s
         counters = self._counters
         counters.messages_received += 1
         parsed = self._parse(frame)

@@ -83,8 +83,6 @@ class MarketFeed:
             notify=self._notify,
             parse=parse_frame,
         )
-        # The newest frame time of connections already closed, for last_message_age_s.
-        self._ts_last_message_closed_s: float | None = None
 
     # Lifecycle
 
@@ -213,7 +211,7 @@ class MarketFeed:
         shards = tuple(connection.status(now_s) for connection in self._connections.values())
         live = sum(1 for shard in shards if shard.connected)
         draining = tuple(connection.status(now_s, draining=True) for connection in self._draining)
-        last = self._ts_last_message_s()
+        last = self._frames.ts_last_frame_s
         counters = self._counters
         return MarketFeedStatus(
             state=self._state,
@@ -258,16 +256,6 @@ class MarketFeed:
             if not future.done() and predicate(status):
                 future.set_result(None)
 
-    def _ts_last_message_s(self) -> float | None:
-        times = [
-            connection.ts_last_message_s
-            for connection in (*self._connections.values(), *self._draining)
-            if connection.ts_last_message_s is not None
-        ]
-        if self._ts_last_message_closed_s is not None:
-            times.append(self._ts_last_message_closed_s)
-        return max(times, default=None)
-
     # Connections and their tasks
 
     def _new_connection(self, number: int) -> ShardConnection:
@@ -288,11 +276,6 @@ class MarketFeed:
         self._notify()
 
     def _retire(self, connection: ShardConnection) -> None:
-        last = connection.ts_last_message_s
-        if last is not None and (
-            self._ts_last_message_closed_s is None or last > self._ts_last_message_closed_s
-        ):
-            self._ts_last_message_closed_s = last
         # The task stays tracked in self._tasks until it has finished closing.
         for task, owner in self._tasks.items():
             if owner is connection:
