@@ -17,6 +17,7 @@ from vincent.enums import (
     TransactionStatus,
 )
 from vincent.services.trade_manager.event_logger import log_event
+from vincent.services.trade_manager.execution_outcomes import record_executed
 from vincent.services.trade_manager.reconciliation import (
     UNKEYED_ATTEMPT_MESSAGE,
     reconcile_rules,
@@ -218,3 +219,21 @@ async def test_decided_approvals_finish_their_rules(
         assert (await rule_row(session_factory, rule.id)).status is (
             TradeRuleStatus.PENDING_APPROVAL
         )
+
+
+async def test_an_execution_is_recorded_once_even_when_reported_twice(
+    session_factory: SessionFactory,
+    make_secret: MakeSecret,
+    make_rule: MakeRule,
+) -> None:
+    secret_id = await make_secret("a")
+    rule = await make_rule(secret_id, TOKEN)
+    await _claim(session_factory, rule.id, {"type": "market_order", "idempotencyKey": "k"})
+    result = BetResult(BetStatus.EXECUTED, "log-1", "0xw", order_id="0xabc")
+
+    assert await record_executed(session_factory, rule.id, result) is True
+    assert await record_executed(session_factory, rule.id, result) is False
+
+    kinds = [e.event_type for e in await events_of(session_factory, rule.id)]
+    assert kinds.count(TradeRuleEventType.ACTION_EXECUTED) == 1
+    assert kinds.count(TradeRuleEventType.RULE_TRIGGERED) == 1

@@ -62,6 +62,14 @@ def executed_payload(result: BetResult) -> dict[str, Any]:
 async def record_executed(session_factory: SessionFactory, rule_id: str, result: BetResult) -> bool:
     """TRIGGERED|PENDING_APPROVAL → TRIGGERED with the order id; ACTION_EXECUTED, RULE_TRIGGERED."""
     async with session_factory() as session, session.begin():
+        recorded = (
+            await session.execute(
+                sa.select(TradeRule.trigger_tx_hash).where(TradeRule.id == rule_id)
+            )
+        ).scalar_one_or_none()
+        if recorded is not None:
+            # Already recorded (a live outcome raced a reconciliation): never twice.
+            return False
         moved = await mark_rule_executed(session, rule_id, result.order_id)
         if not moved:
             logger.warning("rule_execution_not_recorded", extra={"rule_id": rule_id})
