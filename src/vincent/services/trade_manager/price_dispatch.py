@@ -65,6 +65,7 @@ class PriceDispatcher:
         self._on_tokens = on_tokens
         self._on_change = on_change
         self._live_quoter = quoter_for(books)
+        self._ws_updates = metrics.price_updates.labels(WEBSOCKET)
         self.executions_completed = 0
 
     def on_prices(self, token_ids: frozenset[str]) -> None:
@@ -90,7 +91,10 @@ class PriceDispatcher:
         quoter: Callable[[str], SellQuoter] | None = None,
     ) -> None:
         """Apply one price: record trailing raises, spawn an execution per fired rule."""
-        self._metrics.price_updates.labels(origin).inc()
+        if origin == WEBSOCKET:
+            self._ws_updates.inc()  # bound once: a label lookup takes a lock
+        else:
+            self._metrics.price_updates.labels(origin).inc()
         outcome = self._rules.apply_price(token_id, source, price)
         for rule in outcome.ratcheted:
             assert rule.trailing_percent is not None
