@@ -34,6 +34,7 @@ class TaskOwner:
             raise RuntimeError(f"{self._name} task group already opened")
         started = asyncio.Event()
         self._runner = asyncio.create_task(self._run(list(loops), started), name=self._name)
+        self._runner.add_done_callback(self._runner_done)
         await started.wait()
 
     def spawn(self, job: Job, name: str) -> bool:
@@ -79,6 +80,13 @@ class TaskOwner:
             )
             runner.cancel()
             await asyncio.wait({runner})
+
+    def _runner_done(self, runner: asyncio.Task[None]) -> None:
+        # A bug that escaped a job ended the whole group: say so now, not only at close.
+        if not runner.cancelled() and runner.exception() is not None:
+            logger.error(
+                "task_owner.group_failed", exc_info=runner.exception(), extra={"owner": self._name}
+            )
 
     async def _run(self, loops: list[tuple[Job, str]], started: asyncio.Event) -> None:
         try:
