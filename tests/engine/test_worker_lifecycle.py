@@ -251,3 +251,36 @@ async def test_rules_changed_by_another_process_show_up_within_one_tick(
         assert watched.trigger_price == Decimal("0.35")
         assert worker.watched_rule(canceled.id) is None
         assert worker.status().active_rules_count == 1
+
+
+async def test_a_failing_position_refresh_does_not_stop_http_prices_from_firing(
+    session_factory: SessionFactory,
+    skill: ScriptedSkill,
+    clock: ManualClock,
+    database_url: str,
+    make_secret: MakeSecret,
+    make_rule: MakeRule,
+) -> None:
+    secret_id = await make_secret("a")
+    rule = await make_rule(secret_id, "1", TradeRuleType.STOP_LOSS, "0.40")
+    skill.set_book("1", [("0.30", "100")], [("0.32", "100")])
+    positions_down = RuntimeError("data API down")
+    skill.holdings_error = positions_down
+
+    worker = TradeMonitoringWorker(settings(database_url), session_factory, skill, clock=clock)
+    async with worker, asyncio.timeout(TIMEOUT_S):
+        await worker.wait_for_ticks(1)
+        await worker.wait_for_executions(1)
+        status = worker.status()
+
+    assert status.consecutive_failures == 1
+    # The execution read holdings too and could not: the rule waits for its retry.
+    row = await rule_row(session_factory, rule.id)
+    assert (row.status, row.attempt_count) == (TradeRuleStatus.ACTIVE, 1)
+    assert skill.requests == []
+    kinds = [e.event_type for e in await events_of(session_factory, rule.id)]
+    assert kinds[1:] == [
+        TradeRuleEventType.RULE_EVALUATED,
+        TradeRuleEventType.ACTION_ATTEMPT,
+        TradeRuleEventType.ACTION_FAILED,
+    ]

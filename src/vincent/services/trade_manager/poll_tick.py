@@ -71,26 +71,33 @@ class PollTick:
         if self._breaker.is_open(now):
             self._metrics.ticks.labels("skipped").inc()
             return False
-        try:
+        # Every step runs even when an earlier one failed (prices matter most), and any
+        # failure counts the tick as failed.
+        first_error: Exception | None = None
+        for step in (
             # An attempt younger than one HTTP timeout may still be in flight elsewhere.
-            await self.reconcile(min_attempt_age_s=self._settings.polymarket_http_timeout_s)
-            await self.expire(now)
-            await self.sync_index()
-            await update_all_positions(self._session_factory, self._skill, now=now)
-            await self.price_stale_tokens()
-        except Exception as error:
+            lambda: self.reconcile(min_attempt_age_s=self._settings.polymarket_http_timeout_s),
+            lambda: self.expire(now),
+            self.sync_index,
+            self.price_stale_tokens,
+            lambda: update_all_positions(self._session_factory, self._skill, now=now),
+        ):
+            try:
+                await step()
+            except Exception as error:
+                first_error = first_error or error
+        self.completed += 1
+        if first_error is not None:
             status = self._breaker.record_failure(self._clock.now())
             self._metrics.ticks.labels("failed").inc()
             logger.warning(
                 "trade_monitoring_tick_failed",
                 extra={
-                    "error": type(error).__name__,
+                    "error": type(first_error).__name__,
                     "consecutive_failures": status.consecutive_failures,
                 },
             )
             return False
-        finally:
-            self.completed += 1
         self._breaker.record_success()
         self.last_sync_time = self._clock.now()
         self._metrics.ticks.labels("ok").inc()
