@@ -34,6 +34,7 @@ class ScriptedSkill:
         self.midpoints: dict[str, Decimal | None] = {}
         self.holdings_error: Exception | None = None
         self.holdings_calls = 0
+        self.prepared: list[tuple[str, str]] = []
 
     def hold(self, secret_id: str, token_id: str, shares: str, **extra: object) -> None:
         holding = Holding(
@@ -80,7 +81,7 @@ class ScriptedSkill:
         return self.resolutions.get(idempotency_key, AttemptResolution(AttemptOutcome.NOT_SENT))
 
     async def prepare(self, secret_id: str, token_id: str) -> None:
-        return None
+        self.prepared.append((secret_id, token_id))
 
     async def lookup_market_slug(self, condition_id: str) -> str | None:
         return None

@@ -298,6 +298,11 @@ class TradeMonitoringWorker:
         return self._tick.completed
 
     @property
+    def warmups_pending(self) -> int:
+        """Skill warm-ups (SDK client, market info) queued or running."""
+        return self._warmup.pending
+
+    @property
     def executions_completed(self) -> int:
         return self._dispatch.executions_completed
 

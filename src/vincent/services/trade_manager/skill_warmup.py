@@ -24,6 +24,7 @@ class SkillWarmup:
         self._skill = skill
         self._seen: set[tuple[str, str]] = set()
         self._queue: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue()
+        self._running = 0
 
     def want(self, rules: Iterable[RuleSnapshot]) -> None:
         """Queue a warm-up for each (secret, token) not warmed yet."""
@@ -33,6 +34,11 @@ class SkillWarmup:
                 self._seen.add(key)
                 self._queue.put_nowait(key)
 
+    @property
+    def pending(self) -> int:
+        """Warm-ups queued or running."""
+        return self._queue.qsize() + self._running
+
     def close(self) -> None:
         """End ``run`` after the warm-up in progress."""
         self._queue.put_nowait(None)
@@ -40,6 +46,7 @@ class SkillWarmup:
     async def run(self) -> None:
         while (key := await self._queue.get()) is not None:
             secret_id, token_id = key
+            self._running = 1
             try:
                 await self._skill.prepare(secret_id, token_id)
             except Exception as error:
@@ -52,3 +59,5 @@ class SkillWarmup:
                         "error": type(error).__name__,
                     },
                 )
+            finally:
+                self._running = 0
