@@ -11,11 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal
-from enum import StrEnum
-from typing import Any
 
 from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleEventType
@@ -28,11 +23,18 @@ from vincent.services.trade_manager.execution_outcomes import (
     record_pending_approval,
     record_retry,
 )
+from vincent.services.trade_manager.execution_types import (
+    ExecutionOutcome,
+    ExecutionResult,
+    TrailingRaise,
+    Trigger,
+    evaluated_payload,
+)
 from vincent.services.trade_manager.rule_manager import (
     mark_rule_triggered,
     update_trailing_trigger,
 )
-from vincent.services.trade_manager.sell_planning import SellPlan, SellQuoter, plan_sell
+from vincent.services.trade_manager.sell_planning import SellPlan, plan_sell
 from vincent.services.trade_manager.types import Clock, RuleSnapshot
 from vincent.skills.polymarket.errors import (
     NoLiquidity,
@@ -62,58 +64,6 @@ logger = logging.getLogger(__name__)
 
 # A FOK killed for lack of liquidity is retried this many times before the rule fails.
 MAX_NO_LIQUIDITY_RETRIES = 5
-
-
-class ExecutionOutcome(StrEnum):
-    EXECUTED = "executed"
-    PENDING_APPROVAL = "pending_approval"
-    FAILED = "failed"  # permanent, denial included: the rule is FAILED
-    RETRY = "retry"  # transient: the rule is ACTIVE again, not before next_attempt_at
-    UNRESOLVED = "unresolved"  # sent, answer unknown: left TRIGGERED for reconciliation
-    SKIPPED = "skipped"  # another task or process owns the rule
-
-
-@dataclass(frozen=True, slots=True)
-class Trigger:
-    """The price that crossed a rule. ``ts_event`` is the monotonic time it arrived."""
-
-    price: Decimal
-    source: str  # "websocket" or "poll"
-    ts_event: float
-    # Prices a sell against the book in hand (bounds the sell price without a round trip).
-    quote: SellQuoter | None = field(default=None, compare=False)
-
-
-@dataclass(frozen=True, slots=True)
-class TrailingRaise:
-    """A trailing level raised in memory and not yet persisted."""
-
-    trigger_price: Decimal
-    current_price: Decimal
-    trailing_percent: Decimal
-    source: str = "websocket"  # or "poll"
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutionResult:
-    outcome: ExecutionOutcome
-    rule_id: str
-    order_id: str | None = None
-    message: str | None = None
-    next_attempt_at: datetime | None = None
-    ts_order_sent: float | None = None  # monotonic, just before the order was handed over
-
-
-def evaluated_payload(rule: RuleSnapshot, trigger: Trigger) -> dict[str, Any]:
-    """RULE_EVALUATED data for a fired rule (the websocket path adds ``source``)."""
-    data: dict[str, Any] = {
-        "currentPrice": float(trigger.price),
-        "triggerPrice": float(rule.trigger_price),
-        "shouldTrigger": True,
-    }
-    if trigger.source == "websocket":
-        data["source"] = "websocket"
-    return data
 
 
 class RuleExecutor:
