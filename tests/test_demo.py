@@ -13,4 +13,5 @@ async def test_demo_shows_a_stop_firing() -> None:
     assert result["orders_received"] == 1
     assert result["shares_left"] == "0"
     assert result["take_profit_status"] == "CANCELED"
+    assert result["market_slug"] == "will-the-demo-stop-loss-fire"  # looked up on Gamma
     assert any("RULE_TRIGGERED" in line for line in lines)

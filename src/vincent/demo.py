@@ -184,5 +184,6 @@ async def run_demo(say: Say = print) -> dict[str, Any]:
         "orders_received": len(receipts),
         "shares_left": balances["shares"].get(YES_TOKEN, "0"),
         "take_profit_status": canceled["status"],
+        "market_slug": bracket["STOP_LOSS"]["marketSlug"],
         "elapsed_s": elapsed,
     }
