@@ -332,6 +332,8 @@ async def test_price_messages_cause_no_database_queries(
         async with asyncio.timeout(TIMEOUT_S):
             await worker.wait_for(is_connected(worker))
             await worker.wait_for_ticks(1)
+            # The skill warm-up reads the secret; measure once it is done.
+            await worker.wait_for(lambda: worker.warmups_pending == 0)
             sa.event.listen(engine.sync_engine, "before_cursor_execute", count)
             try:
                 prices = [f"0.{n}" for n in (45, 48, 52, 55, 51, 47, 44, 49)] * 25

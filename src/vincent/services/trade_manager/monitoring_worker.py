@@ -81,7 +81,7 @@ class TradeMonitoringWorker:
         self._settings = settings
         self._session_factory = session_factory
         self._clock: Clock = clock or SystemClock()
-        self._warmup = SkillWarmup(skill)
+        self._warmup = SkillWarmup(skill, self._notify)
         self.metrics = WorkerMetrics()
         self._state = WorkerState.CREATED
         self._stopping = asyncio.Event()

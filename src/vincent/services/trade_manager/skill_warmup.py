@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from vincent.services.trade_manager.types import RuleSnapshot
 from vincent.skills.polymarket.types import TradingSkill
@@ -20,8 +20,9 @@ logger = logging.getLogger(__name__)
 class SkillWarmup:
     """A queue of (secret, token) warm-ups and the loop that runs them."""
 
-    def __init__(self, skill: TradingSkill) -> None:
+    def __init__(self, skill: TradingSkill, on_change: Callable[[], None] = lambda: None) -> None:
         self._skill = skill
+        self._on_change = on_change
         self._seen: set[tuple[str, str]] = set()
         self._queue: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue()
         self._running = 0
@@ -61,3 +62,4 @@ class SkillWarmup:
                 )
             finally:
                 self._running = 0
+                self._on_change()
