@@ -13,7 +13,12 @@ from typing import Any
 
 from vincent.api.middleware import trace_id_var
 
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# Record attributes that are not context; uvicorn's ``color_message`` duplicates the message.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 def _context(record: logging.LogRecord) -> dict[str, Any]:
