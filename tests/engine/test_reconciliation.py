@@ -237,3 +237,49 @@ async def test_an_execution_is_recorded_once_even_when_reported_twice(
     kinds = [e.event_type for e in await events_of(session_factory, rule.id)]
     assert kinds.count(TradeRuleEventType.ACTION_EXECUTED) == 1
     assert kinds.count(TradeRuleEventType.RULE_TRIGGERED) == 1
+
+
+async def test_failed_attempts_the_skill_calls_retryable_put_the_rule_back(
+    session_factory: SessionFactory,
+    skill: ScriptedSkill,
+    clock: ManualClock,
+    make_secret: MakeSecret,
+    make_rule: MakeRule,
+) -> None:
+    secret_id = await make_secret("a")
+    cases = {
+        "k-503": ({"retryable": True, "errorCode": "EXCHANGE_UNAVAILABLE"}, "503"),
+        "k-fok": ({"retryable": False, "errorCode": "NO_LIQUIDITY"}, "FOK killed"),
+        "k-bal": ({"retryable": False, "errorCode": "INSUFFICIENT_BALANCE"}, "not enough"),
+    }
+    rules = {}
+    for index, (key, (response, message)) in enumerate(cases.items()):
+        rule = await make_rule(secret_id, str(index))
+        rules[key] = rule.id
+        await _claim(session_factory, rule.id, {"type": "market_order", "idempotencyKey": key})
+        async with session_factory() as session, session.begin():
+            session.add(
+                TransactionLog(
+                    secret_id=secret_id,
+                    action_type="polymarket_bet",
+                    request_data={"amount": "5"},
+                    response_data=response,
+                    status=TransactionStatus.FAILED,
+                    idempotency_key=key,
+                    error_message=message,
+                )
+            )
+        skill.resolutions[key] = AttemptResolution(AttemptOutcome.FAILED, message=message)
+
+    report = await reconcile_rules(
+        session_factory, skill, _executor(session_factory, skill, clock), now=clock.now()
+    )
+
+    assert dict(report.outcomes) == {
+        rules["k-503"]: ExecutionOutcome.RETRY,
+        rules["k-fok"]: ExecutionOutcome.RETRY,
+        rules["k-bal"]: ExecutionOutcome.FAILED,
+    }
+    assert (await rule_row(session_factory, rules["k-503"])).status is TradeRuleStatus.ACTIVE
+    row = await rule_row(session_factory, rules["k-bal"])
+    assert (row.status, row.error_message) == (TradeRuleStatus.FAILED, "not enough")

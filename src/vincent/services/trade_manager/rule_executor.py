@@ -179,7 +179,7 @@ class RuleExecutor:
         except NoLiquidity as error:
             # The book moved between the trigger and the order: try again at the new price,
             # a bounded number of times (the seed retried these too).
-            return await self._retry_or_fail(rule, error.message, ts_sent)
+            return await self.record_no_liquidity(rule.id, error.message, ts_sent)
         except PermanentSkillError as error:
             return await self._fail(rule, error.message, ts_sent)
         except TransientSkillError as error:
@@ -254,22 +254,26 @@ class RuleExecutor:
             ExecutionOutcome.FAILED, rule.id, message=message, ts_order_sent=ts_sent
         )
 
-    async def _retry_or_fail(
-        self, rule: RuleSnapshot, message: str, ts_sent: float
+    async def record_no_liquidity(
+        self, rule_id: str, message: str, ts_sent: float | None = None
     ) -> ExecutionResult:
+        """A FOK found too little to fill: retry a bounded number of times, then FAILED."""
         next_attempt_at = await record_retry(
             self._session_factory,
-            rule.id,
+            rule_id,
             message,
             now=self._clock.now(),
             retry_delay=self._retry_delay,
             max_attempts=MAX_NO_LIQUIDITY_RETRIES,
         )
         if next_attempt_at is None:
-            return await self._fail(rule, message, ts_sent)
+            await record_failed(self._session_factory, rule_id, message, now=self._clock.now())
+            return ExecutionResult(
+                ExecutionOutcome.FAILED, rule_id, message=message, ts_order_sent=ts_sent
+            )
         return ExecutionResult(
             ExecutionOutcome.RETRY,
-            rule.id,
+            rule_id,
             message=message,
             next_attempt_at=next_attempt_at,
             ts_order_sent=ts_sent,
