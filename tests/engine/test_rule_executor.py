@@ -11,8 +11,9 @@ import pytest
 
 from tests.engine.conftest import MakeRule, MakeSecret, ManualClock
 from tests.engine.scripted_skill import ScriptedSkill
+from vincent.db.models import TransactionLog
 from vincent.db.session import SessionFactory
-from vincent.enums import TradeRuleEventType, TradeRuleStatus, TradeRuleType
+from vincent.enums import TradeRuleEventType, TradeRuleStatus, TradeRuleType, TransactionStatus
 from vincent.services.trade_manager.event_logger import get_rule_events
 from vincent.services.trade_manager.order_book import SellQuote
 from vincent.services.trade_manager.rule_executor import (
@@ -398,3 +399,39 @@ async def test_a_killed_fok_is_retried_a_bounded_number_of_times(
     assert (last.outcome, last.message) == (ExecutionOutcome.FAILED, killed)
     assert await _status(session_factory, rule.id) == (TradeRuleStatus.FAILED, None, killed)
     assert len(skill.requests) == 2
+
+
+async def test_a_lost_answer_resolved_as_a_retryable_refusal_is_retried(
+    session_factory: SessionFactory,
+    clock: ManualClock,
+    make_secret: MakeSecret,
+    make_rule: MakeRule,
+) -> None:
+    class RefusedOnResolve(ScriptedSkill):
+        async def resolve_attempt(self, idempotency_key: str) -> AttemptResolution:
+            # What the skill does when re-posting the stored order meets a 503.
+            async with session_factory() as session, session.begin():
+                session.add(
+                    TransactionLog(
+                        secret_id=secret_id,
+                        action_type="polymarket_bet",
+                        request_data={"amount": "10"},
+                        response_data={"retryable": True, "errorCode": "EXCHANGE_UNAVAILABLE"},
+                        status=TransactionStatus.FAILED,
+                        idempotency_key=idempotency_key,
+                    )
+                )
+            return AttemptResolution(AttemptOutcome.FAILED, message="exchange answered 503")
+
+    skill = RefusedOnResolve()
+    secret_id = await make_secret("a")
+    rule = await make_rule(secret_id, TOKEN)
+    skill.hold(secret_id, TOKEN, "10")
+    skill.answers = [UnknownOutcome("no answer")]
+
+    result = await _executor(session_factory, skill, clock).execute_rule(
+        rule, _trigger("0.3", clock)
+    )
+
+    assert (result.outcome, result.message) == (ExecutionOutcome.RETRY, "exchange answered 503")
+    assert (await _status(session_factory, rule.id))[0] is TradeRuleStatus.ACTIVE

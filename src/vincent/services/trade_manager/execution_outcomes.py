@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from vincent.db.models import TradeRule
+from vincent.db.models import TradeRule, TransactionLog
 from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleEventType
 from vincent.services.trade_manager.backoff import BackoffPolicy, RandomFn, full_jitter_delay_s
@@ -156,3 +156,15 @@ async def record_retry(
             {"message": message, "isPermanent": False},
         )
         return next_attempt_at
+
+
+async def audit_failure(session_factory: SessionFactory, key: str) -> tuple[bool, str | None]:
+    """(retryable, error code) from the skill's audit row of a failed action, by its key."""
+    async with session_factory() as session:
+        data = (
+            await session.execute(
+                sa.select(TransactionLog.response_data).where(TransactionLog.idempotency_key == key)
+            )
+        ).scalar_one_or_none() or {}
+    code = data.get("errorCode")
+    return data.get("retryable") is True, code if isinstance(code, str) else None

@@ -22,13 +22,9 @@ from vincent.enums import ApprovalStatus, TradeRuleEventType, TradeRuleStatus, T
 from vincent.services.trade_manager.execution_outcomes import record_failed
 from vincent.services.trade_manager.rule_executor import (
     ExecutionOutcome,
-    ExecutionResult,
     RuleExecutor,
 )
-from vincent.skills.polymarket.errors import NoLiquidity
 from vincent.skills.polymarket.types import (
-    AttemptOutcome,
-    AttemptResolution,
     BetResult,
     BetStatus,
     TradingSkill,
@@ -152,7 +148,9 @@ async def reconcile_rules(
             )
             unresolved.append(attempt.rule_id)
             continue
-        result = await _record(session_factory, executor, attempt, resolution)
+        result = await executor.record_resolution(
+            attempt.rule_id, resolution, idempotency_key=attempt.idempotency_key
+        )
         logger.info(
             "rule_attempt_reconciled",
             extra={"rule_id": attempt.rule_id, "outcome": result.outcome.value},
@@ -160,36 +158,6 @@ async def reconcile_rules(
         outcomes.append((attempt.rule_id, result.outcome))
     outcomes.extend(await _settle_approvals(session_factory, executor, now=now))
     return ReconciliationReport(outcomes=tuple(outcomes), unresolved=tuple(unresolved))
-
-
-async def _record(
-    session_factory: SessionFactory,
-    executor: RuleExecutor,
-    attempt: OpenAttempt,
-    resolution: AttemptResolution,
-) -> ExecutionResult:
-    if resolution.outcome is AttemptOutcome.FAILED and attempt.idempotency_key is not None:
-        # The skill ends a transiently refused order FAILED but says it may be retried (its
-        # audit row's ``retryable``); for a rule that is "not sent", never a dead stop.
-        retryable, code = await _audit_failure(session_factory, attempt.idempotency_key)
-        message = resolution.message or "Order was refused"
-        if retryable:
-            return await executor.record_not_sent(attempt.rule_id, message)
-        if code == NoLiquidity.code:
-            return await executor.record_no_liquidity(attempt.rule_id, message)
-    return await executor.record_resolution(attempt.rule_id, resolution)
-
-
-async def _audit_failure(session_factory: SessionFactory, key: str) -> tuple[bool, str | None]:
-    """(retryable, error code) from the skill's audit row of a failed action."""
-    async with session_factory() as session:
-        data = (
-            await session.execute(
-                sa.select(TransactionLog.response_data).where(TransactionLog.idempotency_key == key)
-            )
-        ).scalar_one_or_none() or {}
-    code = data.get("errorCode")
-    return data.get("retryable") is True, code if isinstance(code, str) else None
 
 
 async def _settle_approvals(

@@ -18,6 +18,7 @@ from vincent.services.trade_manager.evaluation import evaluate_rule
 from vincent.services.trade_manager.event_logger import log_event
 from vincent.services.trade_manager.execution_outcomes import (
     RetryDelay,
+    audit_failure,
     record_executed,
     record_failed,
     record_pending_approval,
@@ -209,7 +210,12 @@ class RuleExecutor:
         )
 
     async def record_resolution(
-        self, rule_id: str, resolution: AttemptResolution, ts_sent: float | None = None
+        self,
+        rule_id: str,
+        resolution: AttemptResolution,
+        ts_sent: float | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> ExecutionResult:
         """Record what ``resolve_attempt`` found for a claimed rule's attempt."""
         outcome = resolution.outcome
@@ -226,6 +232,14 @@ class RuleExecutor:
             message = f"Trade denied by policy: {resolution.message or 'denied'}"
         else:
             message = resolution.message or f"Order attempt ended as {outcome.value}"
+        if outcome is AttemptOutcome.FAILED and idempotency_key is not None:
+            # The skill ends a transiently refused order FAILED and marks it retryable on its
+            # audit row: for a rule that means "not sent", never a dead stop.
+            retryable, code = await audit_failure(self._session_factory, idempotency_key)
+            if retryable:
+                return await self.record_not_sent(rule_id, message, ts_sent)
+            if code == NoLiquidity.code:
+                return await self.record_no_liquidity(rule_id, message, ts_sent)
         await record_failed(self._session_factory, rule_id, message, now=self._clock.now())
         return ExecutionResult(ExecutionOutcome.FAILED, rule_id, message=message)
 
@@ -244,7 +258,7 @@ class RuleExecutor:
             return ExecutionResult(
                 ExecutionOutcome.UNRESOLVED, rule.id, message=message, ts_order_sent=ts_sent
             )
-        return await self.record_resolution(rule.id, resolution, ts_sent)
+        return await self.record_resolution(rule.id, resolution, ts_sent, idempotency_key=key)
 
     async def _fail(
         self, rule: RuleSnapshot, message: str, ts_sent: float | None = None
