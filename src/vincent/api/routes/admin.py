@@ -16,7 +16,7 @@ from vincent.api.auth import parse_bearer
 from vincent.api.deps import SessionDep
 from vincent.api.envelope import ok
 from vincent.api.routes.polymarket_trading import Skill
-from vincent.api.state import app_state
+from vincent.api.state import AppState, app_state
 from vincent.crypto import API_KEY_PREFIX, constant_time_equal
 from vincent.db.base import utcnow
 from vincent.enums import ApprovalStatus
@@ -69,12 +69,20 @@ async def list_approvals(
     return ok({"approvals": [approvals.approval_json(a) for a in found]})
 
 
+def _settle_waiting_rule(state: AppState) -> None:
+    """A trade rule paused on this approval finishes on the worker's next tick: run it now."""
+    if state.worker is not None:
+        state.worker.request_tick()
+
+
 @router.post("/approvals/{approval_id}/approve", responses=_ERRORS)
 async def approve(approval_id: str, request: Request, owner: Owner, skill: Skill) -> JSONResponse:
     """Approve, and execute the stored action now (once)."""
+    state = app_state(request)
     outcome = await approvals.approve(
-        app_state(request).session_factory, skill, approval_id, decided_by=owner, now=utcnow()
+        state.session_factory, skill, approval_id, decided_by=owner, now=utcnow()
     )
+    _settle_waiting_rule(state)
     data: dict[str, Any] = {"approval": approvals.approval_json(outcome.approval)}
     if outcome.result is not None:
         data["result"] = approvals.bet_result_json(outcome.result)
@@ -84,8 +92,11 @@ async def approve(approval_id: str, request: Request, owner: Owner, skill: Skill
 
 
 @router.post("/approvals/{approval_id}/deny", responses=_ERRORS)
-async def deny(approval_id: str, session: SessionDep, owner: Owner) -> JSONResponse:
+async def deny(
+    approval_id: str, request: Request, session: SessionDep, owner: Owner
+) -> JSONResponse:
     denied = await approvals.deny(session, approval_id, decided_by=owner, now=utcnow())
+    _settle_waiting_rule(app_state(request))
     return ok({"approval": approvals.approval_json(denied)})
 
 
