@@ -153,6 +153,7 @@ class PollTick:
         # A few requests at a time: quiet markets can make many tokens stale at once.
         for start in range(0, len(tokens), HTTP_PRICE_CONCURRENCY):
             batch = tokens[start : start + HTTP_PRICE_CONCURRENCY]
+            stamps = {token_id: self._feed_stamp(token_id) for token_id in batch}
             books = await asyncio.gather(
                 *(self._skill.get_order_book(token_id) for token_id in batch),
                 return_exceptions=True,
@@ -166,10 +167,21 @@ class PollTick:
                     first_error = first_error or book
                 elif isinstance(book, BaseException):
                     raise book
+                elif self._feed_stamp(token_id) != stamps[token_id]:
+                    # The feed moved the token while the request was out: its price is newer
+                    # than this book, and an older price could cross a level raised since.
+                    logger.info("http_price_superseded", extra={"token_id": token_id})
                 else:
                     self._apply_http_book(token_id, books_from_http(book))
         if first_error is not None:
             raise first_error
+
+    def _feed_stamp(self, token_id: str) -> float | None:
+        """When the feed last updated ``token_id`` (None: never, or no feed)."""
+        if self._feed_books is None:
+            return None
+        top = self._feed_books.top(token_id)
+        return None if top is None else top.ts_updated_s
 
     def _apply_http_book(self, token_id: str, books: OrderBooks) -> None:
         top = books.top(token_id)
