@@ -121,6 +121,7 @@ class Consumer:
     wait_idle: Callable[[], Awaitable[None]]
     backlog: Callable[[], int]  # events received but not yet handled (naive queue)
     feed: Callable[[], MarketFeedStatus]
+    http_prices: Callable[[], float] = lambda: 0.0  # prices applied from the poll tick's HTTP books
 
 
 def _worker_consumer(worker: TradeMonitoringWorker) -> Consumer:
@@ -140,6 +141,12 @@ def _worker_consumer(worker: TradeMonitoringWorker) -> Consumer:
         wait_idle=worker.wait_for_idle,
         backlog=lambda: 0,
         feed=lambda: _feed_of(worker).status(),
+        http_prices=lambda: (
+            worker.metrics_registry.get_sample_value(
+                "vincent_trade_manager_price_updates_total", {"source": "poll"}
+            )
+            or 0.0
+        ),
     )
 
 
@@ -187,8 +194,12 @@ async def _until(
         raise RuntimeError(f"timed out after {timeout_s} s waiting for {described}") from None
 
 
-def _settings(exchange: ExchangeProcess, database_url: str, poll_interval_s: float) -> Settings:
+def _settings(exchange: ExchangeProcess, database_url: str, args: argparse.Namespace) -> Settings:
+    stale = (
+        {} if args.stale_after_s is None else {"trade_manager_stale_after_s": args.stale_after_s}
+    )
     return Settings(
+        **stale,
         database_url=database_url,
         polymarket_clob_url=exchange.base_url,
         polymarket_ws_url=exchange.ws_url,
@@ -196,7 +207,7 @@ def _settings(exchange: ExchangeProcess, database_url: str, poll_interval_s: flo
         polymarket_gamma_url=f"{exchange.base_url}/gamma",
         polymarket_relayer_url=f"{exchange.base_url}/relayer",
         polymarket_http_timeout_s=10.0,
-        trade_manager_poll_interval_s=poll_interval_s,
+        trade_manager_poll_interval_s=args.poll_interval_s,
     )
 
 
@@ -253,7 +264,7 @@ async def run_once(
         tenants = await create_tenants(session_factory, keybox, args.tenants)
         await insert_rules(session_factory, scenario, tenants)
         await prepare_exchange(exchange, scenario, tenants)
-        settings = _settings(exchange, database_url, args.poll_interval_s)
+        settings = _settings(exchange, database_url, args)
         skill: PolymarketSkill = create_polymarket_skill(settings, session_factory, keybox)
         try:
             await warm_skill(skill, scenario, tenants)
@@ -357,6 +368,7 @@ async def _drive(
             await asyncio.sleep(SAMPLE_INTERVAL_S)
 
     feed_before = consumer.feed()
+    http_before = consumer.http_prices()
     profiler = _start_profiler(args.profile)
     exchange_cpu = psutil.Process(exchange.pid)
     exchange_cpu_before = sum(exchange_cpu.cpu_times()[:2])
@@ -407,6 +419,7 @@ async def _drive(
         "feed_reconnects": feed_after.reconnects - feed_before.reconnects,
         "feed_stalls": feed_after.stalls - feed_before.stalls,
         "feed_malformed": feed_after.malformed_messages - feed_before.malformed_messages,
+        "http_prices": int(consumer.http_prices() - http_before),
         "ws_events": consumed,
         "msgs_per_s": round(msgs_per_s, 1),
         "backlog_max": backlog_max,
@@ -487,6 +500,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--rate", type=float, default=0.0, help="price steps/s offered in all (0: flat out)"
     )
     parser.add_argument("--poll-interval-s", type=float, default=60.0)
+    parser.add_argument(
+        "--stale-after-s", type=float, default=None, help="TRADE_MANAGER_STALE_AFTER_S"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--profile", help="py-spy collapsed stacks of the drive to this file")
     args = parser.parse_args(argv)
