@@ -35,6 +35,11 @@ logger = logging.getLogger(__name__)
 
 WEBSOCKET = "websocket"
 POLL = "poll"
+# Executions running at once. Each holds a database session for its claim and outcome;
+# the engine's pool is 10 (+10 overflow) and the API shares it. A burst of fires beyond
+# this waits its turn here instead of timing out on a pool checkout (which lost rules at
+# 100k rules in bench.engine).
+MAX_CONCURRENT_EXECUTIONS = 8
 
 
 class PriceDispatcher:
@@ -66,6 +71,7 @@ class PriceDispatcher:
         self._on_change = on_change
         self._live_quoter = quoter_for(books)
         self._ws_updates = metrics.price_updates.labels(WEBSOCKET)
+        self._execution_slots = asyncio.Semaphore(MAX_CONCURRENT_EXECUTIONS)
         self.executions_completed = 0
 
     def on_prices(self, token_ids: frozenset[str]) -> None:
@@ -136,7 +142,8 @@ class PriceDispatcher:
         self, rule: RuleSnapshot, trigger: Trigger, trailing: TrailingRaise | None
     ) -> None:
         try:
-            result = await self._executor.execute_rule(rule, trigger, trailing=trailing)
+            async with self._execution_slots:
+                result = await self._executor.execute_rule(rule, trigger, trailing=trailing)
         except Exception:
             # Contained: the rule is still ACTIVE (the claim failed) or TRIGGERED with an
             # open attempt; the poll tick re-indexes or reconciles it.

@@ -1,0 +1,63 @@
+"""A burst of fired rules runs at most MAX_CONCURRENT_EXECUTIONS sells at once; all complete."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.engine.conftest import MakeRule, MakeSecret
+from tests.engine.live import is_connected, open_market, running_worker, worker_settings
+from tests.engine.scripted_skill import ScriptedSkill
+from vincent.db.session import SessionFactory
+from vincent.enums import TradeRuleType
+from vincent.services.trade_manager.price_dispatch import MAX_CONCURRENT_EXECUTIONS
+from vincent.sim import LocalExchange
+from vincent.skills.polymarket.types import BetRequest, BetResult
+
+TIMEOUT_S = 20.0
+RULES = MAX_CONCURRENT_EXECUTIONS + 4
+
+
+class GatedSellSkill(ScriptedSkill):
+    """Holds every sell until released; tracks how many are in flight at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.arrived = asyncio.Condition()
+
+    async def place_bet(self, request: BetRequest) -> BetResult:
+        async with self.arrived:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            self.arrived.notify_all()
+        await self.release.wait()
+        self.in_flight -= 1
+        return await super().place_bet(request)
+
+
+async def test_a_burst_of_fires_is_bounded_and_every_rule_sells(
+    exchange: LocalExchange,
+    session_factory: SessionFactory,
+    database_url: str,
+    make_secret: MakeSecret,
+    make_rule: MakeRule,
+) -> None:
+    ids = open_market(exchange, "0.50")
+    skill = GatedSellSkill()
+    for n in range(RULES):
+        secret_id = await make_secret(f"tenant-{n}")
+        skill.hold(secret_id, ids.yes, "10")
+        await make_rule(secret_id, ids.yes, TradeRuleType.STOP_LOSS, "0.45")
+    settings = worker_settings(exchange, database_url)
+    async with running_worker(settings, session_factory, skill) as worker:
+        async with asyncio.timeout(TIMEOUT_S):
+            await worker.wait_for(is_connected(worker))
+            exchange.step_price(ids.yes, "0.40")
+            async with skill.arrived:
+                await skill.arrived.wait_for(lambda: skill.in_flight == MAX_CONCURRENT_EXECUTIONS)
+            skill.release.set()
+            await worker.wait_for_executions(RULES)
+    assert skill.most_in_flight == MAX_CONCURRENT_EXECUTIONS
+    assert len(skill.requests) == RULES
