@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import IO
 
 import httpx
 from sqlalchemy import text
@@ -75,36 +76,47 @@ def scratch_database(kind: str, pg_url: str = PG_DEFAULT) -> Iterator[str]:
 async def server_process(
     env: dict[str, str], port: int
 ) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``vincent serve`` in a subprocess, ready when /health answers; stopped on exit."""
-    full_env = {**os.environ, **env, "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "WARNING"}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "vincent.cli",
-        "serve",
-        env=full_env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        async with httpx.AsyncClient() as client:
-            while True:
-                if process.returncode is not None:
-                    error = (await process.stderr.read()).decode() if process.stderr else ""
-                    raise RuntimeError(f"server exited early: {error[-2000:]}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"http://127.0.0.1:{port}/health")).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise RuntimeError("server did not become ready in 30 s")
-                await asyncio.sleep(0.05)
-        yield process
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+    """``vincent serve`` in a subprocess, ready when /health answers; stopped on exit.
+
+    Its stderr goes to a file, not a pipe: a pipe nobody reads fills up and blocks the
+    server's logging (and so the server) in the middle of a run.
+    """
+    full_env = {**os.environ, **env, "PORT": str(port), "HOST": "127.0.0.1"}
+    full_env.setdefault("LOG_LEVEL", "WARNING")
+    with tempfile.TemporaryFile() as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "vincent.cli",
+            "serve",
+            env=full_env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=log,
+        )
+        try:
+            await _wait_until_ready(process, port, log)
+            yield process
+        finally:
+            if process.returncode is None:
+                process.terminate()
+                try:
+                    await asyncio.wait_for(process.wait(), 10)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
+
+
+async def _wait_until_ready(process: asyncio.subprocess.Process, port: int, log: IO[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    async with httpx.AsyncClient() as client:
+        while True:
+            if process.returncode is not None:
+                log.seek(0)
+                error = log.read().decode(errors="replace")
+                raise RuntimeError(f"server exited early: {error[-2000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"http://127.0.0.1:{port}/health")).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not become ready in 30 s")
+            await asyncio.sleep(0.05)
