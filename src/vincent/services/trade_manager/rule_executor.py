@@ -171,6 +171,7 @@ class RuleExecutor:
             worst_price=plan.worst_price,
             idempotency_key=key,
             rule_id=rule.id,
+            shares_held=plan.held,
         )
         ts_sent = self._clock.monotonic()
         try:

@@ -28,6 +28,8 @@ class SellPlan:
     shares: Decimal
     # The lowest acceptable price, from the book in hand; None lets the skill read the book.
     worst_price: Decimal | None
+    # The position just read; handed to the skill so it does not read it again.
+    held: Decimal | None = None
 
 
 def parse_end_date(text: str | None) -> datetime | None:
@@ -74,7 +76,7 @@ def plan_sell(
     sell_quote = quote(shares) if quote is not None else None
     if sell_quote is not None and sell_quote.complete and sell_quote.worst_price is not None:
         worst_price = slippage_floor(sell_quote.worst_price)
-    return SellPlan(shares=shares, worst_price=worst_price)
+    return SellPlan(shares=shares, worst_price=worst_price, held=holding.shares)
 
 
 def slippage_floor(walked_price: Decimal) -> Decimal | None:

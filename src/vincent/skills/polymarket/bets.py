@@ -182,13 +182,18 @@ class BetPipeline:
         results = await asyncio.gather(
             self._market_data.market_info(token_id),
             self._book_for_value(token_id) if fetch_book and is_sell else _none(),
-            self._shares_held(wallet, token_id) if is_sell else _none(),
+            # A caller that just read the position (the trade manager) saves this round trip.
+            self._shares_held(wallet, token_id)
+            if is_sell and request.shares_held is None
+            else _none(),
             return_exceptions=True,  # all three finish before anything is raised
         )
         for outcome in results:
             if isinstance(outcome, BaseException):
                 raise outcome
         info, book, held = results
+        if is_sell and request.shares_held is not None:
+            held = request.shares_held
         assert isinstance(info, MarketInfo)
         assert book is None or isinstance(book, OrderBook)
         assert held is None or isinstance(held, Decimal)

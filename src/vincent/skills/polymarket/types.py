@@ -41,6 +41,7 @@ class BetRequest:
     worst_price: Decimal | None = None
     idempotency_key: str | None = None
     rule_id: str | None = None
+    shares_held: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
