@@ -70,7 +70,10 @@ class PriceDispatcher:
         self._on_tokens = on_tokens
         self._on_change = on_change
         self._live_quoter = quoter_for(books)
+        # Label children bound once: a ``labels()`` lookup takes a lock and hashes the labels.
         self._ws_updates = metrics.price_updates.labels(WEBSOCKET)
+        self._raised = metrics.evaluations.labels("trailing_raised")
+        self._fired = metrics.evaluations.labels("fired")
         self._execution_slots = asyncio.Semaphore(MAX_CONCURRENT_EXECUTIONS)
         self.executions_completed = 0
 
@@ -98,7 +101,7 @@ class PriceDispatcher:
     ) -> None:
         """Apply one price: record trailing raises, spawn an execution per fired rule."""
         if origin == WEBSOCKET:
-            self._ws_updates.inc()  # bound once: a label lookup takes a lock
+            self._ws_updates.inc()
         else:
             self._metrics.price_updates.labels(origin).inc()
         outcome = self._rules.apply_price(token_id, source, price)
@@ -107,9 +110,9 @@ class PriceDispatcher:
             self._trailing.record(
                 rule.id, TrailingRaise(rule.trigger_price, price, rule.trailing_percent, origin)
             )
-            self._metrics.evaluations.labels("trailing_raised").inc()
+            self._raised.inc()
         for rule in outcome.fired:
-            self._metrics.evaluations.labels("fired").inc()
+            self._fired.inc()
             self._metrics.triggers.labels(origin).inc()
             quote = (quoter or self._live_quoter)(token_id)
             trigger = Trigger(price, origin, ts_event, quote=quote)
