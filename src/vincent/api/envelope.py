@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.responses import JSONResponse
 
+from vincent.wire_time import iso
 
-def iso(value: datetime | None) -> str | None:
-    """JS ``Date.toJSON()`` format: UTC, milliseconds, a literal ``Z``."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+__all__ = ["error_body", "iso", "ok"]
 
 
 def ok(data: Any, status_code: int = 200) -> JSONResponse:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -22,6 +22,7 @@ from vincent.enums import ApprovalStatus, TransactionStatus
 from vincent.errors import Conflict, NotFound
 from vincent.skills.polymarket.errors import SkillError
 from vincent.skills.polymarket.types import BetResult
+from vincent.wire_time import iso
 
 logger = logging.getLogger(__name__)
 
@@ -164,13 +165,6 @@ async def _decide(
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0))
-
-
-def iso(value: datetime | None) -> str | None:
-    """Dates as Vincent writes them: UTC, milliseconds, a literal ``Z``."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def approval_json(approval: PendingApproval) -> dict[str, Any]:

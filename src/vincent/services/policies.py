@@ -16,7 +16,7 @@ from vincent.db.models import Policy, Secret
 from vincent.enums import PolicyType
 from vincent.errors import NotFound, SecretNotFound, ValidationFailed
 from vincent.policies.config import config_to_json, parse_config
-from vincent.services.approvals import iso
+from vincent.wire_time import iso
 
 
 class PolicyNotFound(NotFound):

@@ -14,6 +14,7 @@ from vincent.services.trade_manager.order_book import SellQuote
 from vincent.services.trade_manager.sizing import sell_size
 from vincent.services.trade_manager.types import RuleSnapshot
 from vincent.skills.polymarket.types import Holding
+from vincent.wire_time import iso_millis
 
 # A stop sells up to 5% below the book it saw (see ``slippage_floor``).
 SELL_SLIPPAGE = Decimal("0.05")
@@ -43,11 +44,6 @@ def parse_end_date(text: str | None) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def _iso_millis(moment: datetime) -> str:
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-
-
 def plan_sell(
     rule: RuleSnapshot,
     holdings: Sequence[Holding],
@@ -63,7 +59,7 @@ def plan_sell(
         return f"Market is resolved and redeemable - cannot execute trades for tokenId {token}"
     end = parse_end_date(holding.end_date) if holding is not None else None
     if end is not None and end < now:
-        return f"Market has ended ({_iso_millis(end)}) - cannot execute trades for tokenId {token}"
+        return f"Market has ended ({iso_millis(end)}) - cannot execute trades for tokenId {token}"
     if holding is None:
         return f"Cannot execute {action}: No shares found for tokenId {token}"
     shares = sell_size(rule.action, holding.shares)
