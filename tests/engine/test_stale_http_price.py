@@ -21,7 +21,7 @@ TIMEOUT_S = 15.0
 
 
 class GatedBookSkill(ScriptedSkill):
-    """Holds each REST book answer until the test lets it go."""
+    """Holds the first REST book answer until the test lets it go; later answers are fresh."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -31,7 +31,10 @@ class GatedBookSkill(ScriptedSkill):
     async def get_order_book(self, token_id: str) -> OrderBook:
         self.book_requested.set()
         await self.release.wait()
-        return await super().get_order_book(token_id)
+        book = await super().get_order_book(token_id)
+        # Only the answer held back is old: a later tick asks after the move and sees it.
+        self.set_book(token_id, [("0.52", "100")], [("0.53", "100")])
+        return book
 
 
 async def test_http_book_overtaken_by_the_feed_does_not_fire(
@@ -59,13 +62,14 @@ async def test_http_book_overtaken_by_the_feed_does_not_fire(
         async with asyncio.timeout(TIMEOUT_S):
             await worker.wait_for(is_connected(worker))
             await worker.wait_for(lambda: worker.feed_price(ids.yes) is not None)
-            ticks = worker.ticks_completed
             worker.request_tick()
             await skill.book_requested.wait()
+            # The tick waiting for that answer (the first one, or the one just requested).
+            asking = worker.next_tick - 1
             exchange.step_price(ids.yes, "0.52")
             await worker.wait_for(lambda: worker.feed_price(ids.yes) == Decimal("0.525"))
             skill.release.set()
-            await worker.wait_for_ticks(ticks + 1)
+            await worker.wait_for_ticks(asking)
             await worker.wait_for_idle()
         assert skill.requests == []
         assert worker.watched_rule(rule.id) is not None

@@ -63,14 +63,16 @@ async def test_admin_approval_sells_and_denial_fails_without_waiting_for_the_tic
                 pending = {
                     a.rule_id: a.id for a in await session.scalars(sa.select(PendingApproval))
                 }
-            # Ticks run only when woken here, so each decision is settled by the tick it wakes.
-            ticks = worker.ticks_completed
+            # Ticks run only when woken here, so the first tick to start after a decision is
+            # the one its wake-up asked for (a tick still running may have read too early).
+            tick = worker.next_tick
             ok = await client.post(
                 f"/api/admin/approvals/{pending[approved.id]}/approve", headers=OWNER
             )
-            await worker.wait_for_ticks(ticks + 1)
+            await worker.wait_for_ticks(tick)
+            tick = worker.next_tick
             no = await client.post(f"/api/admin/approvals/{pending[denied.id]}/deny", headers=OWNER)
-            await worker.wait_for_ticks(ticks + 2)
+            await worker.wait_for_ticks(tick)
 
     assert (ok.status_code, no.status_code) == (200, 200)
     row = await rule_row(session_factory, approved.id)

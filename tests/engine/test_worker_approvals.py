@@ -77,9 +77,7 @@ async def test_approved_sell_executes_once_and_denied_sell_fails_the_rule(
                 await approvals.deny(
                     session, pending[denied_rule.id], decided_by="owner", now=datetime.now(UTC)
                 )
-            ticks = worker.ticks_completed
-            worker.request_tick()
-            await worker.wait_for_ticks(ticks + 1)
+            await worker.wait_for_ticks(worker.request_tick())
 
     row = await rule_row(session_factory, approved_rule.id)
     assert (row.status, row.trigger_tx_hash) == (TradeRuleStatus.TRIGGERED, outcome.result.order_id)

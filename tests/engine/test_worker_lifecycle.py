@@ -136,8 +136,7 @@ async def test_failing_ticks_open_the_breaker_and_a_success_closes_it(
         opened = worker.status()
         clock.advance(61)
         skill.holdings_error = None
-        worker.request_tick()
-        await worker.wait_for_ticks(6)
+        await worker.wait_for_ticks(worker.request_tick())
         closed = worker.status()
 
     assert (opened.consecutive_failures, opened.circuit_breaker_until) == (
@@ -209,8 +208,7 @@ async def test_rules_past_their_expiry_are_expired_and_unwatched(
         await worker.wait_for_ticks(1)
         assert worker.watched_rule(expiring.id) is not None
         clock.advance(31)
-        worker.request_tick()
-        await worker.wait_for_ticks(2)
+        await worker.wait_for_ticks(worker.request_tick())
         assert worker.watched_rule(expiring.id) is None
         assert worker.watched_rule(lasting.id) is not None
 
@@ -236,16 +234,14 @@ async def test_rules_changed_by_another_process_show_up_within_one_tick(
         moved = await make_rule(secret_id, "1", TradeRuleType.STOP_LOSS, "0.30")
         canceled = await make_rule(secret_id, "2", TradeRuleType.STOP_LOSS, "0.30")
         assert worker.watched_rule(moved.id) is None
-        worker.request_tick()
-        await worker.wait_for_ticks(2)
+        await worker.wait_for_ticks(worker.request_tick())
         assert worker.watched_rule(moved.id) == moved
         assert worker.watched_rule(canceled.id) == canceled
 
         async with session_factory() as session, session.begin():
             await update_rule(session, secret_id, moved.id, Decimal("0.35"))
             await cancel_rule(session, secret_id, canceled.id)
-        worker.request_tick()
-        await worker.wait_for_ticks(3)
+        await worker.wait_for_ticks(worker.request_tick())
         watched = worker.watched_rule(moved.id)
         assert watched is not None
         assert watched.trigger_price == Decimal("0.35")

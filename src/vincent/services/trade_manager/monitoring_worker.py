@@ -218,11 +218,13 @@ class TradeMonitoringWorker:
     async def _poll_loop(self) -> None:
         interval_s = self._settings.trade_manager_poll_interval_s
         while not self._stopping.is_set():
+            # Cleared before the tick starts (no await in between): a request made from here
+            # on leaves the event set, so a later tick serves it and no wake-up is lost.
+            self._wake_tick.clear()
             await self._tick.run()
             self._warmup.want(self._rules.watched())
             self._notify()
             await _wait_any((self._stopping, self._wake_tick), interval_s)
-            self._wake_tick.clear()
 
     async def _flush_loop(self) -> None:
         while not self._stopping.is_set():
@@ -243,9 +245,14 @@ class TradeMonitoringWorker:
                 "trade_monitoring_step_failed", extra={"step": step, "error": type(error).__name__}
             )
 
-    def request_tick(self) -> None:
-        """Run the next poll tick now instead of at the end of the interval."""
+    def request_tick(self) -> int:
+        """Run the next poll tick now instead of at the end of the interval.
+
+        Returns the number of the first tick that starts after this request (pass it to
+        ``wait_for_ticks``): a tick already running may have read the database too early.
+        """
         self._wake_tick.set()
+        return self.next_tick
 
     # ------------------------------------------------------------------ RuleChangeListener
 
@@ -296,6 +303,11 @@ class TradeMonitoringWorker:
     @property
     def ticks_completed(self) -> int:
         return self._tick.completed
+
+    @property
+    def next_tick(self) -> int:
+        """The number of the next tick to start (ticks are numbered from 1, one at a time)."""
+        return self._tick.started + 1
 
     @property
     def warmups_pending(self) -> int:

@@ -63,6 +63,7 @@ class PollTick:
         self._metrics = metrics
         self._clock = clock
         self.last_sync_time: datetime | None = None
+        self.started = 0
         self.completed = 0
 
     async def run(self) -> bool:
@@ -71,6 +72,7 @@ class PollTick:
         if self._breaker.is_open(now):
             self._metrics.ticks.labels("skipped").inc()
             return False
+        self.started += 1
         # Every step runs even when an earlier one failed (prices matter most), and any
         # failure counts the tick as failed.
         first_error: Exception | None = None
