@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -15,6 +16,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SessionFactory = async_sessionmaker[AsyncSession]
+
+# Recycled before any server or middlebox idle timeout would close them under us.
+POOL_RECYCLE_S = 1800
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -27,6 +31,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _drop_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    # A local check, no round trip: asyncpg marks a connection closed as soon as the event
+    # loop reads the server's end of it (restart, terminated backend, idle kill). Raising
+    # DisconnectionError makes the pool discard it and check out another. A connection
+    # that dies silently still fails its first statement; SQLAlchemy then invalidates the
+    # whole pool, and the caller's error is contained like any other transient failure.
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this connection")
+
+
 def ensure_sqlite_dir(database_url: str) -> None:
     """Create the directory of a file-backed SQLite database."""
     url = make_url(database_url)
@@ -35,15 +49,26 @@ def ensure_sqlite_dir(database_url: str) -> None:
 
 
 def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """Build the engine; SQLite gets its pragmas on every connection."""
+    """Build the engine; SQLite gets its pragmas on every connection.
+
+    PostgreSQL: ``pool_size`` connections kept, as many again on demand. No
+    ``pool_pre_ping`` (with asyncpg it is BEGIN, SELECT, ROLLBACK on every checkout): a
+    connection the server closed is dropped at checkout by a local check instead.
+    """
     ensure_sqlite_dir(database_url)
     if database_url.startswith("sqlite"):
         engine = create_async_engine(database_url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(
-        database_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+    engine = create_async_engine(
+        database_url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=False,
+        pool_recycle=POOL_RECYCLE_S,
     )
+    event.listen(engine.sync_engine, "checkout", _drop_closed_connection)
+    return engine
 
 
 def create_session_factory(engine: AsyncEngine) -> SessionFactory:
