@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     vincent_admin_token: SecretStr | None = None
 
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    # A resolved API key is trusted this long without a query (0 = always query): a key
+    # revoked in another process is refused at most this many seconds later.
+    api_key_cache_ttl_s: float = Field(default=2.0, ge=0, le=10)
 
     @field_validator("log_level")
     @classmethod

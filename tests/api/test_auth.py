@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import RULES
+from tests.api.conftest import RULES, api_settings
 from tests.helpers import Tenant, run_in_db
-from vincent.services.api_keys import revoke_api_key
+from vincent.app import create_app
+from vincent.enums import SecretType
+from vincent.services.api_keys import ApiKeyCache, AuthenticatedSecret, revoke_api_key
 
 
 def _error(response: object) -> tuple[int, str, str]:
@@ -47,14 +51,65 @@ def test_scheme_word_is_case_insensitive(client: TestClient, alice: Tenant) -> N
     assert response.status_code == 200
 
 
-def test_revoked_key_is_refused(client: TestClient, alice: Tenant, database_url: str) -> None:
+def test_revoked_key_is_refused_at_once_without_the_cache(database_url: str, alice: Tenant) -> None:
+    settings = api_settings(database_url, api_key_cache_ttl_s=0)
+    with TestClient(create_app(settings, skill_factory=None)) as client:
+        assert client.get(RULES, headers=alice.headers).status_code == 200
+        run_in_db(database_url, lambda s: revoke_api_key(s, alice.api_key_id))
+        assert _error(client.get(RULES, headers=alice.headers)) == (
+            401,
+            "UNAUTHORIZED",
+            "Invalid or revoked API key",
+        )
+
+
+def test_revoked_key_is_refused_within_the_cache_ttl(database_url: str, alice: Tenant) -> None:
+    """Revoked elsewhere (the CLI): refused once the cached entry expires, never later."""
+    ttl_s = 0.5
+    settings = api_settings(database_url, api_key_cache_ttl_s=ttl_s)
+    with TestClient(create_app(settings, skill_factory=None)) as client:
+        assert client.get(RULES, headers=alice.headers).status_code == 200
+        run_in_db(database_url, lambda s: revoke_api_key(s, alice.api_key_id))
+        revoked_at = time.monotonic()
+        deadline = revoked_at + ttl_s + 5
+        while (response := client.get(RULES, headers=alice.headers)).status_code == 200:
+            assert time.monotonic() < deadline, "revoked key still accepted"
+        assert time.monotonic() - revoked_at <= ttl_s + 1.0
+        assert _error(response) == (401, "UNAUTHORIZED", "Invalid or revoked API key")
+
+
+def _secret(key_id: str) -> AuthenticatedSecret:
+    return AuthenticatedSecret(key_id, SecretType.POLYMARKET_WALLET, "n", "0x1", "0x1", 0, key_id)
+
+
+def test_key_cache_expires_entries_after_its_ttl() -> None:
+    now = [100.0]
+    cache = ApiKeyCache(ttl_s=2.0, clock=lambda: now[0])
+    cache.put("digest", _secret("k1"))
+    now[0] += 1.999
+    assert cache.get("digest") == _secret("k1")
+    now[0] += 0.001
+    assert cache.get("digest") is None
+    assert len(cache) == 0
+
+
+def test_key_cache_is_bounded_and_off_at_zero_ttl() -> None:
+    cache = ApiKeyCache(ttl_s=2.0, max_entries=2)
+    for name in ("a", "b", "c"):
+        cache.put(name, _secret(name))
+    assert len(cache) == 2
+    assert cache.get("a") is None
+    assert cache.get("c") == _secret("c")
+    off = ApiKeyCache(ttl_s=0)
+    off.put("a", _secret("a"))
+    assert off.get("a") is None
+
+
+def test_unknown_keys_are_not_cached(client: TestClient, alice: Tenant) -> None:
+    assert client.get(RULES, headers={"Authorization": "Bearer ssk_" + "1" * 64}).status_code == 401
+    assert len(client.app.state.vincent.api_key_cache) == 0  # type: ignore[attr-defined]
     assert client.get(RULES, headers=alice.headers).status_code == 200
-    run_in_db(database_url, lambda s: revoke_api_key(s, alice.api_key_id))
-    assert _error(client.get(RULES, headers=alice.headers)) == (
-        401,
-        "UNAUTHORIZED",
-        "Invalid or revoked API key",
-    )
+    assert len(client.app.state.vincent.api_key_cache) == 1  # type: ignore[attr-defined]
 
 
 def test_unknown_subpath_needs_auth_first(client: TestClient, alice: Tenant) -> None:

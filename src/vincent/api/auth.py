@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vincent.api.state import get_session
+from vincent.api.state import AppState, get_read_session
 from vincent.errors import Unauthorized
 from vincent.services.api_keys import AuthenticatedSecret, resolve_api_key
 
@@ -23,11 +23,16 @@ def parse_bearer(header: str | None) -> str:
 
 
 async def require_secret(
-    request: Request, session: Annotated[AsyncSession, Depends(get_session)]
+    request: Request, session: Annotated[AsyncSession, Depends(get_read_session)]
 ) -> AuthenticatedSecret:
-    """Resolve the caller's secret, or refuse with 401 in the Vincent envelope."""
+    """Resolve the caller's secret, or refuse with 401 in the Vincent envelope.
+
+    A key resolved in the last ``API_KEY_CACHE_TTL_S`` seconds is answered from this
+    process's cache (no query); the session is only used on a miss.
+    """
     key = parse_bearer(request.headers.get("authorization"))
-    secret = await resolve_api_key(session, key)
+    state: AppState = request.app.state.vincent
+    secret = await resolve_api_key(session, key, state.api_key_cache)
     if secret is None:
         raise Unauthorized("Invalid or revoked API key")
     return secret

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,6 +18,9 @@ from vincent.errors import NotFound
 
 # last_used_at is refreshed at most this often, so reads do not become writes.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# Bounds of the in-process cache of resolved keys (see ``ApiKeyCache``).
+DEFAULT_CACHE_TTL_S = 2.0
+DEFAULT_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,18 +78,69 @@ async def list_api_keys(session: AsyncSession, secret_id: str) -> list[ApiKey]:
     return list((await session.scalars(statement)).all())
 
 
-async def resolve_api_key(session: AsyncSession, key: str) -> AuthenticatedSecret | None:
+class ApiKeyCache:
+    """Keys resolved in the last ``ttl_s`` seconds, by SHA-256 digest: auth without a query.
+
+    Only successful lookups are kept (an unknown key always reaches the database, so a new
+    key works at once and guessing cannot fill the cache). A key revoked (``vincent keys
+    revoke``), or a secret deleted, is refused at most ``ttl_s`` seconds later: the entry
+    expires and the next lookup reads the database. ``ttl_s=0`` turns the cache off. At most
+    ``max_entries`` keys are held; past that the oldest entry is dropped.
+    """
+
+    def __init__(
+        self,
+        ttl_s: float = DEFAULT_CACHE_TTL_S,
+        max_entries: int = DEFAULT_CACHE_SIZE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: dict[str, tuple[float, AuthenticatedSecret]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, digest: str) -> AuthenticatedSecret | None:
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        if entry[0] <= self._clock():
+            del self._entries[digest]
+            return None
+        return entry[1]
+
+    def put(self, digest: str, secret: AuthenticatedSecret) -> None:
+        if self.ttl_s <= 0:
+            return
+        self._entries.pop(digest, None)
+        while len(self._entries) >= self.max_entries:
+            del self._entries[next(iter(self._entries))]
+        self._entries[digest] = (self._clock() + self.ttl_s, secret)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+async def resolve_api_key(
+    session: AsyncSession, key: str, cache: ApiKeyCache | None = None
+) -> AuthenticatedSecret | None:
     """The live secret behind ``key``, or None if unknown, revoked or its secret is deleted.
 
-    Keys are compared by SHA-256 hash (an indexed equality lookup of the digest).
+    Keys are compared by SHA-256 hash (an indexed equality lookup of the digest). With a
+    ``cache``, a key resolved less than ``cache.ttl_s`` ago is answered without a query.
     """
     if not key.startswith(API_KEY_PREFIX):
         return None
+    digest = hash_api_key(key)
+    if cache is not None and (cached := cache.get(digest)) is not None:
+        return cached
     statement = (
         sa.select(ApiKey, Secret)
         .join(Secret, Secret.id == ApiKey.secret_id)
         .where(
-            ApiKey.key_hash == hash_api_key(key),
+            ApiKey.key_hash == digest,
             ApiKey.revoked_at.is_(None),
             Secret.deleted_at.is_(None),
         )
@@ -99,7 +155,7 @@ async def resolve_api_key(session: AsyncSession, key: str) -> AuthenticatedSecre
             sa.update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=now)
         )
         await session.commit()
-    return AuthenticatedSecret(
+    resolved = AuthenticatedSecret(
         id=secret.id,
         type=secret.type,
         name=secret.name,
@@ -108,3 +164,6 @@ async def resolve_api_key(session: AsyncSession, key: str) -> AuthenticatedSecre
         signature_type=secret.signature_type,
         api_key_id=api_key.id,
     )
+    if cache is not None:
+        cache.put(digest, resolved)
+    return resolved
