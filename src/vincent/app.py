@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from vincent import __version__
 from vincent.api.errors import install_error_handlers
@@ -17,6 +18,7 @@ from vincent.config import Settings
 from vincent.crypto import KeyBox
 from vincent.db.session import SessionFactory, create_engine, create_session_factory
 from vincent.errors import ConfigurationError
+from vincent.services.api_keys import ApiKeyCache
 from vincent.services.trade_manager import (
     start_trade_monitoring_worker,
     stop_trade_monitoring_worker,
@@ -48,7 +50,18 @@ def create_app(
         async with AsyncExitStack() as stack:
             engine = create_engine(settings.database_url)
             stack.push_async_callback(engine.dispose)
-            state = AppState(settings=settings, session_factory=create_session_factory(engine))
+            state = AppState(
+                settings=settings,
+                session_factory=create_session_factory(engine),
+                api_key_cache=ApiKeyCache(settings.api_key_cache_ttl_s),
+            )
+            if not settings.is_sqlite:
+                api_engine = _autocommit_engine(settings.database_url)
+                stack.push_async_callback(api_engine.dispose)
+                state.read_sessions = create_session_factory(api_engine)
+                state.api_sessions = create_session_factory(
+                    api_engine.execution_options(isolation_level="READ COMMITTED")
+                )
             app.state.vincent = state
             if skill_factory is not None:
                 skill = skill_factory(settings, state.session_factory, keybox)
@@ -79,6 +92,22 @@ def create_app(
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(TraceIdMiddleware)
     return app
+
+
+def _autocommit_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
+    """PostgreSQL engine of the trade-rule routes: connections rest in autocommit.
+
+    A read is its statements alone (no BEGIN/ROLLBACK) and the pool's pre-ping is one
+    round trip instead of three; writes bind ``execution_options(isolation_level="READ
+    COMMITTED")`` and get a real transaction (reset to autocommit when returned).
+    """
+    return create_async_engine(
+        database_url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        isolation_level="AUTOCOMMIT",
+    )
 
 
 def _include_skill_routers(app: FastAPI) -> None:

@@ -1,4 +1,8 @@
-"""Dependency aliases that keep routes short."""
+"""Dependency aliases that keep routes short.
+
+Every dependency here is ``async def``: FastAPI runs a plain ``def`` dependency in a worker
+thread, a thread hop per request for what is an attribute read.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +12,36 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.api.auth import CurrentSecret
-from vincent.api.state import AppState, app_state, get_session
+from vincent.api.state import AppState, current_state, get_read_session, get_session
 from vincent.config import Settings
 from vincent.errors import ConfigurationError
 from vincent.skills.polymarket.types import TradingSkill
 
 
-def _settings(request: Request) -> Settings:
-    return app_state(request).settings
+async def _settings(request: Request) -> Settings:
+    state: AppState = request.app.state.vincent
+    return state.settings
 
 
-def _skill(request: Request) -> TradingSkill:
-    skill = app_state(request).skill
+async def _skill(request: Request) -> TradingSkill:
+    state: AppState = request.app.state.vincent
+    skill = state.skill
     if skill is None:
         raise ConfigurationError("The Polymarket skill is not configured in this process")
     return skill
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-StateDep = Annotated[AppState, Depends(app_state)]
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
+StateDep = Annotated[AppState, Depends(current_state)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 SkillDep = Annotated[TradingSkill, Depends(_skill)]
 
-__all__ = ["CurrentSecret", "SessionDep", "SettingsDep", "SkillDep", "StateDep"]
+__all__ = [
+    "CurrentSecret",
+    "ReadSessionDep",
+    "SessionDep",
+    "SettingsDep",
+    "SkillDep",
+    "StateDep",
+]

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.config import Settings
 from vincent.db.session import SessionFactory
+from vincent.services.api_keys import ApiKeyCache
 from vincent.services.trade_manager.types import (
     NullRuleChangeListener,
     RuleChangeListener,
@@ -26,8 +27,18 @@ if TYPE_CHECKING:
 
 @dataclass
 class AppState:
+    """``session_factory`` serves the skill, the worker and the admin routes.
+
+    The trade-rule routes use ``api_sessions`` (transactional, for writes) and
+    ``read_sessions`` (PostgreSQL: autocommit, so a read is its statements alone, without
+    BEGIN/ROLLBACK); both default to ``session_factory``.
+    """
+
     settings: Settings
     session_factory: SessionFactory
+    api_sessions: SessionFactory | None = None
+    read_sessions: SessionFactory | None = None
+    api_key_cache: ApiKeyCache = field(default_factory=ApiKeyCache)
     skill: TradingSkill | None = None
     rule_listener: RuleChangeListener = field(default_factory=NullRuleChangeListener)
     worker: TradeMonitoringWorker | None = None
@@ -42,7 +53,21 @@ def app_state(request: Request) -> AppState:
     return state
 
 
+async def current_state(request: Request) -> AppState:
+    """``app_state`` as a dependency (async: a sync dependency would run in a thread)."""
+    state: AppState = request.app.state.vincent
+    return state
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request. Services commit their unit of work; this only closes."""
-    async with app_state(request).session_factory() as session:
+    state: AppState = request.app.state.vincent
+    async with (state.api_sessions or state.session_factory)() as session:
+        yield session
+
+
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for reads only (autocommit on PostgreSQL); never commit through it."""
+    state: AppState = request.app.state.vincent
+    async with (state.read_sessions or state.api_sessions or state.session_factory)() as session:
         yield session

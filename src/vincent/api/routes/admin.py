@@ -26,7 +26,7 @@ from vincent.services import approvals, policies
 ADMIN_ACTOR = "admin-api"
 
 
-def require_owner(request: Request) -> str:
+async def require_owner(request: Request) -> str:
     """Check the owner token; return who decides (for ``decided_by``)."""
     token = parse_bearer(request.headers.get("authorization"))
     configured = app_state(request).settings.vincent_admin_token

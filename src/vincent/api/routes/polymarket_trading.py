@@ -33,7 +33,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 _STATUS_CODE = {BetStatus.EXECUTED: 200, BetStatus.PENDING_APPROVAL: 202, BetStatus.DENIED: 403}
 
 
-def _skill(request: Request) -> PolymarketSkill:
+async def _skill(request: Request) -> PolymarketSkill:
     skill = app_state(request).skill
     if not isinstance(skill, PolymarketSkill):
         raise ConfigurationError("The Polymarket skill is not configured in this process")

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from vincent.api.deps import CurrentSecret, SessionDep, StateDep
+from vincent.api.deps import CurrentSecret, ReadSessionDep, SessionDep, StateDep
 from vincent.api.envelope import iso, ok
 from vincent.api.schemas import (
     CreateRuleBody,
@@ -109,7 +109,9 @@ async def _market_slug(state: AppState, market_id: str) -> str | None:
 
 
 @router.get("", responses=_ERRORS, summary="List the caller's rules, newest first")
-async def list_rules(request: Request, secret: CurrentSecret, session: SessionDep) -> JSONResponse:
+async def list_rules(
+    request: Request, secret: CurrentSecret, session: ReadSessionDep
+) -> JSONResponse:
     values = request.query_params.getlist("status")
     status = None
     if len(values) == 1 and values[0].strip():
@@ -122,7 +124,9 @@ async def list_rules(request: Request, secret: CurrentSecret, session: SessionDe
 
 
 @router.get("/events", responses=_NOT_FOUND, summary="The caller's rule events, newest first")
-async def list_events(request: Request, secret: CurrentSecret, session: SessionDep) -> JSONResponse:
+async def list_events(
+    request: Request, secret: CurrentSecret, session: ReadSessionDep
+) -> JSONResponse:
     params = request.query_params
     rule_id = params.get("ruleId") or None
     limit = js_parse_int(params.get("limit"), event_logger.DEFAULT_EVENTS_LIMIT)
@@ -134,14 +138,14 @@ async def list_events(request: Request, secret: CurrentSecret, session: SessionD
 
 
 @router.get("/positions", responses=_ERRORS, summary="The caller's monitored positions")
-async def list_positions(secret: CurrentSecret, session: SessionDep) -> JSONResponse:
+async def list_positions(secret: CurrentSecret, session: ReadSessionDep) -> JSONResponse:
     rows = await positions.list_positions(session, secret.id)
     return ok({"positions": [render_position(p) for p in rows]})
 
 
 @router.get("/status", responses=_ERRORS, summary="Worker health and the caller's rule count")
 async def worker_status(
-    secret: CurrentSecret, session: SessionDep, state: StateDep
+    secret: CurrentSecret, session: ReadSessionDep, state: StateDep
 ) -> JSONResponse:
     status = state.worker_status()
     data: dict[str, Any] = {
@@ -161,7 +165,7 @@ async def worker_status(
 
 
 @router.get("/{rule_id}", responses=_NOT_FOUND, summary="One rule")
-async def get_rule(rule_id: str, secret: CurrentSecret, session: SessionDep) -> JSONResponse:
+async def get_rule(rule_id: str, secret: CurrentSecret, session: ReadSessionDep) -> JSONResponse:
     return ok(render_rule(await rule_manager.get_rule(session, secret.id, rule_id)))
 
 
