@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vincent.db.base import utcnow
+from vincent.db.base import new_id, utcnow
 from vincent.db.models import TradeRule
 from vincent.enums import TradeRuleEventType, TradeRuleStatus, TradeRuleType, TriggerSource
 from vincent.errors import RuleLimitReached, RuleNotCancelable, RuleNotEditable, RuleNotFound
@@ -102,11 +102,16 @@ async def create_rule(
     market_slug: str | None = None,
     payload: Mapping[str, Any] | None = None,
 ) -> TradeRule:
-    """Create an ACTIVE rule and log ``RULE_CREATED``. Raises ``RuleLimitReached``."""
+    """Create an ACTIVE rule and log ``RULE_CREATED``. Raises ``RuleLimitReached``.
+
+    The rule's id is made here, so the rule and its event are written by the caller's
+    commit in one flush (one INSERT each), without a flush in between.
+    """
     if await count_active_rules(session, secret_id) >= max_active_rules:
         raise RuleLimitReached(max_active_rules)
     now = utcnow()
     rule = TradeRule(
+        id=new_id(),
         secret_id=secret_id,
         rule_type=new.rule_type,
         market_id=new.market_id,
@@ -117,13 +122,18 @@ async def create_rule(
         trailing_percent=None if new.trailing_percent is None else float(new.trailing_percent),
         action=json.dumps(new.action.to_json(), separators=(",", ":")),
         status=TradeRuleStatus.ACTIVE,
+        triggered_at=None,
+        trigger_tx_hash=None,
+        error_message=None,
         trigger_source=new.trigger_source,
         expires_at=new.expires_at,
         created_at=now,
         updated_at=now,
+        attempt_count=0,
+        next_attempt_at=None,
+        pending_approval_id=None,
     )
     session.add(rule)
-    await session.flush()
     log_event(session, rule.id, TradeRuleEventType.RULE_CREATED, {"payload": dict(payload or {})})
     return rule
 
@@ -155,34 +165,62 @@ async def get_rule_by_id(session: AsyncSession, rule_id: str) -> TradeRule | Non
 async def update_rule(
     session: AsyncSession, secret_id: str, rule_id: str, trigger_price: Decimal
 ) -> TradeRule:
-    """Move an ACTIVE rule's trigger. Raises ``RuleNotFound``, ``RuleNotEditable``."""
-    rule = await get_rule(session, secret_id, rule_id)
-    result = await session.execute(
-        sa.update(TradeRule)
-        .where(TradeRule.id == rule.id, TradeRule.status == TradeRuleStatus.ACTIVE)
-        .values(trigger_price=float(trigger_price), updated_at=utcnow())
-        .execution_options(synchronize_session=False)
+    """Move an ACTIVE rule's trigger. Raises ``RuleNotFound``, ``RuleNotEditable``.
+
+    One ``UPDATE … RETURNING`` scoped by tenant and status; only a refusal reads the rule
+    again, to tell a missing rule (404) from one that is no longer ACTIVE (400).
+    """
+    rule = await _update_returning(
+        session,
+        secret_id,
+        rule_id,
+        (TradeRuleStatus.ACTIVE,),
+        trigger_price=float(trigger_price),
+        updated_at=utcnow(),
     )
-    if _rowcount(result) != 1:
+    if rule is None:
+        await get_rule(session, secret_id, rule_id)
         raise RuleNotEditable()
-    await session.refresh(rule)
     return rule
 
 
 async def cancel_rule(session: AsyncSession, secret_id: str, rule_id: str) -> TradeRule:
     """Cancel an ACTIVE, FAILED or PENDING_APPROVAL rule and log ``RULE_CANCELED``."""
-    rule = await get_rule(session, secret_id, rule_id)
-    result = await session.execute(
-        sa.update(TradeRule)
-        .where(TradeRule.id == rule.id, TradeRule.status.in_(CANCELABLE))
-        .values(status=TradeRuleStatus.CANCELED, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
+    rule = await _update_returning(
+        session,
+        secret_id,
+        rule_id,
+        CANCELABLE,
+        status=TradeRuleStatus.CANCELED,
+        updated_at=utcnow(),
     )
-    if _rowcount(result) != 1:
+    if rule is None:
+        await get_rule(session, secret_id, rule_id)
         raise RuleNotCancelable()
     log_event(session, rule.id, TradeRuleEventType.RULE_CANCELED, {})
-    await session.refresh(rule)
     return rule
+
+
+async def _update_returning(
+    session: AsyncSession,
+    secret_id: str,
+    rule_id: str,
+    from_statuses: tuple[TradeRuleStatus, ...],
+    **values: Any,
+) -> TradeRule | None:
+    """The tenant's rule after the change, or None when no row matched."""
+    statement = (
+        sa.update(TradeRule)
+        .where(
+            TradeRule.id == rule_id,
+            TradeRule.secret_id == secret_id,
+            TradeRule.status.in_(from_statuses),
+        )
+        .values(**values)
+        .returning(TradeRule)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return (await session.scalars(statement)).one_or_none()
 
 
 # --------------------------------------------------------------------------- worker transitions
