@@ -1,22 +1,53 @@
 """Coalesce trailing-stop raises in memory and persist the latest level per rule in one write.
 
 The hot path only records a raise (a dict assignment); ``flush`` writes every pending level in
-one transaction (``RULE_TRAILING_UPDATED`` + ``RULE_EVALUATED``), so a rule is written at most
-once per flush interval however fast its price climbs. A failed flush keeps its levels.
+one short transaction: one bulk UPDATE per chunk of rules, then one bulk INSERT of
+``RULE_TRAILING_UPDATED`` + ``RULE_EVALUATED`` for the rules that moved. A rule is written at
+most once per flush interval however fast its price climbs. A failed flush keeps its levels.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
+from vincent.db.base import utcnow
 from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleEventType
-from vincent.services.trade_manager.event_logger import log_event
-from vincent.services.trade_manager.rule_executor import TrailingRaise
-from vincent.services.trade_manager.rule_manager import update_trailing_trigger
+from vincent.services.trade_manager.event_logger import EventRow, log_events
+from vincent.services.trade_manager.execution_types import TrailingRaise
+from vincent.services.trade_manager.trailing_store import raise_trailing_triggers
 
 # The issue's bound: at most one trailing write per rule per second.
 FLUSH_INTERVAL_S = 1.0
+
+
+def trailing_updated_payload(level: TrailingRaise) -> dict[str, Any]:
+    """RULE_TRAILING_UPDATED data: the new trigger and what raised it."""
+    return {
+        "triggerPrice": float(level.trigger_price),
+        "currentPrice": float(level.current_price),
+        "trailingPercent": float(level.trailing_percent),
+    }
+
+
+def trailing_evaluated_payload(level: TrailingRaise) -> dict[str, Any]:
+    """RULE_EVALUATED data for a trailing stop that moved (the websocket path adds ``source``)."""
+    data: dict[str, Any] = {
+        "currentPrice": float(level.current_price),
+        "triggerPrice": float(level.trigger_price),
+        "shouldTrigger": False,
+    }
+    if level.source == "websocket":
+        data["source"] = "websocket"
+    return data
+
+
+def trailing_events(rule_id: str, level: TrailingRaise) -> Iterator[EventRow]:
+    """The two events of one persisted raise, in the order they are written."""
+    yield rule_id, TradeRuleEventType.RULE_TRAILING_UPDATED, trailing_updated_payload(level)
+    yield rule_id, TradeRuleEventType.RULE_EVALUATED, trailing_evaluated_payload(level)
 
 
 class TrailingLevels:
@@ -41,37 +72,37 @@ class TrailingLevels:
         self._pending.pop(rule_id, None)
 
     async def flush(self, session_factory: SessionFactory) -> dict[str, Decimal]:
-        """Persist every pending level; return the levels the database accepted, by rule."""
+        """Persist every pending level; return the levels the database accepted, by rule.
+
+        Only rules whose stored level moved get events. Raises what the database raised,
+        after putting the batch back (a newer raise recorded meanwhile wins).
+        """
         if not self._pending:
             return {}
         batch, self._pending = self._pending, {}
-        written: dict[str, Decimal] = {}
         try:
+            now = utcnow()
+            # The first statement is the UPDATE, so on SQLite the write lock is taken at the
+            # start and held for a handful of statements, never behind an earlier read.
             async with session_factory() as session, session.begin():
-                for rule_id, level in batch.items():
-                    moved = await update_trailing_trigger(
-                        session,
-                        rule_id,
-                        level.trigger_price,
-                        {
-                            "currentPrice": float(level.current_price),
-                            "trailingPercent": float(level.trailing_percent),
-                        },
-                    )
-                    if not moved:
-                        continue  # no longer ACTIVE, or the stored level is already higher
-                    evaluated: dict[str, object] = {
-                        "currentPrice": float(level.current_price),
-                        "triggerPrice": float(level.trigger_price),
-                        "shouldTrigger": False,
-                    }
-                    if level.source == "websocket":
-                        evaluated["source"] = "websocket"
-                    log_event(session, rule_id, TradeRuleEventType.RULE_EVALUATED, evaluated)
-                    written[rule_id] = level.trigger_price
+                moved = await raise_trailing_triggers(
+                    session,
+                    {rule_id: level.trigger_price for rule_id, level in batch.items()},
+                    now,
+                )
+                await log_events(
+                    session,
+                    (
+                        event
+                        for rule_id, level in batch.items()
+                        if rule_id in moved
+                        for event in trailing_events(rule_id, level)
+                    ),
+                    now,
+                )
         except BaseException:
             # Keep the levels for the next flush, unless a newer raise arrived meanwhile.
             for rule_id, level in batch.items():
                 self._pending.setdefault(rule_id, level)
             raise
-        return written
+        return {rule_id: batch[rule_id].trigger_price for rule_id in moved}

@@ -1,0 +1,332 @@
+"""The batched trailing flush: a few statements per flush, events only for rules that moved."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.engine.conftest import MakeRule, MakeSecret
+from tests.engine.live import events_of, rule_row
+from vincent.db.base import new_id
+from vincent.db.models import TradeRule, TradeRuleEvent
+from vincent.db.session import SessionFactory
+from vincent.enums import TradeRuleEventType, TradeRuleStatus, TradeRuleType
+from vincent.services.trade_manager.execution_types import TrailingRaise
+from vincent.services.trade_manager.rule_manager import cancel_rule, mark_rule_triggered
+from vincent.services.trade_manager.trailing_levels import TrailingLevels, trailing_events
+from vincent.services.trade_manager.trailing_store import CHUNK_ROWS, chunked
+
+TIMEOUT_S = 20.0
+
+
+def raise_to(trigger: str, price: str = "0.60", source: str = "websocket") -> TrailingRaise:
+    return TrailingRaise(Decimal(trigger), Decimal(price), Decimal(10), source)
+
+
+@contextmanager
+def on_statement(engine: AsyncEngine, hook: Callable[[str], None]) -> Iterator[None]:
+    """Call ``hook`` with every SQL statement the engine is about to send."""
+
+    def listener(*args: Any) -> None:
+        hook(str(args[2]))
+
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", listener)
+    try:
+        yield
+    finally:
+        sa.event.remove(engine.sync_engine, "before_cursor_execute", listener)
+
+
+def is_trailing_update(statement: str) -> bool:
+    return statement.lstrip().upper().startswith("UPDATE TRADE_RULES")
+
+
+def is_event_insert(statement: str) -> bool:
+    return statement.lstrip().upper().startswith("INSERT INTO TRADE_RULE_EVENTS")
+
+
+async def event_count(session_factory: SessionFactory) -> int:
+    async with session_factory() as session:
+        return int(await session.scalar(sa.select(sa.func.count()).select_from(TradeRuleEvent)))
+
+
+async def event_ids(session_factory: SessionFactory, rule_id: str) -> list[str]:
+    return [event.id for event in await events_of(session_factory, rule_id)]
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+@given(st.lists(st.integers(), max_size=60), st.integers(min_value=1, max_value=25))
+def test_chunks_keep_every_item_in_order_within_the_size(items: list[int], size: int) -> None:
+    chunks = list(chunked(items, size))
+    assert [item for chunk in chunks for item in chunk] == items
+    assert all(1 <= len(chunk) <= size for chunk in chunks)
+    assert len(chunks) == math.ceil(len(items) / size)
+
+
+def test_chunk_size_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="size must be at least 1, was 0"):
+        list(chunked([1], 0))
+
+
+prices = st.decimals(min_value="0.001", max_value="0.999", places=3)
+
+
+@given(prices, prices, st.decimals(min_value="0.1", max_value="99", places=1), st.booleans())
+def test_a_persisted_raise_is_logged_as_trailing_updated_then_evaluated(
+    trigger: Decimal, price: Decimal, percent: Decimal, websocket: bool
+) -> None:
+    source = "websocket" if websocket else "poll"
+    level = TrailingRaise(trigger, price, percent, source)
+    updated, evaluated = trailing_events("rule-1", level)
+    assert updated == (
+        "rule-1",
+        TradeRuleEventType.RULE_TRAILING_UPDATED,
+        {
+            "triggerPrice": float(trigger),
+            "currentPrice": float(price),
+            "trailingPercent": float(percent),
+        },
+    )
+    expected: dict[str, object] = {
+        "currentPrice": float(price),
+        "triggerPrice": float(trigger),
+        "shouldTrigger": False,
+    }
+    if websocket:
+        expected["source"] = "websocket"
+    assert evaluated == ("rule-1", TradeRuleEventType.RULE_EVALUATED, expected)
+    assert list(evaluated[2]) == list(expected)  # key order as written today
+
+
+# --------------------------------------------------------------------------- against the database
+
+
+async def test_only_rules_that_move_are_written_and_logged(
+    session_factory: SessionFactory, make_secret: MakeSecret, make_rule: MakeRule
+) -> None:
+    secret_id = await make_secret("a")
+
+    async def trailing(trigger: str) -> str:
+        return (
+            await make_rule(
+                secret_id, "1", TradeRuleType.TRAILING_STOP, trigger, trailing_percent="10"
+            )
+        ).id
+
+    moved_ws, moved_poll = await trailing("0.40"), await trailing("0.40")
+    higher, equal = await trailing("0.60"), await trailing("0.50")
+    canceled, triggered = await trailing("0.40"), await trailing("0.40")
+    stop_loss = (await make_rule(secret_id, "1", TradeRuleType.STOP_LOSS, "0.40")).id
+    async with session_factory() as session, session.begin():
+        await cancel_rule(session, secret_id, canceled)
+        assert await mark_rule_triggered(session, triggered)
+    untouched = (higher, equal, canceled, triggered, stop_loss)
+    before = {rule_id: await rule_row(session_factory, rule_id) for rule_id in untouched}
+    events_before = {rule_id: await event_ids(session_factory, rule_id) for rule_id in untouched}
+
+    levels = TrailingLevels()
+    levels.record(moved_ws, raise_to("0.45", "0.50"))
+    levels.record(moved_poll, raise_to("0.54", "0.60", source="poll"))
+    for rule_id in untouched:
+        levels.record(rule_id, raise_to("0.50"))
+    levels.record("cnosuchrule00000000000000", raise_to("0.50"))
+
+    written = await levels.flush(session_factory)
+
+    assert written == {moved_ws: Decimal("0.45"), moved_poll: Decimal("0.54")}
+    assert len(levels) == 0
+    assert (await rule_row(session_factory, moved_ws)).trigger_price == 0.45
+    assert (await rule_row(session_factory, moved_poll)).trigger_price == 0.54
+    for rule_id in untouched:
+        row = await rule_row(session_factory, rule_id)
+        assert (row.trigger_price, row.status, row.updated_at) == (
+            before[rule_id].trigger_price,
+            before[rule_id].status,
+            before[rule_id].updated_at,
+        )
+        assert await event_ids(session_factory, rule_id) == events_before[rule_id]
+
+    ws_events = await events_of(session_factory, moved_ws)
+    assert [(e.event_type, e.event_data) for e in ws_events[1:]] == [
+        (
+            TradeRuleEventType.RULE_TRAILING_UPDATED,
+            {"triggerPrice": 0.45, "currentPrice": 0.5, "trailingPercent": 10.0},
+        ),
+        (
+            TradeRuleEventType.RULE_EVALUATED,
+            {
+                "currentPrice": 0.5,
+                "triggerPrice": 0.45,
+                "shouldTrigger": False,
+                "source": "websocket",
+            },
+        ),
+    ]
+    poll_events = await events_of(session_factory, moved_poll)
+    assert [e.event_data for e in poll_events[1:]] == [
+        {"triggerPrice": 0.54, "currentPrice": 0.6, "trailingPercent": 10.0},
+        {"currentPrice": 0.6, "triggerPrice": 0.54, "shouldTrigger": False},
+    ]
+    assert (await rule_row(session_factory, moved_ws)).updated_at == ws_events[1].created_at
+
+
+async def test_a_batch_above_the_chunk_size_takes_one_update_per_chunk(
+    session_factory: SessionFactory, engine: AsyncEngine, make_secret: MakeSecret
+) -> None:
+    rng = random.Random(7)
+    secret_id = await make_secret("a")
+    statuses = [TradeRuleStatus.ACTIVE] * 6 + [TradeRuleStatus.CANCELED, TradeRuleStatus.TRIGGERED]
+    rows = [
+        {
+            "id": new_id(),
+            "secret_id": secret_id,
+            "rule_type": TradeRuleType.TRAILING_STOP,
+            "market_id": "0xcond",
+            "token_id": str(n % 7),
+            "trigger_price": rng.randint(10, 60) / 100,
+            "trailing_percent": 10.0,
+            "action": '{"type":"SELL_ALL"}',
+            "status": rng.choice(statuses),
+        }
+        for n in range(2 * CHUNK_ROWS + 1)
+    ]
+    async with session_factory() as session, session.begin():
+        await session.execute(sa.insert(TradeRule), rows)
+    stored = {row["id"]: row for row in rows}
+    ids = list(stored)
+    levels = TrailingLevels()
+    wanted: dict[str, Decimal] = {}
+    for rule_id in ids:
+        wanted[rule_id] = Decimal(rng.randint(10, 60)) / 100
+        levels.record(rule_id, raise_to(str(wanted[rule_id])))
+    # The naive model: an ACTIVE rule moves when the new level is strictly higher.
+    expected = {
+        rule_id: level
+        for rule_id, level in wanted.items()
+        if stored[rule_id]["status"] is TradeRuleStatus.ACTIVE
+        and float(level) > stored[rule_id]["trigger_price"]
+    }
+    assert 0 < len(expected) < len(ids)
+    events_before = await event_count(session_factory)
+    statements: list[str] = []
+
+    with on_statement(engine, statements.append):
+        written = await levels.flush(session_factory)
+
+    assert written == expected
+    assert sum(map(is_trailing_update, statements)) == math.ceil(len(ids) / CHUNK_ROWS)
+    assert sum(map(is_event_insert, statements)) == 1
+    assert await event_count(session_factory) - events_before == 2 * len(expected)
+    async with session_factory() as session:
+        after = dict(
+            (await session.execute(sa.select(TradeRule.id, TradeRule.trigger_price))).all()
+        )
+    assert after == {
+        rule_id: float(expected[rule_id]) if rule_id in expected else row["trigger_price"]
+        for rule_id, row in stored.items()
+    }
+
+
+async def test_a_cancel_racing_the_flush_is_never_overwritten(
+    session_factory: SessionFactory,
+    engine: AsyncEngine,
+    database_url: str,
+    make_secret: MakeSecret,
+    make_rule: MakeRule,
+) -> None:
+    secret_id = await make_secret("a")
+    racing, other = [
+        await make_rule(secret_id, "1", TradeRuleType.TRAILING_STOP, "0.40", trailing_percent="10")
+        for _ in range(2)
+    ]
+    levels = TrailingLevels()
+    levels.record(racing.id, raise_to("0.50"))
+    levels.record(other.id, raise_to("0.50"))
+    flush_writing = asyncio.Event()
+
+    def watch(statement: str) -> None:
+        if is_trailing_update(statement):
+            flush_writing.set()
+
+    async with asyncio.timeout(TIMEOUT_S):
+        # The cancel holds its row (PostgreSQL) or the write lock (SQLite) while the flush runs.
+        async with session_factory() as canceling, canceling.begin():
+            await cancel_rule(canceling, secret_id, racing.id)
+            with on_statement(engine, watch):
+                flush = asyncio.create_task(levels.flush(session_factory))
+                await flush_writing.wait()
+                if database_url.startswith("postgresql"):
+                    await wait_for_a_lock_wait(session_factory)
+        written = await flush
+
+    assert written == {other.id: Decimal("0.50")}
+    row = await rule_row(session_factory, racing.id)
+    assert (row.status, row.trigger_price) == (TradeRuleStatus.CANCELED, 0.40)
+    kinds = [e.event_type for e in await events_of(session_factory, racing.id)]
+    assert kinds == [TradeRuleEventType.RULE_CREATED, TradeRuleEventType.RULE_CANCELED]
+
+
+async def wait_for_a_lock_wait(session_factory: SessionFactory) -> None:
+    """Return once some PostgreSQL backend waits for a lock (the flush behind the cancel)."""
+    while True:
+        async with session_factory() as session:
+            waiting = await session.scalar(
+                sa.text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            )
+        if waiting:
+            return
+        await asyncio.sleep(0.01)
+
+
+class InjectedFault(Exception):
+    pass
+
+
+async def test_a_failed_flush_writes_nothing_and_keeps_its_levels(
+    session_factory: SessionFactory,
+    engine: AsyncEngine,
+    make_secret: MakeSecret,
+    make_rule: MakeRule,
+) -> None:
+    secret_id = await make_secret("a")
+    first, second = [
+        await make_rule(secret_id, "1", TradeRuleType.TRAILING_STOP, "0.40", trailing_percent="10")
+        for _ in range(2)
+    ]
+    levels = TrailingLevels()
+    levels.record(first.id, raise_to("0.45"))
+    levels.record(second.id, raise_to("0.46"))
+
+    def fail_the_event_insert(statement: str) -> None:
+        if is_event_insert(statement):
+            # A newer raise lands while the flush is in flight; it must win over the old one.
+            levels.record(second.id, raise_to("0.48"))
+            raise InjectedFault
+
+    with on_statement(engine, fail_the_event_insert), pytest.raises(InjectedFault):
+        await levels.flush(session_factory)
+
+    # The UPDATE ran before the failure and was rolled back with it.
+    for rule in (first, second):
+        assert (await rule_row(session_factory, rule.id)).trigger_price == 0.40
+        assert len(await events_of(session_factory, rule.id)) == 1
+    assert len(levels) == 2
+
+    assert await levels.flush(session_factory) == {
+        first.id: Decimal("0.45"),
+        second.id: Decimal("0.48"),
+    }
+    assert (await rule_row(session_factory, second.id)).trigger_price == 0.48
