@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vincent.db.base import utcnow
+from vincent.db.base import new_id, utcnow
 from vincent.db.models import TransactionLog
 from vincent.enums import TransactionStatus
 
@@ -34,9 +34,17 @@ def create_log(
     idempotency_key: str | None = None,
     action_type: str = ACTION_POLYMARKET_BET,
     error_message: str | None = None,
+    response_data: dict[str, Any] | None = None,
+    signed_order: dict[str, Any] | None = None,
+    order_id: str | None = None,
 ) -> TransactionLog:
-    """Add (not commit) the audit row of a new action."""
+    """Add (not commit) the audit row of a new action; its id is set at once.
+
+    An action signed before it is recorded carries its ``signed_order`` and ``order_id``
+    from the first write, so it is stored before it can be posted.
+    """
     row = TransactionLog(
+        id=new_id(),
         secret_id=secret_id,
         api_key_id=api_key_id,
         action_type=action_type,
@@ -45,6 +53,9 @@ def create_log(
         usd_value=usd_value,
         idempotency_key=idempotency_key,
         error_message=error_message,
+        response_data=response_data,
+        signed_order=signed_order,
+        order_id=order_id,
     )
     session.add(row)
     return row

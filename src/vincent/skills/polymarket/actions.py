@@ -83,18 +83,35 @@ def response_data(fills: Fills) -> dict[str, Any]:
 
 def result_of(row: TransactionLog, wallet_address: str) -> BetResult:
     """The ``BetResult`` a finished (or waiting) row stands for."""
-    data = row.response_data or {}
+    return _result(row.id, row.status, row.order_id, row.response_data, wallet_address)
+
+
+def executed_result(log_id: str, fills: Fills, wallet_address: str) -> BetResult:
+    """What ``result_of`` gives for row ``log_id`` once it recorded ``fills`` as EXECUTED."""
+    return _result(
+        log_id, TransactionStatus.EXECUTED, fills.order_id, response_data(fills), wallet_address
+    )
+
+
+def _result(
+    log_id: str,
+    row_status: TransactionStatus,
+    order_id: str | None,
+    data: dict[str, Any] | None,
+    wallet_address: str,
+) -> BetResult:
+    data = data or {}
     status = {
         TransactionStatus.EXECUTED: BetStatus.EXECUTED,
         TransactionStatus.DENIED: BetStatus.DENIED,
         TransactionStatus.PENDING_APPROVAL: BetStatus.PENDING_APPROVAL,
-    }[row.status]
+    }[row_status]
     exchange = data.get("exchange")
     return BetResult(
         status=status,
-        transaction_log_id=row.id,
+        transaction_log_id=log_id,
         wallet_address=wallet_address,
-        order_id=row.order_id if status is BetStatus.EXECUTED else None,
+        order_id=order_id if status is BetStatus.EXECUTED else None,
         reason=data.get("reason"),
         order_details=exchange if isinstance(exchange, dict) else None,
         filled_shares=to_decimal(data.get("filledShares")),

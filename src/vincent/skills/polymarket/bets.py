@@ -1,7 +1,9 @@
-"""``place_bet``: wallet → amounts → USD value → policies → one audit row → outcome.
+"""``place_bet``: inputs (wallet, policies, idempotency: one read) → amounts → USD value
+→ policies → (allowed, live: sign) → one audit row → outcome.
 
 Denied and pending-approval actions end here (their row is final or waiting); allowed
-ones go to ``Executor``. A repeated idempotency key resumes the action it names.
+ones go to ``Executor`` with the order already stored on their row. A repeated
+idempotency key resumes the action it names.
 """
 
 from __future__ import annotations
@@ -20,28 +22,22 @@ from vincent.db.models import PendingApproval, TransactionLog
 from vincent.db.session import SessionFactory
 from vincent.enums import TransactionStatus
 from vincent.errors import ValidationFailed
-from vincent.policies import repository as policy_repository
-from vincent.policies.evaluator import (
-    ActionFacts,
-    PolicyRule,
-    SpendingWindows,
-    Verdict,
-    evaluate,
-    needs_spending_windows,
-    needs_value,
-)
+from vincent.policies.evaluator import ActionFacts, Verdict, evaluate, needs_value
 from vincent.skills.polymarket.actions import request_data, result_of
+from vincent.skills.polymarket.bet_inputs import read_bet_inputs
 from vincent.skills.polymarket.book_walk import round_shares_down
-from vincent.skills.polymarket.clients import WalletRef, load_wallet
+from vincent.skills.polymarket.clients import WalletRef
 from vincent.skills.polymarket.errors import (
     InvalidOrder,
     NoPosition,
     PermanentSkillError,
     SkillError,
+    is_retryable,
 )
-from vincent.skills.polymarket.execution import Executor
+from vincent.skills.polymarket.execution import Executor, SignedAction
 from vincent.skills.polymarket.market_data import MarketData, MarketInfo
 from vincent.skills.polymarket.orders import OrderSpec
+from vincent.skills.polymarket.signed_orders import signed_order_to_json
 from vincent.skills.polymarket.types import BetRequest, BetResult, OrderBook, OrderType
 from vincent.skills.polymarket.valuation import action_usd_value
 
@@ -91,12 +87,13 @@ class BetPipeline:
 
     async def place_bet(self, request: BetRequest) -> BetResult:
         validate_request(request)
-        wallet = await load_wallet(self._sessions, request.secret_id)
-        if request.idempotency_key is not None:
-            existing = await self._existing(request.idempotency_key, request.secret_id)
-            if existing is not None:
-                return await self.resume(existing, wallet)
-        rules, windows = await self._policy_inputs(request.secret_id)
+        async with self._sessions() as session:
+            inputs = await read_bet_inputs(
+                session, request.secret_id, request.idempotency_key, utcnow()
+            )
+        wallet, rules = inputs.wallet, inputs.rules
+        if inputs.existing is not None:
+            return await self.resume(self._owned(inputs.existing, request.secret_id), wallet)
         try:
             spec, condition_id, neg_risk, book = await self._prepare(
                 request, wallet, fetch_book=needs_value(rules)
@@ -108,7 +105,7 @@ class BetPipeline:
         # the audit row gets what the sale really brought once it executed.
         usd_value = action_usd_value(spec.side, spec.amount, spec.price, book)
         facts = ActionFacts(usd_value, spec.token_id, condition_id)
-        decision = evaluate(rules, facts, windows)
+        decision = evaluate(rules, facts, inputs.windows)
         data = request_data(
             spec,
             requested_amount=request.amount,
@@ -123,10 +120,22 @@ class BetPipeline:
             Verdict.ALLOW: TransactionStatus.PENDING,
         }[decision.verdict]
         key = request.idempotency_key or f"auto:{new_id()}"
+        signed: SignedAction | None = None
+        failure: SkillError | None = None
+        if status is TransactionStatus.PENDING and not self._executor.paper:
+            # Signed before the row is written, and written with it in one commit: the
+            # order is on record before it can be posted, at the cost of one write.
+            try:
+                signed = await self._executor.sign(request.secret_id, spec, neg_risk=neg_risk)
+            except SkillError as error:
+                status, failure = TransactionStatus.FAILED, error
         try:
-            row = await self._write_row(request, key, data, usd_value, status, decision.reason)
+            row = await self._write_row(
+                request, key, data, usd_value, status, decision.reason, signed, failure
+            )
         except IntegrityError:
-            # Another call with the same idempotency key won the insert: join it.
+            # Another call with the same idempotency key won the insert: join it (a
+            # signature made here is dropped unsent; the stored one is the order).
             existing = await self._existing(key, request.secret_id)
             assert existing is not None
             return await self.resume(existing, wallet)
@@ -139,14 +148,16 @@ class BetPipeline:
                 "verdict": decision.verdict.value,
             },
         )
+        if failure is not None:
+            raise failure
         if status is not TransactionStatus.PENDING:
             return result_of(row, wallet.funder_address)
-        return await self._executor.execute(row.id, wallet.funder_address)
+        return await self._executor.execute_row(row, wallet.funder_address, signed=signed)
 
     async def resume(self, row: TransactionLog, wallet: WalletRef) -> BetResult:
         """The outcome of an action already on record; carries on one left open."""
         if row.status in (TransactionStatus.PENDING, TransactionStatus.UNKNOWN):
-            return await self._executor.execute(row.id, wallet.funder_address)
+            return await self._executor.execute_row(row, wallet.funder_address)
         if row.status is TransactionStatus.FAILED:
             data = row.response_data or {}
             if data.get("retryable") is True:
@@ -166,12 +177,16 @@ class BetPipeline:
             raise error
         return result_of(row, wallet.funder_address)
 
+    @staticmethod
+    def _owned(row: TransactionLog, secret_id: str) -> TransactionLog:
+        if row.secret_id != secret_id:
+            raise ValidationFailed("idempotencyKey is already used by another secret")
+        return row
+
     async def _existing(self, key: str, secret_id: str) -> TransactionLog | None:
         async with self._sessions() as session:
             row = await audit.find_by_idempotency_key(session, key)
-        if row is not None and row.secret_id != secret_id:
-            raise ValidationFailed("idempotencyKey is already used by another secret")
-        return row
+        return None if row is None else self._owned(row, secret_id)
 
     async def _prepare(
         self, request: BetRequest, wallet: WalletRef, *, fetch_book: bool
@@ -217,16 +232,6 @@ class BetPipeline:
         )
         return spec, info.condition_id, info.neg_risk, book
 
-    async def _policy_inputs(self, secret_id: str) -> tuple[list[PolicyRule], SpendingWindows]:
-        async with self._sessions() as session:
-            rules = await policy_repository.load_rules(session, secret_id)
-            windows = (
-                await policy_repository.spending_windows(session, secret_id, utcnow())
-                if needs_spending_windows(rules)
-                else SpendingWindows(Decimal(0), Decimal(0))
-            )
-        return rules, windows
-
     async def _book_for_value(self, token_id: str) -> OrderBook | None:
         try:
             return await self._market_data.get_order_book(token_id)
@@ -241,7 +246,30 @@ class BetPipeline:
         usd_value: Decimal | None,
         status: TransactionStatus,
         reason: str | None,
+        signed: SignedAction | None,
+        failure: SkillError | None,
     ) -> TransactionLog:
+        response: dict[str, object] | None = None
+        approval: PendingApproval | None = None
+        if status is TransactionStatus.PENDING_APPROVAL:
+            approval = PendingApproval(
+                id=new_id(),
+                secret_id=request.secret_id,
+                rule_id=request.rule_id,
+                action_type=audit.ACTION_POLYMARKET_BET,
+                request_data=dict(data),
+                reason=reason or "",
+                expires_at=utcnow() + APPROVAL_TTL,
+            )
+            response = {"reason": reason, "pendingApprovalId": approval.id}
+        elif status is TransactionStatus.DENIED:
+            response = {"reason": reason}
+        elif failure is not None:
+            response = {
+                "errorCode": failure.code,
+                "error": failure.message,
+                "retryable": is_retryable(failure),
+            }
         async with self._sessions() as session, session.begin():
             row = audit.create_log(
                 session,
@@ -251,23 +279,16 @@ class BetPipeline:
                 status=status,
                 usd_value=usd_value,
                 idempotency_key=key,
+                error_message=None if failure is None else failure.message,
+                response_data=response,
+                signed_order=None if signed is None else signed_order_to_json(signed.order),
+                order_id=None if signed is None else signed.order_id,
             )
-            await session.flush()
-            if status is TransactionStatus.PENDING_APPROVAL:
-                approval = PendingApproval(
-                    secret_id=request.secret_id,
-                    transaction_log_id=row.id,
-                    rule_id=request.rule_id,
-                    action_type=row.action_type,
-                    request_data=dict(data),
-                    reason=reason or "",
-                    expires_at=utcnow() + APPROVAL_TTL,
-                )
-                session.add(approval)
+            if approval is not None:
+                approval.transaction_log_id = row.id
+                # Flushed in order: the approval's row refers to the audit row.
                 await session.flush()
-                row.response_data = {"reason": reason, "pendingApprovalId": approval.id}
-            elif status is TransactionStatus.DENIED:
-                row.response_data = {"reason": reason}
+                session.add(approval)
         return row
 
     async def _record_refusal(self, request: BetRequest, error: SkillError) -> None:

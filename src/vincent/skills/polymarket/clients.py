@@ -11,7 +11,9 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
+from typing import Any
 
+import sqlalchemy as sa
 from polymarket import AsyncSecureClient
 from polymarket.environments import Environment
 from polymarket.models.clob.api_key import ApiKeyCreds
@@ -37,15 +39,58 @@ class WalletRef:
     signature_type: int
 
 
+# What a wallet needs of its secret row (never the encrypted key).
+WALLET_COLUMNS = (
+    Secret.deleted_at,
+    Secret.type,
+    Secret.eoa_address,
+    Secret.funder_address,
+    Secret.signature_type,
+)
+
+
+def wallet_of(secret_id: str, row: Any) -> WalletRef:
+    """The wallet in ``row`` (``WALLET_COLUMNS`` of a live secret); ``SecretNotFound``
+    if the secret was deleted."""
+    if row.deleted_at is not None:
+        raise SecretNotFound()
+    if row.type is not SecretType.POLYMARKET_WALLET:
+        raise InvalidSecretType()
+    return WalletRef(secret_id, row.eoa_address, row.funder_address, row.signature_type)
+
+
 async def load_wallet(session_factory: SessionFactory, secret_id: str) -> WalletRef:
     """The secret's wallet; ``SecretNotFound`` if missing or deleted."""
     async with session_factory() as session:
-        secret = await session.get(Secret, secret_id)
-    if secret is None or secret.deleted_at is not None:
+        statement = sa.select(*WALLET_COLUMNS).where(Secret.id == secret_id)
+        row = (await session.execute(statement)).one_or_none()
+    if row is None:
         raise SecretNotFound()
-    if secret.type is not SecretType.POLYMARKET_WALLET:
-        raise InvalidSecretType()
-    return WalletRef(secret.id, secret.eoa_address, secret.funder_address, secret.signature_type)
+    return wallet_of(secret_id, row)
+
+
+class Wallets:
+    """Each secret's wallet, remembered: its addresses never change for a secret id.
+
+    Whether the secret still exists is never cached (a deleted secret is refused at once):
+    ``load`` reads it every time, and callers run that read alongside their own I/O.
+    """
+
+    def __init__(self, session_factory: SessionFactory) -> None:
+        self._session_factory = session_factory
+        self._known: dict[str, WalletRef] = {}
+
+    def known(self, secret_id: str) -> WalletRef | None:
+        """The wallet's addresses if seen before; says nothing about whether it is live."""
+        return self._known.get(secret_id)
+
+    def remember(self, wallet: WalletRef) -> WalletRef:
+        self._known[wallet.secret_id] = wallet
+        return wallet
+
+    async def load(self, secret_id: str) -> WalletRef:
+        """The live secret's wallet (one read); ``SecretNotFound`` if missing or deleted."""
+        return self.remember(await load_wallet(self._session_factory, secret_id))
 
 
 class ClientRegistry:

@@ -1,15 +1,19 @@
 """Executing an allowed action, exactly once: the only writer of an action's final status.
 
 Live: sign → store the signed order and its id on the audit row → commit → post → record
-EXECUTED or FAILED. A lost answer leaves the row UNKNOWN until ``resolve`` finds the order
-(by id), or re-posts the SAME signed order — never a new one. Paper: walk the book, write
-the fills and the row in one transaction.
+EXECUTED or FAILED. A new action is signed before its row is written and the row carries
+the signed order from its first commit (``sign`` then ``execute_row(row, signed=...)``);
+a row written unsigned (an approved action, a retried one) is signed and stored here.
+A lost answer leaves the row UNKNOWN until ``resolve`` finds the order (by id), or
+re-posts the SAME signed order — never a new one. Paper: walk the book, write the fills
+and the row in one transaction.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,7 +24,13 @@ from vincent.db.models import TransactionLog
 from vincent.db.session import SessionFactory
 from vincent.enums import TransactionStatus
 from vincent.skills.polymarket import paper
-from vincent.skills.polymarket.actions import StoredAction, response_data, result_of, stored_action
+from vincent.skills.polymarket.actions import (
+    StoredAction,
+    executed_result,
+    response_data,
+    result_of,
+    stored_action,
+)
 from vincent.skills.polymarket.errors import (
     DuplicateOrder,
     InvalidOrder,
@@ -33,7 +43,7 @@ from vincent.skills.polymarket.errors import (
     is_retryable,
 )
 from vincent.skills.polymarket.market_data import MarketData, MarketInfo
-from vincent.skills.polymarket.orders import Fills, LiveOrders, refresh_sdk_market
+from vincent.skills.polymarket.orders import Fills, LiveOrders, OrderSpec, refresh_sdk_market
 from vincent.skills.polymarket.signed_orders import signed_order_from_json, signed_order_to_json
 from vincent.skills.polymarket.types import BetResult
 
@@ -44,6 +54,14 @@ OPEN = audit.OPEN_STATUSES
 
 class _SignedElsewhere(Exception):
     """A concurrent execution of the same row stored its signed order first."""
+
+
+@dataclass(frozen=True, slots=True)
+class SignedAction:
+    """An order signed for an action, and its exchange order id (known before posting)."""
+
+    order: SignedOrder
+    order_id: str
 
 
 class Executor:
@@ -60,35 +78,57 @@ class Executor:
         self._orders = orders
         self._paper = paper_mode
 
-    async def execute(self, log_id: str, wallet_address: str) -> BetResult:
-        """Carry out the action of row ``log_id`` (status PENDING or UNKNOWN).
+    @property
+    def paper(self) -> bool:
+        return self._paper
 
+    async def sign(self, secret_id: str, spec: OrderSpec, *, neg_risk: bool) -> SignedAction:
+        """Sign ``spec`` (nothing is sent or stored); raises the typed ``SkillError``."""
+        try:
+            signed, order_id = await self._orders.sign(secret_id, spec, neg_risk=neg_risk)
+        except InvalidOrder:
+            # Possibly checked against a stale tick size: nothing was sent, so refresh the
+            # market parameters and sign once more; a second refusal stands.
+            await self._refresh_market(secret_id, spec.token_id)
+            signed, order_id = await self._orders.sign(secret_id, spec, neg_risk=neg_risk)
+        return SignedAction(signed, order_id)
+
+    async def execute(self, log_id: str, wallet_address: str) -> BetResult:
+        """Carry out the action of row ``log_id`` (status PENDING or UNKNOWN)."""
+        return await self.execute_row(await self._row(log_id), wallet_address)
+
+    async def execute_row(
+        self, row: TransactionLog, wallet_address: str, *, signed: SignedAction | None = None
+    ) -> BetResult:
+        """Carry out the action of ``row`` (status PENDING or UNKNOWN), read just before.
+
+        ``signed``: the order the row was written with, in the same commit, and never
+        posted; without it a row with a stored order is resolved, never signed again.
         A failure is recorded FAILED (retryable ones say so, and a retry with the same
         idempotency key reopens the row and re-posts the same signed order); a lost answer
         leaves the row UNKNOWN. Raises the typed error after recording it.
         """
-        row = await self._row(log_id)
         action = stored_action(row.request_data)
         if self._paper:
             return await self._execute_paper(row, action, wallet_address)
-        if row.signed_order is not None:
+        if signed is None and row.signed_order is not None:
             return await self.resolve(row, wallet_address)
         try:
-            signed = await self._sign_and_store(row, action)
-            fills = await self._post_with_refresh(row, action, signed)
+            order = await self._sign_and_store(row, action) if signed is None else signed.order
+            fills = await self._post_with_refresh(row, action, order)
         except UnknownOutcome as error:
-            await self._move(log_id, TransactionStatus.UNKNOWN, error_message=error.message)
-            return await self._resolve_once_or_raise(log_id, wallet_address, error)
+            await self._move(row.id, TransactionStatus.UNKNOWN, error_message=error.message)
+            return await self._resolve_once_or_raise(row, wallet_address, error)
         except (DuplicateOrder, _SignedElsewhere):
-            current = await self._row(log_id)
+            current = await self._row(row.id)
             if current.signed_order is None:
                 # Closed as never sent (resolve_attempt) while this call was signing.
                 raise SkillError("the action was closed before its order was sent") from None
             return await self.resolve(current, wallet_address)
         except SkillError as error:
-            await self._fail(log_id, error)
+            await self._fail(row.id, error)
             raise
-        return await self._record_executed(log_id, fills, wallet_address)
+        return await self._record_executed(row.id, fills, wallet_address)
 
     async def resolve(self, row: TransactionLog, wallet_address: str) -> BetResult:
         """Find out what became of a row's signed order; record it once. Never re-signs.
@@ -136,26 +176,17 @@ class Executor:
     async def _sign_and_store(
         self, row: TransactionLog, action: StoredAction, *, replace: bool = False
     ) -> SignedOrder:
-        try:
-            signed, order_id = await self._orders.sign(
-                row.secret_id, action.spec, neg_risk=action.neg_risk
-            )
-        except InvalidOrder:
-            # Possibly checked against a stale tick size: nothing was sent, so refresh the
-            # market parameters and sign once more; a second refusal stands.
-            await self._refresh_market(row.secret_id, action.spec.token_id)
-            signed, order_id = await self._orders.sign(
-                row.secret_id, action.spec, neg_risk=action.neg_risk
-            )
+        signed = await self.sign(row.secret_id, action.spec, neg_risk=action.neg_risk)
+        order_json = signed_order_to_json(signed.order)
         async with self._sessions() as session, session.begin():
             stored = await audit.store_signed_order(
-                session, row.id, signed_order_to_json(signed), order_id, replace=replace
+                session, row.id, order_json, signed.order_id, replace=replace
             )
         if not stored:
             # Another execution of this row signed first: its order is the one that counts.
             raise _SignedElsewhere()
-        row.signed_order, row.order_id = signed_order_to_json(signed), order_id
-        return signed
+        row.signed_order, row.order_id = order_json, signed.order_id
+        return signed.order
 
     async def _post_with_refresh(
         self, row: TransactionLog, action: StoredAction, signed: SignedOrder
@@ -195,18 +226,17 @@ class Executor:
         return info
 
     async def _resolve_once_or_raise(
-        self, log_id: str, wallet_address: str, error: UnknownOutcome
+        self, row: TransactionLog, wallet_address: str, error: UnknownOutcome
     ) -> BetResult:
-        row = await self._row(log_id)
         try:
             fills = await self._orders.lookup(row.secret_id, row.order_id or "")
         except SkillError:
             fills = None
         if fills is None:
             raise UnknownOutcome(
-                error.message, transaction_log_id=log_id, order_id=row.order_id
+                error.message, transaction_log_id=row.id, order_id=row.order_id
             ) from error
-        return await self._record_executed(log_id, fills, wallet_address)
+        return await self._record_executed(row.id, fills, wallet_address)
 
     # ---- paper -----------------------------------------------------------------------
 
@@ -228,8 +258,8 @@ class Executor:
             await self._fail(row.id, error)
             raise
         async with self._sessions() as session, session.begin():
-            await paper.record_paper_fills(session, row, action, walk)
-        return result_of(await self._row(row.id), wallet_address)
+            fills = await paper.record_paper_fills(session, row, action, walk)
+        return executed_result(row.id, fills, wallet_address)
 
     # ---- rows ------------------------------------------------------------------------
 
@@ -242,7 +272,7 @@ class Executor:
 
     async def _record_executed(self, log_id: str, fills: Fills, wallet_address: str) -> BetResult:
         async with self._sessions() as session, session.begin():
-            await audit.move_status(
+            moved = await audit.move_status(
                 session,
                 log_id,
                 from_statuses=OPEN,
@@ -256,6 +286,9 @@ class Executor:
         logger.info(
             "order_executed", extra={"transaction_log_id": log_id, "order_id": fills.order_id}
         )
+        if moved:
+            return executed_result(log_id, fills, wallet_address)
+        # Another call finished this row first: its record is the answer.
         return result_of(await self._row(log_id), wallet_address)
 
     async def _move(self, log_id: str, status: TransactionStatus, **fields: Any) -> None:

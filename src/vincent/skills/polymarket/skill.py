@@ -6,20 +6,29 @@ shared HTTP client and closes everything in ``aclose``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from decimal import Decimal
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 
 from vincent.audit import transaction_log as audit
+from vincent.db.models import Secret, TransactionLog
 from vincent.db.session import SessionFactory
 from vincent.enums import TransactionStatus
 from vincent.skills.polymarket import holdings as holdings_api
 from vincent.skills.polymarket import paper
 from vincent.skills.polymarket.actions import result_of
 from vincent.skills.polymarket.bets import BetPipeline
-from vincent.skills.polymarket.clients import ClientRegistry, WalletRef, load_wallet
+from vincent.skills.polymarket.clients import (
+    WALLET_COLUMNS,
+    ClientRegistry,
+    WalletRef,
+    Wallets,
+    wallet_of,
+)
 from vincent.skills.polymarket.errors import SkillError, TransientSkillError
 from vincent.skills.polymarket.execution import Executor
 from vincent.skills.polymarket.http import JsonGetter
@@ -67,6 +76,7 @@ class PolymarketSkill:
         self._paper = paper_mode
         self._executor = Executor(session_factory, market_data, self._orders, paper_mode=paper_mode)
         self._bets = BetPipeline(session_factory, market_data, self._executor, self._shares_held)
+        self._wallets = Wallets(session_factory)
 
     @property
     def paper_mode(self) -> bool:
@@ -96,16 +106,23 @@ class PolymarketSkill:
             )
         if not moved:
             raise SkillError(f"transaction {transaction_log_id} is not awaiting approval")
-        wallet = await load_wallet(self._sessions, row.secret_id)
-        return await self._executor.execute(transaction_log_id, wallet.funder_address)
+        wallet = await self._wallets.load(row.secret_id)
+        return await self._executor.execute_row(row, wallet.funder_address)
 
     async def resolve_attempt(self, idempotency_key: str) -> AttemptResolution:
         """Find out what became of the action sent with ``idempotency_key``; never re-sign."""
         async with self._sessions() as session:
-            row = await audit.find_by_idempotency_key(session, idempotency_key)
-        if row is None:
+            found = (
+                await session.execute(
+                    sa.select(TransactionLog, *WALLET_COLUMNS)
+                    .join(Secret, Secret.id == TransactionLog.secret_id)
+                    .where(TransactionLog.idempotency_key == idempotency_key)
+                )
+            ).one_or_none()
+        if found is None:
             return AttemptResolution(AttemptOutcome.NOT_SENT, message="no such action")
-        wallet = await load_wallet(self._sessions, row.secret_id)
+        row: TransactionLog = found.TransactionLog
+        wallet = wallet_of(row.secret_id, found)
         if row.signed_order is None and row.status not in _OUTCOME_OF_STATUS:
             if await self._executor.close_unsent(row.id):
                 return AttemptResolution(AttemptOutcome.NOT_SENT, message="never signed or posted")
@@ -127,7 +144,7 @@ class PolymarketSkill:
 
     async def cancel_order(self, secret_id: str, order_id: str | None) -> dict[str, Any]:
         """Cancel one open order (or all with ``order_id=None``); the CLOB's answer."""
-        await load_wallet(self._sessions, secret_id)
+        await self._wallets.load(secret_id)
         if self._paper:
             return {"canceled": [], "not_canceled": {}}
         return await self._orders.cancel(secret_id, order_id)
@@ -135,7 +152,20 @@ class PolymarketSkill:
     # ---- reads -----------------------------------------------------------------------
 
     async def get_holdings(self, secret_id: str) -> list[Holding]:
-        wallet = await load_wallet(self._sessions, secret_id)
+        known = self._wallets.known(secret_id)
+        if known is not None and not self._paper:
+            # The address is known: the secret's liveness is read alongside its positions.
+            live, held = await asyncio.gather(
+                self._wallets.load(secret_id),
+                holdings_api.fetch_positions(self._data_api, known.funder_address),
+                return_exceptions=True,
+            )
+            for outcome in (live, held):
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            assert isinstance(held, list)
+            return held
+        wallet = await self._wallets.load(secret_id)
         if not self._paper:
             return await holdings_api.fetch_positions(self._data_api, wallet.funder_address)
         async with self._sessions() as session:
@@ -145,14 +175,14 @@ class PolymarketSkill:
         ]
 
     async def wallet_address(self, secret_id: str) -> str:
-        return (await load_wallet(self._sessions, secret_id)).funder_address
+        return (await self._wallets.load(secret_id)).funder_address
 
     async def get_open_orders(self, secret_id: str, market: str | None) -> list[dict[str, Any]]:
-        await load_wallet(self._sessions, secret_id)
+        await self._wallets.load(secret_id)
         return [] if self._paper else await self._orders.open_orders(secret_id, market)
 
     async def get_trades(self, secret_id: str, market: str | None) -> list[dict[str, Any]]:
-        await load_wallet(self._sessions, secret_id)
+        await self._wallets.load(secret_id)
         return [] if self._paper else await self._orders.trades(secret_id, market)
 
     async def get_midpoint(self, token_id: str) -> Decimal | None:
