@@ -6,6 +6,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from vincent.enums import TradeRuleStatus, TradeRuleType, TriggerSource
 from vincent.services.trade_manager.rule_registry import RuleRegistry
 from vincent.services.trade_manager.types import ActionType, RuleAction, RuleSnapshot
@@ -121,3 +124,87 @@ def test_an_api_upsert_of_a_non_active_rule_removes_it() -> None:
     registry.upsert(rule("a", status=TradeRuleStatus.CANCELED))
     assert registry.index.get("a") is None
     assert registry.tokens() == frozenset()
+
+
+def test_token_changes_report_only_tokens_gaining_a_first_or_losing_a_last_rule() -> None:
+    registry = RuleRegistry()
+    registry.upsert(rule("a"))
+    registry.upsert(rule("b"))
+    registry.upsert(rule("c", token_id="t2"))
+    first = registry.take_token_changes()
+    assert (first.added, first.removed) == ({"t1", "t2"}, frozenset())
+    assert not registry.take_token_changes()
+
+    registry.remove("a")
+    fired = registry.apply_price("t2", TriggerSource.MIDPOINT, Decimal("0.39")).fired
+    assert [r.id for r in fired] == ["c"]
+    assert not registry.take_token_changes()  # "b" holds t1; "c" is in flight on t2
+
+    registry.finish("c")
+    registry.remove("b")
+    last = registry.take_token_changes()
+    assert (last.added, last.removed) == (frozenset(), {"t1", "t2"})
+    assert registry.tokens() == frozenset()
+
+
+@settings(deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["upsert", "remove", "fire", "finish", "cool", "rearm", "sync"]),
+            st.sampled_from(["a", "b", "c", "d"]),
+            st.sampled_from(["t1", "t2", "t3"]),
+            st.sampled_from(["0.30", "0.50", "0.70"]),
+        ),
+        max_size=30,
+    )
+)
+def test_token_changes_always_add_up_to_the_tokens_of_every_rule_held(
+    steps: list[tuple[str, str, str, str]],
+) -> None:
+    registry = RuleRegistry()
+    reported: set[str] = set()
+    token_of: dict[str, str] = {}  # rules in flight or cooling all left the index by firing
+    until = NOW + timedelta(seconds=5)
+    for action, rule_id, token_id, trigger in steps:
+        if action == "upsert":
+            registry.upsert(rule(rule_id, trigger, token_id=token_id))
+        elif action == "remove":
+            registry.remove(rule_id)
+        elif action == "fire":
+            for fired in registry.apply_price(
+                token_id, TriggerSource.MIDPOINT, Decimal(trigger)
+            ).fired:
+                token_of[fired.id] = fired.token_id
+        elif action == "finish":
+            registry.finish(rule_id)
+        elif action == "cool":
+            registry.cool(rule_id, until)
+        elif action == "rearm":
+            registry.rearm(rule_id, until)
+        else:
+            registry.sync([rule(rule_id, trigger, token_id=token_id)], registry.seq, NOW)
+        changes = registry.take_token_changes()
+        assert not changes.added & changes.removed
+        reported = (reported - changes.removed) | changes.added
+        held = {r.token_id for r in registry.watched()}
+        held.update(token_of[r] for r in registry.in_flight)
+        held.update(token_of[r] for r, _ in registry.due(NOW + timedelta(days=1)))
+        assert reported == registry.tokens() == held
+
+
+def test_rules_share_equal_values_read_separately() -> None:
+    registry = RuleRegistry()
+    token = "".join(["to", "ken"])
+    other = "".join(["tok", "en"])
+    assert token is not other
+    registry.upsert(rule("a", "0.40", token_id=token))
+    registry.upsert(rule("b", "0.40", token_id=other))
+
+    a, b = registry.index.get("a"), registry.index.get("b")
+
+    assert a is not None and b is not None
+    assert a.token_id is b.token_id
+    assert a.trigger_price is b.trigger_price
+    assert a.action is b.action
+    assert a == rule("a", "0.40", token_id="token")

@@ -112,3 +112,36 @@ def test_rebalance_leaves_the_fewest_shards_and_moves_only_tokens_of_closed_ones
         assert moved == {token for tokens in merge.closed.values() for token in tokens}
         assert {now[token] for token in moved} == set(merge.changed)
         assert all(shards.shard_of(token) == now[token] for token in wanted)
+
+
+@settings(deadline=None)
+@given(
+    st.integers(min_value=1, max_value=7),
+    st.lists(
+        st.tuples(st.sets(st.sampled_from(universe)), st.sets(st.sampled_from(universe))),
+        min_size=1,
+        max_size=12,
+    ),
+)
+def test_update_by_changes_places_tokens_as_set_tokens_does(
+    limit: int, steps: list[tuple[set[str], set[str]]]
+) -> None:
+    by_change = ShardMap(limit)
+    by_set = ShardMap(limit)
+    for added, removed in steps:
+        wanted = (by_set.tokens() - removed) | added
+
+        change = by_change.update(added, removed)
+        expected = by_set.set_tokens(wanted)
+
+        assert change.opened == expected.opened
+        assert set(change.changed) == set(expected.changed)
+        assert set(change.closed) == set(expected.closed)
+        assert (change.added_tokens, change.removed_tokens) == (
+            expected.added_tokens,
+            expected.removed_tokens,
+        )
+        assert by_change.tokens() == wanted
+        assert all(
+            set(by_change.desired(shard)) == set(by_set.desired(shard)) for shard in by_set.shards()
+        )

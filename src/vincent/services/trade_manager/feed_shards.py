@@ -82,8 +82,21 @@ class ShardMap:
     def set_tokens(self, token_ids: Iterable[str]) -> ShardChange:
         """Make the tokens exactly ``token_ids``; return which shards opened, changed, closed."""
         wanted = set(token_ids)
-        removed = self._shard_of.keys() - wanted
-        added = wanted - self._shard_of.keys()
+        return self._change(wanted - self._shard_of.keys(), self._shard_of.keys() - wanted)
+
+    def update(self, added: Iterable[str] = (), removed: Iterable[str] = ()) -> ShardChange:
+        """Add and remove tokens, in work proportional to the change (not to every token).
+
+        Adding a token already held or removing one that is not are no-ops; a token in both
+        stays held.
+        """
+        held = self._shard_of
+        add = {token_id for token_id in added if token_id not in held}
+        drop = {token_id for token_id in removed if token_id in held}
+        drop -= set(added)
+        return self._change(add, drop)
+
+    def _change(self, added: Set[str], removed: Set[str]) -> ShardChange:
         if not removed and not added:
             return _UNCHANGED
         changed: dict[int, None] = {}

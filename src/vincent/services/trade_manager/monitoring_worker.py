@@ -30,7 +30,7 @@ from vincent.services.trade_manager.polymarket_websocket import MarketFeed, Mark
 from vincent.services.trade_manager.price_dispatch import PriceDispatcher
 from vincent.services.trade_manager.pricing import rule_price
 from vincent.services.trade_manager.rule_executor import RuleExecutor
-from vincent.services.trade_manager.rule_registry import RuleRegistry
+from vincent.services.trade_manager.rule_registry import RuleRegistry, TokenChanges
 from vincent.services.trade_manager.skill_warmup import SkillWarmup
 from vincent.services.trade_manager.task_owner import TaskOwner
 from vincent.services.trade_manager.trailing_levels import FLUSH_INTERVAL_S, TrailingLevels
@@ -272,14 +272,14 @@ class TradeMonitoringWorker:
         self._rules.remove(rule_id)
         self._dispatch.sync_tokens()
 
-    def _watch_tokens(self, tokens: frozenset[str]) -> None:
+    def _watch_tokens(self, changes: TokenChanges) -> None:
         now_s = self._clock.monotonic()
-        for token_id in tokens - self._tracked_since_s.keys():
-            self._tracked_since_s[token_id] = now_s
-        for token_id in self._tracked_since_s.keys() - tokens:
-            del self._tracked_since_s[token_id]
+        for token_id in changes.removed:
+            self._tracked_since_s.pop(token_id, None)
+        for token_id in changes.added:
+            self._tracked_since_s.setdefault(token_id, now_s)
         if self._feed is not None:
-            self._feed.set_tokens(tokens)
+            self._feed.update_tokens(added=changes.added, removed=changes.removed)
 
     # ------------------------------------------------------------------ status and waiting
 

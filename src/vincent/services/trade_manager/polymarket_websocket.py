@@ -18,7 +18,7 @@ from vincent.services.trade_manager.backoff import RandomFn
 from vincent.services.trade_manager.feed_config import POLYMARKET_MARKET_WS_URL, MarketFeedConfig
 from vincent.services.trade_manager.feed_connection import ShardConnection
 from vincent.services.trade_manager.feed_frames import FrameHandler, FrameParser, OnPrices
-from vincent.services.trade_manager.feed_shards import ShardMap
+from vincent.services.trade_manager.feed_shards import ShardChange, ShardMap
 from vincent.services.trade_manager.feed_status import (
     FeedCounters,
     FeedState,
@@ -131,10 +131,15 @@ class MarketFeed:
         return self._shard_map.tokens()
 
     def subscribe(self, token_ids: Iterable[str]) -> None:
-        self.set_tokens(self._shard_map.tokens() | set(token_ids))
+        self.update_tokens(added=token_ids)
 
     def unsubscribe(self, token_ids: Iterable[str]) -> None:
-        self.set_tokens(self._shard_map.tokens() - set(token_ids))
+        self.update_tokens(removed=token_ids)
+
+    def update_tokens(self, added: Iterable[str] = (), removed: Iterable[str] = ()) -> None:
+        """Subscribe ``added`` and unsubscribe ``removed``, as ``set_tokens`` would, in work
+        proportional to the change rather than to every token watched."""
+        self._apply(self._shard_map.update(added, removed))
 
     def set_tokens(self, token_ids: Iterable[str]) -> None:
         """Make the subscription exactly ``token_ids``.
@@ -144,7 +149,9 @@ class MarketFeed:
         leave more connections than the tokens need, the smallest close and their tokens move:
         subscribed on the connection that takes them before the old one closes.
         """
-        change = self._shard_map.set_tokens(token_ids)
+        self._apply(self._shard_map.set_tokens(token_ids))
+
+    def _apply(self, change: ShardChange) -> None:
         self._books.untrack(change.removed_tokens)
         self._books.track(change.added_tokens)
         for number in change.closed:

@@ -25,7 +25,7 @@ from vincent.services.trade_manager.rule_executor import (
     TrailingRaise,
     Trigger,
 )
-from vincent.services.trade_manager.rule_registry import RuleRegistry
+from vincent.services.trade_manager.rule_registry import RuleRegistry, TokenChanges
 from vincent.services.trade_manager.sell_planning import SellQuoter
 from vincent.services.trade_manager.task_owner import TaskOwner
 from vincent.services.trade_manager.trailing_levels import TrailingLevels
@@ -56,7 +56,7 @@ class PriceDispatcher:
         metrics: WorkerMetrics,
         clock: Clock,
         stopping: asyncio.Event,
-        on_tokens: Callable[[frozenset[str]], None],
+        on_tokens: Callable[[TokenChanges], None],
         on_change: Callable[[], None],
     ) -> None:
         self._rules = rules
@@ -122,8 +122,11 @@ class PriceDispatcher:
                 self._rules.finish(rule.id)
 
     def sync_tokens(self) -> None:
+        """Tell the feed about tokens that gained their first rule or lost their last."""
         self._metrics.active_rules.set(len(self._rules.index))
-        self._on_tokens(self._rules.tokens())
+        changes = self._rules.take_token_changes()
+        if changes:
+            self._on_tokens(changes)
 
     def schedule_rearm(self, rule_id: str, until: datetime) -> None:
         self._tasks.spawn(self._rearm_later(rule_id, until), f"rearm-{rule_id}")

@@ -4,10 +4,12 @@ A rule is in exactly one place: the ``RuleIndex`` (watched), ``in_flight`` (fire
 executed) or ``cooling`` (a transient failure; watched again after its retry time). The
 API's changes arrive through ``upsert``/``remove`` and are stamped with a sequence number so
 the poll tick's database snapshot, read earlier, never overwrites a newer in-process change.
+It counts the rules it holds per token, so the feed hears only of tokens gained or lost.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -15,7 +17,25 @@ from decimal import Decimal
 
 from vincent.enums import TradeRuleType, TriggerSource
 from vincent.services.trade_manager.rule_index import PriceOutcome, RuleIndex
-from vincent.services.trade_manager.types import RuleSnapshot
+from vincent.services.trade_manager.types import RuleAction, RuleSnapshot
+
+# Shared values kept at most (prices, actions): past this the table starts again, which only
+# costs later rules the sharing, never correctness.
+_MAX_SHARED = 65_536
+
+
+@dataclass(frozen=True, slots=True)
+class TokenChanges:
+    """Tokens that gained their first rule or lost their last since the previous call."""
+
+    added: frozenset[str] = frozenset()
+    removed: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed)
+
+
+_NO_TOKEN_CHANGES = TokenChanges()
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +50,18 @@ class SyncResult:
 class RuleRegistry:
     """Owns the ``RuleIndex`` and the rules outside it that the worker still tracks."""
 
-    __slots__ = ("_change_seq", "_cooling", "_in_flight", "_persisted", "_seq", "index")
+    __slots__ = (
+        "_actions",
+        "_change_seq",
+        "_cooling",
+        "_decimals",
+        "_in_flight",
+        "_persisted",
+        "_rules_per_token",
+        "_seq",
+        "_token_changes",
+        "index",
+    )
 
     def __init__(self) -> None:
         self.index = RuleIndex()
@@ -38,9 +69,16 @@ class RuleRegistry:
         self._cooling: dict[str, RuleSnapshot] = {}
         self._seq = 0
         self._change_seq: dict[str, int] = {}
-        # The trigger the database is known to hold, per rule: tells a trailing raise kept
+        # The trigger the database is known to hold, per trailing stop: tells a raise kept
         # in memory from a change made by someone else.
         self._persisted: dict[str, Decimal] = {}
+        # Rules held (indexed, in flight or cooling) per token, and the tokens whose count
+        # went to or from zero since ``take_token_changes`` (True: now held).
+        self._rules_per_token: dict[str, int] = {}
+        self._token_changes: dict[str, bool] = {}
+        # One object per distinct price text and action, shared by every rule holding it.
+        self._decimals: dict[str, Decimal] = {}
+        self._actions: dict[tuple[str, str], RuleAction] = {}
 
     @property
     def seq(self) -> int:
@@ -57,9 +95,19 @@ class RuleRegistry:
 
     def tokens(self) -> frozenset[str]:
         """Tokens the feed must watch: indexed, in-flight and cooling rules' tokens."""
-        extra = {r.token_id for r in self._in_flight.values()}
-        extra.update(r.token_id for r in self._cooling.values())
-        return self.index.tokens() | extra if extra else self.index.tokens()
+        return frozenset(self._rules_per_token)
+
+    def take_token_changes(self) -> TokenChanges:
+        """Return the tokens gained and lost since the last call (work per change, not per
+        token held)."""
+        if not self._token_changes:
+            return _NO_TOKEN_CHANGES
+        changes = self._token_changes
+        self._token_changes = {}
+        return TokenChanges(
+            added=frozenset(token for token, held in changes.items() if held),
+            removed=frozenset(token for token, held in changes.items() if not held),
+        )
 
     def watched(self) -> list[RuleSnapshot]:
         """Every rule in the index."""
@@ -69,19 +117,19 @@ class RuleRegistry:
     def upsert(self, rule: RuleSnapshot) -> bool:
         """Take an in-process change (API). Return False when the rule is being executed."""
         self._stamp(rule.id)
-        self._persisted[rule.id] = rule.trigger_price
-        self._cooling.pop(rule.id, None)
+        self._set_persisted(rule, rule.trigger_price)
         if rule.id in self._in_flight:
+            self._drop_cooling(rule.id)
             return False
-        self.index.upsert(rule)
+        self._index(rule)
         return True
 
     def remove(self, rule_id: str) -> None:
         """Take an in-process removal (API cancel)."""
         self._stamp(rule_id)
-        self._cooling.pop(rule_id, None)
+        self._drop_cooling(rule_id)
         self._persisted.pop(rule_id, None)
-        self.index.remove(rule_id)
+        self._unindex(rule_id)
 
     def apply_price(self, token_id: str, source: TriggerSource, price: Decimal) -> PriceOutcome:
         """Apply a price; fired rules move to ``in_flight``."""
@@ -92,8 +140,10 @@ class RuleRegistry:
 
     def finish(self, rule_id: str) -> None:
         """An execution ended with the rule leaving ACTIVE (or settled elsewhere)."""
-        self._in_flight.pop(rule_id, None)
+        rule = self._in_flight.pop(rule_id, None)
         self._persisted.pop(rule_id, None)
+        if rule is not None:
+            self._count(rule.token_id, -1)
 
     def cool(self, rule_id: str, until: datetime) -> RuleSnapshot | None:
         """An execution ended transiently: hold the rule until ``until``."""
@@ -111,6 +161,8 @@ class RuleRegistry:
             return None
         del self._cooling[rule_id]
         self.index.upsert(rule)
+        if rule_id not in self.index:
+            self._count(rule.token_id, -1)
         return rule
 
     def due(self, now: datetime) -> list[tuple[str, datetime]]:
@@ -148,17 +200,20 @@ class RuleRegistry:
             ):
                 # Nobody else moved it: keep the raise we hold in memory (flushed later).
                 rule = replace(rule, trigger_price=current.trigger_price)
-            self._persisted[rule.id] = stored
+            self._set_persisted(rule, stored)
             if rule.ts_next_attempt is not None and rule.ts_next_attempt > now:
                 if self._cooling.get(rule.id) != rule:
-                    self.index.remove(rule.id)
+                    rule = self._compact(rule)
+                    self._unindex(rule.id)
+                    self._drop_cooling(rule.id)
                     self._cooling[rule.id] = rule
+                    self._count(rule.token_id, 1)
                     cooled.append(rule)
                 continue
             if rule.id in self._cooling:
                 continue  # its re-arm is scheduled
             if current != rule:
-                self.index.upsert(rule)
+                self._index(rule)
                 upserted += 1
         stale = [
             rule.id
@@ -171,8 +226,8 @@ class RuleRegistry:
             if rule_id not in seen and self._change_seq.get(rule_id, 0) <= seq_before
         )
         for rule_id in stale:
-            self.index.remove(rule_id)
-            self._cooling.pop(rule_id, None)
+            self._unindex(rule_id)
+            self._drop_cooling(rule_id)
             self._persisted.pop(rule_id, None)
             removed += 1
         # Stamps at or before the read can never matter again: later reads start after them.
@@ -182,3 +237,73 @@ class RuleRegistry:
     def _stamp(self, rule_id: str) -> None:
         self._seq += 1
         self._change_seq[rule_id] = self._seq
+
+    def _set_persisted(self, rule: RuleSnapshot, stored: Decimal) -> None:
+        # Only a trailing stop's level moves in memory; other rules need no record.
+        if rule.rule_type is TradeRuleType.TRAILING_STOP:
+            self._persisted[rule.id] = self._decimal(stored)
+        else:
+            self._persisted.pop(rule.id, None)
+
+    def _index(self, rule: RuleSnapshot) -> None:
+        """Put ``rule`` in the index (or out of it when not ACTIVE), leaving cooling."""
+        self._drop_cooling(rule.id)
+        self._unindex(rule.id)
+        rule = self._compact(rule)
+        self.index.upsert(rule)
+        if rule.id in self.index:
+            self._count(rule.token_id, 1)
+
+    def _unindex(self, rule_id: str) -> None:
+        rule = self.index.remove(rule_id)
+        if rule is not None:
+            self._count(rule.token_id, -1)
+
+    def _drop_cooling(self, rule_id: str) -> None:
+        rule = self._cooling.pop(rule_id, None)
+        if rule is not None:
+            self._count(rule.token_id, -1)
+
+    def _count(self, token_id: str, delta: int) -> None:
+        counts = self._rules_per_token
+        count = counts.get(token_id, 0) + delta
+        if count < 0:
+            # Our own bookkeeping is broken: fail loudly rather than drop a watched token.
+            raise AssertionError(f"rule count of token {token_id} below zero")
+        if count:
+            counts[token_id] = count
+        else:
+            del counts[token_id]
+        if (count == 0) != (count - delta == 0):
+            self._token_changes[token_id] = count > 0
+
+    def _compact(self, rule: RuleSnapshot) -> RuleSnapshot:
+        """Return ``rule`` holding the shared copy of each value many rules repeat.
+
+        Rules read from the database carry their own copy of the token id, market id,
+        secret id, prices and action; sharing them roughly halves the memory per rule.
+        """
+        trailing = rule.trailing_percent
+        return replace(
+            rule,
+            secret_id=sys.intern(rule.secret_id),
+            market_id=sys.intern(rule.market_id),
+            token_id=sys.intern(rule.token_id),
+            trigger_price=self._decimal(rule.trigger_price),
+            trailing_percent=None if trailing is None else self._decimal(trailing),
+            action=self._action(rule.action),
+        )
+
+    def _decimal(self, value: Decimal) -> Decimal:
+        # Keyed by text, not value: "0.40" and "0.4" are equal but may be written differently.
+        decimals = self._decimals
+        if len(decimals) >= _MAX_SHARED:
+            decimals.clear()
+        return decimals.setdefault(str(value), value)
+
+    def _action(self, action: RuleAction) -> RuleAction:
+        actions = self._actions
+        if len(actions) >= _MAX_SHARED:
+            actions.clear()
+        key = (action.type.value, "" if action.amount is None else str(action.amount))
+        return actions.setdefault(key, action)
