@@ -6,8 +6,9 @@ import re
 
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import RULES, stop_loss
+from tests.api.conftest import RULES, api_settings, stop_loss
 from tests.helpers import Tenant, run_in_db
+from vincent.app import create_app
 from vincent.services.trade_manager import rule_manager
 
 ISO_MS_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -214,3 +215,29 @@ def test_health(client: TestClient) -> None:
     assert body["success"] is True
     assert body["data"]["status"] == "ok"
     assert body["data"]["version"]
+
+
+class _SlugSkill:
+    """Just enough skill for the create route: counts Gamma slug lookups."""
+
+    def __init__(self) -> None:
+        self.lookups: list[str] = []
+
+    async def lookup_market_slug(self, condition_id: str) -> str | None:
+        self.lookups.append(condition_id)
+        return None if condition_id.endswith("00") else f"slug-{condition_id[-4:]}"
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_market_slugs_are_looked_up_once_per_market(database_url: str, alice: Tenant) -> None:
+    skill = _SlugSkill()
+    settings = api_settings(database_url)
+    app = create_app(settings, skill_factory=lambda *_: skill)  # type: ignore[arg-type,return-value]
+    known, unknown = "0x" + "ab" * 32, "0x" + "ab" * 31 + "00"
+    with TestClient(app) as client:
+        slugs = [create(client, alice, marketId=m)["marketSlug"] for m in (known, known, unknown)]
+        assert create(client, alice, marketId=unknown)["marketSlug"] is None
+    assert slugs == ["slug-abab", "slug-abab", None]
+    assert skill.lookups == [known, unknown]

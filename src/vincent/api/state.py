@@ -39,6 +39,8 @@ class AppState:
     api_sessions: SessionFactory | None = None
     read_sessions: SessionFactory | None = None
     api_key_cache: ApiKeyCache = field(default_factory=ApiKeyCache)
+    # Gamma slugs by condition id: (monotonic expiry, slug or None); see trade_rules.
+    market_slugs: dict[str, tuple[float, str | None]] = field(default_factory=dict)
     skill: TradingSkill | None = None
     rule_listener: RuleChangeListener = field(default_factory=NullRuleChangeListener)
     worker: TradeMonitoringWorker | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -37,6 +38,11 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such rule for this API key (another tenant's rule is a 404)"},
 }
 _LEADING_INT = re.compile(r"^\s*([+-]?\d+)")
+# A market's slug never changes: remember it an hour. No slug (unknown market, Gamma down)
+# is asked again after a minute. At most this many markets are remembered.
+SLUG_TTL_S = 3600.0
+NO_SLUG_TTL_S = 60.0
+SLUG_CACHE_SIZE = 10_000
 
 
 def js_parse_int(raw: str | None, default: int) -> int:
@@ -96,16 +102,24 @@ async def create_rule(
 
 
 async def _market_slug(state: AppState, market_id: str) -> str | None:
-    """Gamma lookup with a short timeout; any failure leaves the slug null."""
+    """Gamma lookup with a short timeout, cached per market; any failure leaves it null."""
     if state.skill is None:
         return None
+    cached = state.market_slugs.get(market_id)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    slug: str | None = None
     try:
         async with asyncio.timeout(state.settings.gamma_lookup_timeout_s):
-            slug: str | None = await state.skill.lookup_market_slug(market_id)
-            return slug
+            slug = await state.skill.lookup_market_slug(market_id)
     except Exception:  # the slug is cosmetic: never fail the create over it
         logger.warning("market slug lookup failed", extra={"market_id": market_id})
-        return None
+    slugs = state.market_slugs
+    slugs.pop(market_id, None)
+    while len(slugs) >= SLUG_CACHE_SIZE:
+        del slugs[next(iter(slugs))]
+    slugs[market_id] = (time.monotonic() + (NO_SLUG_TTL_S if slug is None else SLUG_TTL_S), slug)
+    return slug
 
 
 @router.get("", responses=_ERRORS, summary="List the caller's rules, newest first")
