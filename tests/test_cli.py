@@ -3,17 +3,25 @@ subprocess that proves the installed ``vincent`` entry point starts."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+import psutil
 import pytest
 from eth_account import Account
 from typer.testing import CliRunner
 
-from tests.helpers import TEST_ENCRYPTION_KEY
+from tests.helpers import TEST_ENCRYPTION_KEY, create_tenant
 from vincent.cli import app
 
 
@@ -44,7 +52,17 @@ def test_entry_point_starts(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0
-    for command in ("serve", "db", "secrets", "keys", "sim", "demo", "approvals", "policies"):
+    for command in (
+        "serve",
+        "worker",
+        "db",
+        "secrets",
+        "keys",
+        "sim",
+        "demo",
+        "approvals",
+        "policies",
+    ):
         assert command in result.stdout
 
 
@@ -109,3 +127,127 @@ def test_bad_settings_fail_with_one_line(tmp_path: Path, env: dict[str, str], ne
     assert len(lines) == 1
     assert lines[0].startswith("error: invalid settings: ")
     assert needle in lines[0]
+
+
+# --------------------------------------------------------------------------- processes
+
+
+CLOSED = "http://127.0.0.1:9"
+RULES = "/api/skills/polymarket/rules"
+
+
+def _process_env(database_url: str, port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "VINCENT_ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "LOG_LEVEL": "INFO",
+        "TRADE_MANAGER_WS_ENABLED": "false",
+        "POLYMARKET_GAMMA_URL": CLOSED,
+        "POLYMARKET_CLOB_URL": CLOSED,
+        "POLYMARKET_DATA_API_URL": CLOSED,
+        "POLYMARKET_RELAYER_URL": CLOSED,
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for(predicate: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> int:
+    process.send_signal(signal.SIGTERM)
+    return process.wait(timeout=60)
+
+
+def test_more_than_one_api_worker_is_refused_on_sqlite(tmp_path: Path) -> None:
+    result = _vincent(tmp_path, "serve", "--api-workers", "2")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: --api-workers 2 needs PostgreSQL")
+
+
+@pytest.mark.slow
+def test_worker_command_runs_the_trade_manager_and_stops_on_sigterm(tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    env = _process_env(f"sqlite:///{tmp_path / 'worker.db'}", _free_port())
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "vincent.cli", "worker"], cwd=tmp_path, env=env, stderr=stderr
+        )
+        try:
+            _wait_for(lambda: b"vincent worker started" in log.read_bytes(), "the worker")
+        finally:
+            returncode = _stop(process)
+    assert returncode == 0, log.read_text()[-2000:]
+    assert "vincent worker stopping" in log.read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_serve_with_api_workers_runs_n_api_processes_and_one_worker(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    tenant = create_tenant(postgres_url, "multi")
+    log = tmp_path / "serve.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "vincent.cli", "serve", "--api-workers", "2"],
+            cwd=tmp_path,
+            env=_process_env(postgres_url, port),
+            stderr=stderr,
+        )
+        try:
+            parent = psutil.Process(process.pid)
+
+            def children(word: str) -> list[psutil.Process]:
+                found = []
+                for child in parent.children():
+                    with contextlib.suppress(psutil.Error):
+                        if word in " ".join(child.cmdline()):
+                            found.append(child)
+                return found
+
+            _wait_for(lambda: len(children("spawn_main")) == 2, "two API processes")
+            _wait_for(lambda: len(children("vincent.cli worker")) == 1, "the worker process")
+            _wait_for(lambda: b"vincent worker started" in log.read_bytes(), "the worker")
+            with httpx.Client(base_url=base, timeout=10) as client:
+
+                def healthy() -> bool:
+                    with contextlib.suppress(httpx.HTTPError):
+                        return client.get("/health").status_code == 200
+                    return False
+
+                _wait_for(healthy, "the API")
+                body = {
+                    "ruleType": "STOP_LOSS",
+                    "marketId": "0x" + "cd" * 32,
+                    "tokenId": "42",
+                    "triggerPrice": 0.3,
+                    "action": {"type": "SELL_ALL"},
+                }
+                created = client.post(RULES, json=body, headers=tenant.headers)
+                assert created.status_code == 201, created.text
+                rule_id = created.json()["data"]["id"]
+                for _ in range(10):  # whichever process answers, it sees the rule
+                    got = client.get(f"{RULES}/{rule_id}", headers=tenant.headers)
+                    assert got.status_code == 200
+            spawned = [*children("spawn_main"), *children("vincent.cli worker")]
+        finally:
+            returncode = _stop(process)
+    assert returncode == 0, log.read_text()[-3000:]
+    _, alive = psutil.wait_procs(spawned, timeout=30)
+    assert alive == []

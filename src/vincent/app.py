@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -92,6 +93,41 @@ def create_app(
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(TraceIdMiddleware)
     return app
+
+
+async def run_monitoring_worker(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    skill_factory: SkillFactory = create_polymarket_skill,
+    metrics_port: int | None = None,
+) -> None:
+    """The trade manager alone, no API (``vincent worker``), until ``stop`` is set.
+
+    With ``metrics_port``, its Prometheus metrics are served on ``settings.host`` there.
+    """
+    if settings.vincent_encryption_key is None:
+        raise ConfigurationError("VINCENT_ENCRYPTION_KEY is required")
+    keybox = KeyBox(settings.vincent_encryption_key.get_secret_value())
+    async with AsyncExitStack() as stack:
+        engine = create_engine(settings.database_url)
+        stack.push_async_callback(engine.dispose)
+        state = AppState(settings=settings, session_factory=create_session_factory(engine))
+        skill = skill_factory(settings, state.session_factory, keybox)
+        stack.push_async_callback(skill.aclose)
+        await _start_worker(stack, state, skill)
+        if metrics_port is not None:
+            from prometheus_client import start_http_server
+
+            assert state.worker is not None
+            server, _thread = start_http_server(
+                metrics_port, settings.host, registry=state.worker.metrics_registry
+            )
+            stack.callback(server.server_close)
+            stack.callback(server.shutdown)
+        logger.info("vincent worker started", extra={"mode": settings.execution_mode.value})
+        await stop.wait()
+        logger.info("vincent worker stopping")
 
 
 def _autocommit_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:

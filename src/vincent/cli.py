@@ -9,8 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import subprocess
+import sys
+import threading
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import SecretStr, ValidationError
@@ -20,6 +24,9 @@ from vincent.config import VAR_DIR, Settings, describe_validation_error, load_se
 from vincent.crypto import KeyBox, load_or_create_key_file
 from vincent.db.session import create_engine, create_session_factory
 from vincent.errors import VincentError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 T = TypeVar("T")
 
@@ -97,6 +104,15 @@ def _print_json(data: Any) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (PORT)")] = None,
+    api_workers: Annotated[
+        int | None,
+        typer.Option(
+            "--api-workers",
+            min=1,
+            help="API processes (API_WORKERS). Past 1, the monitoring worker runs in one more "
+            "process of its own (PostgreSQL only)",
+        ),
+    ] = None,
 ) -> None:
     """Migrate the database and run the API server and the monitoring worker."""
     import uvicorn
@@ -110,16 +126,117 @@ def serve(
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
+    if api_workers is not None:
+        overrides["api_workers"] = api_workers
     settings = with_encryption_key(settings_or_exit(**overrides))
+    if settings.api_workers > 1 and settings.is_sqlite:
+        _fail(
+            f"--api-workers {settings.api_workers} needs PostgreSQL: on SQLite run one process "
+            "(one writer at a time)"
+        )
     configure_logging(settings.log_level, settings.log_format.value)
     upgrade(settings.database_url)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-    )
+    if settings.api_workers == 1:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+        )
+        return
+    worker = _MonitoringWorkerProcess() if settings.trade_manager_enabled else None
+    try:
+        uvicorn.run(
+            "vincent.cli:api_process_app",
+            factory=True,
+            workers=settings.api_workers,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+        )
+    finally:
+        if worker is not None:
+            worker.stop()
+    if worker is not None and worker.died:
+        _fail("the monitoring worker process exited; stopped the API processes too", 1)
+
+
+def api_process_app() -> FastAPI:
+    """One API-only process of ``serve --api-workers N`` (uvicorn imports and calls this).
+
+    Settings come from the environment, as in the parent; the trade manager is off here:
+    the parent runs it once, in its own ``vincent worker`` process.
+    """
+    from vincent.app import create_app
+    from vincent.logs import configure_logging
+
+    settings = with_encryption_key(settings_or_exit(trade_manager_enabled=False), announce=False)
+    configure_logging(settings.log_level, settings.log_format.value)
+    return create_app(settings)
+
+
+class _MonitoringWorkerProcess:
+    """``vincent worker`` as a child of ``serve --api-workers N``.
+
+    If it exits on its own, the parent is sent SIGTERM: the API processes stop too, and the
+    whole service is restarted by whatever supervises it, never left without a worker.
+    """
+
+    def __init__(self) -> None:
+        self.died = False
+        self._stopping = False
+        # Its own session: a Ctrl-C at the terminal reaches the parent, which stops it.
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "vincent.cli", "worker"], start_new_session=True
+        )
+        threading.Thread(target=self._watch, name="worker-watch", daemon=True).start()
+
+    def _watch(self) -> None:
+        self._process.wait()
+        if not self._stopping:
+            self.died = True
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def stop(self, timeout_s: float = 30) -> None:
+        self._stopping = True
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+
+@app.command()
+def worker(
+    metrics_port: Annotated[
+        int | None, typer.Option("--metrics-port", help="Serve /metrics (Prometheus) here")
+    ] = None,
+) -> None:
+    """Run only the monitoring worker, no API: exactly one per database.
+
+    Pair it with API-only processes (``TRADE_MANAGER_ENABLED=false vincent serve
+    --api-workers N``); it sees their rule changes on its poll tick.
+    """
+    from vincent.app import run_monitoring_worker
+    from vincent.db.migrate import upgrade
+    from vincent.logs import configure_logging
+
+    settings = with_encryption_key(settings_or_exit(trade_manager_enabled=True))
+    configure_logging(settings.log_level, settings.log_format.value)
+    upgrade(settings.database_url)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run_monitoring_worker(settings, stop, metrics_port=metrics_port)
+
+    asyncio.run(main())
 
 
 @db_app.command("upgrade")

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_SQLITE_URL
     host: str = "127.0.0.1"
     port: int = Field(default=3000, ge=0, le=65535)
+    # API processes of ``vincent serve``; past 1 the monitoring worker gets its own process.
+    api_workers: int = Field(default=1, ge=1)
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.TEXT
 
