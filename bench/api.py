@@ -1,21 +1,29 @@
 """API benchmark: concurrent agents across many tenants against a running server.
 
     python -m bench.api [--db sqlite|postgres] [--tenants 50] [--clients 32] [--seconds 10]
+                        [--server-workers N]
 
-Starts ``vincent serve`` in a subprocess on a scratch database (worker off: this measures
-the API), creates the tenants, then runs three phases — a realistic mix (create, list, get,
-patch, cancel, events), pure creates, pure reads — and reports req/s and p50/p99 per
-endpoint, errors (must be 0) and the server's CPU. The last line is one JSON object.
+Starts ``vincent serve`` (``--api-workers N`` with ``--server-workers N``) in a subprocess
+on a scratch database (worker off: this measures the API), creates the tenants, then runs
+three phases — a realistic mix (create, list, get, patch, cancel, events), pure creates,
+pure reads — and reports req/s and p50/p99 per endpoint, errors (must be 0), the server's
+CPU (all its processes) as a share of one core and in ms per request, and the benchmark
+client's own CPU. The last line is one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import random
+import sys
+import tempfile
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +31,7 @@ import httpx
 import psutil
 from pydantic import SecretStr
 
-from bench.common import free_port, percentile, scratch_database, server_process
+from bench.common import _wait_until_ready, free_port, percentile, scratch_database
 from vincent.crypto import KeyBox, generate_encryption_key
 from vincent.db.session import create_engine, create_session_factory
 from vincent.services.secrets import create_secret
@@ -58,6 +66,7 @@ class Phase:
     errors: int = 0
     wall_s: float = 0.0
     server_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0
 
     def summary(self) -> dict[str, Any]:
         total = sum(len(v) for v in self.latencies_ms.values())
@@ -66,6 +75,10 @@ class Phase:
             "req_per_s": round(total / self.wall_s, 1) if self.wall_s else 0.0,
             "errors": self.errors,
             "server_cpu_percent": round(100 * self.server_cpu_s / self.wall_s, 1)
+            if self.wall_s
+            else 0.0,
+            "server_cpu_ms_per_req": round(1000 * self.server_cpu_s / total, 2) if total else 0.0,
+            "client_cpu_percent": round(100 * self.client_cpu_s / self.wall_s, 1)
             if self.wall_s
             else 0.0,
             "endpoints": {
@@ -132,6 +145,7 @@ async def run_phase(
     server: psutil.Process,
     seed: int,
 ) -> Phase:
+    """One phase; server CPU sums the server process and its children (API workers)."""
     phase = Phase(name)
     ops = [op for op, _ in weights]
     cum = [w for _, w in weights]
@@ -149,13 +163,68 @@ async def run_phase(
             if status not in expected:
                 phase.errors += 1
 
-    cpu_before = sum(server.cpu_times()[:2])
+    processes = [server, *server.children(recursive=True)]
+    cpu_before = _cpu_s(processes)
+    client_before = time.process_time()
     started = time.perf_counter()
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
         await asyncio.gather(*(client_loop(i, client) for i in range(clients)))
     phase.wall_s = time.perf_counter() - started
-    phase.server_cpu_s = sum(server.cpu_times()[:2]) - cpu_before
+    phase.server_cpu_s = _cpu_s(processes) - cpu_before
+    phase.client_cpu_s = time.process_time() - client_before
     return phase
+
+
+def _cpu_s(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            total += sum(process.cpu_times()[:2])
+    return total
+
+
+@contextlib.asynccontextmanager
+async def server_process(
+    env: dict[str, str], port: int, workers: int
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``vincent serve [--api-workers N]`` in a subprocess, ready when /health answers.
+
+    Stderr goes to a file (a pipe nobody reads would block the server's logging).
+    """
+    full_env = {**os.environ, **env, "PORT": str(port), "HOST": "127.0.0.1"}
+    full_env.setdefault("LOG_LEVEL", "WARNING")
+    with tempfile.TemporaryFile() as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "vincent.cli", "serve", "--api-workers", str(workers)),
+            env=full_env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=log,
+        )
+        try:
+            await _wait_until_ready(process, port, log)
+            if workers > 1:
+                await _wait_for_children(process.pid, workers)
+            yield process
+        finally:
+            if process.returncode is None:
+                process.terminate()
+                try:
+                    await asyncio.wait_for(process.wait(), 15)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
+
+
+async def _wait_for_children(pid: int, workers: int) -> None:
+    """Every API worker process started (the first answer may come from the first one)."""
+    deadline = time.monotonic() + 60
+    parent = psutil.Process(pid)
+    while len([c for c in parent.children() if "spawn" in " ".join(c.cmdline())]) < workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{workers} API workers did not start in 60 s")
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(2)  # let each worker finish its lifespan before the clock starts
 
 
 async def _make_agents(database_url: str, encryption_key: str, count: int) -> list[Agent]:
@@ -193,7 +262,7 @@ async def bench(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
         "POLYMARKET_RELAYER_URL": closed,
     }
     base_url = f"http://127.0.0.1:{port}"
-    async with server_process(env, port) as process:
+    async with server_process(env, port, args.server_workers) as process:
         server = psutil.Process(process.pid)
         phases = [
             await run_phase("mix", base_url, agents, args.clients, args.seconds, MIX, server, 1),
@@ -207,6 +276,7 @@ async def bench(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
         "db": args.db,
         "tenants": args.tenants,
         "clients": args.clients,
+        "server_workers": args.server_workers,
         "seconds_per_phase": args.seconds,
         "phases": {p.name: p.summary() for p in phases},
         "errors": sum(p.errors for p in phases),
@@ -215,12 +285,14 @@ async def bench(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
 
 def _print_table(result: dict[str, Any]) -> None:
     print(
-        f"API benchmark on {result['db']}: {result['tenants']} tenants, {result['clients']} clients"
+        f"API benchmark on {result['db']}: {result['tenants']} tenants, {result['clients']} "
+        f"clients, {result['server_workers']} server process(es)"
     )
     for name, phase in result["phases"].items():
         print(
             f"  {name:<7} {phase['req_per_s']:>8.1f} req/s  errors {phase['errors']}  "
-            f"server CPU {phase['server_cpu_percent']}%"
+            f"server CPU {phase['server_cpu_percent']}% "
+            f"({phase['server_cpu_ms_per_req']} ms/req)  client CPU {phase['client_cpu_percent']}%"
         )
         for endpoint, figures in phase["endpoints"].items():
             print(
@@ -240,6 +312,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--tenants", type=int, default=50)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--server-workers", type=int, default=1, help="API processes (vincent serve --api-workers)"
+    )
     args = parser.parse_args(argv)
     options = {"pg_url": args.pg_url} if args.pg_url else {}
     with scratch_database(args.db, **options) as database_url:
