@@ -183,3 +183,34 @@ def test_any_json_array_is_split_into_events_malformed_and_ignored(objects: list
     parsed = parse_frame(json.dumps(objects))
 
     assert len(parsed.events) + parsed.malformed + parsed.ignored == len(objects)
+
+
+def _numbers_as_text(value: object) -> object:
+    # What the exact decoder makes of a JSON number with a fraction or exponent: its text.
+    if isinstance(value, float):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return [_numbers_as_text(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _numbers_as_text(item) for key, item in value.items()}
+    return value
+
+
+@settings(deadline=None)
+@given(st.lists(event_objects | json_values, max_size=5))
+def test_json_numbers_read_exactly_as_the_text_they_were_sent_as(objects: list[object]) -> None:
+    as_numbers = parse_frame(json.dumps(objects))
+    as_text = parse_frame(json.dumps(_numbers_as_text(objects)))
+
+    assert as_numbers == as_text
+    assert parse_frame(json.dumps(objects).encode()) == as_numbers
+
+
+def test_frames_the_fast_decoder_refuses_are_read_like_any_other() -> None:
+    huge = '{"event_type": "last_trade_price", "asset_id": 123456789012345678901234567890, '
+    not_a_number = '{"event_type": "last_trade_price", "asset_id": "1", "price": NaN}'
+
+    (event,) = parse_frame(huge + '"price": "0.5"}').events
+    assert isinstance(event, LastTradePriceEvent)
+    assert event.asset_id == "123456789012345678901234567890"
+    assert (parse_frame(not_a_number).events, parse_frame(not_a_number).malformed) == ((), 1)
