@@ -1,8 +1,9 @@
 """Warm the skill per (secret, token) before a rule can fire: SDK client and market info.
 
 The first order for a token otherwise pays for client creation and market lookups on the
-trigger path. One warm-up runs at a time, so thousands of tokens at start never crowd the
-exchange while real orders go out. A failed warm-up is retried when next asked for.
+trigger path. At most ``WARMUP_CONCURRENCY`` warm-ups run at once, so thousands of tokens at
+start are warmed in a fraction of the time yet never crowd the exchange while real orders
+go out. A failed warm-up is retried when next asked for.
 """
 
 from __future__ import annotations
@@ -16,12 +17,21 @@ from vincent.skills.polymarket.types import TradingSkill
 
 logger = logging.getLogger(__name__)
 
+WARMUP_CONCURRENCY = 4
+
 
 class SkillWarmup:
     """A queue of (secret, token) warm-ups and the loop that runs them."""
 
-    def __init__(self, skill: TradingSkill, on_change: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        skill: TradingSkill,
+        on_change: Callable[[], None] = lambda: None,
+        *,
+        concurrency: int = WARMUP_CONCURRENCY,
+    ) -> None:
         self._skill = skill
+        self._concurrency = concurrency
         self._on_change = on_change
         self._seen: set[tuple[str, str]] = set()
         self._queue: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue()
@@ -41,13 +51,20 @@ class SkillWarmup:
         return self._queue.qsize() + self._running
 
     def close(self) -> None:
-        """End ``run`` after the warm-up in progress."""
-        self._queue.put_nowait(None)
+        """End ``run`` after the warm-ups in progress."""
+        for _ in range(self._concurrency):
+            self._queue.put_nowait(None)  # one stop for each loop
 
     async def run(self) -> None:
+        """Run queued warm-ups, ``concurrency`` at a time, until ``close``."""
+        async with asyncio.TaskGroup() as group:
+            for _ in range(self._concurrency):
+                group.create_task(self._run_one_at_a_time())
+
+    async def _run_one_at_a_time(self) -> None:
         while (key := await self._queue.get()) is not None:
             secret_id, token_id = key
-            self._running = 1
+            self._running += 1
             try:
                 await self._skill.prepare(secret_id, token_id)
             except Exception as error:
@@ -61,5 +78,5 @@ class SkillWarmup:
                     },
                 )
             finally:
-                self._running = 0
+                self._running -= 1
                 self._on_change()

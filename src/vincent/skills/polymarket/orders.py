@@ -217,3 +217,13 @@ async def refresh_sdk_market(client: AsyncSecureClient, token_id: str) -> None:
         await ctx.order_metadata.fetch_current_market(ctx, token_id=cast(ClobAssetId, token_id))
     except Exception as error:
         raise classify_sdk_error(error) from error
+
+
+async def warm_sdk_market(client: AsyncSecureClient, token_id: str) -> None:
+    """Have the SDK hold a market's tick size / neg-risk / fees: fetched only if it does
+    not hold them yet (or they aged out of its cache)."""
+    ctx = client._ctx
+    try:
+        await ctx.order_metadata.resolve_market(ctx, token_id=cast(ClobAssetId, token_id))
+    except Exception as error:
+        raise classify_sdk_error(error) from error

@@ -33,7 +33,7 @@ from vincent.skills.polymarket.errors import SkillError, TransientSkillError
 from vincent.skills.polymarket.execution import Executor
 from vincent.skills.polymarket.http import JsonGetter
 from vincent.skills.polymarket.market_data import MarketData
-from vincent.skills.polymarket.orders import LiveOrders, refresh_sdk_market
+from vincent.skills.polymarket.orders import LiveOrders, warm_sdk_market
 from vincent.skills.polymarket.types import (
     AttemptOutcome,
     AttemptResolution,
@@ -198,11 +198,15 @@ class PolymarketSkill:
         return await self._market_data.lookup_market_slug(condition_id)
 
     async def prepare(self, secret_id: str, token_id: str) -> None:
-        """Warm the secret's SDK client and the token's market info before a first order."""
+        """Warm the secret's SDK client and the token's market info before a first order.
+
+        Nothing is fetched again that is already held: a tick size that changed since is
+        caught when signing or posting, which refresh it then.
+        """
         await self._market_data.market_info(token_id)
         if not self._paper:
             client = await self._registry.client_for(secret_id)
-            await refresh_sdk_market(client, token_id)
+            await warm_sdk_market(client, token_id)
 
     async def aclose(self) -> None:
         await self._registry.aclose()
