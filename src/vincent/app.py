@@ -14,6 +14,7 @@ from vincent import __version__
 from vincent.api.errors import install_error_handlers
 from vincent.api.middleware import BodySizeLimitMiddleware, TraceIdMiddleware
 from vincent.api.routes import admin, health, polymarket, polymarket_trading
+from vincent.api.rule_changes import RuleChangeSubscriber
 from vincent.api.state import AppState
 from vincent.config import Settings
 from vincent.crypto import KeyBox
@@ -70,6 +71,7 @@ def create_app(
                 state.skill = skill
                 if settings.trade_manager_enabled:
                     await _start_worker(stack, state, skill)
+            state.notify_rule_changes = not settings.is_sqlite and state.worker is None
             logger.info(
                 "vincent started",
                 extra={"worker": state.worker is not None, "mode": settings.execution_mode.value},
@@ -159,3 +161,10 @@ async def _start_worker(stack: AsyncExitStack, state: AppState, skill: Polymarke
     state.worker = worker
     state.rule_listener = worker
     state.metrics_registries.append(worker.metrics_registry)
+    if not state.settings.is_sqlite:  # rule changes made by API-only processes
+        subscriber = RuleChangeSubscriber(
+            state.settings.database_url, state.session_factory, worker
+        )
+        await subscriber.start()
+        stack.push_async_callback(subscriber.stop)
+        state.rule_changes = subscriber

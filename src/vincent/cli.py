@@ -219,7 +219,8 @@ def worker(
     """Run only the monitoring worker, no API: exactly one per database.
 
     Pair it with API-only processes (``TRADE_MANAGER_ENABLED=false vincent serve
-    --api-workers N``); it sees their rule changes on its poll tick.
+    --api-workers N``): on PostgreSQL it hears their rule changes at once (LISTEN/NOTIFY),
+    and its poll tick re-syncs anything missed.
     """
     from vincent.app import run_monitoring_worker
     from vincent.db.migrate import upgrade

@@ -21,6 +21,7 @@ from vincent.services.trade_manager.types import (
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
+    from vincent.api.rule_changes import RuleChangeSubscriber
     from vincent.services.trade_manager import TradeMonitoringWorker
     from vincent.skills.polymarket.types import TradingSkill
 
@@ -43,6 +44,10 @@ class AppState:
     market_slugs: dict[str, tuple[float, str | None]] = field(default_factory=dict)
     skill: TradingSkill | None = None
     rule_listener: RuleChangeListener = field(default_factory=NullRuleChangeListener)
+    # PostgreSQL without a worker in this process: announce rule changes with pg_notify.
+    notify_rule_changes: bool = False
+    # Where a worker runs on PostgreSQL: the LISTEN side of those notifications.
+    rule_changes: RuleChangeSubscriber | None = None
     worker: TradeMonitoringWorker | None = None
     metrics_registries: list[CollectorRegistry] = field(default_factory=list)
 

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from vincent.api.deps import CurrentSecret, ReadSessionDep, SessionDep, StateDep
 from vincent.api.envelope import iso, ok
+from vincent.api.rule_changes import notify_rule_change
 from vincent.api.schemas import (
     CreateRuleBody,
     UpdateRuleBody,
@@ -95,6 +96,8 @@ async def create_rule(
         market_slug=slug,
         payload=payload,
     )
+    if state.notify_rule_changes:
+        await notify_rule_change(session, rule.id)
     await session.commit()
     state.rule_listener.rule_upserted(rule_manager.to_snapshot(rule))
     logger.info("rule created", extra={"rule_id": rule.id, "secret_id": secret.id})
@@ -190,6 +193,8 @@ async def update_rule(
     rule = await rule_manager.update_rule(
         session, secret.id, rule_id, as_decimal(body.triggerPrice)
     )
+    if state.notify_rule_changes:
+        await notify_rule_change(session, rule.id)
     await session.commit()
     state.rule_listener.rule_upserted(rule_manager.to_snapshot(rule))
     return ok(render_rule(rule))
@@ -200,6 +205,8 @@ async def cancel_rule(
     rule_id: str, secret: CurrentSecret, session: SessionDep, state: StateDep
 ) -> JSONResponse:
     rule = await rule_manager.cancel_rule(session, secret.id, rule_id)
+    if state.notify_rule_changes:
+        await notify_rule_change(session, rule.id)
     await session.commit()
     state.rule_listener.rule_removed(rule.id, rule.token_id)
     return ok(render_rule(rule))
