@@ -229,3 +229,37 @@ def test_best_prices_always_match_the_depth(
         depth_asks = books.asks(TOKEN_YES)
         assert top.best_bid == (max(p for p, _ in depth_bids) if depth_bids else None)
         assert top.best_ask == (min(p for p, _ in depth_asks) if depth_asks else None)
+
+
+def _text(price: Decimal | None, empty: str) -> str:
+    return empty if price is None else str(price)
+
+
+@settings(deadline=None)
+@given(
+    st.lists(st.tuples(prices, sizes.filter(lambda size: size != "0")), max_size=10),
+    st.lists(st.tuples(prices, sizes.filter(lambda size: size != "0")), max_size=10),
+    changes,
+)
+def test_a_change_carrying_the_exchange_top_keeps_the_same_depth_and_top(
+    bids: list[tuple[str, str]], asks: list[tuple[str, str]], updates: list[tuple[str, str, str]]
+) -> None:
+    older = OrderBooks()
+    current = OrderBooks()
+    for books in (older, current):
+        books.track([TOKEN_YES])
+        books.apply(BookEvent(TOKEN_YES, "", tuple(bids), tuple(asks), "", ""), 0.0)
+    for price, size, side in updates:
+        change = PriceChange(TOKEN_YES, price, size, side, None, None)
+        reported = older.apply(PriceChangeEvent("", (change,), ""), 0.0)
+        top = older.top(TOKEN_YES)
+        assert top is not None
+        # The exchange writes an empty side as 0 (bids) or 1 (asks).
+        with_top = change._replace(
+            best_bid=_text(top.best_bid, "0"), best_ask=_text(top.best_ask, "1")
+        )
+
+        assert current.apply(PriceChangeEvent("", (with_top,), ""), 0.0) == reported
+        assert current.top(TOKEN_YES) == top
+        assert current.bids(TOKEN_YES) == older.bids(TOKEN_YES)
+        assert current.asks(TOKEN_YES) == older.asks(TOKEN_YES)

@@ -2,17 +2,26 @@
 
 A side is kept as ``{price text: size text}`` and converted only when asked: hashing
 ``Decimal`` keys would cost more than the rest of a snapshot together. Price text is keyed
-without trailing zeros, so "0.50" and "0.5" are one level.
+without trailing zeros, so "0.50" and "0.5" are one level. The values of wire texts already
+read are remembered (a market quotes a few hundred prices at most), so most reads of a
+level update are a dictionary lookup rather than a ``Decimal`` parse and its checks.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TypeVar
 
 from vincent.services.trade_manager.market_messages import Level
 
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
+# Texts remembered per kind of value; past this the memory starts again (only a cost).
+_MAX_REMEMBERED = 4096
+_T = TypeVar("_T")
+_level_prices: dict[str, Decimal] = {}
+_best_prices: dict[str, Decimal | None] = {}
+_sizes: dict[str, Decimal] = {}
 
 
 class MalformedMarketData(ValueError):
@@ -42,6 +51,14 @@ def update_level(
         return None
     prices = [Decimal(text) for text in levels]
     return max(prices) if higher else min(prices)
+
+
+def set_level(levels: dict[str, str], price_text: str, size_text: str, size: Decimal) -> None:
+    """Set one level without tracking the best (the exchange sent the side's best)."""
+    if size > 0:
+        levels[price_text] = size_text
+    else:
+        levels.pop(price_text, None)
 
 
 def level_key(price: str) -> str:
@@ -97,20 +114,49 @@ def read_decimal(text: str) -> Decimal:
 
 
 def read_level_price(text: str) -> Decimal:
+    price = _level_prices.get(text)
+    if price is None:
+        price = _remember(_level_prices, text, _level_price(text))
+    return price
+
+
+def read_size(text: str) -> Decimal:
+    size = _sizes.get(text)
+    if size is None:
+        size = _remember(_sizes, text, _size(text))
+    return size
+
+
+def read_best(text: str) -> Decimal | None:
+    best = _best_prices.get(text, _ONE)
+    if best is _ONE:
+        best = _remember(_best_prices, text, _best(text))
+    return best
+
+
+def _remember(memory: dict[str, _T], text: str, value: _T) -> _T:
+    # Only values that passed their checks get here: a bad text raises every time.
+    if len(memory) >= _MAX_REMEMBERED:
+        memory.clear()
+    memory[text] = value
+    return value
+
+
+def _level_price(text: str) -> Decimal:
     price = read_decimal(text)
     if not _ZERO < price < _ONE:
         raise MalformedMarketData(f"level price must be in (0, 1), was {text}")
     return price
 
 
-def read_size(text: str) -> Decimal:
+def _size(text: str) -> Decimal:
     size = read_decimal(text)
     if size < 0:
         raise MalformedMarketData(f"size must not be negative, was {text}")
     return size
 
 
-def read_best(text: str) -> Decimal | None:
+def _best(text: str) -> Decimal | None:
     # The exchange marks an empty side with 0 (bid) or 1 (ask): no price there.
     price = read_decimal(text)
     return price if _ZERO < price < _ONE else None

@@ -22,6 +22,7 @@ from vincent.services.trade_manager.book_levels import (
     read_side,
     read_size,
     read_tick_size,
+    set_level,
     update_level,
 )
 from vincent.services.trade_manager.market_messages import (
@@ -31,6 +32,7 @@ from vincent.services.trade_manager.market_messages import (
     LastTradePriceEvent,
     MarketEvent,
     MarketResolvedEvent,
+    PriceChange,
     PriceChangeEvent,
     TickSizeChangeEvent,
 )
@@ -165,6 +167,16 @@ class OrderBooks:
             ts_updated_s=book.ts_updated_s,
         )
 
+    def prices(self, token_id: str) -> tuple[Decimal | None, Decimal | None, Decimal | None] | None:
+        """Return the token's (best bid, best ask, last trade), or None when not tracked.
+
+        ``top`` without building a snapshot: the feed's callback reads this per event.
+        """
+        book = self._books.get(token_id)
+        if book is None:
+            return None
+        return (book.best_bid, book.best_ask, book.last_trade)
+
     def age_s(self, token_id: str, now_s: float) -> float | None:
         """Seconds since the token's last event, or None when nothing has arrived yet."""
         book = self._books.get(token_id)
@@ -231,72 +243,55 @@ class OrderBooks:
         return (event.asset_id,) if book.prices() != before else _NO_CHANGE
 
     def _apply_price_change(self, event: PriceChangeEvent, now_s: float) -> tuple[str, ...]:
-        # Convert every value first so a bad one leaves every book untouched.
+        # Read every value first so a bad one leaves every book untouched. A side whose best
+        # the exchange sent needs no best of ours: its level only goes into the depth.
+        books = self._books
         updates: list[
-            tuple[
-                _TokenBook,
-                str,
-                bool,
-                str,
-                Decimal,
-                str,
-                Decimal,
-                Decimal | None,
-                Decimal | None,
-                bool,
-                bool,
-            ]
+            tuple[_TokenBook, PriceChange, Decimal, Decimal, Decimal | None, Decimal | None]
         ] = []
         for change in event.changes:
-            book = self._books.get(change.asset_id)
+            book = books.get(change.asset_id)
             if book is None:
                 continue
             updates.append(
                 (
                     book,
-                    change.asset_id,
-                    change.side == BUY,
-                    level_key(change.price),
+                    change,
                     read_level_price(change.price),
-                    change.size,
                     read_size(change.size),
                     None if change.best_bid is None else read_best(change.best_bid),
                     None if change.best_ask is None else read_best(change.best_ask),
-                    change.best_bid is not None,
-                    change.best_ask is not None,
                 )
             )
         changed: list[str] = []
-        for (
-            book,
-            asset_id,
-            is_bid,
-            price_text,
-            price,
-            size_text,
-            size,
-            best_bid,
-            best_ask,
-            has_bid,
-            has_ask,
-        ) in updates:
-            before = book.prices()
-            if is_bid:
-                book.best_bid = update_level(
-                    book.bids, book.best_bid, price_text, price, size_text, size, higher=True
+        for book, change, price, size, exchange_bid, exchange_ask in updates:
+            best_bid = book.best_bid
+            best_ask = book.best_ask
+            price_text = level_key(change.price)
+            if change.side == BUY:
+                if change.best_bid is None:
+                    book.best_bid = update_level(
+                        book.bids, best_bid, price_text, price, change.size, size, higher=True
+                    )
+                else:
+                    set_level(book.bids, price_text, change.size, size)
+            elif change.best_ask is None:
+                book.best_ask = update_level(
+                    book.asks, best_ask, price_text, price, change.size, size, higher=False
                 )
             else:
-                book.best_ask = update_level(
-                    book.asks, book.best_ask, price_text, price, size_text, size, higher=False
-                )
-            # The exchange's own top of book after the change wins over our depth.
-            if has_bid:
-                book.best_bid = best_bid
-            if has_ask:
-                book.best_ask = best_ask
+                set_level(book.asks, price_text, change.size, size)
+            # The exchange's own top of book after the change wins over our depth (an empty
+            # side, sent as 0 or 1, reads as None).
+            if change.best_bid is not None:
+                book.best_bid = exchange_bid
+            if change.best_ask is not None:
+                book.best_ask = exchange_ask
             book.ts_updated_s = now_s
-            if book.prices() != before and asset_id not in changed:
-                changed.append(asset_id)
+            if (book.best_bid != best_bid or book.best_ask != best_ask) and (
+                change.asset_id not in changed
+            ):
+                changed.append(change.asset_id)
         return tuple(changed)
 
     def _apply_last_trade(self, event: LastTradePriceEvent, now_s: float) -> tuple[str, ...]:
