@@ -17,8 +17,8 @@ from vincent.services.trade_manager.order_book import MalformedMarketData, Order
 logger = logging.getLogger(__name__)
 
 # Called once per event with the tokens whose best bid, best ask, last trade or resolution
-# it changed; the books already hold the new state.
-OnPrices = Callable[[frozenset[str]], None]
+# it changed (each once); the books already hold the new state.
+OnPrices = Callable[[tuple[str, ...]], None]
 
 # Turns one WebSocket frame into events; ``market_messages.parse_frame`` unless a test
 # injects a failure (it must never raise on wire input).
@@ -75,14 +75,14 @@ class FrameHandler:
                 malformed += 1
                 continue
             if changed:
-                self._deliver(frozenset(changed))
+                self._deliver(changed)
         if malformed:
             counters.malformed_messages += malformed
             logger.debug("market_feed.malformed", extra={"count": malformed})
         if self._waiters:
             self._notify()
 
-    def _deliver(self, changed: frozenset[str]) -> None:
+    def _deliver(self, changed: tuple[str, ...]) -> None:
         try:
             self._on_prices(changed)
         except Exception:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
 
@@ -17,7 +17,7 @@ from vincent.enums import TriggerSource
 from vincent.services.trade_manager.http_pricing import quoter_for
 from vincent.services.trade_manager.metrics import WorkerMetrics
 from vincent.services.trade_manager.order_book import OrderBooks
-from vincent.services.trade_manager.pricing import rule_price
+from vincent.services.trade_manager.pricing import rule_price, source_price
 from vincent.services.trade_manager.rule_executor import (
     ExecutionOutcome,
     ExecutionResult,
@@ -77,15 +77,21 @@ class PriceDispatcher:
         self._execution_slots = asyncio.Semaphore(MAX_CONCURRENT_EXECUTIONS)
         self.executions_completed = 0
 
-    def on_prices(self, token_ids: frozenset[str]) -> None:
+    def on_prices(self, token_ids: Iterable[str]) -> None:
         """The feed's callback: price every changed token for the sources its rules watch."""
         ts_event = self._clock.monotonic()
+        sources_of = self._rules.index.sources
+        prices_of = self._books.prices
         for token_id in token_ids:
-            top = self._books.top(token_id)
-            if top is None:
+            sources = sources_of(token_id)
+            if not sources:
                 continue
-            for source in self._rules.index.sources(token_id):
-                price = rule_price(top, source)
+            prices = prices_of(token_id)
+            if prices is None:
+                continue
+            best_bid, best_ask, last_trade = prices
+            for source in sources:
+                price = source_price(source, best_bid, best_ask, last_trade)
                 if price is not None:
                     self.apply_price(token_id, source, price, WEBSOCKET, ts_event)
         self._on_change()
