@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.db.base import new_id, utcnow
-from vincent.db.models import TradeRule
+from vincent.db.models import TradeRule, TradeRuleEvent
 from vincent.enums import TradeRuleEventType, TradeRuleStatus, TradeRuleType, TriggerSource
 from vincent.errors import RuleLimitReached, RuleNotCancelable, RuleNotEditable, RuleNotFound
 from vincent.services.trade_manager.event_logger import log_event
@@ -104,38 +104,59 @@ async def create_rule(
 ) -> TradeRule:
     """Create an ACTIVE rule and log ``RULE_CREATED``. Raises ``RuleLimitReached``.
 
-    The rule's id is made here, so the rule and its event are written by the caller's
-    commit in one flush (one INSERT each), without a flush in between.
+    Two statements in the caller's transaction: an ``INSERT … SELECT … WHERE`` that writes
+    the rule only while the tenant holds fewer than ``max_active_rules`` ACTIVE rules (the
+    limit check and the insert in one round trip), and the event's INSERT. The returned
+    rule is built here, not read back: every column is set.
     """
-    if await count_active_rules(session, secret_id) >= max_active_rules:
-        raise RuleLimitReached(max_active_rules)
     now = utcnow()
-    rule = TradeRule(
-        id=new_id(),
-        secret_id=secret_id,
-        rule_type=new.rule_type,
-        market_id=new.market_id,
-        market_slug=market_slug,
-        token_id=new.token_id,
-        side=new.side,
-        trigger_price=float(new.trigger_price),
-        trailing_percent=None if new.trailing_percent is None else float(new.trailing_percent),
-        action=json.dumps(new.action.to_json(), separators=(",", ":")),
-        status=TradeRuleStatus.ACTIVE,
-        triggered_at=None,
-        trigger_tx_hash=None,
-        error_message=None,
-        trigger_source=new.trigger_source,
-        expires_at=new.expires_at,
-        created_at=now,
-        updated_at=now,
-        attempt_count=0,
-        next_attempt_at=None,
-        pending_approval_id=None,
+    values: dict[str, Any] = {
+        "id": new_id(),
+        "secret_id": secret_id,
+        "rule_type": new.rule_type,
+        "market_id": new.market_id,
+        "market_slug": market_slug,
+        "token_id": new.token_id,
+        "side": new.side,
+        "trigger_price": float(new.trigger_price),
+        "trailing_percent": None if new.trailing_percent is None else float(new.trailing_percent),
+        "action": json.dumps(new.action.to_json(), separators=(",", ":")),
+        "status": TradeRuleStatus.ACTIVE,
+        "triggered_at": None,
+        "trigger_tx_hash": None,
+        "error_message": None,
+        "created_at": now,
+        "updated_at": now,
+        "trigger_source": new.trigger_source,
+        "expires_at": new.expires_at,
+        "attempt_count": 0,
+        "next_attempt_at": None,
+        "pending_approval_id": None,
+    }
+    columns = TradeRule.__table__.c
+    active = (
+        sa.select(sa.func.count())
+        .select_from(TradeRule)
+        .where(TradeRule.secret_id == secret_id, TradeRule.status == TradeRuleStatus.ACTIVE)
+        .scalar_subquery()
     )
-    session.add(rule)
-    log_event(session, rule.id, TradeRuleEventType.RULE_CREATED, {"payload": dict(payload or {})})
-    return rule
+    rows = sa.select(*(sa.literal(v, type_=columns[k].type) for k, v in values.items())).where(
+        active < max_active_rules
+    )
+    connection = await session.connection()
+    inserted = await connection.execute(sa.insert(TradeRule).from_select(list(values), rows))
+    if _rowcount(inserted) != 1:
+        raise RuleLimitReached(max_active_rules)
+    await connection.execute(
+        sa.insert(TradeRuleEvent).values(
+            id=new_id(),
+            rule_id=values["id"],
+            event_type=TradeRuleEventType.RULE_CREATED,
+            event_data={"payload": dict(payload or {})},
+            created_at=now,
+        )
+    )
+    return TradeRule(**values)
 
 
 async def get_rules(
