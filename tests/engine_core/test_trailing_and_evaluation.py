@@ -130,3 +130,21 @@ def test_a_rule_fires_on_the_first_crossing_and_never_before(
             break
 
     assert fired_at == _first_crossing(rule_type, trigger, percent, path)
+
+
+@settings(deadline=None)
+@given(prices, percents, triggers)
+def test_a_value_written_with_more_zeros_gives_the_very_same_results(
+    price: Decimal, percent: Decimal, trigger: Decimal
+) -> None:
+    def padded(value: Decimal) -> Decimal:
+        exponent = value.as_tuple().exponent
+        assert isinstance(exponent, int)
+        return value.quantize(Decimal(1).scaleb(exponent - 2))
+
+    # The padded inputs go first: whatever they leave behind must not change the results.
+    candidate = trailing_candidate(padded(price), padded(percent))
+    threshold = ratchet_threshold(padded(trigger), padded(percent))
+
+    assert str(trailing_candidate(price, percent)) == str(candidate)
+    assert str(ratchet_threshold(trigger, percent)) == str(threshold)

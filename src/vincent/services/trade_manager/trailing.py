@@ -16,10 +16,27 @@ _ONE = Decimal(1)
 # Thresholds are rounded down to this, so a price at or above the true threshold is never
 # missed; a price in the sliver below it (more than 12 decimals) just finds nothing to raise.
 _THRESHOLD_QUANTUM = Decimal("1E-12")
+# Results already computed, by (price or trigger, percent): prices are few and percents
+# fewer, so a busy token's raises are mostly lookups instead of Decimal division. Equal
+# inputs written differently ("0.5", "0.50") give identical results (both are quantized).
+# Past this many entries a memo starts again, which only costs time.
+_MAX_REMEMBERED = 16_384
+_candidates: dict[tuple[Decimal, Decimal], Decimal] = {}
+_thresholds: dict[tuple[Decimal, Decimal], Decimal | None] = {}
 
 
 def trailing_candidate(price: Decimal, trailing_percent: Decimal) -> Decimal:
     """Return the trigger a trailing stop would have at ``price`` (4 dp, at most 0.99)."""
+    key = (price, trailing_percent)
+    candidate = _candidates.get(key)
+    if candidate is None:
+        if len(_candidates) >= _MAX_REMEMBERED:
+            _candidates.clear()
+        candidate = _candidates[key] = _candidate(price, trailing_percent)
+    return candidate
+
+
+def _candidate(price: Decimal, trailing_percent: Decimal) -> Decimal:
     candidate = min(MAX_TRIGGER, price * (_ONE - trailing_percent / _HUNDRED))
     return candidate.quantize(STEP, rounding=ROUND_HALF_UP)
 
@@ -37,6 +54,16 @@ def ratchet_threshold(current_trigger: Decimal, trailing_percent: Decimal) -> De
     positive). The rule index orders trailing stops by this value, so a price event touches
     only the stops it can raise.
     """
+    key = (current_trigger, trailing_percent)
+    threshold = _thresholds.get(key, _ONE)
+    if threshold is _ONE:
+        if len(_thresholds) >= _MAX_REMEMBERED:
+            _thresholds.clear()
+        threshold = _thresholds[key] = _threshold(current_trigger, trailing_percent)
+    return threshold
+
+
+def _threshold(current_trigger: Decimal, trailing_percent: Decimal) -> Decimal | None:
     factor = _ONE - trailing_percent / _HUNDRED
     if factor <= 0 or current_trigger >= MAX_TRIGGER:
         return None
