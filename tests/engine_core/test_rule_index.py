@@ -216,3 +216,11 @@ def test_memory_per_rule_stays_under_one_kilobyte() -> None:
     assert len(index) == count
     # Rules, their ids, token ids and Decimals included.
     assert used / count < 1024, f"{used / count:.0f} bytes per rule"
+
+
+@given(rules)
+def test_a_copy_with_another_trigger_differs_in_the_trigger_only(rule: RuleSnapshot) -> None:
+    copied = rule.with_trigger_price(Decimal("0.1234"))
+
+    assert copied == replace(rule, trigger_price=Decimal("0.1234"))
+    assert copied.with_trigger_price(rule.trigger_price) == rule

@@ -12,7 +12,7 @@ a transient execution error once its retry delay has passed.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 
 from vincent.enums import TradeRuleStatus, TradeRuleType, TriggerSource
@@ -172,7 +172,7 @@ class RuleIndex:
             _delete(bucket.falling, (rule.trigger_price, rule.id))
             insort(bucket.falling, (new_trigger, rule.id))
             threshold = ratchet_threshold(new_trigger, rule.trailing_percent)
-            rule = replace(rule, trigger_price=new_trigger)
+            rule = rule.with_trigger_price(new_trigger)
             self._rules[rule.id] = rule
             if threshold is not None:
                 insort(trailing, (threshold, rule.id))
