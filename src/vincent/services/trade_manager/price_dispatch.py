@@ -82,6 +82,7 @@ class PriceDispatcher:
         ts_event = self._clock.monotonic()
         sources_of = self._rules.index.sources
         prices_of = self._books.prices
+        applied = 0
         for token_id in token_ids:
             sources = sources_of(token_id)
             if not sources:
@@ -93,7 +94,11 @@ class PriceDispatcher:
             for source in sources:
                 price = source_price(source, best_bid, best_ask, last_trade)
                 if price is not None:
-                    self.apply_price(token_id, source, price, WEBSOCKET, ts_event)
+                    self._apply(token_id, source, price, WEBSOCKET, ts_event, None)
+                    applied += 1
+        if applied:
+            # One counter update per event, not per price: each takes the metric's lock.
+            self._ws_updates.inc(applied)
         self._on_change()
 
     def apply_price(
@@ -110,13 +115,25 @@ class PriceDispatcher:
             self._ws_updates.inc()
         else:
             self._metrics.price_updates.labels(origin).inc()
+        self._apply(token_id, source, price, origin, ts_event, quoter)
+
+    def _apply(
+        self,
+        token_id: str,
+        source: TriggerSource,
+        price: Decimal,
+        origin: str,
+        ts_event: float,
+        quoter: Callable[[str], SellQuoter] | None,
+    ) -> None:
         outcome = self._rules.apply_price(token_id, source, price)
-        for rule in outcome.ratcheted:
-            assert rule.trailing_percent is not None
-            self._trailing.record(
-                rule.id, TrailingRaise(rule.trigger_price, price, rule.trailing_percent, origin)
-            )
-            self._raised.inc()
+        if outcome.ratcheted:
+            for rule in outcome.ratcheted:
+                assert rule.trailing_percent is not None
+                self._trailing.record(
+                    rule.id, TrailingRaise(rule.trigger_price, price, rule.trailing_percent, origin)
+                )
+            self._raised.inc(len(outcome.ratcheted))
         for rule in outcome.fired:
             self._fired.inc()
             self._metrics.triggers.labels(origin).inc()
