@@ -1,4 +1,5 @@
-"""The PostgreSQL pool without pre-ping: a connection the server closed is never handed out."""
+"""The engine: a pooled connection the server closed is never handed out (no pre-ping), and
+single-statement work on PostgreSQL skips BEGIN/COMMIT."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ import asyncio
 
 import asyncpg
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import text
 
-from vincent.db.session import create_engine
+from vincent.db.models import Secret
+from vincent.db.session import SessionFactory, create_engine, one_statement_session
 
-pytestmark = pytest.mark.postgres
 
-
+@pytest.mark.postgres
 async def test_a_connection_the_server_closed_is_replaced_at_checkout(postgres_url: str) -> None:
     engine = create_engine(postgres_url, pool_size=1)
     admin = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg://", "postgresql://"))
@@ -34,3 +36,19 @@ async def test_a_connection_the_server_closed_is_replaced_at_checkout(postgres_u
     finally:
         await admin.close()
         await engine.dispose()
+
+
+async def test_one_statement_work_autocommits_on_postgresql_and_is_committed(
+    session_factory: SessionFactory,
+) -> None:
+    async with one_statement_session(session_factory) as session:
+        session.add(
+            Secret(name="n", encrypted_private_key="k", eoa_address="0x", funder_address="0x")
+        )
+        connection = await session.connection()
+        level = connection.sync_connection.get_execution_options().get("isolation_level")
+        dialect = connection.dialect.name
+
+    assert (level == "AUTOCOMMIT") is (dialect == "postgresql")
+    async with session_factory() as session:
+        assert await session.scalar(sa.select(sa.func.count()).select_from(Secret)) == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +75,19 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 def create_session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@asynccontextmanager
+async def one_statement_session(session_factory: SessionFactory) -> AsyncIterator[AsyncSession]:
+    """A session (committed on exit) for reads, or for ONE write (a single INSERT or
+    UPDATE, atomic by itself). Never use it for two writes, nor a read that a write in it
+    depends on.
+
+    On PostgreSQL it autocommits, which saves the BEGIN and the COMMIT (or ROLLBACK)
+    round trips; on SQLite, where switching modes costs a thread hop each way, it is an
+    ordinary transaction.
+    """
+    async with session_factory() as session, session.begin():
+        if session.bind is not None and session.bind.dialect.name == "postgresql":
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield session

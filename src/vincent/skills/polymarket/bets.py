@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from vincent.audit import transaction_log as audit
 from vincent.db.base import new_id, utcnow
 from vincent.db.models import PendingApproval, TransactionLog
-from vincent.db.session import SessionFactory
+from vincent.db.session import SessionFactory, one_statement_session
 from vincent.enums import TransactionStatus
 from vincent.errors import ValidationFailed
 from vincent.policies.evaluator import ActionFacts, Verdict, evaluate, needs_value
@@ -87,7 +87,7 @@ class BetPipeline:
 
     async def place_bet(self, request: BetRequest) -> BetResult:
         validate_request(request)
-        async with self._sessions() as session:
+        async with one_statement_session(self._sessions) as session:
             inputs = await read_bet_inputs(
                 session, request.secret_id, request.idempotency_key, utcnow()
             )
@@ -163,7 +163,7 @@ class BetPipeline:
             if data.get("retryable") is True:
                 # A transient failure retried with the same key: reopen the same row; if it
                 # was signed, the same signed order is what gets posted.
-                async with self._sessions() as session, session.begin():
+                async with one_statement_session(self._sessions) as session:
                     await audit.move_status(
                         session,
                         row.id,
@@ -184,7 +184,7 @@ class BetPipeline:
         return row
 
     async def _existing(self, key: str, secret_id: str) -> TransactionLog | None:
-        async with self._sessions() as session:
+        async with one_statement_session(self._sessions) as session:
             row = await audit.find_by_idempotency_key(session, key)
         return None if row is None else self._owned(row, secret_id)
 
@@ -270,7 +270,9 @@ class BetPipeline:
                 "error": failure.message,
                 "retryable": is_retryable(failure),
             }
-        async with self._sessions() as session, session.begin():
+        # One INSERT, unless an approval goes with it.
+        scope = self._sessions.begin() if approval else one_statement_session(self._sessions)
+        async with scope as session:
             row = audit.create_log(
                 session,
                 secret_id=request.secret_id,
@@ -293,7 +295,7 @@ class BetPipeline:
 
     async def _record_refusal(self, request: BetRequest, error: SkillError) -> None:
         """Audit an action refused before any policy ran (no position, closed market...)."""
-        async with self._sessions() as session, session.begin():
+        async with one_statement_session(self._sessions) as session:
             audit.create_log(
                 session,
                 secret_id=request.secret_id,

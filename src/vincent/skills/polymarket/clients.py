@@ -20,7 +20,7 @@ from polymarket.models.clob.api_key import ApiKeyCreds
 
 from vincent.crypto import KeyBox
 from vincent.db.models import Secret
-from vincent.db.session import SessionFactory
+from vincent.db.session import SessionFactory, one_statement_session
 from vincent.enums import SecretType
 from vincent.errors import InvalidSecretType, SecretNotFound
 from vincent.skills.polymarket.errors import SkillError, WalletError
@@ -61,7 +61,7 @@ def wallet_of(secret_id: str, row: Any) -> WalletRef:
 
 async def load_wallet(session_factory: SessionFactory, secret_id: str) -> WalletRef:
     """The secret's wallet; ``SecretNotFound`` if missing or deleted."""
-    async with session_factory() as session:
+    async with one_statement_session(session_factory) as session:
         statement = sa.select(*WALLET_COLUMNS).where(Secret.id == secret_id)
         row = (await session.execute(statement)).one_or_none()
     if row is None:

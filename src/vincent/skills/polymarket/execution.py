@@ -21,7 +21,7 @@ from polymarket.models.clob.orders import SignedOrder
 
 from vincent.audit import transaction_log as audit
 from vincent.db.models import TransactionLog
-from vincent.db.session import SessionFactory
+from vincent.db.session import SessionFactory, one_statement_session
 from vincent.enums import TransactionStatus
 from vincent.skills.polymarket import paper
 from vincent.skills.polymarket.actions import (
@@ -178,7 +178,7 @@ class Executor:
     ) -> SignedOrder:
         signed = await self.sign(row.secret_id, action.spec, neg_risk=action.neg_risk)
         order_json = signed_order_to_json(signed.order)
-        async with self._sessions() as session, session.begin():
+        async with one_statement_session(self._sessions) as session:
             stored = await audit.store_signed_order(
                 session, row.id, order_json, signed.order_id, replace=replace
             )
@@ -208,7 +208,7 @@ class Executor:
     async def close_unsent(self, log_id: str) -> bool:
         """Close an open action that was never signed as FAILED (retryable with its key)."""
         error = TransientSkillError("the order was never sent")
-        async with self._sessions() as session, session.begin():
+        async with one_statement_session(self._sessions) as session:
             return await audit.move_status(
                 session,
                 log_id,
@@ -264,14 +264,14 @@ class Executor:
     # ---- rows ------------------------------------------------------------------------
 
     async def _row(self, log_id: str) -> TransactionLog:
-        async with self._sessions() as session:
+        async with one_statement_session(self._sessions) as session:
             row = await audit.get_log(session, log_id)
         if row is None:
             raise SkillError(f"transaction {log_id} not found")
         return row
 
     async def _record_executed(self, log_id: str, fills: Fills, wallet_address: str) -> BetResult:
-        async with self._sessions() as session, session.begin():
+        async with one_statement_session(self._sessions) as session:
             moved = await audit.move_status(
                 session,
                 log_id,
@@ -292,7 +292,7 @@ class Executor:
         return result_of(await self._row(log_id), wallet_address)
 
     async def _move(self, log_id: str, status: TransactionStatus, **fields: Any) -> None:
-        async with self._sessions() as session, session.begin():
+        async with one_statement_session(self._sessions) as session:
             await audit.move_status(session, log_id, from_statuses=OPEN, to_status=status, **fields)
 
     async def _fail(
@@ -302,7 +302,7 @@ class Executor:
         *,
         from_statuses: Sequence[TransactionStatus] = OPEN,
     ) -> None:
-        async with self._sessions() as session, session.begin():
+        async with one_statement_session(self._sessions) as session:
             await audit.move_status(
                 session,
                 log_id,

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from vincent.audit import transaction_log as audit
 from vincent.db.models import Secret, TransactionLog
-from vincent.db.session import SessionFactory
+from vincent.db.session import SessionFactory, one_statement_session
 from vincent.enums import TransactionStatus
 from vincent.skills.polymarket import holdings as holdings_api
 from vincent.skills.polymarket import paper
@@ -111,7 +111,7 @@ class PolymarketSkill:
 
     async def resolve_attempt(self, idempotency_key: str) -> AttemptResolution:
         """Find out what became of the action sent with ``idempotency_key``; never re-sign."""
-        async with self._sessions() as session:
+        async with one_statement_session(self._sessions) as session:
             found = (
                 await session.execute(
                     sa.select(TransactionLog, *WALLET_COLUMNS)
