@@ -123,8 +123,8 @@ class BetPipeline:
         signed: SignedAction | None = None
         failure: SkillError | None = None
         if status is TransactionStatus.PENDING and not self._executor.paper:
-            # Signed before the row is written, and written with it in one commit: the
-            # order is on record before it can be posted, at the cost of one write.
+            # Signed before the row is written and stored in the row's own INSERT: the
+            # order is on record before it can be posted, with no second write for it.
             try:
                 signed = await self._executor.sign(request.secret_id, spec, neg_risk=neg_risk)
             except SkillError as error:
