@@ -280,11 +280,14 @@ async def test_a_cancel_racing_the_flush_is_never_overwritten(
 
 
 async def wait_for_a_lock_wait(session_factory: SessionFactory) -> None:
-    """Return once some PostgreSQL backend waits for a lock (the flush behind the cancel)."""
+    """Return once a backend of this database waits for a lock (the flush behind the cancel)."""
     while True:
         async with session_factory() as session:
             waiting = await session.scalar(
-                sa.text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
             )
         if waiting:
             return
