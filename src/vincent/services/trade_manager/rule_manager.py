@@ -93,6 +93,32 @@ async def count_active_rules(session: AsyncSession, secret_id: str) -> int:
     return int((await session.execute(statement)).scalar_one())
 
 
+def _insert_rule_statement() -> sa.Insert:
+    """``INSERT INTO trade_rules SELECT <every column> WHERE <tenant's ACTIVE count> < max``.
+
+    Built once with bind parameters (one per column, plus ``limit_secret_id`` and
+    ``max_active_rules``), so a create compiles nothing.
+    """
+    table = TradeRule.__table__
+    active = (
+        sa.select(sa.func.count())
+        .select_from(table)
+        .where(
+            table.c.secret_id == sa.bindparam("limit_secret_id"),
+            table.c.status == TradeRuleStatus.ACTIVE,
+        )
+        .scalar_subquery()
+    )
+    row = sa.select(*(sa.bindparam(c.key, type_=c.type) for c in table.c)).where(
+        active < sa.bindparam("max_active_rules", type_=sa.Integer)
+    )
+    return sa.insert(TradeRule).from_select([c.key for c in table.c], row)
+
+
+_INSERT_RULE = _insert_rule_statement()
+_INSERT_EVENT = sa.insert(TradeRuleEvent)
+
+
 async def create_rule(
     session: AsyncSession,
     secret_id: str,
@@ -133,29 +159,19 @@ async def create_rule(
         "next_attempt_at": None,
         "pending_approval_id": None,
     }
-    columns = TradeRule.__table__.c
-    active = (
-        sa.select(sa.func.count())
-        .select_from(TradeRule)
-        .where(TradeRule.secret_id == secret_id, TradeRule.status == TradeRuleStatus.ACTIVE)
-        .scalar_subquery()
-    )
-    rows = sa.select(*(sa.literal(v, type_=columns[k].type) for k, v in values.items())).where(
-        active < max_active_rules
-    )
     connection = await session.connection()
-    inserted = await connection.execute(sa.insert(TradeRule).from_select(list(values), rows))
+    limits = {"limit_secret_id": secret_id, "max_active_rules": max_active_rules}
+    inserted = await connection.execute(_INSERT_RULE, {**values, **limits})
     if _rowcount(inserted) != 1:
         raise RuleLimitReached(max_active_rules)
-    await connection.execute(
-        sa.insert(TradeRuleEvent).values(
-            id=new_id(),
-            rule_id=values["id"],
-            event_type=TradeRuleEventType.RULE_CREATED,
-            event_data={"payload": dict(payload or {})},
-            created_at=now,
-        )
-    )
+    event = {
+        "id": new_id(),
+        "rule_id": values["id"],
+        "event_type": TradeRuleEventType.RULE_CREATED,
+        "event_data": {"payload": dict(payload or {})},
+        "created_at": now,
+    }
+    await connection.execute(_INSERT_EVENT, event)
     return TradeRule(**values)
 
 
