@@ -28,16 +28,12 @@ if TYPE_CHECKING:
 
 @dataclass
 class AppState:
-    """``session_factory`` serves the skill, the worker and the admin routes.
-
-    The trade-rule routes use ``api_sessions`` (transactional, for writes) and
-    ``read_sessions`` (PostgreSQL: autocommit, so a read is its statements alone, without
-    BEGIN/ROLLBACK); both default to ``session_factory``.
-    """
+    """What requests share. Sessions come from ``session_factory`` (transactional), except
+    the trade-rule routes' reads: ``read_sessions`` (PostgreSQL: autocommit, so a read is
+    its statements alone, without BEGIN/ROLLBACK; defaults to ``session_factory``)."""
 
     settings: Settings
     session_factory: SessionFactory
-    api_sessions: SessionFactory | None = None
     read_sessions: SessionFactory | None = None
     api_key_cache: ApiKeyCache = field(default_factory=ApiKeyCache)
     # Gamma slugs by condition id: (monotonic expiry, slug or None); see trade_rules.
@@ -69,12 +65,12 @@ async def current_state(request: Request) -> AppState:
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request. Services commit their unit of work; this only closes."""
     state: AppState = request.app.state.vincent
-    async with (state.api_sessions or state.session_factory)() as session:
+    async with state.session_factory() as session:
         yield session
 
 
 async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A session for reads only (autocommit on PostgreSQL); never commit through it."""
+    """A session for reads (autocommit on PostgreSQL: each statement commits on its own)."""
     state: AppState = request.app.state.vincent
-    async with (state.read_sessions or state.api_sessions or state.session_factory)() as session:
+    async with (state.read_sessions or state.session_factory)() as session:
         yield session
