@@ -25,7 +25,7 @@ from vincent.enums import TradeRuleEventType, TradeRuleStatus, TradeRuleType
 from vincent.services.trade_manager.execution_types import TrailingRaise
 from vincent.services.trade_manager.rule_manager import cancel_rule, mark_rule_triggered
 from vincent.services.trade_manager.trailing_levels import TrailingLevels, trailing_events
-from vincent.services.trade_manager.trailing_store import CHUNK_ROWS, chunked
+from vincent.services.trade_manager.trailing_store import CHUNK_ROWS, chunked, statement_rows
 
 TIMEOUT_S = 20.0
 
@@ -79,6 +79,14 @@ def test_chunks_keep_every_item_in_order_within_the_size(items: list[int], size:
 def test_chunk_size_must_be_positive() -> None:
     with pytest.raises(ValueError, match="size must be at least 1, was 0"):
         list(chunked([1], 0))
+
+
+@given(st.integers(min_value=1, max_value=CHUNK_ROWS))
+def test_a_chunk_fits_one_of_few_statement_sizes(rows: int) -> None:
+    size = statement_rows(rows)
+    assert rows <= size <= CHUNK_ROWS
+    assert size < 2 * rows
+    assert len({statement_rows(n) for n in range(1, CHUNK_ROWS + 1)}) <= 10
 
 
 prices = st.decimals(min_value="0.001", max_value="0.999", places=3)
@@ -201,7 +209,7 @@ async def test_a_batch_above_the_chunk_size_takes_one_update_per_chunk(
             "action": '{"type":"SELL_ALL"}',
             "status": rng.choice(statuses),
         }
-        for n in range(2 * CHUNK_ROWS + 1)
+        for n in range(2 * CHUNK_ROWS + 3)  # the last chunk is padded
     ]
     async with session_factory() as session, session.begin():
         await session.execute(sa.insert(TradeRule), rows)

@@ -32,7 +32,17 @@ def chunked(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
         yield items[start : start + size]
 
 
-@functools.lru_cache(maxsize=64)
+def statement_rows(rows: int) -> int:
+    """The VALUES size that carries ``rows`` levels: a power of two, at most ``CHUNK_ROWS``.
+
+    Few distinct sizes keep every statement in the compiled cache (a miss costs ~10 ms).
+    """
+    if not 1 <= rows <= CHUNK_ROWS:
+        raise ValueError(f"rows must be between 1 and {CHUNK_ROWS}, was {rows}")
+    return min(CHUNK_ROWS, 1 << (rows - 1).bit_length())
+
+
+@functools.lru_cache(maxsize=16)
 def _raise_statement(rows: int) -> sa.Update:
     # A VALUES list read through column1/column2 works on both engines: SQLite has no column
     # aliases on a derived table (``AS levels (id, ...)``). The casts give PostgreSQL the types
@@ -80,6 +90,10 @@ async def raise_trailing_triggers(
         for i, (rule_id, level) in enumerate(chunk):
             params[f"id_{i}"] = rule_id
             params[f"trigger_{i}"] = float(level)
-        result = await session.execute(_raise_statement(len(chunk)), params)
+        rows = statement_rows(len(chunk))
+        for i in range(len(chunk), rows):
+            # Padding: a NULL id matches no rule.
+            params[f"id_{i}"] = params[f"trigger_{i}"] = None
+        result = await session.execute(_raise_statement(rows), params)
         moved.update(result.scalars().all())
     return moved
