@@ -188,7 +188,7 @@ def _parse_object(obj: dict[str, Any]) -> ParsedFrame:
             raise _InexactNumber("event_type")
         return _IGNORED if type(event_type) is str else _MALFORMED
     try:
-        return ParsedFrame((builder(obj),))
+        return _new_parsed(((builder(obj),), 0, 0))
     except _Malformed:
         return _MALFORMED
 
@@ -293,13 +293,14 @@ def _price_change(obj: dict[str, Any]) -> PriceChangeEvent:
         if not isinstance(older, list):
             raise _Malformed("changes")
         changes = tuple([_older_change(asset_id, change) for change in older])
-    return _new_price_change_event(
-        (
-            _optional_text(obj, "market") or "",
-            changes,
-            _optional_text(obj, "timestamp") or "",
-        )
-    )
+    # Read directly when they are the plain strings they almost always are.
+    market = obj.get("market")
+    if type(market) is not str:
+        market = _optional_text(obj, "market") or ""
+    timestamp = obj.get("timestamp")
+    if type(timestamp) is not str:
+        timestamp = _optional_text(obj, "timestamp") or ""
+    return _new_price_change_event((market, changes, timestamp))
 
 
 def _current_change(change: Any) -> PriceChange:
@@ -389,6 +390,7 @@ def _market_resolved(obj: dict[str, Any]) -> MarketResolvedEvent:
 
 
 # Built from a tuple without the keyword-argument ``__new__``: these run per event.
+_new_parsed = ParsedFrame._make
 _new_change = PriceChange._make
 _new_price_change_event = PriceChangeEvent._make
 _new_best_bid_ask = BestBidAskEvent._make

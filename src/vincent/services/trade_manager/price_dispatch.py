@@ -74,6 +74,7 @@ class PriceDispatcher:
         self._ws_updates = metrics.price_updates.labels(WEBSOCKET)
         self._raised = metrics.evaluations.labels("trailing_raised")
         self._fired = metrics.evaluations.labels("fired")
+        self._ws_triggers = metrics.triggers.labels(WEBSOCKET)
         self._execution_slots = asyncio.Semaphore(MAX_CONCURRENT_EXECUTIONS)
         self.executions_completed = 0
 
@@ -136,7 +137,10 @@ class PriceDispatcher:
             self._raised.inc(len(outcome.ratcheted))
         for rule in outcome.fired:
             self._fired.inc()
-            self._metrics.triggers.labels(origin).inc()
+            if origin == WEBSOCKET:
+                self._ws_triggers.inc()
+            else:
+                self._metrics.triggers.labels(origin).inc()
             quote = (quoter or self._live_quoter)(token_id)
             trigger = Trigger(price, origin, ts_event, quote=quote)
             trailing = self._trailing.take(rule.id)
