@@ -74,7 +74,7 @@ def test_revoked_key_is_refused_within_the_cache_ttl(database_url: str, alice: T
         deadline = revoked_at + ttl_s + 5
         while (response := client.get(RULES, headers=alice.headers)).status_code == 200:
             assert time.monotonic() < deadline, "revoked key still accepted"
-        assert time.monotonic() - revoked_at <= ttl_s + 1.0
+        assert time.monotonic() - revoked_at <= ttl_s + 2.0  # TTL, plus slack for a busy CI
         assert _error(response) == (401, "UNAUTHORIZED", "Invalid or revoked API key")
 
 
