@@ -1,14 +1,17 @@
 """API benchmark: concurrent agents across many tenants against a running server.
 
     python -m bench.api [--db sqlite|postgres] [--tenants 50] [--clients 32] [--seconds 10]
-                        [--server-workers N]
+                        [--server-workers N] [--markets-per-tenant K]
 
 Starts ``vincent serve`` (``--api-workers N`` with ``--server-workers N``) in a subprocess
 on a scratch database (worker off: this measures the API), creates the tenants, then runs
 three phases — a realistic mix (create, list, get, patch, cancel, events), pure creates,
 pure reads — and reports req/s and p50/p99 per endpoint, errors (must be 0), the server's
 CPU (all its processes) as a share of one core and in ms per request, and the benchmark
-client's own CPU. The last line is one JSON object.
+client's own CPU. With ``--markets-per-tenant K`` each tenant's rules go on K positions
+(as agents bracket what they hold), so the server's per-market Gamma slug cache is hit;
+by default every create names a new market (a slug lookup each). The last line is one
+JSON object.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ READS = [("list", 30), ("get", 50), ("events", 20)]
 class Agent:
     key: str
     rule_ids: list[str] = field(default_factory=list)
+    # (market id, token id) the agent holds; empty: every create names a new market.
+    positions: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -100,12 +105,19 @@ class Phase:
         }
 
 
-def _body(rng: random.Random) -> dict[str, Any]:
+def _position(rng: random.Random) -> tuple[str, str]:
+    return "0x" + f"{rng.getrandbits(256):064x}", str(rng.getrandbits(64))
+
+
+def _body(rng: random.Random, agent: Agent | None = None) -> dict[str, Any]:
     kind = rng.choice(["STOP_LOSS", "TAKE_PROFIT", "TRAILING_STOP"])
+    market_id, token_id = (
+        rng.choice(agent.positions) if agent and agent.positions else _position(rng)
+    )
     body: dict[str, Any] = {
         "ruleType": kind,
-        "marketId": "0x" + f"{rng.getrandbits(256):064x}",
-        "tokenId": str(rng.getrandbits(64)),
+        "marketId": market_id,
+        "tokenId": token_id,
         "triggerPrice": round(rng.uniform(0.05, 0.95), 2),
         "action": {"type": "SELL_ALL"},
     }
@@ -118,7 +130,7 @@ async def _request(
     client: httpx.AsyncClient, agent: Agent, op: str, rng: random.Random
 ) -> tuple[int, set[int]]:
     if op == "create" or (op in {"get", "patch", "cancel"} and not agent.rule_ids):
-        response = await client.post(RULES, json=_body(rng), headers=agent.headers)
+        response = await client.post(RULES, json=_body(rng, agent), headers=agent.headers)
         if response.status_code == 201:
             agent.rule_ids.append(response.json()["data"]["id"])
         return response.status_code, {201}
@@ -256,6 +268,9 @@ async def _make_agents(database_url: str, encryption_key: str, count: int) -> li
 async def bench(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     encryption_key = generate_encryption_key()
     agents = await _make_agents(database_url, encryption_key, args.tenants)
+    positions_rng = random.Random(7)
+    for agent in agents:
+        agent.positions = [_position(positions_rng) for _ in range(args.markets_per_tenant)]
     port = free_port()
     closed = "http://127.0.0.1:9"
     env = {
@@ -284,6 +299,7 @@ async def bench(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
         "tenants": args.tenants,
         "clients": args.clients,
         "server_workers": args.server_workers,
+        "markets_per_tenant": args.markets_per_tenant,
         "seconds_per_phase": args.seconds,
         "phases": {p.name: p.summary() for p in phases},
         "errors": sum(p.errors for p in phases),
@@ -321,6 +337,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument(
         "--server-workers", type=int, default=1, help="API processes (vincent serve --api-workers)"
+    )
+    parser.add_argument(
+        "--markets-per-tenant",
+        type=int,
+        default=0,
+        help="rules go on this many positions per tenant (0: a new market every create)",
     )
     args = parser.parse_args(argv)
     options = {"pg_url": args.pg_url} if args.pg_url else {}
