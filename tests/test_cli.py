@@ -245,6 +245,12 @@ def test_serve_with_api_workers_runs_n_api_processes_and_one_worker(
                 for _ in range(10):  # whichever process answers, it sees the rule
                     got = client.get(f"{RULES}/{rule_id}", headers=tenant.headers)
                     assert got.status_code == 200
+
+                def worker_running() -> bool:
+                    status = client.get(f"{RULES}/status", headers=tenant.headers)
+                    return bool(status.json()["data"]["running"])
+
+                _wait_for(worker_running, "the worker's status in an API process")
             spawned = [*children("spawn_main"), *children("vincent.cli worker")]
         finally:
             returncode = _stop(process)

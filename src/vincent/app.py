@@ -17,6 +17,7 @@ from vincent.api.middleware import BodySizeLimitMiddleware, TraceIdMiddleware
 from vincent.api.routes import admin, health, polymarket, polymarket_trading
 from vincent.api.rule_changes import RuleChangeSubscriber
 from vincent.api.state import AppState
+from vincent.api.worker_status_file import StatusReader, publish_status
 from vincent.config import Settings
 from vincent.crypto import KeyBox
 from vincent.db.session import SessionFactory, create_engine, create_session_factory
@@ -84,6 +85,8 @@ def create_app(
                 if settings.trade_manager_enabled:
                     await _start_worker(stack, state, skill)
             state.notify_rule_changes = not settings.is_sqlite and state.worker is None
+            if state.worker is None:
+                state.status_reader = StatusReader(settings.worker_status_file)
             logger.info(
                 "vincent started",
                 extra={"worker": state.worker is not None, "mode": settings.execution_mode.value},
@@ -139,9 +142,14 @@ async def run_monitoring_worker(
             )
             stack.callback(server.server_close)
             stack.callback(server.shutdown)
+        assert state.worker is not None
+        publisher = asyncio.create_task(
+            publish_status(settings.worker_status_file, state.worker.status, stop)
+        )
         logger.info("vincent worker started", extra={"mode": settings.execution_mode.value})
         await stop.wait()
         logger.info("vincent worker stopping")
+        await publisher
 
 
 def _include_skill_routers(app: FastAPI) -> None:

@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     # A resolved API key is trusted this long without a query (0 = always query): a key
     # revoked in another process is refused at most this many seconds later.
     api_key_cache_ttl_s: float = Field(default=2.0, ge=0, le=10)
+    # ``vincent worker`` publishes its status here; API-only processes read it.
+    worker_status_file: Path = VAR_DIR / "worker-status.json"
 
     @field_validator("log_level")
     @classmethod

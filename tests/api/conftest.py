@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +31,8 @@ def api_settings(database_url: str, **overrides: Any) -> Settings:
         "polymarket_relayer_url": CLOSED_PORT_URL,
         "polymarket_ws_url": "ws://127.0.0.1:9/ws/market",
         "max_body_bytes": 64 * 1024,
+        # Never a status file a worker on this machine might be writing.
+        "worker_status_file": Path(tempfile.gettempdir()) / f"vincent-test-{uuid.uuid4()}.json",
     }
     values.update(overrides)
     return Settings(**values)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from vincent.api.rule_changes import RuleChangeSubscriber
+    from vincent.api.worker_status_file import StatusReader
     from vincent.services.trade_manager import TradeMonitoringWorker
     from vincent.skills.polymarket.types import TradingSkill
 
@@ -47,8 +48,13 @@ class AppState:
     worker: TradeMonitoringWorker | None = None
     metrics_registries: list[CollectorRegistry] = field(default_factory=list)
 
+    # No worker here: the status ``vincent worker`` publishes on this host, if any.
+    status_reader: StatusReader | None = None
+
     def worker_status(self) -> WorkerStatus:
-        return WorkerStatus() if self.worker is None else self.worker.status()
+        if self.worker is not None:
+            return self.worker.status()
+        return WorkerStatus() if self.status_reader is None else self.status_reader.status()
 
 
 def app_state(request: Request) -> AppState:
