@@ -62,7 +62,7 @@ async def exchange() -> AsyncIterator[LocalExchange]:
 
 
 def skill_settings(
-    exchange: LocalExchange, database_url: str, *, paper: bool = False, timeout_s: float = 0.5
+    exchange: LocalExchange, database_url: str, *, paper: bool = False, timeout_s: float = 5.0
 ) -> Settings:
     return Settings(
         database_url=database_url,
@@ -82,6 +82,21 @@ async def skill(
     exchange: LocalExchange, database_url: str, session_factory: SessionFactory, keybox: KeyBox
 ) -> AsyncIterator[PolymarketSkill]:
     built = create_polymarket_skill(skill_settings(exchange, database_url), session_factory, keybox)
+    yield built
+    await built.aclose()
+
+
+@pytest.fixture
+async def impatient_skill(
+    exchange: LocalExchange, database_url: str, session_factory: SessionFactory, keybox: KeyBox
+) -> AsyncIterator[PolymarketSkill]:
+    """A skill that gives up on an answer after 0.5 s: for tests of answers that never come.
+
+    The others get 5 s, so a loaded machine does not turn a slow answer into a lost one.
+    """
+    built = create_polymarket_skill(
+        skill_settings(exchange, database_url, timeout_s=0.5), session_factory, keybox
+    )
     yield built
     await built.aclose()
 

@@ -110,7 +110,7 @@ async def test_transient_failure_with_key_is_retried_with_the_same_signed_order(
 @pytest.mark.parametrize("mode", ["close", "hang"])
 async def test_accepted_order_whose_answer_never_arrived_is_found_and_recorded_once(
     exchange: LocalExchange,
-    skill: PolymarketSkill,
+    impatient_skill: PolymarketSkill,
     session_factory: SessionFactory,
     wallet: Wallet,
     market: MarketIds,
@@ -119,7 +119,7 @@ async def test_accepted_order_whose_answer_never_arrived_is_found_and_recorded_o
     exchange.credit(wallet.funder, token_id=market.yes, shares="10")
     exchange.withhold_next("/order", mode=mode)  # type: ignore[arg-type]
 
-    result = await skill.place_bet(sell(wallet, market.yes, "10", idempotency_key="k-1"))
+    result = await impatient_skill.place_bet(sell(wallet, market.yes, "10", idempotency_key="k-1"))
 
     assert result.status is BetStatus.EXECUTED
     assert result.filled_shares == Decimal(10)
@@ -127,14 +127,14 @@ async def test_accepted_order_whose_answer_never_arrived_is_found_and_recorded_o
     row = await only_row(session_factory)
     assert row.status is TransactionStatus.EXECUTED
     assert row.order_id == result.order_id
-    resolution = await skill.resolve_attempt("k-1")
+    resolution = await impatient_skill.resolve_attempt("k-1")
     assert resolution.outcome is AttemptOutcome.EXECUTED
     assert resolution.result is not None and resolution.result.order_id == result.order_id
 
 
 async def test_unknown_outcome_is_resolved_later_by_reposting_the_same_order(
     exchange: LocalExchange,
-    skill: PolymarketSkill,
+    impatient_skill: PolymarketSkill,
     session_factory: SessionFactory,
     wallet: Wallet,
     market: MarketIds,
@@ -144,7 +144,7 @@ async def test_unknown_outcome_is_resolved_later_by_reposting_the_same_order(
     exchange.hang_next("/order", method="POST")
 
     with pytest.raises(UnknownOutcome) as caught:
-        await skill.place_bet(sell(wallet, market.yes, "10", idempotency_key="k-2"))
+        await impatient_skill.place_bet(sell(wallet, market.yes, "10", idempotency_key="k-2"))
 
     row = await only_row(session_factory)
     assert caught.value.transaction_log_id == row.id
@@ -152,7 +152,7 @@ async def test_unknown_outcome_is_resolved_later_by_reposting_the_same_order(
     assert shares_of(exchange, wallet.funder, market.yes) == 10
     exchange.clear_faults()
 
-    resolution = await skill.resolve_attempt("k-2")
+    resolution = await impatient_skill.resolve_attempt("k-2")
 
     assert resolution.outcome is AttemptOutcome.EXECUTED
     assert resolution.result is not None
@@ -238,12 +238,12 @@ async def test_sell_is_rounded_down_and_capped_at_what_is_held(
 
 
 async def test_read_that_never_answers_is_a_timeout(
-    exchange: LocalExchange, skill: PolymarketSkill, market: MarketIds
+    exchange: LocalExchange, impatient_skill: PolymarketSkill, market: MarketIds
 ) -> None:
     exchange.hang_next("/book", count=3)
 
     with pytest.raises(ExchangeTimeout) as caught:
-        await skill.get_order_book(market.yes)
+        await impatient_skill.get_order_book(market.yes)
 
     assert is_retryable(caught.value)
 
