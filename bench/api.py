@@ -41,12 +41,6 @@ from vincent.services.secrets import create_secret
 
 RULES = "/api/skills/polymarket/rules"
 
-# httpcore imports sniffio on every request; absent, each failed import searches sys.path
-# again. Mark it missing once so the client's CPU goes to requests (the server does the same).
-try:
-    import sniffio  # noqa: F401
-except ImportError:
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
 MIX = [
     ("create", 20),
     ("list", 20),

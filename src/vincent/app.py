@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -30,18 +28,6 @@ from vincent.services.trade_manager import (
 from vincent.skills.polymarket import PolymarketSkill, create_polymarket_skill
 
 logger = logging.getLogger(__name__)
-
-
-def _remember_missing_sniffio() -> None:
-    """httpcore runs ``import sniffio`` on every outbound request and falls back to asyncio
-    when it is missing; a failed import is not cached, so each one searches ``sys.path``
-    again (4 per request, ~1 ms of CPU per Gamma lookup). ``sys.modules[name] = None`` is
-    Python's own "known missing" marker: the same ImportError, without the search."""
-    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-        sys.modules["sniffio"] = None  # type: ignore[assignment]
-
-
-_remember_missing_sniffio()
 
 DESCRIPTION = """\
 Automated exit rules (stop-loss, take-profit, trailing stop) on Polymarket positions.
