@@ -82,6 +82,25 @@ def test_sync_keeps_a_trailing_raise_unless_someone_else_moved_the_level() -> No
     assert watched.trigger_price == Decimal("0.35")
 
 
+def test_sync_read_before_a_flush_committed_keeps_the_raised_level() -> None:
+    registry = RuleRegistry()
+    stop = rule("a", "0.40", TradeRuleType.TRAILING_STOP)
+    registry.sync([stop], registry.seq, NOW)
+    registry.apply_price("t1", TriggerSource.MIDPOINT, Decimal("0.60"))  # level 0.54
+    seq_before = registry.seq
+    # The tick's query runs and reads 0.40; meanwhile a flush commits 0.54.
+    registry.mark_persisted({"a": Decimal("0.54")})
+
+    registry.sync([stop], seq_before, NOW)
+
+    watched = registry.index.get("a")
+    assert watched is not None
+    assert watched.trigger_price == Decimal("0.54")
+    # The next read sees the flushed level and changes nothing.
+    registry.sync([replace(stop, trigger_price=Decimal("0.54"))], registry.seq, NOW)
+    assert registry.index.get("a") == watched
+
+
 def test_fired_rules_stay_out_until_finished_and_cooled_rules_return_when_due() -> None:
     registry = RuleRegistry()
     registry.sync([rule("a")], registry.seq, NOW)

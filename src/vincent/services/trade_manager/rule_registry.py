@@ -174,7 +174,15 @@ class RuleRegistry:
         ]
 
     def mark_persisted(self, levels: dict[str, Decimal]) -> None:
-        self._persisted.update(levels)
+        """Trailing levels a flush has committed.
+
+        Each rule is stamped like an in-process change: a sync whose read began before the
+        commit saw the old level, and must not mistake it for someone else's change (that
+        would lower the stop we hold to the level read).
+        """
+        for rule_id, level in levels.items():
+            self._stamp(rule_id)
+            self._persisted[rule_id] = level
 
     def sync(self, active: Iterable[RuleSnapshot], seq_before: int, now: datetime) -> SyncResult:
         """Make the index agree with the ACTIVE rules read from the database.
