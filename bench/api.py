@@ -20,13 +20,9 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import random
-import sys
-import tempfile
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +30,7 @@ import httpx
 import psutil
 from pydantic import SecretStr
 
-from bench.common import _wait_until_ready, free_port, percentile, scratch_database
+from bench.common import free_port, percentile, scratch_database, server_process
 from vincent.crypto import KeyBox, generate_encryption_key
 from vincent.db.session import create_engine, create_session_factory
 from vincent.services.secrets import create_secret
@@ -196,39 +192,6 @@ def _cpu_s(processes: list[psutil.Process]) -> float:
     return total
 
 
-@contextlib.asynccontextmanager
-async def server_process(
-    env: dict[str, str], port: int, workers: int
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``vincent serve [--api-workers N]`` in a subprocess, ready when /health answers.
-
-    Stderr goes to a file (a pipe nobody reads would block the server's logging).
-    """
-    full_env = {**os.environ, **env, "PORT": str(port), "HOST": "127.0.0.1"}
-    full_env.setdefault("LOG_LEVEL", "WARNING")
-    with tempfile.TemporaryFile() as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *("-m", "vincent.cli", "serve", "--api-workers", str(workers)),
-            env=full_env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=log,
-        )
-        try:
-            await _wait_until_ready(process, port, log)
-            if workers > 1:
-                await _wait_for_children(process.pid, workers)
-            yield process
-        finally:
-            if process.returncode is None:
-                process.terminate()
-                try:
-                    await asyncio.wait_for(process.wait(), 15)
-                except TimeoutError:
-                    process.kill()
-                    await process.wait()
-
-
 async def _wait_for_children(pid: int, workers: int) -> None:
     """Every API worker process started (the first answer may come from the first one)."""
     deadline = time.monotonic() + 60
@@ -278,7 +241,9 @@ async def bench(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
         "POLYMARKET_RELAYER_URL": closed,
     }
     base_url = f"http://127.0.0.1:{port}"
-    async with server_process(env, port, args.server_workers) as process:
+    async with server_process(env, port, "--api-workers", str(args.server_workers)) as process:
+        if args.server_workers > 1:
+            await _wait_for_children(process.pid, args.server_workers)
         server = psutil.Process(process.pid)
         phases = [
             await run_phase("mix", base_url, agents, args.clients, args.seconds, MIX, server, 1),

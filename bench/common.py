@@ -74,9 +74,10 @@ def scratch_database(kind: str, pg_url: str = PG_DEFAULT) -> Iterator[str]:
 
 @contextlib.asynccontextmanager
 async def server_process(
-    env: dict[str, str], port: int
+    env: dict[str, str], port: int, *serve_args: str
 ) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``vincent serve`` in a subprocess, ready when /health answers; stopped on exit.
+    """``vincent serve [serve_args]`` in a subprocess, ready when /health answers; stopped
+    on exit.
 
     Its stderr goes to a file, not a pipe: a pipe nobody reads fills up and blocks the
     server's logging (and so the server) in the middle of a run.
@@ -89,24 +90,25 @@ async def server_process(
             "-m",
             "vincent.cli",
             "serve",
+            *serve_args,
             env=full_env,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=log,
         )
         try:
-            await _wait_until_ready(process, port, log)
+            await wait_until_ready(process, port, log)
             yield process
         finally:
             if process.returncode is None:
                 process.terminate()
                 try:
-                    await asyncio.wait_for(process.wait(), 10)
+                    await asyncio.wait_for(process.wait(), 15)
                 except TimeoutError:
                     process.kill()
                     await process.wait()
 
 
-async def _wait_until_ready(process: asyncio.subprocess.Process, port: int, log: IO[bytes]) -> None:
+async def wait_until_ready(process: asyncio.subprocess.Process, port: int, log: IO[bytes]) -> None:
     deadline = time.monotonic() + 30
     async with httpx.AsyncClient() as client:
         while True:

@@ -139,7 +139,8 @@ async def test_sigkill_before_the_order_was_sent_retries_and_sells_once(
     async with asyncio.timeout(TIMEOUT_S), worker_process(settings, keybox_key) as pid:
         await wait_until(lambda: exchange.status()["websocket_connections"] == 1)
         # The holdings read hangs: the claim and the attempt are committed, no order is sent.
-        exchange.hang_next("/data-api/positions")
+        # Two hangs: the first poll tick's position refresh may still be due and take one.
+        exchange.hang_next("/data-api/positions", count=2)
         exchange.step_price(ids.yes, "0.35")
 
         async def attempt_written() -> bool:
