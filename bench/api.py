@@ -235,6 +235,8 @@ async def bench(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
         "VINCENT_ENCRYPTION_KEY": SecretStr(encryption_key).get_secret_value(),
         "TRADE_MANAGER_ENABLED": "false",
         "TRADE_MANAGER_MAX_RULES_PER_SECRET": "1000000",
+        # Every client is 127.0.0.1: the per-IP limit (100 a minute) would refuse the run.
+        "RATE_LIMIT_MAX_REQUESTS": "0",
         "POLYMARKET_GAMMA_URL": closed,
         "POLYMARKET_CLOB_URL": closed,
         "POLYMARKET_DATA_API_URL": closed,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -12,6 +13,7 @@ from fastapi import APIRouter, FastAPI
 from vincent import __version__
 from vincent.api.errors import install_error_handlers
 from vincent.api.middleware import BodySizeLimitMiddleware, TraceIdMiddleware
+from vincent.api.rate_limit import FixedWindowLimiter, RateLimitMiddleware
 from vincent.api.routes import admin, health, polymarket, polymarket_trading
 from vincent.api.rule_changes import RuleChangeSubscriber
 from vincent.api.state import AppState
@@ -95,6 +97,16 @@ def create_app(
     app.include_router(catch_all)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(TraceIdMiddleware)
+    if settings.rate_limit_max_requests:
+        # Outermost: a refused request costs no trace id, body read or route lookup.
+        app.add_middleware(
+            RateLimitMiddleware,
+            limiter=FixedWindowLimiter(
+                settings.rate_limit_max_requests, settings.rate_limit_window_ms / 1000
+            ),
+            clock=time.monotonic,
+            trust_proxy=settings.trust_proxy,
+        )
     return app
 
 

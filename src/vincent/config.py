@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     vincent_admin_token: SecretStr | None = None
 
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    # The original's limit: this many requests per client IP per window, every route
+    # (0 = no limit). Behind a proxy the client is the first X-Forwarded-For address.
+    rate_limit_max_requests: int = Field(default=100, ge=0)
+    rate_limit_window_ms: int = Field(default=60_000, ge=1)
+    trust_proxy: bool = True
     # A resolved API key is trusted this long without a query (0 = always query): a key
     # revoked in another process is refused at most this many seconds later.
     api_key_cache_ttl_s: float = Field(default=2.0, ge=0, le=10)
