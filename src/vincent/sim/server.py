@@ -158,6 +158,10 @@ class LocalExchange(SimControl):
             log_level="warning",
             lifespan="off",
             timeout_graceful_shutdown=1,
+            # uvicorn closes an idle connection after 5 s, exactly when httpx's pool would
+            # still reuse it: a request can meet the close ("Server disconnected without
+            # sending a response"). Polymarket's edge keeps idle connections far longer.
+            timeout_keep_alive=75,
             ws_per_message_deflate=self._ws_compression,
         )
         self._server = uvicorn.Server(config)
