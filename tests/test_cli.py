@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from bench.common import free_port
 from eth_account import Account
 from typer.testing import CliRunner
 
@@ -152,12 +152,6 @@ def _process_env(database_url: str, port: int) -> dict[str, str]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _wait_for(predicate: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
@@ -181,7 +175,7 @@ def test_more_than_one_api_worker_is_refused_on_sqlite(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_worker_command_runs_the_trade_manager_and_stops_on_sigterm(tmp_path: Path) -> None:
     log = tmp_path / "worker.log"
-    env = _process_env(f"sqlite:///{tmp_path / 'worker.db'}", _free_port())
+    env = _process_env(f"sqlite:///{tmp_path / 'worker.db'}", free_port())
     with log.open("wb") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-m", "vincent.cli", "worker"], cwd=tmp_path, env=env, stderr=stderr
@@ -199,7 +193,7 @@ def test_worker_command_runs_the_trade_manager_and_stops_on_sigterm(tmp_path: Pa
 def test_serve_with_api_workers_runs_n_api_processes_and_one_worker(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     tenant = create_tenant(postgres_url, "multi")
     log = tmp_path / "serve.log"

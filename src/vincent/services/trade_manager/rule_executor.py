@@ -36,6 +36,7 @@ from vincent.services.trade_manager.rule_manager import (
     update_trailing_trigger,
 )
 from vincent.services.trade_manager.sell_planning import SellPlan, plan_sell
+from vincent.services.trade_manager.trailing_levels import trailing_updated_payload
 from vincent.services.trade_manager.types import Clock, RuleSnapshot
 from vincent.skills.polymarket.errors import (
     NoLiquidity,
@@ -137,13 +138,7 @@ class RuleExecutor:
             if trailing is not None:
                 # The latest raise must land before the claim (it needs status ACTIVE).
                 await update_trailing_trigger(
-                    session,
-                    rule.id,
-                    trailing.trigger_price,
-                    {
-                        "currentPrice": float(trailing.current_price),
-                        "trailingPercent": float(trailing.trailing_percent),
-                    },
+                    session, rule.id, trailing.trigger_price, trailing_updated_payload(trailing)
                 )
             if not await mark_rule_triggered(session, rule.id, now):
                 return False  # not ACTIVE, so the trailing update above matched nothing either
