@@ -37,6 +37,10 @@ class Ledger:
         holding = self._holdings[self.key(address)].get(token_id)
         return 0 if holding is None else holding.size
 
+    def addresses(self) -> set[str]:
+        """Every address (lower case) that ever held shares."""
+        return set(self._holdings)
+
     def holdings(self, address: str) -> dict[str, Holding]:
         return dict(self._holdings[self.key(address)])
 
@@ -64,10 +68,12 @@ class Ledger:
         self.credit_collateral(address, -paid)
         self.credit_shares(address, token_id, size, paid)
 
-    def sell(self, address: str, token_id: str, size: int, received: int) -> None:
+    def sell(self, address: str, token_id: str, size: int, received: int) -> int:
+        """Move ``size`` shares out for ``received`` collateral; return the cost that left."""
         holding = self._holdings[self.key(address)].setdefault(token_id, Holding())
         # Cost basis leaves in proportion to the shares sold (average-cost accounting).
         cost_out = holding.cost * size // holding.size if holding.size else 0
         holding.size -= size
         holding.cost -= cost_out
         self.credit_collateral(address, received)
+        return cost_out

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from vincent.sim import placing
+from vincent.sim import placing, signatures, wallets
 from vincent.sim.book import units_text
 from vincent.sim.errors import SimError
 from vincent.sim.orders import parse_post
@@ -169,6 +169,55 @@ async def cancel_market_orders(request: Request) -> Response:
     return JSONResponse(exchange.cancel(ids, creds.key))
 
 
+# What /balance-allowance answers as the allowance: unlimited (approvals are not modelled).
+_MAX_ALLOWANCE = str(2**256 - 1)
+
+
+def _wallet_of(known: set[str], eoa: str, signature_type: int) -> str:
+    """The maker address an API key trades for with ``signature_type`` (0 EOA ... 3)."""
+    if signature_type == 1:
+        return wallets.proxy_wallet(eoa)
+    if signature_type == 2:
+        return wallets.safe_wallet(eoa)
+    if signature_type == 3:
+        beacon, legacy = wallets.deposit_wallets(eoa)
+        return legacy if legacy.lower() in known else beacon
+    return eoa
+
+
+def _balance_target(request: Request, eoa: str) -> tuple[str, str]:
+    params = request.query_params
+    asset_type = params.get("asset_type", "COLLATERAL")
+    try:
+        signature_type = int(params.get("signature_type", "0"))
+    except ValueError as error:
+        raise SimError(400, "invalid signature_type") from error
+    exchange = sim_state(request).exchange
+    maker = _wallet_of(exchange.stale_balances | exchange.ledger.addresses(), eoa, signature_type)
+    asset = "" if asset_type == "COLLATERAL" else params.get("token_id", "")
+    return maker, asset
+
+
+async def balance_allowance(request: Request) -> Response:
+    """The balance an order may spend (what open orders reserve is taken off)."""
+    creds = await require_l2(request)
+    maker, asset = _balance_target(request, creds.address)
+    exchange = sim_state(request).exchange
+    stale = asset != "" and maker.lower() in exchange.stale_balances
+    balance = 0 if stale else exchange.ledger.available(maker, asset)
+    spenders = (signatures.EXCHANGE_V2, signatures.EXCHANGE_V2_NEG_RISK, signatures.EXCHANGE_V3)
+    allowances = dict.fromkeys(spenders, _MAX_ALLOWANCE)
+    return JSONResponse({"balance": str(max(balance, 0)), "allowances": allowances})
+
+
+async def update_balance_allowance(request: Request) -> Response:
+    """Refresh the exchange's balance cache for the key's wallet."""
+    creds = await require_l2(request)
+    maker, _ = _balance_target(request, creds.address)
+    sim_state(request).exchange.stale_balances.discard(maker.lower())
+    return JSONResponse("")
+
+
 def _json(raw: bytes) -> Any:
     if not raw:
         return None
@@ -191,4 +240,6 @@ ROUTES = [
     Route("/data/order/{order_id}", get_order, methods=["GET"]),
     Route("/data/orders", list_orders, methods=["GET"]),
     Route("/data/trades", list_trades, methods=["GET"]),
+    Route("/balance-allowance", balance_allowance, methods=["GET"]),
+    Route("/balance-allowance/update", update_balance_allowance, methods=["GET"]),
 ]

@@ -158,8 +158,51 @@ class SimControl:
         """Execute the next ``count`` calls for real but never answer them."""
         self.state.faults.arm(path, Fault("withhold", count, method, withhold_mode=mode))
 
+    def fail_after_next(
+        self, path: str = "/order", count: int = 1, status: int = 502, method: str | None = "POST"
+    ) -> None:
+        """Execute the next ``count`` calls for real, then answer ``status`` (5xx, 408, 425)
+        as a gateway in front of the matcher would."""
+        self.state.faults.arm(path, Fault("error_after", count, method, status=status))
+
+    def garble_next(
+        self, path: str = "/order", count: int = 1, method: str | None = "POST"
+    ) -> None:
+        """Execute the next ``count`` calls for real, then answer 200 with an unreadable body."""
+        self.state.faults.arm(path, Fault("garble", count, method))
+
     def clear_faults(self) -> None:
         self.state.faults.clear()
+
+    # ---- order lifecycle: matching delay, settlement, balance cache ----------------------
+
+    def defer_next_orders(
+        self, count: int = 1, answer: str = "delayed", delay_s: float = 0.2
+    ) -> None:
+        """Accept the next ``count`` orders unmatched, answered ``answer`` ("delayed" or
+        "live"); each is matched (or killed) against the book ``delay_s`` later."""
+        if answer not in ("delayed", "live"):
+            raise ValueError(f"answer must be delayed or live, was {answer!r}")
+        plan = self.state.exchange.deferral
+        plan.remaining, plan.answer, plan.delay_s = int(count), answer, float(delay_s)
+
+    def set_settlement_delay(self, delay_s: float) -> None:
+        """Time from a match to its final status (0: settled by the next request)."""
+        self.state.exchange.settlement.delay_s = float(delay_s)
+
+    def fail_settlement_next(self, count: int = 1) -> None:
+        """The next ``count`` trades go MATCHED → RETRYING → FAILED; their shares and
+        collateral go back where they came from."""
+        self.state.exchange.settlement.fail_next = int(count)
+
+    def stale_balance_cache(self, address: str) -> None:
+        """Refuse ``address``'s SELLs with ``not enough balance / allowance`` (and report a
+        zero token balance) until its owner calls ``/balance-allowance/update``."""
+        self.state.exchange.stale_balances.add(address.lower())
+
+    def trade_statuses(self) -> list[str]:
+        """Every trade's settlement status, oldest first."""
+        return [t.status for t in self.state.exchange.trades]
 
     # ---- timing ------------------------------------------------------------------------
 
@@ -196,4 +239,8 @@ class SimControl:
             "messages_published": exchange.feed.messages_published,
             "price_paths_running": self.prices.running,
             "faults": self.state.faults.armed(),
+            "deferred_orders": len(exchange.deferred),
+            "settlement_delay_s": exchange.settlement.delay_s,
+            "settlement_failures_armed": exchange.settlement.fail_next,
+            "stale_balance_caches": sorted(exchange.stale_balances),
         }

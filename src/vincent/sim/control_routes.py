@@ -148,9 +148,37 @@ async def arm_fault(request: Request) -> Response:
         control.hang_next(path, count, method)
     elif kind == "withhold":
         control.withhold_next(path, count, body.get("mode", "close"), method or "POST")
+    elif kind == "error_after":
+        _call(control.fail_after_next, path, count, int(body.get("status", 502)), method or "POST")
+    elif kind == "garble":
+        control.garble_next(path, count, method or "POST")
     else:
-        raise SimError(400, f"kind must be error, rate_limit, hang or withhold, was {kind!r}")
+        raise SimError(
+            400,
+            f"kind must be error, rate_limit, hang, withhold, error_after or garble, was {kind!r}",
+        )
     return _ok(faults=control.state.faults.armed())
+
+
+async def defer_orders(request: Request) -> Response:
+    body = await _body(request)
+    _call(_control(request).defer_next_orders, **body)
+    return _ok()
+
+
+async def settlement(request: Request) -> Response:
+    body = await _body(request)
+    control = _control(request)
+    if "delay_s" in body:
+        _call(control.set_settlement_delay, body["delay_s"])
+    if "fail_next" in body:
+        _call(control.fail_settlement_next, body["fail_next"])
+    return _ok(trades=control.trade_statuses())
+
+
+async def stale_balance(request: Request) -> Response:
+    _control(request).stale_balance_cache(request.path_params["address"])
+    return _ok()
 
 
 async def clear_faults(request: Request) -> Response:
@@ -201,6 +229,9 @@ ROUTES = [
     Route("/faults", arm_fault, methods=["POST"]),
     Route("/faults", clear_faults, methods=["DELETE"]),
     Route("/faults", list_faults, methods=["GET"]),
+    Route("/deferred-orders", defer_orders, methods=["POST"]),
+    Route("/settlement", settlement, methods=["POST"]),
+    Route("/stale-balances/{address}", stale_balance, methods=["POST"]),
     Route("/timing", timing, methods=["GET"]),
     Route("/timing", clear_timing, methods=["DELETE"]),
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +18,9 @@ from vincent.sim.book import Level, OrderBook, to_units, units_text
 from vincent.sim.errors import NO_ORDERBOOK, SimError
 from vincent.sim.feed import MarketFeed
 from vincent.sim.markets import Market
+from vincent.sim.orders import PostedOrder
 from vincent.sim.records import OrderRecord, TradeRecord
+from vincent.sim.settlement import SettlementPlan
 from vincent.sim.timing import TimingRecorder
 
 _CONDITION_ID = re.compile(r"0x[0-9a-fA-F]{64}")
@@ -27,6 +30,26 @@ TICK_SIZES = frozenset(Decimal(t) for t in ("0.1", "0.01", "0.005", "0.0025", "0
 def _check_tick_size(tick_size: Decimal) -> None:
     if tick_size not in TICK_SIZES:
         raise SimError(400, f"tick_size must be one of {sorted(TICK_SIZES)}, was {tick_size}")
+
+
+@dataclass(slots=True)
+class DeferralPlan:
+    """The next ``remaining`` orders are accepted unmatched, answered ``answer``
+    ("delayed" or "live"), and matched ``delay_s`` later (Polymarket's matching delay)."""
+
+    remaining: int = 0
+    answer: str = "delayed"
+    delay_s: float = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class DeferredOrder:
+    """An accepted order waiting for its matching delay to pass."""
+
+    order_id: str
+    posted: PostedOrder
+    api_key: str
+    due_s: float  # time.monotonic()
 
 
 class Exchange:
@@ -44,6 +67,12 @@ class Exchange:
         self.ledger = Ledger()
         self.orders: dict[str, OrderRecord] = {}
         self.trades: list[TradeRecord] = []
+        self.settlement = SettlementPlan()
+        self.deferral = DeferralPlan()
+        self.deferred: list[DeferredOrder] = []
+        self.stale_balances: set[str] = set()
+        """Makers (lower case) whose balance cache is stale: their SELLs are refused with
+        ``not enough balance / allowance`` until ``/balance-allowance/update``."""
 
     # ---- markets and books -------------------------------------------------------------
 

@@ -1,8 +1,10 @@
-"""Injected REST faults: 5xx, 429 with Retry-After, hang, and withheld answers.
+"""Injected REST faults: 5xx, 429 with Retry-After, hang, and withheld or lost answers.
 
 ``FaultPlan`` holds the armed faults per request path; ``FaultMiddleware`` is the
 outermost ASGI layer and applies them. A withheld answer runs the request for real
 (the order executes and is recorded) and then never answers, or closes the connection.
+A lost answer (``error_after``, ``garble``) also runs the request for real, then answers
+a gateway error (5xx, 408, 425) or an unreadable 200 instead of the exchange's answer.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from typing import Any, Literal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-FaultKind = Literal["error", "rate_limit", "hang", "withhold"]
+FaultKind = Literal["error", "rate_limit", "hang", "withhold", "error_after", "garble"]
+# What a gateway in front of a matcher may answer after the matcher took the request.
+LOST_ANSWER_STATUSES = frozenset({*range(500, 600), 408, 425})
 WithholdMode = Literal["hang", "close"]
 
 
@@ -52,6 +56,8 @@ class FaultPlan:
     def arm(self, path: str, fault: Fault) -> None:
         if fault.kind == "error" and not 500 <= fault.status <= 599:
             raise ValueError(f"status must be 5xx for an error fault, was {fault.status}")
+        if fault.kind == "error_after" and fault.status not in LOST_ANSWER_STATUSES:
+            raise ValueError(f"status must be 5xx, 408 or 425 for error_after, was {fault.status}")
         self._faults.setdefault(path, []).append(fault)
 
     def take(self, path: str, method: str) -> Fault | None:
@@ -111,8 +117,22 @@ class FaultMiddleware:
         elif fault.kind == "hang":
             await self.plan.wait_for_release(receive)
             _close_connection(send)
+        elif fault.kind in ("error_after", "garble"):
+            await self._lose_answer(fault, scope, receive, send)
         else:
             await self._withhold(fault, scope, receive, send)
+
+    async def _lose_answer(self, fault: Fault, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the request for real, then answer as a failing gateway would."""
+
+        async def swallow(message: Message) -> None:
+            return None
+
+        await self.app(scope, receive, swallow)
+        if fault.kind == "garble":
+            await _respond_raw(send, 200, b"<html>upstream answer lost</html>", b"text/html")
+        else:
+            await _respond(send, fault.status, {"error": "Bad Gateway"}, [])
 
     async def _withhold(self, fault: Fault, scope: Scope, receive: Receive, send: Send) -> None:
         async def swallow(message: Message) -> None:
@@ -134,15 +154,24 @@ def _close_connection(send: Send) -> None:
 async def _respond(
     send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]
 ) -> None:
-    raw = json.dumps(body).encode()
+    await _respond_raw(send, status, json.dumps(body).encode(), b"application/json", headers)
+
+
+async def _respond_raw(
+    send: Send,
+    status: int,
+    raw: bytes,
+    content_type: bytes,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"application/json"),
+                (b"content-type", content_type),
                 (b"content-length", str(len(raw)).encode()),
-                *headers,
+                *(headers or []),
             ],
         }
     )

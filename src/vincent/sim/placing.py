@@ -6,6 +6,7 @@ fills and writes through the ``Exchange`` it is given.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from typing import Any
@@ -13,7 +14,8 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from vincent.sim import events, matching, signatures, wallets
+from vincent.sim import events, matching, settlement, signatures, wallets
+from vincent.sim.accounts import Ledger
 from vincent.sim.book import units_text
 from vincent.sim.errors import (
     FAK_NOT_FILLED,
@@ -26,9 +28,9 @@ from vincent.sim.errors import (
     SIGNER_NOT_API_KEY,
     SimError,
 )
-from vincent.sim.exchange import Exchange
+from vincent.sim.exchange import DeferredOrder, Exchange
 from vincent.sim.orders import PostedOrder, check_amounts
-from vincent.sim.records import MakerFill, OrderRecord, TradeRecord
+from vincent.sim.records import LedgerMove, MakerFill, OrderRecord, TradeRecord
 
 _ALL_DOMAINS = (
     ("2", signatures.EXCHANGE_V2),
@@ -88,9 +90,85 @@ def place(exchange: Exchange, posted: PostedOrder, order_id: str, api_key: str) 
     check_amounts(posted, order_id, market.tick_size, market.min_order_size)
     maker = to_checksum_address(order.maker)
     asset = token_id if order.side == "SELL" else ""
+    if order.side == "SELL" and maker.lower() in exchange.stale_balances:
+        # The exchange's balance cache has not seen the shares arrive yet.
+        raise SimError(400, NOT_ENOUGH_BALANCE)
     if exchange.ledger.available(maker, asset) < order.maker_amount:
         raise SimError(400, NOT_ENOUGH_BALANCE)
+    if exchange.deferral.remaining > 0 and not posted.post_only:
+        return _defer(exchange, posted, order_id, api_key)
+    return _execute(exchange, posted, order_id, api_key)
 
+
+def _defer(exchange: Exchange, posted: PostedOrder, order_id: str, api_key: str) -> dict[str, Any]:
+    """Accept an order without matching it yet (answered ``delayed`` or ``live``)."""
+    plan = exchange.deferral
+    plan.remaining -= 1
+    order = posted.order
+    market = exchange.market_of(order.token_id)
+    # Held for the order while it waits, so nothing else spends it meanwhile.
+    exchange.ledger.reserve(order.maker, _asset(posted), order.maker_amount)
+    exchange.orders[order_id] = OrderRecord(
+        order_id=order_id,
+        market=market.condition_id,
+        asset_id=order.token_id,
+        owner=api_key,
+        maker_address=to_checksum_address(order.maker),
+        side=order.side,
+        price=posted.price,
+        original_size=posted.shares,
+        order_type=posted.order_type,
+        outcome=market.outcome_of(order.token_id),
+        expiration=order.expiration,
+        status="DELAYED",
+    )
+    exchange.deferred.append(
+        DeferredOrder(order_id, posted, api_key, time.monotonic() + plan.delay_s)
+    )
+    return {
+        "success": True,
+        "errorMsg": "",
+        "orderID": order_id,
+        "status": plan.answer,
+        "makingAmount": "",
+        "takingAmount": "",
+        "transactionsHashes": [],
+        "tradeIDs": [],
+    }
+
+
+def advance(exchange: Exchange, now_s: float) -> None:
+    """Match deferred orders whose delay passed, then move trade settlement on.
+
+    Called before every request is served, so time-based changes are seen in order.
+    """
+    due = [d for d in exchange.deferred if d.due_s <= now_s]
+    if due:
+        exchange.deferred = [d for d in exchange.deferred if d.due_s > now_s]
+        for deferred in due:
+            del exchange.orders[deferred.order_id]
+            order = deferred.posted.order
+            exchange.ledger.release(order.maker, _asset(deferred.posted), order.maker_amount)
+            # A FOK/FAK without a match is killed: _execute records it CANCELED.
+            with contextlib.suppress(SimError):
+                _execute(exchange, deferred.posted, deferred.order_id, deferred.api_key)
+    settlement.advance(exchange.trades, exchange.ledger, exchange.settlement, now_s)
+
+
+def _asset(posted: PostedOrder) -> str:
+    """What an order spends: the token's shares (SELL) or collateral, "" (BUY)."""
+    return posted.order.token_id if posted.order.side == "SELL" else ""
+
+
+def _execute(
+    exchange: Exchange, posted: PostedOrder, order_id: str, api_key: str
+) -> dict[str, Any]:
+    """Match a checked order now, settle its fills, rest the remainder; the answer body."""
+    order = posted.order
+    token_id = order.token_id
+    market = exchange.market_of(token_id)
+    maker = to_checksum_address(order.maker)
+    asset = token_id if order.side == "SELL" else ""
     book = exchange.books[token_id]
     limit = posted.price
     market_buy = posted.is_market and order.side == "BUY"
@@ -167,14 +245,13 @@ def _settle(exchange: Exchange, record: OrderRecord, fills: list[matching.Fill])
     ledger = exchange.ledger
     matching.apply(book, record.side, fills)
     makers: list[MakerFill] = []
+    moves: list[LedgerMove] = []
     trade_id = str(uuid.uuid4())
     for fill in fills:
-        if record.side == "SELL":
-            ledger.sell(record.maker_address, token_id, fill.size, fill.collateral)
-        else:
-            ledger.buy(record.maker_address, token_id, fill.size, fill.collateral)
+        moves.append(_move(ledger, record.maker_address, token_id, record.side, fill))
         resting = exchange.orders.get(fill.order_id) if fill.order_id else None
         if resting is not None:
+            moves.append(_move(ledger, resting.maker_address, token_id, resting.side, fill))
             _fill_resting(exchange, resting, fill, trade_id)
         makers.append(
             MakerFill(
@@ -196,6 +273,8 @@ def _settle(exchange: Exchange, record: OrderRecord, fills: list[matching.Fill])
         maker_address=record.maker_address,
         transaction_hash="0x" + keccak(text=trade_id).hex(),
         makers=makers,
+        fails=exchange.settlement.take_failure(),
+        moves=moves,
     )
     exchange.trades.append(trade)
     record.associate_trades.append(trade_id)
@@ -219,11 +298,20 @@ def _fill_resting(
     token_id = resting.asset_id
     if resting.side == "BUY":
         ledger.release(resting.maker_address, "", int(resting.price * fill.size))
-        ledger.buy(resting.maker_address, token_id, fill.size, fill.collateral)
     else:
         ledger.release(resting.maker_address, token_id, fill.size)
-        ledger.sell(resting.maker_address, token_id, fill.size, fill.collateral)
     resting.size_matched += fill.size
     resting.associate_trades.append(trade_id)
     if resting.size_matched >= resting.original_size:
         resting.status = "MATCHED"
+
+
+def _move(
+    ledger: Ledger, address: str, token_id: str, side: str, fill: matching.Fill
+) -> LedgerMove:
+    """Apply one side of a fill to the ledger; return the move (to undo a failed settlement)."""
+    if side == "SELL":
+        cost = ledger.sell(address, token_id, fill.size, fill.collateral)
+        return LedgerMove(address, token_id, -fill.size, -cost, fill.collateral)
+    ledger.buy(address, token_id, fill.size, fill.collateral)
+    return LedgerMove(address, token_id, fill.size, fill.collateral, -fill.collateral)

@@ -15,7 +15,8 @@ from vincent.sim.book import units_text
 
 @dataclass(slots=True)
 class OrderRecord:
-    """One accepted order. ``status`` is LIVE, MATCHED or CANCELED."""
+    """One accepted order. ``status`` is LIVE, DELAYED (accepted, not matched yet),
+    MATCHED or CANCELED."""
 
     order_id: str
     market: str
@@ -64,9 +65,24 @@ class MakerFill:
     size: int
 
 
+@dataclass(frozen=True, slots=True)
+class LedgerMove:
+    """One balance change a trade made, kept so a failed settlement can undo it."""
+
+    address: str
+    token_id: str
+    shares: int  # + received, - given
+    cost: int  # cost basis that moved with the shares
+    collateral: int  # + received, - paid
+
+
 @dataclass(slots=True)
 class TradeRecord:
-    """One taker order's execution against one or more resting orders."""
+    """One taker order's execution against one or more resting orders.
+
+    ``status`` follows settlement (see ``settlement``): MATCHED, MINED, CONFIRMED, or
+    RETRYING then FAILED (its ``moves`` undone).
+    """
 
     trade_id: str
     taker_order_id: str
@@ -81,6 +97,11 @@ class TradeRecord:
     transaction_hash: str
     makers: list[MakerFill]
     match_time: int = field(default_factory=lambda: int(time.time()))
+    status: str = "MATCHED"
+    ts_match_s: float = field(default_factory=time.monotonic)
+    fails: bool = False
+    moves: list[LedgerMove] = field(default_factory=list)
+    last_update: int = field(default_factory=lambda: int(time.time()))
 
     def wire(self, trader_side: str = "TAKER") -> dict[str, Any]:
         return {
@@ -92,9 +113,9 @@ class TradeRecord:
             "size": units_text(self.size),
             "fee_rate_bps": "0",
             "price": str(self.price),
-            "status": "MATCHED",
+            "status": self.status,
             "match_time": str(self.match_time),
-            "last_update": str(self.match_time),
+            "last_update": str(self.last_update),
             "outcome": self.outcome,
             "bucket_index": 0,
             "owner": self.owner,

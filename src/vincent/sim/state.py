@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from vincent.sim import placing
 from vincent.sim.auth import ApiCredentials, ApiKeyStore
 from vincent.sim.errors import SimError
 from vincent.sim.exchange import Exchange
@@ -26,7 +27,9 @@ class SimState:
 
 
 def sim_state(request: Request) -> SimState:
+    """The exchange's state, with time-based changes (matching delays, settlement) applied."""
     state: SimState = request.app.state.sim
+    placing.advance(state.exchange, time.monotonic())
     return state
 
 
