@@ -29,6 +29,7 @@ from vincent.skills.polymarket.errors import (
     UnknownOutcome,
     is_retryable,
 )
+from vincent.skills.polymarket.execution import REPOSTED_SAME
 from vincent.skills.polymarket.orders import OrderSpec
 from vincent.skills.polymarket.types import AttemptOutcome, BetRequest, BetStatus
 
@@ -49,35 +50,48 @@ def sell(wallet: Wallet, token_id: str, shares: str, **extra: object) -> BetRequ
     )
 
 
-@pytest.mark.parametrize(
-    ("fault", "error_type"),
-    [("5xx", ExchangeUnavailable), ("429", RateLimited)],
-)
-async def test_transient_refusals_of_the_post(
+async def test_a_rate_limited_post_is_a_transient_refusal(
     exchange: LocalExchange,
     skill: PolymarketSkill,
     session_factory: SessionFactory,
     wallet: Wallet,
     market: MarketIds,
-    fault: str,
-    error_type: type[SkillError],
 ) -> None:
     exchange.credit(wallet.funder, token_id=market.yes, shares="10")
-    if fault == "5xx":
-        exchange.fail_next("/order", status=503, method="POST")
-    else:
-        exchange.rate_limit_next("/order", retry_after_s=7, method="POST")
+    exchange.rate_limit_next("/order", retry_after_s=7, method="POST")
 
-    with pytest.raises(error_type) as caught:
+    with pytest.raises(RateLimited) as caught:
         await skill.place_bet(sell(wallet, market.yes, "10"))
 
     assert is_retryable(caught.value)
-    if fault == "429":
-        assert caught.value.retry_after_s == 7  # type: ignore[attr-defined]
+    assert caught.value.retry_after_s == 7
     assert shares_of(exchange, wallet.funder, market.yes) == 10
     row = await only_row(session_factory)
     # Without an idempotency key nobody retries this row: it is final.
     assert row.status is TransactionStatus.FAILED
+
+
+async def test_a_5xx_the_matcher_never_saw_reposts_the_same_order_once(
+    exchange: LocalExchange,
+    skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    wallet: Wallet,
+    market: MarketIds,
+) -> None:
+    # A 503 says nothing about the matcher: not found by id after the settle window, the
+    # same signed order is posted again (never a new one) and fills once.
+    exchange.credit(wallet.funder, token_id=market.yes, shares="10")
+    exchange.fail_next("/order", status=503, method="POST")
+
+    result = await skill.place_bet(sell(wallet, market.yes, "10"))
+
+    assert result.status is BetStatus.EXECUTED
+    assert [r.order_id for r in exchange.order_receipts()] == [result.order_id]
+    assert shares_of(exchange, wallet.funder, market.yes) == 0
+    row = await only_row(session_factory)
+    assert row.status is TransactionStatus.EXECUTED
+    assert row.response_data is not None
+    assert row.response_data["resolvedBy"] == REPOSTED_SAME
 
 
 async def test_transient_failure_with_key_is_retried_with_the_same_signed_order(
@@ -88,10 +102,10 @@ async def test_transient_failure_with_key_is_retried_with_the_same_signed_order(
     market: MarketIds,
 ) -> None:
     exchange.credit(wallet.funder, token_id=market.yes, shares="10")
-    exchange.fail_next("/order", status=502, method="POST")
+    exchange.rate_limit_next("/order", method="POST")
     request = sell(wallet, market.yes, "10", idempotency_key="rule-1-attempt-1")
 
-    with pytest.raises(ExchangeUnavailable):
+    with pytest.raises(RateLimited):
         await skill.place_bet(request)
     first = await only_row(session_factory)
     assert first.status is TransactionStatus.FAILED
@@ -140,8 +154,9 @@ async def test_unknown_outcome_is_resolved_later_by_reposting_the_same_order(
     market: MarketIds,
 ) -> None:
     exchange.credit(wallet.funder, token_id=market.yes, shares="10")
-    # The post's answer is lost and so is the lookup that follows: the outcome stays open.
-    exchange.hang_next("/order", method="POST")
+    # The post's answer is lost, the order is not found by id, and the re-post of the same
+    # signed order is lost too: the outcome stays open.
+    exchange.hang_next("/order", count=2, method="POST")
 
     with pytest.raises(UnknownOutcome) as caught:
         await impatient_skill.place_bet(sell(wallet, market.yes, "10", idempotency_key="k-2"))

@@ -13,7 +13,7 @@ from vincent.db.session import SessionFactory
 from vincent.enums import PolicyType, TransactionStatus
 from vincent.sim import LocalExchange
 from vincent.skills.polymarket import PolymarketSkill
-from vincent.skills.polymarket.errors import ExchangeUnavailable
+from vincent.skills.polymarket.errors import RateLimited
 from vincent.skills.polymarket.types import BetRequest, BetStatus
 
 
@@ -134,8 +134,8 @@ async def test_spending_windows_count_only_executed_actions(
         session_factory, funded.secret_id, PolicyType.SPENDING_LIMIT_PER_TX, {"maxUsd": 100}
     )
     assert (await skill.place_bet(buy(funded, market.yes, "30"))).status is BetStatus.DENIED
-    exchange.fail_next("/order", method="POST")
-    with pytest.raises(ExchangeUnavailable):
+    exchange.rate_limit_next("/order", method="POST")
+    with pytest.raises(RateLimited):
         await skill.place_bet(buy(funded, market.yes, "10"))
 
     first = await skill.place_bet(buy(funded, market.yes, "20"))

@@ -104,19 +104,25 @@ async def store_signed_order(
     order_id: str,
     *,
     replace: bool = False,
+    request_data: dict[str, Any] | None = None,
 ) -> bool:
     """Keep the signed order (and its id) an open action will post. Does not commit.
 
     Only the first signature is stored unless ``replace`` (the exchange definitively
-    refused the stored one); returns whether this call stored it.
+    refused the stored one); ``request_data`` replaces the stored action when the new
+    order differs from it (a SELL cut to what the wallet holds). Returns whether this
+    call stored it.
     """
     condition = [TransactionLog.id == log_id, TransactionLog.status.in_(list(OPEN_STATUSES))]
     if not replace:
         condition.append(TransactionLog.order_id.is_(None))
+    values: dict[str, Any] = {"signed_order": signed_order, "order_id": order_id}
+    if request_data is not None:
+        values["request_data"] = request_data
     result = await session.execute(
         sa.update(TransactionLog)
         .where(*condition)
-        .values(signed_order=signed_order, order_id=order_id, updated_at=utcnow())
+        .values(updated_at=utcnow(), **values)
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0))

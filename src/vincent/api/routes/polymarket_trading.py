@@ -20,6 +20,8 @@ from vincent.api.state import app_state
 from vincent.errors import ConfigurationError
 from vincent.services.approvals import bet_result_json
 from vincent.skills.polymarket import PolymarketSkill
+from vincent.skills.polymarket.actions import unknown_result
+from vincent.skills.polymarket.errors import UnknownOutcome
 from vincent.skills.polymarket.types import BetRequest, BetStatus, Holding
 
 router = APIRouter(tags=["polymarket"])
@@ -30,7 +32,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "NOT_FOUND: unknown token, market or secret"},
     500: {"description": "Skill errors (EXCHANGE_UNAVAILABLE, NO_LIQUIDITY, ...)"},
 }
-_STATUS_CODE = {BetStatus.EXECUTED: 200, BetStatus.PENDING_APPROVAL: 202, BetStatus.DENIED: 403}
+_STATUS_CODE = {
+    BetStatus.EXECUTED: 200,
+    BetStatus.PENDING_APPROVAL: 202,
+    BetStatus.DENIED: 403,
+    # Sent, answer lost or ambiguous: accepted for settling, never re-sent behind the agent.
+    BetStatus.UNKNOWN: 202,
+}
 
 
 async def _skill(request: Request) -> PolymarketSkill:
@@ -85,20 +93,30 @@ def holding_json(holding: Holding) -> dict[str, Any]:
 
 @router.post("/bet", responses=_ERRORS)
 async def place_bet(body: BetBody, secret: CurrentSecret, skill: Skill) -> JSONResponse:
-    """Buy (amount in USD) or sell (amount in shares): 200 executed, 202 pending, 403 denied."""
-    result = await skill.place_bet(
-        BetRequest(
-            secret_id=secret.id,
-            token_id=body.token_id,
-            side=body.side,
-            amount=Decimal(repr(body.amount)),
-            price=_decimal(body.price),
-            api_key_id=secret.api_key_id,
-            order_type=body.order_type,
-            worst_price=_decimal(body.worst_price),
-            idempotency_key=f"{secret.id}:{body.idempotency_key}" if body.idempotency_key else None,
-        )
+    """Buy (amount in USD) or sell (amount in shares): 200 executed, 202 pending approval or
+    unknown (sent, outcome not known yet: settled by reconciliation), 403 denied."""
+    request = BetRequest(
+        secret_id=secret.id,
+        token_id=body.token_id,
+        side=body.side,
+        amount=Decimal(repr(body.amount)),
+        price=_decimal(body.price),
+        api_key_id=secret.api_key_id,
+        order_type=body.order_type,
+        worst_price=_decimal(body.worst_price),
+        idempotency_key=f"{secret.id}:{body.idempotency_key}" if body.idempotency_key else None,
     )
+    try:
+        result = await skill.place_bet(request)
+    except UnknownOutcome as error:
+        if error.transaction_log_id is None:
+            raise
+        result = unknown_result(
+            error.transaction_log_id,
+            error.order_id,
+            await skill.wallet_address(secret.id),
+            error.message,
+        )
     return ok(bet_result_json(result), status_code=_STATUS_CODE[result.status])
 
 

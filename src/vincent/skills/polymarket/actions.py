@@ -86,6 +86,19 @@ def result_of(row: TransactionLog, wallet_address: str) -> BetResult:
     return _result(row.id, row.status, row.order_id, row.response_data, wallet_address)
 
 
+def unknown_result(
+    log_id: str, order_id: str | None, wallet_address: str, reason: str | None
+) -> BetResult:
+    """An action whose order was sent and whose outcome is not known yet."""
+    return BetResult(
+        status=BetStatus.UNKNOWN,
+        transaction_log_id=log_id,
+        wallet_address=wallet_address,
+        order_id=order_id,
+        reason=reason,
+    )
+
+
 def executed_result(log_id: str, fills: Fills, wallet_address: str) -> BetResult:
     """What ``result_of`` gives for row ``log_id`` once it recorded ``fills`` as EXECUTED."""
     return _result(

@@ -3,11 +3,12 @@
 VincentError
 └── SkillError                      code, message, details
     ├── TransientSkillError         retry later (retry_after_s when the exchange said)
-    │   ├── ExchangeUnavailable     5xx, connection refused/reset
+    │   ├── ExchangeUnavailable     5xx of a read, connection refused (nothing sent)
     │   ├── RateLimited             429
     │   ├── ExchangeTimeout         no answer, and nothing was accepted
-    │   └── UnknownOutcome          sent, no answer: it may have been accepted.
-    │                               Resolve with resolve_attempt(), never re-sign.
+    │   └── UnknownOutcome          order sent, answer lost or ambiguous (5xx, 408, 425,
+    │                               dropped, unreadable, or still delayed/live): it may
+    │                               have filled. Resolve by order id, never re-sign.
     └── PermanentSkillError         do not retry the same action
         ├── InsufficientBalance     not enough balance / allowance
         ├── NoLiquidity             a FOK/FAK found nothing (or not enough) to match
@@ -17,7 +18,8 @@ VincentError
         │   ├── TickSizeChanged         price off the market's current tick (refresh, retry once)
         │   └── DuplicateOrder          this very signed order already reached the exchange
         ├── WalletError             the secret's wallet cannot be used
-        └── NoPosition              nothing held to sell
+        ├── NoPosition              nothing held to sell
+        └── SettlementFailed        matched, but the trade's settlement reverted on chain
 """
 
 from __future__ import annotations
@@ -111,6 +113,39 @@ class NoPosition(PermanentSkillError):
     code = "NO_POSITION"
 
 
+class SettlementFailed(PermanentSkillError):
+    """The order matched but its trade went MATCHED → RETRYING → FAILED: nothing was sold."""
+
+    code = "SETTLEMENT_FAILED"
+
+
+def error_from_code(code: object, message: str, *, retryable: bool) -> SkillError:
+    """Rebuild the typed error an audit row recorded (by its stable ``code``)."""
+    for cls in _ALL_ERRORS:
+        if cls.code == code:
+            return cls(message)
+    return TransientSkillError(message) if retryable else PermanentSkillError(message)
+
+
 def is_retryable(error: BaseException) -> bool:
     """Whether the same action may be tried again later (a pure function of the error)."""
     return isinstance(error, TransientSkillError)
+
+
+# Most specific first: subclasses share no codes with their parents except by design.
+_ALL_ERRORS: tuple[type[SkillError], ...] = (
+    ExchangeUnavailable,
+    RateLimited,
+    ExchangeTimeout,
+    UnknownOutcome,
+    InsufficientBalance,
+    NoLiquidity,
+    MarketClosed,
+    OrderVersionMismatch,
+    TickSizeChanged,
+    DuplicateOrder,
+    InvalidOrder,
+    WalletError,
+    NoPosition,
+    SettlementFailed,
+)

@@ -34,6 +34,16 @@ from vincent.skills.polymarket.errors import (
     WalletError,
 )
 
+# Answers to an order POST that do not say whether the matcher took it: a gateway's error
+# (5xx), a request timeout (408) or "too early" (425). The order may have been matched.
+AMBIGUOUS_STATUSES = frozenset({408, 425})
+
+
+def is_ambiguous_status(status: int) -> bool:
+    """Whether an HTTP answer to an order POST leaves its outcome unknown."""
+    return status >= 500 or status in AMBIGUOUS_STATUSES
+
+
 _NO_LIQUIDITY = ("fok orders are fully filled or killed", "no orders found to match", "no match")
 _CLOSED = ("market is closed", "closed", "resolved", "not accepting", "not yet ready")
 
@@ -72,11 +82,19 @@ def classify_rejected_order(rejected: RejectedOrder) -> SkillError:
 
 
 def classify_sdk_error(error: BaseException, *, order_sent: bool = False) -> SkillError:
-    """Map an SDK exception. ``order_sent``: a POST of an order was in flight, so a lost
-    answer is an ``UnknownOutcome`` rather than a plain timeout."""
+    """Map an SDK exception. ``order_sent``: a POST of an order was written, so a lost,
+    ambiguous (5xx, 408, 425) or unreadable answer is an ``UnknownOutcome``; only a
+    connection that never opened is safe to retry."""
     if isinstance(error, RateLimitError):
         return RateLimited(str(error), retry_after_s=error.retry_after)
     if isinstance(error, RequestRejectedError):
+        if order_sent and is_ambiguous_status(error.status):
+            # A gateway answered for a matcher that may have taken the order.
+            return UnknownOutcome(
+                f"order sent, exchange answered {error.status}: {error}",
+                retry_after_s=error.retry_after,
+                details={"status": error.status},
+            )
         classified = classify_refusal(str(error), status=error.status, code=error.code)
         if isinstance(classified, RateLimited | ExchangeUnavailable):
             classified.retry_after_s = error.retry_after
@@ -99,8 +117,10 @@ def classify_sdk_error(error: BaseException, *, order_sent: bool = False) -> Ski
         return InvalidOrder(str(error))
     if isinstance(error, SigningError):
         return WalletError("the order could not be signed")
-    if isinstance(error, UnexpectedResponseError):
+    if isinstance(error, UnexpectedResponseError | ValueError):
         if order_sent:
             return UnknownOutcome(f"order sent, unreadable answer: {error}")
         return ExchangeUnavailable(f"unexpected exchange answer: {error}")
+    if order_sent:
+        return UnknownOutcome(f"order sent, {type(error).__name__}: {error}")
     return SkillError(f"{type(error).__name__}: {error}")

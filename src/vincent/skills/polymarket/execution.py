@@ -4,16 +4,23 @@ Live: sign → store the signed order and its id on the audit row → commit →
 EXECUTED or FAILED. A new action is signed before its row is written and the row carries
 the signed order from its first commit (``sign`` then ``execute_row(row, signed=...)``);
 a row written unsigned (an approved action, a retried one) is signed and stored here.
-A lost answer leaves the row UNKNOWN until ``resolve`` finds the order (by id), or
-re-posts the SAME signed order — never a new one. Paper: walk the book, write the fills
-and the row in one transaction.
+A lost or ambiguous answer (5xx, 408, 425, dropped, unreadable) leaves the row UNKNOWN
+until the order is found by id (looked for during the settle window), or the SAME signed
+order is re-posted — never a new one. Only a fill is an execution: an order answered
+``delayed`` (or a FOK answered ``live``) is followed to its final state; one killed
+without a fill is ``NoLiquidity``. A SELL refused for balance refreshes the exchange's
+balance cache and is retried once with what the wallet really holds. Paper: walk the
+book, write the fills and the row in one transaction.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,8 +38,10 @@ from vincent.skills.polymarket.actions import (
     result_of,
     stored_action,
 )
+from vincent.skills.polymarket.book_walk import round_shares_down
 from vincent.skills.polymarket.errors import (
     DuplicateOrder,
+    InsufficientBalance,
     InvalidOrder,
     NoLiquidity,
     OrderVersionMismatch,
@@ -50,6 +59,20 @@ from vincent.skills.polymarket.types import BetResult
 logger = logging.getLogger(__name__)
 
 OPEN = audit.OPEN_STATUSES
+Sleep = Callable[[float], Awaitable[None]]
+
+# How long an order the exchange may have taken can take to show up when looked up by
+# id; only after it does the same signed order get posted again.
+SETTLE_WINDOW_S = 1.0
+# How long an order answered ``delayed`` (or a FOK answered ``live``) is followed before
+# its row is left UNKNOWN for reconciliation.
+FOLLOW_TIMEOUT_S = 5.0
+_POLL_FIRST_S, _POLL_MAX_S = 0.05, 0.5
+
+# How each way of learning an order's fate is written on its audit row (``resolvedBy``).
+FOUND_BY_ID = "found by order id after an ambiguous answer"
+REPOSTED_SAME = "the same signed order re-posted after it was not found"
+FOLLOWED = "followed from delayed/live to its final state"
 
 
 class _SignedElsewhere(Exception):
@@ -72,11 +95,17 @@ class Executor:
         orders: LiveOrders,
         *,
         paper_mode: bool,
+        settle_window_s: float = SETTLE_WINDOW_S,
+        follow_timeout_s: float = FOLLOW_TIMEOUT_S,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._sessions = session_factory
         self._market_data = market_data
         self._orders = orders
         self._paper = paper_mode
+        self._settle_window_s = settle_window_s
+        self._follow_timeout_s = follow_timeout_s
+        self._sleep = sleep
 
     @property
     def paper(self) -> bool:
@@ -118,7 +147,7 @@ class Executor:
             fills = await self._post_with_refresh(row, action, order)
         except UnknownOutcome as error:
             await self._move(row.id, TransactionStatus.UNKNOWN, error_message=error.message)
-            return await self._resolve_once_or_raise(row, wallet_address, error)
+            return await self._resolve_after_ambiguous(row, wallet_address, error)
         except (DuplicateOrder, _SignedElsewhere):
             current = await self._row(row.id)
             if current.signed_order is None:
@@ -128,59 +157,120 @@ class Executor:
         except SkillError as error:
             await self._fail(row.id, error)
             raise
-        return await self._record_executed(row.id, fills, wallet_address)
+        return await self._conclude(row, action.spec.order_type, fills, wallet_address, None)
 
     async def resolve(self, row: TransactionLog, wallet_address: str) -> BetResult:
         """Find out what became of a row's signed order; record it once. Never re-signs.
 
         Looks the order up by id; if the exchange has no trace of it, posts the SAME signed
-        order again (a "Duplicated" refusal proves the first one arrived).
+        order again (a "Duplicated" refusal proves the first one arrived). A row whose
+        order may have been posted never ends "not sent" on a transient failure here: it
+        is left UNKNOWN and ``UnknownOutcome`` is raised.
         """
         assert row.signed_order is not None and row.order_id is not None
+        order_type = stored_action(row.request_data).spec.order_type
         try:
-            fills = await self._find_or_repost(row)
-        except UnknownOutcome as error:
+            fills, how = await self._find_or_repost(row)
+        except TransientSkillError as error:
             await self._move(row.id, TransactionStatus.UNKNOWN, error_message=error.message)
             raise UnknownOutcome(
                 error.message, transaction_log_id=row.id, order_id=row.order_id
             ) from error
-        except TransientSkillError as error:
-            # Still open: an UNKNOWN row stays unknown; a PENDING one ends FAILED (retryable).
-            await self._fail(row.id, error, from_statuses=[TransactionStatus.PENDING])
-            raise
         except SkillError as error:
             await self._fail(row.id, error)
             raise
-        if fills.status == "canceled" and fills.filled_shares == 0:
-            # The exchange has it, killed without a fill (a FOK/FAK that found no match).
-            killed = NoLiquidity("the exchange killed the order without a fill")
-            await self._fail(row.id, killed)
-            raise killed
-        return await self._record_executed(row.id, fills, wallet_address)
+        return await self._conclude(row, order_type, fills, wallet_address, how)
 
-    async def _find_or_repost(self, row: TransactionLog) -> Fills:
+    async def _find_or_repost(self, row: TransactionLog) -> tuple[Fills, str]:
         assert row.signed_order is not None and row.order_id is not None
         fills = await self._orders.lookup(row.secret_id, row.order_id)
         if fills is not None:
-            return fills
+            return fills, FOUND_BY_ID
         try:
-            return await self._orders.post(row.secret_id, signed_order_from_json(row.signed_order))
+            signed = signed_order_from_json(row.signed_order)
+            return await self._orders.post(row.secret_id, signed), REPOSTED_SAME
         except DuplicateOrder:
             fills = await self._orders.lookup(row.secret_id, row.order_id)
         if fills is None:
             raise UnknownOutcome("the exchange has the order but does not show it yet")
-        return fills
+        return fills, FOUND_BY_ID
+
+    async def _resolve_after_ambiguous(
+        self, row: TransactionLog, wallet_address: str, error: UnknownOutcome
+    ) -> BetResult:
+        """Settle a row whose post was answered ambiguously: look the order up by id for
+        the settle window, then (not found) re-post the same signed order."""
+        fills = await self._lookup_until(row, self._settle_window_s, lambda found: True)
+        if fills is None:
+            logger.info(
+                "order_not_found_reposting",
+                extra={"transaction_log_id": row.id, "order_id": row.order_id},
+            )
+            return await self.resolve(row, wallet_address)
+        order_type = stored_action(row.request_data).spec.order_type
+        return await self._conclude(row, order_type, fills, wallet_address, FOUND_BY_ID)
+
+    async def _lookup_until(
+        self, row: TransactionLog, within_s: float, done: Callable[[Fills], bool]
+    ) -> Fills | None:
+        """Look ``row``'s order up until ``done`` holds or ``within_s`` passed; the last
+        answer (None: never found). A failed lookup counts as not found."""
+        deadline = time.monotonic() + within_s
+        delay_s = _POLL_FIRST_S
+        fills: Fills | None = None
+        while True:
+            with contextlib.suppress(SkillError):  # a failed lookup counts as not found
+                fills = await self._orders.lookup(row.secret_id, row.order_id or "") or fills
+            if (fills is not None and done(fills)) or time.monotonic() >= deadline:
+                return fills
+            await self._sleep(min(delay_s, max(deadline - time.monotonic(), 0.0)))
+            delay_s = min(delay_s * 2, _POLL_MAX_S)
+
+    async def _conclude(
+        self,
+        row: TransactionLog,
+        order_type: str,
+        fills: Fills,
+        wallet_address: str,
+        how: str | None,
+    ) -> BetResult:
+        """Record what an order the exchange has came to: only a fill is an execution."""
+        if not fills.is_final(order_type):
+            followed = await self._lookup_until(
+                row, self._follow_timeout_s, lambda found: found.is_final(order_type)
+            )
+            fills, how = (followed, FOLLOWED) if followed is not None else (fills, how)
+        if not fills.is_final(order_type):
+            message = f"order {fills.order_id} is still {fills.status}"
+            await self._move(row.id, TransactionStatus.UNKNOWN, error_message=message)
+            raise UnknownOutcome(message, transaction_log_id=row.id, order_id=fills.order_id)
+        if fills.killed_empty():
+            # The exchange has it, killed without a fill (a FOK/FAK that found no match).
+            killed = NoLiquidity("the exchange killed the order without a fill")
+            await self._fail(row.id, killed)
+            raise killed
+        return await self._record_executed(row.id, fills, wallet_address, how)
 
     # ---- live steps ------------------------------------------------------------------
 
     async def _sign_and_store(
-        self, row: TransactionLog, action: StoredAction, *, replace: bool = False
+        self,
+        row: TransactionLog,
+        action: StoredAction,
+        *,
+        replace: bool = False,
+        request_data: dict[str, Any] | None = None,
     ) -> SignedOrder:
         signed = await self.sign(row.secret_id, action.spec, neg_risk=action.neg_risk)
         order_json = signed_order_to_json(signed.order)
         async with one_statement_session(self._sessions) as session:
             stored = await audit.store_signed_order(
-                session, row.id, order_json, signed.order_id, replace=replace
+                session,
+                row.id,
+                order_json,
+                signed.order_id,
+                replace=replace,
+                request_data=request_data,
             )
         if not stored:
             # Another execution of this row signed first: its order is the one that counts.
@@ -193,6 +283,10 @@ class Executor:
     ) -> Fills:
         try:
             return await self._orders.post(row.secret_id, signed)
+        except InsufficientBalance:
+            if action.spec.side != "SELL":
+                raise
+            return await self._post_what_is_held(row, action, signed)
         except (OrderVersionMismatch, TickSizeChanged) as error:
             # Definitely refused, so a fresh signature is safe: re-read and retry once.
             logger.info(
@@ -204,6 +298,30 @@ class Executor:
             action = StoredAction(action.spec, action.condition_id, info.neg_risk, action.rule_id)
             signed = await self._sign_and_store(row, action, replace=True)
             return await self._orders.post(row.secret_id, signed)
+
+    async def _post_what_is_held(
+        self, row: TransactionLog, action: StoredAction, refused: SignedOrder
+    ) -> Fills:
+        """A SELL refused for balance: refresh the exchange's balance cache, re-read what
+        the wallet holds, and sell that (rounded down) once. Never loops."""
+        held = await self._orders.refresh_balance(row.secret_id, refused)
+        amount = min(action.spec.amount, round_shares_down(held))
+        logger.info(
+            "sell_balance_refreshed",
+            extra={"transaction_log_id": row.id, "held": str(held), "amount": str(amount)},
+        )
+        if amount <= 0:
+            raise InsufficientBalance(
+                f"the wallet holds {held} shares of token {action.spec.token_id}, "
+                f"not the {action.spec.amount} to sell"
+            )
+        spec = replace(action.spec, amount=amount)
+        action = StoredAction(spec, action.condition_id, action.neg_risk, action.rule_id)
+        data = {**row.request_data, "amount": str(amount)}
+        signed = await self._sign_and_store(row, action, replace=True, request_data=data)
+        row.request_data = data
+        # A second refusal stands (InsufficientBalance): the wallet truly lacks the shares.
+        return await self._orders.post(row.secret_id, signed)
 
     async def close_unsent(self, log_id: str) -> bool:
         """Close an open action that was never signed as FAILED (retryable with its key)."""
@@ -224,19 +342,6 @@ class Executor:
         info = await self._market_data.market_info(token_id, refresh=True)
         await refresh_sdk_market(await self._orders.client(secret_id), token_id)
         return info
-
-    async def _resolve_once_or_raise(
-        self, row: TransactionLog, wallet_address: str, error: UnknownOutcome
-    ) -> BetResult:
-        try:
-            fills = await self._orders.lookup(row.secret_id, row.order_id or "")
-        except SkillError:
-            fills = None
-        if fills is None:
-            raise UnknownOutcome(
-                error.message, transaction_log_id=row.id, order_id=row.order_id
-            ) from error
-        return await self._record_executed(row.id, fills, wallet_address)
 
     # ---- paper -----------------------------------------------------------------------
 
@@ -270,7 +375,12 @@ class Executor:
             raise SkillError(f"transaction {log_id} not found")
         return row
 
-    async def _record_executed(self, log_id: str, fills: Fills, wallet_address: str) -> BetResult:
+    async def _record_executed(
+        self, log_id: str, fills: Fills, wallet_address: str, how: str | None = None
+    ) -> BetResult:
+        data = response_data(fills)
+        if how is not None:
+            data["resolvedBy"] = how  # the audit row says how the outcome was learnt
         async with one_statement_session(self._sessions) as session:
             moved = await audit.move_status(
                 session,
@@ -278,7 +388,7 @@ class Executor:
                 from_statuses=OPEN,
                 to_status=TransactionStatus.EXECUTED,
                 order_id=fills.order_id,
-                response_data=response_data(fills),
+                response_data=data,
                 error_message=None,
                 # Not valued before (no policy needed it): what it really moved.
                 usd_value=sa.func.coalesce(TransactionLog.usd_value, fills.filled_usd),

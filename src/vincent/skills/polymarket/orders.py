@@ -1,19 +1,25 @@
-"""Live orders through the SDK: sign, post, look up, cancel, list. No database.
+"""Live orders through the SDK: sign, post, look up, settle, cancel, list. No database.
 
 Signing and posting are separate calls so the caller can persist the signed order (and
-its id) before it is posted: the exactly-once tool. A post that loses its answer raises
-``UnknownOutcome``; it is resolved by ``lookup`` or by posting the same signed order again.
+its id) before it is posted: the exactly-once tool. A post whose answer is lost or
+ambiguous raises ``UnknownOutcome``; it is resolved by ``lookup`` or by posting the same
+signed order again. ``settlement`` follows an order's trades on chain.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, cast
 
 from polymarket import AsyncSecureClient
+from polymarket._internal.actions.account import build_update_balance_allowance_request
+from polymarket._internal.actions.orders.allowance import resolve_order_balance_allowance_target
+from polymarket._internal.wallet import signature_type_for
 from polymarket.errors import RequestRejectedError, UnexpectedResponseError
+from polymarket.models.clob.account import ClobTrade
 from polymarket.models.clob.order_response import AcceptedOrder
 from polymarket.models.clob.orders import SignedOrder
 from polymarket.models.types import ClobAssetId
@@ -22,7 +28,9 @@ from vincent.skills.polymarket.clients import ClientRegistry
 from vincent.skills.polymarket.errors import InvalidOrder, SkillError, UnknownOutcome
 from vincent.skills.polymarket.exchange_errors import classify_rejected_order, classify_sdk_error
 from vincent.skills.polymarket.signed_orders import order_id_of
-from vincent.skills.polymarket.types import OrderType, Side
+from vincent.skills.polymarket.types import OrderType, Settlement, SettlementState, Side
+
+_BASE_UNITS = Decimal(1_000_000)  # the exchange's amounts are in millionths
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +48,47 @@ class OrderSpec:
 
 @dataclass(frozen=True, slots=True)
 class Fills:
-    """An order's outcome on the exchange: its status and what it filled."""
+    """An order's outcome on the exchange: its status (lower case) and what it filled."""
 
     order_id: str
     status: str
     filled_shares: Decimal
     filled_usd: Decimal
     response: dict[str, Any]
+
+    def is_final(self, order_type: str) -> bool:
+        """Whether the order can fill no further than it has.
+
+        ``delayed`` is always still open (the matcher has not run it yet); ``live`` is
+        final for a resting limit order but not for a FOK/FAK, which never rests.
+        """
+        if self.status == "delayed":
+            return False
+        if self.status == "live":
+            return order_type not in ("FOK", "FAK")
+        return True
+
+    def killed_empty(self) -> bool:
+        """Ended without a single fill (a FOK/FAK killed, a delayed order unmatched)."""
+        return self.filled_shares == 0 and self.status in ("canceled", "unmatched")
+
+
+def settlement_of(order_id: str, trades: Sequence[ClobTrade]) -> Settlement:
+    """Sum an order's trades up: FAILED if any failed, CONFIRMED once all are. Pure."""
+    mine = [t for t in trades if t.taker_order_id == order_id] or list(trades)
+    statuses = tuple(t.status for t in mine)
+    confirmed = sum((t.size for t in mine if t.status == "CONFIRMED"), Decimal(0))
+    failed = sum((t.size for t in mine if t.status == "FAILED"), Decimal(0))
+    hashes = tuple(t.transaction_hash for t in mine if t.transaction_hash)
+    if not mine:
+        state = SettlementState.NONE
+    elif "FAILED" in statuses:
+        state = SettlementState.FAILED
+    elif all(status == "CONFIRMED" for status in statuses):
+        state = SettlementState.CONFIRMED
+    else:
+        state = SettlementState.SETTLING
+    return Settlement(state, order_id, confirmed, failed, hashes, statuses)
 
 
 def limit_buy_shares(budget_usd: Decimal, price: Decimal) -> Decimal:
@@ -151,7 +193,10 @@ class LiveOrders:
             return None
         except Exception as error:
             raise classify_sdk_error(error) from error
-        shares, usd = await self._trade_totals(client, order_id)
+        trades = await self._trades_of(client, order.associate_trades)
+        mine = [t for t in trades if t.taker_order_id == order_id]
+        shares = sum((t.size for t in mine), Decimal(0))
+        usd = sum((t.size * t.price for t in mine), Decimal(0))
         if shares == 0 and order.size_matched > 0:
             shares, usd = order.size_matched, order.size_matched * order.price
         return Fills(
@@ -162,18 +207,50 @@ class LiveOrders:
             response=order.model_dump(mode="json"),
         )
 
-    async def _trade_totals(
-        self, client: AsyncSecureClient, order_id: str
-    ) -> tuple[Decimal, Decimal]:
-        shares = usd = Decimal(0)
+    async def settlement(self, secret_id: str, order_id: str) -> Settlement:
+        """Where ``order_id``'s trades are on chain (``/data/trades`` by its associate_trades)."""
+        client = await self.client(secret_id)
         try:
-            async for trade in client.list_account_trades().iter_items():
-                if trade.taker_order_id == order_id:
-                    shares += trade.size
-                    usd += trade.size * trade.price
+            order = await client.get_order(order_id=order_id)
         except Exception as error:
             raise classify_sdk_error(error) from error
-        return shares, usd
+        trades = await self._trades_of(client, order.associate_trades)
+        return settlement_of(order_id, trades)
+
+    async def _trades_of(
+        self, client: AsyncSecureClient, trade_ids: Sequence[str]
+    ) -> list[ClobTrade]:
+        """The account's trades with these ids (one ``/data/trades?id=`` read each)."""
+        found: list[ClobTrade] = []
+        try:
+            for trade_id in trade_ids:
+                found.extend(
+                    [t async for t in client.list_account_trades(id=trade_id).iter_items()]
+                )
+        except Exception as error:
+            raise classify_sdk_error(error) from error
+        return found
+
+    async def refresh_balance(self, secret_id: str, signed: SignedOrder) -> Decimal:
+        """Make the exchange refresh its cached balance of what ``signed`` spends
+        (``/balance-allowance/update``), then read it: shares (SELL) or collateral (BUY)."""
+        client = await self.client(secret_id)
+        ctx = client._ctx
+        asset_type, asset_id = resolve_order_balance_allowance_target(
+            side=signed.side, asset_id=signed.token_id
+        )
+        path, params = build_update_balance_allowance_request(
+            asset_type=asset_type,
+            asset_id=asset_id,
+            signature_type=signature_type_for(ctx.wallet_type),
+        )
+        try:
+            # A side-effect endpoint: its body means nothing (the SDK reads it the same way).
+            await ctx.secure_clob.get_bytes(path, params=params)
+            balance = await client.get_balance_allowance(asset_type=asset_type, asset_id=asset_id)
+        except Exception as error:
+            raise classify_sdk_error(error) from error
+        return Decimal(balance.balance) / _BASE_UNITS
 
     async def cancel(self, secret_id: str, order_id: str | None) -> dict[str, Any]:
         """Cancel one order, or every open order when ``order_id`` is None."""

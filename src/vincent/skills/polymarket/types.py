@@ -19,6 +19,9 @@ class BetStatus(StrEnum):
     EXECUTED = "executed"
     DENIED = "denied"
     PENDING_APPROVAL = "pending_approval"
+    # The order was sent and its answer was lost or ambiguous: it may have filled. The
+    # audit row stays open (UNKNOWN) until it is settled; nothing is sent again meanwhile.
+    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +109,8 @@ class AttemptOutcome(StrEnum):
     NOT_SENT = "not_sent"  # never reached the exchange, or the exchange has no trace of it
     DENIED = "denied"
     PENDING_APPROVAL = "pending_approval"
-    FAILED = "failed"  # the exchange refused it for good
+    FAILED = "failed"  # refused or killed; ``failure`` says how (retryable, no liquidity...)
+    SETTLEMENT_FAILED = "settlement_failed"  # matched, but its settlement reverted
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +118,29 @@ class AttemptResolution:
     outcome: AttemptOutcome
     result: BetResult | None = None
     message: str | None = None
+    # FAILED: the typed error the action ended with (``is_retryable``, ``NoLiquidity``...).
+    failure: Exception | None = None
+
+
+class SettlementState(StrEnum):
+    """Where an order's trades are on chain (Polymarket trade statuses, summed up)."""
+
+    CONFIRMED = "confirmed"  # every trade CONFIRMED: the sale is final
+    SETTLING = "settling"  # some trade still MATCHED, MINED or RETRYING
+    FAILED = "failed"  # some trade FAILED: its shares stayed in the wallet
+    NONE = "none"  # nothing filled (or paper): nothing to settle
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """What the exchange reports of an executed action's trades."""
+
+    state: SettlementState
+    order_id: str | None = None
+    confirmed_shares: Decimal = Decimal(0)
+    failed_shares: Decimal = Decimal(0)
+    transaction_hashes: tuple[str, ...] = ()
+    trade_statuses: tuple[str, ...] = ()
 
 
 class TradingSkill(Protocol):
@@ -133,6 +160,11 @@ class TradingSkill(Protocol):
 
     async def resolve_attempt(self, idempotency_key: str) -> AttemptResolution:
         """Find out what became of the action sent with ``idempotency_key``; never re-sign."""
+        ...
+
+    async def follow_settlement(self, transaction_log_id: str) -> Settlement:
+        """Where the executed action's trades are on chain; a FAILED settlement is recorded
+        on its audit row (once). Raises ``SkillError`` when the exchange cannot say."""
         ...
 
     async def prepare(self, secret_id: str, token_id: str) -> None:
