@@ -35,6 +35,8 @@ class TradeRuleEventType(enum.StrEnum):
     ACTION_PENDING_APPROVAL = "ACTION_PENDING_APPROVAL"
     ACTION_EXECUTED = "ACTION_EXECUTED"
     ACTION_FAILED = "ACTION_FAILED"
+    # The sale matched and is settling on chain: not executed until its trades confirm.
+    ACTION_SETTLING = "ACTION_SETTLING"
 
 
 class TriggerSource(enum.StrEnum):

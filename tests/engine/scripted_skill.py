@@ -6,8 +6,10 @@ End-to-end tests use the real skill against the local exchange instead.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 
+from vincent.enums import TransactionStatus
 from vincent.skills.polymarket.types import (
     AttemptOutcome,
     AttemptResolution,
@@ -17,6 +19,8 @@ from vincent.skills.polymarket.types import (
     BookLevel,
     Holding,
     OrderBook,
+    Settlement,
+    SettlementState,
 )
 
 Answer = BetResult | Exception | Callable[[BetRequest], BetResult]
@@ -35,6 +39,7 @@ class ScriptedSkill:
         self.holdings_error: Exception | None = None
         self.holdings_calls = 0
         self.prepared: list[tuple[str, str]] = []
+        self.settlements: dict[str, Settlement] = {}
 
     def hold(self, secret_id: str, token_id: str, shares: str, **extra: object) -> None:
         holding = Holding(
@@ -82,6 +87,14 @@ class ScriptedSkill:
 
     async def prepare(self, secret_id: str, token_id: str) -> None:
         self.prepared.append((secret_id, token_id))
+
+    async def follow_settlement(self, transaction_log_id: str) -> Settlement:
+        return self.settlements.get(transaction_log_id, Settlement(SettlementState.CONFIRMED))
+
+    async def settle_unknown_actions(
+        self, *, older_than: datetime, limit: int = 100
+    ) -> list[tuple[str, TransactionStatus]]:
+        return []
 
     async def lookup_market_slug(self, condition_id: str) -> str | None:
         return None

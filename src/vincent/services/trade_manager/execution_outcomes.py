@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from vincent.db.models import TradeRule, TransactionLog
+from vincent.db.models import TradeRule, TradeRuleEvent, TransactionLog
 from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleEventType
 from vincent.services.trade_manager.backoff import BackoffPolicy, RandomFn, full_jitter_delay_s
@@ -87,6 +87,41 @@ async def record_executed(session_factory: SessionFactory, rule_id: str, result:
     return True
 
 
+SETTLING_MESSAGE = "Sale matched; waiting for its on-chain settlement before it counts"
+
+
+async def record_settling(session_factory: SessionFactory, rule_id: str, result: BetResult) -> bool:
+    """ACTION_SETTLING for a sale that matched and is not settled yet; once per order.
+
+    The rule stays TRIGGERED without ``triggerTxHash`` (an open attempt), so the poll
+    tick's reconciliation follows it to CONFIRMED or FAILED.
+    """
+    async with session_factory() as session, session.begin():
+        last = (
+            await session.execute(
+                sa.select(TradeRuleEvent.event_type, TradeRuleEvent.event_data)
+                .where(TradeRuleEvent.rule_id == rule_id)
+                .order_by(TradeRuleEvent.created_at.desc(), TradeRuleEvent.id.desc())
+                .limit(1)
+            )
+        ).one_or_none()
+        if (
+            last is not None
+            and last.event_type is TradeRuleEventType.ACTION_SETTLING
+            and last.event_data.get("orderId") == result.order_id
+        ):
+            return False
+        data: dict[str, Any] = {
+            "message": SETTLING_MESSAGE,
+            "orderId": result.order_id,
+            "transactionLogId": result.transaction_log_id,
+        }
+        if result.filled_shares is not None:
+            data["filledShares"] = str(result.filled_shares)
+        log_event(session, rule_id, TradeRuleEventType.ACTION_SETTLING, data)
+    return True
+
+
 async def record_failed(
     session_factory: SessionFactory,
     rule_id: str,
@@ -132,11 +167,12 @@ async def record_retry(
     retry_delay: RetryDelay,
     retry_after_s: float | None = None,
     max_attempts: int | None = None,
+    details: dict[str, Any] | None = None,
 ) -> datetime | None:
     """TRIGGERED → ACTIVE after a transient failure; return when it may be tried again.
 
     Returns None (and changes nothing) when the rule was no longer TRIGGERED, or when it
-    has already been retried ``max_attempts`` times.
+    has already been retried ``max_attempts`` times. ``details`` go into ACTION_FAILED.
     """
     async with session_factory() as session, session.begin():
         attempts = (
@@ -153,7 +189,7 @@ async def record_retry(
             session,
             rule_id,
             TradeRuleEventType.ACTION_FAILED,
-            {"message": message, "isPermanent": False},
+            {"message": message, "isPermanent": False, **(details or {})},
         )
         return next_attempt_at
 

@@ -18,6 +18,7 @@ class ExecutionOutcome(StrEnum):
     FAILED = "failed"  # permanent, denial included: the rule is FAILED
     RETRY = "retry"  # transient: the rule is ACTIVE again, not before next_attempt_at
     UNRESOLVED = "unresolved"  # sent, answer unknown: left TRIGGERED for reconciliation
+    SETTLING = "settling"  # matched, settling on chain: left TRIGGERED for reconciliation
     SKIPPED = "skipped"  # another task or process owns the rule
 
 

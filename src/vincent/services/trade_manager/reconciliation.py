@@ -1,10 +1,12 @@
 """Settle rules an execution left unfinished: a crash after the claim, or an owner's decision.
 
 Runs at every start (crash recovery and start-up are one path) and on every poll tick.
-TRIGGERED rules whose last ACTION_ATTEMPT has no outcome are resolved by asking the skill
-about the attempt's idempotency key (never by sending again); PENDING_APPROVAL rules are
-finished once their approval was decided or expired. Network calls happen outside any
-transaction; outcomes are written through ``RuleExecutor.record_*``.
+TRIGGERED rules whose last ACTION_ATTEMPT has no outcome (a lost answer, or a sale still
+settling: ACTION_SETTLING) are resolved by asking the skill about the attempt's
+idempotency key (never by sending a new order) and following the sale's settlement;
+PENDING_APPROVAL rules are finished once their approval was decided or expired; actions
+left UNKNOWN by an ambiguous answer to an agent's bet are settled by the skill. Network
+calls happen outside any transaction; outcomes are written through ``RuleExecutor.record_*``.
 """
 
 from __future__ import annotations
@@ -157,7 +159,22 @@ async def reconcile_rules(
         )
         outcomes.append((attempt.rule_id, result.outcome))
     outcomes.extend(await _settle_approvals(session_factory, executor, now=now))
+    await _settle_unknown_actions(skill, now - timedelta(seconds=min_attempt_age_s))
     return ReconciliationReport(outcomes=tuple(outcomes), unresolved=tuple(unresolved))
+
+
+async def _settle_unknown_actions(skill: TradingSkill, older_than: datetime) -> None:
+    """Agents' bets whose answer was ambiguous: settled by order id, never sent anew."""
+    try:
+        settled = await skill.settle_unknown_actions(older_than=older_than)
+    except Exception as error:  # tried again on the next tick
+        logger.warning("unknown_actions_unsettled", extra={"error": type(error).__name__})
+        return
+    for log_id, status in settled:
+        logger.info(
+            "unknown_action_reconciled",
+            extra={"transaction_log_id": log_id, "status": status.value},
+        )
 
 
 async def _settle_approvals(

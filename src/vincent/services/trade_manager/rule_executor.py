@@ -3,7 +3,10 @@
 Transactions never span a network call: (1) claim ACTIVE→TRIGGERED + RULE_EVALUATED +
 ACTION_ATTEMPT (with its idempotency key), commit; (2) ``place_bet``; (3) record the outcome
 in a new transaction. A crash between (1) and (3) is resolved by ``reconciliation``.
-``evaluate_rule`` (pure) is re-exported here under the seed's name.
+Only a settled sale is an execution: a fill is followed to its trades' CONFIRMED
+(ACTION_SETTLING meanwhile); a settlement that FAILED puts the rule back to ACTIVE to fire
+again at the current price. ``evaluate_rule`` (pure) is re-exported here under the
+seed's name.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from vincent.services.trade_manager.execution_outcomes import (
     record_failed,
     record_pending_approval,
     record_retry,
+    record_settling,
 )
 from vincent.services.trade_manager.execution_types import (
     ExecutionOutcome,
@@ -43,6 +47,7 @@ from vincent.skills.polymarket.errors import (
     PermanentSkillError,
     TransientSkillError,
     UnknownOutcome,
+    is_retryable,
 )
 from vincent.skills.polymarket.types import (
     AttemptOutcome,
@@ -50,6 +55,7 @@ from vincent.skills.polymarket.types import (
     BetRequest,
     BetResult,
     BetStatus,
+    SettlementState,
     TradingSkill,
 )
 
@@ -188,10 +194,7 @@ class RuleExecutor:
     ) -> ExecutionResult:
         """Record a ``place_bet`` answer for a claimed rule."""
         if result.status is BetStatus.EXECUTED:
-            await record_executed(self._session_factory, rule_id, result)
-            return ExecutionResult(
-                ExecutionOutcome.EXECUTED, rule_id, order_id=result.order_id, ts_order_sent=ts_sent
-            )
+            return await self._record_fill(rule_id, result, ts_sent)
         if result.status is BetStatus.PENDING_APPROVAL:
             await record_pending_approval(
                 self._session_factory, rule_id, result.pending_approval_id
@@ -205,6 +208,60 @@ class RuleExecutor:
             ExecutionOutcome.FAILED, rule_id, message=message, ts_order_sent=ts_sent
         )
 
+    async def _record_fill(
+        self, rule_id: str, result: BetResult, ts_sent: float | None
+    ) -> ExecutionResult:
+        """A filled sell counts once its trades settled; until then the rule says so."""
+        try:
+            settlement = await self._skill.follow_settlement(result.transaction_log_id)
+        except Exception as error:  # the exchange cannot say now: reconciliation asks again
+            logger.warning(
+                "rule_settlement_unknown",
+                extra={"rule_id": rule_id, "error": type(error).__name__},
+            )
+            state = SettlementState.SETTLING
+        else:
+            state = settlement.state
+        if state is SettlementState.SETTLING:
+            await record_settling(self._session_factory, rule_id, result)
+            return ExecutionResult(
+                ExecutionOutcome.SETTLING, rule_id, order_id=result.order_id, ts_order_sent=ts_sent
+            )
+        if state is SettlementState.FAILED:
+            return await self.record_settlement_failed(rule_id, result.order_id, ts_sent)
+        await record_executed(self._session_factory, rule_id, result)
+        return ExecutionResult(
+            ExecutionOutcome.EXECUTED, rule_id, order_id=result.order_id, ts_order_sent=ts_sent
+        )
+
+    async def record_settlement_failed(
+        self, rule_id: str, order_id: str | None, ts_sent: float | None = None
+    ) -> ExecutionResult:
+        """The sale matched but its settlement reverted: the shares are still held, so the
+        rule is not done. Back to ACTIVE (ACTION_FAILED says why) to fire again at the
+        current price with a new attempt; the failed order's audit row says FAILED."""
+        message = (
+            f"Sale of order {order_id} failed to settle on chain; the shares are still "
+            "held, selling again"
+        )
+        logger.warning("rule_settlement_failed", extra={"rule_id": rule_id, "order_id": order_id})
+        next_attempt_at = await record_retry(
+            self._session_factory,
+            rule_id,
+            message,
+            now=self._clock.now(),
+            retry_delay=self._retry_delay,
+            details={"orderId": order_id, "settlement": SettlementState.FAILED.value},
+        )
+        return ExecutionResult(
+            ExecutionOutcome.RETRY,
+            rule_id,
+            order_id=order_id,
+            message=message,
+            next_attempt_at=next_attempt_at,
+            ts_order_sent=ts_sent,
+        )
+
     async def record_resolution(
         self,
         rule_id: str,
@@ -215,6 +272,9 @@ class RuleExecutor:
     ) -> ExecutionResult:
         """Record what ``resolve_attempt`` found for a claimed rule's attempt."""
         outcome = resolution.outcome
+        if outcome is AttemptOutcome.SETTLEMENT_FAILED:
+            order_id = None if resolution.result is None else resolution.result.order_id
+            return await self.record_settlement_failed(rule_id, order_id, ts_sent)
         if outcome is AttemptOutcome.NOT_SENT:
             message = resolution.message or "Order was not sent; retrying"
             return await self.record_not_sent(rule_id, message, ts_sent)
@@ -228,9 +288,15 @@ class RuleExecutor:
             message = f"Trade denied by policy: {resolution.message or 'denied'}"
         else:
             message = resolution.message or f"Order attempt ended as {outcome.value}"
-        if outcome is AttemptOutcome.FAILED and idempotency_key is not None:
-            # The skill ends a transiently refused order FAILED and marks it retryable on its
-            # audit row: for a rule that means "not sent", never a dead stop.
+        if outcome is AttemptOutcome.FAILED and resolution.failure is not None:
+            # A transiently refused order (definitely refused, retryable) means "not sent"
+            # for a rule, never a dead stop; a FOK killed empty is retried as NoLiquidity.
+            if isinstance(resolution.failure, NoLiquidity):
+                return await self.record_no_liquidity(rule_id, message, ts_sent)
+            if is_retryable(resolution.failure):
+                return await self.record_not_sent(rule_id, message, ts_sent)
+        elif outcome is AttemptOutcome.FAILED and idempotency_key is not None:
+            # A skill that does not type its failures: read them from the audit row.
             retryable, code = await audit_failure(self._session_factory, idempotency_key)
             if retryable:
                 return await self.record_not_sent(rule_id, message, ts_sent)

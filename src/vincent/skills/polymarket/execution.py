@@ -159,18 +159,22 @@ class Executor:
             raise
         return await self._conclude(row, action.spec.order_type, fills, wallet_address, None)
 
-    async def resolve(self, row: TransactionLog, wallet_address: str) -> BetResult:
+    async def resolve(
+        self, row: TransactionLog, wallet_address: str, *, by: str | None = None
+    ) -> BetResult:
         """Find out what became of a row's signed order; record it once. Never re-signs.
 
         Looks the order up by id; if the exchange has no trace of it, posts the SAME signed
         order again (a "Duplicated" refusal proves the first one arrived). A row whose
         order may have been posted never ends "not sent" on a transient failure here: it
-        is left UNKNOWN and ``UnknownOutcome`` is raised.
+        is left UNKNOWN and ``UnknownOutcome`` is raised. ``by`` names who resolved it
+        (written on the audit row with how).
         """
         assert row.signed_order is not None and row.order_id is not None
         order_type = stored_action(row.request_data).spec.order_type
         try:
             fills, how = await self._find_or_repost(row)
+            how = how if by is None else f"{by}: {how}"
         except TransientSkillError as error:
             await self._move(row.id, TransactionStatus.UNKNOWN, error_message=error.message)
             raise UnknownOutcome(
@@ -312,8 +316,9 @@ class Executor:
         )
         if amount <= 0:
             raise InsufficientBalance(
-                f"the wallet holds {held} shares of token {action.spec.token_id}, "
-                f"not the {action.spec.amount} to sell"
+                f"not enough balance / allowance: with its balance refreshed the wallet has "
+                f"{held} shares of token {action.spec.token_id} free to sell, "
+                f"not {action.spec.amount}"
             )
         spec = replace(action.spec, amount=amount)
         action = StoredAction(spec, action.condition_id, action.neg_risk, action.rule_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,7 @@ from vincent.audit import transaction_log as audit
 from vincent.db.models import Secret, TransactionLog
 from vincent.db.session import SessionFactory, one_statement_session
 from vincent.enums import TransactionStatus
+from vincent.errors import VincentError
 from vincent.skills.polymarket import holdings as holdings_api
 from vincent.skills.polymarket import paper
 from vincent.skills.polymarket.actions import result_of
@@ -164,6 +166,44 @@ class PolymarketSkill:
         except SkillError as error:
             return AttemptResolution(AttemptOutcome.FAILED, message=error.message, failure=error)
         return AttemptResolution(AttemptOutcome.EXECUTED, result)
+
+    async def settle_unknown_actions(
+        self, *, older_than: datetime, limit: int = 100
+    ) -> list[tuple[str, TransactionStatus]]:
+        """Resolve actions left UNKNOWN (an ambiguous answer to a ``/bet``, a lost one)
+        and untouched since ``older_than``: by order id, or by re-posting the same signed
+        order; never a new one. Returns (transaction log id, status now) for each."""
+        if self._paper:
+            return []
+        async with one_statement_session(self._sessions) as session:
+            found = (
+                await session.execute(
+                    sa.select(TransactionLog, *WALLET_COLUMNS)
+                    .join(Secret, Secret.id == TransactionLog.secret_id)
+                    .where(
+                        TransactionLog.status == TransactionStatus.UNKNOWN,
+                        TransactionLog.signed_order.is_not(None),
+                        TransactionLog.updated_at <= older_than,
+                    )
+                    .order_by(TransactionLog.updated_at)
+                    .limit(limit)
+                )
+            ).all()
+        settled: list[tuple[str, TransactionStatus]] = []
+        for item in found:
+            row: TransactionLog = item.TransactionLog
+            try:
+                wallet = wallet_of(row.secret_id, item)
+                await self._executor.resolve(row, wallet.funder_address, by="reconciliation")
+            except VincentError as error:  # still unknown, or settled as failed
+                logger.info(
+                    "unknown_action_checked",
+                    extra={"transaction_log_id": row.id, "error": error.code},
+                )
+            async with one_statement_session(self._sessions) as session:
+                current = await audit.get_log(session, row.id)
+            settled.append((row.id, current.status if current else row.status))
+        return settled
 
     async def follow_settlement(self, transaction_log_id: str) -> Settlement:
         """Where the executed action's trades are on chain (``/data/trades``).

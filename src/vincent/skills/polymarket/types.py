@@ -7,9 +7,12 @@ it against the real exchange (or the local one), paper mode included.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal, Protocol
+
+from vincent.enums import TransactionStatus
 
 Side = Literal["BUY", "SELL"]
 OrderType = Literal["FOK", "FAK", "GTC", "GTD"]
@@ -160,6 +163,12 @@ class TradingSkill(Protocol):
 
     async def resolve_attempt(self, idempotency_key: str) -> AttemptResolution:
         """Find out what became of the action sent with ``idempotency_key``; never re-sign."""
+        ...
+
+    async def settle_unknown_actions(
+        self, *, older_than: datetime, limit: int = 100
+    ) -> list[tuple[str, TransactionStatus]]:
+        """Resolve actions left UNKNOWN since before ``older_than`` (never re-signing)."""
         ...
 
     async def follow_settlement(self, transaction_log_id: str) -> Settlement:
