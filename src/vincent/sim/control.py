@@ -7,10 +7,12 @@ timing. Every method runs on the server's event loop.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
+from vincent.sim import placing
 from vincent.sim.book import Level, units_text
 from vincent.sim.faults import Fault, WithholdMode
 from vincent.sim.markets import Market
@@ -203,6 +205,21 @@ class SimControl:
     def trade_statuses(self) -> list[str]:
         """Every trade's settlement status, oldest first."""
         return [t.status for t in self.state.exchange.trades]
+
+    async def wait_for_settlement(self, timeout_s: float = 5.0) -> list[str]:
+        """Wait until every trade is CONFIRMED or FAILED; their statuses, oldest first.
+
+        Settlement moves when time has come and a request arrives; this moves it too.
+        """
+        exchange = self.state.exchange
+        async with asyncio.timeout(timeout_s):
+            while True:
+                placing.advance(exchange, time.monotonic())
+                pending = [t for t in exchange.trades if t.status not in ("CONFIRMED", "FAILED")]
+                if not pending:
+                    return self.trade_statuses()
+                due_s = min(t.ts_match_s for t in pending) + exchange.settlement.delay_s
+                await asyncio.sleep(max(due_s - time.monotonic(), 0.001))
 
     # ---- timing ------------------------------------------------------------------------
 
