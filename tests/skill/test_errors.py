@@ -18,14 +18,12 @@ from vincent.skills.polymarket import PolymarketSkill
 from vincent.skills.polymarket.actions import request_data
 from vincent.skills.polymarket.errors import (
     ExchangeTimeout,
-    ExchangeUnavailable,
     InsufficientBalance,
     MarketClosed,
     NoLiquidity,
     NoPosition,
     OrderVersionMismatch,
     RateLimited,
-    SkillError,
     UnknownOutcome,
     is_retryable,
 )
