@@ -155,3 +155,69 @@ async def test_a_sale_whose_settlement_fails_is_recorded_and_sold_again(
     ]
     assert audit[0].response_data is not None
     assert audit[0].response_data["errorCode"] == "SETTLEMENT_FAILED"
+
+
+async def test_a_fok_answered_live_and_killed_empty_is_retried_as_no_liquidity(
+    exchange: LocalExchange,
+    live_skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    keybox: KeyBox,
+    database_url: str,
+    make_rule: MakeRule,
+) -> None:
+    wallet = await add_wallet(session_factory, keybox)
+    ids = open_market(exchange, "0.50")
+    exchange.credit(wallet.funder, token_id=ids.yes, shares="9", avg_price="0.5")
+    rule = await make_rule(wallet.secret_id, ids.yes, TradeRuleType.STOP_LOSS, "0.40")
+
+    settings = worker_settings(exchange, database_url)
+    async with running_worker(settings, session_factory, live_skill) as worker:
+        async with asyncio.timeout(TIMEOUT_S):
+            await worker.wait_for(is_connected(worker))
+            exchange.defer_next_orders(answer="live", delay_s=0.3)
+            exchange.step_price(ids.yes, "0.35")
+            await exchange.wait_for_order_receipts(1)
+            # The bids vanish before the matcher runs the order: killed with nothing filled.
+            exchange.set_book(ids.yes, bids=[], asks=[("0.60", 100)])
+            await worker.wait_for_executions(1)
+            assert (await rule_row(session_factory, rule.id)).status is TradeRuleStatus.ACTIVE
+            exchange.step_price(ids.yes, "0.35")
+            await worker.wait_for_executions(2)
+            await wait_for_sale_recorded(worker, session_factory, rule.id)
+
+    assert len({r.order_id for r in exchange.order_receipts()}) == 2
+    assert shares_of(exchange, wallet.funder, ids.yes) == 0
+    assert await executed_sells(session_factory, wallet.secret_id) == [Decimal("9")]
+    kinds = [e.event_type for e in await events_of(session_factory, rule.id)]
+    assert kinds.count(TradeRuleEventType.ACTION_FAILED) == 1
+    assert kinds[-2:] == [TradeRuleEventType.ACTION_EXECUTED, TradeRuleEventType.RULE_TRIGGERED]
+
+
+async def test_a_stale_balance_cache_does_not_fail_the_rule(
+    exchange: LocalExchange,
+    live_skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    keybox: KeyBox,
+    database_url: str,
+    make_rule: MakeRule,
+) -> None:
+    wallet = await add_wallet(session_factory, keybox)
+    ids = open_market(exchange, "0.50")
+    exchange.credit(wallet.funder, token_id=ids.yes, shares="9", avg_price="0.5")
+    rule = await make_rule(wallet.secret_id, ids.yes, TradeRuleType.STOP_LOSS, "0.40")
+    exchange.stale_balance_cache(wallet.funder)
+
+    settings = worker_settings(exchange, database_url)
+    async with running_worker(settings, session_factory, live_skill) as worker:
+        async with asyncio.timeout(TIMEOUT_S):
+            await worker.wait_for(is_connected(worker))
+            exchange.step_price(ids.yes, "0.35")
+            await worker.wait_for_executions(1)
+            await wait_for_sale_recorded(worker, session_factory, rule.id)
+
+    assert (await rule_row(session_factory, rule.id)).status is TradeRuleStatus.TRIGGERED
+    assert shares_of(exchange, wallet.funder, ids.yes) == 0
+    assert await executed_sells(session_factory, wallet.secret_id) == [Decimal("9")]
+    assert len(exchange.order_receipts()) == 2  # refused once, sold once
+    kinds = [e.event_type for e in await events_of(session_factory, rule.id)]
+    assert TradeRuleEventType.ACTION_FAILED not in kinds
