@@ -21,7 +21,7 @@ from vincent.db.session import SessionFactory, one_statement_session
 from vincent.enums import TransactionStatus
 from vincent.errors import VincentError
 from vincent.skills.polymarket import holdings as holdings_api
-from vincent.skills.polymarket import paper
+from vincent.skills.polymarket import paper, settlement
 from vincent.skills.polymarket.actions import result_of
 from vincent.skills.polymarket.bets import BetPipeline
 from vincent.skills.polymarket.clients import (
@@ -31,12 +31,7 @@ from vincent.skills.polymarket.clients import (
     Wallets,
     wallet_of,
 )
-from vincent.skills.polymarket.errors import (
-    SettlementFailed,
-    SkillError,
-    TransientSkillError,
-    error_from_code,
-)
+from vincent.skills.polymarket.errors import SettlementFailed, SkillError, TransientSkillError
 from vincent.skills.polymarket.execution import Executor
 from vincent.skills.polymarket.http import JsonGetter
 from vincent.skills.polymarket.market_data import MarketData
@@ -49,7 +44,6 @@ from vincent.skills.polymarket.types import (
     Holding,
     OrderBook,
     Settlement,
-    SettlementState,
 )
 
 logger = logging.getLogger(__name__)
@@ -60,18 +54,6 @@ _OUTCOME_OF_STATUS = {
     TransactionStatus.PENDING_APPROVAL: AttemptOutcome.PENDING_APPROVAL,
     TransactionStatus.FAILED: AttemptOutcome.FAILED,
 }
-
-
-def recorded_failure(row: TransactionLog) -> SkillError | None:
-    """The typed error a FAILED row recorded (None for any other row)."""
-    if row.status is not TransactionStatus.FAILED:
-        return None
-    data = row.response_data or {}
-    return error_from_code(
-        data.get("errorCode"),
-        row.error_message or "the action failed",
-        retryable=data.get("retryable") is True,
-    )
 
 
 class PolymarketSkill:
@@ -155,7 +137,7 @@ class PolymarketSkill:
                 return AttemptResolution(
                     outcome, result_of(row, wallet.funder_address), row.error_message
                 )
-            failure = recorded_failure(row)
+            failure = settlement.recorded_failure(row)
             if isinstance(failure, SettlementFailed):
                 outcome = AttemptOutcome.SETTLEMENT_FAILED
             return AttemptResolution(outcome, None, row.error_message, failure)
@@ -206,65 +188,10 @@ class PolymarketSkill:
         return settled
 
     async def follow_settlement(self, transaction_log_id: str) -> Settlement:
-        """Where the executed action's trades are on chain (``/data/trades``).
-
-        A FAILED settlement moves the audit row EXECUTED → FAILED (``SETTLEMENT_FAILED``,
-        with the trades' statuses), once; a CONFIRMED one is noted on the row. Paper
-        actions and actions that filled nothing have nothing to settle.
-        """
-        async with one_statement_session(self._sessions) as session:
-            row = await audit.get_log(session, transaction_log_id)
-        if row is None:
-            raise SkillError(f"transaction {transaction_log_id} not found")
-        if isinstance(recorded_failure(row), SettlementFailed):
-            return Settlement(SettlementState.FAILED, row.order_id)
-        if self._paper or row.order_id is None or row.status is not TransactionStatus.EXECUTED:
-            return Settlement(SettlementState.NONE, row.order_id)
-        settlement = await self._orders.settlement(row.secret_id, row.order_id)
-        if settlement.state in (SettlementState.FAILED, SettlementState.CONFIRMED):
-            await self._record_settlement(row, settlement)
-        return settlement
-
-    async def _record_settlement(self, row: TransactionLog, settlement: Settlement) -> None:
-        noted = {
-            "state": settlement.state.value,
-            "tradeStatuses": list(settlement.trade_statuses),
-            "transactionHashes": list(settlement.transaction_hashes),
-            "failedShares": str(settlement.failed_shares),
-        }
-        data = {**(row.response_data or {}), "settlement": noted}
-        async with one_statement_session(self._sessions) as session:
-            if settlement.state is SettlementState.CONFIRMED:
-                await audit.move_status(
-                    session,
-                    row.id,
-                    from_statuses=[TransactionStatus.EXECUTED],
-                    to_status=TransactionStatus.EXECUTED,
-                    response_data=data,
-                )
-                return
-            failed = SettlementFailed(
-                f"order {row.order_id} matched but its settlement failed on chain "
-                f"(trades {', '.join(settlement.trade_statuses)}); the shares were not sold"
-            )
-            moved = await audit.move_status(
-                session,
-                row.id,
-                from_statuses=[TransactionStatus.EXECUTED],
-                to_status=TransactionStatus.FAILED,
-                error_message=failed.message,
-                response_data={
-                    **data,
-                    "errorCode": failed.code,
-                    "error": failed.message,
-                    "retryable": False,
-                },
-            )
-        if moved:
-            logger.warning(
-                "order_settlement_failed",
-                extra={"transaction_log_id": row.id, "order_id": row.order_id},
-            )
+        """Where the executed action's trades are on chain (see ``settlement.follow``)."""
+        return await settlement.follow(
+            self._sessions, self._orders, transaction_log_id, paper=self._paper
+        )
 
     async def cancel_order(self, secret_id: str, order_id: str | None) -> dict[str, Any]:
         """Cancel one open order (or all with ``order_id=None``); the CLOB's answer."""
