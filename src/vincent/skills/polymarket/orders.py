@@ -59,13 +59,15 @@ class Fills:
     def is_final(self, order_type: str) -> bool:
         """Whether the order can fill no further than it has.
 
-        ``delayed`` is always still open (the matcher has not run it yet); ``live`` is
-        final for a resting limit order but not for a FOK/FAK, which never rests.
+        ``delayed`` is always still open (the matcher has not run it yet). A resting limit
+        order is placed once it is ``live``. A FOK/FAK never rests: it is done once it
+        filled something or was killed; "live", or "matched" with no fill seen yet, is
+        followed further (never taken for a fill, never for a kill).
         """
         if self.status == "delayed":
             return False
-        if self.status == "live":
-            return order_type not in ("FOK", "FAK")
+        if order_type in ("FOK", "FAK"):
+            return self.filled_shares > 0 or self.status in ("canceled", "unmatched")
         return True
 
     def killed_empty(self) -> bool:
