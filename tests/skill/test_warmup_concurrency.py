@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from decimal import Decimal
 
 from tests.skill.conftest import MarketIds, Wallet
-from vincent.enums import TradeRuleType
+from vincent.enums import TradeRuleType, TransactionStatus
 from vincent.services.trade_manager.skill_warmup import WARMUP_CONCURRENCY, SkillWarmup
 from vincent.services.trade_manager.types import ActionType, RuleAction, RuleSnapshot
 from vincent.sim import LocalExchange
@@ -17,6 +18,7 @@ from vincent.skills.polymarket.types import (
     BetResult,
     Holding,
     OrderBook,
+    Settlement,
 )
 
 
@@ -53,6 +55,14 @@ class GatedSkill:
         raise NotImplementedError
 
     async def lookup_market_slug(self, condition_id: str) -> str | None:
+        raise NotImplementedError
+
+    async def follow_settlement(self, transaction_log_id: str) -> Settlement:
+        raise NotImplementedError
+
+    async def settle_unknown_actions(
+        self, *, older_than: datetime, limit: int = 100
+    ) -> list[tuple[str, TransactionStatus]]:
         raise NotImplementedError
 
 
