@@ -227,6 +227,7 @@ async def test_a_failed_settlement_is_recorded_on_the_audit_row(
     assert row.response_data["settlement"]["tradeStatuses"] == ["FAILED"]
     resolution = await skill.resolve_attempt("s-1")
     assert resolution.outcome is AttemptOutcome.SETTLEMENT_FAILED
+    assert resolution.order_id == result.order_id
 
 
 async def test_a_confirmed_settlement_is_noted_on_the_audit_row(

@@ -273,8 +273,7 @@ class RuleExecutor:
         """Record what ``resolve_attempt`` found for a claimed rule's attempt."""
         outcome = resolution.outcome
         if outcome is AttemptOutcome.SETTLEMENT_FAILED:
-            order_id = None if resolution.result is None else resolution.result.order_id
-            return await self.record_settlement_failed(rule_id, order_id, ts_sent)
+            return await self.record_settlement_failed(rule_id, resolution.order_id, ts_sent)
         if outcome is AttemptOutcome.NOT_SENT:
             message = resolution.message or "Order was not sent; retrying"
             return await self.record_not_sent(rule_id, message, ts_sent)

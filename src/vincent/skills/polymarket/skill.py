@@ -140,7 +140,7 @@ class PolymarketSkill:
             failure = settlement.recorded_failure(row)
             if isinstance(failure, SettlementFailed):
                 outcome = AttemptOutcome.SETTLEMENT_FAILED
-            return AttemptResolution(outcome, None, row.error_message, failure)
+            return AttemptResolution(outcome, None, row.error_message, failure, row.order_id)
         try:
             result = await self._executor.resolve(row, wallet.funder_address)
         except TransientSkillError:

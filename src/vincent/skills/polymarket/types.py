@@ -123,6 +123,7 @@ class AttemptResolution:
     message: str | None = None
     # FAILED: the typed error the action ended with (``is_retryable``, ``NoLiquidity``...).
     failure: Exception | None = None
+    order_id: str | None = None  # the exchange order the action was sent as, if signed
 
 
 class SettlementState(StrEnum):
