@@ -14,7 +14,13 @@ from vincent.db.session import SessionFactory
 from vincent.enums import TransactionStatus
 from vincent.sim import LocalExchange
 from vincent.skills.polymarket import PolymarketSkill
-from vincent.skills.polymarket.errors import InsufficientBalance, NoLiquidity
+from vincent.skills.polymarket.errors import (
+    InsufficientBalance,
+    NoLiquidity,
+    OrderNotPlaced,
+    UnknownOutcome,
+    is_retryable,
+)
 from vincent.skills.polymarket.execution import FOLLOWED, FOUND_BY_ID
 from vincent.skills.polymarket.types import (
     AttemptOutcome,
@@ -248,3 +254,29 @@ async def test_a_confirmed_settlement_is_noted_on_the_audit_row(
     assert row.status is TransactionStatus.EXECUTED
     assert row.response_data is not None
     assert row.response_data["settlement"]["state"] == "confirmed"
+
+
+async def test_an_order_never_placed_and_refused_again_is_known_dead(
+    exchange: LocalExchange,
+    skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    wallet: Wallet,
+    market: MarketIds,
+) -> None:
+    exchange.credit(wallet.funder, token_id=market.yes, shares="10")
+    exchange.fail_next("/order", count=2, status=502, method="POST")  # before the matcher
+    request = sell(wallet, market.yes, "10", price=Decimal("0.45"), idempotency_key="d-1")
+    with pytest.raises(UnknownOutcome):
+        await skill.place_bet(request)
+    # Meanwhile the market moved to a coarser tick: the stored order can never be placed.
+    exchange.set_tick_size(market.yes, "0.1")
+
+    resolution = await skill.resolve_attempt("d-1")
+
+    assert resolution.outcome is AttemptOutcome.FAILED
+    assert isinstance(resolution.failure, OrderNotPlaced)
+    assert is_retryable(resolution.failure)  # a rule signs a new order on its next attempt
+    [row] = await rows(session_factory)
+    assert row.status is TransactionStatus.FAILED
+    assert row.response_data is not None and row.response_data["retryable"] is True
+    assert shares_of(exchange, wallet.funder, market.yes) == Decimal(10)

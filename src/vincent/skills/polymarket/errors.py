@@ -6,9 +6,11 @@ VincentError
     │   ├── ExchangeUnavailable     5xx of a read, connection refused (nothing sent)
     │   ├── RateLimited             429
     │   ├── ExchangeTimeout         no answer, and nothing was accepted
-    │   └── UnknownOutcome          order sent, answer lost or ambiguous (5xx, 408, 425,
+    │   ├── UnknownOutcome          order sent, answer lost or ambiguous (5xx, 408, 425,
     │                               dropped, unreadable, or still delayed/live): it may
     │                               have filled. Resolve by order id, never re-sign.
+    │   └── OrderNotPlaced          not found by id, and its re-post refused as invalid
+    │                               (not as a duplicate): known dead, sign anew
     └── PermanentSkillError         do not retry the same action
         ├── InsufficientBalance     not enough balance / allowance
         ├── NoLiquidity             a FOK/FAK found nothing (or not enough) to match
@@ -69,6 +71,13 @@ class UnknownOutcome(TransientSkillError):
         super().__init__(message, retry_after_s=retry_after_s, details=details)
         self.transaction_log_id = transaction_log_id
         self.order_id = order_id
+
+
+class OrderNotPlaced(TransientSkillError):
+    """The exchange has no trace of the order and refused the same signed order again
+    (not as a duplicate): it was never placed, so a new order may be signed."""
+
+    code = "ORDER_NOT_PLACED"
 
 
 class PermanentSkillError(SkillError):
@@ -138,6 +147,7 @@ _ALL_ERRORS: tuple[type[SkillError], ...] = (
     RateLimited,
     ExchangeTimeout,
     UnknownOutcome,
+    OrderNotPlaced,
     InsufficientBalance,
     NoLiquidity,
     MarketClosed,

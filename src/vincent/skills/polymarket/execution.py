@@ -44,6 +44,7 @@ from vincent.skills.polymarket.errors import (
     InsufficientBalance,
     InvalidOrder,
     NoLiquidity,
+    OrderNotPlaced,
     OrderVersionMismatch,
     SkillError,
     TickSizeChanged,
@@ -175,6 +176,9 @@ class Executor:
         try:
             fills, how = await self._find_or_repost(row)
             how = how if by is None else f"{by}: {how}"
+        except OrderNotPlaced as error:
+            await self._fail(row.id, error)  # retryable: a new order may be signed
+            raise
         except TransientSkillError as error:
             await self._move(row.id, TransactionStatus.UNKNOWN, error_message=error.message)
             raise UnknownOutcome(
@@ -195,6 +199,12 @@ class Executor:
             return await self._orders.post(row.secret_id, signed), REPOSTED_SAME
         except DuplicateOrder:
             fills = await self._orders.lookup(row.secret_id, row.order_id)
+        except InvalidOrder as refused:
+            # Not found, and refused again other than as a duplicate: never placed.
+            raise OrderNotPlaced(
+                f"order {row.order_id} was never placed (its re-post was refused: "
+                f"{refused.message})"
+            ) from refused
         if fills is None:
             raise UnknownOutcome("the exchange has the order but does not show it yet")
         return fills, FOUND_BY_ID

@@ -31,7 +31,12 @@ from vincent.skills.polymarket.clients import (
     Wallets,
     wallet_of,
 )
-from vincent.skills.polymarket.errors import SettlementFailed, SkillError, TransientSkillError
+from vincent.skills.polymarket.errors import (
+    OrderNotPlaced,
+    SettlementFailed,
+    SkillError,
+    TransientSkillError,
+)
 from vincent.skills.polymarket.execution import Executor
 from vincent.skills.polymarket.http import JsonGetter
 from vincent.skills.polymarket.market_data import MarketData
@@ -143,6 +148,10 @@ class PolymarketSkill:
             return AttemptResolution(outcome, None, row.error_message, failure, row.order_id)
         try:
             result = await self._executor.resolve(row, wallet.funder_address)
+        except OrderNotPlaced as error:  # known dead: the caller may sign anew
+            return AttemptResolution(
+                AttemptOutcome.FAILED, message=error.message, failure=error, order_id=row.order_id
+            )
         except TransientSkillError:
             raise
         except SkillError as error:
