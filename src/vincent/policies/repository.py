@@ -1,6 +1,8 @@
 """Policy reads for one secret: its rules and its rolling spending windows.
 
-Every query is scoped by ``secret_id``. Spending counts only EXECUTED actions.
+Every query is scoped by ``secret_id``. Spending counts every action that may spend:
+executed ones and those still in flight (PENDING, UNKNOWN, ...), from the moment they
+passed the policy check; a FAILED, DENIED or still unapproved action spends nothing.
 """
 
 from __future__ import annotations
@@ -28,11 +30,20 @@ async def load_rules(session: AsyncSession, secret_id: str) -> list[PolicyRule]:
     ]
 
 
-async def executed_usd_since(session: AsyncSession, secret_id: str, since: datetime) -> Decimal:
+# Listed by what does NOT spend, so an in-flight status added later counts (the safe side).
+NOT_SPENDING = (
+    TransactionStatus.FAILED,
+    TransactionStatus.DENIED,
+    TransactionStatus.PENDING_APPROVAL,
+)
+
+
+async def spent_usd_since(session: AsyncSession, secret_id: str, since: datetime) -> Decimal:
+    """USD of the secret's executed and in-flight actions created since ``since``."""
     total = await session.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(TransactionLog.usd_value), 0)).where(
             TransactionLog.secret_id == secret_id,
-            TransactionLog.status == TransactionStatus.EXECUTED,
+            TransactionLog.status.not_in(NOT_SPENDING),
             TransactionLog.created_at >= since,
         )
     )
@@ -42,6 +53,6 @@ async def executed_usd_since(session: AsyncSession, secret_id: str, since: datet
 
 async def spending_windows(session: AsyncSession, secret_id: str, now: datetime) -> SpendingWindows:
     return SpendingWindows(
-        daily_usd=await executed_usd_since(session, secret_id, now - DAY),
-        weekly_usd=await executed_usd_since(session, secret_id, now - WEEK),
+        daily_usd=await spent_usd_since(session, secret_id, now - DAY),
+        weekly_usd=await spent_usd_since(session, secret_id, now - WEEK),
     )

@@ -1,6 +1,10 @@
 """``place_bet``: inputs (wallet, policies, idempotency: one read) → amounts → USD value
 → policies → (allowed, live: sign) → one audit row → outcome.
 
+With a daily or weekly spending limit the decision is taken again, and the row written,
+under the secret's lock (``db.secret_locks``): a bet in flight counts toward spend from
+the moment it passed the check, and a failed one stops counting.
+
 Denied and pending-approval actions end here (their row is final or waiting); allowed
 ones go to ``Executor`` with the order already stored on their row. A repeated
 idempotency key resumes the action it names.
@@ -11,18 +15,30 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.audit import transaction_log as audit
 from vincent.db.base import new_id, utcnow
 from vincent.db.models import PendingApproval, TransactionLog
+from vincent.db.secret_locks import LockScope, secret_locked_transaction
 from vincent.db.session import SessionFactory, one_statement_session
 from vincent.enums import TransactionStatus
 from vincent.errors import ValidationFailed
-from vincent.policies.evaluator import ActionFacts, Verdict, evaluate, needs_value
+from vincent.policies import repository as policy_repository
+from vincent.policies.evaluator import (
+    ActionFacts,
+    Decision,
+    PolicyRule,
+    Verdict,
+    evaluate,
+    needs_spending_windows,
+    needs_value,
+)
 from vincent.skills.polymarket.actions import request_data, result_of
 from vincent.skills.polymarket.bet_inputs import read_bet_inputs
 from vincent.skills.polymarket.book_walk import round_shares_down
@@ -105,6 +121,9 @@ class BetPipeline:
         # the audit row gets what the sale really brought once it executed.
         usd_value = action_usd_value(spec.side, spec.amount, spec.price, book)
         facts = ActionFacts(usd_value, spec.token_id, condition_id)
+        # A first decision on the spend read above: signing (live) happens before the
+        # row is written, outside any lock. The decision that counts is taken again under
+        # the secret's lock when a spending window is involved (``_decide_and_write``).
         decision = evaluate(rules, facts, inputs.windows)
         data = request_data(
             spec,
@@ -114,24 +133,19 @@ class BetPipeline:
             neg_risk=neg_risk,
             rule_id=request.rule_id,
         )
-        status = {
-            Verdict.DENY: TransactionStatus.DENIED,
-            Verdict.REQUIRE_APPROVAL: TransactionStatus.PENDING_APPROVAL,
-            Verdict.ALLOW: TransactionStatus.PENDING,
-        }[decision.verdict]
         key = request.idempotency_key or f"auto:{new_id()}"
         signed: SignedAction | None = None
         failure: SkillError | None = None
-        if status is TransactionStatus.PENDING and not self._executor.paper:
+        if decision.verdict is Verdict.ALLOW and not self._executor.paper:
             # Signed before the row is written and stored in the row's own INSERT: the
             # order is on record before it can be posted, with no second write for it.
             try:
                 signed = await self._executor.sign(request.secret_id, spec, neg_risk=neg_risk)
             except SkillError as error:
-                status, failure = TransactionStatus.FAILED, error
+                failure = error
         try:
-            row = await self._write_row(
-                request, key, data, usd_value, status, decision.reason, signed, failure
+            row, decision = await self._decide_and_write(
+                _Draft(request, key, data, usd_value, signed, failure), rules, facts, decision
             )
         except IntegrityError:
             # Another call with the same idempotency key won the insert: join it (a
@@ -139,6 +153,7 @@ class BetPipeline:
             existing = await self._existing(key, request.secret_id)
             assert existing is not None
             return await self.resume(existing, wallet)
+        status = row.status
         logger.info(
             "bet_decided",
             extra={
@@ -148,7 +163,7 @@ class BetPipeline:
                 "verdict": decision.verdict.value,
             },
         )
-        if failure is not None:
+        if status is TransactionStatus.FAILED and failure is not None:
             raise failure
         if status is not TransactionStatus.PENDING:
             return result_of(row, wallet.funder_address)
@@ -238,60 +253,43 @@ class BetPipeline:
         except SkillError:
             return None  # valued as unknown: the policies decide what that means
 
-    async def _write_row(
+    async def _decide_and_write(
         self,
-        request: BetRequest,
-        key: str,
-        data: dict[str, object],
-        usd_value: Decimal | None,
-        status: TransactionStatus,
-        reason: str | None,
-        signed: SignedAction | None,
-        failure: SkillError | None,
-    ) -> TransactionLog:
-        response: dict[str, object] | None = None
-        approval: PendingApproval | None = None
-        if status is TransactionStatus.PENDING_APPROVAL:
-            approval = PendingApproval(
-                id=new_id(),
-                secret_id=request.secret_id,
-                rule_id=request.rule_id,
-                action_type=audit.ACTION_POLYMARKET_BET,
-                request_data=dict(data),
-                reason=reason or "",
-                expires_at=utcnow() + APPROVAL_TTL,
+        draft: _Draft,
+        rules: list[PolicyRule],
+        facts: ActionFacts,
+        decision: Decision,
+    ) -> tuple[TransactionLog, Decision]:
+        """Write the action's row (and approval) under the final decision.
+
+        With a daily or weekly limit, check-and-reserve is one step: under the secret's
+        lock the spend is read again (in-flight actions included), the policies decide,
+        and the row is written in the same transaction, so a concurrent bet of the same
+        secret sees this one as spent. A signature the final decision does not allow is
+        dropped unsent.
+        """
+        secret_id = draft.request.secret_id
+        if draft.failure is not None or not needs_spending_windows(rules):
+            status = _status_of(decision, draft.failure)
+            # One INSERT, unless an approval goes with it.
+            scope = (
+                self._sessions.begin()
+                if status is TransactionStatus.PENDING_APPROVAL
+                else one_statement_session(self._sessions)
             )
-            response = {"reason": reason, "pendingApprovalId": approval.id}
-        elif status is TransactionStatus.DENIED:
-            response = {"reason": reason}
-        elif failure is not None:
-            response = {
-                "errorCode": failure.code,
-                "error": failure.message,
-                "retryable": is_retryable(failure),
-            }
-        # One INSERT, unless an approval goes with it.
-        scope = self._sessions.begin() if approval else one_statement_session(self._sessions)
-        async with scope as session:
-            row = audit.create_log(
-                session,
-                secret_id=request.secret_id,
-                api_key_id=request.api_key_id,
-                request_data=dict(data),
-                status=status,
-                usd_value=usd_value,
-                idempotency_key=key,
-                error_message=None if failure is None else failure.message,
-                response_data=response,
-                signed_order=None if signed is None else signed_order_to_json(signed.order),
-                order_id=None if signed is None else signed.order_id,
-            )
-            if approval is not None:
-                approval.transaction_log_id = row.id
-                # Flushed in order: the approval's row refers to the audit row.
-                await session.flush()
-                session.add(approval)
-        return row
+            async with scope as session:
+                row = await _add_rows(session, draft, decision, status)
+            return row, decision
+        async with secret_locked_transaction(
+            self._sessions, secret_id, LockScope.SPENDING
+        ) as session:
+            windows = await policy_repository.spending_windows(session, secret_id, utcnow())
+            decision = evaluate(rules, facts, windows)
+            status = _status_of(decision, None)
+            if status is not TransactionStatus.PENDING:
+                draft = replace(draft, signed=None)
+            row = await _add_rows(session, draft, decision, status)
+        return row, decision
 
     async def _record_refusal(self, request: BetRequest, error: SkillError) -> None:
         """Audit an action refused before any policy ran (no position, closed market...)."""
@@ -311,3 +309,73 @@ class BetPipeline:
                 idempotency_key=request.idempotency_key or f"auto:{new_id()}",
                 error_message=error.message,
             )
+
+
+@dataclass(frozen=True, slots=True)
+class _Draft:
+    """An action about to be recorded: the request and what was prepared for it."""
+
+    request: BetRequest
+    key: str
+    data: dict[str, object]
+    usd_value: Decimal | None
+    signed: SignedAction | None
+    failure: SkillError | None
+
+
+def _status_of(decision: Decision, failure: SkillError | None) -> TransactionStatus:
+    if failure is not None:
+        return TransactionStatus.FAILED
+    return {
+        Verdict.DENY: TransactionStatus.DENIED,
+        Verdict.REQUIRE_APPROVAL: TransactionStatus.PENDING_APPROVAL,
+        Verdict.ALLOW: TransactionStatus.PENDING,
+    }[decision.verdict]
+
+
+async def _add_rows(
+    session: AsyncSession, draft: _Draft, decision: Decision, status: TransactionStatus
+) -> TransactionLog:
+    """Add the audit row (and the approval a REQUIRE_APPROVAL verdict asks for)."""
+    request, failure, signed = draft.request, draft.failure, draft.signed
+    response: dict[str, object] | None = None
+    approval: PendingApproval | None = None
+    reason = decision.reason
+    if status is TransactionStatus.PENDING_APPROVAL:
+        approval = PendingApproval(
+            id=new_id(),
+            secret_id=request.secret_id,
+            rule_id=request.rule_id,
+            action_type=audit.ACTION_POLYMARKET_BET,
+            request_data=dict(draft.data),
+            reason=reason or "",
+            expires_at=utcnow() + APPROVAL_TTL,
+        )
+        response = {"reason": reason, "pendingApprovalId": approval.id}
+    elif status is TransactionStatus.DENIED:
+        response = {"reason": reason}
+    elif failure is not None:
+        response = {
+            "errorCode": failure.code,
+            "error": failure.message,
+            "retryable": is_retryable(failure),
+        }
+    row = audit.create_log(
+        session,
+        secret_id=request.secret_id,
+        api_key_id=request.api_key_id,
+        request_data=dict(draft.data),
+        status=status,
+        usd_value=draft.usd_value,
+        idempotency_key=draft.key,
+        error_message=None if failure is None else failure.message,
+        response_data=response,
+        signed_order=None if signed is None else signed_order_to_json(signed.order),
+        order_id=None if signed is None else signed.order_id,
+    )
+    if approval is not None:
+        approval.transaction_log_id = row.id
+        # Flushed in order: the approval's row refers to the audit row.
+        await session.flush()
+        session.add(approval)
+    return row
