@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.db.base import new_id, utcnow
 from vincent.db.models import TradeRule, TradeRuleEvent
+from vincent.db.secret_locks import LockScope, lock_secret
 from vincent.enums import TradeRuleEventType, TradeRuleStatus, TradeRuleType, TriggerSource
 from vincent.errors import RuleLimitReached, RuleNotCancelable, RuleNotEditable, RuleNotFound
 from vincent.services.trade_manager.event_logger import log_event
@@ -130,10 +131,12 @@ async def create_rule(
 ) -> TradeRule:
     """Create an ACTIVE rule and log ``RULE_CREATED``. Raises ``RuleLimitReached``.
 
-    Two statements in the caller's transaction: an ``INSERT … SELECT … WHERE`` that writes
-    the rule only while the tenant holds fewer than ``max_active_rules`` ACTIVE rules (the
-    limit check and the insert in one round trip), and the event's INSERT. The returned
-    rule is built here, not read back: every column is set.
+    In the caller's transaction: the secret's rule-cap lock (PostgreSQL; under READ
+    COMMITTED two concurrent ``INSERT … SELECT`` would both count the same rules and both
+    insert), an ``INSERT … SELECT … WHERE`` that writes the rule only while the tenant
+    holds fewer than ``max_active_rules`` ACTIVE rules, and the event's INSERT. The lock
+    is held until the caller commits. The returned rule is built here, not read back:
+    every column is set.
     """
     now = utcnow()
     values: dict[str, Any] = {
@@ -159,6 +162,7 @@ async def create_rule(
         "next_attempt_at": None,
         "pending_approval_id": None,
     }
+    await lock_secret(session, secret_id, LockScope.RULE_CAP)
     connection = await session.connection()
     limits = {"limit_secret_id": secret_id, "max_active_rules": max_active_rules}
     inserted = await connection.execute(_INSERT_RULE, {**values, **limits})
