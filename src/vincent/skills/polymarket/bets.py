@@ -27,8 +27,8 @@ from vincent.db.base import new_id, utcnow
 from vincent.db.models import PendingApproval, TransactionLog
 from vincent.db.secret_locks import LockScope, secret_locked_transaction
 from vincent.db.session import SessionFactory, one_statement_session
-from vincent.enums import TransactionStatus
-from vincent.errors import ValidationFailed
+from vincent.enums import ExecutionMode, TransactionStatus
+from vincent.errors import ExecutionModeMismatch, ValidationFailed
 from vincent.policies import repository as policy_repository
 from vincent.policies.evaluator import (
     ActionFacts,
@@ -100,6 +100,7 @@ class BetPipeline:
         self._market_data = market_data
         self._executor = executor
         self._shares_held = shares_held
+        self._mode = ExecutionMode.PAPER if executor.paper else ExecutionMode.LIVE
 
     async def place_bet(self, request: BetRequest) -> BetResult:
         validate_request(request)
@@ -170,7 +171,18 @@ class BetPipeline:
         return await self._executor.execute_row(row, wallet.funder_address, signed=signed)
 
     async def resume(self, row: TransactionLog, wallet: WalletRef) -> BetResult:
-        """The outcome of an action already on record; carries on one left open."""
+        """The outcome of an action already on record; carries on one left open (only in
+        the execution mode it was recorded in: ``ExecutionModeMismatch`` otherwise)."""
+        reopens = row.status in (TransactionStatus.PENDING, TransactionStatus.UNKNOWN) or (
+            row.status is TransactionStatus.FAILED
+            and (row.response_data or {}).get("retryable") is True
+        )
+        if reopens and row.execution_mode is not self._mode:
+            raise ExecutionModeMismatch(
+                "The action recorded under this idempotencyKey",
+                row.execution_mode.value,
+                self._mode.value,
+            )
         if row.status in (TransactionStatus.PENDING, TransactionStatus.UNKNOWN):
             return await self._executor.execute_row(row, wallet.funder_address)
         if row.status is TransactionStatus.FAILED:
@@ -278,7 +290,7 @@ class BetPipeline:
                 else one_statement_session(self._sessions)
             )
             async with scope as session:
-                row = await _add_rows(session, draft, decision, status)
+                row = await _add_rows(session, draft, decision, status, self._mode)
             return row, decision
         async with secret_locked_transaction(
             self._sessions, secret_id, LockScope.SPENDING
@@ -288,7 +300,7 @@ class BetPipeline:
             status = _status_of(decision, None)
             if status is not TransactionStatus.PENDING:
                 draft = replace(draft, signed=None)
-            row = await _add_rows(session, draft, decision, status)
+            row = await _add_rows(session, draft, decision, status, self._mode)
         return row, decision
 
     async def _record_refusal(self, request: BetRequest, error: SkillError) -> None:
@@ -306,6 +318,7 @@ class BetPipeline:
                 },
                 status=TransactionStatus.FAILED,
                 usd_value=None,
+                execution_mode=self._mode,
                 idempotency_key=request.idempotency_key or f"auto:{new_id()}",
                 error_message=error.message,
             )
@@ -334,7 +347,11 @@ def _status_of(decision: Decision, failure: SkillError | None) -> TransactionSta
 
 
 async def _add_rows(
-    session: AsyncSession, draft: _Draft, decision: Decision, status: TransactionStatus
+    session: AsyncSession,
+    draft: _Draft,
+    decision: Decision,
+    status: TransactionStatus,
+    mode: ExecutionMode,
 ) -> TransactionLog:
     """Add the audit row (and the approval a REQUIRE_APPROVAL verdict asks for)."""
     request, failure, signed = draft.request, draft.failure, draft.signed
@@ -350,6 +367,7 @@ async def _add_rows(
             request_data=dict(draft.data),
             reason=reason or "",
             expires_at=utcnow() + APPROVAL_TTL,
+            execution_mode=mode,
         )
         response = {"reason": reason, "pendingApprovalId": approval.id}
     elif status is TransactionStatus.DENIED:
@@ -372,6 +390,7 @@ async def _add_rows(
         response_data=response,
         signed_order=None if signed is None else signed_order_to_json(signed.order),
         order_id=None if signed is None else signed.order_id,
+        execution_mode=mode,
     )
     if approval is not None:
         approval.transaction_log_id = row.id
