@@ -24,6 +24,7 @@ from vincent.db.session import SessionFactory
 from vincent.enums import PolicyType, TransactionStatus
 from vincent.sim import LocalExchange
 from vincent.skills.polymarket import PolymarketSkill
+from vincent.skills.polymarket.errors import RateLimited
 from vincent.skills.polymarket.types import BetRequest, BetStatus
 
 PARALLEL_BETS = 10
@@ -152,3 +153,36 @@ def _buy(wallet: Wallet, token_id: str, usd: str) -> BetRequest:
     return BetRequest(
         secret_id=wallet.secret_id, token_id=token_id, side="BUY", amount=Decimal(usd)
     )
+
+
+async def test_a_retried_failure_is_checked_again_before_it_is_reopened(
+    exchange: LocalExchange,
+    skill: PolymarketSkill,
+    wallet: Wallet,
+    market: MarketIds,
+    session_factory: SessionFactory,
+) -> None:
+    exchange.credit(wallet.funder, collateral="1000")
+    await set_policy(
+        session_factory, wallet.secret_id, PolicyType.SPENDING_LIMIT_DAILY, {"maxUsd": 25}
+    )
+    keyed = BetRequest(
+        secret_id=wallet.secret_id,
+        token_id=market.yes,
+        side="BUY",
+        amount=Decimal(20),
+        idempotency_key="retry-me",
+    )
+    exchange.rate_limit_next("/order", method="POST")
+    with pytest.raises(RateLimited):
+        await skill.place_bet(keyed)
+    # The failed $20 freed its amount, and another $10 was spent meanwhile.
+    assert (await skill.place_bet(_buy(wallet, market.yes, "10"))).status is BetStatus.EXECUTED
+
+    retried = await skill.place_bet(keyed)
+
+    assert retried.status is BetStatus.DENIED
+    assert retried.reason == (
+        "Adding $20.00 would exceed daily limit of $25.00 (already spent $10.00)"
+    )
+    assert Decimal(990) <= collateral_of(exchange, wallet.funder) < Decimal("990.01")

@@ -39,7 +39,7 @@ from vincent.policies.evaluator import (
     needs_spending_windows,
     needs_value,
 )
-from vincent.skills.polymarket.actions import request_data, result_of
+from vincent.skills.polymarket.actions import request_data, result_of, stored_action
 from vincent.skills.polymarket.bet_inputs import read_bet_inputs
 from vincent.skills.polymarket.book_walk import round_shares_down
 from vincent.skills.polymarket.clients import WalletRef
@@ -110,7 +110,7 @@ class BetPipeline:
             )
         wallet, rules = inputs.wallet, inputs.rules
         if inputs.existing is not None:
-            return await self.resume(self._owned(inputs.existing, request.secret_id), wallet)
+            return await self.resume(self._owned(inputs.existing, request.secret_id), wallet, rules)
         try:
             spec, condition_id, neg_risk, book = await self._prepare(
                 request, wallet, fetch_book=needs_value(rules)
@@ -153,7 +153,7 @@ class BetPipeline:
             # signature made here is dropped unsent; the stored one is the order).
             existing = await self._existing(key, request.secret_id)
             assert existing is not None
-            return await self.resume(existing, wallet)
+            return await self.resume(existing, wallet, rules)
         status = row.status
         logger.info(
             "bet_decided",
@@ -170,9 +170,15 @@ class BetPipeline:
             return result_of(row, wallet.funder_address)
         return await self._executor.execute_row(row, wallet.funder_address, signed=signed)
 
-    async def resume(self, row: TransactionLog, wallet: WalletRef) -> BetResult:
+    async def resume(
+        self, row: TransactionLog, wallet: WalletRef, rules: list[PolicyRule] | None = None
+    ) -> BetResult:
         """The outcome of an action already on record; carries on one left open (only in
-        the execution mode it was recorded in: ``ExecutionModeMismatch`` otherwise)."""
+        the execution mode it was recorded in: ``ExecutionModeMismatch`` otherwise).
+
+        A retryable failure is reopened; under a daily or weekly limit (``rules``) only if
+        its amount still fits, else it ends DENIED.
+        """
         reopens = row.status in (TransactionStatus.PENDING, TransactionStatus.UNKNOWN) or (
             row.status is TransactionStatus.FAILED
             and (row.response_data or {}).get("retryable") is True
@@ -190,19 +196,44 @@ class BetPipeline:
             if data.get("retryable") is True:
                 # A transient failure retried with the same key: reopen the same row; if it
                 # was signed, the same signed order is what gets posted.
-                async with one_statement_session(self._sessions) as session:
-                    await audit.move_status(
-                        session,
-                        row.id,
-                        from_statuses=[TransactionStatus.FAILED],
-                        to_status=TransactionStatus.PENDING,
-                        error_message=None,
-                    )
+                denied = await self._reopen(row, rules or [])
+                if denied is not None:
+                    return result_of(denied, wallet.funder_address)
                 return await self._executor.execute(row.id, wallet.funder_address)
             error = PermanentSkillError(row.error_message or "the action failed")
             error.code = str(data.get("errorCode") or error.code)
             raise error
         return result_of(row, wallet.funder_address)
+
+    async def _reopen(self, row: TransactionLog, rules: list[PolicyRule]) -> TransactionLog | None:
+        """FAILED → PENDING. A FAILED row spends nothing, so under a spending window the
+        policies decide again under the secret's lock; a refusal ends the row DENIED (and
+        is returned)."""
+        if not needs_spending_windows(rules):
+            async with one_statement_session(self._sessions) as session:
+                await _reopen_failed(session, row.id)
+            return None
+        action = stored_action(row.request_data)
+        facts = ActionFacts(row.usd_value, action.spec.token_id, action.condition_id)
+        async with secret_locked_transaction(
+            self._sessions, row.secret_id, LockScope.SPENDING
+        ) as session:
+            windows = await policy_repository.spending_windows(session, row.secret_id, utcnow())
+            decision = evaluate(rules, facts, windows)
+            if decision.verdict is Verdict.ALLOW:
+                await _reopen_failed(session, row.id)
+                return None
+            await audit.move_status(
+                session,
+                row.id,
+                from_statuses=[TransactionStatus.FAILED],
+                to_status=TransactionStatus.DENIED,
+                error_message=decision.reason,
+                response_data={"reason": decision.reason},
+            )
+            denied = await audit.get_log(session, row.id)
+        assert denied is not None
+        return denied
 
     @staticmethod
     def _owned(row: TransactionLog, secret_id: str) -> TransactionLog:
@@ -334,6 +365,16 @@ class _Draft:
     usd_value: Decimal | None
     signed: SignedAction | None
     failure: SkillError | None
+
+
+async def _reopen_failed(session: AsyncSession, log_id: str) -> None:
+    await audit.move_status(
+        session,
+        log_id,
+        from_statuses=[TransactionStatus.FAILED],
+        to_status=TransactionStatus.PENDING,
+        error_message=None,
+    )
 
 
 def _status_of(decision: Decision, failure: SkillError | None) -> TransactionStatus:
