@@ -38,21 +38,26 @@ NOT_SPENDING = (
 )
 
 
-async def spent_usd_since(session: AsyncSession, secret_id: str, since: datetime) -> Decimal:
-    """USD of the secret's executed and in-flight actions created since ``since``."""
-    total = await session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(TransactionLog.usd_value), 0)).where(
-            TransactionLog.secret_id == secret_id,
-            TransactionLog.status.not_in(NOT_SPENDING),
-            TransactionLog.created_at >= since,
-        )
-    )
+def _micro_dollars(total: object) -> Decimal:
     # SQLite sums NUMERIC as binary floats: back to micro-dollars.
     return Decimal(str(total or 0)).quantize(Decimal("0.000001"))
 
 
 async def spending_windows(session: AsyncSession, secret_id: str, now: datetime) -> SpendingWindows:
-    return SpendingWindows(
-        daily_usd=await spent_usd_since(session, secret_id, now - DAY),
-        weekly_usd=await spent_usd_since(session, secret_id, now - WEEK),
+    """The rolling 24 h and 7 day spend of the secret, in one query (one round trip: it
+    runs under the secret's spend lock)."""
+    day_start = now - DAY
+    daily = sa.func.sum(
+        sa.case((TransactionLog.created_at >= day_start, TransactionLog.usd_value), else_=0)
     )
+    weekly = sa.func.sum(TransactionLog.usd_value)
+    row = (
+        await session.execute(
+            sa.select(daily, weekly).where(
+                TransactionLog.secret_id == secret_id,
+                TransactionLog.status.not_in(NOT_SPENDING),
+                TransactionLog.created_at >= now - WEEK,
+            )
+        )
+    ).one()
+    return SpendingWindows(daily_usd=_micro_dollars(row[0]), weekly_usd=_micro_dollars(row[1]))
