@@ -15,8 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
-from datetime import timedelta
+from dataclasses import replace
 from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
@@ -24,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.audit import transaction_log as audit
 from vincent.db.base import new_id, utcnow
-from vincent.db.models import PendingApproval, TransactionLog
+from vincent.db.models import TransactionLog
 from vincent.db.secret_locks import LockScope, secret_locked_transaction
 from vincent.db.session import SessionFactory, one_statement_session
 from vincent.enums import ExecutionMode, TransactionStatus
@@ -41,6 +40,7 @@ from vincent.policies.evaluator import (
 )
 from vincent.skills.polymarket.actions import request_data, result_of, stored_action
 from vincent.skills.polymarket.bet_inputs import read_bet_inputs
+from vincent.skills.polymarket.bet_records import BetDraft, add_rows, status_of
 from vincent.skills.polymarket.book_walk import round_shares_down
 from vincent.skills.polymarket.clients import WalletRef
 from vincent.skills.polymarket.errors import (
@@ -48,18 +48,15 @@ from vincent.skills.polymarket.errors import (
     NoPosition,
     PermanentSkillError,
     SkillError,
-    is_retryable,
 )
 from vincent.skills.polymarket.execution import Executor, SignedAction
 from vincent.skills.polymarket.market_data import MarketData, MarketInfo
 from vincent.skills.polymarket.orders import OrderSpec
-from vincent.skills.polymarket.signed_orders import signed_order_to_json
 from vincent.skills.polymarket.types import BetRequest, BetResult, OrderBook, OrderType
 from vincent.skills.polymarket.valuation import action_usd_value
 
 logger = logging.getLogger(__name__)
 
-APPROVAL_TTL = timedelta(minutes=30)
 SharesHeld = Callable[[WalletRef, str], Awaitable[Decimal | None]]
 
 
@@ -146,7 +143,7 @@ class BetPipeline:
                 failure = error
         try:
             row, decision = await self._decide_and_write(
-                _Draft(request, key, data, usd_value, signed, failure), rules, facts, decision
+                BetDraft(request, key, data, usd_value, signed, failure), rules, facts, decision
             )
         except IntegrityError:
             # Another call with the same idempotency key won the insert: join it (a
@@ -298,7 +295,7 @@ class BetPipeline:
 
     async def _decide_and_write(
         self,
-        draft: _Draft,
+        draft: BetDraft,
         rules: list[PolicyRule],
         facts: ActionFacts,
         decision: Decision,
@@ -313,7 +310,7 @@ class BetPipeline:
         """
         secret_id = draft.request.secret_id
         if draft.failure is not None or not needs_spending_windows(rules):
-            status = _status_of(decision, draft.failure)
+            status = status_of(decision, draft.failure)
             # One INSERT, unless an approval goes with it.
             scope = (
                 self._sessions.begin()
@@ -321,17 +318,17 @@ class BetPipeline:
                 else one_statement_session(self._sessions)
             )
             async with scope as session:
-                row = await _add_rows(session, draft, decision, status, self._mode)
+                row = await add_rows(session, draft, decision, status, self._mode)
             return row, decision
         async with secret_locked_transaction(
             self._sessions, secret_id, LockScope.SPENDING
         ) as session:
             windows = await policy_repository.spending_windows(session, secret_id, utcnow())
             decision = evaluate(rules, facts, windows)
-            status = _status_of(decision, None)
+            status = status_of(decision, None)
             if status is not TransactionStatus.PENDING:
                 draft = replace(draft, signed=None)
-            row = await _add_rows(session, draft, decision, status, self._mode)
+            row = await add_rows(session, draft, decision, status, self._mode)
         return row, decision
 
     async def _record_refusal(self, request: BetRequest, error: SkillError) -> None:
@@ -355,18 +352,6 @@ class BetPipeline:
             )
 
 
-@dataclass(frozen=True, slots=True)
-class _Draft:
-    """An action about to be recorded: the request and what was prepared for it."""
-
-    request: BetRequest
-    key: str
-    data: dict[str, object]
-    usd_value: Decimal | None
-    signed: SignedAction | None
-    failure: SkillError | None
-
-
 async def _reopen_failed(session: AsyncSession, log_id: str) -> None:
     await audit.move_status(
         session,
@@ -375,67 +360,3 @@ async def _reopen_failed(session: AsyncSession, log_id: str) -> None:
         to_status=TransactionStatus.PENDING,
         error_message=None,
     )
-
-
-def _status_of(decision: Decision, failure: SkillError | None) -> TransactionStatus:
-    if failure is not None:
-        return TransactionStatus.FAILED
-    return {
-        Verdict.DENY: TransactionStatus.DENIED,
-        Verdict.REQUIRE_APPROVAL: TransactionStatus.PENDING_APPROVAL,
-        Verdict.ALLOW: TransactionStatus.PENDING,
-    }[decision.verdict]
-
-
-async def _add_rows(
-    session: AsyncSession,
-    draft: _Draft,
-    decision: Decision,
-    status: TransactionStatus,
-    mode: ExecutionMode,
-) -> TransactionLog:
-    """Add the audit row (and the approval a REQUIRE_APPROVAL verdict asks for)."""
-    request, failure, signed = draft.request, draft.failure, draft.signed
-    response: dict[str, object] | None = None
-    approval: PendingApproval | None = None
-    reason = decision.reason
-    if status is TransactionStatus.PENDING_APPROVAL:
-        approval = PendingApproval(
-            id=new_id(),
-            secret_id=request.secret_id,
-            rule_id=request.rule_id,
-            action_type=audit.ACTION_POLYMARKET_BET,
-            request_data=dict(draft.data),
-            reason=reason or "",
-            expires_at=utcnow() + APPROVAL_TTL,
-            execution_mode=mode,
-        )
-        response = {"reason": reason, "pendingApprovalId": approval.id}
-    elif status is TransactionStatus.DENIED:
-        response = {"reason": reason}
-    elif failure is not None:
-        response = {
-            "errorCode": failure.code,
-            "error": failure.message,
-            "retryable": is_retryable(failure),
-        }
-    row = audit.create_log(
-        session,
-        secret_id=request.secret_id,
-        api_key_id=request.api_key_id,
-        request_data=dict(draft.data),
-        status=status,
-        usd_value=draft.usd_value,
-        idempotency_key=draft.key,
-        error_message=None if failure is None else failure.message,
-        response_data=response,
-        signed_order=None if signed is None else signed_order_to_json(signed.order),
-        order_id=None if signed is None else signed.order_id,
-        execution_mode=mode,
-    )
-    if approval is not None:
-        approval.transaction_log_id = row.id
-        # Flushed in order: the approval's row refers to the audit row.
-        await session.flush()
-        session.add(approval)
-    return row
