@@ -56,7 +56,7 @@ async def test_audit_rows_and_approvals_record_their_mode(
 
     async with session_factory() as session:
         rows = await session.execute(sa.select(TransactionLog.id, TransactionLog.execution_mode))
-        modes = {log_id: mode for log_id, mode in rows}
+        modes = dict(rows.all())
     assert modes == {
         live.transaction_log_id: ExecutionMode.LIVE,
         paper.transaction_log_id: ExecutionMode.PAPER,
