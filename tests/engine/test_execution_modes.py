@@ -87,3 +87,42 @@ async def test_a_live_worker_leaves_paper_rules_alone_and_says_so(
     assert alice_status.json()["data"]["yourOtherModeRulesCount"] == 0
     [report] = [r for r in caplog.records if r.getMessage() == "rules_of_other_mode_left_alone"]
     assert (report.execution_mode, report.rules) == ("live", 1)  # type: ignore[attr-defined]
+
+
+async def test_a_paper_worker_leaves_live_rules_alone(
+    exchange: LocalExchange, session_factory: SessionFactory, database_url: str
+) -> None:
+    async with session_factory() as session:
+        alice = await make_tenant(session, "alice")
+        await session.commit()
+    ids = open_market(exchange, "0.50")
+    exchange.credit(alice.address, token_id=ids.yes, shares="6", avg_price="0.5")
+    live_rule = await _rule(session_factory, alice.secret_id, ids.yes, ExecutionMode.LIVE)
+    settings = worker_settings(
+        exchange,
+        database_url,
+        vincent_encryption_key=SecretStr(TEST_ENCRYPTION_KEY),
+        execution_mode=ExecutionMode.PAPER,
+    )
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://v") as client,
+    ):
+        worker: TradeMonitoringWorker = app.state.vincent.worker
+        async with asyncio.timeout(TIMEOUT_S):
+            exchange.step_price(ids.yes, "0.40")
+            # A full tick (reconcile, index sync, HTTP prices of indexed tokens) after the
+            # price moved below the stop.
+            await worker.wait_for_ticks(worker.request_tick())
+            await worker.wait_for_idle()
+        status = await client.get(STATUS, headers=alice.headers)
+        watched = worker.watched_rule(live_rule)
+
+    assert watched is None
+    assert worker.executions_completed == 0
+    assert (await rule_row(session_factory, live_rule)).status is TradeRuleStatus.ACTIVE
+    assert shares_of(exchange, alice.address, ids.yes) == 6
+    assert exchange.order_receipts() == ()
+    assert status.json()["data"]["executionMode"] == "paper"
+    assert status.json()["data"]["yourOtherModeRulesCount"] == 1
