@@ -10,13 +10,18 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from tests.engine.conftest import MakeSecret, ManualClock
 from tests.engine.live import is_connected, open_market, rule_row, shares_of, worker_settings
+from tests.engine.scripted_skill import ScriptedSkill
 from tests.helpers import TEST_ENCRYPTION_KEY, make_tenant
 from vincent.app import create_app
 from vincent.db.session import SessionFactory
-from vincent.enums import ExecutionMode, TradeRuleStatus, TradeRuleType
+from vincent.enums import ExecutionMode, TradeRuleEventType, TradeRuleStatus, TradeRuleType
 from vincent.services.trade_manager import TradeMonitoringWorker
-from vincent.services.trade_manager.rule_manager import NewRule, create_rule
+from vincent.services.trade_manager.event_logger import log_event
+from vincent.services.trade_manager.reconciliation import reconcile_rules
+from vincent.services.trade_manager.rule_executor import ExecutionOutcome, RuleExecutor
+from vincent.services.trade_manager.rule_manager import NewRule, create_rule, mark_rule_triggered
 from vincent.services.trade_manager.types import ActionType, RuleAction
 from vincent.sim import LocalExchange
 
@@ -126,3 +131,35 @@ async def test_a_paper_worker_leaves_live_rules_alone(
     assert exchange.order_receipts() == ()
     assert status.json()["data"]["executionMode"] == "paper"
     assert status.json()["data"]["yourOtherModeRulesCount"] == 1
+
+
+async def test_reconciliation_settles_only_rules_of_its_mode(
+    session_factory: SessionFactory,
+    skill: ScriptedSkill,
+    clock: ManualClock,
+    make_secret: MakeSecret,
+) -> None:
+    secret_id = await make_secret("a")
+    rules = {
+        mode: await _rule(session_factory, secret_id, "111", mode)
+        for mode in (ExecutionMode.LIVE, ExecutionMode.PAPER)
+    }
+    for mode, rule_id in rules.items():
+        # Claimed, attempt written, then the process died: the order was never sent.
+        async with session_factory() as session, session.begin():
+            assert await mark_rule_triggered(session, rule_id)
+            log_event(
+                session,
+                rule_id,
+                TradeRuleEventType.ACTION_ATTEMPT,
+                {"type": "market_order", "idempotencyKey": f"k-{mode.value}"},
+            )
+    executor = RuleExecutor(session_factory, skill, clock=clock, retry_delay=lambda n: 1.0)
+
+    report = await reconcile_rules(
+        session_factory, skill, executor, now=clock.now(), execution_mode=ExecutionMode.LIVE
+    )
+
+    assert dict(report.outcomes) == {rules[ExecutionMode.LIVE]: ExecutionOutcome.RETRY}
+    paper = await rule_row(session_factory, rules[ExecutionMode.PAPER])
+    assert paper.status is TradeRuleStatus.TRIGGERED
