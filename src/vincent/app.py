@@ -165,7 +165,10 @@ async def _start_worker(stack: AsyncExitStack, state: AppState, skill: Polymarke
     state.metrics_registries.append(worker.metrics_registry)
     if not state.settings.is_sqlite:  # rule changes made by API-only processes
         subscriber = RuleChangeSubscriber(
-            state.settings.database_url, state.session_factory, worker
+            state.settings.database_url,
+            state.session_factory,
+            worker,
+            execution_mode=state.settings.execution_mode,
         )
         await subscriber.start()
         stack.push_async_callback(subscriber.stop)

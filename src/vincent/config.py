@@ -9,6 +9,10 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vincent.enums import ExecutionMode
+
+__all__ = ["ExecutionMode", "LogFormat", "Settings"]
+
 VAR_DIR = Path("var")
 DEFAULT_SQLITE_URL = f"sqlite+aiosqlite:///{VAR_DIR / 'vincent.db'}"
 
@@ -22,11 +26,6 @@ PRODUCTION_RELAYER_URL = "https://relayer-v2.polymarket.com"
 class LogFormat(StrEnum):
     TEXT = "text"
     JSON = "json"
-
-
-class ExecutionMode(StrEnum):
-    LIVE = "live"
-    PAPER = "paper"
 
 
 Seconds = Annotated[float, Field(gt=0)]

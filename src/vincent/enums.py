@@ -71,3 +71,10 @@ class ApprovalStatus(enum.StrEnum):
     APPROVED = "APPROVED"
     DENIED = "DENIED"
     EXPIRED = "EXPIRED"
+
+
+class ExecutionMode(enum.StrEnum):
+    """Where orders go: the real exchange, or the paper ledger (EXECUTION_MODE)."""
+
+    LIVE = "live"
+    PAPER = "paper"

@@ -13,6 +13,7 @@
     │   ├── RuleNotFound
     │   └── SecretNotFound
     ├── Conflict
+    │   └── ExecutionModeMismatch      recorded in paper mode, asked to run live (or back)
     ├── InvalidSecretType              the secret is not a POLYMARKET_WALLET
     └── ConfigurationError             settings that cannot work
 
@@ -96,6 +97,19 @@ class SecretNotFound(NotFound):
 class Conflict(VincentError):
     code = "CONFLICT"
     default_message = "Conflict"
+
+
+class ExecutionModeMismatch(Conflict):
+    """An action, approval or rule recorded in one execution mode, run in the other."""
+
+    code = "EXECUTION_MODE_MISMATCH"
+
+    def __init__(self, what: str, recorded: str, running: str) -> None:
+        super().__init__(
+            f"{what} was made in {recorded} mode and this process runs in {running} mode: "
+            f"it executes only in {recorded} mode (EXECUTION_MODE={recorded})",
+            details={"recordedMode": recorded, "processMode": running},
+        )
 
 
 class InvalidSecretType(VincentError):

@@ -31,6 +31,7 @@ RULE_KEYS = [
     "updatedAt",
     "triggerSource",
     "expiresAt",
+    "executionMode",
 ]
 
 
@@ -58,6 +59,7 @@ def test_create_returns_the_rule_in_the_original_shape(client: TestClient, alice
     assert rule["marketSlug"] is None  # Gamma unreachable: null, request still succeeds
     assert rule["triggeredAt"] is None
     assert rule["triggerSource"] == "MIDPOINT"
+    assert rule["executionMode"] == "live"
     assert len(rule["id"]) == 25 and rule["id"].startswith("c")
     assert ISO_MS_Z.match(rule["createdAt"]) and ISO_MS_Z.match(rule["updatedAt"])
 

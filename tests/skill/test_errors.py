@@ -12,7 +12,7 @@ from tests.skill.conftest import MarketIds, Wallet, shares_of
 from vincent.audit.transaction_log import create_log
 from vincent.db.models import TransactionLog
 from vincent.db.session import SessionFactory
-from vincent.enums import TransactionStatus
+from vincent.enums import ExecutionMode, TransactionStatus
 from vincent.sim import LocalExchange
 from vincent.skills.polymarket import PolymarketSkill
 from vincent.skills.polymarket.actions import request_data
@@ -336,6 +336,7 @@ async def test_an_action_that_crashed_before_signing_is_not_sent_and_can_be_retr
             ),
             status=TransactionStatus.PENDING,
             usd_value=None,
+            execution_mode=ExecutionMode.LIVE,
             idempotency_key="crashed-1",
         )
 

@@ -1,4 +1,5 @@
-"""Each policy type allows, denies or asks for approval; spending counts executed actions."""
+"""Each policy type allows, denies or asks for approval; spending counts executed and
+in-flight actions, never denied or failed ones."""
 
 from __future__ import annotations
 
@@ -119,7 +120,7 @@ async def test_sell_without_bids_is_denied_under_a_spending_limit(
     ("policy_type", "window"),
     [(PolicyType.SPENDING_LIMIT_DAILY, "daily"), (PolicyType.SPENDING_LIMIT_WEEKLY, "weekly")],
 )
-async def test_spending_windows_count_only_executed_actions(
+async def test_spending_windows_skip_denied_and_failed_actions(
     exchange: LocalExchange,
     skill: PolymarketSkill,
     funded: Wallet,

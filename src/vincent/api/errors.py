@@ -32,6 +32,7 @@ from vincent.errors import (
 from vincent.skills.polymarket.errors import (
     ExchangeTimeout,
     ExchangeUnavailable,
+    NoPosition,
     RateLimited,
     SkillError,
     UnknownOutcome,
@@ -49,6 +50,8 @@ STATUS_BY_ERROR: tuple[tuple[type[VincentError], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),
     (RateLimited, 429),
+    # Nothing held to sell is the caller's mistake, in live and paper mode alike.
+    (NoPosition, 400),
     (UnknownOutcome, 502),
     (ExchangeUnavailable, 503),
     (ExchangeTimeout, 504),

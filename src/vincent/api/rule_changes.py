@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.db.models import TradeRule
 from vincent.db.session import SessionFactory
-from vincent.enums import TradeRuleStatus
+from vincent.enums import ExecutionMode, TradeRuleStatus
 from vincent.services.trade_manager.rule_manager import to_snapshot
 from vincent.services.trade_manager.types import RuleChangeListener
 
@@ -50,9 +50,16 @@ class RuleChangeSubscriber:
     """LISTEN for rule ids and pass the rules to ``listener`` (the worker), in order."""
 
     def __init__(
-        self, database_url: str, session_factory: SessionFactory, listener: RuleChangeListener
+        self,
+        database_url: str,
+        session_factory: SessionFactory,
+        listener: RuleChangeListener,
+        *,
+        execution_mode: ExecutionMode | None = None,
     ) -> None:
         self._dsn = _asyncpg_dsn(database_url)
+        # Only rules of the worker's own mode reach it (None: every rule).
+        self._mode = execution_mode
         self._sessions = session_factory
         self._listener = listener
         self._pending: asyncio.Queue[str] = asyncio.Queue()
@@ -111,7 +118,10 @@ class RuleChangeSubscriber:
 
     async def _apply(self, ids: set[str]) -> None:
         async with self._sessions() as session:
-            rules = (await session.scalars(sa.select(TradeRule).where(TradeRule.id.in_(ids)))).all()
+            statement = sa.select(TradeRule).where(TradeRule.id.in_(ids))
+            if self._mode is not None:
+                statement = statement.where(TradeRule.execution_mode == self._mode)
+            rules = (await session.scalars(statement)).all()
         for rule in rules:
             # Only the API's own transitions: the worker owns TRIGGERED, FAILED, ...
             if rule.status is TradeRuleStatus.ACTIVE:

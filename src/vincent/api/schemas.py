@@ -134,6 +134,7 @@ def render_rule(rule: TradeRule) -> dict[str, Any]:
         "updatedAt": iso(rule.updated_at),
         "triggerSource": rule.trigger_source.value,
         "expiresAt": iso(rule.expires_at),
+        "executionMode": rule.execution_mode.value,
     }
 
 

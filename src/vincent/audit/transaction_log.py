@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.db.base import new_id, utcnow
 from vincent.db.models import TransactionLog
-from vincent.enums import TransactionStatus
+from vincent.enums import ExecutionMode, TransactionStatus
 
 ACTION_POLYMARKET_BET = "polymarket_bet"
 
@@ -30,6 +30,7 @@ def create_log(
     request_data: dict[str, Any],
     status: TransactionStatus,
     usd_value: Decimal | None,
+    execution_mode: ExecutionMode,
     api_key_id: str | None = None,
     idempotency_key: str | None = None,
     action_type: str = ACTION_POLYMARKET_BET,
@@ -41,7 +42,8 @@ def create_log(
     """Add (not commit) the audit row of a new action; its id is set at once.
 
     An action signed before it is recorded carries its ``signed_order`` and ``order_id``
-    from the first write, so it is stored before it can be posted.
+    from the first write, so it is stored before it can be posted. ``execution_mode`` is
+    the mode of the process deciding it: the action executes only in that mode.
     """
     row = TransactionLog(
         id=new_id(),
@@ -56,6 +58,7 @@ def create_log(
         response_data=response_data,
         signed_order=signed_order,
         order_id=order_id,
+        execution_mode=execution_mode,
     )
     session.add(row)
     return row

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from vincent.db.base import Base, UTCDateTime, new_id, utcnow
 from vincent.enums import (
     ApprovalStatus,
+    ExecutionMode,
     PolicyType,
     SecretType,
     TradeRuleEventType,
@@ -54,6 +55,24 @@ Money = sa.Numeric(38, 18)
 
 def _enum(cls: type[enum.Enum], name: str) -> sa.Enum:
     return sa.Enum(cls, name=name, values_callable=lambda e: [m.value for m in e])
+
+
+def _execution_mode() -> Mapped[ExecutionMode]:
+    """Added column: the mode (live or paper) a row was made in; rows from before it are live.
+
+    Stored as VARCHAR, not a database enum type.
+    """
+    return mapped_column(
+        sa.Enum(
+            ExecutionMode,
+            native_enum=False,
+            create_constraint=False,
+            length=8,
+            values_callable=lambda e: [m.value for m in e],
+        ),
+        default=ExecutionMode.LIVE,
+        server_default=ExecutionMode.LIVE.value,
+    )
 
 
 # --------------------------------------------------------------------------- Vincent core
@@ -134,6 +153,8 @@ class TransactionLog(Base):
     error_message: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Added (0002_modes): paper actions never execute live, nor live ones on paper.
+    execution_mode: Mapped[ExecutionMode] = _execution_mode()
 
 
 class PendingApproval(Base):
@@ -159,6 +180,8 @@ class PendingApproval(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     decided_by: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Added (0002_modes): executed only by a process of this mode.
+    execution_mode: Mapped[ExecutionMode] = _execution_mode()
 
 
 class PaperFill(Base):
@@ -221,6 +244,8 @@ class TradeRule(Base):
     attempt_count: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     pending_approval_id: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
+    # Added (0002_modes): watched and executed only by a worker of this mode.
+    execution_mode: Mapped[ExecutionMode] = _execution_mode()
 
 
 class TradeMonitoredPosition(Base):

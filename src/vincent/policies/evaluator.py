@@ -46,7 +46,8 @@ class ActionFacts:
 
 @dataclass(frozen=True, slots=True)
 class SpendingWindows:
-    """USD of this secret's EXECUTED actions in the rolling last 24 h and 7 days."""
+    """USD of this secret's executed and in-flight actions in the rolling last 24 h and
+    7 days (see ``repository.NOT_SPENDING``)."""
 
     daily_usd: Decimal
     weekly_usd: Decimal

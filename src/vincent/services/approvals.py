@@ -3,6 +3,12 @@
 Every decision is one conditional UPDATE on ``PendingApproval.status`` (``WHERE status =
 'PENDING'``); the row count decides the winner, so two approvers never both execute.
 Denied and expired approvals never execute; their audit row ends DENIED.
+
+An approval executes only in the execution mode it was requested in (a paper approval is
+never placed on the real exchange): otherwise approving is refused and it stays pending.
+An approval a trade rule's sale waits on is approved only while that rule still waits
+for it (in the same UPDATE); cancelling the rule denies it in the cancel's transaction
+(``deny_rule_approval``), so a cancel and an approve never both win.
 """
 
 from __future__ import annotations
@@ -16,10 +22,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.audit import transaction_log as audit
-from vincent.db.models import PendingApproval
+from vincent.db.models import PendingApproval, TradeRule
 from vincent.db.session import SessionFactory
-from vincent.enums import ApprovalStatus, TransactionStatus
-from vincent.errors import Conflict, NotFound
+from vincent.enums import ApprovalStatus, ExecutionMode, TradeRuleStatus, TransactionStatus
+from vincent.errors import Conflict, ExecutionModeMismatch, NotFound
 from vincent.skills.polymarket.errors import SkillError
 from vincent.skills.polymarket.types import BetResult
 from vincent.wire_time import iso
@@ -35,7 +41,14 @@ class ApprovalNotPending(Conflict):
     code = "APPROVAL_NOT_PENDING"
 
 
+class ApprovalRuleNotWaiting(Conflict):
+    code = "APPROVAL_RULE_NOT_WAITING"
+
+
 class ApprovedActionExecutor(Protocol):
+    @property
+    def paper_mode(self) -> bool: ...
+
     async def execute_approved(self, transaction_log_id: str) -> BetResult: ...
 
 
@@ -99,10 +112,20 @@ async def approve(
     decided_by: str,
     now: datetime,
 ) -> ApprovalOutcome:
-    """Approve and execute the stored action, exactly once. Raises ``ApprovalNotPending``
-    when it was already decided or has expired."""
+    """Approve and execute the stored action, exactly once.
+
+    Raises ``ApprovalNotPending`` when it was already decided or has expired,
+    ``ExecutionModeMismatch`` when it was requested in the other execution mode, and
+    ``ApprovalRuleNotWaiting`` when the trade rule it was made for no longer waits for
+    it; in the last two cases it stays pending.
+    """
+    running = ExecutionMode.PAPER if executor.paper_mode else ExecutionMode.LIVE
     async with session_factory() as session:
         approval = await _load(session, approval_id)
+        if approval.status is ApprovalStatus.PENDING and approval.execution_mode is not running:
+            raise ExecutionModeMismatch(
+                "This approval", approval.execution_mode.value, running.value
+            )
         if approval.status is ApprovalStatus.PENDING and approval.expires_at <= now:
             await expire_due(session, now)
             raise ApprovalNotPending("Approval has expired")
@@ -110,6 +133,8 @@ async def approve(
         await session.commit()
         if not won:
             current = await _load(session, approval_id)
+            if current.status is ApprovalStatus.PENDING and current.rule_id is not None:
+                raise await _rule_not_waiting(session, current)
             raise ApprovalNotPending(f"Approval is already {current.status.value}")
         approval = await _load(session, approval_id)
     logger.info("approval_approved", extra={"approval_id": approval_id})
@@ -138,6 +163,59 @@ async def deny(
     return await _load(session, approval_id)
 
 
+async def deny_rule_approval(
+    session: AsyncSession, secret_id: str, rule_id: str, *, decided_by: str, now: datetime
+) -> bool:
+    """Deny the pending approval the tenant's rule ``rule_id`` waits on (PENDING_APPROVAL),
+    its audit row with it. In the caller's transaction; does not commit.
+
+    Returns whether an approval was denied. The approval row is written first, so a
+    concurrent approve waits on it and then finds it DENIED.
+    """
+    waited_on = (
+        sa.select(TradeRule.pending_approval_id)
+        .where(
+            TradeRule.id == rule_id,
+            TradeRule.secret_id == secret_id,
+            TradeRule.status == TradeRuleStatus.PENDING_APPROVAL,
+        )
+        .scalar_subquery()
+    )
+    result = await session.execute(
+        sa.update(PendingApproval)
+        .where(PendingApproval.id == waited_on, PendingApproval.status == ApprovalStatus.PENDING)
+        .values(status=ApprovalStatus.DENIED, decided_at=now, decided_by=decided_by)
+        .returning(PendingApproval.id, PendingApproval.transaction_log_id)
+        .execution_options(synchronize_session=False)
+    )
+    denied = result.one_or_none()
+    if denied is None:
+        return False
+    await audit.move_status(
+        session,
+        denied.transaction_log_id,
+        from_statuses=[TransactionStatus.PENDING_APPROVAL],
+        to_status=TransactionStatus.DENIED,
+        error_message="the rule was canceled",
+    )
+    logger.info("approval_denied_by_rule_cancel", extra={"approval_id": denied.id})
+    return True
+
+
+async def _rule_not_waiting(
+    session: AsyncSession, approval: PendingApproval
+) -> ApprovalRuleNotWaiting:
+    rule_status = await session.scalar(
+        sa.select(TradeRule.status).where(TradeRule.id == approval.rule_id)
+    )
+    status = "deleted" if rule_status is None else rule_status.value
+    return ApprovalRuleNotWaiting(
+        f"Rule {approval.rule_id} is no longer waiting for this approval (rule status "
+        f"{status}): approving it would sell for a rule that is not waiting",
+        details={"ruleId": approval.rule_id, "ruleStatus": status},
+    )
+
+
 async def _load(session: AsyncSession, approval_id: str) -> PendingApproval:
     approval = await session.get(PendingApproval, approval_id, populate_existing=True)
     if approval is None:
@@ -158,6 +236,17 @@ async def _decide(
     ]
     if status is ApprovalStatus.APPROVED:
         condition.append(PendingApproval.expires_at > now)
+        # A rule's sale only while the rule still waits for this very approval.
+        condition.append(
+            sa.or_(
+                PendingApproval.rule_id.is_(None),
+                sa.exists().where(
+                    TradeRule.id == PendingApproval.rule_id,
+                    TradeRule.status == TradeRuleStatus.PENDING_APPROVAL,
+                    TradeRule.pending_approval_id == PendingApproval.id,
+                ),
+            )
+        )
     result = await session.execute(
         sa.update(PendingApproval)
         .where(*condition)
@@ -181,6 +270,7 @@ def approval_json(approval: PendingApproval) -> dict[str, Any]:
         "decidedAt": iso(approval.decided_at),
         "decidedBy": approval.decided_by,
         "createdAt": iso(approval.created_at),
+        "executionMode": approval.execution_mode.value,
     }
 
 

@@ -83,6 +83,7 @@ async def create_rule(
         action=body.rule_action(),
         trigger_source=TriggerSource(body.triggerSource),
         expires_at=body.expiresAt,
+        execution_mode=state.settings.execution_mode,
     )
     payload = body.model_dump(mode="json", exclude_none=True, exclude={"expiresAt"})
     if body.triggerSource == "MIDPOINT" and "triggerSource" not in sent:
@@ -165,9 +166,15 @@ async def worker_status(
     secret: CurrentSecret, session: ReadSessionDep, state: StateDep
 ) -> JSONResponse:
     status = state.worker_status()
+    mode = state.settings.execution_mode
     data: dict[str, Any] = {
         "running": status.running,
         "yourActiveRulesCount": await rule_manager.count_active_rules(session, secret.id),
+        # Added: this process's mode, and the caller's rules of the other mode it leaves alone.
+        "executionMode": mode.value,
+        "yourOtherModeRulesCount": await rule_manager.count_other_mode_rules(
+            session, secret.id, mode
+        ),
     }
     if status.last_sync_time is not None:
         data["lastSyncTime"] = iso(status.last_sync_time)

@@ -11,6 +11,8 @@ import logging
 from collections.abc import Mapping
 from datetime import datetime
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from vincent.config import Settings
 from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleStatus
@@ -23,7 +25,12 @@ from vincent.services.trade_manager.price_dispatch import POLL, PriceDispatcher
 from vincent.services.trade_manager.pricing import rule_price
 from vincent.services.trade_manager.reconciliation import reconcile_rules
 from vincent.services.trade_manager.rule_executor import RuleExecutor
-from vincent.services.trade_manager.rule_manager import expire_rules, get_rules, to_snapshot
+from vincent.services.trade_manager.rule_manager import (
+    count_other_mode_rules,
+    expire_rules,
+    get_rules,
+    to_snapshot,
+)
 from vincent.services.trade_manager.rule_registry import RuleRegistry
 from vincent.services.trade_manager.types import Clock
 from vincent.skills.polymarket.types import TradingSkill
@@ -65,6 +72,8 @@ class PollTick:
         self.last_sync_time: datetime | None = None
         self.started = 0
         self.completed = 0
+        self.other_mode_rules = 0
+        self._other_mode_reported = False
 
     async def run(self) -> bool:
         """Run one tick unless the breaker is open; return whether it succeeded."""
@@ -113,6 +122,7 @@ class PollTick:
             self._executor,
             now=self._clock.now(),
             min_attempt_age_s=min_attempt_age_s,
+            execution_mode=self._settings.execution_mode,
         )
 
     async def expire(self, now: datetime) -> None:
@@ -125,8 +135,11 @@ class PollTick:
     async def sync_index(self) -> None:
         """Make the index agree with the ACTIVE rules in the database."""
         seq_before = self._rules.seq
+        mode = self._settings.execution_mode
         async with self._session_factory() as session:
-            rows = await get_rules(session, None, TradeRuleStatus.ACTIVE)
+            rows = await get_rules(session, None, TradeRuleStatus.ACTIVE, execution_mode=mode)
+            if not self._other_mode_reported:
+                await self._report_other_mode_rules(session)
         snapshots = []
         for row in rows:
             try:
@@ -141,6 +154,17 @@ class PollTick:
         for rule_id, until in self._rules.due(now):
             self._dispatcher.rearm(rule_id, until)
         self._dispatcher.sync_tokens()
+
+    async def _report_other_mode_rules(self, session: AsyncSession) -> None:
+        """Say once, at start, how many rules of the other mode this worker leaves alone."""
+        mode = self._settings.execution_mode
+        self.other_mode_rules = await count_other_mode_rules(session, None, mode)
+        self._other_mode_reported = True
+        log = logger.warning if self.other_mode_rules else logger.info
+        log(
+            "rules_of_other_mode_left_alone",
+            extra={"execution_mode": mode.value, "rules": self.other_mode_rules},
+        )
 
     async def price_stale_tokens(self) -> None:
         """Price stale tokens over HTTP one by one; one failing token does not stop the rest."""

@@ -20,7 +20,13 @@ import sqlalchemy as sa
 
 from vincent.db.models import PendingApproval, Secret, TradeRule, TradeRuleEvent, TransactionLog
 from vincent.db.session import SessionFactory
-from vincent.enums import ApprovalStatus, TradeRuleEventType, TradeRuleStatus, TransactionStatus
+from vincent.enums import (
+    ApprovalStatus,
+    ExecutionMode,
+    TradeRuleEventType,
+    TradeRuleStatus,
+    TransactionStatus,
+)
 from vincent.services.trade_manager.execution_outcomes import record_failed
 from vincent.services.trade_manager.rule_executor import (
     ExecutionOutcome,
@@ -65,9 +71,13 @@ class ReconciliationReport:
 
 
 async def find_open_attempts(
-    session_factory: SessionFactory, *, exclude: Collection[str] = ()
+    session_factory: SessionFactory,
+    *,
+    exclude: Collection[str] = (),
+    execution_mode: ExecutionMode | None = None,
 ) -> list[OpenAttempt]:
-    """TRIGGERED rules whose last ACTION_ATTEMPT (if any) has no outcome after it."""
+    """TRIGGERED rules (of ``execution_mode``, if given) whose last ACTION_ATTEMPT (if any)
+    has no outcome after it."""
     async with session_factory() as session:
         rule_ids = [
             rule_id
@@ -75,6 +85,7 @@ async def find_open_attempts(
                 sa.select(TradeRule.id).where(
                     TradeRule.status == TradeRuleStatus.TRIGGERED,
                     TradeRule.trigger_tx_hash.is_(None),
+                    *_of_mode(execution_mode),
                 )
             )
             if rule_id not in exclude
@@ -118,11 +129,16 @@ async def reconcile_rules(
     *,
     now: datetime,
     min_attempt_age_s: float = 0.0,
+    execution_mode: ExecutionMode | None = None,
 ) -> ReconciliationReport:
-    """Settle open attempts and decided approvals; return what happened to each rule."""
+    """Settle open attempts and decided approvals; return what happened to each rule.
+
+    With ``execution_mode``, only rules made in that mode: a worker never settles (nor
+    retries) a rule of the other mode.
+    """
     outcomes: list[tuple[str, ExecutionOutcome]] = []
     unresolved: list[str] = []
-    attempts = await find_open_attempts(session_factory)
+    attempts = await find_open_attempts(session_factory, execution_mode=execution_mode)
     # Read the guard after the query: a rule claimed before it is still being executed here.
     executing = executor.executing
     cutoff = now - timedelta(seconds=min_attempt_age_s)
@@ -158,9 +174,15 @@ async def reconcile_rules(
             extra={"rule_id": attempt.rule_id, "outcome": result.outcome.value},
         )
         outcomes.append((attempt.rule_id, result.outcome))
-    outcomes.extend(await _settle_approvals(session_factory, executor, now=now))
+    outcomes.extend(
+        await _settle_approvals(session_factory, executor, now=now, execution_mode=execution_mode)
+    )
     await _settle_unknown_actions(skill, now - timedelta(seconds=min_attempt_age_s))
     return ReconciliationReport(outcomes=tuple(outcomes), unresolved=tuple(unresolved))
+
+
+def _of_mode(execution_mode: ExecutionMode | None) -> list[sa.ColumnElement[bool]]:
+    return [] if execution_mode is None else [TradeRule.execution_mode == execution_mode]
 
 
 async def _settle_unknown_actions(skill: TradingSkill, older_than: datetime) -> None:
@@ -178,7 +200,11 @@ async def _settle_unknown_actions(skill: TradingSkill, older_than: datetime) -> 
 
 
 async def _settle_approvals(
-    session_factory: SessionFactory, executor: RuleExecutor, *, now: datetime
+    session_factory: SessionFactory,
+    executor: RuleExecutor,
+    *,
+    now: datetime,
+    execution_mode: ExecutionMode | None = None,
 ) -> list[tuple[str, ExecutionOutcome]]:
     async with session_factory() as session:
         rows = (
@@ -187,7 +213,10 @@ async def _settle_approvals(
                 .join(TradeRule, TradeRule.pending_approval_id == PendingApproval.id)
                 .join(TransactionLog, TransactionLog.id == PendingApproval.transaction_log_id)
                 .join(Secret, Secret.id == PendingApproval.secret_id)
-                .where(TradeRule.status == TradeRuleStatus.PENDING_APPROVAL)
+                .where(
+                    TradeRule.status == TradeRuleStatus.PENDING_APPROVAL,
+                    *_of_mode(execution_mode),
+                )
             )
         ).all()
     outcomes: list[tuple[str, ExecutionOutcome]] = []

@@ -19,9 +19,18 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.db.base import new_id, utcnow
-from vincent.db.models import TradeRule, TradeRuleEvent
-from vincent.enums import TradeRuleEventType, TradeRuleStatus, TradeRuleType, TriggerSource
+from vincent.db.models import PendingApproval, TradeRule, TradeRuleEvent
+from vincent.db.secret_locks import LockScope, lock_secret
+from vincent.enums import (
+    ApprovalStatus,
+    ExecutionMode,
+    TradeRuleEventType,
+    TradeRuleStatus,
+    TradeRuleType,
+    TriggerSource,
+)
 from vincent.errors import RuleLimitReached, RuleNotCancelable, RuleNotEditable, RuleNotFound
+from vincent.services import approvals
 from vincent.services.trade_manager.event_logger import log_event
 from vincent.services.trade_manager.types import (
     ActionType,
@@ -30,6 +39,7 @@ from vincent.services.trade_manager.types import (
     price_from_float,
 )
 
+CANCEL_ACTOR = "rule-cancel"
 CANCELABLE = (TradeRuleStatus.ACTIVE, TradeRuleStatus.FAILED, TradeRuleStatus.PENDING_APPROVAL)
 FAILABLE = (TradeRuleStatus.ACTIVE, TradeRuleStatus.TRIGGERED, TradeRuleStatus.PENDING_APPROVAL)
 
@@ -47,6 +57,8 @@ class NewRule:
     trailing_percent: Decimal | None = None
     trigger_source: TriggerSource = TriggerSource.MIDPOINT
     expires_at: datetime | None = None
+    # The creating process's EXECUTION_MODE: only a worker of this mode runs the rule.
+    execution_mode: ExecutionMode = ExecutionMode.LIVE
 
 
 def parse_action(text: str) -> RuleAction:
@@ -130,10 +142,12 @@ async def create_rule(
 ) -> TradeRule:
     """Create an ACTIVE rule and log ``RULE_CREATED``. Raises ``RuleLimitReached``.
 
-    Two statements in the caller's transaction: an ``INSERT … SELECT … WHERE`` that writes
-    the rule only while the tenant holds fewer than ``max_active_rules`` ACTIVE rules (the
-    limit check and the insert in one round trip), and the event's INSERT. The returned
-    rule is built here, not read back: every column is set.
+    In the caller's transaction: the secret's rule-cap lock (PostgreSQL; under READ
+    COMMITTED two concurrent ``INSERT … SELECT`` would both count the same rules and both
+    insert), an ``INSERT … SELECT … WHERE`` that writes the rule only while the tenant
+    holds fewer than ``max_active_rules`` ACTIVE rules, and the event's INSERT. The lock
+    is held until the caller commits. The returned rule is built here, not read back:
+    every column is set.
     """
     now = utcnow()
     values: dict[str, Any] = {
@@ -158,7 +172,9 @@ async def create_rule(
         "attempt_count": 0,
         "next_attempt_at": None,
         "pending_approval_id": None,
+        "execution_mode": new.execution_mode,
     }
+    await lock_secret(session, secret_id, LockScope.RULE_CAP)
     connection = await session.connection()
     limits = {"limit_secret_id": secret_id, "max_active_rules": max_active_rules}
     inserted = await connection.execute(_INSERT_RULE, {**values, **limits})
@@ -176,14 +192,47 @@ async def create_rule(
 
 
 async def get_rules(
-    session: AsyncSession, secret_id: str | None, status: TradeRuleStatus | None = None
+    session: AsyncSession,
+    secret_id: str | None,
+    status: TradeRuleStatus | None = None,
+    *,
+    execution_mode: ExecutionMode | None = None,
 ) -> list[TradeRule]:
-    """A tenant's rules (or, with ``secret_id=None``, every tenant's: worker only), newest first."""
+    """A tenant's rules (or, with ``secret_id=None``, every tenant's: worker only), newest
+    first; with ``execution_mode``, only the rules made in that mode."""
     statement = sa.select(TradeRule) if secret_id is None else _scoped(secret_id)
     if status is not None:
         statement = statement.where(TradeRule.status == status)
+    if execution_mode is not None:
+        statement = statement.where(TradeRule.execution_mode == execution_mode)
     statement = statement.order_by(TradeRule.created_at.desc(), TradeRule.id.desc())
     return list((await session.scalars(statement)).all())
+
+
+# Statuses in which a worker still acts on a rule (watches it, sells, or settles a sale).
+LIVE_STATUSES = (
+    TradeRuleStatus.ACTIVE,
+    TradeRuleStatus.TRIGGERED,
+    TradeRuleStatus.PENDING_APPROVAL,
+)
+
+
+async def count_other_mode_rules(
+    session: AsyncSession, secret_id: str | None, execution_mode: ExecutionMode
+) -> int:
+    """Rules (a tenant's, or with None everyone's) a worker of ``execution_mode`` leaves
+    alone: made in the other mode and not finished."""
+    statement = (
+        sa.select(sa.func.count())
+        .select_from(TradeRule)
+        .where(
+            TradeRule.execution_mode != execution_mode,
+            TradeRule.status.in_(LIVE_STATUSES),
+        )
+    )
+    if secret_id is not None:
+        statement = statement.where(TradeRule.secret_id == secret_id)
+    return int((await session.execute(statement)).scalar_one())
 
 
 async def get_rule(session: AsyncSession, secret_id: str, rule_id: str) -> TradeRule:
@@ -222,17 +271,35 @@ async def update_rule(
 
 
 async def cancel_rule(session: AsyncSession, secret_id: str, rule_id: str) -> TradeRule:
-    """Cancel an ACTIVE, FAILED or PENDING_APPROVAL rule and log ``RULE_CANCELED``."""
+    """Cancel an ACTIVE, FAILED or PENDING_APPROVAL rule and log ``RULE_CANCELED``.
+
+    A rule paused on PENDING_APPROVAL has its pending approval denied in the same
+    transaction (first, so an approve racing with it waits and then finds it DENIED). A
+    rule whose sale the owner already approved is being sold: ``RuleNotCancelable``.
+    """
+    now = utcnow()
+    await approvals.deny_rule_approval(
+        session, secret_id, rule_id, decided_by=CANCEL_ACTOR, now=now
+    )
+    approved = sa.exists().where(
+        PendingApproval.id == TradeRule.pending_approval_id,
+        PendingApproval.status == ApprovalStatus.APPROVED,
+    )
     rule = await _update_returning(
         session,
         secret_id,
         rule_id,
         CANCELABLE,
+        sa.or_(TradeRule.status != TradeRuleStatus.PENDING_APPROVAL, sa.not_(approved)),
         status=TradeRuleStatus.CANCELED,
-        updated_at=utcnow(),
+        updated_at=now,
     )
     if rule is None:
-        await get_rule(session, secret_id, rule_id)
+        current = await get_rule(session, secret_id, rule_id)
+        if current.status is TradeRuleStatus.PENDING_APPROVAL:
+            raise RuleNotCancelable(
+                "The rule's sale was already approved by the owner and is being executed"
+            )
         raise RuleNotCancelable()
     log_event(session, rule.id, TradeRuleEventType.RULE_CANCELED, {})
     return rule
@@ -243,6 +310,7 @@ async def _update_returning(
     secret_id: str,
     rule_id: str,
     from_statuses: tuple[TradeRuleStatus, ...],
+    *conditions: sa.ColumnElement[bool],
     **values: Any,
 ) -> TradeRule | None:
     """The tenant's rule after the change, or None when no row matched."""
@@ -252,6 +320,7 @@ async def _update_returning(
             TradeRule.id == rule_id,
             TradeRule.secret_id == secret_id,
             TradeRule.status.in_(from_statuses),
+            *conditions,
         )
         .values(**values)
         .returning(TradeRule)

@@ -1,6 +1,10 @@
 """``place_bet``: inputs (wallet, policies, idempotency: one read) → amounts → USD value
 → policies → (allowed, live: sign) → one audit row → outcome.
 
+With a daily or weekly spending limit the decision is taken again, and the row written,
+under the secret's lock (``db.secret_locks``): a bet in flight counts toward spend from
+the moment it passed the check, and a failed one stops counting.
+
 Denied and pending-approval actions end here (their row is final or waiting); allowed
 ones go to ``Executor`` with the order already stored on their row. A repeated
 idempotency key resumes the action it names.
@@ -11,20 +15,32 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from dataclasses import replace
 from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.audit import transaction_log as audit
 from vincent.db.base import new_id, utcnow
-from vincent.db.models import PendingApproval, TransactionLog
+from vincent.db.models import TransactionLog
+from vincent.db.secret_locks import LockScope, secret_locked_transaction
 from vincent.db.session import SessionFactory, one_statement_session
-from vincent.enums import TransactionStatus
-from vincent.errors import ValidationFailed
-from vincent.policies.evaluator import ActionFacts, Verdict, evaluate, needs_value
-from vincent.skills.polymarket.actions import request_data, result_of
+from vincent.enums import ExecutionMode, TransactionStatus
+from vincent.errors import ExecutionModeMismatch, ValidationFailed
+from vincent.policies import repository as policy_repository
+from vincent.policies.evaluator import (
+    ActionFacts,
+    Decision,
+    PolicyRule,
+    Verdict,
+    evaluate,
+    needs_spending_windows,
+    needs_value,
+)
+from vincent.skills.polymarket.actions import request_data, result_of, stored_action
 from vincent.skills.polymarket.bet_inputs import read_bet_inputs
+from vincent.skills.polymarket.bet_records import BetDraft, add_rows, status_of
 from vincent.skills.polymarket.book_walk import round_shares_down
 from vincent.skills.polymarket.clients import WalletRef
 from vincent.skills.polymarket.errors import (
@@ -32,18 +48,15 @@ from vincent.skills.polymarket.errors import (
     NoPosition,
     PermanentSkillError,
     SkillError,
-    is_retryable,
 )
 from vincent.skills.polymarket.execution import Executor, SignedAction
 from vincent.skills.polymarket.market_data import MarketData, MarketInfo
 from vincent.skills.polymarket.orders import OrderSpec
-from vincent.skills.polymarket.signed_orders import signed_order_to_json
 from vincent.skills.polymarket.types import BetRequest, BetResult, OrderBook, OrderType
 from vincent.skills.polymarket.valuation import action_usd_value
 
 logger = logging.getLogger(__name__)
 
-APPROVAL_TTL = timedelta(minutes=30)
 SharesHeld = Callable[[WalletRef, str], Awaitable[Decimal | None]]
 
 
@@ -84,6 +97,7 @@ class BetPipeline:
         self._market_data = market_data
         self._executor = executor
         self._shares_held = shares_held
+        self._mode = ExecutionMode.PAPER if executor.paper else ExecutionMode.LIVE
 
     async def place_bet(self, request: BetRequest) -> BetResult:
         validate_request(request)
@@ -93,7 +107,7 @@ class BetPipeline:
             )
         wallet, rules = inputs.wallet, inputs.rules
         if inputs.existing is not None:
-            return await self.resume(self._owned(inputs.existing, request.secret_id), wallet)
+            return await self.resume(self._owned(inputs.existing, request.secret_id), wallet, rules)
         try:
             spec, condition_id, neg_risk, book = await self._prepare(
                 request, wallet, fetch_book=needs_value(rules)
@@ -105,6 +119,9 @@ class BetPipeline:
         # the audit row gets what the sale really brought once it executed.
         usd_value = action_usd_value(spec.side, spec.amount, spec.price, book)
         facts = ActionFacts(usd_value, spec.token_id, condition_id)
+        # A first decision on the spend read above: signing (live) happens before the
+        # row is written, outside any lock. The decision that counts is taken again under
+        # the secret's lock when a spending window is involved (``_decide_and_write``).
         decision = evaluate(rules, facts, inputs.windows)
         data = request_data(
             spec,
@@ -114,31 +131,27 @@ class BetPipeline:
             neg_risk=neg_risk,
             rule_id=request.rule_id,
         )
-        status = {
-            Verdict.DENY: TransactionStatus.DENIED,
-            Verdict.REQUIRE_APPROVAL: TransactionStatus.PENDING_APPROVAL,
-            Verdict.ALLOW: TransactionStatus.PENDING,
-        }[decision.verdict]
         key = request.idempotency_key or f"auto:{new_id()}"
         signed: SignedAction | None = None
         failure: SkillError | None = None
-        if status is TransactionStatus.PENDING and not self._executor.paper:
+        if decision.verdict is Verdict.ALLOW and not self._executor.paper:
             # Signed before the row is written and stored in the row's own INSERT: the
             # order is on record before it can be posted, with no second write for it.
             try:
                 signed = await self._executor.sign(request.secret_id, spec, neg_risk=neg_risk)
             except SkillError as error:
-                status, failure = TransactionStatus.FAILED, error
+                failure = error
         try:
-            row = await self._write_row(
-                request, key, data, usd_value, status, decision.reason, signed, failure
+            row, decision = await self._decide_and_write(
+                BetDraft(request, key, data, usd_value, signed, failure), rules, facts, decision
             )
         except IntegrityError:
             # Another call with the same idempotency key won the insert: join it (a
             # signature made here is dropped unsent; the stored one is the order).
             existing = await self._existing(key, request.secret_id)
             assert existing is not None
-            return await self.resume(existing, wallet)
+            return await self.resume(existing, wallet, rules)
+        status = row.status
         logger.info(
             "bet_decided",
             extra={
@@ -148,14 +161,31 @@ class BetPipeline:
                 "verdict": decision.verdict.value,
             },
         )
-        if failure is not None:
+        if status is TransactionStatus.FAILED and failure is not None:
             raise failure
         if status is not TransactionStatus.PENDING:
             return result_of(row, wallet.funder_address)
         return await self._executor.execute_row(row, wallet.funder_address, signed=signed)
 
-    async def resume(self, row: TransactionLog, wallet: WalletRef) -> BetResult:
-        """The outcome of an action already on record; carries on one left open."""
+    async def resume(
+        self, row: TransactionLog, wallet: WalletRef, rules: list[PolicyRule] | None = None
+    ) -> BetResult:
+        """The outcome of an action already on record; carries on one left open (only in
+        the execution mode it was recorded in: ``ExecutionModeMismatch`` otherwise).
+
+        A retryable failure is reopened; under a daily or weekly limit (``rules``) only if
+        its amount still fits, else it ends DENIED.
+        """
+        reopens = row.status in (TransactionStatus.PENDING, TransactionStatus.UNKNOWN) or (
+            row.status is TransactionStatus.FAILED
+            and (row.response_data or {}).get("retryable") is True
+        )
+        if reopens and row.execution_mode is not self._mode:
+            raise ExecutionModeMismatch(
+                "The action recorded under this idempotencyKey",
+                row.execution_mode.value,
+                self._mode.value,
+            )
         if row.status in (TransactionStatus.PENDING, TransactionStatus.UNKNOWN):
             return await self._executor.execute_row(row, wallet.funder_address)
         if row.status is TransactionStatus.FAILED:
@@ -163,19 +193,44 @@ class BetPipeline:
             if data.get("retryable") is True:
                 # A transient failure retried with the same key: reopen the same row; if it
                 # was signed, the same signed order is what gets posted.
-                async with one_statement_session(self._sessions) as session:
-                    await audit.move_status(
-                        session,
-                        row.id,
-                        from_statuses=[TransactionStatus.FAILED],
-                        to_status=TransactionStatus.PENDING,
-                        error_message=None,
-                    )
+                denied = await self._reopen(row, rules or [])
+                if denied is not None:
+                    return result_of(denied, wallet.funder_address)
                 return await self._executor.execute(row.id, wallet.funder_address)
             error = PermanentSkillError(row.error_message or "the action failed")
             error.code = str(data.get("errorCode") or error.code)
             raise error
         return result_of(row, wallet.funder_address)
+
+    async def _reopen(self, row: TransactionLog, rules: list[PolicyRule]) -> TransactionLog | None:
+        """FAILED → PENDING. A FAILED row spends nothing, so under a spending window the
+        policies decide again under the secret's lock; a refusal ends the row DENIED (and
+        is returned)."""
+        if not needs_spending_windows(rules):
+            async with one_statement_session(self._sessions) as session:
+                await _reopen_failed(session, row.id)
+            return None
+        action = stored_action(row.request_data)
+        facts = ActionFacts(row.usd_value, action.spec.token_id, action.condition_id)
+        async with secret_locked_transaction(
+            self._sessions, row.secret_id, LockScope.SPENDING
+        ) as session:
+            windows = await policy_repository.spending_windows(session, row.secret_id, utcnow())
+            decision = evaluate(rules, facts, windows)
+            if decision.verdict is Verdict.ALLOW:
+                await _reopen_failed(session, row.id)
+                return None
+            await audit.move_status(
+                session,
+                row.id,
+                from_statuses=[TransactionStatus.FAILED],
+                to_status=TransactionStatus.DENIED,
+                error_message=decision.reason,
+                response_data={"reason": decision.reason},
+            )
+            denied = await audit.get_log(session, row.id)
+        assert denied is not None
+        return denied
 
     @staticmethod
     def _owned(row: TransactionLog, secret_id: str) -> TransactionLog:
@@ -238,60 +293,43 @@ class BetPipeline:
         except SkillError:
             return None  # valued as unknown: the policies decide what that means
 
-    async def _write_row(
+    async def _decide_and_write(
         self,
-        request: BetRequest,
-        key: str,
-        data: dict[str, object],
-        usd_value: Decimal | None,
-        status: TransactionStatus,
-        reason: str | None,
-        signed: SignedAction | None,
-        failure: SkillError | None,
-    ) -> TransactionLog:
-        response: dict[str, object] | None = None
-        approval: PendingApproval | None = None
-        if status is TransactionStatus.PENDING_APPROVAL:
-            approval = PendingApproval(
-                id=new_id(),
-                secret_id=request.secret_id,
-                rule_id=request.rule_id,
-                action_type=audit.ACTION_POLYMARKET_BET,
-                request_data=dict(data),
-                reason=reason or "",
-                expires_at=utcnow() + APPROVAL_TTL,
+        draft: BetDraft,
+        rules: list[PolicyRule],
+        facts: ActionFacts,
+        decision: Decision,
+    ) -> tuple[TransactionLog, Decision]:
+        """Write the action's row (and approval) under the final decision.
+
+        With a daily or weekly limit, check-and-reserve is one step: under the secret's
+        lock the spend is read again (in-flight actions included), the policies decide,
+        and the row is written in the same transaction, so a concurrent bet of the same
+        secret sees this one as spent. A signature the final decision does not allow is
+        dropped unsent.
+        """
+        secret_id = draft.request.secret_id
+        if draft.failure is not None or not needs_spending_windows(rules):
+            status = status_of(decision, draft.failure)
+            # One INSERT, unless an approval goes with it.
+            scope = (
+                self._sessions.begin()
+                if status is TransactionStatus.PENDING_APPROVAL
+                else one_statement_session(self._sessions)
             )
-            response = {"reason": reason, "pendingApprovalId": approval.id}
-        elif status is TransactionStatus.DENIED:
-            response = {"reason": reason}
-        elif failure is not None:
-            response = {
-                "errorCode": failure.code,
-                "error": failure.message,
-                "retryable": is_retryable(failure),
-            }
-        # One INSERT, unless an approval goes with it.
-        scope = self._sessions.begin() if approval else one_statement_session(self._sessions)
-        async with scope as session:
-            row = audit.create_log(
-                session,
-                secret_id=request.secret_id,
-                api_key_id=request.api_key_id,
-                request_data=dict(data),
-                status=status,
-                usd_value=usd_value,
-                idempotency_key=key,
-                error_message=None if failure is None else failure.message,
-                response_data=response,
-                signed_order=None if signed is None else signed_order_to_json(signed.order),
-                order_id=None if signed is None else signed.order_id,
-            )
-            if approval is not None:
-                approval.transaction_log_id = row.id
-                # Flushed in order: the approval's row refers to the audit row.
-                await session.flush()
-                session.add(approval)
-        return row
+            async with scope as session:
+                row = await add_rows(session, draft, decision, status, self._mode)
+            return row, decision
+        async with secret_locked_transaction(
+            self._sessions, secret_id, LockScope.SPENDING
+        ) as session:
+            windows = await policy_repository.spending_windows(session, secret_id, utcnow())
+            decision = evaluate(rules, facts, windows)
+            status = status_of(decision, None)
+            if status is not TransactionStatus.PENDING:
+                draft = replace(draft, signed=None)
+            row = await add_rows(session, draft, decision, status, self._mode)
+        return row, decision
 
     async def _record_refusal(self, request: BetRequest, error: SkillError) -> None:
         """Audit an action refused before any policy ran (no position, closed market...)."""
@@ -308,6 +346,17 @@ class BetPipeline:
                 },
                 status=TransactionStatus.FAILED,
                 usd_value=None,
+                execution_mode=self._mode,
                 idempotency_key=request.idempotency_key or f"auto:{new_id()}",
                 error_message=error.message,
             )
+
+
+async def _reopen_failed(session: AsyncSession, log_id: str) -> None:
+    await audit.move_status(
+        session,
+        log_id,
+        from_statuses=[TransactionStatus.FAILED],
+        to_status=TransactionStatus.PENDING,
+        error_message=None,
+    )

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from vincent.audit import transaction_log as audit
 from vincent.db.models import Secret, TransactionLog
 from vincent.db.session import SessionFactory, one_statement_session
-from vincent.enums import TransactionStatus
-from vincent.errors import VincentError
+from vincent.enums import ExecutionMode, TransactionStatus
+from vincent.errors import ExecutionModeMismatch, VincentError
 from vincent.skills.polymarket import holdings as holdings_api
 from vincent.skills.polymarket import paper, settlement
 from vincent.skills.polymarket.actions import result_of
@@ -106,6 +106,10 @@ class PolymarketSkill:
             row = await audit.get_log(session, transaction_log_id)
             if row is None:
                 raise SkillError(f"transaction {transaction_log_id} not found")
+            mode = ExecutionMode.PAPER if self._paper else ExecutionMode.LIVE
+            if row.execution_mode is not mode:
+                # Checked by services.approvals before approving; never crossed here either.
+                raise ExecutionModeMismatch("This approval", row.execution_mode.value, mode.value)
             moved = await audit.move_status(
                 session,
                 transaction_log_id,

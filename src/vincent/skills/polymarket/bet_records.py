@@ -1,0 +1,99 @@
+"""The rows a bet's decision writes: its audit row, and the pending approval a
+REQUIRE_APPROVAL verdict asks for. Added to the caller's session (the caller's transaction
+decides what commits with them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vincent.audit import transaction_log as audit
+from vincent.db.base import new_id, utcnow
+from vincent.db.models import PendingApproval, TransactionLog
+from vincent.enums import ExecutionMode, TransactionStatus
+from vincent.policies.evaluator import Decision, Verdict
+from vincent.skills.polymarket.errors import SkillError, is_retryable
+from vincent.skills.polymarket.execution import SignedAction
+from vincent.skills.polymarket.signed_orders import signed_order_to_json
+from vincent.skills.polymarket.types import BetRequest
+
+APPROVAL_TTL = timedelta(minutes=30)
+
+
+@dataclass(frozen=True, slots=True)
+class BetDraft:
+    """An action about to be recorded: the request and what was prepared for it."""
+
+    request: BetRequest
+    key: str
+    data: dict[str, object]
+    usd_value: Decimal | None
+    signed: SignedAction | None
+    failure: SkillError | None
+
+
+def status_of(decision: Decision, failure: SkillError | None) -> TransactionStatus:
+    if failure is not None:
+        return TransactionStatus.FAILED
+    return {
+        Verdict.DENY: TransactionStatus.DENIED,
+        Verdict.REQUIRE_APPROVAL: TransactionStatus.PENDING_APPROVAL,
+        Verdict.ALLOW: TransactionStatus.PENDING,
+    }[decision.verdict]
+
+
+async def add_rows(
+    session: AsyncSession,
+    draft: BetDraft,
+    decision: Decision,
+    status: TransactionStatus,
+    mode: ExecutionMode,
+) -> TransactionLog:
+    """Add the audit row (and the approval a REQUIRE_APPROVAL verdict asks for)."""
+    request, failure, signed = draft.request, draft.failure, draft.signed
+    response: dict[str, object] | None = None
+    approval: PendingApproval | None = None
+    reason = decision.reason
+    if status is TransactionStatus.PENDING_APPROVAL:
+        approval = PendingApproval(
+            id=new_id(),
+            secret_id=request.secret_id,
+            rule_id=request.rule_id,
+            action_type=audit.ACTION_POLYMARKET_BET,
+            request_data=dict(draft.data),
+            reason=reason or "",
+            expires_at=utcnow() + APPROVAL_TTL,
+            execution_mode=mode,
+        )
+        response = {"reason": reason, "pendingApprovalId": approval.id}
+    elif status is TransactionStatus.DENIED:
+        response = {"reason": reason}
+    elif failure is not None:
+        response = {
+            "errorCode": failure.code,
+            "error": failure.message,
+            "retryable": is_retryable(failure),
+        }
+    row = audit.create_log(
+        session,
+        secret_id=request.secret_id,
+        api_key_id=request.api_key_id,
+        request_data=dict(draft.data),
+        status=status,
+        usd_value=draft.usd_value,
+        idempotency_key=draft.key,
+        error_message=None if failure is None else failure.message,
+        response_data=response,
+        signed_order=None if signed is None else signed_order_to_json(signed.order),
+        order_id=None if signed is None else signed.order_id,
+        execution_mode=mode,
+    )
+    if approval is not None:
+        approval.transaction_log_id = row.id
+        # Flushed in order: the approval's row refers to the audit row.
+        await session.flush()
+        session.add(approval)
+    return row
