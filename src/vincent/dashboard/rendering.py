@@ -1,0 +1,62 @@
+"""The dashboard's Jinja2 environment: templates shipped in the package, a few filters."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi.templating import Jinja2Templates
+
+from vincent.dashboard.read_models import RuleRow
+from vincent.wire_time import iso
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+
+templates = Jinja2Templates(directory=TEMPLATE_DIR)
+
+
+def _when(moment: datetime | None) -> str:
+    """``2026-12-04 15:04:05 UTC`` (the page's script turns it into local time)."""
+    if moment is None:
+        return "—"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _price(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.4f}".rstrip("0").rstrip(".") if value % 1 else f"{value:.0f}"
+
+
+def _pretty(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, default=str)
+
+
+def _short(text: str | None, keep: int = 10) -> str:
+    if text is None:
+        return "—"
+    return text if len(text) <= 2 * keep + 1 else f"{text[:keep]}…{text[-keep:]}"
+
+
+templates.env.filters["when"] = _when
+templates.env.filters["iso"] = iso
+templates.env.filters["price"] = _price
+templates.env.filters["pretty"] = _pretty
+templates.env.filters["short"] = _short
+templates.env.globals["asset_version"] = "1"
+
+
+def render_rule_row(row: RuleRow, *, show_secret: bool = False) -> str:
+    """One ``<tr>`` of the rules table (the page and the live updates share it)."""
+    template = templates.env.get_template("_rule_row.html")
+    return template.render(row=row, show_secret=show_secret)
+
+
+def market_label(row: RuleRow) -> str:
+    """``slug · outcome`` for a chart's title, falling back to ids."""
+    rule = row.rule
+    market = rule.market_slug or _short(rule.market_id, 8)
+    return f"{market} · {row.outcome or 'token ' + _short(rule.token_id, 6)}"
