@@ -132,6 +132,15 @@ class DashboardHub:
         self._changed_rules.add(rule_id)
         self._wake.set()
 
+    def valued(self, rows: list[read_models.ApprovalRow]) -> list[read_models.ApprovalRow]:
+        """Approvals without a USD value, estimated at their token's last best bid."""
+        valued = []
+        for row in rows:
+            token_id = (row.approval.request_data or {}).get("tokenId")
+            points = self.history.points(token_id) if isinstance(token_id, str) else []
+            valued.append(row.with_estimate(points[-1].best_bid if points else None))
+        return valued
+
     @contextlib.contextmanager
     def listening(self, *, owner: bool) -> Any:
         """Count a page's stream while it is open (the loop reads the database only then)."""
@@ -224,7 +233,7 @@ class DashboardHub:
             pending = await read_models.pending_approval_ids(session, now)
             if pending != self._approvals:
                 self._approvals = pending
-                rows = await read_models.pending_approvals(session, now)
+                rows = self.valued(await read_models.pending_approvals(session, now))
                 html = templates.env.get_template("_approvals.html").render(approvals=rows)
                 await self.broadcast.publish(
                     Audience.OWNER, "", "approvals", {"html": html, "count": len(rows)}

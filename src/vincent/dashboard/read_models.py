@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -69,9 +70,24 @@ class SecretRules:
 
 @dataclass(frozen=True, slots=True)
 class ApprovalRow:
+    """A pending approval. ``usd_value`` is the audit row's; without one (a market sell
+    valued only once it executes) ``estimate_usd`` prices it at the last best bid seen."""
+
     approval: PendingApproval
     secret_name: str
     usd_value: float | None
+    estimated: bool = False
+
+    def with_estimate(self, best_bid: Decimal | None) -> ApprovalRow:
+        """This row, valued at ``best_bid`` when the audit row has no value."""
+        data = self.approval.request_data or {}
+        if self.usd_value is not None or best_bid is None or data.get("side") != "SELL":
+            return self
+        try:
+            shares = Decimal(str(data["amount"]))
+        except (KeyError, ArithmeticError):
+            return self
+        return ApprovalRow(self.approval, self.secret_name, float(shares * best_bid), True)
 
 
 def _scoped(statement: Any, column: Any, scope: Scope) -> Any:

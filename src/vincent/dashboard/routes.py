@@ -289,7 +289,7 @@ async def owner_page(request: Request, session: SessionDep, state: StateDep) -> 
         request,
         "owner.html",
         viewer,
-        approvals=await read_models.pending_approvals(session, now),
+        approvals=hub_of(request).valued(await read_models.pending_approvals(session, now)),
         policies=await read_models.policies_by_secret(session),
         names=await read_models.secret_names(session, None),
         status=state.worker_status(),
