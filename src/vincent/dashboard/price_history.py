@@ -4,8 +4,8 @@ The worker's feed tells ``touch`` which tokens' books changed and ``touch`` note
 prices (one dict write per token on the hot path: the book may be gone by the next sample,
 when the last rule on a token fires); ``sample``, called about once a second, turns the
 noted prices into at most one point per token per ``resolution_s``. A token keeps
-``window_s`` of points; past ``max_tokens`` tokens, the one updated longest ago is
-forgotten. Memory is bounded by ``max_tokens * window_s / resolution_s`` points whatever
+``window_s`` of points, plus its newest one however old (the price still holds); past
+``max_tokens`` tokens, the one updated longest ago is forgotten. Memory is bounded by ``max_tokens * window_s / resolution_s`` points whatever
 the feed does.
 """
 
@@ -98,13 +98,19 @@ class PriceHistory:
         return added
 
     def points(self, token_id: str, since_s: float | None = None) -> list[PricePoint]:
-        """The token's points, oldest first (those at or after ``since_s`` when given)."""
+        """The token's points, oldest first. With ``since_s``: those from then on, led by the
+        price that held at ``since_s`` (the last earlier point, moved to ``since_s``)."""
         series = self._series.get(token_id)
         if series is None:
             return []
         if since_s is None:
             return list(series)
-        return [p for p in series if p.ts_s >= since_s]
+        found = [p for p in series if p.ts_s >= since_s]
+        earlier = len(series) - len(found)
+        if earlier:
+            held = series[earlier - 1]
+            found.insert(0, PricePoint(since_s, *held.prices))
+        return found
 
     def tokens(self) -> list[str]:
         return list(self._series)
@@ -117,10 +123,8 @@ class PriceHistory:
         return int(ts_s // self.resolution_s)
 
     def _expire(self, now_s: float) -> None:
+        # The newest point stays, however old: it is the token's price until the next change.
         oldest_s = now_s - self.window_s
-        for token_id in [t for t, s in self._series.items() if s and s[0].ts_s < oldest_s]:
-            series = self._series[token_id]
-            while series and series[0].ts_s < oldest_s:
+        for series in self._series.values():
+            while len(series) > 1 and series[0].ts_s < oldest_s:
                 series.popleft()
-            if not series:
-                del self._series[token_id]
