@@ -5,8 +5,8 @@ prices (one dict write per token on the hot path: the book may be gone by the ne
 when the last rule on a token fires); ``sample``, called about once a second, turns the
 noted prices into at most one point per token per ``resolution_s``. A token keeps
 ``window_s`` of points, plus its newest one however old (the price still holds); past
-``max_tokens`` tokens, the one updated longest ago is forgotten. Memory is bounded by ``max_tokens * window_s / resolution_s`` points whatever
-the feed does.
+``max_tokens`` tokens, the one updated longest ago is forgotten. Memory is bounded by
+``max_tokens * window_s / resolution_s`` points whatever the feed does.
 """
 
 from __future__ import annotations
