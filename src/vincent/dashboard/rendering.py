@@ -35,6 +35,23 @@ def _pretty(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=True, default=str)
 
 
+def _summary(data: Any) -> str:
+    """``currentPrice 0.645 · shouldTrigger false`` from an event's flat fields."""
+    if not isinstance(data, dict):
+        return ""
+    parts = []
+    for key, value in data.items():
+        if isinstance(value, dict | list):
+            continue
+        shown = json.dumps(value) if isinstance(value, bool) or value is None else str(value)
+        parts.append(f"{key} {shown}")
+    return " · ".join(parts)
+
+
+def _nested(data: Any) -> bool:
+    return isinstance(data, dict) and any(isinstance(v, dict | list) for v in data.values())
+
+
 def _short(text: str | None, keep: int = 10) -> str:
     if text is None:
         return "—"
@@ -46,6 +63,8 @@ templates.env.filters["iso"] = iso
 templates.env.filters["price"] = _price
 templates.env.filters["pretty"] = _pretty
 templates.env.filters["short"] = _short
+templates.env.filters["summary"] = _summary
+templates.env.tests["nested"] = _nested
 templates.env.globals["asset_version"] = "1"
 
 

@@ -3,10 +3,12 @@
 
 (function () {
   const NS = "http://www.w3.org/2000/svg";
-  const H = 240, PAD = { l: 48, r: 104, t: 14, b: 24 };
-  const MIN_SPAN_MS = 5 * 60 * 1000;
+  const H = 240, PAD = { l: 48, r: 118, t: 16, b: 24 };
+  const MIN_SPAN_MS = 60 * 1000;
   const COLORS = { STOP_LOSS: "#e5484d", TAKE_PROFIT: "#30a46c", TRAILING_STOP: "#f76b15" };
   const SHORT = { STOP_LOSS: "SL", TAKE_PROFIT: "TP", TRAILING_STOP: "TS" };
+  const ENDED = { TRIGGERED: "fired", CANCELED: "canceled", EXPIRED: "expired", FAILED: "failed",
+    PENDING_APPROVAL: "waiting" };
 
   function el(name, attrs, text) {
     const node = document.createElementNS(NS, name);
@@ -23,7 +25,7 @@
   }
 
   function fmtTime(ms) {
-    return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
   }
 
   class PriceChart {
@@ -108,9 +110,10 @@
         svg.append(el("line", { x1: PAD.l, x2: W - PAD.r, y1: y(p), y2: y(p), class: "grid" }));
         svg.append(el("text", { x: PAD.l - 6, y: y(p) + 4, class: "axis", "text-anchor": "end" }, p.toFixed(3)));
       }
-      for (let i = 0; i <= 4; i++) {
-        const t = t0 + ((t1 - t0) * i) / 4;
-        svg.append(el("text", { x: x(t), y: H - 6, class: "axis", "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle" }, fmtTime(t)));
+      const ticks = Math.max(1, Math.floor((W - PAD.l - PAD.r) / 110));
+      for (let i = 0; i <= ticks; i++) {
+        const t = t0 + ((t1 - t0) * i) / ticks;
+        svg.append(el("text", { x: x(t), y: H - 6, class: "axis", "text-anchor": i === 0 ? "start" : i === ticks ? "end" : "middle" }, fmtTime(t)));
       }
 
       for (const rule of rules) {
@@ -128,7 +131,7 @@
             "data-rule": rule.id, "data-type": rule.type }));
           const lastLevel = rule.steps[rule.steps.length - 1][1];
           svg.append(el("text", { x: W - PAD.r + 6, y: y(lastLevel) + 4, class: "tag", fill: COLORS[rule.type] || "#888" },
-            `${SHORT[rule.type] || rule.type} ${lastLevel.toFixed(3)}${live ? "" : " · " + rule.status.toLowerCase()}`));
+            `${SHORT[rule.type] || rule.type} ${lastLevel.toFixed(3)}${live ? "" : " · " + (ENDED[rule.status] || rule.status.toLowerCase())}`));
         }
         for (const fire of rule.fires) {
           const g = el("g", { class: "fire", "data-rule": rule.id });
