@@ -3,7 +3,7 @@
 
 (function () {
   const NS = "http://www.w3.org/2000/svg";
-  const H = 240, PAD = { l: 48, r: 118, t: 16, b: 24 };
+  const H = 240, PAD = { l: 48, r: 140, t: 16, b: 24 };
   const MIN_SPAN_MS = 60 * 1000;
   const COLORS = { STOP_LOSS: "#e5484d", TAKE_PROFIT: "#30a46c", TRAILING_STOP: "#f76b15" };
   const SHORT = { STOP_LOSS: "SL", TAKE_PROFIT: "TP", TRAILING_STOP: "TS" };
