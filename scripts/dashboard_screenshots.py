@@ -37,7 +37,7 @@ def _sign_in(page: Page, credential: str) -> None:
     page.fill("#credential", credential)
     page.click("button[type=submit]")
     page.wait_for_url("**/dashboard/rules")
-    page.wait_for_function("document.body.dataset.live === 'open'")
+    page.locator("#live.on").wait_for()
 
 
 def _shoot(page: Page, name: str) -> None:
@@ -79,7 +79,7 @@ def _scenario(stack: LiveStack) -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         context = browser.new_context(
-            base_url=stack.base_url, viewport={"width": 1280, "height": 860}
+            base_url=stack.base_url, viewport={"width": 1280, "height": 860}, bypass_csp=True
         )
         page = context.new_page()
         page.goto("/dashboard/login")
@@ -97,7 +97,7 @@ def _scenario(stack: LiveStack) -> None:
         with stack.api(alice) as client:
             client.patch(f"/api/skills/polymarket/rules/{stop['id']}", json={"triggerPrice": 0.4})
         page.reload()
-        page.wait_for_function("document.body.dataset.live === 'open'")
+        page.locator("#live.on").wait_for()
         _shoot(page, "rules")
 
         page.goto(f"/dashboard/rules/{trail['id']}")
@@ -107,11 +107,11 @@ def _scenario(stack: LiveStack) -> None:
         _shoot(page, "audit")
 
         owner = browser.new_context(
-            base_url=stack.base_url, viewport={"width": 1280, "height": 860}
+            base_url=stack.base_url, viewport={"width": 1280, "height": 860}, bypass_csp=True
         ).new_page()
         _sign_in(owner, ADMIN_TOKEN)
         owner.goto("/dashboard/owner")
-        owner.wait_for_function("document.body.dataset.live === 'open'")
+        owner.locator("#live.on").wait_for()
         owner.locator("#approvals-box tr[data-approval]").wait_for()
         _shoot(owner, "owner")
         browser.close()

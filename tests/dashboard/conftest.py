@@ -70,18 +70,39 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-@pytest.fixture
-def page(stack: LiveStack, browser: Any) -> Iterator[Any]:
-    """A fresh browser context (no cookies) per test. The stack starts first: Playwright's
-    sync API runs an event loop in this thread, where ``asyncio.run`` no longer works."""
-    context = browser.new_context(base_url=stack.base_url, viewport={"width": 1280, "height": 900})
+def _page(stack: LiveStack, browser: Any, *, bypass_csp: bool) -> Iterator[Any]:
+    context = browser.new_context(
+        base_url=stack.base_url, viewport={"width": 1280, "height": 900}, bypass_csp=bypass_csp
+    )
     context.set_default_timeout(UI_TIMEOUT_MS)
     new_page = context.new_page()
     errors: list[str] = []
     new_page.on("pageerror", lambda error: errors.append(str(error)))
+
+    def console(message: Any) -> None:
+        # A refused status (404, 409) a test asks for is expected; a script or a policy
+        # violation (Content-Security-Policy) is not.
+        if message.type == "error" and "Failed to load resource" not in message.text:
+            errors.append(message.text)
+
+    new_page.on("console", console)
     yield new_page
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def page(stack: LiveStack, browser: Any) -> Iterator[Any]:
+    """A fresh browser context (no cookies) per test; the stack starts first (Playwright's
+    sync API runs an event loop in this thread, where ``asyncio.run`` no longer works).
+    The page's Content-Security-Policy is bypassed: ``wait_for_function`` evaluates strings."""
+    yield from _page(stack, browser, bypass_csp=True)
+
+
+@pytest.fixture
+def strict_page(stack: LiveStack, browser: Any) -> Iterator[Any]:
+    """A page under the dashboard's Content-Security-Policy (any violation fails the test)."""
+    yield from _page(stack, browser, bypass_csp=False)
 
 
 def sign_in(page: Any, credential: str) -> None:
@@ -90,7 +111,7 @@ def sign_in(page: Any, credential: str) -> None:
     page.click("button[type=submit]")
     page.wait_for_url("**/dashboard/rules")
     # Live updates are open before the test changes anything.
-    page.wait_for_function("document.body.dataset.live === 'open'")
+    page.locator("#live.on").wait_for()
 
 
 def sign_in_agent(page: Any, tenant: Tenant) -> None:

@@ -18,8 +18,9 @@ def _status(page: Any, rule_id: str) -> Any:
 
 
 def test_sign_in_keeps_the_key_out_of_urls_and_in_a_secure_http_only_cookie(
-    stack: LiveStack, page: Any
+    stack: LiveStack, strict_page: Any
 ) -> None:
+    page = strict_page  # under the page's Content-Security-Policy: no inline script runs
     alice = stack.tenant("alice")
     sign_in_agent(page, alice)
 

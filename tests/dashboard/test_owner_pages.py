@@ -36,7 +36,7 @@ def test_owner_approves_a_pending_sell_and_it_executes_once(stack: LiveStack, pa
     rule = stack.create_rule(dave, ids, "STOP_LOSS", 0.45)
     sign_in_owner(page)
     page.goto("/dashboard/owner")
-    page.wait_for_function("document.body.dataset.live === 'open'")
+    page.locator("#live.on").wait_for()
     assert "require approval" in page.locator("section", has_text="Policies").inner_text()
 
     stack.move_price(ids.yes, "0.40")  # the stop fires; the sell waits for the owner

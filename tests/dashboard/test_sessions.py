@@ -175,3 +175,11 @@ def test_the_dashboard_counts_against_the_request_limit(database_url: str) -> No
     with _client(database_url, rate_limit_max_requests=3) as client:
         statuses = [client.get("/dashboard/login").status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
+
+
+def test_pages_forbid_framing_and_foreign_scripts(client: TestClient) -> None:
+    response = client.get("/dashboard/login")
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["cache-control"] == "no-store"

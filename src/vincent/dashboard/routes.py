@@ -50,6 +50,18 @@ from vincent.skills.polymarket import PolymarketSkill
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 DECIDED_BY = "dashboard"
 STATUSES = [s.value for s in TradeRuleStatus]
+# Only the dashboard's own files may run or load; no framing (clickjacking on Approve).
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Frame-Options": "DENY",
+    # "no-referrer" would make Chromium send "Origin: null" on the sign-in form's POST.
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 def hub_of(request: Request) -> DashboardHub:
@@ -76,7 +88,7 @@ def _page(request: Request, name: str, viewer: Viewer | None, **context: Any) ->
     response = templates.TemplateResponse(
         request, name, {"viewer": viewer, "statuses": STATUSES, **context}
     )
-    response.headers["Cache-Control"] = "no-store"
+    response.headers.update(SECURITY_HEADERS)
     return response
 
 

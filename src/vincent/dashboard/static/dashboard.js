@@ -107,9 +107,24 @@
     localTimes(row);
   }
 
-  async function refreshTimeline(ruleId) {
+  // A trailing stop in a moving market changes every second: its timeline is fetched at most
+  // once per TIMELINE_EVERY_MS (the last change always gets its fetch).
+  const TIMELINE_EVERY_MS = 3000;
+  let timelineDue = 0;
+  let timelineTimer = null;
+
+  function refreshTimeline(ruleId) {
     const box = document.getElementById("timeline-box");
-    if (!box || box.dataset.rule !== ruleId) return;
+    if (!box || box.dataset.rule !== ruleId || timelineTimer) return;
+    const wait = Math.max(0, timelineDue - Date.now());
+    timelineTimer = setTimeout(() => {
+      timelineTimer = null;
+      timelineDue = Date.now() + TIMELINE_EVERY_MS;
+      fetchTimeline(box, ruleId);
+    }, wait);
+  }
+
+  async function fetchTimeline(box, ruleId) {
     const response = await fetch(`/dashboard/rules/${encodeURIComponent(ruleId)}/timeline`, { credentials: "same-origin" });
     if (response.ok) {
       box.innerHTML = await response.text();
@@ -206,6 +221,9 @@
     source.addEventListener("resync", () => window.location.reload());
   }
 
+  for (const select of document.querySelectorAll("select.autosubmit")) {
+    select.addEventListener("change", () => select.form.submit());
+  }
   window.addEventListener("resize", () => { for (const chart of charts.values()) chart.schedule(); });
   localTimes(document);
 })();
