@@ -183,3 +183,26 @@ def test_pages_forbid_framing_and_foreign_scripts(client: TestClient) -> None:
     assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["cache-control"] == "no-store"
+
+
+def test_rules_are_listed_newest_first_and_filtered_by_status(
+    client: TestClient, alice: Tenant
+) -> None:
+    ids = [
+        client.post(RULES, json=stop_loss(triggerPrice=price), headers=alice.headers).json()[
+            "data"
+        ]["id"]
+        for price in (0.1, 0.2, 0.3)
+    ]
+    client.delete(f"{RULES}/{ids[1]}", headers=alice.headers)
+    _sign_in(client, alice.api_key)
+
+    page = client.get("/dashboard/rules").text
+    assert [page.index(f'id="rule-{rule_id}"') for rule_id in reversed(ids)] == sorted(
+        page.index(f'id="rule-{rule_id}"') for rule_id in ids
+    )
+    active = client.get("/dashboard/rules", params={"status": "active"}).text
+    assert f"rule-{ids[1]}" not in active and f"rule-{ids[0]}" in active
+    canceled = client.get("/dashboard/rules", params={"status": "CANCELED"}).text
+    assert f"rule-{ids[1]}" in canceled and f"rule-{ids[0]}" not in canceled
+    assert client.get("/dashboard/rules", params={"status": "nope"}).status_code == 400
