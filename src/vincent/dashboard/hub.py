@@ -132,6 +132,10 @@ class DashboardHub:
         self._changed_rules.add(rule_id)
         self._wake.set()
 
+    def wake(self) -> None:
+        """Run the next step now."""
+        self._wake.set()
+
     def valued(self, rows: list[read_models.ApprovalRow]) -> list[read_models.ApprovalRow]:
         """Approvals without a USD value, estimated at their token's last best bid."""
         valued = []
@@ -257,5 +261,5 @@ async def running_hub(state: AppState) -> AsyncIterator[DashboardHub]:
         yield hub
     finally:
         stopping.set()
-        hub.rule_changed("")  # wakes the loop, which sees ``stopping``
+        hub.wake()  # the loop sees ``stopping`` at once
         await task

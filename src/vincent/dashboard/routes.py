@@ -325,7 +325,8 @@ async def approve(
     )
     if state.worker is not None:  # the paused rule settles on the next tick: run it now
         state.worker.request_tick()
-    hub_of(request).rule_changed(outcome.approval.rule_id or "")
+    if outcome.approval.rule_id is not None:
+        hub_of(request).rule_changed(outcome.approval.rule_id)
     data: dict[str, Any] = {"approval": approvals.approval_json(outcome.approval)}
     if outcome.result is not None:
         data["result"] = approvals.bet_result_json(outcome.result)

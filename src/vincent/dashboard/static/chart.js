@@ -136,7 +136,7 @@
         for (const fire of rule.fires) {
           const g = el("g", { class: "fire", "data-rule": rule.id });
           g.append(el("circle", { cx: x(fire[0]), cy: y(fire[1]), r: 6 }));
-          g.append(el("text", { x: x(fire[0]), y: y(fire[1]) - 10, "text-anchor": "middle", class: "fire-label" }, "fired " + fire[1].toFixed(3)));
+          g.append(el("text", { x: x(fire[0]), y: y(fire[1]) + 20, "text-anchor": "middle", class: "fire-label" }, "fired " + fire[1].toFixed(3)));
           svg.append(g);
         }
       }
