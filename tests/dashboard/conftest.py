@@ -60,7 +60,10 @@ def stack(module_database_url: str) -> Iterator[LiveStack]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def browser(module_database_url: str) -> Iterator[Any]:
+    """One Chromium per module and database. Tied to the database so that it is closed before
+    the next database is prepared: Playwright's sync API runs an event loop in this thread
+    while it is open, and the PostgreSQL set-up needs ``asyncio.run``."""
     _need_chromium()
     from playwright.sync_api import sync_playwright
 
