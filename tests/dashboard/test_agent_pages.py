@@ -4,6 +4,7 @@ and never another agent's rules."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from tests.dashboard.conftest import sign_in, sign_in_agent
 from tests.dashboard.stack import LiveStack
@@ -53,6 +54,8 @@ def test_a_rule_created_through_the_api_appears_without_reloading(
     ids = stack.market("0.50")
     sign_in_agent(page, alice)
     page.evaluate("window.loadedOnce = true")
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(urlsplit(request.url).path))
 
     rule = stack.create_rule(alice, ids, "STOP_LOSS", 0.45)
 
@@ -63,6 +66,9 @@ def test_a_rule_created_through_the_api_appears_without_reloading(
     chart.locator('path.trigger[data-type="STOP_LOSS"]').wait_for(state="attached")
     # The history the page missed comes once; the price line is then drawn.
     chart.locator("path.price").wait_for(state="attached")
+    # Nothing polled: all that arrived came on the event stream, plus that one chart request.
+    assert set(requests) <= {"/dashboard/stream", f"/dashboard/charts/{ids.yes}"}
+    assert requests.count(f"/dashboard/charts/{ids.yes}") == 1
 
 
 def test_moving_the_price_fires_the_rule_on_the_chart_and_in_the_table(
@@ -175,3 +181,18 @@ def test_a_status_filter_shows_only_that_status(stack: LiveStack, page: Any) -> 
     page.wait_for_url("**/dashboard/rules?status=ACTIVE")
     _row(page, kept["id"]).wait_for()
     assert _row(page, dropped["id"]).count() == 0
+
+
+def test_the_chart_draws_the_price_each_rule_watches(stack: LiveStack, page: Any) -> None:
+    heidi = stack.tenant("heidi")
+    ids = stack.market("0.50")
+    stack.create_rule(heidi, ids, "STOP_LOSS", 0.3)
+    stack.create_rule(heidi, ids, "STOP_LOSS", 0.2, triggerSource="BEST_BID")
+    sign_in_agent(page, heidi)
+    chart = page.locator(f'figure.chart[data-token="{ids.yes}"]')
+
+    chart.locator('path.price[data-source="BEST_BID"]').wait_for(state="attached")
+    chart.locator('path.price[data-source="MIDPOINT"]').wait_for(state="attached")
+    assert chart.locator("path.price.alt").count() == 1
+    assert float(chart.get_attribute("data-last-price") or 0) > 0  # the bold line's price
+    assert "(grey:" in chart.locator(".legend").inner_text()

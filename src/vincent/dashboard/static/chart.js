@@ -28,6 +28,15 @@
     return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
   }
 
+  // A price holds until the next one: horizontal, then vertical, extended to now.
+  function stepPath(points, x, y, t1) {
+    let d = `M${x(points[0][0]).toFixed(1)},${y(points[0][1]).toFixed(1)}`;
+    for (let i = 1; i < points.length; i++) {
+      d += `H${x(points[i][0]).toFixed(1)}V${y(points[i][1]).toFixed(1)}`;
+    }
+    return d + `H${x(t1).toFixed(1)}`;
+  }
+
   class PriceChart {
     constructor(figure, spec) {
       this.figure = figure;
@@ -69,19 +78,22 @@
       requestAnimationFrame(() => { this.pending = false; this.render(); });
     }
 
-    source() {
-      for (const rule of this.rules.values()) if (rule.status === "ACTIVE") return rule.source;
-      const any = this.rules.values().next().value;
-      return any ? any.source : "MIDPOINT";
+    // The prices the rules watch: live rules' sources first; the first is drawn boldest.
+    sources() {
+      const rules = [...this.rules.values()];
+      const live = rules.filter((r) => r.status === "ACTIVE").map((r) => r.source);
+      const found = [...new Set([...live, ...rules.map((r) => r.source)])];
+      return found.length ? found : ["MIDPOINT"];
     }
 
     render() {
       const W = Math.max(360, Math.round(this.plot.clientWidth || 720));
       const now = Date.now();
-      const source = this.source();
-      const prices = this.points
+      const sources = this.sources();
+      const series = sources.map((source) => this.points
         .map((p) => [p[0], priceOf(p, source)])
-        .filter((p) => p[1] !== null);
+        .filter((p) => p[1] !== null));
+      const prices = series[0];
       let t0 = now - MIN_SPAN_MS;
       if (prices.length) t0 = Math.min(t0, prices[0][0]);
       const rules = [...this.rules.values()];
@@ -90,7 +102,7 @@
         if (!prices.length || start >= prices[0][0]) t0 = Math.min(t0, start);
       }
       const t1 = now;
-      const levels = prices.map((p) => p[1]);
+      const levels = series.flat().map((p) => p[1]);
       for (const rule of rules) {
         for (const step of rule.steps) levels.push(step[1]);
         for (const fire of rule.fires) levels.push(fire[1]);
@@ -141,13 +153,12 @@
         }
       }
 
+      series.forEach((line, n) => {
+        if (n === 0 || !line.length) return;  // secondary sources, drawn under the main one
+        svg.append(el("path", { d: stepPath(line, x, y, t1), class: "price alt", "data-source": sources[n] }));
+      });
       if (prices.length) {
-        let d = `M${x(prices[0][0]).toFixed(1)},${y(prices[0][1]).toFixed(1)}`;
-        for (let i = 1; i < prices.length; i++) {
-          d += `H${x(prices[i][0]).toFixed(1)}V${y(prices[i][1]).toFixed(1)}`;
-        }
-        d += `H${x(t1).toFixed(1)}`;
-        svg.append(el("path", { d, class: "price" }));
+        svg.append(el("path", { d: stepPath(prices, x, y, t1), class: "price", "data-source": sources[0] }));
         const last = prices[prices.length - 1][1];
         svg.append(el("circle", { cx: x(t1), cy: y(last), r: 3.5, class: "price-dot" }));
         svg.append(el("text", { x: W - PAD.r + 6, y: y(last) + 4, class: "tag price-tag" }, last.toFixed(3)));
@@ -158,7 +169,11 @@
       this.figure.dataset.fires = String(rules.reduce((n, r) => n + r.fires.length, 0));
       this.figure.dataset.points = String(prices.length);
       this.plot.replaceChildren(svg);
-      if (this.legend) this.legend.textContent = source.replace("_", " ").toLowerCase() + " price";
+      if (this.legend) {
+        const names = sources.map((s) => s.replace("_", " ").toLowerCase());
+        this.legend.textContent = names[0] + " price"
+          + (names.length > 1 ? ` (grey: ${names.slice(1).join(", ")})` : "");
+      }
     }
   }
 
