@@ -165,6 +165,7 @@ def test_an_agent_never_sees_another_agents_rules(stack: LiveStack, page: Any) -
 
     response = page.goto(f"/dashboard/rules/{bobs_first['id']}")
     assert response is not None and response.status == 404
+    assert "Rule not found" in page.locator("#error-page").inner_text()
     page.goto("/dashboard/owner")
     assert "FORBIDDEN" in page.content()
 

@@ -224,7 +224,6 @@ class DashboardHub:
                 "status": rule.status.value,
                 "label": market_label(row),
                 "html": render_rule_row(row),
-                "ownerHtml": render_rule_row(row, show_secret=True),
                 "line": rule_line(rule, events.get(rule.id, ())),
             }
             await self.broadcast.publish(

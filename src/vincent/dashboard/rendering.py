@@ -68,10 +68,10 @@ templates.env.tests["nested"] = _nested
 templates.env.globals["asset_version"] = "1"
 
 
-def render_rule_row(row: RuleRow, *, show_secret: bool = False) -> str:
+def render_rule_row(row: RuleRow) -> str:
     """One ``<tr>`` of the rules table (the page and the live updates share it)."""
     template = templates.env.get_template("_rule_row.html")
-    return template.render(row=row, show_secret=show_secret)
+    return template.render(row=row)
 
 
 def market_label(row: RuleRow) -> str:

@@ -7,6 +7,7 @@ the API routes (``rule_manager``, ``approvals``) and tell the worker the same wa
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs
@@ -16,9 +17,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from vincent.api.deps import SessionDep, StateDep
 from vincent.api.envelope import ok
+from vincent.api.errors import status_for
 from vincent.api.rule_changes import notify_rule_change
 from vincent.api.schemas import UpdateRuleBody, as_decimal
-from vincent.api.state import AppState
 from vincent.dashboard import read_models
 from vincent.dashboard.charts import token_chart
 from vincent.dashboard.hub import DashboardHub
@@ -42,6 +43,7 @@ from vincent.errors import (
     InvalidStatusFilter,
     NotFound,
     Unauthorized,
+    VincentError,
 )
 from vincent.services import approvals
 from vincent.services.trade_manager import rule_manager
@@ -78,6 +80,31 @@ async def require_viewer(request: Request, session: SessionDep) -> Viewer:
     if viewer is None:
         raise Unauthorized("Sign in to the dashboard first")
     return viewer
+
+
+def _error_page(request: Request, viewer: Viewer, error: VincentError) -> HTMLResponse:
+    """A refused page as HTML (status and code as the API would answer them)."""
+    status = status_for(error)
+    response = _page(
+        request, "error.html", viewer, status=status, code=error.code, message=error.message
+    )
+    response.status_code = status
+    return response
+
+
+PageBody = Callable[[Viewer], Awaitable[Response]]
+
+
+async def _signed_in_page(request: Request, session: SessionDep, body: PageBody) -> Response:
+    """Run a page for the signed-in viewer: sign-in page without one, an HTML error page
+    for a refusal (another tenant's rule, the owner page for an agent)."""
+    viewer = await viewer_from_request(request, session)
+    if viewer is None:
+        return _to_login()
+    try:
+        return await body(viewer)
+    except VincentError as error:
+        return _error_page(request, viewer, error)
 
 
 def _to_login() -> RedirectResponse:
@@ -149,7 +176,7 @@ def _status_filter(raw: str | None) -> TradeRuleStatus | None:
 
 
 async def _charts(
-    session: SessionDep, state: AppState, hub: DashboardHub, scope: Scope, tokens: list[str]
+    session: SessionDep, hub: DashboardHub, scope: Scope, tokens: list[str]
 ) -> list[dict[str, Any]]:
     charts = []
     since_s = utcnow().timestamp() - hub.history.window_s
@@ -168,49 +195,49 @@ async def _charts(
 async def rules_page(
     request: Request, session: SessionDep, state: StateDep, status: str | None = None
 ) -> Response:
-    viewer = await viewer_from_request(request, session)
-    if viewer is None:
-        return _to_login()
-    scope = scope_of(viewer)
-    wanted = _status_filter(status)
-    groups = await read_models.rule_rows(session, scope, wanted)
-    hub = hub_of(request)
-    since = utcnow() - timedelta(seconds=hub.history.window_s)
-    live = groups if wanted is None else await read_models.rule_rows(session, scope, None)
-    charts = await _charts(session, state, hub, scope, read_models.chart_tokens(live, since))
-    return _page(
-        request,
-        "rules.html",
-        viewer,
-        groups=groups,
-        status=None if wanted is None else wanted.value,
-        charts=charts,
-        has_prices=state.worker is not None,
-        render_row=render_rule_row,
-    )
+    async def body(viewer: Viewer) -> Response:
+        scope = scope_of(viewer)
+        wanted = _status_filter(status)
+        groups = await read_models.rule_rows(session, scope, wanted)
+        hub = hub_of(request)
+        since = utcnow() - timedelta(seconds=hub.history.window_s)
+        live = groups if wanted is None else await read_models.rule_rows(session, scope, None)
+        charts = await _charts(session, hub, scope, read_models.chart_tokens(live, since))
+        return _page(
+            request,
+            "rules.html",
+            viewer,
+            groups=groups,
+            status=None if wanted is None else wanted.value,
+            charts=charts,
+            has_prices=state.worker is not None,
+            render_row=render_rule_row,
+        )
+
+    return await _signed_in_page(request, session, body)
 
 
 @router.get("/rules/{rule_id}", response_class=HTMLResponse)
 async def rule_page(
     request: Request, rule_id: str, session: SessionDep, state: StateDep
 ) -> Response:
-    viewer = await viewer_from_request(request, session)
-    if viewer is None:
-        return _to_login()
-    scope = scope_of(viewer)
-    row = await read_models.rule(session, scope, rule_id)
-    events = await read_models.rule_events(session, rule_id)
-    charts = await _charts(session, state, hub_of(request), scope, [row.rule.token_id])
-    return _page(
-        request,
-        "rule.html",
-        viewer,
-        row=row,
-        events=events,
-        charts=charts,
-        has_prices=state.worker is not None,
-        render_row=render_rule_row,
-    )
+    async def body(viewer: Viewer) -> Response:
+        scope = scope_of(viewer)
+        row = await read_models.rule(session, scope, rule_id)
+        events = await read_models.rule_events(session, rule_id)
+        charts = await _charts(session, hub_of(request), scope, [row.rule.token_id])
+        return _page(
+            request,
+            "rule.html",
+            viewer,
+            row=row,
+            events=events,
+            charts=charts,
+            has_prices=state.worker is not None,
+            render_row=render_rule_row,
+        )
+
+    return await _signed_in_page(request, session, body)
 
 
 @router.get("/charts/{token_id}")
@@ -219,7 +246,7 @@ async def chart_data(
 ) -> JSONResponse:
     """One token's chart (a page asks when a rule on a new token appears live)."""
     viewer = await require_viewer(request, session)
-    charts = await _charts(session, state, hub_of(request), scope_of(viewer), [token_id])
+    charts = await _charts(session, hub_of(request), scope_of(viewer), [token_id])
     if not charts:
         raise NotFound("No rule of yours watches this token")
     return ok(charts[0])
@@ -239,7 +266,7 @@ async def _own_rule(session: SessionDep, viewer: Viewer, rule_id: str) -> RuleRo
 
 async def _row_json(session: SessionDep, viewer: Viewer, rule_id: str) -> JSONResponse:
     row = await _own_rule(session, viewer, rule_id)
-    return ok({"id": rule_id, "html": render_rule_row(row, show_secret=viewer.is_owner)})
+    return ok({"id": rule_id, "html": render_rule_row(row)})
 
 
 @router.post("/rules/{rule_id}/cancel")
@@ -274,11 +301,11 @@ async def move_trigger(
 
 @router.get("/orders/{order_id}", response_class=HTMLResponse)
 async def audit_page(request: Request, order_id: str, session: SessionDep) -> Response:
-    viewer = await viewer_from_request(request, session)
-    if viewer is None:
-        return _to_login()
-    row = await read_models.audit_row_by_order(session, scope_of(viewer), order_id)
-    return _page(request, "audit.html", viewer, row=row)
+    async def body(viewer: Viewer) -> Response:
+        row = await read_models.audit_row_by_order(session, scope_of(viewer), order_id)
+        return _page(request, "audit.html", viewer, row=row)
+
+    return await _signed_in_page(request, session, body)
 
 
 # ---------------------------------------------------------------------------- owner
@@ -291,22 +318,22 @@ def _require_owner(viewer: Viewer) -> None:
 
 @router.get("/owner", response_class=HTMLResponse)
 async def owner_page(request: Request, session: SessionDep, state: StateDep) -> Response:
-    viewer = await viewer_from_request(request, session)
-    if viewer is None:
-        return _to_login()
-    _require_owner(viewer)
-    now = utcnow()
-    await approvals.expire_due(session, now)
-    return _page(
-        request,
-        "owner.html",
-        viewer,
-        approvals=hub_of(request).valued(await read_models.pending_approvals(session, now)),
-        policies=await read_models.policies_by_secret(session),
-        names=await read_models.secret_names(session, None),
-        status=state.worker_status(),
-        has_worker=state.worker is not None,
-    )
+    async def body(viewer: Viewer) -> Response:
+        _require_owner(viewer)
+        now = utcnow()
+        await approvals.expire_due(session, now)
+        return _page(
+            request,
+            "owner.html",
+            viewer,
+            approvals=hub_of(request).valued(await read_models.pending_approvals(session, now)),
+            policies=await read_models.policies_by_secret(session),
+            names=await read_models.secret_names(session, None),
+            status=state.worker_status(),
+            has_worker=state.worker is not None,
+        )
+
+    return await _signed_in_page(request, session, body)
 
 
 @router.post("/approvals/{approval_id}/approve")
