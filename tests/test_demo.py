@@ -15,3 +15,4 @@ async def test_demo_shows_a_stop_firing() -> None:
     assert result["take_profit_status"] == "CANCELED"
     assert result["market_slug"] == "will-the-demo-stop-loss-fire"  # looked up on Gamma
     assert any("RULE_TRIGGERED" in line for line in lines)
+    assert any("/dashboard (sign in" in line for line in lines)

@@ -10,7 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from vincent import __version__
+from vincent import __version__, dashboard
 from vincent.api.errors import install_error_handlers
 from vincent.api.middleware import BodySizeLimitMiddleware, TraceIdMiddleware
 from vincent.api.rate_limit import FixedWindowLimiter, RateLimitMiddleware
@@ -72,6 +72,7 @@ def create_app(
                 state.skill = skill
                 if settings.trade_manager_enabled:
                     await _start_worker(stack, state, skill)
+            app.state.dashboard_hub = await stack.enter_async_context(dashboard.running_hub(state))
             state.notify_rule_changes = not settings.is_sqlite and state.worker is None
             if state.worker is None:
                 state.status_reader = StatusReader(settings.worker_status_file)
@@ -95,6 +96,7 @@ def create_app(
     catch_all = APIRouter(prefix="/api/skills/polymarket")
     polymarket.include_catch_all(catch_all)
     app.include_router(catch_all)
+    dashboard.mount(app)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(TraceIdMiddleware)
     if settings.rate_limit_max_requests:

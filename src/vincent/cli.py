@@ -345,11 +345,15 @@ def sim(
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    watch: Annotated[
+        float, typer.Option(help="Seconds to pause before the fall and at the end (dashboard)")
+    ] = 0.0,
+) -> None:
     """Run the offline demo: local exchange + server, a stop-loss firing (under a minute)."""
     from vincent.demo import run_demo
 
-    asyncio.run(run_demo())
+    asyncio.run(run_demo(watch_s=watch))
 
 
 def _mount_admin_commands() -> None:

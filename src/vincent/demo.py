@@ -90,8 +90,12 @@ async def _wait_until_settled(
             await asyncio.sleep(0.05)
 
 
-async def run_demo(say: Say = print) -> dict[str, Any]:
-    """Run the scenario; return the final figures (used by the test of the demo)."""
+async def run_demo(say: Say = print, *, watch_s: float = 0.0) -> dict[str, Any]:
+    """Run the scenario; return the final figures (used by the test of the demo).
+
+    ``watch_s``: pause that long before the price falls and again at the end, so the
+    scenario can be watched on the dashboard.
+    """
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="vincent-demo-") as folder:
         database_url = f"sqlite+aiosqlite:///{Path(folder) / 'demo.db'}"
@@ -130,6 +134,7 @@ async def run_demo(say: Say = print) -> dict[str, Any]:
                 ) as client,
             ):
                 say(f"3. Vincent server with the monitoring worker on {base_url}")
+                say(f"   dashboard: {base_url}/dashboard (sign in with the demo key {api_key})")
                 bracket = {}
                 for kind, price in (("STOP_LOSS", 0.5), ("TAKE_PROFIT", 0.8)):
                     body = {
@@ -147,6 +152,9 @@ async def run_demo(say: Say = print) -> dict[str, Any]:
                         f"{rule['status']} (id {rule['id']}, slug {rule['marketSlug']})"
                     )
 
+                if watch_s > 0:
+                    say(f"   (the price falls in {watch_s:.0f} s: watch it on the dashboard)")
+                    await asyncio.sleep(watch_s)
                 say("4. The price falls on the exchange: bid 0.58, 0.55, 0.52, 0.49, 0.47")
                 await exchange.start_path(
                     YES_TOKEN, ["0.58", "0.55", "0.52", "0.49", "0.47"], interval_s=0.05
@@ -176,6 +184,9 @@ async def run_demo(say: Say = print) -> dict[str, Any]:
                 say(f"7. Nothing left to sell: the take-profit is canceled -> {canceled['status']}")
                 status = (await client.get(RULES + "/status")).json()["data"]
                 say(f"   worker status: {status}")
+                if watch_s > 0:
+                    say(f"   (the server stops in {watch_s:.0f} s)")
+                    await asyncio.sleep(watch_s)
     elapsed = time.monotonic() - started
     say(f"Done in {elapsed:.1f} s.")
     return {

@@ -113,12 +113,15 @@ class TradeMonitoringWorker:
             on_tokens=self._watch_tokens,
             on_change=self._notify,
         )
+        # Told which tokens' books changed, after the rules saw the prices (the dashboard's
+        # price history). Called on the feed's hot path: must be quick and never raise.
+        self.price_listeners: list[Callable[[tuple[str, ...]], None]] = []
         self._feed: MarketFeed | None = None
         if settings.trade_manager_enabled and settings.trade_manager_ws_enabled:
             self._feed = MarketFeed(
                 settings.polymarket_ws_url,
                 self._books,
-                self._dispatch.on_prices,
+                self._on_prices,
                 config=feed_config or feed_config_from(settings),
                 clock=self._clock,
                 random_fn=random_fn,
@@ -324,6 +327,17 @@ class TradeMonitoringWorker:
         """The token's price from the feed's book in hand; None without one."""
         top = self._books.top(token_id)
         return None if top is None else rule_price(top, source)
+
+    def book_prices(
+        self, token_id: str
+    ) -> tuple[Decimal | None, Decimal | None, Decimal | None] | None:
+        """The feed's (best bid, best ask, last trade) for the token; None when not tracked."""
+        return self._books.prices(token_id)
+
+    def _on_prices(self, token_ids: tuple[str, ...]) -> None:
+        self._dispatch.on_prices(token_ids)
+        for listener in self.price_listeners:
+            listener(token_ids)
 
     def watched_rule(self, rule_id: str) -> RuleSnapshot | None:
         """The rule as the index holds it (trailing level included); None when not watched."""
