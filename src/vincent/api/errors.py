@@ -36,6 +36,7 @@ from vincent.skills.polymarket.errors import (
     SkillError,
     UnknownOutcome,
 )
+from vincent.skills.polymarket.http import InvalidPathSegment
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ STATUS_BY_ERROR: tuple[tuple[type[VincentError], int], ...] = (
     (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
+    (InvalidPathSegment, 400),
     (RateLimited, 429),
     (UnknownOutcome, 502),
     (ExchangeUnavailable, 503),
@@ -179,6 +181,27 @@ def zod_issue(error: Any) -> dict[str, Any]:
             "path": path,
             "message": f"Too small: expected string to have >={minimum} characters",
         }
+    if kind in ("datetime_parsing", "datetime_from_date_parsing") and isinstance(given, str):
+        kind, ctx = "invalid_format", {"expected": "an ISO-8601 date and time"}
+    if kind == "invalid_format":
+        expected = str(ctx.get("expected", "valid"))
+        return {
+            "origin": "string",
+            "code": "invalid_format",
+            "format": expected,
+            "path": path,
+            "message": f"{field or 'value'} must be {expected}, was {_shown(given)}",
+        }
+    if kind == "string_too_long":
+        maximum = ctx.get("max_length")
+        return {
+            "origin": "string",
+            "code": "too_big",
+            "maximum": maximum,
+            "inclusive": True,
+            "path": path,
+            "message": f"Too big: expected string to have <={maximum} characters",
+        }
     if kind == "extra_forbidden":
         key = str(path[-1]) if path else ""
         return {
@@ -194,7 +217,14 @@ def zod_issue(error: Any) -> dict[str, Any]:
             "path": path,
             "message": f"Invalid input: {field}.type must be SELL_ALL or SELL_PARTIAL, was {tag}",
         }
-    return {"code": "custom", "path": path, "message": str(error.get("msg", "Invalid input"))}
+    message = str(error.get("msg", "Invalid input"))
+    return {"code": "custom", "path": path, "message": f"{field or 'value'}: {message}"}
+
+
+def _shown(value: Any) -> str:
+    """A received value as quoted in a message: long ones cut, never the whole input."""
+    text = value if isinstance(value, str) else repr(value)
+    return repr(text if len(text) <= 40 else text[:40] + "...")
 
 
 def _envelope(

@@ -23,6 +23,7 @@ from vincent.api.schemas import (
     render_rule,
 )
 from vincent.api.state import AppState
+from vincent.db.base import utcnow
 from vincent.enums import TradeRuleStatus, TradeRuleType, TriggerSource
 from vincent.errors import InvalidStatusFilter, ValidationFailed
 from vincent.services.trade_manager import event_logger, positions, rule_manager
@@ -46,9 +47,16 @@ NO_SLUG_TTL_S = 60.0
 SLUG_CACHE_SIZE = 10_000
 
 
+# Past this an offset is a mistake (or a probe): refused, never sent to the database.
+MAX_EVENTS_OFFSET = 1_000_000
+
+
 def js_parse_int(raw: str | None, default: int) -> int:
-    """``parseInt`` semantics of the original: leading digits, else the default."""
-    match = _LEADING_INT.match(raw or "")
+    """``parseInt`` semantics of the original: leading digits, else the default.
+
+    At most 20 digits are read: a longer run is as refused as its first 20.
+    """
+    match = _LEADING_INT.match((raw or "")[:24])
     return int(match.group(1)) if match else default
 
 
@@ -71,6 +79,7 @@ async def create_rule(
                 "message": "Invalid input: expected number, received null",
             }
         ]
+    issues += body.expiry_issues(utcnow())
     if issues:
         raise ValidationFailed(details=issues)
     new = rule_manager.NewRule(
@@ -148,6 +157,19 @@ async def list_events(
     rule_id = params.get("ruleId") or None
     limit = js_parse_int(params.get("limit"), event_logger.DEFAULT_EVENTS_LIMIT)
     offset = js_parse_int(params.get("offset"), 0)
+    if offset > MAX_EVENTS_OFFSET:
+        raise ValidationFailed(
+            details=[
+                {
+                    "origin": "number",
+                    "code": "too_big",
+                    "maximum": MAX_EVENTS_OFFSET,
+                    "inclusive": True,
+                    "path": ["offset"],
+                    "message": f"offset must be at most {MAX_EVENTS_OFFSET}, was {offset}",
+                }
+            ]
+        )
     if rule_id is not None:
         await rule_manager.get_rule(session, secret.id, rule_id)
     events = await event_logger.get_events(session, secret.id, rule_id, limit, offset)
