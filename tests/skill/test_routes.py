@@ -191,7 +191,7 @@ async def test_bet_validation_and_auth_errors(
         ("side",),
         ("amount",),
     }
-    assert no_position.status_code == 500
+    assert no_position.status_code == 400
     assert no_position.json()["error"]["code"] == "NO_POSITION"
 
 

@@ -32,6 +32,11 @@ from vincent.errors import (
 from vincent.skills.polymarket.errors import (
     ExchangeTimeout,
     ExchangeUnavailable,
+    InsufficientBalance,
+    InvalidOrder,
+    MarketClosed,
+    NoLiquidity,
+    NoPosition,
     RateLimited,
     SkillError,
     UnknownOutcome,
@@ -50,6 +55,13 @@ STATUS_BY_ERROR: tuple[tuple[type[VincentError], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),
     (InvalidPathSegment, 400),
+    # What the request asked cannot be done with this wallet or market: the caller's
+    # to change, so a 4xx (the original answered 500).
+    (InsufficientBalance, 400),
+    (NoPosition, 400),
+    (InvalidOrder, 400),
+    (MarketClosed, 409),
+    (NoLiquidity, 409),
     (RateLimited, 429),
     (UnknownOutcome, 502),
     (ExchangeUnavailable, 503),
