@@ -146,6 +146,9 @@ def serve(
             access_log=False,
         )
         return
+    # The API processes read their settings from the environment: each must know how
+    # many share the request limits.
+    os.environ["API_WORKERS"] = str(settings.api_workers)
     worker = _MonitoringWorkerProcess() if settings.trade_manager_enabled else None
     try:
         uvicorn.run(

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vincent.api.envelope import error_body
 from vincent.api.middleware import trace_id_var
+from vincent.api.rate_limit import RequestLimitExceeded, charge_unclaimed, retry_after_header
 from vincent.api.schemas import ENUM_VALUES, FIELD_TYPES
 from vincent.errors import (
     BadRequest,
@@ -63,6 +64,7 @@ STATUS_BY_ERROR: tuple[tuple[type[VincentError], int], ...] = (
     (MarketClosed, 409),
     (NoLiquidity, 409),
     (RateLimited, 429),
+    (RequestLimitExceeded, 429),
     (UnknownOutcome, 502),
     (ExchangeUnavailable, 503),
     (ExchangeTimeout, 504),
@@ -258,6 +260,8 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = None
         if isinstance(error, RateLimited) and error.retry_after_s is not None:
             headers = {"Retry-After": str(max(1, round(error.retry_after_s)))}
+        if isinstance(error, RequestLimitExceeded):
+            headers = {"Retry-After": retry_after_header(error.retry_after_s)}
         return _envelope(status_for(error), error.code, error.message, error.details, headers)
 
     async def on_validation_error(_request: Request, error: Exception) -> JSONResponse:
@@ -265,8 +269,11 @@ def install_error_handlers(app: FastAPI) -> None:
         issues = [zod_issue(e) for e in error.errors()]
         return _envelope(400, ValidationFailed.code, ValidationFailed.default_message, issues)
 
-    async def on_http_error(_request: Request, error: Exception) -> JSONResponse:
+    async def on_http_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, StarletteHTTPException)
+        refused = charge_unclaimed(request)
+        if refused is not None:
+            return await on_vincent_error(request, refused)
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, "HTTP_ERROR")
         return _envelope(error.status_code, code, str(error.detail))
 

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from vincent.api.auth import parse_bearer
 from vincent.api.deps import SessionDep
 from vincent.api.envelope import ok
+from vincent.api.rate_limit import charge_address, charge_key
 from vincent.api.routes.polymarket_trading import Skill
 from vincent.api.state import AppState, app_state
 from vincent.crypto import API_KEY_PREFIX, constant_time_equal
@@ -27,15 +28,23 @@ ADMIN_ACTOR = "admin-api"
 
 
 async def require_owner(request: Request) -> str:
-    """Check the owner token; return who decides (for ``decided_by``)."""
-    token = parse_bearer(request.headers.get("authorization"))
-    configured = app_state(request).settings.vincent_admin_token
-    if configured is None:
-        raise Forbidden("The admin API is disabled: set VINCENT_ADMIN_TOKEN")
-    if token.startswith(API_KEY_PREFIX):
-        raise Forbidden("Agent API keys cannot use the admin API")
-    if not constant_time_equal(token, configured.get_secret_value()):
-        raise Unauthorized("Invalid admin token")
+    """Check the owner token; return who decides (for ``decided_by``).
+
+    The owner is limited like an API key; a wrong token counts against its address.
+    """
+    try:
+        token = parse_bearer(request.headers.get("authorization"))
+        configured = app_state(request).settings.vincent_admin_token
+        if configured is None:
+            raise Forbidden("The admin API is disabled: set VINCENT_ADMIN_TOKEN")
+        if token.startswith(API_KEY_PREFIX):
+            raise Forbidden("Agent API keys cannot use the admin API")
+        if not constant_time_equal(token, configured.get_secret_value()):
+            raise Unauthorized("Invalid admin token")
+    except (Forbidden, Unauthorized):
+        charge_address(request)
+        raise
+    charge_key(request, ADMIN_ACTOR)
     return ADMIN_ACTOR
 
 
