@@ -88,6 +88,7 @@ def test_an_expiry_without_a_time_zone_is_taken_as_utc(client: TestClient, alice
         "2020-01-01T00:00:00",
         (datetime.now(UTC) - timedelta(seconds=5)).isoformat(),
     ],
+    ids=["utc", "naive", "just-now"],
 )
 def test_an_expiry_in_the_past_is_refused(
     client: TestClient, alice: Tenant, expires_at: str
