@@ -181,7 +181,6 @@ async def alice(session_factory: SessionFactory, keybox: KeyBox) -> Tenant:
     return await new_tenant(session_factory, keybox, "alice")
 
 
-@pytest.mark.slow
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
