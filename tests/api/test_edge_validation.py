@@ -141,3 +141,34 @@ def test_events_limit_and_offset_within_bounds_still_parse_like_the_original(
     for params in ({"limit": "99999999999999999999"}, {"offset": "-5"}, {"limit": "2abc"}):
         response = client.get(f"{RULES}/events", params=params, headers=alice.headers)
         assert response.status_code == 200, (params, response.text)
+
+
+@pytest.mark.parametrize("rule_id", ["%00", "a%00b", "x" * 101, "a%20b"])
+def test_a_rule_id_no_rule_could_have_is_a_400_on_every_rule_route(
+    client: TestClient, alice: Tenant, rule_id: str
+) -> None:
+    url = f"{RULES}/{rule_id}"
+    answers = [
+        client.get(url, headers=alice.headers),
+        client.patch(url, json={"triggerPrice": 0.5}, headers=alice.headers),
+        client.delete(url, headers=alice.headers),
+    ]
+
+    for response in answers:
+        _refused(response, "rule_id")
+
+
+@pytest.mark.parametrize("rule_id", ["\x00", "a\x00b", "x" * 101])
+def test_an_events_rule_filter_no_rule_could_have_is_a_400(
+    client: TestClient, alice: Tenant, rule_id: str
+) -> None:
+    response = client.get(f"{RULES}/events", params={"ruleId": rule_id}, headers=alice.headers)
+
+    _refused(response, "ruleId")
+
+
+def test_a_nul_in_a_market_id_is_refused(client: TestClient, alice: Tenant) -> None:
+    response = client.post(RULES, json=stop_loss(marketId="ab\x00c"), headers=alice.headers)
+
+    _refused(response, "marketId")
+    _no_rules(client, alice)

@@ -94,6 +94,17 @@ async def test_a_bet_on_a_malformed_token_is_a_400_and_no_order(
     assert await _audit_rows(session_factory) == 0
 
 
+async def test_an_idempotency_key_with_control_characters_is_a_400_and_no_order(
+    client: httpx.AsyncClient, alice: Tenant, market: MarketIds, session_factory: SessionFactory
+) -> None:
+    body = {"tokenId": market.yes, "side": "BUY", "amount": 5, "idempotencyKey": "a\x00b"}
+
+    response = await client.post(f"{BASE}/bet", json=body, headers=alice.headers)
+
+    _field_refused(response, "idempotencyKey")
+    assert await _audit_rows(session_factory) == 0
+
+
 @pytest.mark.parametrize(
     ("path", "field"),
     [

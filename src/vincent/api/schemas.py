@@ -71,6 +71,26 @@ MARKET_ID_FORMAT = (
 ID_FORMAT = f"at most {ID_MAX_LENGTH} characters without / ? # % or spaces"
 _ID = re.compile(rf"[^/?#%\s\x00-\x1f\x7f]{{1,{ID_MAX_LENGTH}}}")
 
+_PRINTABLE = re.compile(r"[^\x00-\x1f\x7f]*")
+PrintableFormat = AfterValidator(_format_check(_PRINTABLE, "printable characters"))
+
+
+def id_issues(field: str, value: str) -> list[dict[str, Any]]:
+    """The Zod-style issue for an id read by hand (a query parameter), if it is malformed."""
+    if _ID.fullmatch(value) is not None:
+        return []
+    shown = value if len(value) <= 40 else value[:40] + "..."
+    return [
+        {
+            "origin": "string",
+            "code": "invalid_format",
+            "format": ID_FORMAT,
+            "path": [field],
+            "message": f"{field} must be {ID_FORMAT}, was {shown!r}",
+        }
+    ]
+
+
 # Reusable identifier types (bodies use the strict ones, query and path params the lax).
 TokenIdFormat = AfterValidator(_format_check(_TOKEN_ID, TOKEN_ID_FORMAT))
 ConditionIdFormat = AfterValidator(_format_check(_CONDITION_ID, CONDITION_ID_FORMAT))
@@ -79,6 +99,9 @@ IdFormat = AfterValidator(_format_check(_ID, ID_FORMAT))
 TokenId = Annotated[StrictStr, Field(min_length=1), TokenIdFormat]
 ConditionId = Annotated[StrictStr, Field(min_length=1), ConditionIdFormat]
 MarketId = Annotated[StrictStr, Field(min_length=1), MarketIdFormat]
+# A rule, approval, secret or order id in a path or query: never sent to the database (or
+# upstream) unless it could be one.
+IdParam = Annotated[str, IdFormat]
 
 RULE_TYPES = [t.value for t in TradeRuleType]
 TRIGGER_SOURCES = [t.value for t in TriggerSource]

@@ -16,7 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vincent.api.auth import CurrentSecret
 from vincent.api.envelope import ok
-from vincent.api.schemas import MAX_AMOUNT, ConditionIdFormat, IdFormat, TokenIdFormat
+from vincent.api.schemas import (
+    MAX_AMOUNT,
+    ConditionIdFormat,
+    IdFormat,
+    PrintableFormat,
+    TokenIdFormat,
+)
 from vincent.api.state import app_state
 from vincent.errors import ConfigurationError
 from vincent.services.approvals import bet_result_json
@@ -61,7 +67,7 @@ class BetBody(BaseModel):
     worst_price: float | None = Field(
         default=None, alias="worstPrice", gt=0, lt=1, allow_inf_nan=False
     )
-    idempotency_key: str | None = Field(
+    idempotency_key: Annotated[str, PrintableFormat] | None = Field(
         default=None, alias="idempotencyKey", min_length=1, max_length=100
     )
 

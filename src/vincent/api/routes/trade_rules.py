@@ -16,8 +16,10 @@ from vincent.api.envelope import iso, ok
 from vincent.api.rule_changes import notify_rule_change
 from vincent.api.schemas import (
     CreateRuleBody,
+    IdParam,
     UpdateRuleBody,
     as_decimal,
+    id_issues,
     render_event,
     render_position,
     render_rule,
@@ -155,6 +157,8 @@ async def list_events(
 ) -> JSONResponse:
     params = request.query_params
     rule_id = params.get("ruleId") or None
+    if rule_id is not None and (issues := id_issues("ruleId", rule_id)):
+        raise ValidationFailed(details=issues)
     limit = js_parse_int(params.get("limit"), event_logger.DEFAULT_EVENTS_LIMIT)
     offset = js_parse_int(params.get("offset"), 0)
     if offset > MAX_EVENTS_OFFSET:
@@ -204,13 +208,19 @@ async def worker_status(
 
 
 @router.get("/{rule_id}", responses=_NOT_FOUND, summary="One rule")
-async def get_rule(rule_id: str, secret: CurrentSecret, session: ReadSessionDep) -> JSONResponse:
+async def get_rule(
+    rule_id: IdParam, secret: CurrentSecret, session: ReadSessionDep
+) -> JSONResponse:
     return ok(render_rule(await rule_manager.get_rule(session, secret.id, rule_id)))
 
 
 @router.patch("/{rule_id}", responses=_NOT_FOUND, summary="Move an ACTIVE rule's trigger")
 async def update_rule(
-    rule_id: str, body: UpdateRuleBody, secret: CurrentSecret, session: SessionDep, state: StateDep
+    rule_id: IdParam,
+    body: UpdateRuleBody,
+    secret: CurrentSecret,
+    session: SessionDep,
+    state: StateDep,
 ) -> JSONResponse:
     rule = await rule_manager.update_rule(
         session, secret.id, rule_id, as_decimal(body.triggerPrice)
@@ -224,7 +234,7 @@ async def update_rule(
 
 @router.delete("/{rule_id}", responses=_NOT_FOUND, summary="Cancel a rule")
 async def cancel_rule(
-    rule_id: str, secret: CurrentSecret, session: SessionDep, state: StateDep
+    rule_id: IdParam, secret: CurrentSecret, session: SessionDep, state: StateDep
 ) -> JSONResponse:
     rule = await rule_manager.cancel_rule(session, secret.id, rule_id)
     if state.notify_rule_changes:
