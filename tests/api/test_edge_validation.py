@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
-from tests.api.conftest import RULES, stop_loss
-from tests.helpers import Tenant
+from tests.api.conftest import RULES, api_settings, stop_loss
+from tests.helpers import Tenant, create_tenant
+from vincent.app import create_app
 
 
 def _refused(response: Any, field: str) -> dict[str, Any]:
@@ -172,3 +174,22 @@ def test_a_nul_in_a_market_id_is_refused(client: TestClient, alice: Tenant) -> N
 
     _refused(response, "marketId")
     _no_rules(client, alice)
+
+
+@pytest.mark.parametrize("entry", ["a\x00b", "x" * 101, "two words", ""])
+def test_an_allowlist_entry_no_market_could_have_is_a_400(database_url: str, entry: str) -> None:
+    owner = "owner-" + "7" * 40
+    tenant = create_tenant(database_url, "alice")
+    settings = api_settings(database_url, vincent_admin_token=SecretStr(owner))
+    with TestClient(create_app(settings, skill_factory=None)) as client:
+        response = client.put(
+            f"/api/admin/secrets/{tenant.secret_id}/policies/MARKET_ALLOWLIST",
+            json={"markets": [entry]},
+            headers={"Authorization": f"Bearer {owner}"},
+        )
+        listed = client.get("/api/admin/policies", headers={"Authorization": f"Bearer {owner}"})
+
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+    assert response.json()["error"]["details"][0]["path"][0] == "markets"
+    assert listed.json()["data"]["policies"] == []
