@@ -13,7 +13,12 @@ from fastapi import APIRouter, FastAPI
 from vincent import __version__, dashboard
 from vincent.api.errors import install_error_handlers
 from vincent.api.middleware import BodySizeLimitMiddleware, TraceIdMiddleware
-from vincent.api.rate_limit import FixedWindowLimiter, RateLimitMiddleware
+from vincent.api.rate_limit import (
+    RateLimitMiddleware,
+    RateLimits,
+    build_rate_limits,
+    parse_networks,
+)
 from vincent.api.routes import admin, health, polymarket, polymarket_trading
 from vincent.api.rule_changes import RuleChangeSubscriber
 from vincent.api.state import AppState
@@ -99,17 +104,23 @@ def create_app(
     dashboard.mount(app)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(TraceIdMiddleware)
-    if settings.rate_limit_max_requests:
+    if settings.rate_limits_enabled:
         # Outermost: a refused request costs no trace id, body read or route lookup.
-        app.add_middleware(
-            RateLimitMiddleware,
-            limiter=FixedWindowLimiter(
-                settings.rate_limit_max_requests, settings.rate_limit_window_ms / 1000
-            ),
-            clock=time.monotonic,
-            trust_proxy=settings.trust_proxy,
-        )
+        app.add_middleware(RateLimitMiddleware, limits=rate_limits_for(settings))
     return app
+
+
+def rate_limits_for(settings: Settings) -> RateLimits:
+    """This process's request limits: its share of the service's (``api_workers``)."""
+    return build_rate_limits(
+        per_key=settings.rate_limit_per_key,
+        per_address=settings.effective_rate_limit_per_address,
+        window_s=settings.rate_limit_window_ms / 1000,
+        burst_s=settings.rate_limit_burst_s,
+        processes=settings.api_workers,
+        clock=time.monotonic,
+        trusted_proxies=parse_networks(settings.trusted_proxies) if settings.trust_proxy else None,
+    )
 
 
 async def run_monitoring_worker(

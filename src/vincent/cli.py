@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -145,6 +146,9 @@ def serve(
             access_log=False,
         )
         return
+    # The API processes read their settings from the environment: each must know how
+    # many share the request limits.
+    os.environ["API_WORKERS"] = str(settings.api_workers)
     worker = _MonitoringWorkerProcess() if settings.trade_manager_enabled else None
     try:
         uvicorn.run(
@@ -253,7 +257,19 @@ def db_upgrade(revision: str = "head") -> None:
 @secrets_app.command("create")
 def secrets_create(
     name: Annotated[str, typer.Option(help="A name for the tenant")],
-    private_key: Annotated[str, typer.Option("--private-key", help="Wallet private key, hex")],
+    private_key: Annotated[
+        str | None,
+        typer.Option(
+            "--private-key",
+            help="Wallet private key: '-' reads it from standard input. Omitted (and no "
+            "--private-key-file): asked for at a hidden prompt. A key written here lands in "
+            "shell history and `ps`",
+        ),
+    ] = None,
+    private_key_file: Annotated[
+        Path | None,
+        typer.Option("--private-key-file", help="Read the wallet private key from this file"),
+    ] = None,
     funder: Annotated[str | None, typer.Option(help="Wallet address traded for")] = None,
     signature_type: Annotated[
         int | None, typer.Option("--signature-type", help="0 EOA, 1 proxy, 2 Safe, 3 deposit")
@@ -262,6 +278,7 @@ def secrets_create(
     """Store a wallet (key encrypted) and print its id and a new API key, once, as JSON."""
     from vincent.services.secrets import create_secret
 
+    private_key = _read_private_key(private_key, private_key_file)
     settings = with_encryption_key(settings_or_exit())
     assert settings.vincent_encryption_key is not None
     keybox = KeyBox(settings.vincent_encryption_key.get_secret_value())
@@ -285,6 +302,35 @@ def secrets_create(
         }
 
     _print_json(run_db(settings, work))
+
+
+def _read_private_key(option: str | None, path: Path | None) -> str:
+    """The wallet key from a file, standard input (``-``), the command line, or a hidden
+    prompt; a key on the command line works but is warned about (history, ``ps``)."""
+    if option is not None and path is not None:
+        _fail("give --private-key or --private-key-file, not both")
+    if path is not None:
+        try:
+            key = path.read_text()
+        except OSError as error:
+            _fail(f"cannot read --private-key-file {path}: {error.strerror}")
+            raise AssertionError("unreachable") from None
+    elif option == "-":
+        key = sys.stdin.readline()
+    elif option is not None:
+        typer.echo(
+            "warning: a private key on the command line is saved in your shell history and "
+            "visible to other users in `ps`; prefer the prompt, --private-key - (standard "
+            "input) or --private-key-file",
+            err=True,
+        )
+        key = option
+    else:
+        key = typer.prompt("Wallet private key", hide_input=True, err=True)
+    key = key.strip()
+    if not key:
+        _fail("no private key given")
+    return key
 
 
 @secrets_app.command("list")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -29,6 +30,7 @@ class LogFormat(StrEnum):
 
 
 Seconds = Annotated[float, Field(gt=0)]
+DEFAULT_RATE_LIMIT_PER_ADDRESS = 60
 
 
 class Settings(BaseSettings):
@@ -72,11 +74,22 @@ class Settings(BaseSettings):
     vincent_admin_token: SecretStr | None = None
 
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
-    # The original's limit: this many requests per client IP per window, every route
-    # (0 = no limit). Behind a proxy the client is the first X-Forwarded-For address.
-    rate_limit_max_requests: int = Field(default=100, ge=0)
+    # Request limits (see api/rate_limit.py): per API key for authenticated requests, per
+    # client address for the rest, both per RATE_LIMIT_WINDOW_MS, a burst of up to
+    # RATE_LIMIT_BURST_S seconds' worth allowed at once. /health and /metrics are free.
+    rate_limit_per_key: int = Field(default=600, ge=0)
+    # Unset: RATE_LIMIT_MAX_REQUESTS when that is set (the original's per-address limit),
+    # else 60.
+    rate_limit_per_address: int | None = Field(default=None, ge=0)
+    # The original's setting. 0 turns every request limit off; another value is the
+    # per-address limit unless RATE_LIMIT_PER_ADDRESS is set.
+    rate_limit_max_requests: int | None = Field(default=None, ge=0)
     rate_limit_window_ms: int = Field(default=60_000, ge=1)
-    trust_proxy: bool = True
+    rate_limit_burst_s: float = Field(default=10.0, gt=0)
+    # Believe X-Forwarded-For only from these proxies (comma-separated addresses or CIDRs):
+    # the client is the right-most hop that is not one of them.
+    trust_proxy: bool = False
+    trusted_proxies: str = "127.0.0.1/32,::1/128"
     # A resolved API key is trusted this long without a query (0 = always query): a key
     # revoked in another process is refused at most this many seconds later.
     api_key_cache_ttl_s: float = Field(default=2.0, ge=0, le=10)
@@ -105,6 +118,29 @@ class Settings(BaseSettings):
                 f"must be a postgresql:// or sqlite:// URL, was {value.split(':')[0]!r}"
             )
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _known_networks(cls, value: str) -> str:
+        for item in (part.strip() for part in value.split(",")):
+            if item:
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    raise ValueError(f"not an address or CIDR: {item!r}") from None
+        return value
+
+    @property
+    def rate_limits_enabled(self) -> bool:
+        return self.rate_limit_max_requests != 0
+
+    @property
+    def effective_rate_limit_per_address(self) -> int:
+        if self.rate_limit_per_address is not None:
+            return self.rate_limit_per_address
+        if self.rate_limit_max_requests is not None:
+            return self.rate_limit_max_requests
+        return DEFAULT_RATE_LIMIT_PER_ADDRESS
 
     @property
     def is_sqlite(self) -> bool:

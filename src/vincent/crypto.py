@@ -9,6 +9,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from vincent.private_files import make_private_file
+
 API_KEY_PREFIX = "ssk_"
 
 
@@ -46,9 +48,8 @@ def load_or_create_key_file(path: Path) -> tuple[str, bool]:
     """Return the key stored at ``path``, creating it (mode 0600) if absent; bool = created."""
     if path.exists():
         return path.read_text().strip(), False
-    path.parent.mkdir(parents=True, exist_ok=True)
     key = generate_encryption_key()
-    path.touch(mode=0o600)
+    make_private_file(path)
     path.write_text(key + "\n")
     return key, True
 

@@ -13,8 +13,13 @@ from vincent.skills.polymarket.errors import (
     ExchangeTimeout,
     ExchangeUnavailable,
     InsufficientBalance,
+    InvalidOrder,
+    MarketClosed,
+    NoLiquidity,
+    NoPosition,
     RateLimited,
     UnknownOutcome,
+    WalletError,
 )
 
 
@@ -28,7 +33,12 @@ from vincent.skills.polymarket.errors import (
         (UnknownOutcome(), 502),
         (ExchangeUnavailable(), 503),
         (ExchangeTimeout(), 504),
-        (InsufficientBalance(), 500),
+        (InsufficientBalance(), 400),
+        (NoPosition(), 400),
+        (InvalidOrder(), 400),
+        (MarketClosed(), 409),
+        (NoLiquidity(), 409),
+        (WalletError(), 500),
         (VincentError(), 500),
     ],
 )

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vincent.api.rate_limit import charge_address, charge_key
 from vincent.api.state import AppState, get_read_session
 from vincent.errors import Unauthorized
 from vincent.services.api_keys import AuthenticatedSecret, resolve_api_key
@@ -28,13 +29,21 @@ async def require_secret(
     """Resolve the caller's secret, or refuse with 401 in the Vincent envelope.
 
     A key resolved in the last ``API_KEY_CACHE_TTL_S`` seconds is answered from this
-    process's cache (no query); the session is only used on a miss.
+    process's cache (no query); the session is only used on a miss. The request is charged
+    to its key's limit, or to its address's when the key is missing or wrong.
     """
-    key = parse_bearer(request.headers.get("authorization"))
+    try:
+        key = parse_bearer(request.headers.get("authorization"))
+    except Unauthorized:
+        charge_address(request)
+        raise
     state: AppState = request.app.state.vincent
     secret = await resolve_api_key(session, key, state.api_key_cache)
     if secret is None:
+        # A wrong key counts against the address: guessing keys is slow.
+        charge_address(request)
         raise Unauthorized("Invalid or revoked API key")
+    charge_key(request, secret.api_key_id)
     return secret
 
 

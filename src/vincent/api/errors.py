@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vincent.api.envelope import error_body
 from vincent.api.middleware import trace_id_var
+from vincent.api.rate_limit import RequestLimitExceeded, charge_unclaimed, retry_after_header
 from vincent.api.schemas import ENUM_VALUES, FIELD_TYPES
 from vincent.errors import (
     BadRequest,
@@ -32,11 +33,16 @@ from vincent.errors import (
 from vincent.skills.polymarket.errors import (
     ExchangeTimeout,
     ExchangeUnavailable,
+    InsufficientBalance,
+    InvalidOrder,
+    MarketClosed,
+    NoLiquidity,
     NoPosition,
     RateLimited,
     SkillError,
     UnknownOutcome,
 )
+from vincent.skills.polymarket.http import InvalidPathSegment
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +55,16 @@ STATUS_BY_ERROR: tuple[tuple[type[VincentError], int], ...] = (
     (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
-    (RateLimited, 429),
-    # Nothing held to sell is the caller's mistake, in live and paper mode alike.
+    (InvalidPathSegment, 400),
+    # What the request asked cannot be done with this wallet or market: the caller's
+    # to change, so a 4xx (the original answered 500).
+    (InsufficientBalance, 400),
     (NoPosition, 400),
+    (InvalidOrder, 400),
+    (MarketClosed, 409),
+    (NoLiquidity, 409),
+    (RateLimited, 429),
+    (RequestLimitExceeded, 429),
     (UnknownOutcome, 502),
     (ExchangeUnavailable, 503),
     (ExchangeTimeout, 504),
@@ -182,6 +195,27 @@ def zod_issue(error: Any) -> dict[str, Any]:
             "path": path,
             "message": f"Too small: expected string to have >={minimum} characters",
         }
+    if kind in ("datetime_parsing", "datetime_from_date_parsing") and isinstance(given, str):
+        kind, ctx = "invalid_format", {"expected": "an ISO-8601 date and time"}
+    if kind == "invalid_format":
+        expected = str(ctx.get("expected", "valid"))
+        return {
+            "origin": "string",
+            "code": "invalid_format",
+            "format": expected,
+            "path": path,
+            "message": f"{field or 'value'} must be {expected}, was {_shown(given)}",
+        }
+    if kind == "string_too_long":
+        maximum = ctx.get("max_length")
+        return {
+            "origin": "string",
+            "code": "too_big",
+            "maximum": maximum,
+            "inclusive": True,
+            "path": path,
+            "message": f"Too big: expected string to have <={maximum} characters",
+        }
     if kind == "extra_forbidden":
         key = str(path[-1]) if path else ""
         return {
@@ -197,7 +231,14 @@ def zod_issue(error: Any) -> dict[str, Any]:
             "path": path,
             "message": f"Invalid input: {field}.type must be SELL_ALL or SELL_PARTIAL, was {tag}",
         }
-    return {"code": "custom", "path": path, "message": str(error.get("msg", "Invalid input"))}
+    message = str(error.get("msg", "Invalid input"))
+    return {"code": "custom", "path": path, "message": f"{field or 'value'}: {message}"}
+
+
+def _shown(value: Any) -> str:
+    """A received value as quoted in a message: long ones cut, never the whole input."""
+    text = value if isinstance(value, str) else repr(value)
+    return repr(text if len(text) <= 40 else text[:40] + "...")
 
 
 def _envelope(
@@ -219,6 +260,8 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = None
         if isinstance(error, RateLimited) and error.retry_after_s is not None:
             headers = {"Retry-After": str(max(1, round(error.retry_after_s)))}
+        if isinstance(error, RequestLimitExceeded):
+            headers = {"Retry-After": retry_after_header(error.retry_after_s)}
         return _envelope(status_for(error), error.code, error.message, error.details, headers)
 
     async def on_validation_error(_request: Request, error: Exception) -> JSONResponse:
@@ -226,8 +269,11 @@ def install_error_handlers(app: FastAPI) -> None:
         issues = [zod_issue(e) for e in error.errors()]
         return _envelope(400, ValidationFailed.code, ValidationFailed.default_message, issues)
 
-    async def on_http_error(_request: Request, error: Exception) -> JSONResponse:
+    async def on_http_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, StarletteHTTPException)
+        refused = charge_unclaimed(request)
+        if refused is not None:
+            return await on_vincent_error(request, refused)
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, "HTTP_ERROR")
         return _envelope(error.status_code, code, str(error.detail))
 

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from vincent.private_files import make_private_dir
 from vincent.services.trade_manager.types import WorkerStatus
 
 WRITE_INTERVAL_S = 1.0
@@ -32,7 +33,7 @@ def write_status(path: Path, status: WorkerStatus) -> None:
         if data[name] is not None:
             data[name] = data[name].isoformat()
     data["written_at"] = time.time()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
     temporary.write_text(json.dumps(data))
     os.replace(temporary, path)

@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from vincent.private_files import make_private_file
+
 SessionFactory = async_sessionmaker[AsyncSession]
 
 # Recycled before any server or middlebox idle timeout would close them under us.
@@ -44,10 +46,15 @@ def _drop_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) ->
 
 
 def ensure_sqlite_dir(database_url: str) -> None:
-    """Create the directory of a file-backed SQLite database."""
+    """Create a file-backed SQLite database's directory (0700) and file (0600).
+
+    SQLite gives its ``-wal`` and ``-shm`` files the database file's mode.
+    """
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        if url.database.startswith("file:"):
+            return  # a URI filename: its options are SQLite's to interpret
+        make_private_file(Path(url.database))
 
 
 def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:

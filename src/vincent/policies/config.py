@@ -8,9 +8,9 @@ spending limits, ``{"markets": ["0x…" | "<token id>", …]}`` for MARKET_ALLOW
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from vincent.enums import PolicyType
 from vincent.errors import ValidationFailed
@@ -25,8 +25,14 @@ class SpendingLimitConfig(_Config):
     approval_override: bool = Field(default=False, alias="approvalOverride")
 
 
+# A condition id or token id: short, and nothing a database or URL would choke on (NUL).
+MarketEntry = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f/?#%\s]+$")
+]
+
+
 class MarketAllowlistConfig(_Config):
-    markets: tuple[str, ...] = Field(min_length=1)
+    markets: tuple[MarketEntry, ...] = Field(min_length=1, max_length=1000)
     approval_override: bool = Field(default=False, alias="approvalOverride")
 
 

@@ -15,7 +15,9 @@ from fastapi.responses import JSONResponse
 from vincent.api.auth import parse_bearer
 from vincent.api.deps import SessionDep
 from vincent.api.envelope import ok
+from vincent.api.rate_limit import charge_address, charge_key
 from vincent.api.routes.polymarket_trading import Skill
+from vincent.api.schemas import IdParam
 from vincent.api.state import AppState, app_state
 from vincent.crypto import API_KEY_PREFIX, constant_time_equal
 from vincent.db.base import utcnow
@@ -27,15 +29,23 @@ ADMIN_ACTOR = "admin-api"
 
 
 async def require_owner(request: Request) -> str:
-    """Check the owner token; return who decides (for ``decided_by``)."""
-    token = parse_bearer(request.headers.get("authorization"))
-    configured = app_state(request).settings.vincent_admin_token
-    if configured is None:
-        raise Forbidden("The admin API is disabled: set VINCENT_ADMIN_TOKEN")
-    if token.startswith(API_KEY_PREFIX):
-        raise Forbidden("Agent API keys cannot use the admin API")
-    if not constant_time_equal(token, configured.get_secret_value()):
-        raise Unauthorized("Invalid admin token")
+    """Check the owner token; return who decides (for ``decided_by``).
+
+    The owner is limited like an API key; a wrong token counts against its address.
+    """
+    try:
+        token = parse_bearer(request.headers.get("authorization"))
+        configured = app_state(request).settings.vincent_admin_token
+        if configured is None:
+            raise Forbidden("The admin API is disabled: set VINCENT_ADMIN_TOKEN")
+        if token.startswith(API_KEY_PREFIX):
+            raise Forbidden("Agent API keys cannot use the admin API")
+        if not constant_time_equal(token, configured.get_secret_value()):
+            raise Unauthorized("Invalid admin token")
+    except (Forbidden, Unauthorized):
+        charge_address(request)
+        raise
+    charge_key(request, ADMIN_ACTOR)
     return ADMIN_ACTOR
 
 
@@ -61,7 +71,7 @@ def _approval_status(raw: str | None) -> ApprovalStatus | None:
 
 @router.get("/approvals", responses=_ERRORS)
 async def list_approvals(
-    session: SessionDep, status: str | None = "PENDING", secret_id: str | None = None
+    session: SessionDep, status: str | None = "PENDING", secret_id: IdParam | None = None
 ) -> JSONResponse:
     found = await approvals.list_approvals(
         session, utcnow(), status=_approval_status(status), secret_id=secret_id
@@ -76,7 +86,9 @@ def _settle_waiting_rule(state: AppState) -> None:
 
 
 @router.post("/approvals/{approval_id}/approve", responses=_ERRORS)
-async def approve(approval_id: str, request: Request, owner: Owner, skill: Skill) -> JSONResponse:
+async def approve(
+    approval_id: IdParam, request: Request, owner: Owner, skill: Skill
+) -> JSONResponse:
     """Approve, and execute the stored action now (once)."""
     state = app_state(request)
     outcome = await approvals.approve(
@@ -93,7 +105,7 @@ async def approve(approval_id: str, request: Request, owner: Owner, skill: Skill
 
 @router.post("/approvals/{approval_id}/deny", responses=_ERRORS)
 async def deny(
-    approval_id: str, request: Request, session: SessionDep, owner: Owner
+    approval_id: IdParam, request: Request, session: SessionDep, owner: Owner
 ) -> JSONResponse:
     denied = await approvals.deny(session, approval_id, decided_by=owner, now=utcnow())
     _settle_waiting_rule(app_state(request))
@@ -101,14 +113,14 @@ async def deny(
 
 
 @router.get("/policies", responses=_ERRORS)
-async def list_policies(session: SessionDep, secret_id: str | None = None) -> JSONResponse:
+async def list_policies(session: SessionDep, secret_id: IdParam | None = None) -> JSONResponse:
     found = await policies.list_policies(session, secret_id)
     return ok({"policies": [policies.policy_json(p) for p in found]})
 
 
 @router.put("/secrets/{secret_id}/policies/{policy_type}", responses=_ERRORS)
 async def set_policy(
-    secret_id: str,
+    secret_id: IdParam,
     policy_type: str,
     session: SessionDep,
     config: Annotated[dict[str, Any], Body()],
@@ -121,6 +133,6 @@ async def set_policy(
 
 
 @router.delete("/secrets/{secret_id}/policies/{policy_type}", responses=_ERRORS)
-async def delete_policy(secret_id: str, policy_type: str, session: SessionDep) -> JSONResponse:
+async def delete_policy(secret_id: IdParam, policy_type: str, session: SessionDep) -> JSONResponse:
     await policies.delete_policy(session, secret_id, policies.parse_policy_type(policy_type))
     return ok({"deleted": True})

@@ -16,6 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vincent.api.auth import CurrentSecret
 from vincent.api.envelope import ok
+from vincent.api.schemas import (
+    MAX_AMOUNT,
+    ConditionIdFormat,
+    IdFormat,
+    PrintableFormat,
+    TokenIdFormat,
+)
 from vincent.api.state import app_state
 from vincent.errors import ConfigurationError
 from vincent.services.approvals import bet_result_json
@@ -49,19 +56,26 @@ async def _skill(request: Request) -> PolymarketSkill:
 
 
 Skill = Annotated[PolymarketSkill, Depends(_skill)]
+# Path and query values that reach upstream URLs: format-checked first (400 naming them).
+TokenIdParam = Annotated[str, TokenIdFormat]
+ConditionIdParam = Annotated[str, ConditionIdFormat]
+OrderIdParam = Annotated[str, IdFormat]
 
 
 class BetBody(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
-    token_id: str = Field(alias="tokenId", min_length=1)
+    token_id: Annotated[str, TokenIdFormat] = Field(alias="tokenId", min_length=1)
     side: Literal["BUY", "SELL"]
-    # Numbers on the wire (as the original); turned into exact Decimals by their shortest repr.
-    amount: float = Field(gt=0)
-    price: float | None = Field(default=None, ge=0.001, le=0.999)
+    # Numbers on the wire (as the original); turned into exact Decimals by their shortest
+    # repr. Finite and bounded: Infinity or 1e300 is a 400, never an order or a 500.
+    amount: float = Field(gt=0, le=MAX_AMOUNT, allow_inf_nan=False)
+    price: float | None = Field(default=None, ge=0.001, le=0.999, allow_inf_nan=False)
     order_type: Literal["FOK", "FAK", "GTC", "GTD"] | None = Field(default=None, alias="orderType")
-    worst_price: float | None = Field(default=None, alias="worstPrice", gt=0, lt=1)
-    idempotency_key: str | None = Field(
+    worst_price: float | None = Field(
+        default=None, alias="worstPrice", gt=0, lt=1, allow_inf_nan=False
+    )
+    idempotency_key: Annotated[str, PrintableFormat] | None = Field(
         default=None, alias="idempotencyKey", min_length=1, max_length=100
     )
 
@@ -132,24 +146,26 @@ async def holdings(secret: CurrentSecret, skill: Skill) -> JSONResponse:
 
 
 @router.get("/orderbook/{token_id}", responses=_ERRORS)
-async def orderbook(token_id: str, secret: CurrentSecret, skill: Skill) -> JSONResponse:
+async def orderbook(token_id: TokenIdParam, secret: CurrentSecret, skill: Skill) -> JSONResponse:
     return ok((await skill.get_order_book(token_id)).raw)
 
 
 @router.get("/midpoint/{token_id}", responses=_ERRORS)
-async def midpoint(token_id: str, secret: CurrentSecret, skill: Skill) -> JSONResponse:
+async def midpoint(token_id: TokenIdParam, secret: CurrentSecret, skill: Skill) -> JSONResponse:
     mid = await skill.get_midpoint(token_id)
     return ok({"tokenId": token_id, "midpoint": None if mid is None else str(mid)})
 
 
 @router.get("/market/{condition_id}", responses=_ERRORS)
-async def market(condition_id: str, secret: CurrentSecret, skill: Skill) -> JSONResponse:
+async def market(
+    condition_id: ConditionIdParam, secret: CurrentSecret, skill: Skill
+) -> JSONResponse:
     return ok({"market": await skill.get_market(condition_id)})
 
 
 @router.get("/open-orders", responses=_ERRORS)
 async def open_orders(
-    secret: CurrentSecret, skill: Skill, market: str | None = None
+    secret: CurrentSecret, skill: Skill, market: ConditionIdParam | None = None
 ) -> JSONResponse:
     return ok(
         {
@@ -160,12 +176,14 @@ async def open_orders(
 
 
 @router.get("/trades", responses=_ERRORS)
-async def trades(secret: CurrentSecret, skill: Skill, market: str | None = None) -> JSONResponse:
+async def trades(
+    secret: CurrentSecret, skill: Skill, market: ConditionIdParam | None = None
+) -> JSONResponse:
     return ok({"trades": await skill.get_trades(secret.id, market)})
 
 
 @router.delete("/orders/{order_id}", responses=_ERRORS)
-async def cancel_order(order_id: str, secret: CurrentSecret, skill: Skill) -> JSONResponse:
+async def cancel_order(order_id: OrderIdParam, secret: CurrentSecret, skill: Skill) -> JSONResponse:
     return ok(await skill.cancel_order(secret.id, order_id))
 
 

@@ -16,13 +16,16 @@ from vincent.api.envelope import iso, ok
 from vincent.api.rule_changes import notify_rule_change
 from vincent.api.schemas import (
     CreateRuleBody,
+    IdParam,
     UpdateRuleBody,
     as_decimal,
+    id_issues,
     render_event,
     render_position,
     render_rule,
 )
 from vincent.api.state import AppState
+from vincent.db.base import utcnow
 from vincent.enums import TradeRuleStatus, TradeRuleType, TriggerSource
 from vincent.errors import InvalidStatusFilter, ValidationFailed
 from vincent.services.trade_manager import event_logger, positions, rule_manager
@@ -46,9 +49,16 @@ NO_SLUG_TTL_S = 60.0
 SLUG_CACHE_SIZE = 10_000
 
 
+# Past this an offset is a mistake (or a probe): refused, never sent to the database.
+MAX_EVENTS_OFFSET = 1_000_000
+
+
 def js_parse_int(raw: str | None, default: int) -> int:
-    """``parseInt`` semantics of the original: leading digits, else the default."""
-    match = _LEADING_INT.match(raw or "")
+    """``parseInt`` semantics of the original: leading digits, else the default.
+
+    At most 20 digits are read: a longer run is as refused as its first 20.
+    """
+    match = _LEADING_INT.match((raw or "")[:24])
     return int(match.group(1)) if match else default
 
 
@@ -71,6 +81,7 @@ async def create_rule(
                 "message": "Invalid input: expected number, received null",
             }
         ]
+    issues += body.expiry_issues(utcnow())
     if issues:
         raise ValidationFailed(details=issues)
     new = rule_manager.NewRule(
@@ -147,8 +158,23 @@ async def list_events(
 ) -> JSONResponse:
     params = request.query_params
     rule_id = params.get("ruleId") or None
+    if rule_id is not None and (issues := id_issues("ruleId", rule_id)):
+        raise ValidationFailed(details=issues)
     limit = js_parse_int(params.get("limit"), event_logger.DEFAULT_EVENTS_LIMIT)
     offset = js_parse_int(params.get("offset"), 0)
+    if offset > MAX_EVENTS_OFFSET:
+        raise ValidationFailed(
+            details=[
+                {
+                    "origin": "number",
+                    "code": "too_big",
+                    "maximum": MAX_EVENTS_OFFSET,
+                    "inclusive": True,
+                    "path": ["offset"],
+                    "message": f"offset must be at most {MAX_EVENTS_OFFSET}, was {offset}",
+                }
+            ]
+        )
     if rule_id is not None:
         await rule_manager.get_rule(session, secret.id, rule_id)
     events = await event_logger.get_events(session, secret.id, rule_id, limit, offset)
@@ -189,13 +215,19 @@ async def worker_status(
 
 
 @router.get("/{rule_id}", responses=_NOT_FOUND, summary="One rule")
-async def get_rule(rule_id: str, secret: CurrentSecret, session: ReadSessionDep) -> JSONResponse:
+async def get_rule(
+    rule_id: IdParam, secret: CurrentSecret, session: ReadSessionDep
+) -> JSONResponse:
     return ok(render_rule(await rule_manager.get_rule(session, secret.id, rule_id)))
 
 
 @router.patch("/{rule_id}", responses=_NOT_FOUND, summary="Move an ACTIVE rule's trigger")
 async def update_rule(
-    rule_id: str, body: UpdateRuleBody, secret: CurrentSecret, session: SessionDep, state: StateDep
+    rule_id: IdParam,
+    body: UpdateRuleBody,
+    secret: CurrentSecret,
+    session: SessionDep,
+    state: StateDep,
 ) -> JSONResponse:
     rule = await rule_manager.update_rule(
         session, secret.id, rule_id, as_decimal(body.triggerPrice)
@@ -209,7 +241,7 @@ async def update_rule(
 
 @router.delete("/{rule_id}", responses=_NOT_FOUND, summary="Cancel a rule")
 async def cancel_rule(
-    rule_id: str, secret: CurrentSecret, session: SessionDep, state: StateDep
+    rule_id: IdParam, secret: CurrentSecret, session: SessionDep, state: StateDep
 ) -> JSONResponse:
     rule = await rule_manager.cancel_rule(session, secret.id, rule_id)
     if state.notify_rule_changes:

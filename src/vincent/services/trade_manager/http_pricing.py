@@ -1,7 +1,9 @@
 """Price tokens from REST books when their WebSocket price is stale. No I/O.
 
 A REST book goes through the same ``OrderBooks`` code as the feed, so an HTTP price and a
-WebSocket price of the same book are the same number.
+WebSocket price of the same book are the same number. ``TokenBackoff`` spaces out the
+requests for a token whose book keeps failing (one tenant's rule on a token the exchange
+does not know must not cost a request, or a failed tick, every tick).
 """
 
 from __future__ import annotations
@@ -76,3 +78,48 @@ def stale_tokens(
         if age_s >= stale_after_s:
             stale.append(token_id)
     return sorted(stale)
+
+
+class TokenBackoff:
+    """Per-token backoff after failed HTTP prices. Time (``now_s``, monotonic) is passed in.
+
+    After the n-th failure in a row a token is not asked again for
+    ``min(base_delay_s * 2 ** (n - 1), max_delay_s)``; a success forgets it. Only tokens
+    still watched are kept, so memory is bounded by the rules.
+    """
+
+    __slots__ = ("_base_delay_s", "_failures", "_max_delay_s")
+
+    def __init__(self, base_delay_s: float, max_delay_s: float) -> None:
+        if not 0 <= base_delay_s <= max_delay_s:
+            raise ValueError(
+                f"token backoff needs 0 <= base_delay_s <= max_delay_s, was {base_delay_s} "
+                f"and {max_delay_s}"
+            )
+        self._base_delay_s = base_delay_s
+        self._max_delay_s = max_delay_s
+        self._failures: dict[str, tuple[int, float]] = {}  # token -> (failures, retry at)
+
+    def __len__(self) -> int:
+        return len(self._failures)
+
+    def due(self, tokens: Iterable[str], now_s: float) -> list[str]:
+        """The tokens of ``tokens`` that may be asked for at ``now_s`` (order kept)."""
+        failures = self._failures
+        return [t for t in tokens if t not in failures or failures[t][1] <= now_s]
+
+    def failed(self, token_id: str, now_s: float) -> float:
+        """Count a failure of ``token_id`` at ``now_s``; return the delay before the next."""
+        count = self._failures.get(token_id, (0, 0.0))[0] + 1
+        delay_s = min(self._base_delay_s * 2.0 ** min(count - 1, 62), self._max_delay_s)
+        self._failures[token_id] = (count, now_s + delay_s)
+        return delay_s
+
+    def succeeded(self, token_id: str) -> None:
+        self._failures.pop(token_id, None)
+
+    def keep_only(self, watched: Iterable[str]) -> None:
+        """Forget every token that is no longer watched."""
+        keep = set(watched)
+        for token_id in [t for t in self._failures if t not in keep]:
+            del self._failures[token_id]

@@ -87,6 +87,22 @@ class WorkerMetrics:
             ["result"],
             registry=self.registry,
         )
+        self.http_price_failures = Counter(
+            "vincent_trade_manager_http_price_failures",
+            "Tokens whose HTTP price failed, by reason (not_found, transient, other)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.http_price_skipped = Counter(
+            "vincent_trade_manager_http_price_skipped",
+            "Stale tokens not asked for on a tick because they are backing off",
+            registry=self.registry,
+        )
+        self.tokens_backing_off = Gauge(
+            "vincent_trade_manager_http_price_tokens_backing_off",
+            "Tokens whose HTTP price failed last time and which wait before the next try",
+            registry=self.registry,
+        )
         self.trailing_writes = Counter(
             "vincent_trade_manager_trailing_writes",
             "Trailing-stop levels persisted (coalesced)",

@@ -1,6 +1,9 @@
 """The poll tick: reconcile, re-sync the index with the database, refresh positions, and
 price stale tokens over HTTP. Failures are contained, counted and fed to the breaker.
 
+A token whose HTTP price fails is that token's problem: it backs off and is counted, and
+the tick still succeeds. Only when every token asked failed with a transient error (the
+exchange as a whole is failing) does the pricing step fail the tick, and feed the breaker.
 Each step opens its own short session; none is held across a network call.
 """
 
@@ -17,7 +20,12 @@ from vincent.config import Settings
 from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleStatus
 from vincent.services.trade_manager.breaker import CircuitBreaker
-from vincent.services.trade_manager.http_pricing import books_from_http, quoter_for, stale_tokens
+from vincent.services.trade_manager.http_pricing import (
+    TokenBackoff,
+    books_from_http,
+    quoter_for,
+    stale_tokens,
+)
 from vincent.services.trade_manager.metrics import WorkerMetrics
 from vincent.services.trade_manager.order_book import OrderBooks
 from vincent.services.trade_manager.position_monitor import update_all_positions
@@ -33,11 +41,26 @@ from vincent.services.trade_manager.rule_manager import (
 )
 from vincent.services.trade_manager.rule_registry import RuleRegistry
 from vincent.services.trade_manager.types import Clock
+from vincent.skills.polymarket.errors import TransientSkillError
+from vincent.skills.polymarket.http import NotFoundOnExchange
 from vincent.skills.polymarket.types import TradingSkill
 
 logger = logging.getLogger(__name__)
 
 HTTP_PRICE_CONCURRENCY = 8
+# A token whose HTTP price failed n times in a row waits min(interval / 2 * 2^(n-1), 15 min):
+# the next regular tick retries it once, then it is asked less and less often.
+TOKEN_BACKOFF_MAX_S = 900.0
+
+
+class ExchangeFailing(Exception):
+    """Every stale token asked on this tick failed with a transient error."""
+
+
+def _failure_reason(error: Exception) -> str:
+    if isinstance(error, NotFoundOnExchange):
+        return "not_found"
+    return "transient" if isinstance(error, TransientSkillError) else "other"
 
 
 class PollTick:
@@ -69,6 +92,8 @@ class PollTick:
         self._breaker = breaker
         self._metrics = metrics
         self._clock = clock
+        base_delay_s = min(settings.trade_manager_poll_interval_s / 2, TOKEN_BACKOFF_MAX_S)
+        self._token_backoff = TokenBackoff(base_delay_s, TOKEN_BACKOFF_MAX_S)
         self.last_sync_time: datetime | None = None
         self.started = 0
         self.completed = 0
@@ -167,15 +192,24 @@ class PollTick:
         )
 
     async def price_stale_tokens(self) -> None:
-        """Price stale tokens over HTTP one by one; one failing token does not stop the rest."""
-        tokens = stale_tokens(
-            self._rules.index.tokens(),
+        """Price stale tokens over HTTP; a failing token backs off alone.
+
+        Raises ``ExchangeFailing`` only when every token asked failed transiently.
+        """
+        watched = self._rules.index.tokens()
+        self._token_backoff.keep_only(watched)
+        now_s = self._clock.monotonic()
+        stale = stale_tokens(
+            watched,
             self._feed_books,
             self._tracked_since_s,
-            now_s=self._clock.monotonic(),
+            now_s=now_s,
             stale_after_s=self._settings.trade_manager_stale_after_s,
         )
-        first_error: BaseException | None = None
+        tokens = self._token_backoff.due(stale, now_s)
+        if len(tokens) < len(stale):
+            self._metrics.http_price_skipped.inc(len(stale) - len(tokens))
+        failures: list[tuple[str, Exception]] = []
         # A few requests at a time: quiet markets can make many tokens stale at once.
         for start in range(0, len(tokens), HTTP_PRICE_CONCURRENCY):
             batch = tokens[start : start + HTTP_PRICE_CONCURRENCY]
@@ -186,21 +220,39 @@ class PollTick:
             )
             for token_id, book in zip(batch, books, strict=True):
                 if isinstance(book, Exception):
-                    logger.warning(
-                        "http_price_failed",
-                        extra={"token_id": token_id, "error": type(book).__name__},
-                    )
-                    first_error = first_error or book
-                elif isinstance(book, BaseException):
+                    failures.append((token_id, book))
+                    continue
+                if isinstance(book, BaseException):
                     raise book
-                elif self._feed_stamp(token_id) != stamps[token_id]:
+                self._token_backoff.succeeded(token_id)
+                if self._feed_stamp(token_id) != stamps[token_id]:
                     # The feed moved the token while the request was out: its price is newer
                     # than this book, and an older price could cross a level raised since.
                     logger.info("http_price_superseded", extra={"token_id": token_id})
                 else:
                     self._apply_http_book(token_id, books_from_http(book))
-        if first_error is not None:
-            raise first_error
+        for _token_id, error in failures:
+            self._metrics.http_price_failures.labels(_failure_reason(error)).inc()
+        exchange_failing = len(failures) == len(tokens) and all(
+            isinstance(error, TransientSkillError) for _, error in failures
+        )
+        if failures and exchange_failing:
+            # Nothing answered and every answer says "try later": that is the exchange, not
+            # the tokens. No token is backed off; the breaker decides when to try again.
+            self._metrics.tokens_backing_off.set(len(self._token_backoff))
+            error = failures[0][1]
+            raise ExchangeFailing(f"{len(failures)} HTTP prices failed") from error
+        for token_id, error in failures:
+            delay_s = self._token_backoff.failed(token_id, now_s)
+            logger.warning(
+                "http_price_failed",
+                extra={
+                    "token_id": token_id,
+                    "error": type(error).__name__,
+                    "retry_in_s": round(delay_s, 1),
+                },
+            )
+        self._metrics.tokens_backing_off.set(len(self._token_backoff))
 
     def _feed_stamp(self, token_id: str) -> float | None:
         """When the feed last updated ``token_id`` (None: never, or no feed)."""

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -24,6 +25,9 @@ from vincent.skills.polymarket.errors import (
 )
 
 logger = logging.getLogger(__name__)
+
+# Exchange ids are at most ~80 characters; anything far longer is not one.
+MAX_PATH_SEGMENT_LENGTH = 200
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -50,6 +54,23 @@ class NotFoundOnExchange(PermanentSkillError, NotFound):
     """
 
     code = "NOT_FOUND"
+
+
+class InvalidPathSegment(PermanentSkillError):
+    """A value meant for one URL path segment that no exchange id could be."""
+
+    code = "VALIDATION_ERROR"
+
+
+def path_segment(value: str) -> str:
+    """``value`` percent-encoded as ONE path segment (``/``, ``?``, ``#``, ``%`` included).
+
+    Dot segments and empty values are refused: a URL resolver would read them as a move
+    to another path, never as an id.
+    """
+    if value in ("", ".", "..") or len(value) > MAX_PATH_SEGMENT_LENGTH:
+        raise InvalidPathSegment(f"not an exchange id: {value[:40]!r}")
+    return quote(value, safe="")
 
 
 def retry_after_of(response: httpx.Response) -> float | None:

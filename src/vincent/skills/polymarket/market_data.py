@@ -11,13 +11,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from vincent.skills.polymarket.errors import MarketClosed, SkillError
-from vincent.skills.polymarket.http import JsonGetter, NotFoundOnExchange
+from vincent.skills.polymarket.http import JsonGetter, NotFoundOnExchange, path_segment
 from vincent.skills.polymarket.types import BookLevel, OrderBook
 
 logger = logging.getLogger(__name__)
+
+K = TypeVar("K")
+V = TypeVar("V")
+# Markets (and their tokens) remembered per cache; far more than any one service trades.
+CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +97,14 @@ class MarketData:
         gamma_timeout_s: float = 3.0,
         market_info_ttl_s: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
+        cache_size: int = CACHE_SIZE,
     ) -> None:
         self._clob = clob
         self._gamma = gamma
         self._gamma_timeout_s = gamma_timeout_s
         self._ttl_s = market_info_ttl_s
         self._clock = clock
+        self._cache_size = cache_size
         self._condition_by_token: dict[str, str] = {}
         self._market_info: dict[str, tuple[float, MarketInfo]] = {}
         self._version: int | None = None
@@ -117,7 +124,7 @@ class MarketData:
 
     async def get_market(self, condition_id: str) -> dict[str, Any]:
         """The raw CLOB ``/markets/{condition_id}`` object (Polymarket's snake_case)."""
-        payload = await self._clob.get(f"/markets/{condition_id}")
+        payload = await self._clob.get(f"/markets/{path_segment(condition_id)}")
         if not isinstance(payload, dict):
             raise SkillError("GET /markets answered an unexpected shape")
         return payload
@@ -126,11 +133,11 @@ class MarketData:
         cached = self._condition_by_token.get(token_id)
         if cached is not None:
             return cached
-        payload = await self._clob.get(f"/markets-by-token/{token_id}")
+        payload = await self._clob.get(f"/markets-by-token/{path_segment(token_id)}")
         condition_id = payload.get("condition_id") if isinstance(payload, dict) else None
         if not isinstance(condition_id, str) or not condition_id:
             raise SkillError(f"no market for token {token_id}")
-        self._condition_by_token[token_id] = condition_id
+        _remember(self._condition_by_token, token_id, condition_id, self._cache_size)
         return condition_id
 
     async def market_info(self, token_id: str, *, refresh: bool = False) -> MarketInfo:
@@ -139,13 +146,14 @@ class MarketData:
         cached = self._market_info.get(condition_id)
         if cached is not None and not refresh and cached[0] > self._clock():
             return cached[1]
-        payload = await self._clob.get(f"/clob-markets/{condition_id}")
+        payload = await self._clob.get(f"/clob-markets/{path_segment(condition_id)}")
         if not isinstance(payload, dict):
             raise SkillError("GET /clob-markets answered an unexpected shape")
         info = _parse_market_info(condition_id, payload)
         for token in info.token_ids:
-            self._condition_by_token[token] = condition_id
-        self._market_info[condition_id] = (self._clock() + self._ttl_s, info)
+            _remember(self._condition_by_token, token, condition_id, self._cache_size)
+        entry = (self._clock() + self._ttl_s, info)
+        _remember(self._market_info, condition_id, entry, self._cache_size)
         return info
 
     async def exchange_version(self, *, refresh: bool = False) -> int:
@@ -177,6 +185,18 @@ class MarketData:
         market = await self.get_market(condition_id)
         if market.get("closed") is True or market.get("accepting_orders") is False:
             raise MarketClosed(f"market {condition_id} is closed or not accepting orders")
+
+
+def _remember(cache: dict[K, V], key: K, value: V, size: int) -> None:
+    """Store ``key`` → ``value``, forgetting the oldest entries past ``size``.
+
+    Keys come from clients (any token id an agent names): unbounded, they would grow
+    until the process runs out of memory.
+    """
+    cache.pop(key, None)
+    while cache and len(cache) >= size:
+        del cache[next(iter(cache))]
+    cache[key] = value
 
 
 def _parse_market_info(condition_id: str, payload: dict[str, Any]) -> MarketInfo:
