@@ -4,6 +4,9 @@ Wires feed → book → index → execute (``PriceDispatcher``) and the poll tic
 owns every task through one ``TaskOwner``, and moves through
 ``created → starting → running → stopping → stopped`` (or ``disabled``). It is the API's
 ``RuleChangeListener``. It never sells by itself: ``RuleExecutor`` does, through the skill.
+On PostgreSQL it runs as leader or hot standby (``leadership``): only the leader fires,
+claims, flushes trailing levels and runs the poll tick's writes. On SQLite it runs alone
+(``single_worker_lock``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,12 @@ from vincent.enums import TriggerSource
 from vincent.services.trade_manager.backoff import BackoffPolicy, RandomFn
 from vincent.services.trade_manager.breaker import CircuitBreaker
 from vincent.services.trade_manager.execution_outcomes import retry_delay_from
+from vincent.services.trade_manager.leadership import (
+    Election,
+    Leadership,
+    LeadershipConfig,
+    new_worker_id,
+)
 from vincent.services.trade_manager.metrics import WorkerMetrics
 from vincent.services.trade_manager.order_book import OrderBooks
 from vincent.services.trade_manager.poll_tick import PollTick
@@ -31,6 +40,7 @@ from vincent.services.trade_manager.price_dispatch import PriceDispatcher
 from vincent.services.trade_manager.pricing import rule_price
 from vincent.services.trade_manager.rule_executor import RuleExecutor
 from vincent.services.trade_manager.rule_registry import RuleRegistry, TokenChanges
+from vincent.services.trade_manager.single_worker_lock import SingleWorkerLock
 from vincent.services.trade_manager.skill_warmup import SkillWarmup
 from vincent.services.trade_manager.task_owner import TaskOwner
 from vincent.services.trade_manager.trailing_levels import FLUSH_INTERVAL_S, TrailingLevels
@@ -52,6 +62,9 @@ class WorkerState(StrEnum):
     STOPPING = "stopping"
     STOPPED = "stopped"
     DISABLED = "disabled"  # TRADE_MANAGER_ENABLED=false: nothing runs
+
+
+_LIVE = (WorkerState.STARTING, WorkerState.RUNNING, WorkerState.STOPPING)
 
 
 def feed_config_from(settings: Settings) -> MarketFeedConfig:
@@ -77,6 +90,7 @@ class TradeMonitoringWorker:
         retry_policy: BackoffPolicy = DEFAULT_RETRY_POLICY,
         random_fn: RandomFn = random.random,
         feed_config: MarketFeedConfig | None = None,
+        leadership_config: LeadershipConfig | None = None,
     ) -> None:
         self._settings = settings
         self._session_factory = session_factory
@@ -95,11 +109,23 @@ class TradeMonitoringWorker:
         self._breaker = CircuitBreaker(
             settings.trade_manager_breaker_failures, settings.trade_manager_breaker_cooldown_s
         )
+        self.worker_id = new_worker_id()
+        # Leading: allowed to fire, claim and write. Alone on SQLite, elected on PostgreSQL.
+        self._leading = False
+        self._single_lock: SingleWorkerLock | None = None
+        self._leadership: Leadership | None = None
+        if settings.is_sqlite:
+            self._single_lock = SingleWorkerLock(settings.database_url)
+        else:
+            self._leadership = Leadership(
+                settings.database_url, self.worker_id, self._clock, leadership_config
+            )
         executor = RuleExecutor(
             session_factory,
             skill,
             clock=self._clock,
             retry_delay=retry_delay_from(retry_policy, random_fn),
+            fence=None if self._leadership is None else self._leadership.holds_epoch,
         )
         self._dispatch = PriceDispatcher(
             rules=self._rules,
@@ -112,6 +138,7 @@ class TradeMonitoringWorker:
             stopping=self._stopping,
             on_tokens=self._watch_tokens,
             on_change=self._notify,
+            may_fire=self._may_fire,
         )
         self._feed: MarketFeed | None = None
         if settings.trade_manager_enabled and settings.trade_manager_ws_enabled:
@@ -158,10 +185,12 @@ class TradeMonitoringWorker:
         return self._feed
 
     async def start(self) -> None:
-        """Reconcile, load the ACTIVE rules, connect the feed, start the loops.
+        """Reconcile (as leader), load the ACTIVE rules, connect the feed, start the loops.
 
-        Raises ``RuntimeError`` on a second start. With TRADE_MANAGER_ENABLED=false the
-        worker goes to ``disabled`` and runs nothing.
+        Raises ``RuntimeError`` on a second start, ``WorkerAlreadyRunning`` when another
+        worker holds this SQLite database. With TRADE_MANAGER_ENABLED=false the worker goes
+        to ``disabled`` and runs nothing. On PostgreSQL a worker that does not win the
+        leadership at once starts as a hot standby.
         """
         if self._state is not WorkerState.CREATED:
             raise RuntimeError(f"worker can only start once, was {self._state}")
@@ -169,10 +198,16 @@ class TradeMonitoringWorker:
             self._state = WorkerState.DISABLED
             logger.info("trade_monitoring_worker.disabled")
             return
+        if self._single_lock is not None:
+            self._single_lock.acquire()
         self._state = WorkerState.STARTING
-        # Crash recovery and start-up are one path: settle what a previous run left.
-        await self._guarded(self._tick.reconcile(min_attempt_age_s=0.0), "start_reconcile")
+        election = None if self._leadership is None else await self._leadership.open()
+        leading = self._leadership is None or election is not None
+        if leading:
+            # Crash recovery and start-up are one path: settle what a previous run left.
+            await self._guarded(self._tick.reconcile(min_attempt_age_s=0.0), "start_reconcile")
         await self._guarded(self._tick.sync_index(), "start_load")
+        self._leading = leading
         self._warmup.want(self._rules.watched())
         if self._feed is not None:
             self._feed.start()
@@ -184,7 +219,19 @@ class TradeMonitoringWorker:
             ]
         )
         self._state = WorkerState.RUNNING
-        logger.info("trade_monitoring_worker.started", extra={"rules": len(self._rules.index)})
+        if self._leadership is not None:
+            self._leadership.start(self._elected, self._deposed)
+        self.metrics.leader.set(1 if leading else 0)
+        if election is not None:
+            self._took_over(election)
+        logger.info(
+            "trade_monitoring_worker.started",
+            extra={
+                "rules": len(self._rules.index),
+                "worker_id": self.worker_id,
+                "role": "leader" if leading else "standby",
+            },
+        )
         self._notify()
 
     async def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
@@ -202,8 +249,16 @@ class TradeMonitoringWorker:
                 await self._feed.stop()
             await self._tasks.close(timeout_s)
         finally:
-            # A failure above must never lose the latest trailing levels.
-            await self._guarded(self._flush_trailing(), "final_flush")
+            # A failure above must never lose the latest trailing levels (the leader's: a
+            # standby or deposed leader holds none it may write). Then hand over.
+            if self._may_fire():
+                await self._guarded(self._flush_trailing(), "final_flush")
+            self._leading = False
+            self.metrics.leader.set(0)
+            if self._leadership is not None:
+                await self._leadership.close()
+            if self._single_lock is not None:
+                self._single_lock.release()
             self._state = WorkerState.STOPPED
             logger.info("trade_monitoring_worker.stopped")
             self._notify()
@@ -221,7 +276,10 @@ class TradeMonitoringWorker:
             # Cleared before the tick starts (no await in between): a request made from here
             # on leaves the event set, so a later tick serves it and no wake-up is lost.
             self._wake_tick.clear()
-            await self._tick.run()
+            if self._may_fire():
+                await self._tick.run()
+            else:  # standby: keep the index current, write nothing
+                await self._guarded(self._tick.sync_index(), "standby_sync")
             self._warmup.want(self._rules.watched())
             self._notify()
             await _wait_any((self._stopping, self._wake_tick), interval_s)
@@ -229,7 +287,8 @@ class TradeMonitoringWorker:
     async def _flush_loop(self) -> None:
         while not self._stopping.is_set():
             await _wait_any((self._stopping,), FLUSH_INTERVAL_S)
-            await self._guarded(self._flush_trailing(), "trailing_flush")
+            if self._may_fire():
+                await self._guarded(self._flush_trailing(), "trailing_flush")
 
     async def _flush_trailing(self) -> None:
         written = await self._trailing.flush(self._session_factory)
@@ -244,6 +303,73 @@ class TradeMonitoringWorker:
             logger.warning(
                 "trade_monitoring_step_failed", extra={"step": step, "error": type(error).__name__}
             )
+
+    # ------------------------------------------------------------------ leadership
+
+    def _may_fire(self) -> bool:
+        """Whether this worker may fire, claim and write now (checked before every batch)."""
+        return self._leading and (self._leadership is None or self._leadership.is_leader)
+
+    @property
+    def is_leader(self) -> bool:
+        return self._may_fire()
+
+    def _elected(self, election: Election) -> None:
+        if not self._tasks.spawn(self._take_over(election), "take-over"):
+            logger.info("worker.takeover_skipped_stopping", extra={"worker_id": self.worker_id})
+
+    async def _take_over(self, election: Election) -> None:
+        """Settle what the old leader left, restore trailing levels, then fire."""
+        assert self._leadership is not None
+        # Every claim of the old leader committed before our epoch did (see ``holds_epoch``).
+        await self._guarded(self._tick.reconcile(min_attempt_age_s=0.0), "takeover_reconcile")
+        self._rules.forget_persisted()
+        await self._guarded(self._tick.sync_index(), "takeover_load")
+        if self._leadership.epoch != election.epoch or self._stopping.is_set():
+            return  # lost it again meanwhile
+        self._leading = True
+        # Fire what the prices in hand already cross, then price the rest over HTTP.
+        self._dispatch.on_prices(self._rules.index.tokens())
+        self.request_tick()
+        self._took_over(election)
+        self._notify()
+
+    def _took_over(self, election: Election) -> None:
+        takeover_s = round(self._clock.monotonic() - election.ts_acquired_s, 3)
+        self.metrics.leader.set(1)
+        self.metrics.takeovers.inc()
+        logger.info(
+            "worker.took_over",
+            extra={
+                "worker_id": self.worker_id,
+                "previous_leader": election.previous_leader_id,
+                "epoch": election.epoch,
+                "takeover_s": takeover_s,
+                "rules": len(self._rules.index),
+            },
+        )
+
+    def _deposed(self, reason: str) -> None:
+        """Lost the lock: stop at once, abandon what is in flight (the new leader settles it)."""
+        self._leading = False
+        self.metrics.leader.set(0)
+        self._trailing.clear()
+        cancelled = self._tasks.cancel("execute-")
+        logger.warning(
+            "worker.stepped_down",
+            extra={"worker_id": self.worker_id, "reason": reason, "abandoned": len(cancelled)},
+        )
+        self._tasks.spawn(self._return_to_standby(cancelled), "return-to-standby")
+        self._notify()
+
+    async def _return_to_standby(self, cancelled: list[asyncio.Task[None]]) -> None:
+        if cancelled:
+            await asyncio.wait(cancelled)
+        for rule_id in self._rules.in_flight:
+            self._rules.finish(rule_id)
+        self._rules.forget_persisted()
+        await self._guarded(self._tick.sync_index(), "standby_load")
+        self._notify()
 
     def request_tick(self) -> int:
         """Run the next poll tick now instead of at the end of the interval.
@@ -298,6 +424,8 @@ class TradeMonitoringWorker:
             last_message_age_s=None if feed is None else feed.last_message_age_s,
             consecutive_failures=breaker.consecutive_failures,
             circuit_breaker_until=breaker.open_until,
+            leader=self._may_fire(),
+            worker_id=self.worker_id if self._state in _LIVE else None,
         )
 
     @property
