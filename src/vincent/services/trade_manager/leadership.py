@@ -209,8 +209,9 @@ class Leadership:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._config.try_interval_s):
                     await self._wake.wait()
+            notified = self._wake.is_set()
             self._wake.clear()
-            election = await self._attempt()
+            election = await self._attempt(notified=notified)
             if election is not None:
                 self._on_elected(election)
 
@@ -231,7 +232,7 @@ class Leadership:
             if not held:
                 self._depose("advisory lock no longer held")
 
-    async def _attempt(self) -> Election | None:
+    async def _attempt(self, *, notified: bool = False) -> Election | None:
         try:
             conn = await self._connection()
             if not await conn.fetchval(
@@ -254,7 +255,13 @@ class Leadership:
         self._epoch = int(epoch)
         logger.info(
             "worker.leadership_acquired",
-            extra={"worker_id": self.worker_id, "epoch": self._epoch, "previous_leader": previous},
+            extra={
+                "worker_id": self.worker_id,
+                "epoch": self._epoch,
+                "previous_leader": previous,
+                # Woken by the previous leader's release notification, not the retry timer.
+                "after_release": notified,
+            },
         )
         return Election(self._epoch, previous, ts_acquired_s)
 
