@@ -100,6 +100,7 @@ class TradeMonitoringWorker:
         self._state = WorkerState.CREATED
         self._stopping = asyncio.Event()
         self._wake_tick = asyncio.Event()
+        self._leader_tick_task: asyncio.Task[bool] | None = None
         self._waiters = Waiters()
         self._tasks = TaskOwner("trade-monitoring-worker")
         self._rules = RuleRegistry()
@@ -277,12 +278,25 @@ class TradeMonitoringWorker:
             # on leaves the event set, so a later tick serves it and no wake-up is lost.
             self._wake_tick.clear()
             if self._may_fire():
-                await self._tick.run()
+                await self._leader_tick()
             else:  # standby: keep the index current, write nothing
                 await self._guarded(self._tick.sync_index(), "standby_sync")
             self._warmup.want(self._rules.watched())
             self._notify()
             await _wait_any((self._stopping, self._wake_tick), interval_s)
+
+    async def _leader_tick(self) -> None:
+        # Its own task, awaited here, so that losing the leadership can cancel its writes
+        # without ending this loop.
+        tick = asyncio.create_task(self._tick.run(), name="leader-tick")
+        self._leader_tick_task = tick
+        try:
+            await asyncio.wait({tick})
+        finally:
+            self._leader_tick_task = None
+        error = None if tick.cancelled() else tick.exception()
+        if error is not None:
+            raise error  # a bug: ``run`` contains its own failures
 
     async def _flush_loop(self) -> None:
         while not self._stopping.is_set():
@@ -354,7 +368,9 @@ class TradeMonitoringWorker:
         self._leading = False
         self.metrics.leader.set(0)
         self._trailing.clear()
-        cancelled = self._tasks.cancel("execute-")
+        cancelled = self._tasks.cancel("execute-") + self._tasks.cancel("take-over")
+        if self._leader_tick_task is not None:
+            self._leader_tick_task.cancel()
         logger.warning(
             "worker.stepped_down",
             extra={"worker_id": self.worker_id, "reason": reason, "abandoned": len(cancelled)},
