@@ -17,11 +17,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from bench.common import free_port
+from bench.worker_processes import WorkerProcess, WorkerProcesses, worker_processes
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import _TABLES, _pg_execute
 from tests.engine.conftest import MakeRule
-from tests.engine.failover_processes import WorkerProcess, WorkerProcesses, worker_processes
 from tests.engine.live import (
     events_of,
     executed_sells,

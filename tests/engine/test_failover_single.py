@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from bench.worker_processes import worker_processes
 from pydantic import SecretStr
 
-from tests.engine.failover_processes import worker_processes
 from tests.engine.live import worker_settings
 from tests.engine.scripted_skill import ScriptedSkill
 from tests.helpers import TEST_ENCRYPTION_KEY, make_tenant

@@ -79,15 +79,19 @@ class LeadershipConfig:
     tcp_user_timeout_ms: int = 3000
     idle_session_timeout_ms: int = 3000
 
-    def server_settings(self) -> dict[str, str]:
-        return {
+    def server_settings(self, *, basic: bool = False) -> dict[str, str]:
+        """The lock session's settings; ``basic``: only those every supported server knows
+        (``idle_session_timeout`` needs PostgreSQL 14)."""
+        settings = {
             "application_name": "vincent-worker-leadership",
             "tcp_keepalives_idle": str(self.keepalives_idle_s),
             "tcp_keepalives_interval": str(self.keepalives_interval_s),
             "tcp_keepalives_count": str(self.keepalives_count),
             "tcp_user_timeout": str(self.tcp_user_timeout_ms),
-            "idle_session_timeout": str(self.idle_session_timeout_ms),
         }
+        if not basic:
+            settings["idle_session_timeout"] = str(self.idle_session_timeout_ms)
+        return settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +132,7 @@ class Leadership:
         self._clock = clock
         self._config = config or LeadershipConfig()
         self._conn: Any = None
+        self._basic_settings = False
         self._epoch: int | None = None
         self._wake = asyncio.Event()
         self._deposed = asyncio.Event()
@@ -268,11 +273,19 @@ class Leadership:
     async def _connection(self) -> Any:
         if self._conn is not None and not self._conn.is_closed():
             return self._conn
-        conn = await asyncpg.connect(
-            self._dsn,
-            timeout=self._config.connect_timeout_s,
-            server_settings=self._config.server_settings(),
-        )
+        try:
+            conn = await asyncpg.connect(
+                self._dsn,
+                timeout=self._config.connect_timeout_s,
+                server_settings=self._config.server_settings(basic=self._basic_settings),
+            )
+        except asyncpg.UndefinedObjectError:
+            if self._basic_settings:
+                raise
+            # An older server: keepalives and the user timeout still bound a dead leader.
+            logger.warning("worker.leadership_without_idle_session_timeout")
+            self._basic_settings = True
+            return await self._connection()
         conn.add_termination_listener(self._connection_closed)
         await conn.add_listener(RELEASED_CHANNEL, self._released)
         self._conn = conn

@@ -1,4 +1,4 @@
-"""Real ``vincent worker`` processes for the failover tests, and their JSON logs.
+"""Real ``vincent worker`` processes (failover tests and bench), and their JSON logs.
 
 Each worker is the CLI command itself, configured through the environment as in
 production, logging JSON to stderr; ``WorkerProcess.wait_for_log`` waits for a log event (a
