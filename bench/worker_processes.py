@@ -54,18 +54,28 @@ class WorkerProcess:
         return self.process.pid
 
     async def _read(self) -> None:
-        assert self.process.stderr is not None
-        async for raw in self.process.stderr:
-            line = raw.decode(errors="replace").strip()
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                entry = {"event": "raw", "line": line}
-            if not isinstance(entry, dict):
-                entry = {"event": "raw", "line": line}
-            self.logs.append(entry)
-            self._changed.set()
+        # Chunks, not ``readline``: a line past the stream's limit must not end the reading
+        # (the worker would then block on a full pipe).
+        stream = self.process.stderr
+        assert stream is not None
+        pending = b""
+        while chunk := await stream.read(1 << 16):
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                self._add(line.decode(errors="replace").strip())
+        if pending:
+            self._add(pending.decode(errors="replace").strip())
         self.logs.append({"event": "exited"})
+        self._changed.set()
+
+    def _add(self, line: str) -> None:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if not isinstance(entry, dict):
+            entry = {"event": "raw", "line": line}
+        self.logs.append(entry)
         self._changed.set()
 
     def find(self, event: str, **fields: Any) -> Entry | None:
@@ -73,6 +83,17 @@ class WorkerProcess:
             if entry.get("event") == event and all(entry.get(k) == v for k, v in fields.items()):
                 return entry
         return None
+
+    def count(self, event: str) -> int:
+        return sum(1 for entry in self.logs if entry.get("event") == event)
+
+    async def wait_for_count(self, event: str, count: int) -> None:
+        """Wait until ``event`` was logged ``count`` times; bound it with a timeout."""
+        while self.count(event) < count:
+            self._changed.clear()
+            if self.find("exited") is not None:
+                raise AssertionError(f"{self.name} exited before {count} x {event}")
+            await self._changed.wait()
 
     async def wait_for_log(self, event: str, **fields: Any) -> Entry:
         """The first entry named ``event`` with ``fields``; bound it with a timeout."""
@@ -135,11 +156,20 @@ class WorkerProcesses:
         for worker in self._started:
             await worker.close()
 
+    def print_logs(self, last: int = 40) -> None:
+        for worker in self._started:
+            print(f"---- {worker.name} (pid {worker.pid}), last {last} log entries")
+            for entry in worker.logs[-last:]:
+                print(json.dumps(entry))
+
 
 @asynccontextmanager
 async def worker_processes(cwd: Path) -> AsyncIterator[WorkerProcesses]:
     processes = WorkerProcesses(cwd)
     try:
         yield processes
+    except BaseException:
+        processes.print_logs()  # what each worker said, for the failure report
+        raise
     finally:
         await processes.close()

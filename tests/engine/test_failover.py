@@ -69,13 +69,22 @@ async def leader_and_standby(
     keybox_key: str,
     exchange: LocalExchange,
     *leader_args: str,
+    wallets: int = 1,
 ) -> tuple[WorkerProcess, WorkerProcess]:
-    """Start A, wait until it leads; start B, wait until it stands by with its feed up."""
+    """Start A, wait until it leads; start B, wait until it stands by with its feed up.
+
+    Each also waits for its warm-up (one SDK client per wallet): building one takes the
+    event loop for a while, and on a crowded test machine long enough to miss a leadership
+    check, which would make the test's leader step down on its own.
+    """
     leader = await workers.start("A", settings, keybox_key, *leader_args)
     await leader.wait_for_log("trade_monitoring_worker.started", role="leader")
+    await leader.wait_for_count("sdk_client_created", wallets)
     standby = await workers.start("B", settings, keybox_key)
     await standby.wait_for_log("trade_monitoring_worker.started", role="standby")
+    await standby.wait_for_count("sdk_client_created", wallets)
     await wait_until(lambda: exchange.status()["websocket_connections"] == 2)
+    assert leader.find("worker.leadership_lost") is None
     return leader, standby
 
 
@@ -200,7 +209,9 @@ async def test_a_leader_cut_off_from_its_lock_stops_before_the_standby_starts(
     settings = worker_settings(exchange, database_url, polymarket_http_timeout_s=60.0)
 
     async with asyncio.timeout(TIMEOUT_S), worker_processes(tmp_path) as workers:
-        leader, standby = await leader_and_standby(workers, settings, keybox_key, exchange)
+        leader, standby = await leader_and_standby(
+            workers, settings, keybox_key, exchange, wallets=2
+        )
         # The leader is mid-sale (filled, answer withheld) when PostgreSQL ends its lock
         # connection; the process lives on.
         exchange.withhold_next("/order", mode="hang")

@@ -60,7 +60,7 @@ class LeadershipConfig:
     """Timing of leader election (seconds unless the name says ``_ms``).
 
     The leader notices a lost connection within ``check_interval_s + check_timeout_s``
-    (1.5 s); the server ends a silent session after ``idle_session_timeout_ms`` (3 s) or
+    (2 s); the server ends a silent session after ``idle_session_timeout_ms`` (3 s) or
     unanswered data after ``tcp_user_timeout_ms`` (3 s), and a dead peer after keepalives
     (1 s idle + 2 probes 1 s apart): the old leader has stopped before the lock is free.
     Standbys try every ``try_interval_s`` (1 s) and at once on a release notification; a
@@ -71,7 +71,7 @@ class LeadershipConfig:
     # A deposed leader waits this long before campaigning again: the standbys go first.
     rejoin_delay_s: float = 3.0
     check_interval_s: float = 0.5
-    check_timeout_s: float = 1.0
+    check_timeout_s: float = 1.5
     connect_timeout_s: float = 3.0
     keepalives_idle_s: int = 1
     keepalives_interval_s: int = 1
