@@ -166,8 +166,7 @@ class Leadership:
         """Stop campaigning; release the lock and notify the standbys if held."""
         if self._runner is not None:
             self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
+            await asyncio.wait({self._runner})
         conn, was_leader = self._conn, self.is_leader
         self._epoch = None
         self._conn = None
@@ -207,18 +206,29 @@ class Leadership:
 
     async def _run(self) -> None:
         while True:
-            if self.is_leader:
-                await self._guard()
+            try:
+                await self._step()
+            except Exception:
+                # A bug here must not leave a leader unguarded: step down, keep campaigning.
+                logger.exception("worker.leadership_loop_failed")
+                if self.is_leader:
+                    self._depose("leadership loop failed")
                 await asyncio.sleep(self._config.rejoin_delay_s)
-                continue
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._config.try_interval_s):
-                    await self._wake.wait()
-            notified = self._wake.is_set()
-            self._wake.clear()
-            election = await self._attempt(notified=notified)
-            if election is not None:
-                self._on_elected(election)
+
+    async def _step(self) -> None:
+        """Guard the lock while leading (then pause), or make one more attempt."""
+        if self.is_leader:
+            await self._guard()
+            await asyncio.sleep(self._config.rejoin_delay_s)
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._config.try_interval_s):
+                await self._wake.wait()
+        notified = self._wake.is_set()
+        self._wake.clear()
+        election = await self._attempt(notified=notified)
+        if election is not None:
+            self._on_elected(election)
 
     async def _guard(self) -> None:
         """Check the lock connection until it fails; then step down at once."""
