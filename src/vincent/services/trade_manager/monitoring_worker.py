@@ -4,9 +4,8 @@ Wires feed → book → index → execute (``PriceDispatcher``) and the poll tic
 owns every task through one ``TaskOwner``, and moves through
 ``created → starting → running → stopping → stopped`` (or ``disabled``). It is the API's
 ``RuleChangeListener``. It never sells by itself: ``RuleExecutor`` does, through the skill.
-On PostgreSQL it runs as leader or hot standby (``leadership``): only the leader fires,
-claims, flushes trailing levels and runs the poll tick's writes. On SQLite it runs alone
-(``single_worker_lock``).
+On PostgreSQL it runs as leader or hot standby (``leader_role``): only the leader fires,
+claims, flushes trailing levels and runs the poll tick's writes. On SQLite it runs alone.
 """
 
 from __future__ import annotations
@@ -26,12 +25,8 @@ from vincent.enums import TriggerSource
 from vincent.services.trade_manager.backoff import BackoffPolicy, RandomFn
 from vincent.services.trade_manager.breaker import CircuitBreaker
 from vincent.services.trade_manager.execution_outcomes import retry_delay_from
-from vincent.services.trade_manager.leadership import (
-    Election,
-    Leadership,
-    LeadershipConfig,
-    new_worker_id,
-)
+from vincent.services.trade_manager.leader_role import LeaderRole
+from vincent.services.trade_manager.leadership import Leadership, LeadershipConfig, new_worker_id
 from vincent.services.trade_manager.metrics import WorkerMetrics
 from vincent.services.trade_manager.order_book import OrderBooks
 from vincent.services.trade_manager.poll_tick import PollTick
@@ -100,7 +95,6 @@ class TradeMonitoringWorker:
         self._state = WorkerState.CREATED
         self._stopping = asyncio.Event()
         self._wake_tick = asyncio.Event()
-        self._leader_tick_task: asyncio.Task[bool] | None = None
         self._waiters = Waiters()
         self._tasks = TaskOwner("trade-monitoring-worker")
         self._rules = RuleRegistry()
@@ -111,22 +105,17 @@ class TradeMonitoringWorker:
             settings.trade_manager_breaker_failures, settings.trade_manager_breaker_cooldown_s
         )
         self.worker_id = new_worker_id()
-        # Leading: allowed to fire, claim and write. Alone on SQLite, elected on PostgreSQL.
-        self._leading = False
-        self._single_lock: SingleWorkerLock | None = None
-        self._leadership: Leadership | None = None
-        if settings.is_sqlite:
-            self._single_lock = SingleWorkerLock(settings.database_url)
-        else:
-            self._leadership = Leadership(
-                settings.database_url, self.worker_id, self._clock, leadership_config
-            )
+        leadership = (
+            None
+            if settings.is_sqlite
+            else Leadership(settings.database_url, self.worker_id, self._clock, leadership_config)
+        )
         executor = RuleExecutor(
             session_factory,
             skill,
             clock=self._clock,
             retry_delay=retry_delay_from(retry_policy, random_fn),
-            fence=None if self._leadership is None else self._leadership.holds_epoch,
+            fence=None if leadership is None else leadership.holds_epoch,
         )
         self._dispatch = PriceDispatcher(
             rules=self._rules,
@@ -139,7 +128,7 @@ class TradeMonitoringWorker:
             stopping=self._stopping,
             on_tokens=self._watch_tokens,
             on_change=self._notify,
-            may_fire=self._may_fire,
+            may_fire=self._may_fire,  # reads ``self._role``, set below
         )
         self._feed: MarketFeed | None = None
         if settings.trade_manager_enabled and settings.trade_manager_ws_enabled:
@@ -167,6 +156,21 @@ class TradeMonitoringWorker:
             breaker=self._breaker,
             metrics=self.metrics,
             clock=self._clock,
+        )
+        self._role = LeaderRole(
+            worker_id=self.worker_id,
+            leadership=leadership,
+            single_lock=SingleWorkerLock(settings.database_url) if settings.is_sqlite else None,
+            tasks=self._tasks,
+            tick=self._tick,
+            rules=self._rules,
+            trailing=self._trailing,
+            metrics=self.metrics,
+            clock=self._clock,
+            stopping=self._stopping,
+            fire=self._dispatch.on_prices,
+            request_tick=self.request_tick,
+            notify=self._notify,
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -199,16 +203,12 @@ class TradeMonitoringWorker:
             self._state = WorkerState.DISABLED
             logger.info("trade_monitoring_worker.disabled")
             return
-        if self._single_lock is not None:
-            self._single_lock.acquire()
+        leading = await self._role.open()
         self._state = WorkerState.STARTING
-        election = None if self._leadership is None else await self._leadership.open()
-        leading = self._leadership is None or election is not None
         if leading:
             # Crash recovery and start-up are one path: settle what a previous run left.
             await self._guarded(self._tick.reconcile(min_attempt_age_s=0.0), "start_reconcile")
         await self._guarded(self._tick.sync_index(), "start_load")
-        self._leading = leading
         self._warmup.want(self._rules.watched())
         if self._feed is not None:
             self._feed.start()
@@ -220,11 +220,7 @@ class TradeMonitoringWorker:
             ]
         )
         self._state = WorkerState.RUNNING
-        if self._leadership is not None:
-            self._leadership.start(self._elected, self._deposed)
-        self.metrics.leader.set(1 if leading else 0)
-        if election is not None:
-            self._took_over(election)
+        self._role.begin()
         logger.info(
             "trade_monitoring_worker.started",
             extra={
@@ -254,12 +250,7 @@ class TradeMonitoringWorker:
             # standby or deposed leader holds none it may write). Then hand over.
             if self._may_fire():
                 await self._guarded(self._flush_trailing(), "final_flush")
-            self._leading = False
-            self.metrics.leader.set(0)
-            if self._leadership is not None:
-                await self._leadership.close()
-            if self._single_lock is not None:
-                self._single_lock.release()
+            await self._role.close()
             self._state = WorkerState.STOPPED
             logger.info("trade_monitoring_worker.stopped")
             self._notify()
@@ -277,26 +268,10 @@ class TradeMonitoringWorker:
             # Cleared before the tick starts (no await in between): a request made from here
             # on leaves the event set, so a later tick serves it and no wake-up is lost.
             self._wake_tick.clear()
-            if self._may_fire():
-                await self._leader_tick()
-            else:  # standby: keep the index current, write nothing
-                await self._guarded(self._tick.sync_index(), "standby_sync")
+            await self._role.run_tick()  # a standby only syncs its index
             self._warmup.want(self._rules.watched())
             self._notify()
             await _wait_any((self._stopping, self._wake_tick), interval_s)
-
-    async def _leader_tick(self) -> None:
-        # Its own task, awaited here, so that losing the leadership can cancel its writes
-        # without ending this loop.
-        tick = asyncio.create_task(self._tick.run(), name="leader-tick")
-        self._leader_tick_task = tick
-        try:
-            await asyncio.wait({tick})
-        finally:
-            self._leader_tick_task = None
-        error = None if tick.cancelled() else tick.exception()
-        if error is not None:
-            raise error  # a bug: ``run`` contains its own failures
 
     async def _flush_loop(self) -> None:
         while not self._stopping.is_set():
@@ -318,74 +293,15 @@ class TradeMonitoringWorker:
                 "trade_monitoring_step_failed", extra={"step": step, "error": type(error).__name__}
             )
 
-    # ------------------------------------------------------------------ leadership
+    # ------------------------------------------------------------------ role
 
     def _may_fire(self) -> bool:
         """Whether this worker may fire, claim and write now (checked before every batch)."""
-        return self._leading and (self._leadership is None or self._leadership.is_leader)
+        return self._role.may_fire()
 
     @property
     def is_leader(self) -> bool:
-        return self._may_fire()
-
-    def _elected(self, election: Election) -> None:
-        if not self._tasks.spawn(self._take_over(election), "take-over"):
-            logger.info("worker.takeover_skipped_stopping", extra={"worker_id": self.worker_id})
-
-    async def _take_over(self, election: Election) -> None:
-        """Settle what the old leader left, restore trailing levels, then fire."""
-        assert self._leadership is not None
-        # Every claim of the old leader committed before our epoch did (see ``holds_epoch``).
-        await self._guarded(self._tick.reconcile(min_attempt_age_s=0.0), "takeover_reconcile")
-        self._rules.forget_persisted()
-        await self._guarded(self._tick.sync_index(), "takeover_load")
-        if self._leadership.epoch != election.epoch or self._stopping.is_set():
-            return  # lost it again meanwhile
-        self._leading = True
-        # Fire what the prices in hand already cross, then price the rest over HTTP.
-        self._dispatch.on_prices(self._rules.index.tokens())
-        self.request_tick()
-        self._took_over(election)
-        self._notify()
-
-    def _took_over(self, election: Election) -> None:
-        takeover_s = round(self._clock.monotonic() - election.ts_acquired_s, 3)
-        self.metrics.leader.set(1)
-        self.metrics.takeovers.inc()
-        logger.info(
-            "worker.took_over",
-            extra={
-                "worker_id": self.worker_id,
-                "previous_leader": election.previous_leader_id,
-                "epoch": election.epoch,
-                "takeover_s": takeover_s,
-                "rules": len(self._rules.index),
-            },
-        )
-
-    def _deposed(self, reason: str) -> None:
-        """Lost the lock: stop at once, abandon what is in flight (the new leader settles it)."""
-        self._leading = False
-        self.metrics.leader.set(0)
-        self._trailing.clear()
-        cancelled = self._tasks.cancel("execute-") + self._tasks.cancel("take-over")
-        if self._leader_tick_task is not None:
-            self._leader_tick_task.cancel()
-        logger.warning(
-            "worker.stepped_down",
-            extra={"worker_id": self.worker_id, "reason": reason, "abandoned": len(cancelled)},
-        )
-        self._tasks.spawn(self._return_to_standby(cancelled), "return-to-standby")
-        self._notify()
-
-    async def _return_to_standby(self, cancelled: list[asyncio.Task[None]]) -> None:
-        if cancelled:
-            await asyncio.wait(cancelled)
-        for rule_id in self._rules.in_flight:
-            self._rules.finish(rule_id)
-        self._rules.forget_persisted()
-        await self._guarded(self._tick.sync_index(), "standby_load")
-        self._notify()
+        return self._role.may_fire()
 
     def request_tick(self) -> int:
         """Run the next poll tick now instead of at the end of the interval.
