@@ -78,7 +78,9 @@ def create_app(
                 if settings.trade_manager_enabled:
                     await _start_worker(stack, state, skill)
             app.state.dashboard_hub = await stack.enter_async_context(dashboard.running_hub(state))
-            state.notify_rule_changes = not settings.is_sqlite and state.worker is None
+            # PostgreSQL: announce every rule change, since the leading worker (standby
+            # workers: any of them) may run in another process.
+            state.notify_rule_changes = not settings.is_sqlite
             if state.worker is None:
                 state.status_reader = StatusReader(settings.worker_status_file)
             logger.info(

@@ -220,15 +220,18 @@ def worker(
         int | None, typer.Option("--metrics-port", help="Serve /metrics (Prometheus) here")
     ] = None,
 ) -> None:
-    """Run only the monitoring worker, no API: exactly one per database.
+    """Run only the monitoring worker, no API.
 
-    Pair it with API-only processes (``TRADE_MANAGER_ENABLED=false vincent serve
-    --api-workers N``): on PostgreSQL it hears their rule changes at once (LISTEN/NOTIFY),
-    and its poll tick re-syncs anything missed.
+    On PostgreSQL run as many as you like (one command each, any host): one leads and
+    executes, the others are hot standbys that take over within seconds. On SQLite only
+    one may run; a second refuses to start. Pair it with API-only processes
+    (``TRADE_MANAGER_ENABLED=false vincent serve --api-workers N``): on PostgreSQL it hears
+    their rule changes at once (LISTEN/NOTIFY), and its poll tick re-syncs anything missed.
     """
     from vincent.app import run_monitoring_worker
     from vincent.db.migrate import upgrade
     from vincent.logs import configure_logging
+    from vincent.services.trade_manager.single_worker_lock import WorkerAlreadyRunning
 
     settings = with_encryption_key(settings_or_exit(trade_manager_enabled=True))
     configure_logging(settings.log_level, settings.log_format.value)
@@ -241,7 +244,10 @@ def worker(
             loop.add_signal_handler(signum, stop.set)
         await run_monitoring_worker(settings, stop, metrics_port=metrics_port)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except WorkerAlreadyRunning as error:
+        _fail(error.message, 1)
 
 
 @db_app.command("upgrade")

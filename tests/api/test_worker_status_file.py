@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,6 +24,8 @@ RUNNING = WorkerStatus(
     web_socket_subscriptions=6,
     web_socket_connections=1,
     last_message_age_s=0.5,
+    leader=True,
+    worker_id="host:1:abc123",
 )
 
 
@@ -59,6 +62,23 @@ async def test_the_publisher_writes_until_stopped_then_removes_the_file(tmp_path
     assert not path.exists()
 
 
+async def test_a_standby_neither_writes_the_file_nor_removes_the_leaders(tmp_path: Path) -> None:
+    path = tmp_path / "status.json"
+    write_status(path, RUNNING)  # the leader's
+    stop = asyncio.Event()
+    asked = asyncio.Event()
+
+    def status() -> WorkerStatus:
+        asked.set()
+        return replace(RUNNING, leader=False, worker_id="host:2:def456")
+
+    task = asyncio.create_task(publish_status(path, status, stop))
+    await asyncio.wait_for(asked.wait(), 10)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert read_status(path).worker_id == "host:1:abc123"
+
+
 def test_status_of_an_api_only_process_comes_from_the_worker_file(
     database_url: str, alice: Tenant, tmp_path: Path
 ) -> None:
@@ -75,3 +95,5 @@ def test_status_of_an_api_only_process_comes_from_the_worker_file(
     assert data["webSocketConnected"] is True
     assert data["lastSyncTime"] == "2026-11-25T12:00:00.123Z"
     assert data["webSocketSubscriptions"] == 6
+    # No worker in this process: ``leader`` names the leader that wrote the file.
+    assert (data["leader"], data["workerId"]) == ("host:1:abc123", None)

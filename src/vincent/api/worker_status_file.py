@@ -3,7 +3,8 @@
 ``vincent worker`` rewrites ``WORKER_STATUS_FILE`` every second (write to a temporary file,
 then rename: a reader never sees half a file). An API process without a worker of its own
 answers ``GET /rules/status`` from it; a file older than ``STALE_AFTER_S`` (the worker is
-gone) reads as a stopped worker.
+gone) reads as a stopped worker. With standby workers only the leader writes it, so the
+file names the leader (``worker_id``) and a standby never overwrites it.
 """
 
 from __future__ import annotations
@@ -80,14 +81,23 @@ class StatusReader:
 async def publish_status(
     path: Path, status: Callable[[], WorkerStatus], stop: asyncio.Event
 ) -> None:
-    """Write ``status()`` to ``path`` every second until ``stop``; remove it at the end."""
+    """Write ``status()`` to ``path`` every second while it leads, until ``stop``.
+
+    At the end the file is removed if it is still this worker's (a standby that took over
+    meanwhile writes its own).
+    """
+    worker_id = None
     try:
         while not stop.is_set():
-            write_status(path, status())
+            current = status()
+            worker_id = current.worker_id or worker_id
+            if current.leader:
+                write_status(path, current)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), WRITE_INTERVAL_S)
     finally:
-        remove_status(path)
+        if read_status(path).worker_id in (None, worker_id):
+            remove_status(path)
 
 
 def remove_status(path: Path) -> None:

@@ -47,6 +47,7 @@ __all__ = [
     "TransactionLog",
     "TransactionStatus",
     "TriggerSource",
+    "WorkerLeadership",
 ]
 
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
@@ -281,3 +282,18 @@ class TradeRuleEvent(Base):
     )
     event_data: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WorkerLeadership(Base):
+    """The monitoring workers' leadership epoch (PostgreSQL standbys; one row, id 1).
+
+    Added for standby workers: the leader bumps ``epoch`` when it takes over, and every
+    claim checks it still holds that epoch, so a deposed leader can never claim a rule.
+    """
+
+    __tablename__ = "worker_leadership"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    epoch: Mapped[int] = mapped_column(sa.BigInteger)
+    leader_id: Mapped[str] = mapped_column(sa.String(200))
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -211,6 +211,12 @@ async def worker_status(
     data["webSocketSubscriptions"] = status.web_socket_subscriptions
     data["webSocketConnections"] = status.web_socket_connections
     data["lastMessageAgeSeconds"] = status.last_message_age_s
+    if state.worker is not None:
+        data["leader"] = status.leader
+        data["workerId"] = status.worker_id
+    else:  # API-only: the leader as its status file names it (None: no leader seen)
+        data["leader"] = status.worker_id if status.leader else None
+        data["workerId"] = None
     return ok(data)
 
 

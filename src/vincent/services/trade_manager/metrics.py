@@ -120,6 +120,18 @@ class WorkerMetrics:
             registry=self.registry,
         )
 
+        # ---- standby workers (leadership)
+        self.leader = Gauge(
+            "vincent_trade_manager_leader",
+            "1 while this worker leads (may fire and execute), 0 on standby",
+            registry=self.registry,
+        )
+        self.takeovers = Counter(
+            "vincent_trade_manager_takeovers",
+            "Times this worker became leader (at start or from standby)",
+            registry=self.registry,
+        )
+
     def watch_feed(self, read: Callable[[], tuple[int, int]]) -> None:
         """Expose the feed's (messages, parse_errors) totals as counters."""
         self.registry.register(_FeedCounters(read))

@@ -4,6 +4,8 @@ Wires feed → book → index → execute (``PriceDispatcher``) and the poll tic
 owns every task through one ``TaskOwner``, and moves through
 ``created → starting → running → stopping → stopped`` (or ``disabled``). It is the API's
 ``RuleChangeListener``. It never sells by itself: ``RuleExecutor`` does, through the skill.
+On PostgreSQL it runs as leader or hot standby (``leader_role``): only the leader fires,
+claims, flushes trailing levels and runs the poll tick's writes. On SQLite it runs alone.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from vincent.enums import TriggerSource
 from vincent.services.trade_manager.backoff import BackoffPolicy, RandomFn
 from vincent.services.trade_manager.breaker import CircuitBreaker
 from vincent.services.trade_manager.execution_outcomes import retry_delay_from
+from vincent.services.trade_manager.leader_role import LeaderRole
+from vincent.services.trade_manager.leadership import Leadership, LeadershipConfig, new_worker_id
 from vincent.services.trade_manager.metrics import WorkerMetrics
 from vincent.services.trade_manager.order_book import OrderBooks
 from vincent.services.trade_manager.poll_tick import PollTick
@@ -31,6 +35,7 @@ from vincent.services.trade_manager.price_dispatch import PriceDispatcher
 from vincent.services.trade_manager.pricing import rule_price
 from vincent.services.trade_manager.rule_executor import RuleExecutor
 from vincent.services.trade_manager.rule_registry import RuleRegistry, TokenChanges
+from vincent.services.trade_manager.single_worker_lock import SingleWorkerLock
 from vincent.services.trade_manager.skill_warmup import SkillWarmup
 from vincent.services.trade_manager.task_owner import TaskOwner
 from vincent.services.trade_manager.trailing_levels import FLUSH_INTERVAL_S, TrailingLevels
@@ -52,6 +57,9 @@ class WorkerState(StrEnum):
     STOPPING = "stopping"
     STOPPED = "stopped"
     DISABLED = "disabled"  # TRADE_MANAGER_ENABLED=false: nothing runs
+
+
+_LIVE = (WorkerState.STARTING, WorkerState.RUNNING, WorkerState.STOPPING)
 
 
 def feed_config_from(settings: Settings) -> MarketFeedConfig:
@@ -77,6 +85,7 @@ class TradeMonitoringWorker:
         retry_policy: BackoffPolicy = DEFAULT_RETRY_POLICY,
         random_fn: RandomFn = random.random,
         feed_config: MarketFeedConfig | None = None,
+        leadership_config: LeadershipConfig | None = None,
     ) -> None:
         self._settings = settings
         self._session_factory = session_factory
@@ -95,11 +104,18 @@ class TradeMonitoringWorker:
         self._breaker = CircuitBreaker(
             settings.trade_manager_breaker_failures, settings.trade_manager_breaker_cooldown_s
         )
+        self.worker_id = new_worker_id()
+        leadership = (
+            None
+            if settings.is_sqlite
+            else Leadership(settings.database_url, self.worker_id, self._clock, leadership_config)
+        )
         executor = RuleExecutor(
             session_factory,
             skill,
             clock=self._clock,
             retry_delay=retry_delay_from(retry_policy, random_fn),
+            fence=None if leadership is None else leadership.holds_epoch,
         )
         self._dispatch = PriceDispatcher(
             rules=self._rules,
@@ -112,6 +128,7 @@ class TradeMonitoringWorker:
             stopping=self._stopping,
             on_tokens=self._watch_tokens,
             on_change=self._notify,
+            may_fire=self._may_fire,  # reads ``self._role``, set below
         )
         # Told which tokens' books changed, after the rules saw the prices (the dashboard's
         # price history). Called on the feed's hot path: must be quick and never raise.
@@ -143,6 +160,21 @@ class TradeMonitoringWorker:
             metrics=self.metrics,
             clock=self._clock,
         )
+        self._role = LeaderRole(
+            worker_id=self.worker_id,
+            leadership=leadership,
+            single_lock=SingleWorkerLock(settings.database_url) if settings.is_sqlite else None,
+            tasks=self._tasks,
+            tick=self._tick,
+            rules=self._rules,
+            trailing=self._trailing,
+            metrics=self.metrics,
+            clock=self._clock,
+            stopping=self._stopping,
+            fire=self._dispatch.on_prices,
+            request_tick=self.request_tick,
+            notify=self._notify,
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -161,10 +193,12 @@ class TradeMonitoringWorker:
         return self._feed
 
     async def start(self) -> None:
-        """Reconcile, load the ACTIVE rules, connect the feed, start the loops.
+        """Reconcile (as leader), load the ACTIVE rules, connect the feed, start the loops.
 
-        Raises ``RuntimeError`` on a second start. With TRADE_MANAGER_ENABLED=false the
-        worker goes to ``disabled`` and runs nothing.
+        Raises ``RuntimeError`` on a second start, ``WorkerAlreadyRunning`` when another
+        worker holds this SQLite database. With TRADE_MANAGER_ENABLED=false the worker goes
+        to ``disabled`` and runs nothing. On PostgreSQL a worker that does not win the
+        leadership at once starts as a hot standby.
         """
         if self._state is not WorkerState.CREATED:
             raise RuntimeError(f"worker can only start once, was {self._state}")
@@ -172,9 +206,11 @@ class TradeMonitoringWorker:
             self._state = WorkerState.DISABLED
             logger.info("trade_monitoring_worker.disabled")
             return
+        leading = await self._role.open()
         self._state = WorkerState.STARTING
-        # Crash recovery and start-up are one path: settle what a previous run left.
-        await self._guarded(self._tick.reconcile(min_attempt_age_s=0.0), "start_reconcile")
+        if leading:
+            # Crash recovery and start-up are one path: settle what a previous run left.
+            await self._guarded(self._tick.reconcile(min_attempt_age_s=0.0), "start_reconcile")
         await self._guarded(self._tick.sync_index(), "start_load")
         self._warmup.want(self._rules.watched())
         if self._feed is not None:
@@ -187,7 +223,15 @@ class TradeMonitoringWorker:
             ]
         )
         self._state = WorkerState.RUNNING
-        logger.info("trade_monitoring_worker.started", extra={"rules": len(self._rules.index)})
+        self._role.begin()
+        logger.info(
+            "trade_monitoring_worker.started",
+            extra={
+                "rules": len(self._rules.index),
+                "worker_id": self.worker_id,
+                "role": "leader" if leading else "standby",
+            },
+        )
         self._notify()
 
     async def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
@@ -205,8 +249,11 @@ class TradeMonitoringWorker:
                 await self._feed.stop()
             await self._tasks.close(timeout_s)
         finally:
-            # A failure above must never lose the latest trailing levels.
-            await self._guarded(self._flush_trailing(), "final_flush")
+            # A failure above must never lose the latest trailing levels (the leader's: a
+            # standby or deposed leader holds none it may write). Then hand over.
+            if self._may_fire():
+                await self._guarded(self._flush_trailing(), "final_flush")
+            await self._role.close()
             self._state = WorkerState.STOPPED
             logger.info("trade_monitoring_worker.stopped")
             self._notify()
@@ -224,7 +271,7 @@ class TradeMonitoringWorker:
             # Cleared before the tick starts (no await in between): a request made from here
             # on leaves the event set, so a later tick serves it and no wake-up is lost.
             self._wake_tick.clear()
-            await self._tick.run()
+            await self._role.run_tick()  # a standby only syncs its index
             self._warmup.want(self._rules.watched())
             self._notify()
             await _wait_any((self._stopping, self._wake_tick), interval_s)
@@ -232,7 +279,8 @@ class TradeMonitoringWorker:
     async def _flush_loop(self) -> None:
         while not self._stopping.is_set():
             await _wait_any((self._stopping,), FLUSH_INTERVAL_S)
-            await self._guarded(self._flush_trailing(), "trailing_flush")
+            if self._may_fire():
+                await self._guarded(self._flush_trailing(), "trailing_flush")
 
     async def _flush_trailing(self) -> None:
         written = await self._trailing.flush(self._session_factory)
@@ -247,6 +295,16 @@ class TradeMonitoringWorker:
             logger.warning(
                 "trade_monitoring_step_failed", extra={"step": step, "error": type(error).__name__}
             )
+
+    # ------------------------------------------------------------------ role
+
+    def _may_fire(self) -> bool:
+        """Whether this worker may fire, claim and write now (checked before every batch)."""
+        return self._role.may_fire()
+
+    @property
+    def is_leader(self) -> bool:
+        return self._role.may_fire()
 
     def request_tick(self) -> int:
         """Run the next poll tick now instead of at the end of the interval.
@@ -301,6 +359,8 @@ class TradeMonitoringWorker:
             last_message_age_s=None if feed is None else feed.last_message_age_s,
             consecutive_failures=breaker.consecutive_failures,
             circuit_breaker_until=breaker.open_until,
+            leader=self._may_fire(),
+            worker_id=self.worker_id if self._state in _LIVE else None,
         )
 
     @property

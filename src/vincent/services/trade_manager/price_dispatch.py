@@ -58,6 +58,7 @@ class PriceDispatcher:
         stopping: asyncio.Event,
         on_tokens: Callable[[TokenChanges], None],
         on_change: Callable[[], None],
+        may_fire: Callable[[], bool] = lambda: True,
     ) -> None:
         self._rules = rules
         self._books = books
@@ -69,6 +70,8 @@ class PriceDispatcher:
         self._stopping = stopping
         self._on_tokens = on_tokens
         self._on_change = on_change
+        # False on a standby: prices then touch only the books, never the index.
+        self._may_fire = may_fire
         self._live_quoter = quoter_for(books)
         # Label children bound once: a ``labels()`` lookup takes a lock and hashes the labels.
         self._ws_updates = metrics.price_updates.labels(WEBSOCKET)
@@ -80,6 +83,8 @@ class PriceDispatcher:
 
     def on_prices(self, token_ids: Iterable[str]) -> None:
         """The feed's callback: price every changed token for the sources its rules watch."""
+        if not self._may_fire():
+            return
         ts_event = self._clock.monotonic()
         sources_of = self._rules.index.sources
         prices_of = self._books.prices
@@ -112,6 +117,8 @@ class PriceDispatcher:
         quoter: Callable[[str], SellQuoter] | None = None,
     ) -> None:
         """Apply one price: record trailing raises, spawn an execution per fired rule."""
+        if not self._may_fire():
+            return
         if origin == WEBSOCKET:
             self._ws_updates.inc()
         else:

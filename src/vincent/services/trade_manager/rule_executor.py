@@ -14,6 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleEventType
@@ -59,6 +62,9 @@ from vincent.skills.polymarket.types import (
     TradingSkill,
 )
 
+# Checked in the claim's transaction: False (this worker no longer leads) refuses the claim.
+ClaimFence = Callable[[AsyncSession], Awaitable[bool]]
+
 __all__ = [
     "ExecutionOutcome",
     "ExecutionResult",
@@ -84,8 +90,10 @@ class RuleExecutor:
         *,
         clock: Clock,
         retry_delay: RetryDelay,
+        fence: ClaimFence | None = None,
     ) -> None:
         self._session_factory = session_factory
+        self._fence = fence
         self._skill = skill
         self._clock = clock
         self._retry_delay = retry_delay
@@ -141,6 +149,8 @@ class RuleExecutor:
     ) -> bool:
         now = self._clock.now()
         async with self._session_factory() as session, session.begin():
+            if self._fence is not None and not await self._fence(session):
+                return False  # deposed: the new leader owns the rule now
             if trailing is not None:
                 # The latest raise must land before the claim (it needs status ACTIVE).
                 await update_trailing_trigger(

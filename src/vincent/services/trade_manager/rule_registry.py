@@ -184,6 +184,11 @@ class RuleRegistry:
             self._stamp(rule_id)
             self._persisted[rule_id] = level
 
+    def forget_persisted(self) -> None:
+        """Treat every trailing level held in memory as unconfirmed: the next ``sync`` takes
+        the database's (a worker that lost leadership may not write its own)."""
+        self._persisted.clear()
+
     def sync(self, active: Iterable[RuleSnapshot], seq_before: int, now: datetime) -> SyncResult:
         """Make the index agree with the ACTIVE rules read from the database.
 

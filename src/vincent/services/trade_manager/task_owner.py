@@ -53,6 +53,24 @@ class TaskOwner:
         """How many jobs are still running."""
         return len(self._live)
 
+    def cancel(self, name_prefix: str) -> list[asyncio.Task[None]]:
+        """Cancel the running jobs whose name starts with ``name_prefix``; return them.
+
+        Deferred jobs with that prefix are dropped. The group goes on: a job cancelled
+        from outside does not end it.
+        """
+        kept = []
+        for job, name in self._deferred:
+            if name.startswith(name_prefix):
+                job.close()
+            else:
+                kept.append((job, name))
+        self._deferred = kept
+        cancelled = [t for t in self._live if t.get_name().startswith(name_prefix)]
+        for task in cancelled:
+            task.cancel()
+        return cancelled
+
     def _track(self, task: asyncio.Task[None]) -> None:
         self._live.add(task)
         task.add_done_callback(self._live.discard)

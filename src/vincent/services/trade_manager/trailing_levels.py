@@ -71,6 +71,10 @@ class TrailingLevels:
     def discard(self, rule_id: str) -> None:
         self._pending.pop(rule_id, None)
 
+    def clear(self) -> None:
+        """Drop every pending level (a deposed leader may not write them)."""
+        self._pending.clear()
+
     async def flush(self, session_factory: SessionFactory) -> dict[str, Decimal]:
         """Persist every pending level; return the levels the database accepted, by rule.
 

@@ -98,6 +98,9 @@ class WorkerStatus:
     last_message_age_s: float | None = None
     consecutive_failures: int = 0
     circuit_breaker_until: datetime | None = None
+    # Standby workers: whether this worker may execute (always, alone on SQLite), and its id.
+    leader: bool = False
+    worker_id: str | None = None
 
 
 class RuleChangeListener(Protocol):
