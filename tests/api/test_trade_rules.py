@@ -31,6 +31,10 @@ RULE_KEYS = [
     "updatedAt",
     "triggerSource",
     "expiresAt",
+    "trailingAmount",
+    "activationPrice",
+    "activatedAt",
+    "ocoGroupId",
 ]
 
 

@@ -129,10 +129,18 @@ class PriceDispatcher:
     ) -> None:
         outcome = self._rules.apply_price(token_id, source, price)
         if outcome.ratcheted:
+            activated = outcome.activated
             for rule in outcome.ratcheted:
-                assert rule.trailing_percent is not None
                 self._trailing.record(
-                    rule.id, TrailingRaise(rule.trigger_price, price, rule.trailing_percent, origin)
+                    rule.id,
+                    TrailingRaise(
+                        rule.trigger_price,
+                        price,
+                        rule.trailing_percent,
+                        origin,
+                        trailing_amount=rule.trailing_amount,
+                        activated=rule.id in activated,
+                    ),
                 )
             self._raised.inc(len(outcome.ratcheted))
         for rule in outcome.fired:
@@ -147,6 +155,7 @@ class PriceDispatcher:
             if not self._tasks.spawn(self._execute(rule, trigger, trailing), f"execute-{rule.id}"):
                 # Stopping: it stays ACTIVE in the database for the next start.
                 self._rules.finish(rule.id)
+                self._rules.release_group(rule.id)
 
     def sync_tokens(self) -> None:
         """Tell the feed about tokens that gained their first rule or lost their last."""
@@ -205,11 +214,25 @@ class PriceDispatcher:
                 "order_id": result.order_id,
             },
         )
+        self._settle_group(rule, result.outcome)
         if result.outcome is ExecutionOutcome.RETRY and result.next_attempt_at is not None:
             if self._rules.cool(rule.id, result.next_attempt_at) is not None:
                 self.schedule_rearm(rule.id, result.next_attempt_at)
             return
         self._rules.finish(rule.id)
+
+    def _settle_group(self, rule: RuleSnapshot, outcome: ExecutionOutcome) -> None:
+        """OCO in memory, after the database: siblings go when the sell filled, and watch
+        again (tested at once against the price in hand) when nothing was sold. Pending
+        approval or an unknown answer keeps them paused until the poll tick's sync."""
+        if rule.oco_group_id is None:
+            return
+        if outcome is ExecutionOutcome.EXECUTED:
+            self._rules.settle_group(rule.id)
+        elif outcome in (ExecutionOutcome.FAILED, ExecutionOutcome.RETRY, ExecutionOutcome.SKIPPED):
+            released = self._rules.release_group(rule.id)
+            if released:
+                self.on_prices({r.token_id for r in released})
 
     async def _rearm_later(self, rule_id: str, until: datetime) -> None:
         delay_s = (until - self._clock.now()).total_seconds()
