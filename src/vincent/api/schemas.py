@@ -292,3 +292,55 @@ def render_position(position: TradeMonitoredPosition) -> dict[str, Any]:
         "createdAt": iso(position.created_at),
         "updatedAt": iso(position.updated_at),
     }
+
+
+# --------------------------------------------------------------------------- OpenAPI documentation
+# Response shapes for the OpenAPI document only (routes render with ``render_rule``).
+
+
+class RuleOut(BaseModel):
+    """A rule as every rule route answers it."""
+
+    id: str
+    secretId: str
+    ruleType: Literal["STOP_LOSS", "TAKE_PROFIT", "TRAILING_STOP"]
+    marketId: str
+    marketSlug: str | None
+    tokenId: str
+    side: Literal["BUY"]
+    triggerPrice: float = Field(description="Current trigger (a trailing stop's moves up)")
+    trailingPercent: float | None
+    action: dict[str, Any] = Field(description='{"type":"SELL_ALL"} or SELL_PARTIAL with amount')
+    status: Literal["ACTIVE", "TRIGGERED", "PENDING_APPROVAL", "CANCELED", "EXPIRED", "FAILED"]
+    triggeredAt: str | None
+    triggerTxHash: str | None = Field(description="The sell's order id once executed")
+    errorMessage: str | None = Field(
+        description='Why it FAILED or EXPIRED (e.g. "market resolved: Yes won", "market closed")'
+    )
+    createdAt: str
+    updatedAt: str
+    triggerSource: Literal["MIDPOINT", "BEST_BID", "LAST_TRADE"]
+    expiresAt: str | None
+    trailingAmount: float | None = Field(description="Trailing distance in price units")
+    activationPrice: float | None = Field(
+        description="Trailing stop dormant (neither fires nor trails) until this price"
+    )
+    activatedAt: str | None = Field(description="When the activation price was reached")
+    ocoGroupId: str | None = Field(
+        description="OCO group: when one rule's sell fills, the others become CANCELED"
+    )
+
+
+class RuleEnvelope(BaseModel):
+    success: Literal[True]
+    data: RuleOut
+
+
+class BracketOut(BaseModel):
+    ocoGroupId: str
+    rules: list[RuleOut] = Field(description="[stopLoss, takeProfit]")
+
+
+class BracketEnvelope(BaseModel):
+    success: Literal[True]
+    data: BracketOut

@@ -16,8 +16,10 @@ from vincent.api.deps import CurrentSecret, ReadSessionDep, SessionDep, StateDep
 from vincent.api.envelope import iso, ok
 from vincent.api.rule_changes import notify_rule_change
 from vincent.api.schemas import (
+    BracketEnvelope,
     CreateBracketBody,
     CreateRuleBody,
+    RuleEnvelope,
     UpdateRuleBody,
     as_decimal,
     render_event,
@@ -55,7 +57,17 @@ def js_parse_int(raw: str | None, default: int) -> int:
     return int(match.group(1)) if match else default
 
 
-@router.post("", status_code=201, responses=_ERRORS, summary="Create a rule")
+@router.post(
+    "",
+    status_code=201,
+    responses={201: {"model": RuleEnvelope, "description": "The rule"}, **_ERRORS},
+    summary="Create a rule",
+    description=(
+        "TRAILING_STOP takes exactly one of trailingPercent / trailingAmount, and optionally "
+        "activationPrice (dormant until reached). ocoGroupId joins rules of the same key and "
+        "token into a one-cancels-the-other group."
+    ),
+)
 async def create_rule(
     body: CreateRuleBody,
     request: Request,
@@ -117,7 +129,7 @@ async def create_rule(
 @router.post(
     "/bracket",
     status_code=201,
-    responses=_ERRORS,
+    responses={201: {"model": BracketEnvelope, "description": "Both rules"}, **_ERRORS},
     summary="Create a stop-loss and a take-profit that cancel each other (OCO)",
     description=(
         "Creates both rules in one transaction and answers "
@@ -263,7 +275,11 @@ async def worker_status(
     return ok(data)
 
 
-@router.get("/{rule_id}", responses=_NOT_FOUND, summary="One rule")
+@router.get(
+    "/{rule_id}",
+    responses={200: {"model": RuleEnvelope, "description": "The rule"}, **_NOT_FOUND},
+    summary="One rule",
+)
 async def get_rule(rule_id: str, secret: CurrentSecret, session: ReadSessionDep) -> JSONResponse:
     return ok(render_rule(await rule_manager.get_rule(session, secret.id, rule_id)))
 
