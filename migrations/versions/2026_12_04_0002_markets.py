@@ -1,4 +1,5 @@
-"""Trade rules that know their market: trailing activation and amount, OCO groups.
+"""Trade rules that know their market: trailing activation and amount, OCO groups, and the
+RULE_EXPIRED event type.
 
 Revision ID: 0002_markets
 Revises: 0001
@@ -19,6 +20,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        # A new event type; SQLite stores the enum as plain text.
+        with op.get_context().autocommit_block():
+            op.execute("ALTER TYPE \"TradeRuleEventType\" ADD VALUE IF NOT EXISTS 'RULE_EXPIRED'")
     with op.batch_alter_table("trade_rules", schema=None) as batch_op:
         batch_op.add_column(sa.Column("trailing_amount", sa.Double(), nullable=True))
         batch_op.add_column(sa.Column("activation_price", sa.Double(), nullable=True))
@@ -34,6 +39,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # PostgreSQL cannot drop an enum value; RULE_EXPIRED stays in "TradeRuleEventType".
     with op.batch_alter_table("trade_rules", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_trade_rules_oco_paused_by"))
         batch_op.drop_index(batch_op.f("ix_trade_rules_oco_group_id"))

@@ -35,6 +35,8 @@ class TradeRuleEventType(enum.StrEnum):
     ACTION_PENDING_APPROVAL = "ACTION_PENDING_APPROVAL"
     ACTION_EXECUTED = "ACTION_EXECUTED"
     ACTION_FAILED = "ACTION_FAILED"
+    # Added (issue 15): the rule ended without firing (market resolved or closed, expiresAt).
+    RULE_EXPIRED = "RULE_EXPIRED"
 
 
 class TriggerSource(enum.StrEnum):

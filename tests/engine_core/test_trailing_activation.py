@@ -156,20 +156,19 @@ def test_the_index_wakes_a_dormant_stop_once_then_trails_and_fires_it() -> None:
     index = RuleIndex()
     index.upsert(trailing("r", "0.30", amount="0.05", activation="0.60"))
 
-    assert index.apply_price("token-1", MID, Decimal("0.20")) == index.apply_price(
-        "token-1", MID, Decimal("0.59")
-    )
+    below = [index.apply_price("token-1", MID, Decimal(p)) for p in ("0.20", "0.59")]
     woken = index.apply_price("token-1", MID, Decimal("0.61"))
     raised = index.apply_price("token-1", MID, Decimal("0.70"))
-    again = index.apply_price("token-1", MID, Decimal("0.61"))
-    fired = index.apply_price("token-1", MID, Decimal("0.65"))
+    crossed = index.apply_price("token-1", MID, Decimal("0.65"))
+    after = index.apply_price("token-1", MID, Decimal("0.60"))
 
+    assert all(o.fired == () and o.ratcheted == () for o in below)
     assert woken.activated == {"r"} and woken.fired == ()
     assert [(r.trigger_price, r.activated) for r in woken.ratcheted] == [(Decimal("0.56"), True)]
     assert raised.activated == frozenset()
     assert [r.trigger_price for r in raised.ratcheted] == [Decimal("0.65")]
-    assert [r.id for r in again.fired] == ["r"]
-    assert fired.fired == ()
+    assert [r.id for r in crossed.fired] == ["r"]
+    assert after.fired == ()
 
 
 def test_a_stop_woken_above_its_trigger_fires_at_once() -> None:

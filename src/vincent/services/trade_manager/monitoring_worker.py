@@ -112,6 +112,7 @@ class TradeMonitoringWorker:
             stopping=self._stopping,
             on_tokens=self._watch_tokens,
             on_change=self._notify,
+            session_factory=session_factory,  # expires the rules of a resolved market
         )
         self._feed: MarketFeed | None = None
         if settings.trade_manager_enabled and settings.trade_manager_ws_enabled:
@@ -317,6 +318,11 @@ class TradeMonitoringWorker:
     @property
     def executions_completed(self) -> int:
         return self._dispatch.executions_completed
+
+    @property
+    def markets_ended(self) -> int:
+        """Resolved markets (from the feed) whose rules were expired in the database."""
+        return self._dispatch.markets_ended
 
     def feed_price(
         self, token_id: str, source: TriggerSource = TriggerSource.MIDPOINT

@@ -178,6 +178,21 @@ class RuleRegistry:
             self._stamp(rule.id)
             self._paused[rule.id] = replace(rule, oco_paused_by=fired.id, ts_next_attempt=None)
 
+    def held(self) -> list[RuleSnapshot]:
+        """Every rule watched, cooling or paused (not the ones being executed)."""
+        return [*self.watched(), *self._cooling.values(), *self._paused.values()]
+
+    def retire_token(self, token_id: str) -> list[RuleSnapshot]:
+        """The token's market ended: stop holding its rules (in flight ones finish alone)."""
+        rules = [
+            *self.index.rules_for_token(token_id),
+            *(r for r in self._cooling.values() if r.token_id == token_id),
+            *(r for r in self._paused.values() if r.token_id == token_id),
+        ]
+        for rule in rules:
+            self.remove(rule.id)
+        return rules
+
     def release_group(self, fired_rule_id: str) -> list[RuleSnapshot]:
         """The fired rule ended without a sell: its paused siblings are watched again."""
         released = []

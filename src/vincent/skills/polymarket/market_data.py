@@ -15,9 +15,13 @@ from typing import Any
 
 from vincent.skills.polymarket.errors import MarketClosed, SkillError
 from vincent.skills.polymarket.http import JsonGetter, NotFoundOnExchange
+from vincent.skills.polymarket.market_state import MarketState, parse_market_state
 from vincent.skills.polymarket.types import BookLevel, OrderBook
 
 logger = logging.getLogger(__name__)
+
+# Tokens whose market is remembered (token → condition id never changes).
+MAX_REMEMBERED_TOKENS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +126,21 @@ class MarketData:
             raise SkillError("GET /markets answered an unexpected shape")
         return payload
 
+    async def get_market_state(self, condition_id: str) -> MarketState | None:
+        """The market's trading state; None when the exchange does not know the market."""
+        try:
+            payload = await self.get_market(condition_id)
+        except NotFoundOnExchange:
+            return None
+        return parse_market_state(condition_id, payload)
+
+    async def market_of_token(self, token_id: str) -> str | None:
+        """The condition id of the token's market (cached); None for an unknown token."""
+        try:
+            return await self.condition_id_for(token_id)
+        except NotFoundOnExchange:
+            return None
+
     async def condition_id_for(self, token_id: str) -> str:
         cached = self._condition_by_token.get(token_id)
         if cached is not None:
@@ -130,8 +149,16 @@ class MarketData:
         condition_id = payload.get("condition_id") if isinstance(payload, dict) else None
         if not isinstance(condition_id, str) or not condition_id:
             raise SkillError(f"no market for token {token_id}")
-        self._condition_by_token[token_id] = condition_id
+        self._remember_condition(token_id, condition_id)
         return condition_id
+
+    def _remember_condition(self, token_id: str, condition_id: str) -> None:
+        # A token's market never changes; bounded so lookups of many tokens cannot grow it
+        # for ever (the oldest entry goes first).
+        conditions = self._condition_by_token
+        if token_id not in conditions and len(conditions) >= MAX_REMEMBERED_TOKENS:
+            del conditions[next(iter(conditions))]
+        conditions[token_id] = condition_id
 
     async def market_info(self, token_id: str, *, refresh: bool = False) -> MarketInfo:
         """Tick size, min size, neg-risk and fee curve of ``token_id``'s market (cached)."""
@@ -144,7 +171,7 @@ class MarketData:
             raise SkillError("GET /clob-markets answered an unexpected shape")
         info = _parse_market_info(condition_id, payload)
         for token in info.token_ids:
-            self._condition_by_token[token] = condition_id
+            self._remember_condition(token, condition_id)
         self._market_info[condition_id] = (self._clock() + self._ttl_s, info)
         return info
 
