@@ -30,6 +30,7 @@ from vincent.api.state import AppState
 from vincent.enums import TradeRuleStatus, TradeRuleType, TriggerSource
 from vincent.errors import InvalidStatusFilter, ValidationFailed
 from vincent.services.trade_manager import event_logger, oco, positions, rule_manager
+from vincent.services.trade_manager.market_membership import check_token_in_market
 from vincent.services.trade_manager.trailing import STEP
 
 logger = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ async def create_rule(
         payload.pop("triggerSource", None)
     if body.ocoGroupId is not None:
         await oco.check_group_token(session, secret.id, body.ocoGroupId, body.tokenId)
+    await _check_token_market(state, body.marketId, body.tokenId)
     slug = await _market_slug(state, body.marketId)
     rule = await rule_manager.create_rule(
         session,
@@ -174,6 +176,7 @@ async def create_bracket(
         trigger_price=as_decimal(body.takeProfit.triggerPrice),
         **common,
     )
+    await _check_token_market(state, body.marketId, body.tokenId)
     slug = await _market_slug(state, body.marketId)
     group_id, rules = await rule_manager.create_bracket(
         session,
@@ -192,6 +195,14 @@ async def create_bracket(
         state.rule_listener.rule_upserted(rule_manager.to_snapshot(rule))
     logger.info("bracket created", extra={"oco_group_id": group_id, "secret_id": secret.id})
     return ok({"ocoGroupId": group_id, "rules": [render_rule(r) for r in rules]}, status_code=201)
+
+
+async def _check_token_market(state: AppState, market_id: str, token_id: str) -> None:
+    """400 when the exchange says the token is not an outcome of the market (issue 15)."""
+    if state.skill is not None:
+        await check_token_in_market(
+            state.skill, market_id, token_id, timeout_s=state.settings.polymarket_http_timeout_s
+        )
 
 
 def _optional_decimal(value: float | None) -> Decimal | None:
@@ -234,7 +245,20 @@ async def list_rules(
     return ok({"rules": [render_rule(r) for r in rules]})
 
 
-@router.get("/events", responses=_NOT_FOUND, summary="The caller's rule events, newest first")
+@router.get(
+    "/events",
+    responses=_NOT_FOUND,
+    summary="The caller's rule events, newest first",
+    description=(
+        "eventType is one of RULE_CREATED, RULE_EVALUATED, RULE_TRIGGERED, RULE_FAILED, "
+        "RULE_CANCELED (data {} when canceled by hand, "
+        '{"reason": "oco", "firedRuleId"} when its OCO group\'s sell filled), '
+        "RULE_TRAILING_UPDATED ({triggerPrice, currentPrice, trailingPercent | trailingAmount}, "
+        'plus "activated": true when it woke a dormant stop), RULE_EXPIRED ({"reason": '
+        '"market_resolved" | "market_closed" | "expiresAt", "winningTokenId"?}), '
+        "ACTION_ATTEMPT, ACTION_PENDING_APPROVAL, ACTION_EXECUTED, ACTION_FAILED."
+    ),
+)
 async def list_events(
     request: Request, secret: CurrentSecret, session: ReadSessionDep
 ) -> JSONResponse:
