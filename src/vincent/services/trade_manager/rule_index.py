@@ -21,6 +21,8 @@ from decimal import Decimal
 from vincent.enums import TradeRuleStatus, TradeRuleType, TriggerSource
 from vincent.services.trade_manager.trailing import (
     activation_trigger,
+    ratchet,
+    ratchet_threshold,
     trail_ratchet,
     trail_threshold,
 )
@@ -49,6 +51,7 @@ class PriceOutcome:
 
 
 _NOTHING = PriceOutcome()
+_NONE: list[RuleSnapshot] = []  # never appended to: a shared "no rules"
 
 
 class _Bucket:
@@ -154,7 +157,7 @@ class RuleIndex:
         bucket = sources.get(source)
         if bucket is None:
             return _NOTHING
-        activated = self._activate(bucket, price) if bucket.dormant else []
+        activated = self._activate(bucket, price) if bucket.dormant else _NONE
         ratcheted = self._ratchet(bucket, price) if bucket.trailing else []
         fired: list[RuleSnapshot] = []
         falling = bucket.falling
@@ -218,8 +221,12 @@ class RuleIndex:
         raised: list[RuleSnapshot] = []
         for entry in touched:
             rule = self._rules[entry[1]]
-            new_trigger = trail_ratchet(
-                rule.trigger_price, price, rule.trailing_percent, rule.trailing_amount
+            percent, amount = rule.trailing_percent, rule.trailing_amount
+            # The percent trail directly: the common case, on the hot path.
+            new_trigger = (
+                ratchet(rule.trigger_price, price, percent)
+                if amount is None and percent is not None
+                else trail_ratchet(rule.trigger_price, price, percent, amount)
             )
             if new_trigger is None:
                 # Only a price in the rounding sliver below the true threshold gets here.
@@ -227,7 +234,11 @@ class RuleIndex:
                 continue
             _delete(bucket.falling, (rule.trigger_price, rule.id))
             insort(bucket.falling, (new_trigger, rule.id))
-            threshold = trail_threshold(new_trigger, rule.trailing_percent, rule.trailing_amount)
+            threshold = (
+                ratchet_threshold(new_trigger, percent)
+                if amount is None and percent is not None
+                else trail_threshold(new_trigger, percent, amount)
+            )
             rule = rule.with_trigger_price(new_trigger)
             self._rules[rule.id] = rule
             if threshold is not None:

@@ -80,23 +80,24 @@ class RuleSnapshot:
     ) -> RuleSnapshot:
         """Return a copy with another trigger (and activated, when asked):
         ``dataclasses.replace`` at a third of the cost (the rule index makes one per raise)."""
+        # Positional: the field order above (faster than keywords on the hot path).
         return RuleSnapshot(
-            id=self.id,
-            secret_id=self.secret_id,
-            rule_type=self.rule_type,
-            market_id=self.market_id,
-            token_id=self.token_id,
-            trigger_price=trigger_price,
-            trailing_percent=self.trailing_percent,
-            action=self.action,
-            status=self.status,
-            trigger_source=self.trigger_source,
-            ts_next_attempt=self.ts_next_attempt,
-            trailing_amount=self.trailing_amount,
-            activation_price=self.activation_price,
-            activated=self.activated or activated,
-            oco_group_id=self.oco_group_id,
-            oco_paused_by=self.oco_paused_by,
+            self.id,
+            self.secret_id,
+            self.rule_type,
+            self.market_id,
+            self.token_id,
+            trigger_price,
+            self.trailing_percent,
+            self.action,
+            self.status,
+            self.trigger_source,
+            self.ts_next_attempt,
+            self.trailing_amount,
+            self.activation_price,
+            self.activated or activated,
+            self.oco_group_id,
+            self.oco_paused_by,
         )
 
 
