@@ -15,14 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.db.models import TradeMonitoredPosition, TradeRule
 from vincent.enums import TradeRuleEventType, TradeRuleStatus
-from vincent.services.trade_manager.event_logger import log_events
+from vincent.services.trade_manager.event_logger import log_event, log_events
 from vincent.services.trade_manager.market_endings import (
     EXPIRES_AT,
     RESOLVED,
     MarketEnding,
     misplaced_message,
 )
-from vincent.services.trade_manager.rule_manager import mark_rule_failed
 
 
 async def expire_market_rules(
@@ -70,11 +69,27 @@ EXPIRED_AT_ENDING = MarketEnding(EXPIRES_AT, "rule expired (expiresAt)")
 async def fail_misplaced_rules(
     session: AsyncSession, rules: Iterable[tuple[str, str, str]], now: datetime
 ) -> list[str]:
-    """(rule id, token id, market id) of rules whose token is not an outcome of their market
-    → FAILED with a message saying so; return the ids that moved."""
+    """(rule id, token id, market id) of rules whose token is not an outcome of their market:
+    ACTIVE → FAILED with a message saying so and ``RULE_FAILED``; return the ids that moved.
+
+    Only ACTIVE rules: one that fired meanwhile is left to its execution.
+    """
     failed = []
     for rule_id, token_id, market_id in rules:
-        if await mark_rule_failed(session, rule_id, misplaced_message(token_id, market_id), now):
+        message = misplaced_message(token_id, market_id)
+        result = await session.execute(
+            sa.update(TradeRule)
+            .where(TradeRule.id == rule_id, TradeRule.status == TradeRuleStatus.ACTIVE)
+            .values(
+                status=TradeRuleStatus.FAILED,
+                error_message=message,
+                triggered_at=now,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(result, "rowcount", 0) == 1:
+            log_event(session, rule_id, TradeRuleEventType.RULE_FAILED, {"errorMessage": message})
             failed.append(rule_id)
     return failed
 
