@@ -13,6 +13,10 @@ async def test_demo_shows_a_stop_firing() -> None:
     assert result["orders_received"] == 1
     assert result["shares_left"] == "0"
     assert result["take_profit_status"] == "CANCELED"
+    # By the stop-loss's fill (one cancels the other), not by hand.
+    assert result["take_profit_canceled_by"] == result["stop_id"]
     assert result["market_slug"] == "will-the-demo-stop-loss-fire"  # looked up on Gamma
     assert any("RULE_TRIGGERED" in line for line in lines)
     assert any("/dashboard (sign in" in line for line in lines)
+    assert any("POST /api/skills/polymarket/rules/bracket -> 201" in line for line in lines)
+    assert any("'reason': 'oco'" in line for line in lines)

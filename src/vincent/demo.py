@@ -2,8 +2,9 @@
 
 Starts the local exchange and the server (on loopback, scratch SQLite database), creates a
 tenant holding 100 shares, brackets the position with a stop-loss and a take-profit over
-the real HTTP API, moves the price down on the exchange, and prints what the trade manager
-did: the rule that fired, the sell the exchange received, and the rule's events.
+the real HTTP API (``POST /rules/bracket``: one cancels the other), moves the price down on
+the exchange, and prints what the trade manager did: the rule that fired, the sell the
+exchange received, the rule's events, and the take-profit canceled by the stop's fill.
 """
 
 from __future__ import annotations
@@ -135,21 +136,25 @@ async def run_demo(say: Say = print, *, watch_s: float = 0.0) -> dict[str, Any]:
             ):
                 say(f"3. Vincent server with the monitoring worker on {base_url}")
                 say(f"   dashboard: {base_url}/dashboard (sign in with the demo key {api_key})")
+                body = {
+                    "marketId": CONDITION_ID,
+                    "tokenId": YES_TOKEN,
+                    "stopLoss": {"triggerPrice": 0.5},
+                    "takeProfit": {"triggerPrice": 0.8},
+                    "action": {"type": "SELL_ALL"},
+                }
+                response = await client.post(f"{RULES}/bracket", json=body)
+                created = response.json()["data"]
+                say(
+                    f"   POST {RULES}/bracket -> {response.status_code}, "
+                    f"ocoGroupId {created['ocoGroupId']}"
+                )
                 bracket = {}
-                for kind, price in (("STOP_LOSS", 0.5), ("TAKE_PROFIT", 0.8)):
-                    body = {
-                        "ruleType": kind,
-                        "marketId": CONDITION_ID,
-                        "tokenId": YES_TOKEN,
-                        "triggerPrice": price,
-                        "action": {"type": "SELL_ALL"},
-                    }
-                    response = await client.post(RULES, json=body)
-                    rule = response.json()["data"]
-                    bracket[kind] = rule
+                for rule in created["rules"]:
+                    bracket[rule["ruleType"]] = rule
                     say(
-                        f"   POST {RULES} {kind} at {price} -> {response.status_code} "
-                        f"{rule['status']} (id {rule['id']}, slug {rule['marketSlug']})"
+                        f"   {rule['ruleType']} at {rule['triggerPrice']}: {rule['status']} "
+                        f"(id {rule['id']}, slug {rule['marketSlug']})"
                     )
 
                 if watch_s > 0:
@@ -180,8 +185,17 @@ async def run_demo(say: Say = print, *, watch_s: float = 0.0) -> dict[str, Any]:
                 for event in reversed(events.json()["data"]["events"]):
                     say(f"   {event['createdAt']} {event['eventType']:<22} {event['data']}")
                 take = bracket["TAKE_PROFIT"]["id"]
-                canceled = (await client.delete(f"{RULES}/{take}")).json()["data"]
-                say(f"7. Nothing left to sell: the take-profit is canceled -> {canceled['status']}")
+                canceled = await _wait_until_settled(client, take, 20)
+                events = await client.get(RULES + "/events", params={"ruleId": take})
+                reason = next(
+                    e["data"]
+                    for e in events.json()["data"]["events"]
+                    if e["eventType"] == "RULE_CANCELED"
+                )
+                say(
+                    f"7. The stop-loss's fill canceled the take-profit (one cancels the other): "
+                    f"{canceled['status']} {reason}"
+                )
                 status = (await client.get(RULES + "/status")).json()["data"]
                 say(f"   worker status: {status}")
                 if watch_s > 0:
@@ -191,10 +205,12 @@ async def run_demo(say: Say = print, *, watch_s: float = 0.0) -> dict[str, Any]:
     say(f"Done in {elapsed:.1f} s.")
     return {
         "stop_status": stop["status"],
+        "stop_id": stop["id"],
         "order_id": stop["triggerTxHash"],
         "orders_received": len(receipts),
         "shares_left": balances["shares"].get(YES_TOKEN, "0"),
         "take_profit_status": canceled["status"],
+        "take_profit_canceled_by": reason.get("firedRuleId"),
         "market_slug": bracket["STOP_LOSS"]["marketSlug"],
         "elapsed_s": elapsed,
     }

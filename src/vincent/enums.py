@@ -37,6 +37,8 @@ class TradeRuleEventType(enum.StrEnum):
     ACTION_FAILED = "ACTION_FAILED"
     # The sale matched and is settling on chain: not executed until its trades confirm.
     ACTION_SETTLING = "ACTION_SETTLING"
+    # Added (issue 15): the rule ended without firing (market resolved or closed, expiresAt).
+    RULE_EXPIRED = "RULE_EXPIRED"
 
 
 class TriggerSource(enum.StrEnum):

@@ -32,6 +32,10 @@ RULE_KEYS = [
     "triggerSource",
     "expiresAt",
     "executionMode",
+    "trailingAmount",
+    "activationPrice",
+    "activatedAt",
+    "ocoGroupId",
 ]
 
 

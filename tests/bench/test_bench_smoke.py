@@ -70,3 +70,13 @@ def test_api_benchmark_prints_its_figures() -> None:
     )
     assert result.keys() >= {"benchmark", "db", "phases", "errors"}
     assert set(result["phases"]) == {"mix", "create", "read"}  # type: ignore[arg-type]
+
+
+def test_registry_benchmark_prints_its_figures() -> None:
+    result = _last_json_line(
+        "bench.registry",
+        *("--rules", "90", "--tokens", "3", "--prices", "500", "--repeat", "1"),
+        *("--dormant-fraction", "0.5", "--oco-fraction", "0.5"),
+    )
+    assert result.keys() >= {"rules", "prices", "prices_per_s", "fired", "raised"}
+    assert (result["rules"], result["prices"]) == (90, 500)

@@ -102,6 +102,9 @@ MarketId = Annotated[StrictStr, Field(min_length=1), MarketIdFormat]
 # A rule, approval, secret or order id in a path or query: never sent to the database (or
 # upstream) unless it could be one.
 IdParam = Annotated[str, IdFormat]
+# Issue 15: a trail in price units, and a client-chosen OCO group id.
+UnitAmount = Annotated[Number, Field(gt=0, lt=1)]
+OcoGroupId = Annotated[StrictStr, Field(min_length=1, max_length=64)]
 
 RULE_TYPES = [t.value for t in TradeRuleType]
 TRIGGER_SOURCES = [t.value for t in TriggerSource]
@@ -130,6 +133,17 @@ FIELD_TYPES = {
     "action.amount": "number",
     "triggerSource": "string",
     "expiresAt": "string",
+    # Issue 15 fields.
+    "trailingAmount": "number",
+    "activationPrice": "number",
+    "ocoGroupId": "string",
+    "stopLoss": "object",
+    "takeProfit": "object",
+    "stopLoss.triggerPrice": "number",
+    "stopLoss.trailingPercent": "number",
+    "stopLoss.trailingAmount": "number",
+    "stopLoss.activationPrice": "number",
+    "takeProfit.triggerPrice": "number",
 }
 ENUM_VALUES = {
     "ruleType": RULE_TYPES,
@@ -152,6 +166,14 @@ class SellPartial(BaseModel):
 Action = Annotated[SellAll | SellPartial, Field(discriminator="type")]
 
 
+def expiry_issues(expires_at: datetime | None, now: datetime) -> list[dict[str, Any]]:
+    """An expiry at or before ``now`` would store a rule that is already expired."""
+    if expires_at is None or expires_at > now:
+        return []
+    message = f"expiresAt must be in the future, was {expires_at.isoformat()}"
+    return [{"code": "custom", "path": ["expiresAt"], "message": message}]
+
+
 class CreateRuleBody(BaseModel):
     """``POST /rules``. ``trailingPercent`` is required for, and only for, TRAILING_STOP."""
 
@@ -172,22 +194,25 @@ class CreateRuleBody(BaseModel):
     )
 
     def expiry_issues(self, now: datetime) -> list[dict[str, Any]]:
-        """An expiry at or before ``now`` would store a rule that is already expired."""
-        if self.expiresAt is None or self.expiresAt > now:
-            return []
-        message = f"expiresAt must be in the future, was {self.expiresAt.isoformat()}"
-        return [{"code": "custom", "path": ["expiresAt"], "message": message}]
+        return expiry_issues(self.expiresAt, now)
+
+    # Issue 15 fields (kept together: other branches add validators above).
+    trailingAmount: UnitAmount | None = Field(
+        default=None,
+        description="TRAILING_STOP only: trailing distance in price units (instead of %)",
+    )
+    activationPrice: OpenUnitPrice | None = Field(
+        default=None,
+        description="TRAILING_STOP only: the stop is dormant until the price first reaches this",
+    )
+    ocoGroupId: OcoGroupId | None = Field(
+        default=None,
+        description="One-cancels-the-other group: rules of the same key and token",
+    )
 
     def trailing_issues(self, sent: set[str]) -> list[dict[str, Any]]:
         """The cross-field checks Zod's superRefine made (``sent`` = keys in the body)."""
-        is_trailing = self.ruleType == "TRAILING_STOP"
-        if is_trailing and "trailingPercent" not in sent:
-            message = "trailingPercent is required for TRAILING_STOP rules"
-        elif not is_trailing and "trailingPercent" in sent:
-            message = "trailingPercent is only supported for TRAILING_STOP rules"
-        else:
-            return []
-        return [{"code": "custom", "path": ["trailingPercent"], "message": message}]
+        return trail_issues(self.ruleType == "TRAILING_STOP", sent, [])
 
     def rule_action(self) -> RuleAction:
         if isinstance(self.action, SellPartial):
@@ -200,6 +225,109 @@ class UpdateRuleBody(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     triggerPrice: OpenUnitPrice
+
+
+def trail_issues(is_trailing: bool, sent: set[str], path: list[str]) -> list[dict[str, Any]]:
+    """Exactly one of trailingPercent / trailingAmount for a TRAILING_STOP, and no trail or
+    activation price for the other types (``path``: where the fields sit in the body)."""
+
+    def issue(field: str, message: str) -> dict[str, Any]:
+        return {"code": "custom", "path": [*path, field], "message": message}
+
+    if is_trailing:
+        if "trailingPercent" in sent and "trailingAmount" in sent:
+            return [
+                issue(
+                    "trailingAmount",
+                    "Send either trailingPercent or trailingAmount for TRAILING_STOP rules, "
+                    "not both",
+                )
+            ]
+        if "trailingPercent" not in sent and "trailingAmount" not in sent:
+            return [issue("trailingPercent", "trailingPercent is required for TRAILING_STOP rules")]
+        return []
+    return [
+        issue(field, f"{field} is only supported for TRAILING_STOP rules")
+        for field in ("trailingPercent", "trailingAmount", "activationPrice")
+        if field in sent
+    ]
+
+
+class BracketStopLoss(BaseModel):
+    """The bracket's protective leg: a fixed stop (``triggerPrice``) or a trailing stop."""
+
+    model_config = ConfigDict(extra="forbid")
+    triggerPrice: OpenUnitPrice | None = Field(
+        default=None, description="Stop price; for a trailing stop the floor (optional)"
+    )
+    trailingPercent: Percent | None = Field(default=None, description="Trailing distance, %")
+    trailingAmount: UnitAmount | None = Field(
+        default=None, description="Trailing distance in price units"
+    )
+    activationPrice: OpenUnitPrice | None = Field(
+        default=None, description="Trailing only: dormant until the price reaches this"
+    )
+
+    @property
+    def is_trailing(self) -> bool:
+        return self.trailingPercent is not None or self.trailingAmount is not None
+
+
+class BracketTakeProfit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    triggerPrice: OpenUnitPrice
+
+
+class CreateBracketBody(BaseModel):
+    """``POST /rules/bracket``: a stop-loss and a take-profit that cancel each other."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    marketId: MarketId = Field(description="Polymarket condition id")
+    tokenId: TokenId = Field(description="Outcome token id held (decimal digits)")
+    stopLoss: BracketStopLoss
+    takeProfit: BracketTakeProfit
+    action: Action
+    triggerSource: Literal["MIDPOINT", "BEST_BID", "LAST_TRADE"] = Field(
+        default="MIDPOINT", description="Which price both rules watch (default the midpoint)"
+    )
+    expiresAt: Annotated[datetime, AfterValidator(as_utc)] | None = Field(
+        default=None, description="Optional expiry (ISO-8601; without a time zone: UTC)"
+    )
+
+    def issues(self) -> list[dict[str, Any]]:
+        """Cross-field checks of the two legs."""
+        stop = self.stopLoss
+        sent = set(stop.model_fields_set)
+        issues: list[dict[str, Any]] = []
+        if stop.is_trailing or "activationPrice" in sent:
+            issues = trail_issues(True, sent, ["stopLoss"])
+        elif stop.triggerPrice is None:
+            issues = [
+                {
+                    "code": "custom",
+                    "path": ["stopLoss", "triggerPrice"],
+                    "message": "stopLoss needs triggerPrice, trailingPercent or trailingAmount",
+                }
+            ]
+        take = self.takeProfit.triggerPrice
+        if not issues and stop.triggerPrice is not None and take <= stop.triggerPrice:
+            issues = [
+                {
+                    "code": "custom",
+                    "path": ["takeProfit", "triggerPrice"],
+                    "message": (
+                        "takeProfit.triggerPrice must be above stopLoss.triggerPrice "
+                        f"({stop.triggerPrice}), was {take}"
+                    ),
+                }
+            ]
+        return issues
+
+    def rule_action(self) -> RuleAction:
+        if isinstance(self.action, SellPartial):
+            return RuleAction(ActionType.SELL_PARTIAL, as_decimal(self.action.amount))
+        return RuleAction(ActionType.SELL_ALL)
 
 
 def as_decimal(value: float) -> Decimal:
@@ -233,6 +361,11 @@ def render_rule(rule: TradeRule) -> dict[str, Any]:
         "triggerSource": rule.trigger_source.value,
         "expiresAt": iso(rule.expires_at),
         "executionMode": rule.execution_mode.value,
+        # Issue 15 fields (after the original's, so its key order is kept).
+        "trailingAmount": rule.trailing_amount,
+        "activationPrice": rule.activation_price,
+        "activatedAt": iso(rule.activated_at),
+        "ocoGroupId": rule.oco_group_id,
     }
 
 
@@ -265,3 +398,55 @@ def render_position(position: TradeMonitoredPosition) -> dict[str, Any]:
         "createdAt": iso(position.created_at),
         "updatedAt": iso(position.updated_at),
     }
+
+
+# --------------------------------------------------------------------------- OpenAPI documentation
+# Response shapes for the OpenAPI document only (routes render with ``render_rule``).
+
+
+class RuleOut(BaseModel):
+    """A rule as every rule route answers it."""
+
+    id: str
+    secretId: str
+    ruleType: Literal["STOP_LOSS", "TAKE_PROFIT", "TRAILING_STOP"]
+    marketId: str
+    marketSlug: str | None
+    tokenId: str
+    side: Literal["BUY"]
+    triggerPrice: float = Field(description="Current trigger (a trailing stop's moves up)")
+    trailingPercent: float | None
+    action: dict[str, Any] = Field(description='{"type":"SELL_ALL"} or SELL_PARTIAL with amount')
+    status: Literal["ACTIVE", "TRIGGERED", "PENDING_APPROVAL", "CANCELED", "EXPIRED", "FAILED"]
+    triggeredAt: str | None
+    triggerTxHash: str | None = Field(description="The sell's order id once executed")
+    errorMessage: str | None = Field(
+        description='Why it FAILED or EXPIRED (e.g. "market resolved: Yes won", "market closed")'
+    )
+    createdAt: str
+    updatedAt: str
+    triggerSource: Literal["MIDPOINT", "BEST_BID", "LAST_TRADE"]
+    expiresAt: str | None
+    trailingAmount: float | None = Field(description="Trailing distance in price units")
+    activationPrice: float | None = Field(
+        description="Trailing stop dormant (neither fires nor trails) until this price"
+    )
+    activatedAt: str | None = Field(description="When the activation price was reached")
+    ocoGroupId: str | None = Field(
+        description="OCO group: when one rule's sell fills, the others become CANCELED"
+    )
+
+
+class RuleEnvelope(BaseModel):
+    success: Literal[True]
+    data: RuleOut
+
+
+class BracketOut(BaseModel):
+    ocoGroupId: str
+    rules: list[RuleOut] = Field(description="[stopLoss, takeProfit]")
+
+
+class BracketEnvelope(BaseModel):
+    success: Literal[True]
+    data: BracketOut

@@ -247,6 +247,14 @@ class TradeRule(Base):
     pending_approval_id: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
     # Added (0002_modes): watched and executed only by a worker of this mode.
     execution_mode: Mapped[ExecutionMode] = _execution_mode()
+    # Added columns (issue 15: trailing activation and amount, OCO groups).
+    trailing_amount: Mapped[float | None] = mapped_column(sa.Double, nullable=True)
+    activation_price: Mapped[float | None] = mapped_column(sa.Double, nullable=True)
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    oco_group_id: Mapped[str | None] = mapped_column(sa.String(64), nullable=True, index=True)
+    # The group's rule that fired and is executing: this rule watches again only once that
+    # execution ends without a sell (cleared), and is CANCELED when it sells.
+    oco_paused_by: Mapped[str | None] = mapped_column(sa.String(32), nullable=True, index=True)
 
 
 class TradeMonitoredPosition(Base):

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import re
 import time
+from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,10 +16,14 @@ from vincent.api.deps import CurrentSecret, ReadSessionDep, SessionDep, StateDep
 from vincent.api.envelope import iso, ok
 from vincent.api.rule_changes import notify_rule_change
 from vincent.api.schemas import (
+    BracketEnvelope,
+    CreateBracketBody,
     CreateRuleBody,
     IdParam,
+    RuleEnvelope,
     UpdateRuleBody,
     as_decimal,
+    expiry_issues,
     id_issues,
     render_event,
     render_position,
@@ -28,7 +33,9 @@ from vincent.api.state import AppState
 from vincent.db.base import utcnow
 from vincent.enums import TradeRuleStatus, TradeRuleType, TriggerSource
 from vincent.errors import InvalidStatusFilter, ValidationFailed
-from vincent.services.trade_manager import event_logger, positions, rule_manager
+from vincent.services.trade_manager import event_logger, oco, positions, rule_manager
+from vincent.services.trade_manager.market_membership import check_token_in_market
+from vincent.services.trade_manager.trailing import STEP
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/rules", tags=["trade rules"])
@@ -62,7 +69,17 @@ def js_parse_int(raw: str | None, default: int) -> int:
     return int(match.group(1)) if match else default
 
 
-@router.post("", status_code=201, responses=_ERRORS, summary="Create a rule")
+@router.post(
+    "",
+    status_code=201,
+    responses={201: {"model": RuleEnvelope, "description": "The rule"}, **_ERRORS},
+    summary="Create a rule",
+    description=(
+        "TRAILING_STOP takes exactly one of trailingPercent / trailingAmount, and optionally "
+        "activationPrice (dormant until reached). ocoGroupId joins rules of the same key and "
+        "token into a one-cancels-the-other group."
+    ),
+)
 async def create_rule(
     body: CreateRuleBody,
     request: Request,
@@ -72,15 +89,17 @@ async def create_rule(
 ) -> JSONResponse:
     sent = set(body.model_fields_set)
     issues = body.trailing_issues(sent)
-    if "trailingPercent" in sent and body.trailingPercent is None:
-        issues = [
-            {
-                "expected": "number",
-                "code": "invalid_type",
-                "path": ["trailingPercent"],
-                "message": "Invalid input: expected number, received null",
-            }
-        ]
+    for field in ("trailingPercent", "trailingAmount", "activationPrice"):
+        if field in sent and getattr(body, field) is None:
+            issues = [
+                {
+                    "expected": "number",
+                    "code": "invalid_type",
+                    "path": [field],
+                    "message": "Invalid input: expected number, received null",
+                }
+            ]
+            break
     issues += body.expiry_issues(utcnow())
     if issues:
         raise ValidationFailed(details=issues)
@@ -95,10 +114,16 @@ async def create_rule(
         trigger_source=TriggerSource(body.triggerSource),
         expires_at=body.expiresAt,
         execution_mode=state.settings.execution_mode,
+        trailing_amount=_optional_decimal(body.trailingAmount),
+        activation_price=_optional_decimal(body.activationPrice),
+        oco_group_id=body.ocoGroupId,
     )
     payload = body.model_dump(mode="json", exclude_none=True, exclude={"expiresAt"})
     if body.triggerSource == "MIDPOINT" and "triggerSource" not in sent:
         payload.pop("triggerSource", None)
+    if body.ocoGroupId is not None:
+        await oco.check_group_token(session, secret.id, body.ocoGroupId, body.tokenId)
+    await _check_token_market(state, body.marketId, body.tokenId)
     slug = await _market_slug(state, body.marketId)
     rule = await rule_manager.create_rule(
         session,
@@ -114,6 +139,88 @@ async def create_rule(
     state.rule_listener.rule_upserted(rule_manager.to_snapshot(rule))
     logger.info("rule created", extra={"rule_id": rule.id, "secret_id": secret.id})
     return ok(render_rule(rule), status_code=201)
+
+
+@router.post(
+    "/bracket",
+    status_code=201,
+    responses={201: {"model": BracketEnvelope, "description": "Both rules"}, **_ERRORS},
+    summary="Create a stop-loss and a take-profit that cancel each other (OCO)",
+    description=(
+        "Creates both rules in one transaction and answers "
+        '`{"ocoGroupId", "rules": [stopLoss, takeProfit]}`. When one fires the other stops '
+        "watching; when its sell fills the other becomes CANCELED (RULE_CANCELED "
+        '`{"reason": "oco", "firedRuleId"}`); when it ends without selling the other '
+        "watches again. Each rule counts toward the per-key rule limit."
+    ),
+)
+async def create_bracket(
+    body: CreateBracketBody, secret: CurrentSecret, session: SessionDep, state: StateDep
+) -> JSONResponse:
+    issues = body.issues() + expiry_issues(body.expiresAt, utcnow())
+    if issues:
+        raise ValidationFailed(details=issues)
+    stop = body.stopLoss
+    common: dict[str, Any] = {
+        "market_id": body.marketId,
+        "token_id": body.tokenId,
+        "action": body.rule_action(),
+        "trigger_source": TriggerSource(body.triggerSource),
+        "expires_at": body.expiresAt,
+        "execution_mode": state.settings.execution_mode,
+    }
+    if stop.is_trailing:
+        # No floor given: the lowest trigger, raised to price less the trail by the first price.
+        floor = STEP if stop.triggerPrice is None else as_decimal(stop.triggerPrice)
+        stop_rule = rule_manager.NewRule(
+            rule_type=TradeRuleType.TRAILING_STOP,
+            trigger_price=floor,
+            trailing_percent=_optional_decimal(stop.trailingPercent),
+            trailing_amount=_optional_decimal(stop.trailingAmount),
+            activation_price=_optional_decimal(stop.activationPrice),
+            **common,
+        )
+    else:
+        assert stop.triggerPrice is not None
+        stop_rule = rule_manager.NewRule(
+            rule_type=TradeRuleType.STOP_LOSS, trigger_price=as_decimal(stop.triggerPrice), **common
+        )
+    take_rule = rule_manager.NewRule(
+        rule_type=TradeRuleType.TAKE_PROFIT,
+        trigger_price=as_decimal(body.takeProfit.triggerPrice),
+        **common,
+    )
+    await _check_token_market(state, body.marketId, body.tokenId)
+    slug = await _market_slug(state, body.marketId)
+    group_id, rules = await rule_manager.create_bracket(
+        session,
+        secret.id,
+        stop_rule,
+        take_rule,
+        max_active_rules=state.settings.trade_manager_max_rules_per_secret,
+        market_slug=slug,
+        payload=body.model_dump(mode="json", exclude_none=True, exclude={"expiresAt"}),
+    )
+    if state.notify_rule_changes:
+        for rule in rules:
+            await notify_rule_change(session, rule.id)
+    await session.commit()
+    for rule in rules:
+        state.rule_listener.rule_upserted(rule_manager.to_snapshot(rule))
+    logger.info("bracket created", extra={"oco_group_id": group_id, "secret_id": secret.id})
+    return ok({"ocoGroupId": group_id, "rules": [render_rule(r) for r in rules]}, status_code=201)
+
+
+async def _check_token_market(state: AppState, market_id: str, token_id: str) -> None:
+    """400 when the exchange says the token is not an outcome of the market (issue 15)."""
+    if state.skill is not None:
+        await check_token_in_market(
+            state.skill, market_id, token_id, timeout_s=state.settings.polymarket_http_timeout_s
+        )
+
+
+def _optional_decimal(value: float | None) -> Decimal | None:
+    return None if value is None else as_decimal(value)
 
 
 async def _market_slug(state: AppState, market_id: str) -> str | None:
@@ -152,7 +259,20 @@ async def list_rules(
     return ok({"rules": [render_rule(r) for r in rules]})
 
 
-@router.get("/events", responses=_NOT_FOUND, summary="The caller's rule events, newest first")
+@router.get(
+    "/events",
+    responses=_NOT_FOUND,
+    summary="The caller's rule events, newest first",
+    description=(
+        "eventType is one of RULE_CREATED, RULE_EVALUATED, RULE_TRIGGERED, RULE_FAILED, "
+        "RULE_CANCELED (data {} when canceled by hand, "
+        '{"reason": "oco", "firedRuleId"} when its OCO group\'s sell filled), '
+        "RULE_TRAILING_UPDATED ({triggerPrice, currentPrice, trailingPercent | trailingAmount}, "
+        'plus "activated": true when it woke a dormant stop), RULE_EXPIRED ({"reason": '
+        '"market_resolved" | "market_closed" | "expiresAt", "winningTokenId"?}), '
+        "ACTION_ATTEMPT, ACTION_PENDING_APPROVAL, ACTION_EXECUTED, ACTION_FAILED."
+    ),
+)
 async def list_events(
     request: Request, secret: CurrentSecret, session: ReadSessionDep
 ) -> JSONResponse:
@@ -220,7 +340,11 @@ async def worker_status(
     return ok(data)
 
 
-@router.get("/{rule_id}", responses=_NOT_FOUND, summary="One rule")
+@router.get(
+    "/{rule_id}",
+    responses={200: {"model": RuleEnvelope, "description": "The rule"}, **_NOT_FOUND},
+    summary="One rule",
+)
 async def get_rule(
     rule_id: IdParam, secret: CurrentSecret, session: ReadSessionDep
 ) -> JSONResponse:
@@ -250,8 +374,15 @@ async def cancel_rule(
     rule_id: IdParam, secret: CurrentSecret, session: SessionDep, state: StateDep
 ) -> JSONResponse:
     rule = await rule_manager.cancel_rule(session, secret.id, rule_id)
+    # OCO: a canceled rule that was waiting on its sell's approval no longer pauses its group.
+    released = await oco.release_paused_siblings(session, rule.id)
     if state.notify_rule_changes:
         await notify_rule_change(session, rule.id)
+        for sibling_id in released:
+            await notify_rule_change(session, sibling_id)
     await session.commit()
     state.rule_listener.rule_removed(rule.id, rule.token_id)
+    if released:
+        for sibling in await rule_manager.get_rules_by_ids(session, released):
+            state.rule_listener.rule_upserted(rule_manager.to_snapshot(sibling))
     return ok(render_rule(rule))

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from vincent.db.models import TradeRule, TradeRuleEvent, TransactionLog
 from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleEventType
+from vincent.services.trade_manager import oco
 from vincent.services.trade_manager.backoff import BackoffPolicy, RandomFn, full_jitter_delay_s
 from vincent.services.trade_manager.event_logger import log_event
 from vincent.services.trade_manager.rule_manager import (
@@ -84,6 +85,7 @@ async def record_executed(session_factory: SessionFactory, rule_id: str, result:
         if result.order_id is not None:
             triggered = {"orderId": result.order_id, "executed": True}
         log_event(session, rule_id, TradeRuleEventType.RULE_TRIGGERED, {"result": triggered})
+        await oco.cancel_paused_siblings(session, rule_id)  # OCO: the sell filled
     return True
 
 
@@ -139,6 +141,7 @@ async def record_failed(
                 TradeRuleEventType.ACTION_FAILED,
                 {"message": message, "isPermanent": True},
             )
+        await oco.release_paused_siblings(session, rule_id, now)  # OCO: nothing sold
         return await mark_rule_failed(session, rule_id, message, now=now)
 
 
@@ -185,6 +188,7 @@ async def record_retry(
         next_attempt_at = now + timedelta(seconds=delay_s)
         if not await revert_rule_to_active(session, rule_id, next_attempt_at):
             return None  # the rule moved on under us: nothing to retry
+        await oco.release_paused_siblings(session, rule_id, now)  # OCO: nothing sold
         log_event(
             session,
             rule_id,

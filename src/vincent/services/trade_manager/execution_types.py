@@ -39,8 +39,11 @@ class TrailingRaise:
 
     trigger_price: Decimal
     current_price: Decimal
-    trailing_percent: Decimal
+    trailing_percent: Decimal | None
     source: str = "websocket"  # or "poll"
+    trailing_amount: Decimal | None = None
+    # The raise that woke a dormant stop (its activation must be stored, once).
+    activated: bool = False
 
 
 @dataclass(frozen=True, slots=True)

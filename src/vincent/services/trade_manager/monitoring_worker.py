@@ -129,6 +129,7 @@ class TradeMonitoringWorker:
             on_tokens=self._watch_tokens,
             on_change=self._notify,
             may_fire=self._may_fire,  # reads ``self._role``, set below
+            session_factory=session_factory,  # expires the rules of a resolved market
         )
         # Told which tokens' books changed, after the rules saw the prices (the dashboard's
         # price history). Called on the feed's hot path: must be quick and never raise.
@@ -380,6 +381,11 @@ class TradeMonitoringWorker:
     @property
     def executions_completed(self) -> int:
         return self._dispatch.executions_completed
+
+    @property
+    def markets_ended(self) -> int:
+        """Resolved markets (from the feed) whose rules were expired in the database."""
+        return self._dispatch.markets_ended
 
     def feed_price(
         self, token_id: str, source: TriggerSource = TriggerSource.MIDPOINT

@@ -103,10 +103,12 @@ class _TokenBook:
 class OrderBooks:
     """The books of the tracked tokens, updated by ``apply``."""
 
-    __slots__ = ("_books",)
+    __slots__ = ("_books", "_resolutions")
 
     def __init__(self) -> None:
         self._books: dict[str, _TokenBook] = {}
+        # Tracked tokens whose market resolved: the event, for the winner (issue 15).
+        self._resolutions: dict[str, MarketResolvedEvent] = {}
 
     def track(self, token_ids: Iterable[str]) -> None:
         """Start keeping books for these tokens (an already tracked token keeps its book)."""
@@ -118,6 +120,7 @@ class OrderBooks:
         """Forget these tokens' books."""
         for token_id in token_ids:
             self._books.pop(token_id, None)
+            self._resolutions.pop(token_id, None)
 
     def tracked(self) -> frozenset[str]:
         return frozenset(self._books)
@@ -319,12 +322,17 @@ class OrderBooks:
         book.ts_updated_s = now_s
         return (event.asset_id,) if book.prices() != before else _NO_CHANGE
 
+    def resolution(self, token_id: str) -> MarketResolvedEvent | None:
+        """The ``market_resolved`` event of a tracked token's market; None while it trades."""
+        return self._resolutions.get(token_id) if self._resolutions else None
+
     def _apply_resolved(self, event: MarketResolvedEvent, now_s: float) -> tuple[str, ...]:
         changed: list[str] = []
         for asset_id in event.assets_ids:
             book = self._books.get(asset_id)
             if book is None:
                 continue
+            self._resolutions[asset_id] = event
             book.ts_updated_s = now_s
             if not book.resolved:
                 book.resolved = True

@@ -26,6 +26,8 @@ from vincent.services.trade_manager.http_pricing import (
     quoter_for,
     stale_tokens,
 )
+from vincent.services.trade_manager.market_expiry import EXPIRED_AT_ENDING, log_expired
+from vincent.services.trade_manager.market_watch import MarketWatch
 from vincent.services.trade_manager.metrics import WorkerMetrics
 from vincent.services.trade_manager.order_book import OrderBooks
 from vincent.services.trade_manager.position_monitor import update_all_positions
@@ -94,6 +96,13 @@ class PollTick:
         self._clock = clock
         base_delay_s = min(settings.trade_manager_poll_interval_s / 2, TOKEN_BACKOFF_MAX_S)
         self._token_backoff = TokenBackoff(base_delay_s, TOKEN_BACKOFF_MAX_S)
+        self._markets = MarketWatch(
+            skill=skill,
+            rules=rules,
+            dispatcher=dispatcher,
+            session_factory=session_factory,
+            clock=clock,
+        )
         self.last_sync_time: datetime | None = None
         self.started = 0
         self.completed = 0
@@ -115,6 +124,7 @@ class PollTick:
             lambda: self.reconcile(min_attempt_age_s=self._settings.polymarket_http_timeout_s),
             lambda: self.expire(now),
             self.sync_index,
+            self._markets.run,  # issue 15: markets that ended end their rules
             self.price_stale_tokens,
             lambda: update_all_positions(self._session_factory, self._skill, now=now),
         ):
@@ -154,6 +164,7 @@ class PollTick:
         """Move ACTIVE rules past their ``expires_at`` to EXPIRED (the index sync drops them)."""
         async with self._session_factory() as session, session.begin():
             expired = await expire_rules(session, now)
+            await log_expired(session, expired, EXPIRED_AT_ENDING, now)  # RULE_EXPIRED
         for rule_id in expired:
             logger.info("rule_expired", extra={"rule_id": rule_id})
 

@@ -13,8 +13,12 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
 
+from vincent.db.session import SessionFactory
 from vincent.enums import TriggerSource
 from vincent.services.trade_manager.http_pricing import quoter_for
+from vincent.services.trade_manager.market_endings import MarketEnding, resolved
+from vincent.services.trade_manager.market_expiry import expire_market_rules
+from vincent.services.trade_manager.market_messages import MarketResolvedEvent
 from vincent.services.trade_manager.metrics import WorkerMetrics
 from vincent.services.trade_manager.order_book import OrderBooks
 from vincent.services.trade_manager.pricing import rule_price, source_price
@@ -59,6 +63,7 @@ class PriceDispatcher:
         on_tokens: Callable[[TokenChanges], None],
         on_change: Callable[[], None],
         may_fire: Callable[[], bool] = lambda: True,
+        session_factory: SessionFactory | None = None,
     ) -> None:
         self._rules = rules
         self._books = books
@@ -72,6 +77,9 @@ class PriceDispatcher:
         self._on_change = on_change
         # False on a standby: prices then touch only the books, never the index.
         self._may_fire = may_fire
+        # Where a market the feed reports resolved expires its rules (None: the poll tick's
+        # market check does it instead).
+        self._session_factory = session_factory
         self._live_quoter = quoter_for(books)
         # Label children bound once: a ``labels()`` lookup takes a lock and hashes the labels.
         self._ws_updates = metrics.price_updates.labels(WEBSOCKET)
@@ -80,6 +88,7 @@ class PriceDispatcher:
         self._ws_triggers = metrics.triggers.labels(WEBSOCKET)
         self._execution_slots = asyncio.Semaphore(MAX_CONCURRENT_EXECUTIONS)
         self.executions_completed = 0
+        self.markets_ended = 0  # expiries of resolved markets written (feed path)
 
     def on_prices(self, token_ids: Iterable[str]) -> None:
         """The feed's callback: price every changed token for the sources its rules watch."""
@@ -88,8 +97,14 @@ class PriceDispatcher:
         ts_event = self._clock.monotonic()
         sources_of = self._rules.index.sources
         prices_of = self._books.prices
+        resolution_of = self._books.resolution
         applied = 0
         for token_id in token_ids:
+            resolution = resolution_of(token_id)
+            if resolution is not None:
+                # Never a sell into a resolved market: its rules end instead.
+                self.end_market(resolution.assets_ids, resolved(*_winner(resolution)))
+                continue
             sources = sources_of(token_id)
             if not sources:
                 continue
@@ -136,10 +151,18 @@ class PriceDispatcher:
     ) -> None:
         outcome = self._rules.apply_price(token_id, source, price)
         if outcome.ratcheted:
+            activated = outcome.activated
             for rule in outcome.ratcheted:
-                assert rule.trailing_percent is not None
                 self._trailing.record(
-                    rule.id, TrailingRaise(rule.trigger_price, price, rule.trailing_percent, origin)
+                    rule.id,
+                    TrailingRaise(
+                        rule.trigger_price,
+                        price,
+                        rule.trailing_percent,
+                        origin,
+                        trailing_amount=rule.trailing_amount,
+                        activated=rule.id in activated,
+                    ),
                 )
             self._raised.inc(len(outcome.ratcheted))
         for rule in outcome.fired:
@@ -154,6 +177,45 @@ class PriceDispatcher:
             if not self._tasks.spawn(self._execute(rule, trigger, trailing), f"execute-{rule.id}"):
                 # Stopping: it stays ACTIVE in the database for the next start.
                 self._rules.finish(rule.id)
+                self._rules.release_group(rule.id)
+
+    def end_market(
+        self, token_ids: Iterable[str], ending: MarketEnding, *, write: bool = True
+    ) -> list[RuleSnapshot]:
+        """Stop watching the rules of an ended market now; expire them in the database next
+        (unless ``write`` is False: the caller writes).
+
+        Returns the rules dropped from memory. A failed write is retried by the poll tick's
+        market check (the database still holds them ACTIVE, so its sync watches them again).
+        """
+        tokens = tuple(token_ids)
+        ended = [rule for token_id in tokens for rule in self._rules.retire_token(token_id)]
+        if not ended:
+            return ended
+        for rule in ended:
+            self._trailing.discard(rule.id)
+        self.sync_tokens()
+        if write and self._session_factory is not None:
+            self._tasks.spawn(self._expire_market(tokens, ending), f"expire-{tokens[0]}")
+        return ended
+
+    async def _expire_market(self, token_ids: tuple[str, ...], ending: MarketEnding) -> None:
+        assert self._session_factory is not None
+        try:
+            async with self._session_factory() as session, session.begin():
+                expired = await expire_market_rules(session, token_ids, ending, self._clock.now())
+        except Exception as error:
+            logger.warning(
+                "market_expiry_failed",
+                extra={"token_id": token_ids[0], "error": type(error).__name__},
+            )
+            return
+        logger.info(
+            "market_ended",
+            extra={"token_id": token_ids[0], "reason": ending.reason, "rules": len(expired)},
+        )
+        self.markets_ended += 1
+        self._on_change()
 
     def sync_tokens(self) -> None:
         """Tell the feed about tokens that gained their first rule or lost their last."""
@@ -212,11 +274,25 @@ class PriceDispatcher:
                 "order_id": result.order_id,
             },
         )
+        self._settle_group(rule, result.outcome)
         if result.outcome is ExecutionOutcome.RETRY and result.next_attempt_at is not None:
             if self._rules.cool(rule.id, result.next_attempt_at) is not None:
                 self.schedule_rearm(rule.id, result.next_attempt_at)
             return
         self._rules.finish(rule.id)
+
+    def _settle_group(self, rule: RuleSnapshot, outcome: ExecutionOutcome) -> None:
+        """OCO in memory, after the database: siblings go when the sell filled, and watch
+        again (tested at once against the price in hand) when nothing was sold. Pending
+        approval or an unknown answer keeps them paused until the poll tick's sync."""
+        if rule.oco_group_id is None:
+            return
+        if outcome is ExecutionOutcome.EXECUTED:
+            self._rules.settle_group(rule.id)
+        elif outcome in (ExecutionOutcome.FAILED, ExecutionOutcome.RETRY, ExecutionOutcome.SKIPPED):
+            released = self._rules.release_group(rule.id)
+            if released:
+                self.on_prices({r.token_id for r in released})
 
     async def _rearm_later(self, rule_id: str, until: datetime) -> None:
         delay_s = (until - self._clock.now()).total_seconds()
@@ -228,3 +304,7 @@ class PriceDispatcher:
             except TimeoutError:
                 pass
         self.rearm(rule_id, until)
+
+
+def _winner(event: MarketResolvedEvent) -> tuple[str | None, str | None]:
+    return event.winning_asset_id, event.winning_outcome

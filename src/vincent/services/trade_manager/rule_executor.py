@@ -38,12 +38,9 @@ from vincent.services.trade_manager.execution_types import (
     Trigger,
     evaluated_payload,
 )
-from vincent.services.trade_manager.rule_manager import (
-    mark_rule_triggered,
-    update_trailing_trigger,
-)
+from vincent.services.trade_manager.oco import claim_rule
 from vincent.services.trade_manager.sell_planning import SellPlan, plan_sell
-from vincent.services.trade_manager.trailing_levels import trailing_updated_payload
+from vincent.services.trade_manager.trailing_levels import store_level_at_claim
 from vincent.services.trade_manager.types import Clock, RuleSnapshot
 from vincent.skills.polymarket.errors import (
     NoLiquidity,
@@ -153,10 +150,9 @@ class RuleExecutor:
                 return False  # deposed: the new leader owns the rule now
             if trailing is not None:
                 # The latest raise must land before the claim (it needs status ACTIVE).
-                await update_trailing_trigger(
-                    session, rule.id, trailing.trigger_price, trailing_updated_payload(trailing)
-                )
-            if not await mark_rule_triggered(session, rule.id, now):
+                await store_level_at_claim(session, rule.id, trailing, now)
+            # OCO: the claim also pauses the rule's group (``oco.claim_rule``).
+            if not await claim_rule(session, rule, now):
                 return False  # not ACTIVE, so the trailing update above matched nothing either
             log_event(
                 session,

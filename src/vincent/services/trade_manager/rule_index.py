@@ -6,7 +6,10 @@ when ``trigger <= price``. Trailing stops are also ordered by the lowest price t
 raise their trigger (``trailing.ratchet_threshold``), so a ratchet touches only the stops the
 price raises. Crossed rules are removed as they are reported: a rule never fires twice from
 the index. The caller re-inserts a rule (``upsert``) when it must be watched again, e.g. after
-a transient execution error once its retry delay has passed.
+a transient execution error once its retry delay has passed. Dormant trailing stops (an
+activation price not yet reached) wait in their own list, ordered by activation price: they
+neither fire nor ratchet until a price reaches it. A rule paused by its OCO group is not
+watched at all (``upsert`` leaves it out).
 """
 
 from __future__ import annotations
@@ -16,7 +19,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from vincent.enums import TradeRuleStatus, TradeRuleType, TriggerSource
-from vincent.services.trade_manager.trailing import ratchet, ratchet_threshold
+from vincent.services.trade_manager.trailing import (
+    activation_trigger,
+    ratchet,
+    ratchet_threshold,
+    trail_ratchet,
+    trail_threshold,
+)
 from vincent.services.trade_manager.types import RuleSnapshot
 
 # Sorts after any rule id (ids are ASCII), so (price, _AFTER_ANY_ID) follows every entry at
@@ -31,20 +40,24 @@ class PriceOutcome:
     """What one price did: rules to execute (already removed) and trailing stops raised.
 
     A trailing stop raised and crossed by the same price is in both, raised first, as in the
-    seed. Every snapshot already carries its new trigger.
+    seed. Every snapshot already carries its new trigger. ``activated`` names the dormant
+    stops this price woke (they are in ``ratcheted`` too: their trigger and activation must
+    be stored even when the trigger did not rise).
     """
 
     fired: tuple[RuleSnapshot, ...] = ()
     ratcheted: tuple[RuleSnapshot, ...] = ()
+    activated: frozenset[str] = frozenset()
 
 
 _NOTHING = PriceOutcome()
+_NONE: list[RuleSnapshot] = []  # never appended to: a shared "no rules"
 
 
 class _Bucket:
     """The rules of one (token, trigger source)."""
 
-    __slots__ = ("falling", "rising", "trailing")
+    __slots__ = ("dormant", "falling", "rising", "trailing")
 
     def __init__(self) -> None:
         # STOP_LOSS and TRAILING_STOP by trigger: a price fires the tail (trigger >= price).
@@ -53,9 +66,11 @@ class _Bucket:
         self.rising: list[_Entry] = []
         # TRAILING_STOP by ratchet threshold: a price raises the head (threshold <= price).
         self.trailing: list[_Entry] = []
+        # Dormant TRAILING_STOP by activation price: a price wakes the head (activation <= price).
+        self.dormant: list[_Entry] = []
 
     def __bool__(self) -> bool:
-        return bool(self.falling or self.rising)
+        return bool(self.falling or self.rising or self.dormant)
 
 
 class RuleIndex:
@@ -89,12 +104,13 @@ class RuleIndex:
         for bucket in self._by_token.get(token_id, {}).values():
             rules.extend(self._rules[rule_id] for _, rule_id in bucket.falling)
             rules.extend(self._rules[rule_id] for _, rule_id in bucket.rising)
+            rules.extend(self._rules[rule_id] for _, rule_id in bucket.dormant)
         return tuple(rules)
 
     def upsert(self, rule: RuleSnapshot) -> None:
         """Insert or replace ``rule``. A rule that is not ACTIVE is removed instead."""
         self.remove(rule.id)
-        if rule.status is not TradeRuleStatus.ACTIVE:
+        if rule.status is not TradeRuleStatus.ACTIVE or rule.oco_paused_by is not None:
             return
         self._rules[rule.id] = rule
         bucket = self._by_token.setdefault(rule.token_id, {}).get(rule.trigger_source)
@@ -103,6 +119,10 @@ class RuleIndex:
         entry = (rule.trigger_price, rule.id)
         if rule.rule_type is TradeRuleType.TAKE_PROFIT:
             insort(bucket.rising, entry)
+            return
+        if rule.dormant:
+            assert rule.activation_price is not None
+            insort(bucket.dormant, (rule.activation_price, rule.id))
             return
         insort(bucket.falling, entry)
         threshold = _threshold(rule)
@@ -119,6 +139,9 @@ class RuleIndex:
         entry = (rule.trigger_price, rule.id)
         if rule.rule_type is TradeRuleType.TAKE_PROFIT:
             _delete(bucket.rising, entry)
+        elif rule.dormant:
+            assert rule.activation_price is not None
+            _delete(bucket.dormant, (rule.activation_price, rule.id))
         else:
             _delete(bucket.falling, entry)
             self._forget_threshold(bucket, rule)
@@ -126,13 +149,15 @@ class RuleIndex:
         return rule
 
     def apply_price(self, token_id: str, source: TriggerSource, price: Decimal) -> PriceOutcome:
-        """Apply one price: raise the trailing stops it lifts, then fire every rule it crosses."""
+        """Apply one price: wake the dormant stops it reaches, raise the trailing stops it
+        lifts, then fire every rule it crosses."""
         sources = self._by_token.get(token_id)
         if sources is None:
             return _NOTHING
         bucket = sources.get(source)
         if bucket is None:
             return _NOTHING
+        activated = self._activate(bucket, price) if bucket.dormant else _NONE
         ratcheted = self._ratchet(bucket, price) if bucket.trailing else []
         fired: list[RuleSnapshot] = []
         falling = bucket.falling
@@ -148,10 +173,43 @@ class RuleIndex:
             end = bisect_right(rising, (price, _AFTER_ANY_ID))
             fired.extend(self._rules.pop(rule_id) for _, rule_id in rising[:end])
             del rising[:end]
-        if not fired and not ratcheted:
+        if not fired and not ratcheted and not activated:
             return _NOTHING
         self._drop_if_empty(token_id, sources, source, bucket)
+        if activated:
+            woken = frozenset(rule.id for rule in activated)
+            # An activated stop raised again by the same price is reported once, raised.
+            raised = {rule.id for rule in ratcheted}
+            stored = [self._current(rule) for rule in activated if rule.id not in raised]
+            return PriceOutcome(
+                fired=tuple(fired), ratcheted=(*stored, *ratcheted), activated=woken
+            )
         return PriceOutcome(fired=tuple(fired), ratcheted=tuple(ratcheted))
+
+    def _current(self, rule: RuleSnapshot) -> RuleSnapshot:
+        # A rule activated and fired by one price is no longer held: report it as woken.
+        return self._rules.get(rule.id, rule)
+
+    def _activate(self, bucket: _Bucket, price: Decimal) -> list[RuleSnapshot]:
+        dormant = bucket.dormant
+        if dormant[0][0] > price:
+            return []
+        end = bisect_right(dormant, (price, _AFTER_ANY_ID))
+        woken: list[RuleSnapshot] = []
+        for _, rule_id in dormant[:end]:
+            rule = self._rules[rule_id]
+            trigger = activation_trigger(
+                rule.trigger_price, price, rule.trailing_percent, rule.trailing_amount
+            )
+            rule = rule.with_trigger_price(trigger, activated=True)
+            self._rules[rule_id] = rule
+            insort(bucket.falling, (trigger, rule_id))
+            threshold = _threshold(rule)
+            if threshold is not None:
+                insort(bucket.trailing, (threshold, rule_id))
+            woken.append(rule)
+        del dormant[:end]
+        return woken
 
     def _ratchet(self, bucket: _Bucket, price: Decimal) -> list[RuleSnapshot]:
         trailing = bucket.trailing
@@ -163,15 +221,24 @@ class RuleIndex:
         raised: list[RuleSnapshot] = []
         for entry in touched:
             rule = self._rules[entry[1]]
-            assert rule.trailing_percent is not None
-            new_trigger = ratchet(rule.trigger_price, price, rule.trailing_percent)
+            percent, amount = rule.trailing_percent, rule.trailing_amount
+            # The percent trail directly: the common case, on the hot path.
+            new_trigger = (
+                ratchet(rule.trigger_price, price, percent)
+                if amount is None and percent is not None
+                else trail_ratchet(rule.trigger_price, price, percent, amount)
+            )
             if new_trigger is None:
                 # Only a price in the rounding sliver below the true threshold gets here.
                 insort(trailing, entry)
                 continue
             _delete(bucket.falling, (rule.trigger_price, rule.id))
             insort(bucket.falling, (new_trigger, rule.id))
-            threshold = ratchet_threshold(new_trigger, rule.trailing_percent)
+            threshold = (
+                ratchet_threshold(new_trigger, percent)
+                if amount is None and percent is not None
+                else trail_threshold(new_trigger, percent, amount)
+            )
             rule = rule.with_trigger_price(new_trigger)
             self._rules[rule.id] = rule
             if threshold is not None:
@@ -199,9 +266,9 @@ class RuleIndex:
 
 
 def _threshold(rule: RuleSnapshot) -> Decimal | None:
-    if rule.rule_type is not TradeRuleType.TRAILING_STOP or rule.trailing_percent is None:
+    if rule.rule_type is not TradeRuleType.TRAILING_STOP or rule.dormant:
         return None
-    return ratchet_threshold(rule.trigger_price, rule.trailing_percent)
+    return trail_threshold(rule.trigger_price, rule.trailing_percent, rule.trailing_amount)
 
 
 def _delete(entries: list[_Entry], entry: _Entry) -> None:

@@ -9,8 +9,8 @@ to the caller's session; the caller commits (API: before responding; worker: per
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -59,6 +59,10 @@ class NewRule:
     expires_at: datetime | None = None
     # The creating process's EXECUTION_MODE: only a worker of this mode runs the rule.
     execution_mode: ExecutionMode = ExecutionMode.LIVE
+    # Issue 15: trailing in price units, activation price, OCO group.
+    trailing_amount: Decimal | None = None
+    activation_price: Decimal | None = None
+    oco_group_id: str | None = None
 
 
 def parse_action(text: str) -> RuleAction:
@@ -89,7 +93,20 @@ def to_snapshot(rule: TradeRule) -> RuleSnapshot:
         status=rule.status,
         trigger_source=rule.trigger_source,
         ts_next_attempt=rule.next_attempt_at,
+        trailing_amount=_optional_price(rule.trailing_amount),
+        activation_price=_optional_price(rule.activation_price),
+        activated=rule.activated_at is not None,
+        oco_group_id=rule.oco_group_id,
+        oco_paused_by=rule.oco_paused_by,
     )
+
+
+def _optional_price(value: float | None) -> Decimal | None:
+    return None if value is None else price_from_float(value)
+
+
+def _optional_float(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def _scoped(secret_id: str) -> sa.Select[TradeRule]:
@@ -173,6 +190,12 @@ async def create_rule(
         "next_attempt_at": None,
         "pending_approval_id": None,
         "execution_mode": new.execution_mode,
+        # Issue 15 columns.
+        "trailing_amount": _optional_float(new.trailing_amount),
+        "activation_price": _optional_float(new.activation_price),
+        "activated_at": None,
+        "oco_group_id": new.oco_group_id,
+        "oco_paused_by": None,
     }
     await lock_secret(session, secret_id, LockScope.RULE_CAP)
     connection = await session.connection()
@@ -189,6 +212,44 @@ async def create_rule(
     }
     await connection.execute(_INSERT_EVENT, event)
     return TradeRule(**values)
+
+
+async def create_bracket(
+    session: AsyncSession,
+    secret_id: str,
+    stop: NewRule,
+    take: NewRule,
+    *,
+    max_active_rules: int,
+    market_slug: str | None = None,
+    payload: Mapping[str, Any] | None = None,
+) -> tuple[str, list[TradeRule]]:
+    """Create a stop and a take-profit in one new OCO group; return (group id, [stop, take]).
+
+    Both in the caller's transaction: each counts toward ``max_active_rules`` (the second
+    insert sees the first), so ``RuleLimitReached`` leaves nothing once rolled back.
+    """
+    group_id = new_id()
+    rules = [
+        await create_rule(
+            session,
+            secret_id,
+            replace(new, oco_group_id=group_id),
+            max_active_rules=max_active_rules,
+            market_slug=market_slug,
+            payload=payload,
+        )
+        for new in (stop, take)
+    ]
+    return group_id, rules
+
+
+async def get_rules_by_ids(session: AsyncSession, rule_ids: Sequence[str]) -> list[TradeRule]:
+    """Worker and API side: rules by id (any tenant: callers pass ids they already own)."""
+    if not rule_ids:
+        return []
+    statement = sa.select(TradeRule).where(TradeRule.id.in_(rule_ids))
+    return list((await session.scalars(statement)).all())
 
 
 async def get_rules(

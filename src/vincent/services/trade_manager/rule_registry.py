@@ -1,7 +1,8 @@
 """The worker's in-memory rule state: the index, rules in flight or cooling down. No I/O.
 
 A rule is in exactly one place: the ``RuleIndex`` (watched), ``in_flight`` (fired, being
-executed) or ``cooling`` (a transient failure; watched again after its retry time). The
+executed), ``cooling`` (a transient failure; watched again after its retry time) or
+``paused`` (an OCO sibling of a fired rule: settled or released with that rule). The
 API's changes arrive through ``upsert``/``remove`` and are stamped with a sequence number so
 the poll tick's database snapshot, read earlier, never overwrites a newer in-process change.
 It counts the rules it holds per token, so the feed hears only of tokens gained or lost.
@@ -15,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
-from vincent.enums import TradeRuleType, TriggerSource
+from vincent.enums import TradeRuleStatus, TradeRuleType, TriggerSource
 from vincent.services.trade_manager.rule_index import PriceOutcome, RuleIndex
 from vincent.services.trade_manager.types import RuleAction, RuleSnapshot
 
@@ -56,6 +57,7 @@ class RuleRegistry:
         "_cooling",
         "_decimals",
         "_in_flight",
+        "_paused",
         "_persisted",
         "_rules_per_token",
         "_seq",
@@ -67,6 +69,8 @@ class RuleRegistry:
         self.index = RuleIndex()
         self._in_flight: dict[str, RuleSnapshot] = {}
         self._cooling: dict[str, RuleSnapshot] = {}
+        # OCO siblings of a fired rule (``oco_paused_by`` names it): not watched meanwhile.
+        self._paused: dict[str, RuleSnapshot] = {}
         self._seq = 0
         self._change_seq: dict[str, int] = {}
         # The trigger the database is known to hold, per trailing stop: tells a raise kept
@@ -92,6 +96,10 @@ class RuleRegistry:
     @property
     def cooling_count(self) -> int:
         return len(self._cooling)
+
+    def paused(self, rule_id: str) -> RuleSnapshot | None:
+        """The rule, when an OCO sibling's execution pauses it."""
+        return self._paused.get(rule_id)
 
     def tokens(self) -> frozenset[str]:
         """Tokens the feed must watch: indexed, in-flight and cooling rules' tokens."""
@@ -132,11 +140,82 @@ class RuleRegistry:
         self._unindex(rule_id)
 
     def apply_price(self, token_id: str, source: TriggerSource, price: Decimal) -> PriceOutcome:
-        """Apply a price; fired rules move to ``in_flight``."""
+        """Apply a price; fired rules move to ``in_flight``, their OCO siblings to ``paused``.
+
+        Of the rules of one group crossed by one price, only the first fires.
+        """
         outcome = self.index.apply_price(token_id, source, price)
+        if not outcome.fired:
+            return outcome
+        fired: list[RuleSnapshot] = []
         for rule in outcome.fired:
+            if rule.id in self._paused:
+                continue  # a sibling fired just before it, by the same price
             self._in_flight[rule.id] = rule
-        return outcome
+            fired.append(rule)
+            if rule.oco_group_id is not None:
+                self._pause_group(rule, outcome.fired)
+        if len(fired) == len(outcome.fired):
+            return outcome
+        return replace(outcome, fired=tuple(fired))
+
+    def _pause_group(self, fired: RuleSnapshot, batch: tuple[RuleSnapshot, ...]) -> None:
+        # Siblings held anywhere but in flight: indexed, cooling, or crossed by this price.
+        candidates = [*self.index.rules_for_token(fired.token_id), *batch]
+        candidates.extend(r for r in self._cooling.values() if r.token_id == fired.token_id)
+        for rule in candidates:
+            if (
+                rule.id == fired.id
+                or rule.oco_group_id != fired.oco_group_id
+                or rule.secret_id != fired.secret_id
+                or rule.id in self._in_flight
+                or rule.id in self._paused
+            ):
+                continue
+            # Moved, not dropped: the token's rule count does not change.
+            self.index.remove(rule.id)
+            self._cooling.pop(rule.id, None)
+            self._stamp(rule.id)
+            self._paused[rule.id] = replace(rule, oco_paused_by=fired.id, ts_next_attempt=None)
+
+    def held(self) -> list[RuleSnapshot]:
+        """Every rule watched, cooling or paused (not the ones being executed)."""
+        return [*self.watched(), *self._cooling.values(), *self._paused.values()]
+
+    def retire_token(self, token_id: str) -> list[RuleSnapshot]:
+        """The token's market ended: stop holding its rules (in flight ones finish alone)."""
+        rules = [
+            *self.index.rules_for_token(token_id),
+            *(r for r in self._cooling.values() if r.token_id == token_id),
+            *(r for r in self._paused.values() if r.token_id == token_id),
+        ]
+        for rule in rules:
+            self.remove(rule.id)
+        return rules
+
+    def release_group(self, fired_rule_id: str) -> list[RuleSnapshot]:
+        """The fired rule ended without a sell: its paused siblings are watched again."""
+        released = []
+        for rule in [r for r in self._paused.values() if r.oco_paused_by == fired_rule_id]:
+            del self._paused[rule.id]
+            self._stamp(rule.id)
+            rule = replace(rule, oco_paused_by=None)
+            self.index.upsert(rule)
+            if rule.id in self.index:
+                released.append(rule)
+            else:
+                self._count(rule.token_id, -1)
+        return released
+
+    def settle_group(self, fired_rule_id: str) -> list[str]:
+        """The fired rule sold: its paused siblings are CANCELED (in the database already)."""
+        settled = [r for r in self._paused.values() if r.oco_paused_by == fired_rule_id]
+        for rule in settled:
+            del self._paused[rule.id]
+            self._stamp(rule.id)
+            self._persisted.pop(rule.id, None)
+            self._count(rule.token_id, -1)
+        return [rule.id for rule in settled]
 
     def finish(self, rule_id: str) -> None:
         """An execution ended with the rule leaving ACTIVE (or settled elsewhere)."""
@@ -202,18 +281,31 @@ class RuleRegistry:
             seen.add(rule.id)
             if rule.id in self._in_flight or self._change_seq.get(rule.id, 0) > seq_before:
                 continue
+            paused = self._paused.get(rule.id)
+            if paused is not None and paused.oco_paused_by in self._in_flight:
+                continue  # its sibling's claim may not be committed yet
             current = self.index.get(rule.id)
             if current is None:
-                current = self._cooling.get(rule.id)
+                current = self._cooling.get(rule.id) or paused
             stored = rule.trigger_price
             if (
                 current is not None
                 and rule.rule_type is TradeRuleType.TRAILING_STOP
                 and self._persisted.get(rule.id) == stored
             ):
-                # Nobody else moved it: keep the raise we hold in memory (flushed later).
-                rule = replace(rule, trigger_price=current.trigger_price)
+                # Nobody else moved it: keep the raise (and activation) we hold in memory,
+                # flushed later.
+                rule = replace(
+                    rule,
+                    trigger_price=current.trigger_price,
+                    activated=rule.activated or current.activated,
+                )
             self._set_persisted(rule, stored)
+            if rule.oco_paused_by is not None:
+                if paused != rule:
+                    self._index(rule)  # held in ``paused`` (another process fired a sibling)
+                    upserted += 1
+                continue
             if rule.ts_next_attempt is not None and rule.ts_next_attempt > now:
                 if self._cooling.get(rule.id) != rule:
                     rule = self._compact(rule)
@@ -235,7 +327,7 @@ class RuleRegistry:
         ]
         stale.extend(
             rule_id
-            for rule_id in self._cooling
+            for rule_id in (*self._cooling, *self._paused)
             if rule_id not in seen and self._change_seq.get(rule_id, 0) <= seq_before
         )
         for rule_id in stale:
@@ -259,16 +351,22 @@ class RuleRegistry:
             self._persisted.pop(rule.id, None)
 
     def _index(self, rule: RuleSnapshot) -> None:
-        """Put ``rule`` in the index (or out of it when not ACTIVE), leaving cooling."""
+        """Put ``rule`` in the index (or out of it when not ACTIVE), leaving cooling; a rule
+        an OCO sibling pauses goes to ``paused`` instead."""
         self._drop_cooling(rule.id)
         self._unindex(rule.id)
         rule = self._compact(rule)
+        if rule.oco_paused_by is not None:
+            if rule.status is TradeRuleStatus.ACTIVE:
+                self._paused[rule.id] = rule
+                self._count(rule.token_id, 1)
+            return
         self.index.upsert(rule)
         if rule.id in self.index:
             self._count(rule.token_id, 1)
 
     def _unindex(self, rule_id: str) -> None:
-        rule = self.index.remove(rule_id)
+        rule = self.index.remove(rule_id) or self._paused.pop(rule_id, None)
         if rule is not None:
             self._count(rule.token_id, -1)
 

@@ -2,6 +2,8 @@
 
 Mirrors the seed (``monitoringWorker.ts``): candidate = price * (1 - trailing_percent/100),
 capped at 0.99 and rounded to 4 decimals half up (JS ``Math.round`` on positive numbers).
+A trail in price units (``trailing_amount``) uses candidate = price - amount, same rounding
+and cap. A stop with an activation price is dormant until the price first reaches it.
 """
 
 from __future__ import annotations
@@ -71,3 +73,88 @@ def _threshold(current_trigger: Decimal, trailing_percent: Decimal) -> Decimal |
     next_step = (current_trigger / STEP).to_integral_value(rounding=ROUND_FLOOR) * STEP + STEP
     # Half up: the candidate reaches next_step once price * factor >= next_step - half a step.
     return ((next_step - _HALF_STEP) / factor).quantize(_THRESHOLD_QUANTUM, rounding=ROUND_FLOOR)
+
+
+# --------------------------------------------------------------------------- trail in price units
+
+_amount_candidates: dict[tuple[Decimal, Decimal], Decimal] = {}
+
+
+def amount_candidate(price: Decimal, trailing_amount: Decimal) -> Decimal:
+    """Return the trigger a trailing stop ``trailing_amount`` below ``price`` would have.
+
+    4 dp rounded half up (as the percent trail: a stop a sliver higher protects the holder),
+    at most 0.99; may be zero or negative for a price under the trail (never a raise).
+    """
+    key = (price, trailing_amount)
+    candidate = _amount_candidates.get(key)
+    if candidate is None:
+        if len(_amount_candidates) >= _MAX_REMEMBERED:
+            _amount_candidates.clear()
+        candidate = min(MAX_TRIGGER, price - trailing_amount).quantize(STEP, rounding=ROUND_HALF_UP)
+        _amount_candidates[key] = candidate
+    return candidate
+
+
+def amount_threshold(current_trigger: Decimal, trailing_amount: Decimal) -> Decimal | None:
+    """The lowest price that raises a trigger trailing by ``trailing_amount`` (exact).
+
+    None when the trigger is already at the cap.
+    """
+    if current_trigger >= MAX_TRIGGER:
+        return None
+    next_step = (current_trigger / STEP).to_integral_value(rounding=ROUND_FLOOR) * STEP + STEP
+    # Half up: price - amount reaches next_step once it is at least next_step - half a step.
+    return next_step - _HALF_STEP + trailing_amount
+
+
+# --------------------------------------------------------------------------- either trail
+
+
+def trail_candidate(
+    price: Decimal, trailing_percent: Decimal | None, trailing_amount: Decimal | None
+) -> Decimal:
+    """The candidate trigger at ``price`` for a percent trail or an amount trail."""
+    if trailing_amount is not None:
+        return amount_candidate(price, trailing_amount)
+    if trailing_percent is None:
+        raise ValueError("a trailing stop needs trailing_percent or trailing_amount")
+    return trailing_candidate(price, trailing_percent)
+
+
+def trail_ratchet(
+    current_trigger: Decimal,
+    price: Decimal,
+    trailing_percent: Decimal | None,
+    trailing_amount: Decimal | None,
+) -> Decimal | None:
+    """Return the raised trigger, or None when it would not be strictly higher."""
+    candidate = trail_candidate(price, trailing_percent, trailing_amount)
+    return candidate if candidate > current_trigger else None
+
+
+def trail_threshold(
+    current_trigger: Decimal, trailing_percent: Decimal | None, trailing_amount: Decimal | None
+) -> Decimal | None:
+    """A price at or below the lowest price that raises the trigger (None: nothing can)."""
+    if trailing_amount is not None:
+        return amount_threshold(current_trigger, trailing_amount)
+    if trailing_percent is None:
+        return None
+    return ratchet_threshold(current_trigger, trailing_percent)
+
+
+def activation_trigger(
+    trigger_price: Decimal,
+    price: Decimal,
+    trailing_percent: Decimal | None,
+    trailing_amount: Decimal | None,
+) -> Decimal:
+    """The trigger of a dormant stop activated at ``price``: the larger of its trigger and
+    the price less the trail."""
+    return max(trigger_price, trail_candidate(price, trailing_percent, trailing_amount))
+
+
+def reaches_activation(activation_price: Decimal, price: Decimal) -> bool:
+    """Whether ``price`` reaches the activation price (inclusive, like every trigger)."""
+    return price >= activation_price

@@ -1,7 +1,8 @@
 """Bulk trailing-stop writes: raise many triggers with one statement per chunk of rules.
 
 Only raises: a level lands only on an ACTIVE trailing stop whose stored trigger is lower.
-Writes no events and never commits; the caller owns the transaction.
+Activations land once (``activated_at`` only where NULL). Writes no events and never
+commits; the caller owns the transaction.
 """
 
 from __future__ import annotations
@@ -97,3 +98,30 @@ async def raise_trailing_triggers(
         result = await session.execute(_raise_statement(rows), params)
         moved.update(result.scalars().all())
     return moved
+
+
+async def activate_trailing_stops(
+    session: AsyncSession, rule_ids: Sequence[str], now: datetime
+) -> set[str]:
+    """Mark dormant ACTIVE trailing stops activated; return the ones this call woke.
+
+    ``activated_at`` is written only where it is still NULL, so an activation seen twice
+    (a flush retried, a claim after a flush) is stored and reported once.
+    """
+    woken: set[str] = set()
+    for chunk in chunked(list(rule_ids), CHUNK_ROWS):
+        result = await session.execute(
+            sa.update(TradeRule)
+            .where(
+                TradeRule.id.in_(chunk),
+                TradeRule.status == TradeRuleStatus.ACTIVE,
+                TradeRule.rule_type == TradeRuleType.TRAILING_STOP,
+                TradeRule.activation_price.is_not(None),
+                TradeRule.activated_at.is_(None),
+            )
+            .values(activated_at=now, updated_at=now)
+            .returning(TradeRule.id)
+            .execution_options(synchronize_session=False)
+        )
+        woken.update(result.scalars().all())
+    return woken

@@ -60,22 +60,44 @@ class RuleSnapshot:
     trigger_source: TriggerSource = TriggerSource.MIDPOINT
     # Retry backoff after a transient execution error: not eligible before this instant.
     ts_next_attempt: datetime | None = None
+    # Trailing stops: the trail in price units (instead of ``trailing_percent``), and the
+    # price the stop waits for before it watches at all (``dormant`` until then).
+    trailing_amount: Decimal | None = None
+    activation_price: Decimal | None = None
+    activated: bool = False
+    # OCO: the group this rule belongs to, and the group rule whose execution pauses it.
+    oco_group_id: str | None = None
+    oco_paused_by: str | None = None
 
-    def with_trigger_price(self, trigger_price: Decimal) -> RuleSnapshot:
-        """Return a copy with another trigger: ``dataclasses.replace`` at a third of the cost
-        (the rule index makes one per trailing raise)."""
+    @property
+    def dormant(self) -> bool:
+        """A trailing stop still waiting for its activation price: it neither fires nor
+        ratchets."""
+        return self.activation_price is not None and not self.activated
+
+    def with_trigger_price(
+        self, trigger_price: Decimal, *, activated: bool = False
+    ) -> RuleSnapshot:
+        """Return a copy with another trigger (and activated, when asked):
+        ``dataclasses.replace`` at a third of the cost (the rule index makes one per raise)."""
+        # Positional: the field order above (faster than keywords on the hot path).
         return RuleSnapshot(
-            id=self.id,
-            secret_id=self.secret_id,
-            rule_type=self.rule_type,
-            market_id=self.market_id,
-            token_id=self.token_id,
-            trigger_price=trigger_price,
-            trailing_percent=self.trailing_percent,
-            action=self.action,
-            status=self.status,
-            trigger_source=self.trigger_source,
-            ts_next_attempt=self.ts_next_attempt,
+            self.id,
+            self.secret_id,
+            self.rule_type,
+            self.market_id,
+            self.token_id,
+            trigger_price,
+            self.trailing_percent,
+            self.action,
+            self.status,
+            self.trigger_source,
+            self.ts_next_attempt,
+            self.trailing_amount,
+            self.activation_price,
+            self.activated or activated,
+            self.oco_group_id,
+            self.oco_paused_by,
         )
 
 

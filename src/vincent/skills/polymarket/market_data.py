@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from vincent.skills.polymarket.errors import MarketClosed, SkillError
 from vincent.skills.polymarket.http import JsonGetter, NotFoundOnExchange, path_segment
+from vincent.skills.polymarket.market_state import MarketState, parse_market_state
 from vincent.skills.polymarket.types import BookLevel, OrderBook
 
 logger = logging.getLogger(__name__)
@@ -128,6 +129,21 @@ class MarketData:
         if not isinstance(payload, dict):
             raise SkillError("GET /markets answered an unexpected shape")
         return payload
+
+    async def get_market_state(self, condition_id: str) -> MarketState | None:
+        """The market's trading state; None when the exchange does not know the market."""
+        try:
+            payload = await self.get_market(condition_id)
+        except NotFoundOnExchange:
+            return None
+        return parse_market_state(condition_id, payload)
+
+    async def market_of_token(self, token_id: str) -> str | None:
+        """The condition id of the token's market (cached); None for an unknown token."""
+        try:
+            return await self.condition_id_for(token_id)
+        except NotFoundOnExchange:
+            return None
 
     async def condition_id_for(self, token_id: str) -> str:
         cached = self._condition_by_token.get(token_id)

@@ -40,6 +40,7 @@ from vincent.skills.polymarket.errors import (
 from vincent.skills.polymarket.execution import Executor
 from vincent.skills.polymarket.http import JsonGetter
 from vincent.skills.polymarket.market_data import MarketData
+from vincent.skills.polymarket.market_state import MarketState
 from vincent.skills.polymarket.orders import LiveOrders, warm_sdk_market
 from vincent.skills.polymarket.types import (
     AttemptOutcome,
@@ -260,6 +261,14 @@ class PolymarketSkill:
 
     async def lookup_market_slug(self, condition_id: str) -> str | None:
         return await self._market_data.lookup_market_slug(condition_id)
+
+    async def get_market_state(self, condition_id: str) -> MarketState | None:
+        """Closed / accepting orders / winner of a market; None when it is unknown."""
+        return await self._market_data.get_market_state(condition_id)
+
+    async def market_of_token(self, token_id: str) -> str | None:
+        """The condition id of a token's market (cached, bounded); None when unknown."""
+        return await self._market_data.market_of_token(token_id)
 
     async def prepare(self, secret_id: str, token_id: str) -> None:
         """Warm the secret's SDK client and the token's market info before a first order.

@@ -1,0 +1,136 @@
+"""OCO groups (one cancels the other): the group's transitions, in the caller's transaction.
+
+A group is rules of one secret and one token sharing ``oco_group_id``. When one fires, its
+claim pauses the others (``oco_paused_by`` = the fired rule, still ACTIVE) so they cannot
+fire while it executes; when its sell fills they become CANCELED (``RULE_CANCELED``
+``{"reason": "oco", "firedRuleId"}``); when it ends without selling they watch again. Every
+write is one conditional UPDATE, committed with the fired rule's own transition, so a crash
+leaves the group exactly as consistent as the rule (reconciliation settles both at once).
+Never commits; the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vincent.db.base import utcnow
+from vincent.db.models import TradeRule
+from vincent.enums import TradeRuleEventType, TradeRuleStatus
+from vincent.errors import ValidationFailed
+from vincent.services.trade_manager.event_logger import log_event
+from vincent.services.trade_manager.rule_manager import mark_rule_triggered
+from vincent.services.trade_manager.types import RuleSnapshot
+
+OCO_REASON = "oco"
+
+
+async def check_group_token(
+    session: AsyncSession, secret_id: str, group_id: str, token_id: str
+) -> None:
+    """Refuse a rule joining a group that holds another token's rules (400, ``ocoGroupId``)."""
+    other = (
+        await session.execute(
+            sa.select(TradeRule.token_id)
+            .where(
+                TradeRule.secret_id == secret_id,
+                TradeRule.oco_group_id == group_id,
+                TradeRule.token_id != token_id,
+            )
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if other is not None:
+        message = (
+            f"ocoGroupId {group_id} holds rules of token {other}: a group is one token's "
+            f"rules, was tokenId {token_id}"
+        )
+        raise ValidationFailed(
+            message, details=[{"code": "custom", "path": ["ocoGroupId"], "message": message}]
+        )
+
+
+async def claim_rule(session: AsyncSession, rule: RuleSnapshot, now: datetime) -> bool:
+    """Claim ``rule`` (ACTIVE → TRIGGERED) and pause its group. True only for the one winner.
+
+    A rule paused by a sibling cannot be claimed. On PostgreSQL the group's rows are locked
+    in id order first, so two siblings firing at once queue instead of deadlocking (SQLite
+    serialises writers anyway).
+    """
+    group_id = rule.oco_group_id
+    if group_id is None:
+        return await mark_rule_triggered(session, rule.id, now)
+    in_group = (TradeRule.secret_id == rule.secret_id, TradeRule.oco_group_id == group_id)
+    if (await session.connection()).dialect.name == "postgresql":
+        await session.execute(
+            sa.select(TradeRule.id).where(*in_group).order_by(TradeRule.id).with_for_update()
+        )
+    claimed = await session.execute(
+        sa.update(TradeRule)
+        .where(
+            TradeRule.id == rule.id,
+            TradeRule.status == TradeRuleStatus.ACTIVE,
+            TradeRule.oco_paused_by.is_(None),
+        )
+        .values(status=TradeRuleStatus.TRIGGERED, triggered_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(claimed) != 1:
+        return False
+    await session.execute(
+        sa.update(TradeRule)
+        .where(
+            *in_group,
+            TradeRule.id != rule.id,
+            TradeRule.status == TradeRuleStatus.ACTIVE,
+        )
+        .values(oco_paused_by=rule.id, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return True
+
+
+async def cancel_paused_siblings(
+    session: AsyncSession, fired_rule_id: str, now: datetime | None = None
+) -> list[str]:
+    """The fired rule sold: its paused siblings → CANCELED with ``RULE_CANCELED`` (oco)."""
+    now = now or utcnow()
+    result = await session.execute(
+        sa.update(TradeRule)
+        .where(
+            TradeRule.oco_paused_by == fired_rule_id,
+            TradeRule.status == TradeRuleStatus.ACTIVE,
+        )
+        .values(status=TradeRuleStatus.CANCELED, oco_paused_by=None, updated_at=now)
+        .returning(TradeRule.id)
+        .execution_options(synchronize_session=False)
+    )
+    canceled = list(result.scalars().all())
+    for rule_id in canceled:
+        log_event(
+            session,
+            rule_id,
+            TradeRuleEventType.RULE_CANCELED,
+            {"reason": OCO_REASON, "firedRuleId": fired_rule_id},
+        )
+    return canceled
+
+
+async def release_paused_siblings(
+    session: AsyncSession, fired_rule_id: str, now: datetime | None = None
+) -> list[str]:
+    """The fired rule ended without a sell: its siblings watch again."""
+    result = await session.execute(
+        sa.update(TradeRule)
+        .where(TradeRule.oco_paused_by == fired_rule_id)
+        .values(oco_paused_by=None, updated_at=now or utcnow())
+        .returning(TradeRule.id)
+        .execution_options(synchronize_session=False)
+    )
+    return list(result.scalars().all())
+
+
+def _rowcount(result: object) -> int:
+    return int(getattr(result, "rowcount", 0))
