@@ -155,3 +155,18 @@ def test_a_group_never_has_two_rules_in_flight_and_a_rule_is_in_one_place(
             assert places <= 1
         paused_by = {registry.paused(r.id).oco_paused_by for r in group if registry.paused(r.id)}  # type: ignore[union-attr]
         assert paused_by <= registry.in_flight
+
+
+def test_a_late_snapshot_from_before_the_claim_never_unpauses_a_sibling() -> None:
+    registry = bracket()
+    registry.apply_price("token-1", MID, Decimal("0.35"))
+
+    # A notification read before the claim paused it: the sibling as it was then.
+    stale = grouped("take", TradeRuleType.TAKE_PROFIT, "0.60")
+    assert registry.upsert(stale) is False
+    fired = registry.apply_price("token-1", MID, Decimal("0.70")).fired
+
+    assert registry.index.get("take") is None
+    paused = registry.paused("take")
+    assert paused is not None and paused.oco_paused_by == "stop"
+    assert [r.id for r in fired] == ["alone"]

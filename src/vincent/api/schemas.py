@@ -38,7 +38,7 @@ TOKEN_ID_MAX_DIGITS = 100
 MARKET_ID_MAX_LENGTH = 100
 ID_MAX_LENGTH = 100
 _TOKEN_ID = re.compile(rf"[0-9]{{1,{TOKEN_ID_MAX_DIGITS}}}")
-_CONDITION_ID = re.compile(r"0x[0-9a-fA-F]{64}")
+_CONDITION_ID = re.compile(r"0[xX][0-9a-fA-F]{64}")
 # Anything printable except what would change a URL's meaning (/ ? # %) or split a word.
 _SHORT_ID = re.compile(rf"[^/?#%\s\x00-\x1f\x7f]{{1,{MARKET_ID_MAX_LENGTH}}}")
 

@@ -129,6 +129,14 @@ class RuleRegistry:
         if rule.id in self._in_flight:
             self._drop_cooling(rule.id)
             return False
+        paused = self._paused.get(rule.id)
+        if paused is not None and paused.oco_paused_by in self._in_flight:
+            # Its sibling's execution holds it: a snapshot read before that claim (a late
+            # notification) must not make it watched; the execution's outcome decides.
+            self._paused[rule.id] = replace(
+                self._compact(rule), oco_paused_by=paused.oco_paused_by, ts_next_attempt=None
+            )
+            return False
         self._index(rule)
         return True
 
