@@ -15,6 +15,7 @@ from vincent.api.errors import install_error_handlers
 from vincent.api.middleware import BodySizeLimitMiddleware, TraceIdMiddleware
 from vincent.api.rate_limit import FixedWindowLimiter, RateLimitMiddleware
 from vincent.api.routes import admin, health, polymarket, polymarket_trading
+from vincent.api.routes import secrets as secrets_routes
 from vincent.api.rule_changes import RuleChangeSubscriber
 from vincent.api.state import AppState
 from vincent.api.worker_status_file import StatusReader, publish_status
@@ -91,6 +92,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(polymarket.router)
+    app.include_router(secrets_routes.create_router(settings, keybox))
     _include_skill_routers(app)
     catch_all = APIRouter(prefix="/api/skills/polymarket")
     polymarket.include_catch_all(catch_all)

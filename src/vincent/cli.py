@@ -309,6 +309,32 @@ def secrets_list() -> None:
     _print_json(run_db(settings_or_exit(), work))
 
 
+@secrets_app.command("claim")
+def secrets_claim(
+    token: Annotated[str, typer.Argument(help="The claim token, or the whole claim URL")],
+) -> None:
+    """Claim an agent-created secret with its one-time claim token; print the secret."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from vincent.services.secrets import claim_secret
+
+    if "token=" in token:
+        token = parse_qs(urlsplit(token).query).get("token", [""])[0]
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        secret = await claim_secret(session, token)
+        assert secret.claimed_at is not None
+        return {
+            "secretId": secret.id,
+            "memo": secret.memo,
+            "walletAddress": secret.funder_address,
+            "claimed": True,
+            "claimedAt": secret.claimed_at.isoformat(),
+        }
+
+    _print_json(run_db(settings_or_exit(), work))
+
+
 @keys_app.command("create")
 def keys_create(secret_id: str, name: Annotated[str | None, typer.Option()] = None) -> None:
     """Issue another API key for a secret; the key is printed once."""

@@ -14,6 +14,8 @@
     │   └── SecretNotFound
     ├── Conflict
     ├── InvalidSecretType              the secret is not a POLYMARKET_WALLET
+    ├── TooManyRequests                a client past a limit (RATE_LIMIT_EXCEEDED)
+    ├── NotImplementedHere             an original endpoint this server cannot serve
     └── ConfigurationError             settings that cannot work
 
 The skill's trading errors (transient vs permanent) live in
@@ -101,6 +103,16 @@ class Conflict(VincentError):
 class InvalidSecretType(VincentError):
     code = "INVALID_TYPE"
     default_message = "Secret is not a POLYMARKET_WALLET"
+
+
+class TooManyRequests(VincentError):
+    code = "RATE_LIMIT_EXCEEDED"
+    default_message = "Too many requests"
+
+
+class NotImplementedHere(VincentError):
+    code = "NOT_IMPLEMENTED"
+    default_message = "Not implemented on this server"
 
 
 class ConfigurationError(VincentError):
