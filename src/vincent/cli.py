@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -357,6 +358,39 @@ def keys_revoke(key_id: str) -> None:
         return {"id": row.id, "revokedAt": row.revoked_at}
 
     _print_json(run_db(settings_or_exit(), work))
+
+
+@app.command("mcp")
+def mcp_stdio(
+    url: Annotated[
+        str, typer.Option(help="The Vincent server the tools call")
+    ] = "http://127.0.0.1:3000",
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--api-key-file", help="File holding your ssk_ API key (else VINCENT_API_KEY)"
+        ),
+    ] = None,
+) -> None:
+    """Serve the trade-manager MCP tools over stdio (for agents that spawn their tools)."""
+    from vincent.mcp.rest_client import RestError
+    from vincent.mcp.stdio import serve_stdio
+
+    if api_key_file is not None:
+        try:
+            api_key = api_key_file.read_text().strip()
+        except OSError as error:
+            _fail(f"cannot read --api-key-file {api_key_file}: {error.strerror}")
+    else:
+        api_key = os.environ.get("VINCENT_API_KEY", "").strip()
+    if not api_key:
+        _fail("no API key: pass --api-key-file PATH or set VINCENT_API_KEY")
+    try:
+        asyncio.run(serve_stdio(url, api_key))
+    except RestError as error:
+        _fail(f"{url} refused to start the MCP tools: {error.code}: {error.message}", 1)
+    except KeyboardInterrupt:
+        pass
 
 
 @app.command()
