@@ -41,6 +41,8 @@ Automated exit rules (stop-loss, take-profit, trailing stop) on Polymarket posit
 Authenticate with `Authorization: Bearer <Vincent Polymarket API key>`.
 Every response is `{"success": true, "data": ...}` or
 `{"success": false, "error": {"code", "message", "details"}}`.
+Agents without a key create one with `POST /api/secrets` (no auth). The same tools are
+served over MCP (streamable HTTP) at `/mcp` with the same Bearer key; see SKILL.md.
 """
 
 SkillFactory = Callable[[Settings, SessionFactory, KeyBox], PolymarketSkill]

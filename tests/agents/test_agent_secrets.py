@@ -205,3 +205,12 @@ async def test_two_claims_with_one_token_one_wins(session_factory: SessionFactor
     results = await asyncio.gather(claim(), claim())
 
     assert sorted(results) == sorted([created.secret.id, "refused"])
+
+
+def test_openapi_documents_the_secret_routes_and_mcp(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+
+    create = spec["paths"]["/api/secrets"]["post"]
+    assert {"201", "400", "403", "429"} <= set(create["responses"])
+    assert "501" in spec["paths"]["/api/secrets/relink"]["post"]["responses"]
+    assert "/mcp" in spec["info"]["description"]

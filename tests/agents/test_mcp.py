@@ -20,10 +20,12 @@ import httpx
 import httpx2
 import pytest
 import uvicorn
+from fastapi.testclient import TestClient
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from pydantic import SecretStr
 
+from tests.api.conftest import api_settings
 from tests.engine.live import is_connected, open_market, worker_settings
 from tests.helpers import TEST_ENCRYPTION_KEY, Tenant, make_tenant
 from tests.skill.conftest import MarketIds
@@ -293,3 +295,16 @@ async def test_a_wrong_key_is_refused_over_stdio(served: Served) -> None:
     assert stdout == b""
     assert b"UNAUTHORIZED: Invalid or revoked API key" in stderr
     assert b"ssk_" not in stderr
+
+
+def test_mcp_requests_count_against_the_request_limit(database_url: str) -> None:
+    settings = api_settings(database_url, rate_limit_max_requests=3)
+    listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    with TestClient(create_app(settings, skill_factory=None)) as client:
+        answers = [
+            client.post("/mcp", json=listing, headers={"Authorization": "Bearer ssk_x"})
+            for _ in range(4)
+        ]
+
+    assert [a.status_code for a in answers] == [401, 401, 401, 429]
+    assert answers[3].json()["error"]["code"] == "RATE_LIMIT_EXCEEDED"
