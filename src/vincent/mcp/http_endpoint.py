@@ -9,9 +9,10 @@ any API process can answer any MCP request.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -53,9 +54,32 @@ class McpEndpoint:
             transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         )
 
-    def running(self) -> AbstractAsyncContextManager[None]:
-        """The session manager's task group, entered by the app's lifespan."""
-        return self.server.session_manager.run()
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Run the session manager (its task group) while the app's lifespan lasts.
+
+        The task group lives in a task of its own: an anyio cancel scope must be left by the
+        task that entered it, and a lifespan may be entered and left by different tasks.
+        """
+        started = asyncio.Event()
+        stop = asyncio.Event()
+
+        async def hold() -> None:
+            async with self.server.session_manager.run():
+                started.set()
+                await stop.wait()
+
+        task = asyncio.create_task(hold(), name="mcp-session-manager")
+        waiter = asyncio.create_task(started.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            waiter.cancel()
+            task.result()  # raises what stopped it
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,7 +117,10 @@ class McpEndpoint:
             if name in (b"authorization", b"x-forwarded-for")
         }
         client_address = scope.get("client") or ("127.0.0.1", 0)
-        transport = httpx.ASGITransport(app=self._app, client=tuple(client_address))
+        # A crash in a route is its 500 envelope here (INTERNAL_ERROR), as over the network.
+        transport = httpx.ASGITransport(
+            app=self._app, client=tuple(client_address), raise_app_exceptions=False
+        )
         async with httpx.AsyncClient(
             transport=transport, base_url="http://vincent", headers=forwarded
         ) as client:
