@@ -9,6 +9,7 @@ defaults and checks apply unchanged. Results are structured content (the envelop
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any, Literal
@@ -70,9 +71,12 @@ def _present(**fields: Any) -> dict[str, Any]:
 
 def build_mcp_server(client_for: ClientFor, secret_id_for: SecretIdFor) -> MCPServer:
     """The MCP server with every tool; ``client_for`` binds a call to its caller's key."""
-    server = MCPServer(
-        "vincent-trade-manager", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING"
-    )
+    # The SDK's constructor calls logging.basicConfig; logging is the entry point's to set up.
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    server = MCPServer("vincent-trade-manager", instructions=INSTRUCTIONS, version=__version__)
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
     async def call(
         ctx: Context[Any, Any],
