@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 from typer.testing import CliRunner
 
@@ -214,3 +215,27 @@ def test_openapi_documents_the_secret_routes_and_mcp(client: TestClient) -> None
     assert {"201", "400", "403", "429"} <= set(create["responses"])
     assert "501" in spec["paths"]["/api/secrets/relink"]["post"]["responses"]
     assert "/mcp" in spec["info"]["description"]
+
+
+def test_unclaimed_secret_trades_but_its_key_cannot_change_policies_or_approvals(
+    database_url: str,
+) -> None:
+    settings = api_settings(database_url, vincent_admin_token=SecretStr("owner-token"))
+    with TestClient(create_app(settings)) as client:
+        data = _create(client).json()["data"]
+        agent = {"Authorization": f"Bearer {data['apiKey']['key']}"}
+        policy = f"/api/admin/secrets/{data['secret']['id']}/policies/REQUIRE_APPROVAL"
+
+        by_agent = client.put(policy, json={"enabled": True}, headers=agent)
+        approvals = client.get("/api/admin/approvals", headers=agent)
+        rule = client.post(RULES, json=stop_loss(), headers=agent)
+        by_owner = client.put(
+            policy, json={"enabled": True}, headers={"Authorization": "Bearer owner-token"}
+        )
+
+    assert by_agent.status_code == approvals.status_code == 403
+    assert by_agent.json()["error"]["message"] == "Agent API keys cannot use the admin API"
+    assert rule.status_code == 201
+    assert by_owner.status_code == 200
+    [row] = _secrets(database_url)
+    assert row.claimed_at is None
