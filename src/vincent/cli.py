@@ -388,7 +388,7 @@ def mcp_stdio(
     try:
         asyncio.run(serve_stdio(url, api_key))
     except RestError as error:
-        _fail(f"{url} refused to start the MCP tools: {error.code}: {error.message}", 1)
+        _fail(f"cannot serve the MCP tools with {url}: {error.code}: {error.message}", 1)
     except KeyboardInterrupt:
         pass
 
