@@ -21,10 +21,10 @@ import httpx2
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
-from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from pydantic import SecretStr
 
+from mcp import Client, StdioServerParameters
 from tests.api.conftest import api_settings
 from tests.engine.live import is_connected, open_market, worker_settings
 from tests.helpers import TEST_ENCRYPTION_KEY, Tenant, make_tenant
@@ -161,7 +161,7 @@ async def _error(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
     return result.structured_content
 
 
-def _stop_loss(served: Served, trigger: float) -> dict[str, Any]:
+def _stop_loss(served: Served, trigger: object) -> dict[str, Any]:
     return {
         "ruleType": "STOP_LOSS",
         "marketId": served.market.condition_id,
@@ -202,6 +202,10 @@ async def test_errors_carry_the_envelope_code_and_message(served: Served, connec
     async with connect(served.alice) as client, asyncio.timeout(TIMEOUT_S):
         missing = await _error(client, "get_rule", ruleId="c-no-such-rule")
         invalid = await _error(client, "create_rule", **_stop_loss(served, 1.5))
+        without_type = {k: v for k, v in _stop_loss(served, 0.2).items() if k != "ruleType"}
+        missing_field = await _error(client, "create_rule", **without_type)
+        wrong_type = await _error(client, "create_rule", **_stop_loss(served, "0.4"))
+        no_rule_id = await _error(client, "get_rule")
         rule = await _call(client, "create_rule", **_stop_loss(served, 0.2))
         moved = await _call(client, "update_rule", ruleId=rule["id"], triggerPrice=0.25)
         canceled = await _call(client, "cancel_rule", ruleId=rule["id"])
@@ -211,6 +215,19 @@ async def test_errors_carry_the_envelope_code_and_message(served: Served, connec
     assert invalid["code"] == "VALIDATION_ERROR"
     assert invalid["message"] == "Validation failed"
     assert invalid["details"][0]["path"] == ["triggerPrice"]
+    # Arguments are the REST API's to check: its codes, messages and Zod-style details.
+    assert missing_field["code"] == wrong_type["code"] == "VALIDATION_ERROR"
+    assert missing_field["details"][0]["path"] == ["ruleType"]
+    assert wrong_type["details"][0]["path"] == ["triggerPrice"]
+    assert "received string" in wrong_type["details"][0]["message"]
+    assert no_rule_id["details"] == [
+        {
+            "expected": "string",
+            "code": "invalid_type",
+            "path": ["ruleId"],
+            "message": "Invalid input: expected string, received undefined",
+        }
+    ]
     assert moved["triggerPrice"] == 0.25
     assert canceled["status"] == "CANCELED"
     assert again["code"] == "BAD_REQUEST"

@@ -12,10 +12,11 @@ import json
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
@@ -38,9 +39,6 @@ code (VALIDATION_ERROR, NOT_FOUND, ...) and message.
 
 READ_ONLY = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
 CHANGES = ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint=False)
-
-RuleId = Annotated[str, Field(description="The rule's id (the `id` of a rule object)")]
-TokenId = Annotated[str, Field(description="Outcome token id (decimal string)")]
 
 
 def _result(answer: RestAnswer) -> CallToolResult:
@@ -69,64 +67,88 @@ def _present(**fields: Any) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
+def _arg(description: str, **schema: Any) -> Any:
+    """A tool argument the REST API validates: declared loosely (any JSON value, default
+    absent) so a wrong or missing one gets the REST API's VALIDATION_ERROR, not the SDK's;
+    ``schema`` still tells the agent its JSON type."""
+    return Field(default=None, description=description, json_schema_extra=schema)
+
+
+def _segment(name: str, value: Any) -> str:
+    """A path argument (the REST API sees no body field for it): a non-empty string."""
+    if isinstance(value, str) and value:
+        return path_segment(value)
+    received = "undefined" if value is None else type(value).__name__
+    issue = {
+        "expected": "string",
+        "code": "invalid_type",
+        "path": [name],
+        "message": f"Invalid input: expected string, received {received}",
+    }
+    raise RestError(400, "VALIDATION_ERROR", "Validation failed", [issue])
+
+
+RULE_ID = "The rule's id (the `id` of a rule object)"
+TOKEN_ID = "Outcome token id (decimal string)"
+PRICE_RANGE = "strictly between 0 and 1 (0.4 = 40 cents a share)"
+# Required arguments per tool, as the REST API requires them (declared, checked by REST).
+REQUIRED = {
+    "create_rule": ["ruleType", "marketId", "tokenId", "triggerPrice", "action"],
+    "get_rule": ["ruleId"],
+    "update_rule": ["ruleId", "triggerPrice"],
+    "cancel_rule": ["ruleId"],
+    "orderbook": ["tokenId"],
+    "midpoint": ["tokenId"],
+    "place_bet": ["tokenId", "side", "amount"],
+}
+
+
 def build_mcp_server(client_for: ClientFor, secret_id_for: SecretIdFor) -> MCPServer:
     """The MCP server with every tool; ``client_for`` binds a call to its caller's key."""
-    # The SDK's constructor calls logging.basicConfig; logging is the entry point's to set up.
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    server = MCPServer("vincent-trade-manager", instructions=INSTRUCTIONS, version=__version__)
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
     async def call(
         ctx: Context[Any, Any],
         method: str,
         path: str,
         *,
+        segments: dict[str, Any] | None = None,
         body: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
     ) -> CallToolResult:
         try:
+            for name, value in (segments or {}).items():
+                path = path.replace("{" + name + "}", _segment(name, value))
             async with client_for(ctx) as client:
                 answer = await client.request(method, path, json=body, params=params)
         except RestError as error:
             return _error(error)
         return _result(answer)
 
-    @server.tool(annotations=CHANGES)
     async def create_rule(
         ctx: Context[Any, Any],
-        ruleType: Annotated[
-            str,
-            Field(
-                description="STOP_LOSS (sell when price <= triggerPrice), TAKE_PROFIT (sell "
-                "when price >= triggerPrice) or TRAILING_STOP (trigger follows the highest "
-                "price seen at trailingPercent below it, never down)"
-            ),
-        ],
-        marketId: Annotated[str, Field(description="The market's condition id (0x...)")],
-        tokenId: TokenId,
-        triggerPrice: Annotated[
-            float, Field(description="Trigger price, strictly between 0 and 1 (0.4 = 40 cents)")
-        ],
-        action: Annotated[
-            dict[str, Any],
-            Field(
-                description='{"type": "SELL_ALL"} (every share held) or {"type": '
-                '"SELL_PARTIAL", "amount": N} (N shares)'
-            ),
-        ],
-        trailingPercent: Annotated[
-            float | None,
-            Field(description="TRAILING_STOP only (required there): distance in %, 0-100"),
-        ] = None,
-        triggerSource: Annotated[
-            str | None,
-            Field(description="Price watched: MIDPOINT (default), BEST_BID or LAST_TRADE"),
-        ] = None,
-        expiresAt: Annotated[
-            str | None, Field(description="Optional ISO-8601 time after which the rule expires")
-        ] = None,
+        ruleType: Any = _arg(
+            "STOP_LOSS (sell when price <= triggerPrice), TAKE_PROFIT (sell when price >= "
+            "triggerPrice) or TRAILING_STOP (the trigger follows the highest price seen, "
+            "trailingPercent below it, and never falls)",
+            type="string",
+            enum=["STOP_LOSS", "TAKE_PROFIT", "TRAILING_STOP"],
+        ),
+        marketId: Any = _arg("The market's condition id (0x...)", type="string"),
+        tokenId: Any = _arg(TOKEN_ID, type="string"),
+        triggerPrice: Any = _arg(f"Trigger price, {PRICE_RANGE}", type="number"),
+        action: Any = _arg(
+            '{"type": "SELL_ALL"} (every share held) or {"type": "SELL_PARTIAL", "amount": N} '
+            "(N shares)",
+            type="object",
+        ),
+        trailingPercent: Any = _arg(
+            "TRAILING_STOP only, and required there: distance below the high, in % (0-100)",
+            type="number",
+        ),
+        triggerSource: Any = _arg(
+            "Price watched: MIDPOINT (default), BEST_BID or LAST_TRADE", type="string"
+        ),
+        expiresAt: Any = _arg("Optional ISO-8601 time when the rule expires", type="string"),
     ) -> CallToolResult:
         """Create an exit rule on a position you hold; it sells through Vincent (policies
         and audit log apply) when the price crosses triggerPrice. Returns the rule."""
@@ -142,105 +164,88 @@ def build_mcp_server(client_for: ClientFor, secret_id_for: SecretIdFor) -> MCPSe
         )
         return await call(ctx, "POST", "/rules", body=body)
 
-    @server.tool(annotations=READ_ONLY)
     async def list_rules(
         ctx: Context[Any, Any],
-        status: Annotated[
-            str | None,
-            Field(
-                description="Only rules in this status: ACTIVE, TRIGGERED, PENDING_APPROVAL, "
-                "CANCELED, EXPIRED or FAILED (default all)"
-            ),
-        ] = None,
+        status: Any = _arg(
+            "Only rules in this status: ACTIVE, TRIGGERED, PENDING_APPROVAL, CANCELED, "
+            "EXPIRED or FAILED (default all)",
+            type="string",
+        ),
     ) -> CallToolResult:
         """Your rules, newest first: {"rules": [rule, ...]}."""
         return await call(ctx, "GET", "/rules", params={"status": status})
 
-    @server.tool(annotations=READ_ONLY)
-    async def get_rule(ctx: Context[Any, Any], ruleId: RuleId) -> CallToolResult:
+    async def get_rule(
+        ctx: Context[Any, Any], ruleId: Any = _arg(RULE_ID, type="string")
+    ) -> CallToolResult:
         """One of your rules (NOT_FOUND for an unknown id or another agent's rule)."""
-        return await call(ctx, "GET", f"/rules/{path_segment(ruleId)}")
+        return await call(ctx, "GET", "/rules/{ruleId}", segments={"ruleId": ruleId})
 
-    @server.tool(annotations=CHANGES)
     async def update_rule(
         ctx: Context[Any, Any],
-        ruleId: RuleId,
-        triggerPrice: Annotated[
-            float, Field(description="New trigger price, strictly between 0 and 1")
-        ],
+        ruleId: Any = _arg(RULE_ID, type="string"),
+        triggerPrice: Any = _arg(f"New trigger price, {PRICE_RANGE}", type="number"),
     ) -> CallToolResult:
         """Move an ACTIVE rule's trigger price. Returns the rule."""
-        body = {"triggerPrice": triggerPrice}
-        return await call(ctx, "PATCH", f"/rules/{path_segment(ruleId)}", body=body)
+        body = _present(triggerPrice=triggerPrice)
+        return await call(ctx, "PATCH", "/rules/{ruleId}", segments={"ruleId": ruleId}, body=body)
 
-    @server.tool(annotations=ToolAnnotations(destructiveHint=True, openWorldHint=False))
-    async def cancel_rule(ctx: Context[Any, Any], ruleId: RuleId) -> CallToolResult:
+    async def cancel_rule(
+        ctx: Context[Any, Any], ruleId: Any = _arg(RULE_ID, type="string")
+    ) -> CallToolResult:
         """Cancel a rule (ACTIVE, FAILED or PENDING_APPROVAL): it will never sell."""
-        return await call(ctx, "DELETE", f"/rules/{path_segment(ruleId)}")
+        return await call(ctx, "DELETE", "/rules/{ruleId}", segments={"ruleId": ruleId})
 
-    @server.tool(annotations=READ_ONLY)
     async def rule_events(
         ctx: Context[Any, Any],
-        ruleId: Annotated[
-            str | None, Field(description="Only this rule's events (default all yours)")
-        ] = None,
-        limit: Annotated[int | None, Field(description="At most this many, 1-500 (100)")] = None,
-        offset: Annotated[int | None, Field(description="Skip this many (0)")] = None,
+        ruleId: Any = _arg("Only this rule's events (default all yours)", type="string"),
+        limit: Any = _arg("At most this many, 1-500 (default 100)", type="integer"),
+        offset: Any = _arg("Skip this many (default 0)", type="integer"),
     ) -> CallToolResult:
         """What happened to your rules, newest first: {"events": [{id, ruleId, eventType,
         data, createdAt}, ...]} (RULE_CREATED, RULE_EVALUATED, ACTION_EXECUTED, ...)."""
         params = {"ruleId": ruleId, "limit": limit, "offset": offset}
         return await call(ctx, "GET", "/rules/events", params=params)
 
-    @server.tool(annotations=READ_ONLY)
     async def positions(ctx: Context[Any, Any]) -> CallToolResult:
         """The positions the monitor watches for your active rules (quantity in shares,
         prices 0-1): {"positions": [...]}."""
         return await call(ctx, "GET", "/rules/positions")
 
-    @server.tool(annotations=READ_ONLY)
     async def status(ctx: Context[Any, Any]) -> CallToolResult:
         """The monitoring worker's health and your active-rule count."""
         return await call(ctx, "GET", "/rules/status")
 
-    @server.tool(annotations=READ_ONLY)
     async def holdings(ctx: Context[Any, Any]) -> CallToolResult:
         """Your wallet's Polymarket positions: tokenId, conditionId (= marketId), shares,
         averageEntryPrice and currentPrice (0-1), pnl in dollars."""
         return await call(ctx, "GET", "/holdings")
 
-    @server.tool(annotations=READ_ONLY)
-    async def orderbook(ctx: Context[Any, Any], tokenId: TokenId) -> CallToolResult:
+    async def orderbook(
+        ctx: Context[Any, Any], tokenId: Any = _arg(TOKEN_ID, type="string")
+    ) -> CallToolResult:
         """A token's order book as Polymarket returns it (bids and asks: price 0-1, size in
         shares)."""
-        return await call(ctx, "GET", f"/orderbook/{path_segment(tokenId)}")
+        return await call(ctx, "GET", "/orderbook/{tokenId}", segments={"tokenId": tokenId})
 
-    @server.tool(annotations=READ_ONLY)
-    async def midpoint(ctx: Context[Any, Any], tokenId: TokenId) -> CallToolResult:
+    async def midpoint(
+        ctx: Context[Any, Any], tokenId: Any = _arg(TOKEN_ID, type="string")
+    ) -> CallToolResult:
         """A token's midpoint price (0-1, as a decimal string; null without a book)."""
-        return await call(ctx, "GET", f"/midpoint/{path_segment(tokenId)}")
+        return await call(ctx, "GET", "/midpoint/{tokenId}", segments={"tokenId": tokenId})
 
-    @server.tool(annotations=ToolAnnotations(destructiveHint=True, openWorldHint=True))
     async def place_bet(
         ctx: Context[Any, Any],
-        tokenId: TokenId,
-        side: Annotated[Literal["BUY", "SELL"], Field(description="BUY or SELL")],
-        amount: Annotated[
-            float, Field(description="BUY: dollars to spend. SELL: shares to sell. Above 0")
-        ],
-        price: Annotated[
-            float | None,
-            Field(description="Limit price 0.001-0.999 (a resting GTC order); default market"),
-        ] = None,
-        orderType: Annotated[
-            str | None, Field(description="FOK, FAK, GTC or GTD (default by price)")
-        ] = None,
-        worstPrice: Annotated[
-            float | None, Field(description="Market orders: worst price accepted, 0-1")
-        ] = None,
-        idempotencyKey: Annotated[
-            str | None, Field(description="Same key = same order, never a second one")
-        ] = None,
+        tokenId: Any = _arg(TOKEN_ID, type="string"),
+        side: Any = _arg("BUY or SELL", type="string", enum=["BUY", "SELL"]),
+        amount: Any = _arg("BUY: dollars to spend. SELL: shares to sell. Above 0", type="number"),
+        price: Any = _arg(
+            "Limit price 0.001-0.999 (a resting GTC order); default a market order",
+            type="number",
+        ),
+        orderType: Any = _arg("FOK, FAK, GTC or GTD (default by price)", type="string"),
+        worstPrice: Any = _arg("Market orders: the worst price accepted, 0-1", type="number"),
+        idempotencyKey: Any = _arg("Same key = same order, never a second one", type="string"),
     ) -> CallToolResult:
         """Buy or sell through Vincent: the owner's policies and approvals apply exactly as
         for /bet. Result status: executed, pending_approval (the owner must approve) or
@@ -255,6 +260,38 @@ def build_mcp_server(client_for: ClientFor, secret_id_for: SecretIdFor) -> MCPSe
             idempotencyKey=idempotencyKey,
         )
         return await call(ctx, "POST", "/bet", body=body)
+
+    annotations: dict[Callable[..., Any], ToolAnnotations] = {
+        create_rule: CHANGES,
+        list_rules: READ_ONLY,
+        get_rule: READ_ONLY,
+        update_rule: CHANGES,
+        cancel_rule: ToolAnnotations(destructiveHint=True, openWorldHint=False),
+        rule_events: READ_ONLY,
+        positions: READ_ONLY,
+        status: READ_ONLY,
+        holdings: READ_ONLY,
+        orderbook: READ_ONLY,
+        midpoint: READ_ONLY,
+        place_bet: ToolAnnotations(destructiveHint=True, openWorldHint=True),
+    }
+    tools = []
+    for fn, hints in annotations.items():
+        tool = Tool.from_function(fn, annotations=hints)
+        required = REQUIRED.get(tool.name, [])
+        tool.parameters["required"] = required
+        for name in required:
+            tool.parameters["properties"][name].pop("default", None)
+        tools.append(tool)
+
+    # The SDK's constructor calls logging.basicConfig; logging is the entry point's to set up.
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    server = MCPServer(
+        "vincent-trade-manager", instructions=INSTRUCTIONS, version=__version__, tools=tools
+    )
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
     @server.resource(
         "rules://{secretId}",
