@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI
 
@@ -20,6 +21,7 @@ from vincent.api.rate_limit import (
     parse_networks,
 )
 from vincent.api.routes import admin, health, polymarket, polymarket_trading
+from vincent.api.routes import secrets as secrets_routes
 from vincent.api.rule_changes import RuleChangeSubscriber
 from vincent.api.state import AppState
 from vincent.api.worker_status_file import StatusReader, publish_status
@@ -34,6 +36,9 @@ from vincent.services.trade_manager import (
 )
 from vincent.skills.polymarket import PolymarketSkill, create_polymarket_skill
 
+if TYPE_CHECKING:
+    from vincent.mcp.http_endpoint import McpEndpoint
+
 logger = logging.getLogger(__name__)
 
 DESCRIPTION = """\
@@ -41,6 +46,8 @@ Automated exit rules (stop-loss, take-profit, trailing stop) on Polymarket posit
 Authenticate with `Authorization: Bearer <Vincent Polymarket API key>`.
 Every response is `{"success": true, "data": ...}` or
 `{"success": false, "error": {"code", "message", "details"}}`.
+Agents without a key create one with `POST /api/secrets` (no auth). The same tools are
+served over MCP (streamable HTTP) at `/mcp` with the same Bearer key; see SKILL.md.
 """
 
 SkillFactory = Callable[[Settings, SessionFactory, KeyBox], PolymarketSkill]
@@ -53,10 +60,13 @@ def create_app(
     if settings.vincent_encryption_key is None:
         raise ConfigurationError("VINCENT_ENCRYPTION_KEY is required (serve generates one)")
     keybox = KeyBox(settings.vincent_encryption_key.get_secret_value())
+    mcp_endpoint: McpEndpoint | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            if mcp_endpoint is not None:
+                await stack.enter_async_context(mcp_endpoint.running())
             engine = create_engine(settings.database_url)
             stack.push_async_callback(engine.dispose)
             state = AppState(
@@ -99,11 +109,14 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(polymarket.router)
+    app.include_router(secrets_routes.create_router(settings, keybox))
     _include_skill_routers(app)
     catch_all = APIRouter(prefix="/api/skills/polymarket")
     polymarket.include_catch_all(catch_all)
     app.include_router(catch_all)
     dashboard.mount(app)
+    if settings.mcp_enabled:
+        mcp_endpoint = _mount_mcp(app)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(TraceIdMiddleware)
     if settings.rate_limits_enabled:
@@ -163,6 +176,17 @@ async def run_monitoring_worker(
         await stop.wait()
         logger.info("vincent worker stopping")
         await publisher
+
+
+def _mount_mcp(app: FastAPI) -> McpEndpoint:
+    """The MCP server (streamable HTTP) at ``/mcp``, behind the same middleware as REST."""
+    from starlette.routing import Route
+
+    from vincent.mcp.http_endpoint import MCP_PATH, McpEndpoint
+
+    endpoint = McpEndpoint(app)
+    app.router.routes.append(Route(MCP_PATH, endpoint, include_in_schema=False))
+    return endpoint
 
 
 def _include_skill_routers(app: FastAPI) -> None:

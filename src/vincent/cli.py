@@ -361,6 +361,32 @@ def secrets_list() -> None:
     _print_json(run_db(settings_or_exit(), work))
 
 
+@secrets_app.command("claim")
+def secrets_claim(
+    token: Annotated[str, typer.Argument(help="The claim token, or the whole claim URL")],
+) -> None:
+    """Claim an agent-created secret with its one-time claim token; print the secret."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from vincent.services.secrets import claim_secret
+
+    if "token=" in token:
+        token = parse_qs(urlsplit(token).query).get("token", [""])[0]
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        secret = await claim_secret(session, token)
+        assert secret.claimed_at is not None
+        return {
+            "secretId": secret.id,
+            "memo": secret.memo,
+            "walletAddress": secret.funder_address,
+            "claimed": True,
+            "claimedAt": secret.claimed_at.isoformat(),
+        }
+
+    _print_json(run_db(settings_or_exit(), work))
+
+
 @keys_app.command("create")
 def keys_create(secret_id: str, name: Annotated[str | None, typer.Option()] = None) -> None:
     """Issue another API key for a secret; the key is printed once."""
@@ -383,6 +409,39 @@ def keys_revoke(key_id: str) -> None:
         return {"id": row.id, "revokedAt": row.revoked_at}
 
     _print_json(run_db(settings_or_exit(), work))
+
+
+@app.command("mcp")
+def mcp_stdio(
+    url: Annotated[
+        str, typer.Option(help="The Vincent server the tools call")
+    ] = "http://127.0.0.1:3000",
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--api-key-file", help="File holding your ssk_ API key (else VINCENT_API_KEY)"
+        ),
+    ] = None,
+) -> None:
+    """Serve the trade-manager MCP tools over stdio (for agents that spawn their tools)."""
+    from vincent.mcp.rest_client import RestError
+    from vincent.mcp.stdio import serve_stdio
+
+    if api_key_file is not None:
+        try:
+            api_key = api_key_file.read_text().strip()
+        except OSError as error:
+            _fail(f"cannot read --api-key-file {api_key_file}: {error.strerror}")
+    else:
+        api_key = os.environ.get("VINCENT_API_KEY", "").strip()
+    if not api_key:
+        _fail("no API key: pass --api-key-file PATH or set VINCENT_API_KEY")
+    try:
+        asyncio.run(serve_stdio(url, api_key))
+    except RestError as error:
+        _fail(f"cannot serve the MCP tools with {url}: {error.code}: {error.message}", 1)
+    except KeyboardInterrupt:
+        pass
 
 
 @app.command()

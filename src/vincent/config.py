@@ -96,6 +96,22 @@ class Settings(BaseSettings):
     # ``vincent worker`` publishes its status here; API-only processes read it.
     worker_status_file: Path = VAR_DIR / "worker-status.json"
 
+    # --- Agents (MCP server, POST /api/secrets) --------------------------------------------
+    # Agents may create their own secrets with POST /api/secrets (false: operators create
+    # tenants by hand with ``vincent secrets create``; the route answers 403).
+    allow_agent_secrets: bool = True
+    # The original's limiter on that route: this many creations per client address per window.
+    agent_secret_limit: int = Field(default=5, ge=1)
+    agent_secret_window_s: Seconds = 900.0
+    # Base URL of the claim links handed to agents (default http://HOST:PORT).
+    public_url: str | None = None
+    # The MCP server (streamable HTTP) at /mcp on the API server (false: not mounted).
+    mcp_enabled: bool = True
+
+    @property
+    def public_base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:

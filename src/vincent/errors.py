@@ -15,6 +15,8 @@
     ├── Conflict
     │   └── ExecutionModeMismatch      recorded in paper mode, asked to run live (or back)
     ├── InvalidSecretType              the secret is not a POLYMARKET_WALLET
+    ├── TooManyRequests                a client past a limit (RATE_LIMIT_EXCEEDED)
+    ├── NotImplementedHere             an original endpoint this server cannot serve
     └── ConfigurationError             settings that cannot work
 
 The skill's trading errors (transient vs permanent) live in
@@ -115,6 +117,16 @@ class ExecutionModeMismatch(Conflict):
 class InvalidSecretType(VincentError):
     code = "INVALID_TYPE"
     default_message = "Secret is not a POLYMARKET_WALLET"
+
+
+class TooManyRequests(VincentError):
+    code = "RATE_LIMIT_EXCEEDED"
+    default_message = "Too many requests"
+
+
+class NotImplementedHere(VincentError):
+    code = "NOT_IMPLEMENTED"
+    default_message = "Not implemented on this server"
 
 
 class ConfigurationError(VincentError):

@@ -11,6 +11,9 @@ and a client must not dodge its limit by writing a new ``X-Forwarded-For`` per r
   the key it resolves (``charge_key``) or, for a bad key, the address (``charge_address``):
   guessing keys is as slow as any unauthenticated request.
 * ``/health`` and ``/metrics`` are never limited (load balancers and probes call them).
+* ``/mcp`` with a Bearer key is charged like ``/api/``: to the key its endpoint resolves. The
+  REST calls an MCP tool makes in process carry ``INTERNAL_HEADER`` with this process's
+  random ``INTERNAL_TOKEN`` and are not charged again (one tool call, one request).
 * Refusals are 429 ``RATE_LIMIT_EXCEEDED`` in the envelope with ``Retry-After``; every
   limited response carries the ``RateLimit-*`` headers (IETF draft 6).
 * With ``--api-workers N`` each process admits its share (``limit // N``), so the service
@@ -22,6 +25,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
+import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -33,6 +37,12 @@ from vincent.api.envelope import error_body
 from vincent.errors import VincentError
 
 UNLIMITED_PATHS = frozenset({"/health", "/metrics"})
+# Paths whose Bearer requests are charged by their own auth (to the key), not here.
+_KEY_CHARGED_PREFIXES = ("/api/", "/mcp")
+# In-process requests already charged (an MCP tool's REST call): a per-process random value
+# that never leaves the process, so no client can present it.
+INTERNAL_HEADER = b"x-vincent-internal"
+INTERNAL_TOKEN = secrets.token_urlsafe(24)
 # Past this many keys (or addresses) the least recently seen are forgotten.
 DEFAULT_MAX_KEYS = 100_000
 _TICKET = "vincent.rate_limit"
@@ -264,11 +274,15 @@ class RateLimitMiddleware:
         self.limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
+        if (
+            scope["type"] != "http"
+            or scope["path"] in UNLIMITED_PATHS
+            or _header(scope, INTERNAL_HEADER) == _INTERNAL_TOKEN_BYTES
+        ):
             await self.app(scope, receive, send)
             return
         ticket = _Ticket(self.limits, client_address(scope, self.limits.trusted_proxies))
-        if not _has_bearer(scope) or not scope["path"].startswith("/api/"):
+        if not _has_bearer(scope) or not scope["path"].startswith(_KEY_CHARGED_PREFIXES):
             decision = ticket.charge(self.limits.per_address, ticket.address)
             if decision is not None and not decision.allowed:
                 await _refuse(send, _headers(ticket), decision)
@@ -285,6 +299,16 @@ class RateLimitMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+_INTERNAL_TOKEN_BYTES = INTERNAL_TOKEN.encode()
+
+
+def _header(scope: Scope, wanted: bytes) -> bytes | None:
+    for name, value in scope.get("headers", []):
+        if name == wanted:
+            return bytes(value)
+    return None
 
 
 def _has_bearer(scope: Scope) -> bool:

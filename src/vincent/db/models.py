@@ -97,6 +97,13 @@ class Secret(Base):
     encrypted_api_credentials: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Agent-created secrets (POST /api/secrets): the agent's memo, and the SHA-256 of the
+    # one-time claim token until its owner claims it (then null, and claimed_at set).
+    memo: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    claim_token_hash: Mapped[str | None] = mapped_column(
+        sa.String(64), nullable=True, unique=True, index=True
+    )
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class ApiKey(Base):
