@@ -22,6 +22,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vincent.api.auth import parse_bearer
+from vincent.api.envelope import error_body
+from vincent.api.middleware import trace_id_var
 from vincent.api.rate_limit import (
     INTERNAL_HEADER,
     INTERNAL_TOKEN,
@@ -30,8 +32,6 @@ from vincent.api.rate_limit import (
     charge_key,
     retry_after_header,
 )
-from vincent.api.envelope import error_body
-from vincent.api.middleware import trace_id_var
 from vincent.api.state import AppState
 from vincent.errors import Unauthorized
 from vincent.mcp.rest_client import VincentRestClient
