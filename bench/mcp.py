@@ -71,7 +71,7 @@ async def run(database_url: str, calls: int) -> dict[str, Any]:
         for index in range(20):
             body = {
                 "ruleType": "STOP_LOSS",
-                "marketId": f"0xbench{index}",
+                "marketId": f"0x{index:064x}",
                 "tokenId": str(index + 1),
                 "triggerPrice": 0.4,
                 "action": {"type": "SELL_ALL"},

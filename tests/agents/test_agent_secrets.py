@@ -31,8 +31,11 @@ LIMIT_MESSAGE = "Too many secret creation requests. Try again later."
 
 @pytest.fixture
 def client(database_url: str) -> Any:
-    app = create_app(api_settings(database_url, public_url="https://vincent.example"))
-    with TestClient(app) as test_client:
+    # Behind a trusted proxy on loopback: the address is the X-Forwarded-For hop it adds.
+    app = create_app(
+        api_settings(database_url, public_url="https://vincent.example", trust_proxy=True)
+    )
+    with TestClient(app, client=("127.0.0.1", 50000)) as test_client:
         yield test_client
 
 
