@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -122,3 +123,44 @@ def test_unknown_subpath_needs_auth_first(client: TestClient, alice: Tenant) -> 
 def test_error_bodies_carry_the_trace_id(client: TestClient) -> None:
     response = client.get(RULES)
     assert response.json()["traceId"] == response.headers["x-trace-id"]
+
+
+async def test_key_cache_makes_one_lookup_for_concurrent_misses() -> None:
+    cache = ApiKeyCache(ttl_s=2.0)
+    release = asyncio.Event()
+    calls: list[str] = []
+
+    async def lookup() -> AuthenticatedSecret | None:
+        calls.append("k1")
+        await release.wait()
+        return _secret("k1")
+
+    waiters = [asyncio.create_task(cache.load("digest", lookup)) for _ in range(20)]
+    await asyncio.sleep(0)  # every waiter has missed and joined the running lookup
+    assert not any(w.done() for w in waiters)
+    waiters[0].cancel()  # a request whose client went away does not stop the others
+    release.set()
+    results = await asyncio.gather(*waiters[1:])
+    assert results == [_secret("k1")] * 19
+    assert calls == ["k1"]
+    assert cache.get("digest") == _secret("k1")
+
+
+async def test_key_cache_shares_a_failed_lookup_and_tries_again_after() -> None:
+    cache = ApiKeyCache(ttl_s=2.0)
+    release = asyncio.Event()
+
+    async def failing() -> AuthenticatedSecret | None:
+        await release.wait()
+        raise ConnectionError("database down")
+
+    async def found() -> AuthenticatedSecret | None:
+        return _secret("k1")
+
+    waiters = [asyncio.create_task(cache.load("digest", failing)) for _ in range(3)]
+    await asyncio.sleep(0)
+    release.set()
+    outcomes = await asyncio.gather(*waiters, return_exceptions=True)
+    assert [type(o) for o in outcomes] == [ConnectionError] * 3
+    assert len(cache) == 0
+    assert await cache.load("digest", found) == _secret("k1")

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.api.rate_limit import charge_address, charge_key
-from vincent.api.state import AppState, get_read_session
+from vincent.api.state import AppState
 from vincent.errors import Unauthorized
-from vincent.services.api_keys import AuthenticatedSecret, resolve_api_key
+from vincent.services.api_keys import AuthenticatedSecret, authenticate_api_key
 
 
 def parse_bearer(header: str | None) -> str:
@@ -23,14 +22,14 @@ def parse_bearer(header: str | None) -> str:
     return parts[1]
 
 
-async def require_secret(
-    request: Request, session: Annotated[AsyncSession, Depends(get_read_session)]
-) -> AuthenticatedSecret:
+async def require_secret(request: Request) -> AuthenticatedSecret:
     """Resolve the caller's secret, or refuse with 401 in the Vincent envelope.
 
     A key resolved in the last ``API_KEY_CACHE_TTL_S`` seconds is answered from this
-    process's cache (no query); the session is only used on a miss. The request is charged
-    to its key's limit, or to its address's when the key is missing or wrong.
+    process's cache (no query). A miss is read in a session of its own, closed before the
+    route takes its session: a request never holds one pooled connection while waiting for
+    another (``authenticate_api_key``). The request is charged to its key's limit, or to
+    its address's when the key is missing or wrong.
     """
     try:
         key = parse_bearer(request.headers.get("authorization"))
@@ -38,7 +37,8 @@ async def require_secret(
         charge_address(request)
         raise
     state: AppState = request.app.state.vincent
-    secret = await resolve_api_key(session, key, state.api_key_cache)
+    sessions = state.read_sessions or state.session_factory
+    secret = await authenticate_api_key(sessions, key, state.api_key_cache)
     if secret is None:
         # A wrong key counts against the address: guessing keys is slow.
         charge_address(request)

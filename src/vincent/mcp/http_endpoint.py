@@ -36,7 +36,7 @@ from vincent.api.state import AppState
 from vincent.errors import Unauthorized
 from vincent.mcp.rest_client import VincentRestClient
 from vincent.mcp.tools import build_mcp_server
-from vincent.services.api_keys import resolve_api_key
+from vincent.services.api_keys import authenticate_api_key
 
 # Where the endpoint leaves the resolved secret id for the tools (the request scope).
 SECRET_ID_SCOPE_KEY = "vincent.secret_id"
@@ -110,8 +110,8 @@ class McpEndpoint:
             charge_address(request)
             raise
         state: AppState = scope["app"].state.vincent
-        async with (state.read_sessions or state.session_factory)() as session:
-            secret = await resolve_api_key(session, key, state.api_key_cache)
+        sessions = state.read_sessions or state.session_factory
+        secret = await authenticate_api_key(sessions, key, state.api_key_cache)
         if secret is None:
             charge_address(request)  # guessing keys over MCP is as slow as over REST
             raise Unauthorized("Invalid or revoked API key")

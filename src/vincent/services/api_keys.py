@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vincent.crypto import API_KEY_PREFIX, api_key_display_prefix, hash_api_key, new_api_key
 from vincent.db.base import utcnow
 from vincent.db.models import ApiKey, Secret
+from vincent.db.session import SessionFactory
 from vincent.enums import SecretType
 from vincent.errors import NotFound
 
@@ -86,6 +88,10 @@ class ApiKeyCache:
     revoke``), or a secret deleted, is refused at most ``ttl_s`` seconds later: the entry
     expires and the next lookup reads the database. ``ttl_s=0`` turns the cache off. At most
     ``max_entries`` keys are held; past that the oldest entry is dropped.
+
+    ``load`` single-flights misses: requests that miss on a key while a lookup of it is
+    running wait for that lookup instead of each making their own (a burst of N first
+    requests makes one query and holds at most one connection for it).
     """
 
     def __init__(
@@ -98,6 +104,7 @@ class ApiKeyCache:
         self.max_entries = max_entries
         self._clock = clock
         self._entries: dict[str, tuple[float, AuthenticatedSecret]] = {}
+        self._loading: dict[str, asyncio.Task[AuthenticatedSecret | None]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -122,6 +129,38 @@ class ApiKeyCache:
     def clear(self) -> None:
         self._entries.clear()
 
+    async def load(
+        self, digest: str, lookup: Callable[[], Awaitable[AuthenticatedSecret | None]]
+    ) -> AuthenticatedSecret | None:
+        """The cached secret, else the result of ``lookup`` (kept when not None), shared
+        with every caller that misses on ``digest`` while it runs.
+
+        The lookup runs in its own task: a caller that is cancelled (its client went away)
+        leaves it running for the others.
+        """
+        if (cached := self.get(digest)) is not None:
+            return cached
+        task = self._loading.get(digest)
+        if task is None:
+            task = asyncio.create_task(self._load(digest, lookup), name="api-key-lookup")
+            self._loading[digest] = task
+            task.add_done_callback(lambda done: self._loaded(digest, done))
+        return await asyncio.shield(task)
+
+    async def _load(
+        self, digest: str, lookup: Callable[[], Awaitable[AuthenticatedSecret | None]]
+    ) -> AuthenticatedSecret | None:
+        resolved = await lookup()
+        if resolved is not None:
+            self.put(digest, resolved)
+        return resolved
+
+    def _loaded(self, digest: str, task: asyncio.Task[AuthenticatedSecret | None]) -> None:
+        if self._loading.get(digest) is task:
+            del self._loading[digest]
+        if not task.cancelled():
+            task.exception()  # retrieved: every waiter may have gone; theirs to raise
+
 
 async def resolve_api_key(
     session: AsyncSession, key: str, cache: ApiKeyCache | None = None
@@ -130,12 +169,41 @@ async def resolve_api_key(
 
     Keys are compared by SHA-256 hash (an indexed equality lookup of the digest). With a
     ``cache``, a key resolved less than ``cache.ttl_s`` ago is answered without a query.
+    The lookup runs in ``session``; see ``authenticate_api_key`` for requests.
     """
     if not key.startswith(API_KEY_PREFIX):
         return None
     digest = hash_api_key(key)
     if cache is not None and (cached := cache.get(digest)) is not None:
         return cached
+    resolved = await _lookup(session, digest)
+    if cache is not None and resolved is not None:
+        cache.put(digest, resolved)
+    return resolved
+
+
+async def authenticate_api_key(
+    sessions: SessionFactory, key: str, cache: ApiKeyCache
+) -> AuthenticatedSecret | None:
+    """``resolve_api_key`` for a request: a miss is looked up in a session of its own,
+    closed (its connection back in the pool) before this returns, and shared with the
+    concurrent misses on the same key (``ApiKeyCache.load``).
+
+    So authentication never holds a connection while the request takes another: a burst
+    of requests larger than the pool cannot each hold one and wait for a second.
+    """
+    if not key.startswith(API_KEY_PREFIX):
+        return None
+
+    async def lookup() -> AuthenticatedSecret | None:
+        async with sessions() as session:
+            return await _lookup(session, digest)
+
+    digest = hash_api_key(key)
+    return await cache.load(digest, lookup)
+
+
+async def _lookup(session: AsyncSession, digest: str) -> AuthenticatedSecret | None:
     statement = (
         sa.select(ApiKey, Secret)
         .join(Secret, Secret.id == ApiKey.secret_id)
@@ -155,7 +223,7 @@ async def resolve_api_key(
             sa.update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=now)
         )
         await session.commit()
-    resolved = AuthenticatedSecret(
+    return AuthenticatedSecret(
         id=secret.id,
         type=secret.type,
         name=secret.name,
@@ -164,6 +232,3 @@ async def resolve_api_key(
         signature_type=secret.signature_type,
         api_key_id=api_key.id,
     )
-    if cache is not None:
-        cache.put(digest, resolved)
-    return resolved
