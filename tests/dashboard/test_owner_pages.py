@@ -109,3 +109,4 @@ def test_owner_sees_every_secret_and_the_worker_health(stack: LiveStack, page: A
         "document.querySelector('#health-box').textContent.includes('connected ·')"
     )
     assert "closed" in health.inner_text()  # the breaker
+    assert "this worker" in health.inner_text()  # the only worker leads
