@@ -15,10 +15,11 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import _TABLES, _pg_execute
-from tests.skill.conftest import MarketIds, Wallet, shares_of
+from tests.skill.conftest import MarketIds, Wallet, set_policy, shares_of
 from vincent.db.leader_epoch import LEADERSHIP_ROW
-from vincent.db.models import TransactionLog
+from vincent.db.models import PendingApproval, TransactionLog
 from vincent.db.session import SessionFactory
+from vincent.enums import PolicyType
 from vincent.services.trade_manager.leadership import asyncpg_dsn
 from vincent.sim import LocalExchange
 from vincent.skills.polymarket import PolymarketSkill
@@ -71,7 +72,18 @@ async def audit_rows(session_factory: SessionFactory, key: str | None) -> int:
     return int(count or 0)
 
 
-async def test_a_stale_epoch_is_refused_unwritten_unsent_and_the_current_one_sells_once(
+# The three ways the row is written: one fenced INSERT; under the secret's lock (a daily
+# limit); with a pending approval (the epoch read FOR SHARE in that transaction).
+POLICIES = {
+    "none": None,
+    "daily_limit": (PolicyType.SPENDING_LIMIT_DAILY, {"maxUsd": 1000}),
+    "approval": (PolicyType.REQUIRE_APPROVAL, {"enabled": True}),
+}
+
+
+@pytest.mark.parametrize("policy", list(POLICIES))
+async def test_a_stale_epoch_is_refused_unwritten_unsent_and_the_current_one_proceeds(
+    policy: str,
     exchange: LocalExchange,
     skill: PolymarketSkill,
     wallet: Wallet,
@@ -79,6 +91,9 @@ async def test_a_stale_epoch_is_refused_unwritten_unsent_and_the_current_one_sel
     session_factory: SessionFactory,
 ) -> None:
     exchange.credit(wallet.funder, token_id=market.yes, shares="10", avg_price="0.40")
+    chosen = POLICIES[policy]
+    if chosen is not None:
+        await set_policy(session_factory, wallet.secret_id, *chosen)
 
     stale = rule_sell(wallet, market, EPOCH - 1)
     with pytest.raises(LeaderDeposed):
@@ -87,10 +102,18 @@ async def test_a_stale_epoch_is_refused_unwritten_unsent_and_the_current_one_sel
     assert exchange.order_receipts() == ()
     assert shares_of(exchange, wallet.funder, market.yes) == Decimal(10)
 
+    async with session_factory() as session:
+        approvals = await session.scalar(sa.select(sa.func.count()).select_from(PendingApproval))
+    assert approvals == 0
+
     current = rule_sell(wallet, market, EPOCH)
     result = await skill.place_bet(current)
-    assert result.status is BetStatus.EXECUTED
     assert await audit_rows(session_factory, current.idempotency_key) == 1
+    if policy == "approval":
+        assert result.status is BetStatus.PENDING_APPROVAL
+        assert exchange.order_receipts() == ()
+        return
+    assert result.status is BetStatus.EXECUTED
     assert len(exchange.order_receipts()) == 1
     assert shares_of(exchange, wallet.funder, market.yes) == Decimal(0)
 

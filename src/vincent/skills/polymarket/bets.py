@@ -324,16 +324,21 @@ class BetPipeline:
         secret_id, epoch = draft.request.secret_id, draft.request.leader_epoch
         if draft.failure is not None or not needs_spending_windows(rules):
             status = status_of(decision, draft.failure)
-            # One INSERT, unless an approval or the leadership fence goes with it.
-            scope = (
-                self._sessions.begin()
-                if status is TransactionStatus.PENDING_APPROVAL or epoch is not None
-                else one_statement_session(self._sessions)
-            )
+            # One INSERT (a rule's sell: fenced by its leadership epoch in the same
+            # statement), unless an approval goes with it.
+            approval = status is TransactionStatus.PENDING_APPROVAL
+            scope = self._sessions.begin() if approval else one_statement_session(self._sessions)
             async with scope as session:
-                if epoch is not None:
+                if epoch is not None and approval:
                     await require_leader_epoch(session, epoch)
-                row = await add_rows(session, draft, decision, status, self._mode)
+                row = await add_rows(
+                    session,
+                    draft,
+                    decision,
+                    status,
+                    self._mode,
+                    fenced_insert=epoch is not None and not approval,
+                )
             return row, decision
         async with secret_locked_transaction(
             self._sessions, secret_id, LockScope.SPENDING
