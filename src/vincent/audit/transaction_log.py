@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.db.base import new_id, utcnow
-from vincent.db.models import TransactionLog
+from vincent.db.leader_epoch import LEADERSHIP_ROW
+from vincent.db.models import TransactionLog, WorkerLeadership
 from vincent.enums import ExecutionMode, TransactionStatus
 
 ACTION_POLYMARKET_BET = "polymarket_bet"
@@ -24,7 +25,7 @@ OPEN_STATUSES = (TransactionStatus.PENDING, TransactionStatus.UNKNOWN)
 
 
 def create_log(
-    session: AsyncSession,
+    session: AsyncSession | None,
     *,
     secret_id: str,
     request_data: dict[str, Any],
@@ -39,7 +40,8 @@ def create_log(
     signed_order: dict[str, Any] | None = None,
     order_id: str | None = None,
 ) -> TransactionLog:
-    """Add (not commit) the audit row of a new action; its id is set at once.
+    """Add (not commit) the audit row of a new action to ``session`` (None: to no session,
+    for ``insert_fenced_log``); its id and timestamps are set at once.
 
     An action signed before it is recorded carries its ``signed_order`` and ``order_id``
     from the first write, so it is stored before it can be posted. ``execution_mode`` is
@@ -60,8 +62,31 @@ def create_log(
         order_id=order_id,
         execution_mode=execution_mode,
     )
-    session.add(row)
+    row.created_at = row.updated_at = utcnow()
+    if session is not None:
+        session.add(row)
     return row
+
+
+async def insert_fenced_log(session: AsyncSession, row: TransactionLog, epoch: int) -> bool:
+    """INSERT ``row`` only if the workers' leadership epoch is still ``epoch``, reading it
+    ``FOR SHARE`` in the same statement (PostgreSQL: one round trip, atomic by itself).
+    Returns whether it was written; ``row`` stays out of the session."""
+    table = TransactionLog.__table__
+    values = [
+        sa.literal(getattr(row, column.key), type_=column.type).label(column.key)
+        for column in table.columns
+    ]
+    fenced = (
+        sa.select(*values)
+        .select_from(WorkerLeadership)
+        .where(WorkerLeadership.id == LEADERSHIP_ROW, WorkerLeadership.epoch == epoch)
+        .with_for_update(read=True)
+    )
+    result = await session.execute(
+        sa.insert(TransactionLog).from_select([column.key for column in table.columns], fenced)
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 async def find_by_idempotency_key(session: AsyncSession, key: str) -> TransactionLog | None:

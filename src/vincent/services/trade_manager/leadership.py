@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vincent.db.models import WorkerLeadership
+from vincent.db.leader_epoch import LEADERSHIP_ROW, current_epoch_for_share
 from vincent.services.trade_manager.types import Clock
 
 logger = logging.getLogger(__name__)
@@ -36,7 +35,6 @@ logger = logging.getLogger(__name__)
 LOCK_KEY = 0x56494E43
 # A leader releasing the lock on purpose says so here: standbys try at once, not in a second.
 RELEASED_CHANNEL = "vincent_worker_leader_released"
-LEADERSHIP_ROW = 1
 BUMP_TIMEOUT_S = 10.0
 
 _HOLDS_LOCK = f"""
@@ -187,20 +185,22 @@ class Leadership:
             conn.terminate()  # the server ends the session, and the lock with it
 
     async def holds_epoch(self, session: AsyncSession) -> bool:
-        """In a claim's transaction: whether this worker still leads (the claim's fence).
+        """In a claim's transaction: whether this worker still leads (the claim's fence)."""
+        return await self.held_epoch(session) is not None
+
+    async def held_epoch(self, session: AsyncSession) -> int | None:
+        """In a claim's transaction: the epoch this worker still leads under, else None.
 
         ``FOR SHARE`` makes a takeover's epoch bump wait for claims in flight, so every
-        claim commits either before the new leader reconciles or not at all.
+        claim commits either before the new leader reconciles or not at all. The epoch
+        goes with the rule's order (``BetRequest.leader_epoch``): the skill stores the
+        signed order only while it is still current, under the same lock.
         """
         epoch = self._epoch
         if epoch is None:
-            return False
-        current = await session.scalar(
-            sa.select(WorkerLeadership.epoch)
-            .where(WorkerLeadership.id == LEADERSHIP_ROW)
-            .with_for_update(read=True)
-        )
-        return current == epoch and self._epoch == epoch
+            return None
+        current = await current_epoch_for_share(session)
+        return epoch if current == epoch and self._epoch == epoch else None
 
     # ------------------------------------------------------------------ loop
 

@@ -115,7 +115,7 @@ class TradeMonitoringWorker:
             skill,
             clock=self._clock,
             retry_delay=retry_delay_from(retry_policy, random_fn),
-            fence=None if leadership is None else leadership.holds_epoch,
+            fence=None if leadership is None else leadership.held_epoch,
         )
         self._dispatch = PriceDispatcher(
             rules=self._rules,

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,6 +44,7 @@ from vincent.services.trade_manager.sell_planning import SellPlan, plan_sell
 from vincent.services.trade_manager.trailing_levels import store_level_at_claim
 from vincent.services.trade_manager.types import Clock, RuleSnapshot
 from vincent.skills.polymarket.errors import (
+    LeaderDeposed,
     NoLiquidity,
     PermanentSkillError,
     TransientSkillError,
@@ -59,8 +61,16 @@ from vincent.skills.polymarket.types import (
     TradingSkill,
 )
 
-# Checked in the claim's transaction: False (this worker no longer leads) refuses the claim.
-ClaimFence = Callable[[AsyncSession], Awaitable[bool]]
+# Checked in the claim's transaction: the leadership epoch this worker claims under, or
+# None (it no longer leads), which refuses the claim. The epoch goes with the rule's order
+# (``BetRequest.leader_epoch``) so that a deposed leader cannot store and post it either.
+ClaimFence = Callable[[AsyncSession], Awaitable[int | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    leader_epoch: int | None  # None: no fence (SQLite, one worker)
+
 
 __all__ = [
     "ExecutionOutcome",
@@ -125,7 +135,7 @@ class RuleExecutor:
         )
         if isinstance(claim, BaseException):
             raise claim
-        if not claim:
+        if claim is None:
             return ExecutionResult(ExecutionOutcome.SKIPPED, rule.id)
         if isinstance(holdings, PermanentSkillError):
             return await self._fail(rule, holdings.message)
@@ -139,21 +149,24 @@ class RuleExecutor:
         plan = plan_sell(rule, holdings, now=self._clock.now(), quote=trigger.quote)
         if isinstance(plan, str):
             return await self._fail(rule, plan)
-        return await self._sell(rule, plan, key)
+        return await self._sell(rule, plan, key, claim.leader_epoch)
 
     async def _claim(
         self, rule: RuleSnapshot, trigger: Trigger, trailing: TrailingRaise | None, key: str
-    ) -> bool:
+    ) -> _Claim | None:
         now = self._clock.now()
         async with self._session_factory() as session, session.begin():
-            if self._fence is not None and not await self._fence(session):
-                return False  # deposed: the new leader owns the rule now
+            epoch: int | None = None
+            if self._fence is not None:
+                epoch = await self._fence(session)
+                if epoch is None:
+                    return None  # deposed: the new leader owns the rule now
             if trailing is not None:
                 # The latest raise must land before the claim (it needs status ACTIVE).
                 await store_level_at_claim(session, rule.id, trailing, now)
             # OCO: the claim also pauses the rule's group (``oco.claim_rule``).
             if not await claim_rule(session, rule, now):
-                return False  # not ACTIVE, so the trailing update above matched nothing either
+                return None  # not ACTIVE, so the trailing update above matched nothing either
             log_event(
                 session,
                 rule.id,
@@ -166,9 +179,11 @@ class RuleExecutor:
                 TradeRuleEventType.ACTION_ATTEMPT,
                 {"type": "market_order", "idempotencyKey": key},
             )
-        return True
+        return _Claim(epoch)
 
-    async def _sell(self, rule: RuleSnapshot, plan: SellPlan, key: str) -> ExecutionResult:
+    async def _sell(
+        self, rule: RuleSnapshot, plan: SellPlan, key: str, leader_epoch: int | None
+    ) -> ExecutionResult:
         request = BetRequest(
             secret_id=rule.secret_id,
             token_id=rule.token_id,
@@ -179,10 +194,16 @@ class RuleExecutor:
             idempotency_key=key,
             rule_id=rule.id,
             shares_held=plan.held,
+            leader_epoch=leader_epoch,
         )
         ts_sent = self._clock.monotonic()
         try:
             result = await self._skill.place_bet(request)
+        except LeaderDeposed:
+            # Deposed since the claim: nothing was stored or sent, and the new leader's
+            # reconciliation settles the attempt (not sent). Record nothing.
+            logger.warning("rule_sell_refused_deposed", extra={"rule_id": rule.id})
+            return ExecutionResult(ExecutionOutcome.SKIPPED, rule.id)
         except UnknownOutcome as error:
             return await self._resolve_unknown(rule, key, error.message, ts_sent)
         except NoLiquidity as error:

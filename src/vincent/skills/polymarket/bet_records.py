@@ -15,7 +15,7 @@ from vincent.db.base import new_id, utcnow
 from vincent.db.models import PendingApproval, TransactionLog
 from vincent.enums import ExecutionMode, TransactionStatus
 from vincent.policies.evaluator import Decision, Verdict
-from vincent.skills.polymarket.errors import SkillError, is_retryable
+from vincent.skills.polymarket.errors import LeaderDeposed, SkillError, is_retryable
 from vincent.skills.polymarket.execution import SignedAction
 from vincent.skills.polymarket.signed_orders import signed_order_to_json
 from vincent.skills.polymarket.types import BetRequest
@@ -51,8 +51,15 @@ async def add_rows(
     decision: Decision,
     status: TransactionStatus,
     mode: ExecutionMode,
+    *,
+    fenced_insert: bool = False,
 ) -> TransactionLog:
-    """Add the audit row (and the approval a REQUIRE_APPROVAL verdict asks for)."""
+    """Add the audit row (and the approval a REQUIRE_APPROVAL verdict asks for).
+
+    ``fenced_insert`` (a rule's sell, no approval): INSERT the row now, in one statement
+    that checks the request's ``leader_epoch`` (``insert_fenced_log``); ``LeaderDeposed``
+    when it is no longer current, nothing written.
+    """
     request, failure, signed = draft.request, draft.failure, draft.signed
     response: dict[str, object] | None = None
     approval: PendingApproval | None = None
@@ -77,8 +84,9 @@ async def add_rows(
             "error": failure.message,
             "retryable": is_retryable(failure),
         }
+    epoch = request.leader_epoch if fenced_insert else None
     row = audit.create_log(
-        session,
+        session if epoch is None else None,
         secret_id=request.secret_id,
         api_key_id=request.api_key_id,
         request_data=dict(draft.data),
@@ -91,6 +99,12 @@ async def add_rows(
         order_id=None if signed is None else signed.order_id,
         execution_mode=mode,
     )
+    if epoch is not None:
+        assert approval is None
+        if not await audit.insert_fenced_log(session, row, epoch):
+            raise LeaderDeposed(
+                f"the worker that claimed this rule no longer leads (epoch {epoch})"
+            )
     if approval is not None:
         approval.transaction_log_id = row.id
         # Flushed in order: the approval's row refers to the audit row.

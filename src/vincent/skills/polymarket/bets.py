@@ -50,6 +50,7 @@ from vincent.skills.polymarket.errors import (
     SkillError,
 )
 from vincent.skills.polymarket.execution import Executor, SignedAction
+from vincent.skills.polymarket.leader_fence import require_leader_epoch
 from vincent.skills.polymarket.market_data import MarketData, MarketInfo
 from vincent.skills.polymarket.orders import OrderSpec
 from vincent.skills.polymarket.types import BetRequest, BetResult, OrderBook, OrderType
@@ -107,7 +108,8 @@ class BetPipeline:
             )
         wallet, rules = inputs.wallet, inputs.rules
         if inputs.existing is not None:
-            return await self.resume(self._owned(inputs.existing, request.secret_id), wallet, rules)
+            owned = self._owned(inputs.existing, request.secret_id)
+            return await self.resume(owned, wallet, rules, leader_epoch=request.leader_epoch)
         try:
             spec, condition_id, neg_risk, book = await self._prepare(
                 request, wallet, fetch_book=needs_value(rules)
@@ -150,7 +152,7 @@ class BetPipeline:
             # signature made here is dropped unsent; the stored one is the order).
             existing = await self._existing(key, request.secret_id)
             assert existing is not None
-            return await self.resume(existing, wallet, rules)
+            return await self.resume(existing, wallet, rules, leader_epoch=request.leader_epoch)
         status = row.status
         logger.info(
             "bet_decided",
@@ -165,10 +167,17 @@ class BetPipeline:
             raise failure
         if status is not TransactionStatus.PENDING:
             return result_of(row, wallet.funder_address)
-        return await self._executor.execute_row(row, wallet.funder_address, signed=signed)
+        return await self._executor.execute_row(
+            row, wallet.funder_address, signed=signed, leader_epoch=request.leader_epoch
+        )
 
     async def resume(
-        self, row: TransactionLog, wallet: WalletRef, rules: list[PolicyRule] | None = None
+        self,
+        row: TransactionLog,
+        wallet: WalletRef,
+        rules: list[PolicyRule] | None = None,
+        *,
+        leader_epoch: int | None = None,
     ) -> BetResult:
         """The outcome of an action already on record; carries on one left open (only in
         the execution mode it was recorded in: ``ExecutionModeMismatch`` otherwise).
@@ -187,7 +196,9 @@ class BetPipeline:
                 self._mode.value,
             )
         if row.status in (TransactionStatus.PENDING, TransactionStatus.UNKNOWN):
-            return await self._executor.execute_row(row, wallet.funder_address)
+            return await self._executor.execute_row(
+                row, wallet.funder_address, leader_epoch=leader_epoch
+            )
         if row.status is TransactionStatus.FAILED:
             data = row.response_data or {}
             if data.get("retryable") is True:
@@ -196,7 +207,9 @@ class BetPipeline:
                 denied = await self._reopen(row, rules or [])
                 if denied is not None:
                     return result_of(denied, wallet.funder_address)
-                return await self._executor.execute(row.id, wallet.funder_address)
+                return await self._executor.execute(
+                    row.id, wallet.funder_address, leader_epoch=leader_epoch
+                )
             error = PermanentSkillError(row.error_message or "the action failed")
             error.code = str(data.get("errorCode") or error.code)
             raise error
@@ -308,21 +321,30 @@ class BetPipeline:
         secret sees this one as spent. A signature the final decision does not allow is
         dropped unsent.
         """
-        secret_id = draft.request.secret_id
+        secret_id, epoch = draft.request.secret_id, draft.request.leader_epoch
         if draft.failure is not None or not needs_spending_windows(rules):
             status = status_of(decision, draft.failure)
-            # One INSERT, unless an approval goes with it.
-            scope = (
-                self._sessions.begin()
-                if status is TransactionStatus.PENDING_APPROVAL
-                else one_statement_session(self._sessions)
-            )
+            # One INSERT (a rule's sell: fenced by its leadership epoch in the same
+            # statement), unless an approval goes with it.
+            approval = status is TransactionStatus.PENDING_APPROVAL
+            scope = self._sessions.begin() if approval else one_statement_session(self._sessions)
             async with scope as session:
-                row = await add_rows(session, draft, decision, status, self._mode)
+                if epoch is not None and approval:
+                    await require_leader_epoch(session, epoch)
+                row = await add_rows(
+                    session,
+                    draft,
+                    decision,
+                    status,
+                    self._mode,
+                    fenced_insert=epoch is not None and not approval,
+                )
             return row, decision
         async with secret_locked_transaction(
             self._sessions, secret_id, LockScope.SPENDING
         ) as session:
+            if epoch is not None:
+                await require_leader_epoch(session, epoch)
             windows = await policy_repository.spending_windows(session, secret_id, utcnow())
             decision = evaluate(rules, facts, windows)
             status = status_of(decision, None)

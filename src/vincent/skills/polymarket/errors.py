@@ -11,6 +11,9 @@ VincentError
     │                               have filled. Resolve by order id, never re-sign.
     │   └── OrderNotPlaced          not found by id, and its re-post refused as invalid
     │                               (not as a duplicate): known dead, sign anew
+    ├── LeaderDeposed               a rule's order refused: the worker that claimed it no
+    │                               longer leads (nothing written, nothing sent); the new
+    │                               leader owns the rule
     └── PermanentSkillError         do not retry the same action
         ├── InsufficientBalance     not enough balance / allowance
         ├── NoLiquidity             a FOK/FAK found nothing (or not enough) to match
@@ -78,6 +81,15 @@ class OrderNotPlaced(TransientSkillError):
     (not as a duplicate): it was never placed, so a new order may be signed."""
 
     code = "ORDER_NOT_PLACED"
+
+
+class LeaderDeposed(SkillError):
+    """The trade manager's worker that claimed the rule was deposed (its leadership epoch
+    is no longer the current one): its order was neither stored nor posted. Neither
+    transient nor permanent for the caller: it must record nothing, the new leader
+    settles the rule."""
+
+    code = "LEADER_DEPOSED"
 
 
 class PermanentSkillError(SkillError):

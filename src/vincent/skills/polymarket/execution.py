@@ -43,6 +43,7 @@ from vincent.skills.polymarket.errors import (
     DuplicateOrder,
     InsufficientBalance,
     InvalidOrder,
+    LeaderDeposed,
     NoLiquidity,
     OrderNotPlaced,
     OrderVersionMismatch,
@@ -52,6 +53,7 @@ from vincent.skills.polymarket.errors import (
     UnknownOutcome,
     is_retryable,
 )
+from vincent.skills.polymarket.leader_fence import require_leader_epoch
 from vincent.skills.polymarket.market_data import MarketData, MarketInfo
 from vincent.skills.polymarket.orders import Fills, LiveOrders, OrderSpec, refresh_sdk_market
 from vincent.skills.polymarket.signed_orders import signed_order_from_json, signed_order_to_json
@@ -123,12 +125,21 @@ class Executor:
             signed, order_id = await self._orders.sign(secret_id, spec, neg_risk=neg_risk)
         return SignedAction(signed, order_id)
 
-    async def execute(self, log_id: str, wallet_address: str) -> BetResult:
+    async def execute(
+        self, log_id: str, wallet_address: str, *, leader_epoch: int | None = None
+    ) -> BetResult:
         """Carry out the action of row ``log_id`` (status PENDING or UNKNOWN)."""
-        return await self.execute_row(await self._row(log_id), wallet_address)
+        return await self.execute_row(
+            await self._row(log_id), wallet_address, leader_epoch=leader_epoch
+        )
 
     async def execute_row(
-        self, row: TransactionLog, wallet_address: str, *, signed: SignedAction | None = None
+        self,
+        row: TransactionLog,
+        wallet_address: str,
+        *,
+        signed: SignedAction | None = None,
+        leader_epoch: int | None = None,
     ) -> BetResult:
         """Carry out the action of ``row`` (status PENDING or UNKNOWN), read just before.
 
@@ -137,6 +148,9 @@ class Executor:
         A failure is recorded FAILED (retryable ones say so, and a retry with the same
         idempotency key reopens the row and re-posts the same signed order); a lost answer
         leaves the row UNKNOWN. Raises the typed error after recording it.
+        ``leader_epoch`` (a rule's sell by the trade manager's worker): any signed order
+        stored here is stored only while that epoch is current, else ``LeaderDeposed``
+        (raised with nothing recorded or sent).
         """
         action = stored_action(row.request_data)
         if self._paper:
@@ -144,8 +158,14 @@ class Executor:
         if signed is None and row.signed_order is not None:
             return await self.resolve(row, wallet_address)
         try:
-            order = await self._sign_and_store(row, action) if signed is None else signed.order
-            fills = await self._post_with_refresh(row, action, order)
+            order = (
+                await self._sign_and_store(row, action, leader_epoch=leader_epoch)
+                if signed is None
+                else signed.order
+            )
+            fills = await self._post_with_refresh(row, action, order, leader_epoch)
+        except LeaderDeposed:
+            raise  # the new leader owns the action: record nothing
         except UnknownOutcome as error:
             await self._move(row.id, TransactionStatus.UNKNOWN, error_message=error.message)
             return await self._resolve_after_ambiguous(row, wallet_address, error)
@@ -274,10 +294,18 @@ class Executor:
         *,
         replace: bool = False,
         request_data: dict[str, Any] | None = None,
+        leader_epoch: int | None = None,
     ) -> SignedOrder:
         signed = await self.sign(row.secret_id, action.spec, neg_risk=action.neg_risk)
         order_json = signed_order_to_json(signed.order)
-        async with one_statement_session(self._sessions) as session:
+        scope = (
+            one_statement_session(self._sessions)
+            if leader_epoch is None
+            else self._sessions.begin()
+        )
+        async with scope as session:
+            if leader_epoch is not None:
+                await require_leader_epoch(session, leader_epoch)
             stored = await audit.store_signed_order(
                 session,
                 row.id,
@@ -293,14 +321,18 @@ class Executor:
         return signed.order
 
     async def _post_with_refresh(
-        self, row: TransactionLog, action: StoredAction, signed: SignedOrder
+        self,
+        row: TransactionLog,
+        action: StoredAction,
+        signed: SignedOrder,
+        leader_epoch: int | None,
     ) -> Fills:
         try:
             return await self._orders.post(row.secret_id, signed)
         except InsufficientBalance:
             if action.spec.side != "SELL":
                 raise
-            return await self._post_what_is_held(row, action, signed)
+            return await self._post_what_is_held(row, action, signed, leader_epoch)
         except (OrderVersionMismatch, TickSizeChanged) as error:
             # Definitely refused, so a fresh signature is safe: re-read and retry once.
             logger.info(
@@ -310,11 +342,17 @@ class Executor:
             await self._market_data.exchange_version(refresh=True)
             info = await self._refresh_market(row.secret_id, action.spec.token_id)
             action = StoredAction(action.spec, action.condition_id, info.neg_risk, action.rule_id)
-            signed = await self._sign_and_store(row, action, replace=True)
+            signed = await self._sign_and_store(
+                row, action, replace=True, leader_epoch=leader_epoch
+            )
             return await self._orders.post(row.secret_id, signed)
 
     async def _post_what_is_held(
-        self, row: TransactionLog, action: StoredAction, refused: SignedOrder
+        self,
+        row: TransactionLog,
+        action: StoredAction,
+        refused: SignedOrder,
+        leader_epoch: int | None,
     ) -> Fills:
         """A SELL refused for balance: refresh the exchange's balance cache, re-read what
         the wallet holds, and sell that (rounded down) once. Never loops."""
@@ -333,7 +371,9 @@ class Executor:
         spec = replace(action.spec, amount=amount)
         action = StoredAction(spec, action.condition_id, action.neg_risk, action.rule_id)
         data = {**row.request_data, "amount": str(amount)}
-        signed = await self._sign_and_store(row, action, replace=True, request_data=data)
+        signed = await self._sign_and_store(
+            row, action, replace=True, request_data=data, leader_epoch=leader_epoch
+        )
         row.request_data = data
         # A second refusal stands (InsufficientBalance): the wallet truly lacks the shares.
         return await self._orders.post(row.secret_id, signed)

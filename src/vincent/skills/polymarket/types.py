@@ -35,6 +35,9 @@ class BetRequest:
     order (FOK unless FAK). ``worst_price`` bounds slippage: the lowest acceptable price of a
     SELL, the highest of a BUY. ``idempotency_key`` makes a retried action land on the same
     audit row and the same signed order. ``rule_id`` ties a pending approval to a trade rule.
+    ``leader_epoch``: set by the trade manager's worker on PostgreSQL (the leadership epoch
+    its claim was made under); the order is stored only while that epoch is current, else
+    ``LeaderDeposed``. None for agents' own bets and on SQLite (one worker).
     """
 
     secret_id: str
@@ -48,6 +51,7 @@ class BetRequest:
     idempotency_key: str | None = None
     rule_id: str | None = None
     shares_held: Decimal | None = None
+    leader_epoch: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
