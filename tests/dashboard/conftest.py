@@ -22,7 +22,7 @@ from tests.dashboard.stack import ADMIN_TOKEN, LiveStack
 from tests.helpers import Tenant
 
 CHROMIUM = os.environ.get("VINCENT_CHROMIUM", "/usr/bin/chromium")
-UI_TIMEOUT_MS = 15_000
+UI_TIMEOUT_MS = 30_000  # a loaded CI machine: a wait on a condition, not a delay
 
 
 def _need_chromium() -> None:
