@@ -23,6 +23,7 @@ from vincent.enums import TriggerSource
 from vincent.services.trade_manager.backoff import BackoffPolicy, RandomFn
 from vincent.services.trade_manager.breaker import CircuitBreaker
 from vincent.services.trade_manager.execution_outcomes import retry_delay_from
+from vincent.services.trade_manager.loop_lag import LoopLagMonitor
 from vincent.services.trade_manager.metrics import WorkerMetrics
 from vincent.services.trade_manager.order_book import OrderBooks
 from vincent.services.trade_manager.poll_tick import PollTick
@@ -83,6 +84,7 @@ class TradeMonitoringWorker:
         self._clock: Clock = clock or SystemClock()
         self._warmup = SkillWarmup(skill, self._notify)
         self.metrics = WorkerMetrics()
+        self.loop_lag = LoopLagMonitor(self.metrics.loop_lag)
         self._state = WorkerState.CREATED
         self._stopping = asyncio.Event()
         self._wake_tick = asyncio.Event()
@@ -181,6 +183,7 @@ class TradeMonitoringWorker:
                 (self._poll_loop(), "trade-monitoring-poll"),
                 (self._flush_loop(), "trade-monitoring-trailing"),
                 (self._warmup.run(), "trade-monitoring-warmup"),
+                (self.loop_lag.run(self._stopping), "trade-monitoring-loop-lag"),
             ]
         )
         self._state = WorkerState.RUNNING
