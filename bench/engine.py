@@ -58,6 +58,7 @@ from bench.engine_setup import (
     warm_skill,
 )
 from bench.exchange_process import ExchangeProcess, exchange_process
+from bench.fire_steps import FireSteps
 from bench.naive import NaiveConsumer
 from bench.scenario import (
     Scenario,
@@ -300,7 +301,8 @@ async def run_once(
             await warm_skill(skill, scenario, tenants)
             phases["setup_s"] = time.perf_counter() - started
             counter = EventCounter()
-            with counter.installed():
+            steps = FireSteps()
+            with counter.installed(), steps.installed() if args.fire_steps else _nothing():
                 if mode == "index":
                     worker = TradeMonitoringWorker(settings, session_factory, skill)
                     consumer = _worker_consumer(worker)
@@ -321,6 +323,7 @@ async def run_once(
                 traced_bytes = tracemalloc.get_traced_memory()[0]
                 tracemalloc.stop()
                 rss_loaded = process.memory_info().rss
+                steps.clear()
                 try:
                     result = await _drive(args, scenario, exchange, consumer, counter, process)
                 finally:
@@ -367,8 +370,14 @@ async def run_once(
         "statuses": outcomes.statuses,
         "errors": outcomes.errors,
         **{k: round(v, 2) for k, v in phases.items()},
+        **({"fire_steps": steps.summary()} if args.fire_steps else {}),
     }
     return figures
+
+
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield
 
 
 def _describe(scenario: Scenario, rule_ids: list[str]) -> list[str]:
@@ -603,6 +612,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument(
         "--gc-threshold", type=int, default=0, help="gc generation-0 threshold after loading"
+    )
+    parser.add_argument(
+        "--fire-steps", action="store_true", help="wall time of each step of every fire"
     )
     args = parser.parse_args(argv)
     scenario = _scenario(args)
