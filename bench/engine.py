@@ -66,6 +66,7 @@ from bench.scenario import (
     build_scenario,
     build_single_scenario,
 )
+from bench.sql_timing import SqlTiming
 from vincent.config import Settings
 from vincent.crypto import KeyBox, generate_encryption_key
 from vincent.db.models import TradeRule, TransactionLog
@@ -302,7 +303,12 @@ async def run_once(
             phases["setup_s"] = time.perf_counter() - started
             counter = EventCounter()
             steps = FireSteps()
-            with counter.installed(), steps.installed() if args.fire_steps else _nothing():
+            sql = SqlTiming()
+            with (
+                counter.installed(),
+                steps.installed() if args.fire_steps or args.sql_timing else _nothing(),
+                sql.installed() if args.sql_timing else _nothing(),
+            ):
                 if mode == "index":
                     worker = TradeMonitoringWorker(settings, session_factory, skill)
                     consumer = _worker_consumer(worker)
@@ -324,6 +330,7 @@ async def run_once(
                 tracemalloc.stop()
                 rss_loaded = process.memory_info().rss
                 steps.clear()
+                sql.clear()
                 try:
                     result = await _drive(args, scenario, exchange, consumer, counter, process)
                 finally:
@@ -371,6 +378,7 @@ async def run_once(
         "errors": outcomes.errors,
         **{k: round(v, 2) for k, v in phases.items()},
         **({"fire_steps": steps.summary()} if args.fire_steps else {}),
+        **({"sql": sql.summary()} if args.sql_timing else {}),
     }
     return figures
 
@@ -615,6 +623,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument(
         "--fire-steps", action="store_true", help="wall time of each step of every fire"
+    )
+    parser.add_argument(
+        "--sql-timing", action="store_true", help="client-side time of every SQL statement"
     )
     args = parser.parse_args(argv)
     scenario = _scenario(args)

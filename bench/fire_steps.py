@@ -58,6 +58,11 @@ _WRAPPED: tuple[tuple[str, Any, str], ...] = (
 )
 
 
+def in_fire() -> bool:
+    """Whether the running task is part of a fire (set while ``FireSteps`` is installed)."""
+    return _ts_event.get() is not None
+
+
 class FireSteps:
     """Wall time per step, in milliseconds, over every fire while installed."""
 
