@@ -430,6 +430,8 @@ async def _drive(
     http_before = consumer.http_prices()
     profiler = _start_profiler(args.profile)
     consumer.loop_lag.reset()
+    pauses = GcPauses()
+    gc.callbacks.append(pauses.callback)
     exchange_cpu = psutil.Process(exchange.pid)
     exchange_cpu_before = sum(exchange_cpu.cpu_times()[:2])
     cpu_before = sum(process.cpu_times()[:2])
@@ -459,6 +461,7 @@ async def _drive(
             "the last events",
         )
     finally:
+        gc.callbacks.remove(pauses.callback)
         stop_sampling.set()
         await sampler
         await _stop_profiler(profiler)
@@ -496,8 +499,31 @@ async def _drive(
         "loop_lag_max_ms": round(lag.max_ms, 3),
         "loop_lag_samples": lag.samples,
         "load_avg_1m": round(os.getloadavg()[0], 2),
+        **pauses.figures(),
         "ready_s": round(ready_s, 2),
     }
+
+
+class GcPauses:
+    """The garbage collector's pauses during the drive (``gc.callbacks``), per generation."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.pauses_ms: list[list[float]] = [[], [], []]
+
+    def callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        else:
+            self.pauses_ms[info["generation"]].append(1000 * (time.perf_counter() - self.started))
+
+    def figures(self) -> dict[str, Any]:
+        every = [pause for generation in self.pauses_ms for pause in generation]
+        return {
+            "gc_collections": [len(generation) for generation in self.pauses_ms],
+            "gc_pause_ms": [round(sum(generation), 1) for generation in self.pauses_ms],
+            "gc_pause_max_ms": round(max(every, default=0.0), 2),
+        }
 
 
 def _start_profiler(path: str | None) -> subprocess.Popen[bytes] | None:
