@@ -415,6 +415,9 @@ async def _drive(
         "the feed's snapshots, the first poll tick and the skill warm-up",
     )
     ready_s = time.perf_counter() - ready_from
+    if args.gc_freeze:
+        gc.collect()
+        gc.freeze()  # and what the warm-up built (SDK clients, market caches)
     await exchange.call("DELETE", "/timing")
     published_before = (await exchange.call("GET", "/status"))["messages_published"]
     counter.events = 0
@@ -642,7 +645,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--spacing-s", type=float, default=0.1, help="--single: seconds between fires"
     )
     parser.add_argument(
-        "--gc-freeze", action="store_true", help="gc.freeze() once the rules are loaded"
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() once the rules are loaded and again once warmed up",
     )
     parser.add_argument(
         "--gc-threshold", type=int, default=0, help="gc generation-0 threshold after loading"
