@@ -2,7 +2,9 @@
 
     python -m bench.drive PLAN.json
 
-The plan holds the control URL, the interval between steps and every token's prices.
+The plan holds the control URL, the interval between steps and every token's prices
+(``paths``: all tokens walk at once, each step ``interval_s`` after its token's last), or
+one ``sequence`` of (token, best bid) steps sent one at a time, ``interval_s`` apart.
 Posting thousands of paths is real CPU work; done from the measured process it would be
 counted as the worker's. Exits once the exchange reports no path running.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from typing import Any
 
 import httpx
@@ -20,7 +23,22 @@ CONCURRENCY = 16
 POLL_S = 0.05
 
 
+async def drive_sequence(plan: dict[str, Any]) -> None:
+    """Each step on its own schedule (start + k * interval), never two at once."""
+    async with httpx.AsyncClient(base_url=plan["control_url"], timeout=60) as client:
+        started = time.perf_counter()
+        for number, (token_id, price) in enumerate(plan["sequence"]):
+            delay_s = started + number * plan["interval_s"] - time.perf_counter()
+            if delay_s > 0:
+                await asyncio.sleep(delay_s)
+            body = {"best_bid": price, "size": plan["size"]}
+            (await client.post(f"/prices/{token_id}", json=body)).raise_for_status()
+
+
 async def drive(plan: dict[str, Any]) -> None:
+    if "sequence" in plan:
+        await drive_sequence(plan)
+        return
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
     async with httpx.AsyncClient(base_url=plan["control_url"], timeout=60, limits=limits) as client:
         semaphore = asyncio.Semaphore(CONCURRENCY)

@@ -3,6 +3,7 @@
     python -m bench.engine [--rules 10000] [--tokens 1000] [--events 20000] [--tenants 100]
                            [--mode index|naive] [--compare] [--db sqlite|postgres|URL]
                            [--fire-fraction 0.01] [--rate 0] [--seed 7]
+                           [--single N [--spacing-s 0.1] | --burst M] [--gc-freeze]
 
 One run: a scratch database with K tenants and N ACTIVE rules over T tokens (stop-losses,
 take-profits and trailing stops at various distances; bulk-inserted), the local exchange in
@@ -16,7 +17,13 @@ Measured with the exchange's clock: crossing price event sent → that rule's or
 event consumed, with the largest backlog (sent, not yet consumed). This process's CPU
 seconds per 1k events, RSS, and bytes per rule (tracemalloc around loading the rules).
 Correctness: fired set == brute-force reference, exactly one order per fired rule.
+The event loop's lag over the drive (the worker's ``LoopLagMonitor``): p50/p99/max.
 The last line is one JSON object (``--compare``: both runs and their ratios).
+
+``--single N``: N single fires ``--spacing-s`` apart on a quiet book (default 1,000 rules
+over 100 tokens): each step crosses exactly one rule. ``--burst M``: M stop-losses of
+``--tenants`` tenants at one price on one token, crossed by one event, beside the quiet
+book; ``first_order_ms`` / ``last_order_ms`` are the first and the last order out.
 """
 
 from __future__ import annotations
@@ -51,13 +58,21 @@ from bench.engine_setup import (
     warm_skill,
 )
 from bench.exchange_process import ExchangeProcess, exchange_process
+from bench.fire_steps import FireSteps
 from bench.naive import NaiveConsumer
-from bench.scenario import Scenario, build_scenario
+from bench.scenario import (
+    Scenario,
+    build_burst_scenario,
+    build_scenario,
+    build_single_scenario,
+)
+from bench.sql_timing import SqlTiming
 from vincent.config import Settings
 from vincent.crypto import KeyBox, generate_encryption_key
 from vincent.db.models import TradeRule, TransactionLog
 from vincent.db.session import SessionFactory, create_engine, create_session_factory
 from vincent.enums import TradeRuleStatus
+from vincent.services.trade_manager.loop_lag import LoopLagMonitor
 from vincent.services.trade_manager.market_messages import ParsedFrame, parse_frame
 from vincent.services.trade_manager.monitoring_worker import TradeMonitoringWorker
 from vincent.services.trade_manager.polymarket_websocket import MarketFeed, MarketFeedStatus
@@ -121,6 +136,7 @@ class Consumer:
     wait_idle: Callable[[], Awaitable[None]]
     backlog: Callable[[], int]  # events received but not yet handled (naive queue)
     feed: Callable[[], MarketFeedStatus]
+    loop_lag: LoopLagMonitor
     http_prices: Callable[[], float] = lambda: 0.0  # prices applied from the poll tick's HTTP books
 
 
@@ -141,6 +157,7 @@ def _worker_consumer(worker: TradeMonitoringWorker) -> Consumer:
         wait_idle=worker.wait_for_idle,
         backlog=lambda: 0,
         feed=lambda: _feed_of(worker).status(),
+        loop_lag=worker.loop_lag,
         http_prices=lambda: (
             worker.metrics_registry.get_sample_value(
                 "vincent_trade_manager_price_updates_total", {"source": "poll"}
@@ -172,13 +189,28 @@ def _naive_consumer(naive: NaiveConsumer) -> Consumer:
     async def wait_idle() -> None:
         await _until(lambda: naive.idle, SETTLE_TIMEOUT_S, "naive executions")
 
+    # The naive consumer has no lag monitor of its own: the benchmark runs one beside it.
+    loop_lag = LoopLagMonitor()
+    stopping = asyncio.Event()
+    lag_task: list[asyncio.Task[None]] = []
+
+    async def start() -> None:
+        await naive.start()
+        lag_task.append(asyncio.create_task(loop_lag.run(stopping)))
+
+    async def stop() -> None:
+        stopping.set()
+        await asyncio.gather(*lag_task)
+        await naive.stop()
+
     return Consumer(
-        start=naive.start,
-        stop=naive.stop,
+        start=start,
+        stop=stop,
         ready=ready,
         wait_idle=wait_idle,
         backlog=lambda: naive.backlog,
         feed=naive.feed.status,
+        loop_lag=loop_lag,
     )
 
 
@@ -270,7 +302,13 @@ async def run_once(
             await warm_skill(skill, scenario, tenants)
             phases["setup_s"] = time.perf_counter() - started
             counter = EventCounter()
-            with counter.installed():
+            steps = FireSteps()
+            sql = SqlTiming()
+            with (
+                counter.installed(),
+                steps.installed() if args.fire_steps or args.sql_timing else _nothing(),
+                sql.installed() if args.sql_timing else _nothing(),
+            ):
                 if mode == "index":
                     worker = TradeMonitoringWorker(settings, session_factory, skill)
                     consumer = _worker_consumer(worker)
@@ -284,9 +322,15 @@ async def run_once(
                 await consumer.start()
                 phases["load_s"] = time.perf_counter() - loaded
                 gc.collect()
+                if args.gc_freeze:
+                    gc.freeze()  # the rules just loaded: out of every later collection
+                if args.gc_threshold:
+                    gc.set_threshold(args.gc_threshold, *gc.get_threshold()[1:])
                 traced_bytes = tracemalloc.get_traced_memory()[0]
                 tracemalloc.stop()
                 rss_loaded = process.memory_info().rss
+                steps.clear()
+                sql.clear()
                 try:
                     result = await _drive(args, scenario, exchange, consumer, counter, process)
                 finally:
@@ -298,13 +342,21 @@ async def run_once(
     summary = latency_summary(checked.latencies_ms)
     figures = {
         "mode": mode,
+        "shape": scenario_shape(args),
         "db": args.db if args.db in ("sqlite", "postgres") else "postgres",
         "rules": len(scenario.rules),
         "tokens": len(scenario.paths),
         "events": scenario.events,
         "tenants": scenario.tenants,
         "rate": args.rate,
+        "gc_freeze": args.gc_freeze,
+        "gc_threshold": list(gc.get_threshold()),
         **summary,
+        **(
+            {"first_order_ms": summary["min_ms"], "last_order_ms": summary["max_ms"]}
+            if args.burst
+            else {}
+        ),
         **result,
         "rss_mb": round(process.memory_info().rss / 2**20, 1),
         "rss_before_load_mb": round(rss_before / 2**20, 1),
@@ -325,8 +377,15 @@ async def run_once(
         "statuses": outcomes.statuses,
         "errors": outcomes.errors,
         **{k: round(v, 2) for k, v in phases.items()},
+        **({"fire_steps": steps.summary()} if args.fire_steps else {}),
+        **({"sql": sql.summary()} if args.sql_timing else {}),
     }
     return figures
+
+
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield
 
 
 def _describe(scenario: Scenario, rule_ids: list[str]) -> list[str]:
@@ -356,6 +415,9 @@ async def _drive(
         "the feed's snapshots, the first poll tick and the skill warm-up",
     )
     ready_s = time.perf_counter() - ready_from
+    if args.gc_freeze:
+        gc.collect()
+        gc.freeze()  # and what the warm-up built (SDK clients, market caches)
     await exchange.call("DELETE", "/timing")
     published_before = (await exchange.call("GET", "/status"))["messages_published"]
     counter.events = 0
@@ -370,6 +432,9 @@ async def _drive(
     feed_before = consumer.feed()
     http_before = consumer.http_prices()
     profiler = _start_profiler(args.profile)
+    consumer.loop_lag.reset()
+    pauses = GcPauses()
+    gc.callbacks.append(pauses.callback)
     exchange_cpu = psutil.Process(exchange.pid)
     exchange_cpu_before = sum(exchange_cpu.cpu_times()[:2])
     cpu_before = sum(process.cpu_times()[:2])
@@ -399,10 +464,12 @@ async def _drive(
             "the last events",
         )
     finally:
+        gc.callbacks.remove(pauses.callback)
         stop_sampling.set()
         await sampler
         await _stop_profiler(profiler)
     wall_s = time.perf_counter() - wall_before
+    lag = consumer.loop_lag.summary()
     cpu_s = sum(process.cpu_times()[:2]) - cpu_before
     exchange_cpu_s = sum(exchange_cpu.cpu_times()[:2]) - exchange_cpu_before
     system_after = psutil.cpu_times()
@@ -430,8 +497,36 @@ async def _drive(
         "system_cpu_s": round(system_cpu_s, 3),
         "exchange_cpu_s": round(exchange_cpu_s, 3),
         "drive_wall_s": round(wall_s, 3),
+        "loop_lag_p50_ms": round(lag.p50_ms, 3),
+        "loop_lag_p99_ms": round(lag.p99_ms, 3),
+        "loop_lag_max_ms": round(lag.max_ms, 3),
+        "loop_lag_samples": lag.samples,
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+        **pauses.figures(),
         "ready_s": round(ready_s, 2),
     }
+
+
+class GcPauses:
+    """The garbage collector's pauses during the drive (``gc.callbacks``), per generation."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.pauses_ms: list[list[float]] = [[], [], []]
+
+    def callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        else:
+            self.pauses_ms[info["generation"]].append(1000 * (time.perf_counter() - self.started))
+
+    def figures(self) -> dict[str, Any]:
+        every = [pause for generation in self.pauses_ms for pause in generation]
+        return {
+            "gc_collections": [len(generation) for generation in self.pauses_ms],
+            "gc_pause_ms": [round(sum(generation), 1) for generation in self.pauses_ms],
+            "gc_pause_max_ms": round(max(every, default=0.0), 2),
+        }
 
 
 def _start_profiler(path: str | None) -> subprocess.Popen[bytes] | None:
@@ -470,14 +565,52 @@ def run(args: argparse.Namespace, mode: str, scenario: Scenario) -> dict[str, An
 
 def _print_run(figures: dict[str, Any]) -> None:
     print(
-        f"[{figures['mode']}/{figures['db']}] rules {figures['rules']} tokens {figures['tokens']} "
+        f"[{figures['mode']}/{figures['db']}/{figures['shape']}] "
+        f"rules {figures['rules']} tokens {figures['tokens']} "
         f"events {figures['events']}: latency p50 {figures['p50_ms']} p90 {figures['p90_ms']} "
         f"p99 {figures['p99_ms']} max {figures['max_ms']} ms over {figures['latency_samples']}; "
         f"{figures['msgs_per_s']} events/s (backlog max {figures['backlog_max']}); "
         f"{figures['cpu_s_per_1k']} CPU s/1k; {figures['bytes_per_rule']} B/rule; "
         f"fired {figures['fired']}/{figures['expected_fired']} orders {figures['orders']} "
-        f"mismatches {figures['mismatches']}",
+        f"mismatches {figures['mismatches']}; loop lag p99 {figures['loop_lag_p99_ms']} "
+        f"max {figures['loop_lag_max_ms']} ms; load {figures['load_avg_1m']}",
         file=sys.stderr,
+    )
+
+
+def scenario_shape(args: argparse.Namespace) -> str:
+    if args.single:
+        return "single"
+    return "burst" if args.burst else "paths"
+
+
+def _scenario(args: argparse.Namespace) -> Scenario:
+    shape = scenario_shape(args)
+    # The spaced shapes default to a quiet book of 1,000 rules over 100 tokens.
+    rules = args.rules if args.rules is not None else (10_000 if shape == "paths" else 1_000)
+    tokens = args.tokens if args.tokens is not None else (1_000 if shape == "paths" else 100)
+    if shape == "single":
+        return build_single_scenario(
+            rules=rules,
+            tokens=tokens,
+            fires=args.single,
+            tenants=args.tenants,
+            seed=args.seed,
+            spacing_s=args.spacing_s,
+            rules_per_position=args.rules_per_position,
+        )
+    if shape == "burst":
+        return build_burst_scenario(
+            burst=args.burst, rules=rules, tokens=tokens, tenants=args.tenants, seed=args.seed
+        )
+    return build_scenario(
+        rules=rules,
+        tokens=tokens,
+        events=args.events,
+        tenants=args.tenants,
+        fire_fraction=args.fire_fraction,
+        seed=args.seed,
+        rules_per_position=args.rules_per_position,
     )
 
 
@@ -487,8 +620,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--rules", type=int, default=10_000)
-    parser.add_argument("--tokens", type=int, default=1_000)
+    parser.add_argument("--rules", type=int, help="10000 (--single/--burst: 1000)")
+    parser.add_argument("--tokens", type=int, help="1000 (--single/--burst: 100)")
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--tenants", type=int, default=100)
     parser.add_argument("--mode", choices=["index", "naive"], default="index")
@@ -505,16 +638,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--profile", help="py-spy collapsed stacks of the drive to this file")
-    args = parser.parse_args(argv)
-    scenario = build_scenario(
-        rules=args.rules,
-        tokens=args.tokens,
-        events=args.events,
-        tenants=args.tenants,
-        fire_fraction=args.fire_fraction,
-        seed=args.seed,
-        rules_per_position=args.rules_per_position,
+    shapes = parser.add_mutually_exclusive_group()
+    shapes.add_argument("--single", type=int, default=0, help="N spaced single fires")
+    shapes.add_argument("--burst", type=int, default=0, help="M rules crossed by one event")
+    parser.add_argument(
+        "--spacing-s", type=float, default=0.1, help="--single: seconds between fires"
     )
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() once the rules are loaded and again once warmed up",
+    )
+    parser.add_argument(
+        "--gc-threshold", type=int, default=0, help="gc generation-0 threshold after loading"
+    )
+    parser.add_argument(
+        "--fire-steps", action="store_true", help="wall time of each step of every fire"
+    )
+    parser.add_argument(
+        "--sql-timing", action="store_true", help="client-side time of every SQL statement"
+    )
+    args = parser.parse_args(argv)
+    scenario = _scenario(args)
     modes = ["index", "naive"] if args.compare else [args.mode]
     runs = {}
     for mode in modes:

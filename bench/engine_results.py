@@ -108,9 +108,12 @@ def ingest(
 
 
 def latency_summary(latencies_ms: list[float]) -> dict[str, float]:
+    """p50/p90/p99/max, and the first order's latency (``min_ms``: in a burst, the first
+    order out; ``max_ms`` is then the last)."""
     return {
         "p50_ms": round(percentile(latencies_ms, 50), 3),
         "p90_ms": round(percentile(latencies_ms, 90), 3),
         "p99_ms": round(percentile(latencies_ms, 99), 3),
         "max_ms": round(max(latencies_ms, default=0.0), 3),
+        "min_ms": round(min(latencies_ms, default=0.0), 3),
     }

@@ -104,7 +104,11 @@ async def prepare_exchange(
         for m in scenario.markets
     )
     await run_all(
-        lambda p=p: exchange.call("POST", f"/prices/{p.token_id}", {"best_bid": str(p.start_bid)})
+        lambda p=p: exchange.call(
+            "POST",
+            f"/prices/{p.token_id}",
+            {"best_bid": str(p.start_bid), "size": str(scenario.book_size)},
+        )
         for p in scenario.paths
     )
     await run_all(
@@ -147,14 +151,18 @@ async def run_paths(exchange: ExchangeProcess, scenario: Scenario, rate_steps_pe
     """Walk every token along its path, driven by ``bench.drive`` in its own process.
 
     ``rate_steps_per_s`` is the total offered (0: as fast as the exchange can publish).
+    A scenario with ``spacing_s`` sends its steps one at a time, that far apart, instead.
     Returns once every path has finished.
     """
     tokens = len(scenario.paths)
-    plan = {
-        "control_url": f"{exchange.base_url}/_sim",
-        "interval_s": 0.0 if rate_steps_per_s <= 0 else tokens / rate_steps_per_s,
-        "paths": {p.token_id: [str(price) for price in p.steps] for p in scenario.paths},
-    }
+    plan: dict[str, object] = {"control_url": f"{exchange.base_url}/_sim"}
+    if scenario.spacing_s is None:
+        plan["interval_s"] = 0.0 if rate_steps_per_s <= 0 else tokens / rate_steps_per_s
+        plan["paths"] = {p.token_id: [str(price) for price in p.steps] for p in scenario.paths}
+    else:
+        plan["interval_s"] = scenario.spacing_s
+        plan["size"] = str(scenario.book_size)
+        plan["sequence"] = [[token_id, str(price)] for token_id, price in scenario.sequence()]
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
         json.dump(plan, file)
     try:

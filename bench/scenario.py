@@ -4,6 +4,10 @@ Pure and seeded: the same arguments give the same markets, paths and rules, so t
 and the naive mode see identical inputs. Triggers are placed against the paths so that a
 known fraction of rules fire; which ones fire is then decided again by brute force (every
 rule evaluated at every price of its token, in order), independently of the rule index.
+
+Three shapes: ``build_scenario`` (every token walks at once, ~``fire_fraction`` fire),
+``build_single_scenario`` (spaced steps, each crossing exactly one rule of a quiet book)
+and ``build_burst_scenario`` (one step crossing many tenants' rules at the same price).
 """
 
 from __future__ import annotations
@@ -59,10 +63,25 @@ class Scenario:
     rules: tuple[RuleSnapshot, ...]
     tenant_of: dict[str, int]  # rule id → tenant number
     expected: dict[str, int]  # fired rule id → index of the crossing price (1 = first step)
+    # Shares per quoted level of every book the exchange shows (start and steps).
+    book_size: Decimal = Decimal(100)
+    # None: every token walks its path at once. Otherwise the steps go out one at a time,
+    # ``spacing_s`` apart, in ``sequence()`` order.
+    spacing_s: float | None = None
 
     @property
     def events(self) -> int:
         return sum(len(p.steps) for p in self.paths)
+
+    def sequence(self) -> list[tuple[str, Decimal]]:
+        """Every (token, best bid) step, round-robin over tokens: step 1 of each, then 2…"""
+        longest = max((len(p.steps) for p in self.paths), default=0)
+        return [
+            (path.token_id, path.steps[step])
+            for step in range(longest)
+            for path in self.paths
+            if step < len(path.steps)
+        ]
 
     def credits(self) -> dict[tuple[int, str], Decimal]:
         """Shares each (tenant, token) must hold so every expected sale can fill."""
@@ -118,13 +137,7 @@ def build_scenario(
             f"rules={rules} tokens={tokens} tenants={tenants} events={events}"
         )
     rng = random.Random(seed)
-    markets = []
-    token_ids: list[str] = []
-    for _ in range(math.ceil(tokens / 2)):
-        pair = (_token_id(rng), _token_id(rng))
-        markets.append(Market("0x" + f"{rng.getrandbits(256):064x}", pair))
-        token_ids.extend(pair)
-    token_ids = token_ids[:tokens]
+    markets, token_ids = _markets(rng, tokens)
     paths = []
     for token_id, steps in zip(token_ids, _spread(events, tokens), strict=True):
         start = Decimal(rng.randint(20, 80)) * TICK
@@ -133,22 +146,177 @@ def build_scenario(
     tenant_of: dict[str, int] = {}
     expected: dict[str, int] = {}
     for index, (path, count) in enumerate(zip(paths, _spread(rules, tokens), strict=True)):
-        owners = [(index + r // rules_per_position) % tenants for r in range(count)]
+        owners = _owners(index, count, tenants, rules_per_position)
         pairs = Counter(owners)
         for tenant in owners:
-            # One rule per (tenant, token) sells everything; several share the position.
-            action = (
-                RuleAction(ActionType.SELL_ALL)
-                if pairs[tenant] == 1
-                else RuleAction(ActionType.SELL_PARTIAL, SHARES_PER_SELL)
-            )
-            rule = _place_rule(rng, path, action, rng.random() < fire_fraction)
+            rule = _place_rule(rng, path, _action(pairs, tenant), rng.random() < fire_fraction)
             built.append(rule)
             tenant_of[rule.id] = tenant
             crossing = first_crossing(rule, path.prices(rule.trigger_source))
             if crossing is not None:
                 expected[rule.id] = crossing
     return Scenario(tuple(markets), tuple(paths), tenants, tuple(built), tenant_of, expected)
+
+
+def _markets(rng: random.Random, tokens: int) -> tuple[list[Market], list[str]]:
+    markets = []
+    token_ids: list[str] = []
+    for _ in range(math.ceil(tokens / 2)):
+        pair = (_token_id(rng), _token_id(rng))
+        markets.append(Market("0x" + f"{rng.getrandbits(256):064x}", pair))
+        token_ids.extend(pair)
+    return markets, token_ids[:tokens]
+
+
+def _owners(index: int, count: int, tenants: int, rules_per_position: int) -> list[int]:
+    return [(index + r // rules_per_position) % tenants for r in range(count)]
+
+
+def _action(owners: Counter[int], tenant: int) -> RuleAction:
+    # One rule per (tenant, token) sells everything; several share the position.
+    if owners[tenant] == 1:
+        return RuleAction(ActionType.SELL_ALL)
+    return RuleAction(ActionType.SELL_PARTIAL, SHARES_PER_SELL)
+
+
+def _quiet_rule(rng: random.Random, path: TokenPath, action: RuleAction) -> RuleSnapshot:
+    """A stop-loss below or a take-profit above every price the token will show."""
+    source = TriggerSource.BEST_BID if rng.random() < 0.2 else TriggerSource.MIDPOINT
+    prices = path.prices(source)
+    distance = TICK * rng.randint(1, 30)
+    if rng.random() < 0.5:
+        trigger = max(min(prices) - distance, _THOUSANDTH)
+        return _rule(path, TradeRuleType.STOP_LOSS, source, trigger, action)
+    trigger = min(max(prices) + distance, Decimal("0.999"))
+    return _rule(path, TradeRuleType.TAKE_PROFIT, source, trigger, action)
+
+
+def _reference(paths: list[TokenPath], built: list[RuleSnapshot]) -> dict[str, int]:
+    by_token = {path.token_id: path for path in paths}
+    expected = {}
+    for rule in built:
+        crossing = first_crossing(rule, by_token[rule.token_id].prices(rule.trigger_source))
+        if crossing is not None:
+            expected[rule.id] = crossing
+    return expected
+
+
+MAX_FIRES_PER_TOKEN = 40  # one tick per fire, kept inside the book's 0.02 to 0.97 range
+
+
+def build_single_scenario(
+    *,
+    rules: int,
+    tokens: int,
+    fires: int,
+    tenants: int,
+    seed: int,
+    spacing_s: float,
+    rules_per_position: int = 3,
+) -> Scenario:
+    """``fires`` single fires on a quiet book of ``rules`` rules, ``spacing_s`` apart.
+
+    Each token moves one tick per step, down (stop-losses fire) or up (take-profits fire),
+    and each step crosses exactly one rule; every other rule sits beyond the whole path.
+    """
+    if min(rules, tokens, tenants, fires) < 1 or fires > rules:
+        raise ValueError(
+            f"need rules, tokens, tenants, fires >= 1 and fires <= rules, was rules={rules} "
+            f"tokens={tokens} tenants={tenants} fires={fires}"
+        )
+    if math.ceil(fires / tokens) > MAX_FIRES_PER_TOKEN:
+        raise ValueError(
+            f"at most {MAX_FIRES_PER_TOKEN} fires per token: need tokens >= "
+            f"{math.ceil(fires / MAX_FIRES_PER_TOKEN)}, was {tokens}"
+        )
+    rng = random.Random(seed)
+    markets, token_ids = _markets(rng, tokens)
+    paths: list[TokenPath] = []
+    built: list[RuleSnapshot] = []
+    tenant_of: dict[str, int] = {}
+    counts = zip(token_ids, _spread(fires, tokens), _spread(rules, tokens), strict=True)
+    for index, (token_id, fire_count, rule_count) in enumerate(counts):
+        falling = index % 2 == 0
+        start = Decimal(rng.randint(50, 55)) * TICK
+        move = -TICK if falling else TICK
+        path = TokenPath(token_id, start, tuple(start + move * k for k in range(1, fire_count + 1)))
+        paths.append(path)
+        owners = _owners(index, rule_count, tenants, rules_per_position)
+        pairs = Counter(owners)
+        kind = TradeRuleType.STOP_LOSS if falling else TradeRuleType.TAKE_PROFIT
+        for number, tenant in enumerate(owners):
+            action = _action(pairs, tenant)
+            if number < fire_count:
+                source = TriggerSource.BEST_BID if rng.random() < 0.2 else TriggerSource.MIDPOINT
+                trigger = path.prices(source)[number + 1]
+                rule = _rule(path, kind, source, trigger, action)
+            else:
+                rule = _quiet_rule(rng, path, action)
+            built.append(rule)
+            tenant_of[rule.id] = tenant
+    expected = _reference(paths, built)
+    return Scenario(
+        tuple(markets),
+        tuple(paths),
+        tenants,
+        tuple(built),
+        tenant_of,
+        expected,
+        spacing_s=spacing_s,
+    )
+
+
+def build_burst_scenario(
+    *, burst: int, rules: int, tokens: int, tenants: int, seed: int
+) -> Scenario:
+    """``burst`` stop-losses of many tenants at one price on one token, crossed by one
+    step, beside ``rules`` quiet rules over ``tokens`` tokens (the first one included).
+
+    The books are deep enough for every sale to fill at the crossing price.
+    """
+    if min(burst, tokens, tenants) < 1 or rules < 0:
+        raise ValueError(
+            f"need burst, tokens, tenants >= 1 and rules >= 0, was burst={burst} "
+            f"rules={rules} tokens={tokens} tenants={tenants}"
+        )
+    rng = random.Random(seed)
+    markets, token_ids = _markets(rng, tokens)
+    start = Decimal("0.60")
+    paths = [TokenPath(token_ids[0], start, (start - TICK,))]
+    paths += [TokenPath(token_id, start, ()) for token_id in token_ids[1:]]
+    built: list[RuleSnapshot] = []
+    tenant_of: dict[str, int] = {}
+    owners = [number % tenants for number in range(burst)]
+    pairs = Counter(owners)
+    for tenant in owners:
+        trigger = start - TICK
+        rule = _rule(
+            paths[0],
+            TradeRuleType.STOP_LOSS,
+            TriggerSource.BEST_BID,
+            trigger,
+            _action(pairs, tenant),
+        )
+        built.append(rule)
+        tenant_of[rule.id] = tenant
+    for index, (path, count) in enumerate(zip(paths, _spread(rules, tokens), strict=True)):
+        quiet_owners = _owners(index, count, tenants, 3)
+        quiet_pairs = Counter(quiet_owners)
+        for tenant in quiet_owners:
+            rule = _quiet_rule(rng, path, _action(quiet_pairs, tenant))
+            built.append(rule)
+            tenant_of[rule.id] = tenant
+    expected = _reference(paths, built)
+    return Scenario(
+        tuple(markets),
+        tuple(paths),
+        tenants,
+        tuple(built),
+        tenant_of,
+        expected,
+        book_size=SHARES_PER_SELL * burst,
+        spacing_s=0.0,
+    )
 
 
 def first_crossing(rule: RuleSnapshot, prices: list[Decimal]) -> int | None:

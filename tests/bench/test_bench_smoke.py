@@ -32,6 +32,7 @@ ENGINE_KEYS = {
     "orders",
     "mismatches",
 }
+LAG_KEYS = {"loop_lag_p50_ms", "loop_lag_p99_ms", "loop_lag_max_ms", "loop_lag_samples"}
 
 
 def _last_json_line(*args: str) -> dict[str, object]:
@@ -58,9 +59,37 @@ def test_engine_benchmark_prints_its_figures() -> None:
         *("--rules", "60", "--tokens", "6", "--events", "300", "--tenants", "3"),
         *("--db", "sqlite", "--fire-fraction", "0.05", "--rate", "0"),
     )
-    assert result.keys() >= ENGINE_KEYS
+    assert result.keys() >= ENGINE_KEYS | LAG_KEYS
     assert result["mode"] == "index"
     assert result["rules"] == 60
+    assert result["loop_lag_samples"] > 0
+
+
+@pytest.mark.slow
+def test_engine_single_fires_are_one_order_per_step() -> None:
+    result = _last_json_line(
+        "bench.engine",
+        *("--single", "6", "--rules", "20", "--tokens", "3", "--tenants", "3"),
+        *("--spacing-s", "0.05", "--db", "sqlite"),
+    )
+    assert result.keys() >= ENGINE_KEYS | LAG_KEYS
+    assert (result["shape"], result["rules"], result["events"]) == ("single", 20, 6)
+    assert (result["expected_fired"], result["fired"], result["orders"]) == (6, 6, 6)
+    assert result["latency_samples"] == 6
+    assert result["mismatches"] == 0
+
+
+@pytest.mark.slow
+def test_engine_burst_reports_first_and_last_order() -> None:
+    result = _last_json_line(
+        "bench.engine",
+        *("--burst", "8", "--rules", "12", "--tokens", "3", "--tenants", "4", "--db", "sqlite"),
+    )
+    assert result.keys() >= ENGINE_KEYS | LAG_KEYS | {"first_order_ms", "last_order_ms"}
+    assert (result["shape"], result["rules"], result["events"]) == ("burst", 20, 1)
+    assert (result["expected_fired"], result["fired"], result["orders"]) == (8, 8, 8)
+    assert 0 < result["first_order_ms"] <= result["last_order_ms"]  # type: ignore[operator]
+    assert result["mismatches"] == 0
 
 
 @pytest.mark.slow

@@ -85,6 +85,7 @@ async def test_rule_created_through_the_api_fires_on_the_next_message(
     assert "vincent_trade_manager_price_event_to_order_seconds_count 1.0" in metrics
     assert "vincent_trade_manager_feed_parse_errors_total 0.0" in metrics
     assert "vincent_trade_manager_feed_messages_total" in metrics
+    assert 'vincent_trade_manager_event_loop_lag_seconds_bucket{le="0.002"}' in metrics
     row = await rule_row(session_factory, rule_id)
     assert row.status is TradeRuleStatus.TRIGGERED
     assert (await events_of(session_factory, rule_id))[1].event_data["currentPrice"] == 0.445

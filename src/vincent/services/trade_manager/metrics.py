@@ -30,6 +30,8 @@ LATENCY_BUCKETS_S = (
     2.5,
     5.0,
 )
+# Seconds; the event loop's lag target is 2 ms at p99.
+LOOP_LAG_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 class _FeedCounters(Collector):
@@ -117,6 +119,12 @@ class WorkerMetrics:
             "vincent_trade_manager_price_event_to_order_seconds",
             "From the price event that crossed a rule to its order being handed to the skill",
             buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.loop_lag = Histogram(
+            "vincent_trade_manager_event_loop_lag_seconds",
+            "How late the worker's event loop ran a callback that was due (sampled)",
+            buckets=LOOP_LAG_BUCKETS_S,
             registry=self.registry,
         )
 

@@ -27,6 +27,7 @@ from vincent.services.trade_manager.breaker import CircuitBreaker
 from vincent.services.trade_manager.execution_outcomes import retry_delay_from
 from vincent.services.trade_manager.leader_role import LeaderRole
 from vincent.services.trade_manager.leadership import Leadership, LeadershipConfig, new_worker_id
+from vincent.services.trade_manager.loop_lag import LoopLagMonitor
 from vincent.services.trade_manager.metrics import WorkerMetrics
 from vincent.services.trade_manager.order_book import OrderBooks
 from vincent.services.trade_manager.poll_tick import PollTick
@@ -92,6 +93,7 @@ class TradeMonitoringWorker:
         self._clock: Clock = clock or SystemClock()
         self._warmup = SkillWarmup(skill, self._notify)
         self.metrics = WorkerMetrics()
+        self.loop_lag = LoopLagMonitor(self.metrics.loop_lag)
         self._state = WorkerState.CREATED
         self._stopping = asyncio.Event()
         self._wake_tick = asyncio.Event()
@@ -221,6 +223,7 @@ class TradeMonitoringWorker:
                 (self._poll_loop(), "trade-monitoring-poll"),
                 (self._flush_loop(), "trade-monitoring-trailing"),
                 (self._warmup.run(), "trade-monitoring-warmup"),
+                (self.loop_lag.run(self._stopping), "trade-monitoring-loop-lag"),
             ]
         )
         self._state = WorkerState.RUNNING

@@ -1,0 +1,141 @@
+"""Where a fire's time goes: wall time of each step of the order path (``--fire-steps``).
+
+Benchmark instrumentation only: for the benchmark process, it wraps the calls one fire
+makes, from the crossing price to the recorded outcome, and keeps each call's wall time.
+Wall time, awaits included: waiting for the database, the exchange or a busy event loop is
+the fire's time too (a CPU profile does not see it). The product never imports this.
+
+Steps (``FireSteps.summary()``; ms, p50 / p99 / mean / count):
+- ``queue``: crossing event handled (``Trigger.ts_event``) → ``execute_rule`` entered
+  (the task start and the wait for an execution slot);
+- ``claim``: the claim transaction (UPDATE + two event INSERTs + commit);
+- ``holdings``: the position read (Data API), run beside the claim;
+- ``skill_read``: wallet + policies + earlier attempt (``read_bet_inputs``);
+- ``prepare``: market info, book for value, size (``BetPipeline._prepare``);
+- ``sign``: the SDK signing the order;
+- ``audit_insert``: the audit row with the signed order (INSERT + commit);
+- ``post``: ``POST /order`` and its answer;
+- ``before_post``: crossing event handled → the POST starts (the hot path proper);
+- ``settlement``: following the fill to its trades' settlement;
+- ``skill_record``: the skill recording the fill on its audit row;
+- ``rule_record``: the rule's outcome transaction (executed or settling);
+- ``fire``: ``execute_rule`` entered → returned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from bench.common import percentile
+from vincent.services.trade_manager import rule_executor
+from vincent.services.trade_manager.rule_executor import RuleExecutor
+from vincent.skills.polymarket import bets
+from vincent.skills.polymarket.bets import BetPipeline
+from vincent.skills.polymarket.execution import Executor
+from vincent.skills.polymarket.orders import LiveOrders
+from vincent.skills.polymarket.skill import PolymarketSkill
+
+_ts_event: contextvars.ContextVar[float | None] = contextvars.ContextVar("ts_event", default=None)
+
+# (step, owner, attribute): owner is a class or a module whose attribute is an async callable.
+_WRAPPED: tuple[tuple[str, Any, str], ...] = (
+    ("claim", RuleExecutor, "_claim"),
+    ("holdings", PolymarketSkill, "get_holdings"),
+    ("skill_read", bets, "read_bet_inputs"),
+    ("prepare", BetPipeline, "_prepare"),
+    ("sign", Executor, "sign"),
+    ("audit_insert", BetPipeline, "_write_row"),
+    ("settlement", PolymarketSkill, "follow_settlement"),
+    ("skill_record", Executor, "_conclude"),
+    ("rule_record", rule_executor, "record_executed"),
+    ("rule_record", rule_executor, "record_settling"),
+)
+
+
+def in_fire() -> bool:
+    """Whether the running task is part of a fire (set while ``FireSteps`` is installed)."""
+    return _ts_event.get() is not None
+
+
+class FireSteps:
+    """Wall time per step, in milliseconds, over every fire while installed."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, list[float]] = defaultdict(list)
+
+    def clear(self) -> None:
+        self.ms.clear()
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {
+            step: {
+                "p50": round(percentile(values, 50), 3),
+                "p99": round(percentile(values, 99), 3),
+                "mean": round(sum(values) / len(values), 3),
+                "count": len(values),
+            }
+            for step, values in sorted(self.ms.items())
+        }
+
+    def _timed(self, step: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(call)
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            if _ts_event.get() is None:  # not part of a fire (poll tick, warm-up)
+                return await call(*args, **kwargs)
+            started = time.perf_counter()
+            try:
+                return await call(*args, **kwargs)
+            finally:
+                self.ms[step].append(1000 * (time.perf_counter() - started))
+
+        return timed
+
+    def _fire(self, call: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(call)
+        async def fire(executor: RuleExecutor, rule: Any, trigger: Any, **kwargs: Any) -> Any:
+            # The worker's clock is time.monotonic (SystemClock).
+            self.ms["queue"].append(1000 * (time.monotonic() - trigger.ts_event))
+            token = _ts_event.set(trigger.ts_event)
+            started = time.perf_counter()
+            try:
+                return await call(executor, rule, trigger, **kwargs)
+            finally:
+                self.ms["fire"].append(1000 * (time.perf_counter() - started))
+                _ts_event.reset(token)
+
+        return fire
+
+    def _post(self, call: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(call)
+        async def post(*args: Any, **kwargs: Any) -> Any:
+            ts_event = _ts_event.get()
+            if ts_event is not None:
+                self.ms["before_post"].append(1000 * (time.monotonic() - ts_event))
+            started = time.perf_counter()
+            try:
+                return await call(*args, **kwargs)
+            finally:
+                self.ms["post"].append(1000 * (time.perf_counter() - started))
+
+        return post
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[FireSteps]:
+        originals = [(owner, name, getattr(owner, name)) for _, owner, name in _WRAPPED]
+        originals.append((RuleExecutor, "execute_rule", RuleExecutor.execute_rule))
+        originals.append((LiveOrders, "post", LiveOrders.post))
+        try:
+            for step, owner, name in _WRAPPED:
+                setattr(owner, name, self._timed(step, getattr(owner, name)))
+            RuleExecutor.execute_rule = self._fire(RuleExecutor.execute_rule)  # type: ignore[method-assign]
+            LiveOrders.post = self._post(LiveOrders.post)  # type: ignore[method-assign]
+            yield self
+        finally:
+            for owner, name, original in originals:
+                setattr(owner, name, original)
