@@ -207,3 +207,14 @@ def test_rules_are_listed_newest_first_and_filtered_by_status(
     canceled = client.get("/dashboard/rules", params={"status": "CANCELED"}).text
     assert f"rule-{ids[1]}" in canceled and f"rule-{ids[0]}" not in canceled
     assert client.get("/dashboard/rules", params={"status": "nope"}).status_code == 400
+
+
+def test_the_dashboards_static_files_never_use_up_the_request_limit(database_url: str) -> None:
+    with _client(database_url, rate_limit_per_address=3, rate_limit_burst_s=60) as client:
+        statics = [
+            client.get(f"/dashboard/static/{name}").status_code
+            for name in ("dashboard.css", "dashboard.js", "chart.js") * 3
+        ]
+        pages = [client.get("/dashboard/login").status_code for _ in range(4)]
+    assert statics == [200] * 9
+    assert pages == [200, 200, 200, 429]

@@ -10,7 +10,8 @@ and a client must not dodge its limit by writing a new ``X-Forwarded-For`` per r
   a request with ``Authorization: Bearer`` through to its auth dependency, which charges
   the key it resolves (``charge_key``) or, for a bad key, the address (``charge_address``):
   guessing keys is as slow as any unauthenticated request.
-* ``/health`` and ``/metrics`` are never limited (load balancers and probes call them).
+* ``/health`` and ``/metrics`` are never limited (load balancers and probes call them), nor
+  the dashboard's static files.
 * ``/mcp`` with a Bearer key is charged like ``/api/``: to the key its endpoint resolves. The
   REST calls an MCP tool makes in process carry ``INTERNAL_HEADER`` with this process's
   random ``INTERNAL_TOKEN`` and are not charged again (one tool call, one request).
@@ -37,6 +38,8 @@ from vincent.api.envelope import error_body
 from vincent.errors import VincentError
 
 UNLIMITED_PATHS = frozenset({"/health", "/metrics"})
+# The dashboard's own scripts and stylesheet: files a page loads with every view, never work.
+UNLIMITED_PREFIX = "/dashboard/static/"
 # Paths whose Bearer requests are charged by their own auth (to the key), not here.
 _KEY_CHARGED_PREFIXES = ("/api/", "/mcp")
 # In-process requests already charged (an MCP tool's REST call): a per-process random value
@@ -277,6 +280,7 @@ class RateLimitMiddleware:
         if (
             scope["type"] != "http"
             or scope["path"] in UNLIMITED_PATHS
+            or scope["path"].startswith(UNLIMITED_PREFIX)
             or _header(scope, INTERNAL_HEADER) == _INTERNAL_TOKEN_BYTES
         ):
             await self.app(scope, receive, send)
