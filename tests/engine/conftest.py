@@ -48,8 +48,11 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def skill() -> ScriptedSkill:
-    return ScriptedSkill()
+def skill(request: pytest.FixtureRequest) -> ScriptedSkill:
+    # A rule's claim runs in the skill's transaction: the scripted skill needs the database
+    # whenever the test has one.
+    uses_db = "session_factory" in request.fixturenames
+    return ScriptedSkill(request.getfixturevalue("session_factory") if uses_db else None)
 
 
 @pytest.fixture

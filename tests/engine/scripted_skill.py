@@ -9,7 +9,9 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
+from vincent.db.session import SessionFactory
 from vincent.enums import TransactionStatus
+from vincent.skills.polymarket.errors import ClaimLost
 from vincent.skills.polymarket.types import (
     AttemptOutcome,
     AttemptResolution,
@@ -27,9 +29,15 @@ Answer = BetResult | Exception | Callable[[BetRequest], BetResult]
 
 
 class ScriptedSkill:
-    """Answers ``place_bet`` from a script; records every request it was given."""
+    """Answers ``place_bet`` from a script; records every request it was given.
 
-    def __init__(self) -> None:
+    As the real skill does, a request's ``claim`` (a rule's sell) is run first in a
+    transaction of ``sessions`` (where the real skill writes the audit row too); the
+    scripted answer comes after it, as an answer of the exchange would.
+    """
+
+    def __init__(self, sessions: SessionFactory | None = None) -> None:
+        self.sessions = sessions
         self.holdings: dict[str, list[Holding]] = {}
         self.answers: list[Answer] = []
         self.requests: list[BetRequest] = []
@@ -62,6 +70,13 @@ class ScriptedSkill:
         )
 
     async def place_bet(self, request: BetRequest) -> BetResult:
+        # ``requests``: the actions that happened (a lost claim writes and sends nothing).
+        if request.claim is not None:
+            assert self.sessions is not None, "a rule's claim needs ScriptedSkill(sessions)"
+            async with self.sessions.begin() as session:
+                claimed = await request.claim(session)
+            if claimed is None:
+                raise ClaimLost("the rule was no longer ACTIVE")
         self.requests.append(request)
         answer: Answer = self.answers.pop(0) if self.answers else self.executed
         if isinstance(answer, Exception):

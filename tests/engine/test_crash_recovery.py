@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from tests.engine.conftest import MakeRule
 from tests.engine.live import (
@@ -27,8 +28,9 @@ from tests.engine.live import (
 from tests.skill.conftest import add_wallet
 from vincent.config import Settings
 from vincent.crypto import KeyBox
+from vincent.db.models import TransactionLog
 from vincent.db.session import SessionFactory
-from vincent.enums import TradeRuleEventType, TradeRuleStatus, TradeRuleType
+from vincent.enums import TradeRuleEventType, TradeRuleStatus, TradeRuleType, TransactionStatus
 from vincent.sim import LocalExchange
 from vincent.skills.polymarket import PolymarketSkill
 
@@ -121,7 +123,7 @@ async def test_sigkill_after_the_order_was_sent_is_reconciled_without_a_second_s
     ]
 
 
-async def test_sigkill_before_the_order_was_sent_retries_and_sells_once(
+async def test_sigkill_before_the_order_reached_the_exchange_reposts_it_and_sells_once(
     exchange: LocalExchange,
     live_skill: PolymarketSkill,
     session_factory: SessionFactory,
@@ -138,9 +140,9 @@ async def test_sigkill_before_the_order_was_sent_retries_and_sells_once(
 
     async with asyncio.timeout(TIMEOUT_S), worker_process(settings, keybox_key) as pid:
         await wait_until(lambda: exchange.status()["websocket_connections"] == 1)
-        # The holdings read hangs: the claim and the attempt are committed, no order is sent.
-        # Two hangs: the first poll tick's position refresh may still be due and take one.
-        exchange.hang_next("/data-api/positions", count=2)
+        # The POST hangs before it reaches the book: the claim, the attempt and the signed
+        # order's audit row are committed (one transaction), nothing is on the exchange.
+        exchange.hang_next("/order", method="POST")
         exchange.step_price(ids.yes, "0.35")
 
         async def attempt_written() -> bool:
@@ -153,14 +155,20 @@ async def test_sigkill_before_the_order_was_sent_retries_and_sells_once(
 
     exchange.clear_faults()
     assert exchange.order_receipts() == ()
+    async with session_factory() as session:
+        stored = (await session.scalars(sa.select(TransactionLog))).one()
+    assert stored.status is TransactionStatus.PENDING and stored.signed_order is not None
 
     restart = worker_settings(exchange, database_url)
-    async with running_worker(restart, session_factory, live_skill) as worker:
-        async with asyncio.timeout(TIMEOUT_S):
-            await worker.wait_for_executions(1)
+    async with running_worker(restart, session_factory, live_skill):
+        pass  # start() alone reconciles: the same signed order is found missing, re-posted
 
     row = await rule_row(session_factory, rule.id)
     assert row.status is TradeRuleStatus.TRIGGERED
+    assert row.trigger_tx_hash is not None
     assert len(exchange.order_receipts()) == 1
     assert await executed_sells(session_factory, wallet.secret_id) == [Decimal("9")]
     assert shares_of(exchange, wallet.funder, ids.yes) == 0
+    async with session_factory() as session:
+        sold = (await session.scalars(sa.select(TransactionLog))).one()
+    assert sold.order_id == stored.order_id  # the same signed order, never a new one

@@ -20,8 +20,8 @@ RULES = MAX_CONCURRENT_EXECUTIONS + 4
 class GatedSellSkill(ScriptedSkill):
     """Holds every sell until released; tracks how many are in flight at once."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, sessions: SessionFactory) -> None:
+        super().__init__(sessions)
         self.release = asyncio.Event()
         self.in_flight = 0
         self.most_in_flight = 0
@@ -45,7 +45,7 @@ async def test_a_burst_of_fires_is_bounded_and_every_rule_sells(
     make_rule: MakeRule,
 ) -> None:
     ids = open_market(exchange, "0.50")
-    skill = GatedSellSkill()
+    skill = GatedSellSkill(session_factory)
     for n in range(RULES):
         secret_id = await make_secret(f"tenant-{n}")
         skill.hold(secret_id, ids.yes, "10")

@@ -1,10 +1,11 @@
-"""A takeover right after a rule's claim: the deposed leader's order is never stored nor sent.
+"""A takeover during a rule's claim: the claim and its order commit together, or not at all.
 
 PostgreSQL only. The real executor, the real skill and the local exchange; the new leader's
 epoch bump is a real UPDATE on its own connection, issued while the claim's transaction
-holds the epoch FOR SHARE, so it commits the moment the claim does: the old leader then
-goes on to sell under an epoch that is no longer current, as a leader frozen (SIGSTOP,
-paused VM) between its claim and its order would on resuming.
+holds the epoch FOR SHARE, so it commits the moment the claim does. The claim's
+transaction also writes the signed order (issue 14: one durable write before the POST), so
+there is no moment at which the rule is claimed and its order not stored: the new leader's
+reconciliation finds that order and resolves it by id, never signing another.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ class TakeoverDuringClaim:
             await self._conn.close()
 
 
-async def test_a_leader_deposed_right_after_its_claim_stores_and_sends_nothing(
+async def test_a_takeover_during_the_claim_waits_for_its_order_and_it_is_sold_once(
     exchange: LocalExchange,
     live_skill: PolymarketSkill,
     session_factory: SessionFactory,
@@ -113,28 +114,60 @@ async def test_a_leader_deposed_right_after_its_claim_stores_and_sends_nothing(
     )
     try:
         async with asyncio.timeout(TIMEOUT_S):
-            result = await executor.execute_rule(
+            await executor.execute_rule(
                 rule, Trigger(price=Decimal("0.35"), source="websocket", ts_event=0.0)
             )
     finally:
         await takeover.close()
 
-    # The old leader claimed, then was refused its order: nothing stored, nothing sent,
-    # nothing recorded on the rule after the claim.
+    # The claim, the signed order and its audit row are one transaction: the new leader's
+    # epoch bump waited for it, so the order was stored under the old epoch (and posted).
+    # What the new leader's reconciliation finds for that attempt is the stored order,
+    # resolved by its id: no second order, no second sale.
+    events = await events_of(session_factory, rule.id)
+    (attempt,) = [e for e in events if e.event_type is TradeRuleEventType.ACTION_ATTEMPT]
+    key = str(attempt.event_data["idempotencyKey"])
+    async with session_factory() as session:
+        (stored,) = (await session.scalars(sa.select(TransactionLog))).all()
+    assert stored.idempotency_key == key and stored.signed_order is not None
+    resolution = await live_skill.resolve_attempt(key)
+    assert resolution.outcome is AttemptOutcome.EXECUTED
+    assert resolution.result is not None and resolution.result.order_id == stored.order_id
+    assert len(exchange.order_receipts()) == 1
+    assert shares_of(exchange, wallet.funder, ids.yes) == Decimal(0)
+    assert (await rule_row(session_factory, rule.id)).status is TradeRuleStatus.TRIGGERED
+
+
+async def test_a_leader_deposed_before_its_claim_writes_and_sends_nothing(
+    exchange: LocalExchange,
+    live_skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    keybox: KeyBox,
+    make_rule: MakeRule,
+    clock: ManualClock,
+) -> None:
+    wallet = await add_wallet(session_factory, keybox)
+    ids = open_market(exchange, "0.50")
+    exchange.credit(wallet.funder, token_id=ids.yes, shares="9", avg_price="0.5")
+    rule = await make_rule(wallet.secret_id, ids.yes, TradeRuleType.STOP_LOSS, "0.40")
+
+    async def deposed(session: AsyncSession) -> int | None:
+        return None  # ``Leadership.held_epoch`` of a worker that no longer leads
+
+    executor = RuleExecutor(
+        session_factory, live_skill, clock=clock, retry_delay=lambda n: 2.0 * n, fence=deposed
+    )
+    async with asyncio.timeout(TIMEOUT_S):
+        result = await executor.execute_rule(
+            rule, Trigger(price=Decimal("0.35"), source="websocket", ts_event=0.0)
+        )
+
     assert result.outcome is ExecutionOutcome.SKIPPED
     assert exchange.order_receipts() == ()
-    assert shares_of(exchange, wallet.funder, ids.yes) == Decimal(9)
     async with session_factory() as session:
         rows = await session.scalar(sa.select(sa.func.count()).select_from(TransactionLog))
     assert rows == 0
-    assert (await rule_row(session_factory, rule.id)).status is TradeRuleStatus.TRIGGERED
-    events = await events_of(session_factory, rule.id)
-    kinds = [e.event_type for e in events]
-    assert kinds.count(TradeRuleEventType.ACTION_ATTEMPT) == 1
-    assert TradeRuleEventType.ACTION_EXECUTED not in kinds
-    # What the new leader's reconciliation finds for that attempt: truly not sent, so
-    # firing the rule again is the one sale.
-    (attempt,) = [e for e in events if e.event_type is TradeRuleEventType.ACTION_ATTEMPT]
-    key = str(attempt.event_data["idempotencyKey"])
-    resolution = await live_skill.resolve_attempt(key)
-    assert resolution.outcome is AttemptOutcome.NOT_SENT
+    assert (await rule_row(session_factory, rule.id)).status is TradeRuleStatus.ACTIVE
+    kinds = [e.event_type for e in await events_of(session_factory, rule.id)]
+    assert TradeRuleEventType.ACTION_ATTEMPT not in kinds
+    assert TradeRuleEventType.RULE_EVALUATED not in kinds

@@ -104,7 +104,7 @@ async def test_sigkill_after_the_stop_sold_cancels_the_take_profit_on_restart(
     assert await executed_sells(session_factory, wallet.secret_id) == [Decimal("9")]
 
 
-async def test_sigkill_before_the_stop_sent_releases_the_group_and_sells_once(
+async def test_sigkill_before_the_stop_reached_the_exchange_sells_once_and_ends_the_group(
     exchange: LocalExchange,
     live_skill: PolymarketSkill,
     session_factory: SessionFactory,
@@ -120,8 +120,9 @@ async def test_sigkill_before_the_stop_sent_releases_the_group_and_sells_once(
 
     async with asyncio.timeout(TIMEOUT_S), worker_process(settings, keybox_key) as pid:
         await wait_until(lambda: exchange.status()["websocket_connections"] == 1)
-        # The holdings read hangs: claim and attempt are committed, no order is sent.
-        exchange.hang_next("/data-api/positions", count=2)
+        # The POST hangs before the book: claim, attempt and the signed order are committed
+        # together (one transaction), nothing is on the exchange.
+        exchange.hang_next("/order", method="POST")
         exchange.step_price(ids.yes, "0.35")
 
         async def attempt_written() -> bool:
@@ -135,11 +136,10 @@ async def test_sigkill_before_the_stop_sent_releases_the_group_and_sells_once(
     exchange.clear_faults()
     assert (await rule_row(session_factory, take.id)).oco_paused_by == stop.id
 
+    assert exchange.order_receipts() == ()
     restart = worker_settings(exchange, database_url)
-    async with running_worker(restart, session_factory, live_skill) as worker:
-        async with asyncio.timeout(TIMEOUT_S):
-            # Reconciled as "not sent": the group is released, the stop fires again and sells.
-            await worker.wait_for_executions(1)
+    async with running_worker(restart, session_factory, live_skill):
+        pass  # start() reconciles: the stored order is not on the exchange, re-posted as is
 
     assert (await rule_row(session_factory, stop.id)).status is TradeRuleStatus.TRIGGERED
     assert (await rule_row(session_factory, take.id)).status is TradeRuleStatus.CANCELED

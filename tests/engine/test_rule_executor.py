@@ -423,7 +423,7 @@ async def test_a_lost_answer_resolved_as_a_retryable_refusal_is_retried(
                 )
             return AttemptResolution(AttemptOutcome.FAILED, message="exchange answered 503")
 
-    skill = RefusedOnResolve()
+    skill = RefusedOnResolve(session_factory)
     secret_id = await make_secret("a")
     rule = await make_rule(secret_id, TOKEN)
     skill.hold(secret_id, TOKEN, "10")

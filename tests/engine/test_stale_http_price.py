@@ -23,8 +23,8 @@ TIMEOUT_S = 15.0
 class GatedBookSkill(ScriptedSkill):
     """Holds the first REST book answer until the test lets it go; later answers are fresh."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, sessions: SessionFactory) -> None:
+        super().__init__(sessions)
         self.book_requested = asyncio.Event()
         self.release = asyncio.Event()
 
@@ -47,7 +47,7 @@ async def test_http_book_overtaken_by_the_feed_does_not_fire(
     secret_id = await make_secret("alice")
     ids = open_market(exchange, "0.50")
     rule = await make_rule(secret_id, ids.yes, TradeRuleType.STOP_LOSS, "0.45")
-    skill = GatedBookSkill()
+    skill = GatedBookSkill(session_factory)
     skill.hold(secret_id, ids.yes, "10")
     # The REST answer is an old book below the stop (midpoint 0.40).
     skill.set_book(ids.yes, [("0.39", "100")], [("0.41", "100")])

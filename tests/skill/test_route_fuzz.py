@@ -33,7 +33,9 @@ EXAMPLES = 15
 # Codes of orders that passed every check at the edge and were refused by the exchange.
 EXCHANGE_REFUSALS = {"INSUFFICIENT_BALANCE", "NO_LIQUIDITY", "INVALID_ORDER", "MARKET_CLOSED"}
 # Columns that a successful read may touch: an API key's last use.
-_VOLATILE = {"last_used_at"}
+# Not what a request stores: a key's last use, and the CLOB API credentials the SDK derives
+# for a wallet on its first order (cached on the secret, whatever the exchange answered).
+_VOLATILE = {"last_used_at", "encrypted_api_credentials"}
 
 # Routes that answer 501 NOT_IMPLEMENTED by design.
 NOT_IMPLEMENTED_HERE = {("POST", "/api/secrets/relink")}

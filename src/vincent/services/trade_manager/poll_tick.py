@@ -126,7 +126,12 @@ class PollTick:
             self.sync_index,
             self._markets.run,  # issue 15: markets that ended end their rules
             self.price_stale_tokens,
-            lambda: update_all_positions(self._session_factory, self._skill, now=now),
+            lambda: update_all_positions(
+                self._session_factory,
+                self._skill,
+                now=now,
+                on_read=self._executor.holdings.remember,
+            ),
         ):
             try:
                 await step()

@@ -7,6 +7,7 @@ when something in it changed, so an idle tick writes nothing. Rows are never del
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -23,6 +24,10 @@ from vincent.skills.polymarket.types import Holding, TradingSkill
 logger = logging.getLogger(__name__)
 
 POSITION_SIDE = "BUY"
+
+# Told of every holdings read: secret id, holdings, when the read started (the worker's
+# ``HoldingsCache``, so a fire plans its sell without reading them again).
+HoldingsListener = Callable[[str, list[Holding], datetime], None]
 
 
 def _position_values(holding: Holding) -> dict[str, Any]:
@@ -51,9 +56,14 @@ async def update_positions(
     secret_id: str,
     *,
     now: datetime | None = None,
+    on_read: HoldingsListener | None = None,
 ) -> int:
     """Refresh one secret's cached positions from its live holdings; return rows written."""
-    holdings = _monitored(await skill.get_holdings(secret_id))
+    read_at = now or utcnow()
+    read = await skill.get_holdings(secret_id)
+    if on_read is not None:
+        on_read(secret_id, read, read_at)
+    holdings = _monitored(read)
     if not holdings:
         return 0
     now = now or utcnow()
@@ -106,7 +116,11 @@ async def secrets_with_active_rules(session: AsyncSession) -> list[str]:
 
 
 async def update_all_positions(
-    session_factory: SessionFactory, skill: TradingSkill, *, now: datetime | None = None
+    session_factory: SessionFactory,
+    skill: TradingSkill,
+    *,
+    now: datetime | None = None,
+    on_read: HoldingsListener | None = None,
 ) -> int:
     """Refresh positions of every secret with ACTIVE rules; return rows written.
 
@@ -119,7 +133,9 @@ async def update_all_positions(
     first_error: Exception | None = None
     for secret_id in secret_ids:
         try:
-            written += await update_positions(session_factory, skill, secret_id, now=now)
+            written += await update_positions(
+                session_factory, skill, secret_id, now=now, on_read=on_read
+            )
         except Exception as error:  # contained per tenant; reported below
             logger.warning(
                 "position_refresh_failed",

@@ -39,10 +39,12 @@ logger = logging.getLogger(__name__)
 
 WEBSOCKET = "websocket"
 POLL = "poll"
-# Executions running at once. Each holds a database session for its claim and outcome;
-# the engine's pool is 10 (+10 overflow) and the API shares it. A burst of fires beyond
-# this waits its turn here instead of timing out on a pool checkout (which lost rules at
-# 100k rules in bench.engine).
+# Fires between their start and their order's answer at once. Each holds a database session
+# for its one write; the engine's pool is 10 (+10 overflow) and the API shares it. A burst
+# of fires beyond this waits its turn here instead of timing out on a pool checkout (which
+# lost rules at 100k rules in bench.engine). A fire gives its slot back as soon as the
+# exchange answered its POST: recording the outcome has its own, smaller lane
+# (``rule_executor.MAX_CONCURRENT_RECORDINGS``), so the next sell never waits behind it.
 MAX_CONCURRENT_EXECUTIONS = 8
 
 
@@ -244,8 +246,7 @@ class PriceDispatcher:
         self, rule: RuleSnapshot, trigger: Trigger, trailing: TrailingRaise | None
     ) -> None:
         try:
-            async with self._execution_slots:
-                result = await self._executor.execute_rule(rule, trigger, trailing=trailing)
+            result = await self._execute_in_slot(rule, trigger, trailing)
         except Exception:
             # Contained: the rule is still ACTIVE (the claim failed) or TRIGGERED with an
             # open attempt; the poll tick re-indexes or reconciles it.
@@ -258,6 +259,29 @@ class PriceDispatcher:
             self.executions_completed += 1
             self.sync_tokens()
             self._on_change()
+
+    async def _execute_in_slot(
+        self, rule: RuleSnapshot, trigger: Trigger, trailing: TrailingRaise | None
+    ) -> ExecutionResult:
+        """Run the execution, holding a slot until its order was answered (not recorded)."""
+        answered = asyncio.Event()
+        async with self._execution_slots:
+            execution = asyncio.ensure_future(
+                self._executor.execute_rule(rule, trigger, trailing=trailing, answered=answered)
+            )
+            waiter = asyncio.ensure_future(answered.wait())
+            try:
+                await asyncio.wait((execution, waiter), return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                execution.cancel()
+                raise
+            finally:
+                waiter.cancel()
+        try:
+            return await execution
+        except asyncio.CancelledError:
+            execution.cancel()
+            raise
 
     def _after(self, rule: RuleSnapshot, trigger: Trigger, result: ExecutionResult) -> None:
         self._metrics.executions.labels(result.outcome.value).inc()

@@ -1,8 +1,11 @@
 """Execute a fired rule exactly once: claim, write the attempt, sell through the skill, record.
 
-Transactions never span a network call: (1) claim ACTIVE→TRIGGERED + RULE_EVALUATED +
-ACTION_ATTEMPT (with its idempotency key), commit; (2) ``place_bet``; (3) record the outcome
-in a new transaction. A crash between (1) and (3) is resolved by ``reconciliation``.
+Transactions never span a network call: (1) the skill writes, in one transaction, the
+claim ACTIVE→TRIGGERED + RULE_EVALUATED + ACTION_ATTEMPT (with its idempotency key) and
+the signed order's audit row, and commits; (2) it posts the order; (3) the outcome is
+recorded in a new transaction. A crash between (1) and (3) is resolved by
+``reconciliation``. An action refused before its row is written (no position, closed
+market) is claimed on its own and recorded the same way.
 Only a settled sale is an execution: a fill is followed to its trades' CONFIRMED
 (ACTION_SETTLING meanwhile); a settlement that FAILED puts the rule back to ACTIVE to fire
 again at the current price. ``evaluate_rule`` (pure) is re-exported here under the
@@ -15,7 +18,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,14 +42,18 @@ from vincent.services.trade_manager.execution_types import (
     Trigger,
     evaluated_payload,
 )
+from vincent.services.trade_manager.holdings_cache import HoldingsCache
 from vincent.services.trade_manager.oco import claim_rule
 from vincent.services.trade_manager.sell_planning import SellPlan, plan_sell
 from vincent.services.trade_manager.trailing_levels import store_level_at_claim
 from vincent.services.trade_manager.types import Clock, RuleSnapshot
 from vincent.skills.polymarket.errors import (
+    ClaimLost,
     LeaderDeposed,
     NoLiquidity,
     PermanentSkillError,
+    SkillError,
+    StaleHoldings,
     TransientSkillError,
     UnknownOutcome,
     is_retryable,
@@ -57,6 +64,7 @@ from vincent.skills.polymarket.types import (
     BetRequest,
     BetResult,
     BetStatus,
+    Claimed,
     SettlementState,
     TradingSkill,
 )
@@ -65,11 +73,6 @@ from vincent.skills.polymarket.types import (
 # None (it no longer leads), which refuses the claim. The epoch goes with the rule's order
 # (``BetRequest.leader_epoch``) so that a deposed leader cannot store and post it either.
 ClaimFence = Callable[[AsyncSession], Awaitable[int | None]]
-
-
-@dataclass(frozen=True, slots=True)
-class _Claim:
-    leader_epoch: int | None  # None: no fence (SQLite, one worker)
 
 
 __all__ = [
@@ -85,10 +88,52 @@ logger = logging.getLogger(__name__)
 
 # A FOK killed for lack of liquidity is retried this many times before the rule fails.
 MAX_NO_LIQUIDITY_RETRIES = 5
+# Outcomes recorded at once after their POSTs were answered (each holds a database session
+# for a few statements; the fires' own slots are ``price_dispatch``'s).
+MAX_CONCURRENT_RECORDINGS = 4
+
+
+class _RuleClaim:
+    """The rule's claim as the skill runs it: in the transaction that writes the signed
+    order's audit row (``BetRequest.claim``), so claim, order and row commit together."""
+
+    def __init__(
+        self,
+        executor: RuleExecutor,
+        rule: RuleSnapshot,
+        trigger: Trigger,
+        trailing: TrailingRaise | None,
+        key: str,
+    ) -> None:
+        self._executor = executor
+        self._args = (rule, trigger, trailing, key)
+        self.won = False  # set once the claim ran and won (its transaction may still fail)
+
+    async def __call__(self, session: AsyncSession) -> Claimed | None:
+        claimed = await self._executor.claim_in(session, *self._args)
+        if claimed is None:
+            return None
+        self.won = True
+        return claimed
+
+    async def ensure(self) -> bool:
+        """Claim in a transaction of its own unless the skill's already did; whether won.
+        (An action refused before its row was written still ends the rule's attempt.)"""
+        if not self.won:
+            self.won = await self._executor.claim_alone(*self._args) is not None
+        return self.won
 
 
 class RuleExecutor:
-    """Runs executions; its in-process guard keeps one execution per rule at a time."""
+    """Runs executions; its in-process guard keeps one execution per rule at a time.
+
+    The path to the POST (issue 14): the position comes from ``HoldingsCache`` (read over
+    the network only when it holds none, or the skill says it is stale), and the claim is
+    written by the skill in the same transaction as the signed order's audit row: one
+    commit, then the POST. ``answered`` is set when the exchange answered; recording what
+    the order came to then waits for one of ``MAX_CONCURRENT_RECORDINGS`` slots, so a
+    burst of fires does not queue behind its own bookkeeping.
+    """
 
     def __init__(
         self,
@@ -98,6 +143,7 @@ class RuleExecutor:
         clock: Clock,
         retry_delay: RetryDelay,
         fence: ClaimFence | None = None,
+        holdings: HoldingsCache | None = None,
     ) -> None:
         self._session_factory = session_factory
         self._fence = fence
@@ -105,6 +151,8 @@ class RuleExecutor:
         self._clock = clock
         self._retry_delay = retry_delay
         self._executing: set[str] = set()
+        self.holdings = holdings if holdings is not None else HoldingsCache()
+        self._recording = asyncio.Semaphore(MAX_CONCURRENT_RECORDINGS)
 
     @property
     def executing(self) -> frozenset[str]:
@@ -112,77 +160,130 @@ class RuleExecutor:
         return frozenset(self._executing)
 
     async def execute_rule(
-        self, rule: RuleSnapshot, trigger: Trigger, *, trailing: TrailingRaise | None = None
+        self,
+        rule: RuleSnapshot,
+        trigger: Trigger,
+        *,
+        trailing: TrailingRaise | None = None,
+        answered: asyncio.Event | None = None,
     ) -> ExecutionResult:
-        """Claim and execute ``rule``; the returned outcome is already committed."""
+        """Claim and execute ``rule``; the returned outcome is already committed.
+
+        ``answered`` is set once the order's POST was answered (or none will be sent).
+        """
         if rule.id in self._executing:
             return ExecutionResult(ExecutionOutcome.SKIPPED, rule.id)
         self._executing.add(rule.id)
         try:
-            return await self._execute(rule, trigger, trailing)
+            return await self._execute(rule, trigger, trailing, answered)
         finally:
             self._executing.discard(rule.id)
+            if answered is not None:
+                answered.set()
 
     async def _execute(
-        self, rule: RuleSnapshot, trigger: Trigger, trailing: TrailingRaise | None
+        self,
+        rule: RuleSnapshot,
+        trigger: Trigger,
+        trailing: TrailingRaise | None,
+        answered: asyncio.Event | None,
     ) -> ExecutionResult:
         key = f"rule-{rule.id}-{uuid.uuid4().hex}"
-        # The claim (DB) and the holdings read (network) are independent: run them together.
-        claim, holdings = await asyncio.gather(
-            self._claim(rule, trigger, trailing, key),
-            self._skill.get_holdings(rule.secret_id),
-            return_exceptions=True,
-        )
-        if isinstance(claim, BaseException):
-            raise claim
-        if claim is None:
-            return ExecutionResult(ExecutionOutcome.SKIPPED, rule.id)
-        if isinstance(holdings, PermanentSkillError):
-            return await self._fail(rule, holdings.message)
-        if isinstance(holdings, Exception):
-            # Nothing was sent, so any other failure is safe to retry.
-            retry_after_s = getattr(holdings, "retry_after_s", None)
-            message = f"Cannot read holdings: {holdings}"
-            return await self._retry(rule, message, retry_after_s)
-        if isinstance(holdings, BaseException):
-            raise holdings
-        plan = plan_sell(rule, holdings, now=self._clock.now(), quote=trigger.quote)
-        if isinstance(plan, str):
-            return await self._fail(rule, plan)
-        return await self._sell(rule, plan, key, claim.leader_epoch)
+        claim = _RuleClaim(self, rule, trigger, trailing, key)
+        cached = self.holdings.get(rule.secret_id, self._clock.now())
+        try:
+            if cached is not None:
+                plan = plan_sell(rule, cached.holdings, now=self._clock.now(), quote=trigger.quote)
+                # A position the cache lacks may be newer than the read: read before failing.
+                if not isinstance(plan, str):
+                    try:
+                        return await self._sell(rule, plan, key, claim, answered, cached.read_at)
+                    except StaleHoldings:
+                        pass  # the secret acted since the read: read it now
+            read_at = self._clock.now()
+            try:
+                holdings = await self._skill.get_holdings(rule.secret_id)
+            except PermanentSkillError as error:
+                return await self._claimed_fail(rule, claim, error.message)
+            except Exception as error:
+                # Nothing was sent, so any other failure is safe to retry.
+                retry_after_s = getattr(error, "retry_after_s", None)
+                if not await claim.ensure():
+                    return ExecutionResult(ExecutionOutcome.SKIPPED, rule.id)
+                return await self._retry(rule, f"Cannot read holdings: {error}", retry_after_s)
+            self.holdings.remember(rule.secret_id, holdings, read_at)
+            plan = plan_sell(rule, holdings, now=self._clock.now(), quote=trigger.quote)
+            if isinstance(plan, str):
+                return await self._claimed_fail(rule, claim, plan)
+            return await self._sell(rule, plan, key, claim, answered, None)
+        finally:
+            if claim.won:
+                # An order may have reached the exchange: the position read before is old.
+                self.holdings.forget(rule.secret_id, self._clock.now())
 
-    async def _claim(
-        self, rule: RuleSnapshot, trigger: Trigger, trailing: TrailingRaise | None, key: str
-    ) -> _Claim | None:
+    async def _claimed_fail(
+        self, rule: RuleSnapshot, claim: _RuleClaim, message: str
+    ) -> ExecutionResult:
+        if not await claim.ensure():
+            return ExecutionResult(ExecutionOutcome.SKIPPED, rule.id)
+        return await self._fail(rule, message)
+
+    async def claim_in(
+        self,
+        session: AsyncSession,
+        rule: RuleSnapshot,
+        trigger: Trigger,
+        trailing: TrailingRaise | None,
+        key: str,
+    ) -> Claimed | None:
+        """Claim ``rule`` in ``session``'s transaction (the caller commits): fence, latest
+        trailing raise, ACTIVE → TRIGGERED (pausing its OCO group), RULE_EVALUATED and
+        ACTION_ATTEMPT. None when it was no longer ACTIVE; ``LeaderDeposed`` when this
+        worker no longer leads."""
         now = self._clock.now()
-        async with self._session_factory() as session, session.begin():
-            epoch: int | None = None
-            if self._fence is not None:
-                epoch = await self._fence(session)
-                if epoch is None:
-                    return None  # deposed: the new leader owns the rule now
-            if trailing is not None:
-                # The latest raise must land before the claim (it needs status ACTIVE).
-                await store_level_at_claim(session, rule.id, trailing, now)
-            # OCO: the claim also pauses the rule's group (``oco.claim_rule``).
-            if not await claim_rule(session, rule, now):
-                return None  # not ACTIVE, so the trailing update above matched nothing either
-            log_event(
-                session,
-                rule.id,
-                TradeRuleEventType.RULE_EVALUATED,
-                evaluated_payload(rule, trigger),
-            )
-            log_event(
-                session,
-                rule.id,
-                TradeRuleEventType.ACTION_ATTEMPT,
-                {"type": "market_order", "idempotencyKey": key},
-            )
-        return _Claim(epoch)
+        epoch: int | None = None
+        if self._fence is not None:
+            epoch = await self._fence(session)
+            if epoch is None:
+                raise LeaderDeposed("this worker no longer leads: the new leader owns the rule")
+        if trailing is not None:
+            # The latest raise must land before the claim (it needs status ACTIVE).
+            await store_level_at_claim(session, rule.id, trailing, now)
+        # OCO: the claim also pauses the rule's group (``oco.claim_rule``).
+        if not await claim_rule(session, rule, now):
+            return None  # not ACTIVE, so the trailing update above matched nothing either
+        log_event(
+            session,
+            rule.id,
+            TradeRuleEventType.RULE_EVALUATED,
+            evaluated_payload(rule, trigger),
+        )
+        log_event(
+            session,
+            rule.id,
+            TradeRuleEventType.ACTION_ATTEMPT,
+            {"type": "market_order", "idempotencyKey": key},
+        )
+        return Claimed(epoch)
+
+    async def claim_alone(
+        self, rule: RuleSnapshot, trigger: Trigger, trailing: TrailingRaise | None, key: str
+    ) -> Claimed | None:
+        """``claim_in`` in a transaction of its own; None also when deposed."""
+        try:
+            async with self._session_factory() as session, session.begin():
+                return await self.claim_in(session, rule, trigger, trailing, key)
+        except LeaderDeposed:
+            return None
 
     async def _sell(
-        self, rule: RuleSnapshot, plan: SellPlan, key: str, leader_epoch: int | None
+        self,
+        rule: RuleSnapshot,
+        plan: SellPlan,
+        key: str,
+        claim: _RuleClaim,
+        answered: asyncio.Event | None,
+        held_as_of: datetime | None,
     ) -> ExecutionResult:
         request = BetRequest(
             secret_id=rule.secret_id,
@@ -194,27 +295,42 @@ class RuleExecutor:
             idempotency_key=key,
             rule_id=rule.id,
             shares_held=plan.held,
-            leader_epoch=leader_epoch,
+            claim=claim,
+            answered=answered,
+            shares_held_as_of=held_as_of,
         )
         ts_sent = self._clock.monotonic()
         try:
             result = await self._skill.place_bet(request)
-        except LeaderDeposed:
-            # Deposed since the claim: nothing was stored or sent, and the new leader's
-            # reconciliation settles the attempt (not sent). Record nothing.
-            logger.warning("rule_sell_refused_deposed", extra={"rule_id": rule.id})
+        except (LeaderDeposed, ClaimLost):
+            # Deposed, or the rule moved on: nothing was stored or sent (a deposed leader's
+            # claim is settled by the new leader's reconciliation). Record nothing.
+            logger.info("rule_sell_not_claimed", extra={"rule_id": rule.id})
             return ExecutionResult(ExecutionOutcome.SKIPPED, rule.id)
-        except UnknownOutcome as error:
+        except StaleHoldings:
+            raise
+        except SkillError as error:
+            if not await claim.ensure():
+                return ExecutionResult(ExecutionOutcome.SKIPPED, rule.id)
+            async with self._recording:
+                return await self._record_error(rule, key, error, ts_sent)
+        async with self._recording:
+            return await self.record_bet_result(rule.id, result, ts_sent)
+
+    async def _record_error(
+        self, rule: RuleSnapshot, key: str, error: SkillError, ts_sent: float
+    ) -> ExecutionResult:
+        if isinstance(error, UnknownOutcome):
             return await self._resolve_unknown(rule, key, error.message, ts_sent)
-        except NoLiquidity as error:
+        if isinstance(error, NoLiquidity):
             # The book moved between the trigger and the order: try again at the new price,
             # a bounded number of times (the seed retried these too).
             return await self.record_no_liquidity(rule.id, error.message, ts_sent)
-        except PermanentSkillError as error:
+        if isinstance(error, PermanentSkillError):
             return await self._fail(rule, error.message, ts_sent)
-        except TransientSkillError as error:
+        if isinstance(error, TransientSkillError):
             return await self._retry(rule, error.message, error.retry_after_s, ts_sent)
-        return await self.record_bet_result(rule.id, result, ts_sent)
+        return await self._fail(rule, error.message, ts_sent)
 
     async def record_bet_result(
         self, rule_id: str, result: BetResult, ts_sent: float | None = None

@@ -44,16 +44,24 @@ from vincent.skills.polymarket.bet_records import BetDraft, add_rows, status_of
 from vincent.skills.polymarket.book_walk import round_shares_down
 from vincent.skills.polymarket.clients import WalletRef
 from vincent.skills.polymarket.errors import (
+    ClaimLost,
     InvalidOrder,
     NoPosition,
     PermanentSkillError,
     SkillError,
+    StaleHoldings,
 )
 from vincent.skills.polymarket.execution import Executor, SignedAction
 from vincent.skills.polymarket.leader_fence import require_leader_epoch
 from vincent.skills.polymarket.market_data import MarketData, MarketInfo
 from vincent.skills.polymarket.orders import OrderSpec
-from vincent.skills.polymarket.types import BetRequest, BetResult, OrderBook, OrderType
+from vincent.skills.polymarket.types import (
+    ActionClaim,
+    BetRequest,
+    BetResult,
+    OrderBook,
+    OrderType,
+)
 from vincent.skills.polymarket.valuation import action_usd_value
 
 logger = logging.getLogger(__name__)
@@ -104,12 +112,21 @@ class BetPipeline:
         validate_request(request)
         async with one_statement_session(self._sessions) as session:
             inputs = await read_bet_inputs(
-                session, request.secret_id, request.idempotency_key, utcnow()
+                session,
+                request.secret_id,
+                request.idempotency_key,
+                utcnow(),
+                positions_read_at=request.shares_held_as_of,
             )
         wallet, rules = inputs.wallet, inputs.rules
         if inputs.existing is not None:
             owned = self._owned(inputs.existing, request.secret_id)
             return await self.resume(owned, wallet, rules, leader_epoch=request.leader_epoch)
+        if inputs.acted_since:
+            raise StaleHoldings(
+                f"the position of token {request.token_id} handed in was read before the "
+                "wallet's latest action"
+            )
         try:
             spec, condition_id, neg_risk, book = await self._prepare(
                 request, wallet, fetch_book=needs_value(rules)
@@ -144,7 +161,7 @@ class BetPipeline:
             except SkillError as error:
                 failure = error
         try:
-            row, decision = await self._decide_and_write(
+            row, decision, leader_epoch = await self._decide_and_write(
                 BetDraft(request, key, data, usd_value, signed, failure), rules, facts, decision
             )
         except IntegrityError:
@@ -168,7 +185,11 @@ class BetPipeline:
         if status is not TransactionStatus.PENDING:
             return result_of(row, wallet.funder_address)
         return await self._executor.execute_row(
-            row, wallet.funder_address, signed=signed, leader_epoch=request.leader_epoch
+            row,
+            wallet.funder_address,
+            signed=signed,
+            leader_epoch=leader_epoch,
+            answered=request.answered,
         )
 
     async def resume(
@@ -312,21 +333,29 @@ class BetPipeline:
         rules: list[PolicyRule],
         facts: ActionFacts,
         decision: Decision,
-    ) -> tuple[TransactionLog, Decision]:
-        """Write the action's row (and approval) under the final decision.
+    ) -> tuple[TransactionLog, Decision, int | None]:
+        """Write the action's row (and approval) under the final decision; return them
+        with the leadership epoch later stores of its order are fenced by.
 
         With a daily or weekly limit, check-and-reserve is one step: under the secret's
         lock the spend is read again (in-flight actions included), the policies decide,
         and the row is written in the same transaction, so a concurrent bet of the same
         secret sees this one as spent. A signature the final decision does not allow is
-        dropped unsent.
+        dropped unsent. The request's ``claim`` (a rule's sell) goes first in the same
+        transaction: the claim, the signed order and its audit row commit together.
         """
-        secret_id, epoch = draft.request.secret_id, draft.request.leader_epoch
+        request = draft.request
+        secret_id, epoch, claim = request.secret_id, request.leader_epoch, request.claim
         if draft.failure is not None or not needs_spending_windows(rules):
             status = status_of(decision, draft.failure)
+            approval = status is TransactionStatus.PENDING_APPROVAL
+            if claim is not None:
+                async with self._sessions.begin() as session:
+                    epoch = await _claim(session, claim)
+                    row = await add_rows(session, draft, decision, status, self._mode)
+                return row, decision, epoch
             # One INSERT (a rule's sell: fenced by its leadership epoch in the same
             # statement), unless an approval goes with it.
-            approval = status is TransactionStatus.PENDING_APPROVAL
             scope = self._sessions.begin() if approval else one_statement_session(self._sessions)
             async with scope as session:
                 if epoch is not None and approval:
@@ -339,11 +368,13 @@ class BetPipeline:
                     self._mode,
                     fenced_insert=epoch is not None and not approval,
                 )
-            return row, decision
+            return row, decision, epoch
         async with secret_locked_transaction(
             self._sessions, secret_id, LockScope.SPENDING
         ) as session:
-            if epoch is not None:
+            if claim is not None:
+                epoch = await _claim(session, claim)
+            elif epoch is not None:
                 await require_leader_epoch(session, epoch)
             windows = await policy_repository.spending_windows(session, secret_id, utcnow())
             decision = evaluate(rules, facts, windows)
@@ -351,7 +382,7 @@ class BetPipeline:
             if status is not TransactionStatus.PENDING:
                 draft = replace(draft, signed=None)
             row = await add_rows(session, draft, decision, status, self._mode)
-        return row, decision
+        return row, decision, epoch
 
     async def _record_refusal(self, request: BetRequest, error: SkillError) -> None:
         """Audit an action refused before any policy ran (no position, closed market...)."""
@@ -372,6 +403,15 @@ class BetPipeline:
                 idempotency_key=request.idempotency_key or f"auto:{new_id()}",
                 error_message=error.message,
             )
+
+
+async def _claim(session: AsyncSession, claim: ActionClaim) -> int | None:
+    """Run the request's claim in ``session``'s transaction; its epoch, or ``ClaimLost``
+    (the caller's transaction then rolls back: nothing of the action is written)."""
+    claimed = await claim(session)
+    if claimed is None:
+        raise ClaimLost("the rule was no longer ACTIVE: nothing was written or sent")
+    return claimed.leader_epoch
 
 
 async def _reopen_failed(session: AsyncSession, log_id: str) -> None:

@@ -14,6 +14,10 @@ VincentError
     ├── LeaderDeposed               a rule's order refused: the worker that claimed it no
     │                               longer leads (nothing written, nothing sent); the new
     │                               leader owns the rule
+    ├── ClaimLost                   the request's ``claim`` found the rule moved on:
+    │                               nothing written, nothing sent
+    ├── StaleHoldings               the position handed in predates a BUY of the secret:
+    │                               nothing written or sent; read it again
     └── PermanentSkillError         do not retry the same action
         ├── InsufficientBalance     not enough balance / allowance
         ├── NoLiquidity             a FOK/FAK found nothing (or not enough) to match
@@ -90,6 +94,20 @@ class LeaderDeposed(SkillError):
     settles the rule."""
 
     code = "LEADER_DEPOSED"
+
+
+class ClaimLost(SkillError):
+    """The request's ``claim`` did not win (the rule was no longer ACTIVE): nothing was
+    written or sent. Not a failure of the action: there is no action."""
+
+    code = "CLAIM_LOST"
+
+
+class StaleHoldings(SkillError):
+    """``shares_held`` was read before the secret's latest BUY: nothing was written or
+    sent; the caller reads the position again and asks once more."""
+
+    code = "STALE_HOLDINGS"
 
 
 class PermanentSkillError(SkillError):

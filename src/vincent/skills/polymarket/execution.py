@@ -140,6 +140,7 @@ class Executor:
         *,
         signed: SignedAction | None = None,
         leader_epoch: int | None = None,
+        answered: asyncio.Event | None = None,
     ) -> BetResult:
         """Carry out the action of ``row`` (status PENDING or UNKNOWN), read just before.
 
@@ -150,7 +151,8 @@ class Executor:
         leaves the row UNKNOWN. Raises the typed error after recording it.
         ``leader_epoch`` (a rule's sell by the trade manager's worker): any signed order
         stored here is stored only while that epoch is current, else ``LeaderDeposed``
-        (raised with nothing recorded or sent).
+        (raised with nothing recorded or sent). ``answered`` is set as soon as the
+        exchange answered the first POST (or it failed): what follows is recording.
         """
         action = stored_action(row.request_data)
         if self._paper:
@@ -163,7 +165,11 @@ class Executor:
                 if signed is None
                 else signed.order
             )
-            fills = await self._post_with_refresh(row, action, order, leader_epoch)
+            try:
+                fills = await self._post_with_refresh(row, action, order, leader_epoch)
+            finally:
+                if answered is not None:
+                    answered.set()
         except LeaderDeposed:
             raise  # the new leader owns the action: record nothing
         except UnknownOutcome as error:

@@ -6,11 +6,14 @@ it against the real exchange (or the local one), paper mode included.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.enums import TransactionStatus
 
@@ -28,6 +31,22 @@ class BetStatus(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Claimed:
+    """An ``ActionClaim`` that won: the leadership epoch it was made under (None: no fence)."""
+
+    leader_epoch: int | None
+
+
+class ActionClaim(Protocol):
+    """What the caller writes in the same transaction as the action's audit row, before it
+    (a trade rule's claim ACTIVE → TRIGGERED and its events). Returns None when the action
+    must not happen (the rule moved on): nothing is written then and ``ClaimLost`` is
+    raised. May raise ``LeaderDeposed``. Called at most once per ``place_bet``."""
+
+    async def __call__(self, session: AsyncSession) -> Claimed | None: ...
+
+
+@dataclass(frozen=True, slots=True)
 class BetRequest:
     """One skill action. BUY ``amount`` is collateral (USD) to spend; SELL ``amount`` is shares.
 
@@ -38,6 +57,15 @@ class BetRequest:
     ``leader_epoch``: set by the trade manager's worker on PostgreSQL (the leadership epoch
     its claim was made under); the order is stored only while that epoch is current, else
     ``LeaderDeposed``. None for agents' own bets and on SQLite (one worker).
+
+    The trade manager's hot path (issue 14) adds three: ``claim`` is written in the audit
+    row's own transaction (one durable write before the POST; its ``Claimed`` epoch then
+    fences later stores); ``answered`` is set the moment the exchange answered the
+    order's first POST (or nothing will be posted), so the caller can free its execution
+    slot while the outcome is recorded; ``shares_held_as_of`` says when ``shares_held``
+    was read: if the secret bought since (an EXECUTED, PENDING or UNKNOWN BUY written
+    later), the skill raises ``StaleHoldings`` before signing, and the caller reads the
+    position again.
     """
 
     secret_id: str
@@ -52,6 +80,9 @@ class BetRequest:
     rule_id: str | None = None
     shares_held: Decimal | None = None
     leader_epoch: int | None = None
+    claim: ActionClaim | None = field(default=None, compare=False)
+    answered: asyncio.Event | None = field(default=None, compare=False)
+    shares_held_as_of: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
