@@ -45,12 +45,12 @@ _ts_event: contextvars.ContextVar[float | None] = contextvars.ContextVar("ts_eve
 
 # (step, owner, attribute): owner is a class or a module whose attribute is an async callable.
 _WRAPPED: tuple[tuple[str, Any, str], ...] = (
-    ("claim", RuleExecutor, "_claim"),
+    ("claim", RuleExecutor, "claim_in"),  # inside the durable write since issue 14
     ("holdings", PolymarketSkill, "get_holdings"),
     ("skill_read", bets, "read_bet_inputs"),
     ("prepare", BetPipeline, "_prepare"),
     ("sign", Executor, "sign"),
-    ("audit_insert", BetPipeline, "_write_row"),
+    ("durable_write", BetPipeline, "_decide_and_write"),  # claim + audit row, one commit
     ("settlement", PolymarketSkill, "follow_settlement"),
     ("skill_record", Executor, "_conclude"),
     ("rule_record", rule_executor, "record_executed"),

@@ -68,6 +68,16 @@ def create_log(
     return row
 
 
+async def insert_log(session: AsyncSession, row: TransactionLog) -> None:
+    """INSERT ``row`` now, as one Core statement (no unit of work); it stays out of the
+    session."""
+    table = TransactionLog.__table__
+    await session.execute(
+        sa.insert(TransactionLog),
+        [{column.key: getattr(row, column.key) for column in table.columns}],
+    )
+
+
 async def insert_fenced_log(session: AsyncSession, row: TransactionLog, epoch: int) -> bool:
     """INSERT ``row`` only if the workers' leadership epoch is still ``epoch``, reading it
     ``FOR SHARE`` in the same statement (PostgreSQL: one round trip, atomic by itself).

@@ -54,6 +54,7 @@ class ExecutionResult:
     message: str | None = None
     next_attempt_at: datetime | None = None
     ts_order_sent: float | None = None  # monotonic, just before the order was handed over
+    filled_shares: Decimal | None = None  # what the sale sold, when it is known
 
 
 def evaluated_payload(rule: RuleSnapshot, trigger: Trigger) -> dict[str, Any]:

@@ -1,20 +1,21 @@
 """The wallets' positions as last read, so a fire plans its sell without a network call. No I/O.
 
-Filled by the poll tick's position refresh and by the reads fires make themselves; a secret
-is forgotten after one of our own sells reached the exchange (its position changed). A read
-older than ``max_age_s`` is not used. A position the secret's later actions may have
-changed (an agent's BUY through Vincent) is caught by the skill, which refuses the stale
-size before signing (``StaleHoldings``) and the fire reads it again; a size too large for
-what is really held is refused by the exchange and re-read by the skill. What this cannot
-see is shares moved in from outside Vincent since the last read: the poll tick's next
-refresh sees them.
+Filled by the poll tick's position refresh and by the reads fires make themselves; our own
+fills take their shares off (``sold``), and a sale whose fill is not known forgets the
+secret. A read older than ``max_age_s`` is not used. A position that grew since it was
+read (an agent's BUY through Vincent) is caught by the skill, which refuses the stale size
+before signing (``StaleHoldings``) and the fire reads it again; a size too large for what
+is really held (an agent's sale) is refused by the exchange and re-read by the skill.
+What this cannot see is shares moved in from outside Vincent since the last read: the
+poll tick's next refresh sees them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from vincent.skills.polymarket.types import Holding
 
@@ -60,6 +61,17 @@ class HoldingsCache:
         """The secret's positions changed at ``at``: drop what was read before."""
         self._held.pop(secret_id, None)
         self._forgotten[secret_id] = at
+
+    def sold(self, secret_id: str, token_id: str, shares: Decimal) -> None:
+        """One of our sells of ``token_id`` filled ``shares``: the position is that smaller."""
+        held = self._held.get(secret_id)
+        if held is None:
+            return
+        holdings = tuple(
+            replace(h, shares=max(h.shares - shares, Decimal(0))) if h.token_id == token_id else h
+            for h in held.holdings
+        )
+        self._held[secret_id] = HeldPositions(holdings, held.read_at)
 
     def retain(self, secret_ids: set[str]) -> None:
         """Drop the secrets no longer watched (bounds memory to the secrets with rules)."""

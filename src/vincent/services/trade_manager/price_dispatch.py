@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
@@ -43,8 +44,8 @@ POLL = "poll"
 # for its one write; the engine's pool is 10 (+10 overflow) and the API shares it. A burst
 # of fires beyond this waits its turn here instead of timing out on a pool checkout (which
 # lost rules at 100k rules in bench.engine). A fire gives its slot back as soon as the
-# exchange answered its POST: recording the outcome has its own, smaller lane
-# (``rule_executor.MAX_CONCURRENT_RECORDINGS``), so the next sell never waits behind it.
+# exchange answered its POST: recording the outcome has its own lane, which waits while
+# fires are on their way (``fire_lanes.FireLanes``), so the next sell never waits behind it.
 MAX_CONCURRENT_EXECUTIONS = 8
 
 
@@ -88,7 +89,9 @@ class PriceDispatcher:
         self._raised = metrics.evaluations.labels("trailing_raised")
         self._fired = metrics.evaluations.labels("fired")
         self._ws_triggers = metrics.triggers.labels(WEBSOCKET)
-        self._execution_slots = asyncio.Semaphore(MAX_CONCURRENT_EXECUTIONS)
+        # Fires crossed and not started yet, oldest first, and how many are running.
+        self._waiting: deque[tuple[RuleSnapshot, Trigger, TrailingRaise | None]] = deque()
+        self._running = 0
         self.executions_completed = 0
         self.markets_ended = 0  # expiries of resolved markets written (feed path)
 
@@ -175,11 +178,25 @@ class PriceDispatcher:
                 self._metrics.triggers.labels(origin).inc()
             quote = (quoter or self._live_quoter)(token_id)
             trigger = Trigger(price, origin, ts_event, quote=quote)
-            trailing = self._trailing.take(rule.id)
-            if not self._tasks.spawn(self._execute(rule, trigger, trailing), f"execute-{rule.id}"):
-                # Stopping: it stays ACTIVE in the database for the next start.
-                self._rules.finish(rule.id)
-                self._rules.release_group(rule.id)
+            self._waiting.append((rule, trigger, self._trailing.take(rule.id)))
+            self._executor.lanes.fire_queued()
+        if outcome.fired:
+            self._start_fires()
+
+    def _start_fires(self) -> None:
+        """Start waiting fires, oldest first, while fewer than the limit are running.
+
+        Only running fires are tasks: a burst of 1,000 is 8 tasks and a queue, so the
+        first order does not wait for 1,000 tasks to be created and scheduled."""
+        while self._waiting and self._running < MAX_CONCURRENT_EXECUTIONS:
+            rule, trigger, trailing = self._waiting.popleft()
+            if self._tasks.spawn(self._execute(rule, trigger, trailing), f"execute-{rule.id}"):
+                self._running += 1
+                continue
+            # Stopping: it stays ACTIVE in the database for the next start.
+            self._executor.lanes.fire_answered()
+            self._rules.finish(rule.id)
+            self._rules.release_group(rule.id)
 
     def end_market(
         self, token_ids: Iterable[str], ending: MarketEnding, *, write: bool = True
@@ -263,9 +280,9 @@ class PriceDispatcher:
     async def _execute_in_slot(
         self, rule: RuleSnapshot, trigger: Trigger, trailing: TrailingRaise | None
     ) -> ExecutionResult:
-        """Run the execution, holding a slot until its order was answered (not recorded)."""
+        """Run the execution; it holds its fire slot until its order was answered."""
         answered = asyncio.Event()
-        async with self._execution_slots:
+        try:
             execution = asyncio.ensure_future(
                 self._executor.execute_rule(rule, trigger, trailing=trailing, answered=answered)
             )
@@ -277,6 +294,12 @@ class PriceDispatcher:
                 raise
             finally:
                 waiter.cancel()
+        finally:
+            # The fire's slot is free once its order was answered: the next fire starts now,
+            # and recording (``FireLanes.recording``) may go once no fire is waiting.
+            self._running -= 1
+            self._executor.lanes.fire_answered()
+            self._start_fires()
         try:
             return await execution
         except asyncio.CancelledError:

@@ -22,10 +22,11 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vincent.db.base import utcnow
 from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleEventType
 from vincent.services.trade_manager.evaluation import evaluate_rule
-from vincent.services.trade_manager.event_logger import log_event
+from vincent.services.trade_manager.event_logger import EventRow, log_events
 from vincent.services.trade_manager.execution_outcomes import (
     RetryDelay,
     audit_failure,
@@ -42,6 +43,7 @@ from vincent.services.trade_manager.execution_types import (
     Trigger,
     evaluated_payload,
 )
+from vincent.services.trade_manager.fire_lanes import FireLanes
 from vincent.services.trade_manager.holdings_cache import HoldingsCache
 from vincent.services.trade_manager.oco import claim_rule
 from vincent.services.trade_manager.sell_planning import SellPlan, plan_sell
@@ -88,9 +90,6 @@ logger = logging.getLogger(__name__)
 
 # A FOK killed for lack of liquidity is retried this many times before the rule fails.
 MAX_NO_LIQUIDITY_RETRIES = 5
-# Outcomes recorded at once after their POSTs were answered (each holds a database session
-# for a few statements; the fires' own slots are ``price_dispatch``'s).
-MAX_CONCURRENT_RECORDINGS = 4
 
 
 class _RuleClaim:
@@ -131,8 +130,8 @@ class RuleExecutor:
     the network only when it holds none, or the skill says it is stale), and the claim is
     written by the skill in the same transaction as the signed order's audit row: one
     commit, then the POST. ``answered`` is set when the exchange answered; recording what
-    the order came to then waits for one of ``MAX_CONCURRENT_RECORDINGS`` slots, so a
-    burst of fires does not queue behind its own bookkeeping.
+    the order came to then goes through ``FireLanes.recording`` (fires first), so a burst
+    of fires does not queue behind its own bookkeeping.
     """
 
     def __init__(
@@ -144,6 +143,7 @@ class RuleExecutor:
         retry_delay: RetryDelay,
         fence: ClaimFence | None = None,
         holdings: HoldingsCache | None = None,
+        lanes: FireLanes | None = None,
     ) -> None:
         self._session_factory = session_factory
         self._fence = fence
@@ -152,7 +152,7 @@ class RuleExecutor:
         self._retry_delay = retry_delay
         self._executing: set[str] = set()
         self.holdings = holdings if holdings is not None else HoldingsCache()
-        self._recording = asyncio.Semaphore(MAX_CONCURRENT_RECORDINGS)
+        self.lanes = lanes if lanes is not None else FireLanes()
 
     @property
     def executing(self) -> frozenset[str]:
@@ -190,36 +190,50 @@ class RuleExecutor:
     ) -> ExecutionResult:
         key = f"rule-{rule.id}-{uuid.uuid4().hex}"
         claim = _RuleClaim(self, rule, trigger, trailing, key)
-        cached = self.holdings.get(rule.secret_id, self._clock.now())
+        result: ExecutionResult | None = None
         try:
-            if cached is not None:
-                plan = plan_sell(rule, cached.holdings, now=self._clock.now(), quote=trigger.quote)
-                # A position the cache lacks may be newer than the read: read before failing.
-                if not isinstance(plan, str):
-                    try:
-                        return await self._sell(rule, plan, key, claim, answered, cached.read_at)
-                    except StaleHoldings:
-                        pass  # the secret acted since the read: read it now
-            read_at = self._clock.now()
-            try:
-                holdings = await self._skill.get_holdings(rule.secret_id)
-            except PermanentSkillError as error:
-                return await self._claimed_fail(rule, claim, error.message)
-            except Exception as error:
-                # Nothing was sent, so any other failure is safe to retry.
-                retry_after_s = getattr(error, "retry_after_s", None)
-                if not await claim.ensure():
-                    return ExecutionResult(ExecutionOutcome.SKIPPED, rule.id)
-                return await self._retry(rule, f"Cannot read holdings: {error}", retry_after_s)
-            self.holdings.remember(rule.secret_id, holdings, read_at)
-            plan = plan_sell(rule, holdings, now=self._clock.now(), quote=trigger.quote)
-            if isinstance(plan, str):
-                return await self._claimed_fail(rule, claim, plan)
-            return await self._sell(rule, plan, key, claim, answered, None)
+            result = await self._plan_and_sell(rule, trigger, key, claim, answered)
+            return result
         finally:
-            if claim.won:
+            if result is not None and result.filled_shares is not None:
+                self.holdings.sold(rule.secret_id, rule.token_id, result.filled_shares)
+            elif claim.won:
                 # An order may have reached the exchange: the position read before is old.
                 self.holdings.forget(rule.secret_id, self._clock.now())
+
+    async def _plan_and_sell(
+        self,
+        rule: RuleSnapshot,
+        trigger: Trigger,
+        key: str,
+        claim: _RuleClaim,
+        answered: asyncio.Event | None,
+    ) -> ExecutionResult:
+        cached = self.holdings.get(rule.secret_id, self._clock.now())
+        if cached is not None:
+            plan = plan_sell(rule, cached.holdings, now=self._clock.now(), quote=trigger.quote)
+            # A position the cache lacks may be newer than the read: read before failing.
+            if not isinstance(plan, str):
+                try:
+                    return await self._sell(rule, plan, key, claim, answered, cached.read_at)
+                except StaleHoldings:
+                    pass  # the secret acted since the read: read it now
+        read_at = self._clock.now()
+        try:
+            holdings = await self._skill.get_holdings(rule.secret_id)
+        except PermanentSkillError as error:
+            return await self._claimed_fail(rule, claim, error.message)
+        except Exception as error:
+            # Nothing was sent, so any other failure is safe to retry.
+            retry_after_s = getattr(error, "retry_after_s", None)
+            if not await claim.ensure():
+                return ExecutionResult(ExecutionOutcome.SKIPPED, rule.id)
+            return await self._retry(rule, f"Cannot read holdings: {error}", retry_after_s)
+        self.holdings.remember(rule.secret_id, holdings, read_at)
+        plan = plan_sell(rule, holdings, now=self._clock.now(), quote=trigger.quote)
+        if isinstance(plan, str):
+            return await self._claimed_fail(rule, claim, plan)
+        return await self._sell(rule, plan, key, claim, answered, None)
 
     async def _claimed_fail(
         self, rule: RuleSnapshot, claim: _RuleClaim, message: str
@@ -252,18 +266,15 @@ class RuleExecutor:
         # OCO: the claim also pauses the rule's group (``oco.claim_rule``).
         if not await claim_rule(session, rule, now):
             return None  # not ACTIVE, so the trailing update above matched nothing either
-        log_event(
-            session,
-            rule.id,
-            TradeRuleEventType.RULE_EVALUATED,
-            evaluated_payload(rule, trigger),
-        )
-        log_event(
-            session,
-            rule.id,
-            TradeRuleEventType.ACTION_ATTEMPT,
-            {"type": "market_order", "idempotencyKey": key},
-        )
+        events: list[EventRow] = [
+            (rule.id, TradeRuleEventType.RULE_EVALUATED, evaluated_payload(rule, trigger)),
+            (
+                rule.id,
+                TradeRuleEventType.ACTION_ATTEMPT,
+                {"type": "market_order", "idempotencyKey": key},
+            ),
+        ]
+        await log_events(session, events, utcnow())  # one statement, in this order
         return Claimed(epoch)
 
     async def claim_alone(
@@ -312,9 +323,9 @@ class RuleExecutor:
         except SkillError as error:
             if not await claim.ensure():
                 return ExecutionResult(ExecutionOutcome.SKIPPED, rule.id)
-            async with self._recording:
+            async with self.lanes.recording():
                 return await self._record_error(rule, key, error, ts_sent)
-        async with self._recording:
+        async with self.lanes.recording():
             return await self.record_bet_result(rule.id, result, ts_sent)
 
     async def _record_error(
@@ -368,13 +379,21 @@ class RuleExecutor:
         if state is SettlementState.SETTLING:
             await record_settling(self._session_factory, rule_id, result)
             return ExecutionResult(
-                ExecutionOutcome.SETTLING, rule_id, order_id=result.order_id, ts_order_sent=ts_sent
+                ExecutionOutcome.SETTLING,
+                rule_id,
+                order_id=result.order_id,
+                ts_order_sent=ts_sent,
+                filled_shares=result.filled_shares,
             )
         if state is SettlementState.FAILED:
             return await self.record_settlement_failed(rule_id, result.order_id, ts_sent)
         await record_executed(self._session_factory, rule_id, result)
         return ExecutionResult(
-            ExecutionOutcome.EXECUTED, rule_id, order_id=result.order_id, ts_order_sent=ts_sent
+            ExecutionOutcome.EXECUTED,
+            rule_id,
+            order_id=result.order_id,
+            ts_order_sent=ts_sent,
+            filled_shares=result.filled_shares,
         )
 
     async def record_settlement_failed(

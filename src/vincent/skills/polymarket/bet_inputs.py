@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,6 +36,35 @@ _POSITION_MOVING = (
 )
 
 
+def _inputs_statement(with_buys: bool) -> Any:  # a Select of wallet, policy, row, flag
+    """The one read, built once with bound parameters (``secret_id``, ``key``; ``since``
+    and ``token_id`` with the BUY check): a bet's hot path neither builds nor re-keys it."""
+    acted: sa.ColumnElement[bool] = sa.false()
+    if with_buys:
+        moved = aliased(TransactionLog)  # not the outer join's row
+        acted = sa.exists().where(
+            moved.secret_id == sa.bindparam("secret_id"),
+            moved.status.in_(_POSITION_MOVING),
+            moved.updated_at > sa.bindparam("since", type_=TransactionLog.updated_at.type),
+            # Only a BUY can make a position larger than the one read; a size too large
+            # (a sale since) is refused by the exchange and re-read then.
+            moved.request_data["side"].as_string() == "BUY",
+            moved.request_data["tokenId"].as_string() == sa.bindparam("token_id"),
+        )
+    return (
+        sa.select(*WALLET_COLUMNS, Policy, TransactionLog, acted.label("acted_since"))
+        .select_from(Secret)
+        .outerjoin(Policy, Policy.secret_id == Secret.id)
+        .outerjoin(TransactionLog, TransactionLog.idempotency_key == sa.bindparam("key"))
+        .where(Secret.id == sa.bindparam("secret_id"))
+    )
+
+
+_NO_KEY = "-" * 129
+_INPUTS = _inputs_statement(with_buys=False)
+_INPUTS_AND_BUYS = _inputs_statement(with_buys=True)
+
+
 @dataclass(frozen=True, slots=True)
 class BetInputs:
     wallet: WalletRef
@@ -54,34 +84,24 @@ async def read_bet_inputs(
     now: datetime,
     *,
     positions_read_at: datetime | None = None,
+    token_id: str = "",
 ) -> BetInputs:
     """Read a bet's inputs; ``SecretNotFound`` if the secret is missing or deleted.
 
-    ``positions_read_at``: when the caller read the position it hands in; ``acted_since``
-    says whether an action of the secret that moves positions was written since (less
-    ``POSITION_SETTLE``).
+    ``positions_read_at``: when the caller read the position of ``token_id`` it hands in;
+    ``acted_since`` says whether a BUY of that token by the secret was written since (less
+    ``POSITION_SETTLE``), which the position read may not show.
     """
     # Policies are read afresh on every bet: the CLI and the admin API change them from
     # other processes, and nothing would tell this one.
-    existing_on = (
-        sa.false() if idempotency_key is None else TransactionLog.idempotency_key == idempotency_key
-    )
-    acted: sa.ColumnElement[bool] = sa.false()
-    if positions_read_at is not None:
-        moved = aliased(TransactionLog)  # not the outer join's row
-        acted = sa.exists().where(
-            moved.secret_id == secret_id,
-            moved.status.in_(_POSITION_MOVING),
-            moved.updated_at > positions_read_at - POSITION_SETTLE,
-        )
-    statement = (
-        sa.select(*WALLET_COLUMNS, Policy, TransactionLog, acted.label("acted_since"))
-        .select_from(Secret)
-        .outerjoin(Policy, Policy.secret_id == Secret.id)
-        .outerjoin(TransactionLog, existing_on)
-        .where(Secret.id == secret_id)
-    )
-    rows = (await session.execute(statement)).all()
+    # Without a key, one no row can hold (longer than the column allows).
+    params: dict[str, object] = {"secret_id": secret_id, "key": idempotency_key or _NO_KEY}
+    if positions_read_at is None:
+        statement = _INPUTS
+    else:
+        statement = _INPUTS_AND_BUYS
+        params.update(since=positions_read_at - POSITION_SETTLE, token_id=token_id)
+    rows = (await session.execute(statement, params)).all()
     if not rows:
         raise SecretNotFound()
     wallet = wallet_of(secret_id, rows[0])

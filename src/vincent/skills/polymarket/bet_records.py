@@ -86,7 +86,7 @@ async def add_rows(
         }
     epoch = request.leader_epoch if fenced_insert else None
     row = audit.create_log(
-        session if epoch is None else None,
+        session if approval is not None else None,
         secret_id=request.secret_id,
         api_key_id=request.api_key_id,
         request_data=dict(draft.data),
@@ -105,6 +105,8 @@ async def add_rows(
             raise LeaderDeposed(
                 f"the worker that claimed this rule no longer leads (epoch {epoch})"
             )
+    elif approval is None:
+        await audit.insert_log(session, row)  # one statement, no unit of work
     if approval is not None:
         approval.transaction_log_id = row.id
         # Flushed in order: the approval's row refers to the audit row.

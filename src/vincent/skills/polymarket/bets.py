@@ -117,6 +117,7 @@ class BetPipeline:
                 request.idempotency_key,
                 utcnow(),
                 positions_read_at=request.shares_held_as_of,
+                token_id=request.token_id,
             )
         wallet, rules = inputs.wallet, inputs.rules
         if inputs.existing is not None:
@@ -125,7 +126,7 @@ class BetPipeline:
         if inputs.acted_since:
             raise StaleHoldings(
                 f"the position of token {request.token_id} handed in was read before the "
-                "wallet's latest action"
+                "wallet's latest BUY of it"
             )
         try:
             spec, condition_id, neg_risk, book = await self._prepare(

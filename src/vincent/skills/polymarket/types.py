@@ -63,9 +63,9 @@ class BetRequest:
     fences later stores); ``answered`` is set the moment the exchange answered the
     order's first POST (or nothing will be posted), so the caller can free its execution
     slot while the outcome is recorded; ``shares_held_as_of`` says when ``shares_held``
-    was read: if the secret bought since (an EXECUTED, PENDING or UNKNOWN BUY written
-    later), the skill raises ``StaleHoldings`` before signing, and the caller reads the
-    position again.
+    was read: if the secret bought the token since (an EXECUTED, PENDING or UNKNOWN BUY
+    written later), the skill raises ``StaleHoldings`` before signing, and the caller
+    reads the position again.
     """
 
     secret_id: str
