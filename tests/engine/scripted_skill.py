@@ -78,6 +78,8 @@ class ScriptedSkill:
             if claimed is None:
                 raise ClaimLost("the rule was no longer ACTIVE")
         self.requests.append(request)
+        if request.answered is not None:
+            request.answered.set()  # the scripted exchange answers at once
         answer: Answer = self.answers.pop(0) if self.answers else self.executed
         if isinstance(answer, Exception):
             raise answer

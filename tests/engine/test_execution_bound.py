@@ -11,7 +11,7 @@ from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleType
 from vincent.services.trade_manager.price_dispatch import MAX_CONCURRENT_EXECUTIONS
 from vincent.sim import LocalExchange
-from vincent.skills.polymarket.types import BetRequest, BetResult
+from vincent.skills.polymarket.types import BetRequest, BetResult, Settlement
 
 TIMEOUT_S = 20.0
 RULES = MAX_CONCURRENT_EXECUTIONS + 4
@@ -61,3 +61,52 @@ async def test_a_burst_of_fires_is_bounded_and_every_rule_sells(
             await worker.wait_for_executions(RULES)
     assert skill.most_in_flight == MAX_CONCURRENT_EXECUTIONS
     assert len(skill.requests) == RULES
+
+
+class GatedSettlementSkill(ScriptedSkill):
+    """Sells at once; holds every settlement follow (the recording after the POST)."""
+
+    def __init__(self, sessions: SessionFactory, expected: int) -> None:
+        super().__init__(sessions)
+        self.release = asyncio.Event()
+        self.follows = 0
+        self.expected = expected
+        self.all_sold = asyncio.Event()
+
+    async def place_bet(self, request: BetRequest) -> BetResult:
+        result = await super().place_bet(request)
+        if len(self.requests) >= self.expected:
+            self.all_sold.set()
+        return result
+
+    async def follow_settlement(self, transaction_log_id: str) -> Settlement:
+        self.follows += 1
+        await self.release.wait()
+        return await super().follow_settlement(transaction_log_id)
+
+
+async def test_recording_never_holds_a_fire_slot(
+    exchange: LocalExchange,
+    session_factory: SessionFactory,
+    database_url: str,
+    make_secret: MakeSecret,
+    make_rule: MakeRule,
+) -> None:
+    """Twice as many fires as slots: every order goes out while no outcome can be recorded."""
+    ids = open_market(exchange, "0.50")
+    fires = 2 * MAX_CONCURRENT_EXECUTIONS
+    skill = GatedSettlementSkill(session_factory, fires)
+    for n in range(fires):
+        secret_id = await make_secret(f"tenant-{n}")
+        skill.hold(secret_id, ids.yes, "10")
+        await make_rule(secret_id, ids.yes, TradeRuleType.STOP_LOSS, "0.45")
+    settings = worker_settings(exchange, database_url)
+    async with running_worker(settings, session_factory, skill) as worker:
+        async with asyncio.timeout(TIMEOUT_S):
+            await worker.wait_for(is_connected(worker))
+            exchange.step_price(ids.yes, "0.40")
+            await skill.all_sold.wait()
+            assert worker.executions_completed == 0  # nothing recorded yet
+            skill.release.set()
+            await worker.wait_for_executions(fires)
+    assert skill.follows == fires

@@ -1,0 +1,141 @@
+"""Issue 14's hot path, with the real skill, a real database and the local exchange.
+
+One commit before the POST (claim + attempt + signed order + audit row); the position from
+memory, never a network read on the way; a position that grew since it was read (an agent's
+BUY) is read again and sold whole, never short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import ROUND_DOWN, Decimal
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.engine.conftest import MakeRule, ManualClock
+from tests.engine.live import events_of, open_market, shares_of
+from tests.skill.conftest import add_wallet
+from vincent.crypto import KeyBox
+from vincent.db.base import utcnow
+from vincent.db.models import TransactionLog
+from vincent.db.session import SessionFactory
+from vincent.enums import TradeRuleEventType, TradeRuleType, TransactionStatus
+from vincent.services.trade_manager.rule_executor import ExecutionOutcome, RuleExecutor, Trigger
+from vincent.sim import LocalExchange
+from vincent.skills.polymarket import PolymarketSkill
+from vincent.skills.polymarket.types import BetRequest
+
+TIMEOUT_S = 15.0
+
+
+def _executor(
+    session_factory: SessionFactory, skill: PolymarketSkill, clock: ManualClock
+) -> RuleExecutor:
+    return RuleExecutor(session_factory, skill, clock=clock, retry_delay=lambda n: 2.0 * n)
+
+
+def _trigger(price: str) -> Trigger:
+    return Trigger(price=Decimal(price), source="websocket", ts_event=0.0)
+
+
+async def test_a_fire_commits_once_before_its_order_and_reads_no_position(
+    exchange: LocalExchange,
+    live_skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    engine: AsyncEngine,
+    keybox: KeyBox,
+    make_rule: MakeRule,
+    clock: ManualClock,
+) -> None:
+    wallet = await add_wallet(session_factory, keybox)
+    ids = open_market(exchange, "0.50")
+    exchange.credit(wallet.funder, token_id=ids.yes, shares="9", avg_price="0.5")
+    rule = await make_rule(wallet.secret_id, ids.yes, TradeRuleType.STOP_LOSS, "0.40")
+    executor = _executor(session_factory, live_skill, clock)
+    executor.holdings.remember(
+        wallet.secret_id, await live_skill.get_holdings(wallet.secret_id), clock.now()
+    )
+    await live_skill.prepare(wallet.secret_id, ids.yes)  # the worker warms this at start
+    # Any read of the positions now fails: a fire that made one would not sell.
+    exchange.fail_next("/data-api/positions", count=10, status=500)
+    # Transactions that wrote something and committed before the exchange had the order.
+    wrote: set[int] = set()
+    writes_committed_before_order: list[int] = []
+
+    def on_statement(conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().split(" ", 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            wrote.add(id(conn))
+
+    def on_commit(conn: object) -> None:
+        if id(conn) in wrote:
+            wrote.discard(id(conn))
+            if not exchange.order_receipts():
+                writes_committed_before_order.append(1)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", on_statement)
+    event.listen(engine.sync_engine, "commit", on_commit)
+    try:
+        async with asyncio.timeout(TIMEOUT_S):
+            result = await executor.execute_rule(rule, _trigger("0.35"))
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", on_statement)
+        event.remove(engine.sync_engine, "commit", on_commit)
+
+    assert result.outcome is ExecutionOutcome.EXECUTED
+    assert len(exchange.order_receipts()) == 1
+    assert shares_of(exchange, wallet.funder, ids.yes) == 0
+    # Claim, attempt, signed order and audit row: one transaction, one commit.
+    assert len(writes_committed_before_order) == 1
+    kinds = [e.event_type for e in await events_of(session_factory, rule.id)]
+    assert kinds.index(TradeRuleEventType.RULE_EVALUATED) < kinds.index(
+        TradeRuleEventType.ACTION_ATTEMPT
+    )
+    # The position in memory lost what was sold: the next fire does not sell it again.
+    held = executor.holdings.get(wallet.secret_id, clock.now())
+    assert held is not None
+    assert [h.shares for h in held.holdings if h.token_id == ids.yes] == [Decimal(0)]
+
+
+async def test_a_position_bought_into_after_it_was_read_is_read_again_and_sold_whole(
+    exchange: LocalExchange,
+    live_skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    keybox: KeyBox,
+    make_rule: MakeRule,
+    clock: ManualClock,
+) -> None:
+    wallet = await add_wallet(session_factory, keybox)
+    ids = open_market(exchange, "0.50")
+    exchange.credit(wallet.funder, collateral="100", token_id=ids.yes, shares="9", avg_price="0.5")
+    rule = await make_rule(wallet.secret_id, ids.yes, TradeRuleType.STOP_LOSS, "0.40")
+    executor = _executor(session_factory, live_skill, clock)
+    # The position as the last poll tick read it, then the agent buys more through Vincent.
+    executor.holdings.remember(
+        wallet.secret_id, await live_skill.get_holdings(wallet.secret_id), utcnow()
+    )
+    bought = await live_skill.place_bet(
+        BetRequest(secret_id=wallet.secret_id, token_id=ids.yes, side="BUY", amount=Decimal(5))
+    )
+    assert bought.filled_shares is not None and bought.filled_shares > 0
+    held_now = shares_of(exchange, wallet.funder, ids.yes)
+    assert held_now > Decimal(9)
+
+    async with asyncio.timeout(TIMEOUT_S):
+        result = await executor.execute_rule(rule, _trigger("0.35"))
+
+    assert result.outcome is ExecutionOutcome.EXECUTED
+    # All of it (down to the exchange's 0.01-share step), not the 9 read first.
+    assert shares_of(exchange, wallet.funder, ids.yes) < Decimal("0.01")
+    async with session_factory() as session:
+        sells = (
+            await session.scalars(
+                sa.select(TransactionLog).where(
+                    TransactionLog.request_data["side"].as_string() == "SELL"
+                )
+            )
+        ).all()
+    assert [(row.status, Decimal(row.request_data["amount"])) for row in sells] == [
+        (TransactionStatus.EXECUTED, held_now.quantize(Decimal("0.01"), rounding=ROUND_DOWN))
+    ]
