@@ -263,6 +263,7 @@ class RuleExecutor:
         if trailing is not None:
             # The latest raise must land before the claim (it needs status ACTIVE).
             await store_level_at_claim(session, rule.id, trailing, now)
+            await session.flush()  # its RULE_TRAILING_UPDATED goes before the claim's events
         # OCO: the claim also pauses the rule's group (``oco.claim_rule``).
         if not await claim_rule(session, rule, now):
             return None  # not ACTIVE, so the trailing update above matched nothing either
