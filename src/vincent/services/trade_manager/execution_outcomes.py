@@ -14,12 +14,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from vincent.db.base import utcnow
 from vincent.db.models import TradeRule, TradeRuleEvent, TransactionLog
 from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleEventType
 from vincent.services.trade_manager import oco
 from vincent.services.trade_manager.backoff import BackoffPolicy, RandomFn, full_jitter_delay_s
-from vincent.services.trade_manager.event_logger import log_event
+from vincent.services.trade_manager.event_logger import log_event, log_events
 from vincent.services.trade_manager.rule_manager import (
     mark_rule_executed,
     mark_rule_failed,
@@ -61,30 +62,27 @@ def executed_payload(result: BetResult) -> dict[str, Any]:
 
 
 async def record_executed(session_factory: SessionFactory, rule_id: str, result: BetResult) -> bool:
-    """TRIGGERED|PENDING_APPROVAL → TRIGGERED with the order id; ACTION_EXECUTED, RULE_TRIGGERED."""
+    """TRIGGERED|PENDING_APPROVAL → TRIGGERED with the order id; ACTION_EXECUTED, RULE_TRIGGERED.
+
+    Recorded once: the UPDATE only moves a rule without ``trigger_tx_hash`` (a live outcome
+    racing a reconciliation finds it set), and the events go with it.
+    """
     async with session_factory() as session, session.begin():
-        recorded = (
-            await session.execute(
-                sa.select(TradeRule.trigger_tx_hash).where(TradeRule.id == rule_id)
-            )
-        ).scalar_one_or_none()
-        if recorded is not None:
-            # Already recorded (a live outcome raced a reconciliation): never twice.
-            return False
         moved = await mark_rule_executed(session, rule_id, result.order_id)
         if not moved:
-            logger.warning("rule_execution_not_recorded", extra={"rule_id": rule_id})
+            logger.info("rule_execution_not_recorded", extra={"rule_id": rule_id})
             return False
-        log_event(
-            session,
-            rule_id,
-            TradeRuleEventType.ACTION_EXECUTED,
-            {"result": executed_payload(result)},
-        )
         triggered: dict[str, Any] = {"executed": True}
         if result.order_id is not None:
             triggered = {"orderId": result.order_id, "executed": True}
-        log_event(session, rule_id, TradeRuleEventType.RULE_TRIGGERED, {"result": triggered})
+        await log_events(
+            session,
+            [
+                (rule_id, TradeRuleEventType.ACTION_EXECUTED, {"result": executed_payload(result)}),
+                (rule_id, TradeRuleEventType.RULE_TRIGGERED, {"result": triggered}),
+            ],
+            utcnow(),
+        )
         await oco.cancel_paused_siblings(session, rule_id)  # OCO: the sell filled
     return True
 

@@ -429,16 +429,25 @@ async def mark_rule_triggered(
 
 
 async def mark_rule_executed(session: AsyncSession, rule_id: str, order_id: str | None) -> bool:
-    """Record the sell's order id on a TRIGGERED (or approved PENDING_APPROVAL) rule."""
-    return await _transition(
-        session,
-        rule_id,
-        (TradeRuleStatus.TRIGGERED, TradeRuleStatus.PENDING_APPROVAL),
-        status=TradeRuleStatus.TRIGGERED,
-        trigger_tx_hash=order_id,
-        pending_approval_id=None,
-        error_message=None,
+    """Record the sell's order id on a TRIGGERED (or approved PENDING_APPROVAL) rule that has
+    none yet (an execution is recorded once)."""
+    result = await session.execute(
+        sa.update(TradeRule)
+        .where(
+            TradeRule.id == rule_id,
+            TradeRule.status.in_((TradeRuleStatus.TRIGGERED, TradeRuleStatus.PENDING_APPROVAL)),
+            TradeRule.trigger_tx_hash.is_(None),
+        )
+        .values(
+            status=TradeRuleStatus.TRIGGERED,
+            trigger_tx_hash=order_id,
+            pending_approval_id=None,
+            error_message=None,
+            updated_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
     )
+    return _rowcount(result) == 1
 
 
 async def mark_rule_failed(
