@@ -122,6 +122,10 @@ class PollTick:
         self._last_full_s: float | None = None
         self._reread: set[str] = set()
         self._reread_taken: set[str] = set()
+        # Rows the delta syncs applied whose ``updated_at`` is still inside the overlap:
+        # read again, an identical row is not applied again (the overlap re-reads each
+        # change on every tick for TRADE_MANAGER_SYNC_OVERLAP_S).
+        self._applied: dict[str, tuple[Any, ...]] = {}
 
     async def run(self) -> bool:
         """Run one tick unless the breaker is open; return whether it succeeded."""
@@ -216,13 +220,14 @@ class PollTick:
         async with self._session_factory() as session:
             read_start = await self._read_start(session)
             deferred, rows = await self._apply_rows(
-                session, active_rules_query(mode), seq_before, seen
+                session, active_rules_query(mode), seq_before, seen, None
             )
             if not self._other_mode_reported:
                 await self._report_other_mode_rules(session)
         self._rules.drop_missing(seen, seq_before)
         self._rules.forget_stamps(seq_before)
         self._done(read_start, deferred)
+        self._applied = {}
         self._last_full_s = started_s
         self._metrics.rule_syncs.labels("full").inc()
         self._metrics.rule_sync_rows.labels("full").inc(rows)
@@ -232,17 +237,20 @@ class PollTick:
         mode = self._settings.execution_mode
         since = watermark - timedelta(seconds=self._settings.trade_manager_sync_overlap_s)
         read: set[str] = set()
+        # Rows changed before ``since`` are not read again: forget them.
+        applied = {k: v for k, v in self._applied.items() if v[-1] > since}
         async with self._session_factory() as session:
             read_start = await self._read_start(session)
             deferred, rows = await self._apply_rows(
-                session, changed_rules_query(since, mode), seq_before, read
+                session, changed_rules_query(since, mode), seq_before, read, applied
             )
             again = sorted(self._reread_taken - read)
             for start in range(0, len(again), SYNC_CHUNK_ROWS):
                 query = rules_by_id_query(again[start : start + SYNC_CHUNK_ROWS], mode)
-                more, count = await self._apply_rows(session, query, seq_before, read)
+                more, count = await self._apply_rows(session, query, seq_before, read, applied)
                 deferred.extend(more)
                 rows += count
+        self._applied = applied
         self._rules.forget_stamps(seq_before)
         self._done(read_start, deferred)
         self._metrics.rule_syncs.labels("delta").inc()
@@ -270,27 +278,45 @@ class PollTick:
         query: sa.Select[Any],
         seq_before: int,
         read: set[str],
+        applied: dict[str, tuple[Any, ...]] | None,
     ) -> tuple[list[str], int]:
         """Read ``query``'s rows in chunks and apply each chunk to the index; yield the loop
-        between chunks. Add the ids read to ``read``; return (ids deferred, rows read)."""
+        between chunks. Add the ids read to ``read``; return (ids deferred, rows read).
+
+        With ``applied`` (a delta): a row equal to the one last applied for its rule, and
+        not deferred since (``_reread_taken``), is skipped; the rows applied are recorded.
+        """
         deferred: list[str] = []
         rows_read = 0
+        retry = self._reread_taken
         result = await session.stream(query.execution_options(yield_per=SYNC_CHUNK_ROWS))
         async for rows in result.partitions():
             rows_read += len(rows)
             snapshots = []
+            fresh: dict[str, tuple[Any, ...]] = {}
             for row in rows:
+                if applied is not None:
+                    values = tuple(row)
+                    if applied.get(row.id) == values and row.id not in retry:
+                        read.add(row.id)
+                        continue
+                    fresh[row.id] = values
                 try:
                     snapshots.append(to_snapshot(row))
                 except (ValueError, KeyError, TypeError):
                     logger.error("rule_unreadable", extra={"rule_id": row.id})
                     continue
                 read.add(row.id)
-            applied = self._rules.apply_changes(snapshots, seq_before, self._clock.now())
-            for rule in applied.cooled:
+            changes = self._rules.apply_changes(snapshots, seq_before, self._clock.now())
+            for rule in changes.cooled:
                 assert rule.ts_next_attempt is not None
                 self._dispatcher.schedule_rearm(rule.id, rule.ts_next_attempt)
-            deferred.extend(applied.deferred)
+            deferred.extend(changes.deferred)
+            if applied is not None:
+                for rule_id in changes.deferred:
+                    fresh.pop(rule_id, None)
+                    applied.pop(rule_id, None)
+                applied.update(fresh)
             await asyncio.sleep(0)  # a fire waiting for the loop goes first
         return deferred, rows_read
 

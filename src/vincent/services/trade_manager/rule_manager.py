@@ -330,6 +330,7 @@ SNAPSHOT_COLUMNS = tuple(
         "activated_at",
         "oco_group_id",
         "oco_paused_by",
+        "updated_at",  # not in the snapshot: tells the delta sync a row it already applied
     )
 )
 
