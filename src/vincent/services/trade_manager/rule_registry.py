@@ -15,6 +15,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from itertools import chain
 
 from vincent.enums import TradeRuleStatus, TradeRuleType, TriggerSource
 from vincent.services.trade_manager.rule_index import PriceOutcome, RuleIndex
@@ -370,15 +371,10 @@ class RuleRegistry:
         Return how many were dropped."""
         change_seq = self._change_seq
         stale = [
-            rule.id
-            for rule in self.watched()
-            if rule.id not in seen and change_seq.get(rule.id, 0) <= seq_before
-        ]
-        stale.extend(
             rule_id
-            for rule_id in (*self._cooling, *self._paused)
+            for rule_id in chain(self.index.ids(), self._cooling, self._paused)
             if rule_id not in seen and change_seq.get(rule_id, 0) <= seq_before
-        )
+        ]
         for rule_id in stale:
             self._unindex(rule_id)
             self._drop_cooling(rule_id)
