@@ -138,6 +138,8 @@ class Consumer:
     feed: Callable[[], MarketFeedStatus]
     loop_lag: LoopLagMonitor
     http_prices: Callable[[], float] = lambda: 0.0  # prices applied from the poll tick's HTTP books
+    # Rule rows the poll tick's index syncs read: (full, delta) so far.
+    sync_rows: Callable[[], tuple[float, float]] = lambda: (0.0, 0.0)
 
 
 def _worker_consumer(worker: TradeMonitoringWorker) -> Consumer:
@@ -164,7 +166,18 @@ def _worker_consumer(worker: TradeMonitoringWorker) -> Consumer:
             )
             or 0.0
         ),
+        sync_rows=lambda: _sync_rows(worker),
     )
+
+
+def _sync_rows(worker: TradeMonitoringWorker) -> tuple[float, float]:
+    def rows(kind: str) -> float:
+        value = worker.metrics_registry.get_sample_value(
+            "vincent_trade_manager_rule_sync_rows_total", {"kind": kind}
+        )
+        return value or 0.0
+
+    return rows("full"), rows("delta")
 
 
 def _warmup_pending(worker: TradeMonitoringWorker) -> int:
@@ -431,6 +444,7 @@ async def _drive(
 
     feed_before = consumer.feed()
     http_before = consumer.http_prices()
+    sync_before = consumer.sync_rows()
     profiler = _start_profiler(args.profile)
     consumer.loop_lag.reset()
     pauses = GcPauses()
@@ -487,6 +501,8 @@ async def _drive(
         "feed_stalls": feed_after.stalls - feed_before.stalls,
         "feed_malformed": feed_after.malformed_messages - feed_before.malformed_messages,
         "http_prices": int(consumer.http_prices() - http_before),
+        # Rule rows the poll tick's index syncs read during the drive (full, delta).
+        "sync_rows": [int(a - b) for a, b in zip(consumer.sync_rows(), sync_before, strict=True)],
         "ws_events": consumed,
         "msgs_per_s": round(msgs_per_s, 1),
         "backlog_max": backlog_max,

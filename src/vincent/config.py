@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     trade_manager_ping_interval_s: Seconds = 10.0
     trade_manager_breaker_failures: int = Field(default=5, ge=1)
     trade_manager_breaker_cooldown_s: Seconds = 60.0
+    # The poll tick reads only the rules changed since its previous read, less this overlap
+    # (writers' clocks and the time between a writer's timestamp and its commit), and every
+    # ACTIVE rule at start and every TRADE_MANAGER_FULL_SYNC_INTERVAL_S (a safety net).
+    trade_manager_sync_overlap_s: float = Field(default=60.0, ge=0)
+    trade_manager_full_sync_interval_s: Seconds = 600.0
+    # gc.freeze() once the worker's first load is in: the rules held stay out of every later
+    # collection (a full one over 100k rules holds the loop for ~250 ms).
+    trade_manager_gc_freeze: bool = True
 
     polymarket_clob_url: str = PRODUCTION_CLOB_URL
     polymarket_ws_url: str = PRODUCTION_WS_URL

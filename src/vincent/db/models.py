@@ -219,6 +219,8 @@ class TradeRule(Base):
         sa.Index(None, "secret_id", "status"),
         sa.Index(None, "status"),
         sa.Index(None, "token_id"),
+        # Added (0007_rules_updated_at): the worker's delta sync reads rules changed since.
+        sa.Index(None, "updated_at"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)

@@ -123,7 +123,7 @@ class LeaderRole:
         # Every claim of the old leader committed before our epoch did (see ``holds_epoch``).
         await _guarded(self._tick.reconcile(min_attempt_age_s=0.0), "takeover_reconcile")
         self._rules.forget_persisted()
-        await _guarded(self._tick.sync_index(), "takeover_load")
+        await _guarded(self._tick.sync_index(full=True), "takeover_load")
         if self._leadership.epoch != election.epoch or self._stopping.is_set():
             return  # lost it again meanwhile
         self._leading = True
@@ -169,7 +169,7 @@ class LeaderRole:
         for rule_id in self._rules.in_flight:
             self._rules.finish(rule_id)
         self._rules.forget_persisted()
-        await _guarded(self._tick.sync_index(), "standby_load")
+        await _guarded(self._tick.sync_index(full=True), "standby_load")
         self._notify()
 
 

@@ -89,6 +89,18 @@ class WorkerMetrics:
             ["result"],
             registry=self.registry,
         )
+        self.rule_syncs = Counter(
+            "vincent_trade_manager_rule_syncs",
+            "Index syncs with the database: full (every ACTIVE rule) or delta (changed rules)",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.rule_sync_rows = Counter(
+            "vincent_trade_manager_rule_sync_rows",
+            "Rule rows read by the index syncs, by kind (full, delta)",
+            ["kind"],
+            registry=self.registry,
+        )
         self.http_price_failures = Counter(
             "vincent_trade_manager_http_price_failures",
             "Tokens whose HTTP price failed, by reason (not_found, transient, other)",

@@ -11,6 +11,7 @@ claims, flushes trailing levels and runs the poll tick's writes. On SQLite it ru
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -215,6 +216,11 @@ class TradeMonitoringWorker:
             # Crash recovery and start-up are one path: settle what a previous run left.
             await self._guarded(self._tick.reconcile(min_attempt_age_s=0.0), "start_reconcile")
         await self._guarded(self._tick.sync_index(), "start_load")
+        if self._settings.trade_manager_gc_freeze:
+            # The rules just loaded live as long as the worker: keep them (and whatever
+            # else is alive now) out of every later collection. Garbage goes first.
+            gc.collect()
+            gc.freeze()
         self._warmup.want(self._rules.watched())
         if self._feed is not None:
             self._feed.start()

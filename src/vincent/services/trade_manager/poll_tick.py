@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.config import Settings
+from vincent.db.base import utcnow
 from vincent.db.session import SessionFactory
-from vincent.enums import TradeRuleStatus
 from vincent.services.trade_manager.breaker import CircuitBreaker
 from vincent.services.trade_manager.http_pricing import (
     TokenBackoff,
@@ -36,9 +38,12 @@ from vincent.services.trade_manager.pricing import rule_price
 from vincent.services.trade_manager.reconciliation import reconcile_rules
 from vincent.services.trade_manager.rule_executor import RuleExecutor
 from vincent.services.trade_manager.rule_manager import (
+    active_rules_query,
+    changed_rules_query,
     count_other_mode_rules,
+    database_now,
     expire_rules,
-    get_rules,
+    rules_by_id_query,
     to_snapshot,
 )
 from vincent.services.trade_manager.rule_registry import RuleRegistry
@@ -53,6 +58,8 @@ HTTP_PRICE_CONCURRENCY = 8
 # A token whose HTTP price failed n times in a row waits min(interval / 2 * 2^(n-1), 15 min):
 # the next regular tick retries it once, then it is asked less and less often.
 TOKEN_BACKOFF_MAX_S = 900.0
+# The index sync reads and applies this many rule rows at a time, yielding the loop between.
+SYNC_CHUNK_ROWS = 500
 
 
 class ExchangeFailing(Exception):
@@ -108,6 +115,17 @@ class PollTick:
         self.completed = 0
         self.other_mode_rules = 0
         self._other_mode_reported = False
+        # The index sync: the previous read's start (None: no read yet, the next is full),
+        # when the last full sync began (monotonic), rules to read again by id.
+        self._sync_lock = asyncio.Lock()
+        self._watermark: datetime | None = None
+        self._last_full_s: float | None = None
+        self._reread: set[str] = set()
+        self._reread_taken: set[str] = set()
+        # Rows the delta syncs applied whose ``updated_at`` is still inside the overlap:
+        # read again, an identical row is not applied again (the overlap re-reads each
+        # change on every tick for TRADE_MANAGER_SYNC_OVERLAP_S).
+        self._applied: dict[str, tuple[Any, ...]] = {}
 
     async def run(self) -> bool:
         """Run one tick unless the breaker is open; return whether it succeeded."""
@@ -170,31 +188,142 @@ class PollTick:
         async with self._session_factory() as session, session.begin():
             expired = await expire_rules(session, now)
             await log_expired(session, expired, EXPIRED_AT_ENDING, now)  # RULE_EXPIRED
+        self._reread.update(expired)  # stamped with our clock, ``now``: read them by id too
         for rule_id in expired:
             logger.info("rule_expired", extra={"rule_id": rule_id})
 
-    async def sync_index(self) -> None:
-        """Make the index agree with the ACTIVE rules in the database."""
+    async def sync_index(self, *, full: bool = False) -> None:
+        """Make the index agree with the database.
+
+        A delta sync reads only the rules (any status) whose ``updated_at`` is after the
+        previous read's start less ``TRADE_MANAGER_SYNC_OVERLAP_S``, and the rules the
+        previous sync left alone; a full sync (``full``, the first, and every
+        ``TRADE_MANAGER_FULL_SYNC_INTERVAL_S``) reads every ACTIVE rule and drops the rules
+        held that it did not see. Rows are read and applied ``SYNC_CHUNK_ROWS`` at a time,
+        the loop running in between. One sync at a time.
+        """
+        async with self._sync_lock:
+            interval_s = self._settings.trade_manager_full_sync_interval_s
+            due = (
+                self._last_full_s is None
+                or self._clock.monotonic() - self._last_full_s >= interval_s
+            )
+            if full or due or self._watermark is None:
+                await self._full_sync()
+            else:
+                await self._delta_sync(self._watermark)
+            now = self._clock.now()
+            for rule_id, until in self._rules.due(now):
+                self._dispatcher.rearm(rule_id, until)
+            self._dispatcher.sync_tokens()
+
+    async def _full_sync(self) -> None:
         seq_before = self._rules.seq
+        started_s = self._clock.monotonic()
+        seen: set[str] = set()
         mode = self._settings.execution_mode
         async with self._session_factory() as session:
-            rows = await get_rules(session, None, TradeRuleStatus.ACTIVE, execution_mode=mode)
+            read_start = await self._read_start(session)
+            deferred, rows = await self._apply_rows(
+                session, active_rules_query(mode), seq_before, seen, None
+            )
             if not self._other_mode_reported:
                 await self._report_other_mode_rules(session)
-        snapshots = []
-        for row in rows:
-            try:
-                snapshots.append(to_snapshot(row))
-            except (ValueError, KeyError, TypeError):
-                logger.error("rule_unreadable", extra={"rule_id": row.id})
-        now = self._clock.now()
-        result = self._rules.sync(snapshots, seq_before, now)
-        for rule in result.cooled:
-            assert rule.ts_next_attempt is not None
-            self._dispatcher.schedule_rearm(rule.id, rule.ts_next_attempt)
-        for rule_id, until in self._rules.due(now):
-            self._dispatcher.rearm(rule_id, until)
-        self._dispatcher.sync_tokens()
+        self._rules.drop_missing(seen, seq_before)
+        self._rules.forget_stamps(seq_before)
+        self._done(read_start, deferred)
+        self._applied = {}
+        self._last_full_s = started_s
+        self._metrics.rule_syncs.labels("full").inc()
+        self._metrics.rule_sync_rows.labels("full").inc(rows)
+
+    async def _delta_sync(self, watermark: datetime) -> None:
+        seq_before = self._rules.seq
+        mode = self._settings.execution_mode
+        since = watermark - timedelta(seconds=self._settings.trade_manager_sync_overlap_s)
+        read: set[str] = set()
+        # Rows changed before ``since`` are not read again: forget them.
+        applied = {k: v for k, v in self._applied.items() if v[-1] > since}
+        async with self._session_factory() as session:
+            read_start = await self._read_start(session)
+            deferred, rows = await self._apply_rows(
+                session, changed_rules_query(since, mode), seq_before, read, applied
+            )
+            again = sorted(self._reread_taken - read)
+            for start in range(0, len(again), SYNC_CHUNK_ROWS):
+                query = rules_by_id_query(again[start : start + SYNC_CHUNK_ROWS], mode)
+                more, count = await self._apply_rows(session, query, seq_before, read, applied)
+                deferred.extend(more)
+                rows += count
+        self._applied = applied
+        self._rules.forget_stamps(seq_before)
+        self._done(read_start, deferred)
+        self._metrics.rule_syncs.labels("delta").inc()
+        self._metrics.rule_sync_rows.labels("delta").inc(rows)
+
+    def _done(self, read_start: datetime, deferred: list[str]) -> None:
+        self._watermark = read_start
+        # Whatever this sync left alone, and whatever was marked since it began.
+        self._reread = set(deferred) | (self._reread - self._reread_taken)
+        self._reread_taken = set()
+
+    async def _read_start(self, session: AsyncSession) -> datetime:
+        """When this read starts, by the earliest clock a writer may stamp ``updated_at``
+        with: ours (the worker's), this machine's, and the database server's."""
+        self._reread_taken = set(self._reread)
+        clocks = [self._clock.now(), utcnow()]
+        server = await database_now(session)
+        if server is not None:
+            clocks.append(server)
+        return min(clocks)
+
+    async def _apply_rows(
+        self,
+        session: AsyncSession,
+        query: sa.Select[Any],
+        seq_before: int,
+        read: set[str],
+        applied: dict[str, tuple[Any, ...]] | None,
+    ) -> tuple[list[str], int]:
+        """Read ``query``'s rows in chunks and apply each chunk to the index; yield the loop
+        between chunks. Add the ids read to ``read``; return (ids deferred, rows read).
+
+        With ``applied`` (a delta): a row equal to the one last applied for its rule, and
+        not deferred since (``_reread_taken``), is skipped; the rows applied are recorded.
+        """
+        deferred: list[str] = []
+        rows_read = 0
+        retry = self._reread_taken
+        result = await session.stream(query.execution_options(yield_per=SYNC_CHUNK_ROWS))
+        async for rows in result.partitions():
+            rows_read += len(rows)
+            snapshots = []
+            fresh: dict[str, tuple[Any, ...]] = {}
+            for row in rows:
+                if applied is not None:
+                    values = tuple(row)
+                    if applied.get(row.id) == values and row.id not in retry:
+                        read.add(row.id)
+                        continue
+                    fresh[row.id] = values
+                try:
+                    snapshots.append(to_snapshot(row))
+                except (ValueError, KeyError, TypeError):
+                    logger.error("rule_unreadable", extra={"rule_id": row.id})
+                    continue
+                read.add(row.id)
+            changes = self._rules.apply_changes(snapshots, seq_before, self._clock.now())
+            for rule in changes.cooled:
+                assert rule.ts_next_attempt is not None
+                self._dispatcher.schedule_rearm(rule.id, rule.ts_next_attempt)
+            deferred.extend(changes.deferred)
+            if applied is not None:
+                for rule_id in changes.deferred:
+                    fresh.pop(rule_id, None)
+                    applied.pop(rule_id, None)
+                applied.update(fresh)
+            await asyncio.sleep(0)  # a fire waiting for the loop goes first
+        return deferred, rows_read
 
     async def _report_other_mode_rules(self, session: AsyncSession) -> None:
         """Say once, at start, how many rules of the other mode this worker leaves alone."""

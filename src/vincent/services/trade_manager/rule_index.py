@@ -15,6 +15,7 @@ watched at all (``upsert`` leaves it out).
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
+from collections.abc import KeysView
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -90,6 +91,10 @@ class RuleIndex:
 
     def get(self, rule_id: str) -> RuleSnapshot | None:
         return self._rules.get(rule_id)
+
+    def ids(self) -> KeysView[str]:
+        """The ids of the rules indexed (a live view: copy it before changing the index)."""
+        return self._rules.keys()
 
     def tokens(self) -> frozenset[str]:
         """Return the token ids that have at least one rule."""

@@ -11,10 +11,11 @@ It counts the rules it holds per token, so the feed hears only of tokens gained 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from itertools import chain
 
 from vincent.enums import TradeRuleStatus, TradeRuleType, TriggerSource
 from vincent.services.trade_manager.rule_index import PriceOutcome, RuleIndex
@@ -46,6 +47,9 @@ class SyncResult:
     upserted: int = 0
     removed: int = 0
     cooled: tuple[RuleSnapshot, ...] = ()
+    # Rules read but left alone (being executed, changed in process since the read began,
+    # or paused by a sibling being executed): read them again on the next sync.
+    deferred: tuple[str, ...] = ()
 
 
 class RuleRegistry:
@@ -228,6 +232,7 @@ class RuleRegistry:
     def finish(self, rule_id: str) -> None:
         """An execution ended with the rule leaving ACTIVE (or settled elsewhere)."""
         rule = self._in_flight.pop(rule_id, None)
+        self._stamp(rule_id)  # a read from before (the rule ACTIVE) must not watch it again
         self._persisted.pop(rule_id, None)
         if rule is not None:
             self._count(rule.token_id, -1)
@@ -237,6 +242,7 @@ class RuleRegistry:
         rule = self._in_flight.pop(rule_id, None)
         if rule is None:
             return None
+        self._stamp(rule_id)  # a read from before (the rule TRIGGERED) must not drop it
         rule = replace(rule, ts_next_attempt=until)
         self._cooling[rule_id] = rule
         return rule
@@ -280,17 +286,44 @@ class RuleRegistry:
         """Make the index agree with the ACTIVE rules read from the database.
 
         ``seq_before`` is ``seq`` as it was before the read: rules changed in process since
-        then are left alone, as are rules being executed.
+        then are left alone, as are rules being executed. The same as ``apply_changes`` of
+        every ACTIVE rule, then ``drop_missing`` and ``forget_stamps``.
+        """
+        rules = list(active)
+        result = self.apply_changes(rules, seq_before, now)
+        removed = self.drop_missing({rule.id for rule in rules}, seq_before)
+        self.forget_stamps(seq_before)
+        return replace(result, removed=result.removed + removed)
+
+    def apply_changes(
+        self, changed: Iterable[RuleSnapshot], seq_before: int, now: datetime
+    ) -> SyncResult:
+        """Take rules read from the database in any status (the ones changed since the last
+        read): an ACTIVE rule is watched, cooled or paused as it says, any other is dropped.
+
+        The guarantees of ``sync``: a rule being executed, or changed in process since
+        ``seq_before``, is left alone (and reported ``deferred``: read it again next time),
+        as is a rule paused by a sibling being executed; a trailing level raised in memory is
+        kept while the database still holds the level we know it holds. Rules not given are
+        not touched. Safe to call in chunks, with the loop running in between.
         """
         upserted = removed = 0
         cooled: list[RuleSnapshot] = []
-        seen: set[str] = set()
-        for rule in active:
-            seen.add(rule.id)
+        deferred: list[str] = []
+        for rule in changed:
             if rule.id in self._in_flight or self._change_seq.get(rule.id, 0) > seq_before:
+                deferred.append(rule.id)
+                continue
+            if rule.status is not TradeRuleStatus.ACTIVE:
+                if self._held(rule.id):
+                    self._unindex(rule.id)
+                    self._drop_cooling(rule.id)
+                    removed += 1
+                self._persisted.pop(rule.id, None)
                 continue
             paused = self._paused.get(rule.id)
             if paused is not None and paused.oco_paused_by in self._in_flight:
+                deferred.append(rule.id)
                 continue  # its sibling's claim may not be committed yet
             current = self.index.get(rule.id)
             if current is None:
@@ -328,24 +361,35 @@ class RuleRegistry:
             if current != rule:
                 self._index(rule)
                 upserted += 1
-        stale = [
-            rule.id
-            for rule in self.watched()
-            if rule.id not in seen and self._change_seq.get(rule.id, 0) <= seq_before
-        ]
-        stale.extend(
-            rule_id
-            for rule_id in (*self._cooling, *self._paused)
-            if rule_id not in seen and self._change_seq.get(rule_id, 0) <= seq_before
+        return SyncResult(
+            upserted=upserted, removed=removed, cooled=tuple(cooled), deferred=tuple(deferred)
         )
+
+    def drop_missing(self, seen: Collection[str], seq_before: int) -> int:
+        """After a full read of the ACTIVE rules: drop every rule held (watched, cooling or
+        paused) that the read did not see, unless changed in process since ``seq_before``.
+        Return how many were dropped."""
+        change_seq = self._change_seq
+        stale = [
+            rule_id
+            for rule_id in chain(self.index.ids(), self._cooling, self._paused)
+            if rule_id not in seen and change_seq.get(rule_id, 0) <= seq_before
+        ]
         for rule_id in stale:
             self._unindex(rule_id)
             self._drop_cooling(rule_id)
             self._persisted.pop(rule_id, None)
-            removed += 1
-        # Stamps at or before the read can never matter again: later reads start after them.
-        self._change_seq = {k: v for k, v in self._change_seq.items() if v > seq_before}
-        return SyncResult(upserted=upserted, removed=removed, cooled=tuple(cooled))
+        return len(stale)
+
+    def forget_stamps(self, seq_before: int) -> None:
+        """A sync whose read began at ``seq_before`` is done: stamps at or before it can
+        never matter again (later reads start after them). Only while no other sync whose
+        read began earlier is still being applied."""
+        if self._change_seq:
+            self._change_seq = {k: v for k, v in self._change_seq.items() if v > seq_before}
+
+    def _held(self, rule_id: str) -> bool:
+        return rule_id in self.index or rule_id in self._cooling or rule_id in self._paused
 
     def _stamp(self, rule_id: str) -> None:
         self._seq += 1
