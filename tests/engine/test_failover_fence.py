@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
@@ -23,7 +24,7 @@ from tests.engine.conftest import MakeRule, ManualClock
 from tests.engine.live import events_of, open_market, rule_row, shares_of
 from tests.skill.conftest import add_wallet
 from vincent.crypto import KeyBox
-from vincent.db.leader_epoch import LEADERSHIP_ROW, current_epoch_for_share
+from vincent.db.leader_epoch import LEADERSHIP_ROW
 from vincent.db.models import TransactionLog
 from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleEventType, TradeRuleStatus, TradeRuleType
@@ -31,7 +32,7 @@ from vincent.services.trade_manager.leadership import asyncpg_dsn
 from vincent.services.trade_manager.rule_executor import ExecutionOutcome, RuleExecutor, Trigger
 from vincent.sim import LocalExchange
 from vincent.skills.polymarket import PolymarketSkill
-from vincent.skills.polymarket.types import AttemptOutcome
+from vincent.skills.polymarket.types import AttemptOutcome, Claimed
 
 pytestmark = pytest.mark.postgres
 
@@ -52,18 +53,18 @@ def database_url(postgres_url: str) -> str:
     return postgres_url
 
 
-class TakeoverDuringClaim:
-    """The claim fence of a leader deposed while it claims: it reads the epoch it leads
-    under (FOR SHARE, as ``Leadership.held_epoch``), then the new leader's bump queues
-    behind that lock and commits as soon as the claim does."""
+class TakeoverDuringClaim(RuleExecutor):
+    """A worker leading under ``EPOCH`` whose claim, once its UPDATE holds the epoch FOR
+    SHARE, sees the new leader's bump start on another connection and queue behind it."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, fence=lambda: EPOCH, **kwargs)
         self._dsn = dsn
         self.bump: asyncio.Task[str] | None = None
         self._conn: asyncpg.Connection | None = None
 
-    async def fence(self, session: AsyncSession) -> int | None:
-        epoch = await current_epoch_for_share(session)
+    async def claim_in(self, session: AsyncSession, *args: Any) -> Claimed | None:
+        claimed = await super().claim_in(session, *args)
         conn = await asyncpg.connect(self._dsn)
         self._conn = conn
         self.bump = asyncio.create_task(
@@ -82,7 +83,7 @@ class TakeoverDuringClaim:
         ):
             assert not self.bump.done(), "the bump did not wait for the claim"
             await asyncio.sleep(0.02)
-        return epoch
+        return claimed
 
     async def close(self) -> None:
         if self.bump is not None:
@@ -104,13 +105,12 @@ async def test_a_takeover_during_the_claim_waits_for_its_order_and_it_is_sold_on
     ids = open_market(exchange, "0.50")
     exchange.credit(wallet.funder, token_id=ids.yes, shares="9", avg_price="0.5")
     rule = await make_rule(wallet.secret_id, ids.yes, TradeRuleType.STOP_LOSS, "0.40")
-    takeover = TakeoverDuringClaim(asyncpg_dsn(database_url))
-    executor = RuleExecutor(
+    executor = TakeoverDuringClaim(
+        asyncpg_dsn(database_url),
         session_factory,
         live_skill,
         clock=clock,
         retry_delay=lambda n: 2.0 * n,
-        fence=takeover.fence,
     )
     try:
         async with asyncio.timeout(TIMEOUT_S):
@@ -118,7 +118,8 @@ async def test_a_takeover_during_the_claim_waits_for_its_order_and_it_is_sold_on
                 rule, Trigger(price=Decimal("0.35"), source="websocket", ts_event=0.0)
             )
     finally:
-        await takeover.close()
+        await executor.close()
+    assert executor.bump is not None and executor.bump.done()
 
     # The claim, the signed order and its audit row are one transaction: the new leader's
     # epoch bump waited for it, so the order was stored under the old epoch (and posted).
@@ -151,11 +152,12 @@ async def test_a_leader_deposed_before_its_claim_writes_and_sends_nothing(
     exchange.credit(wallet.funder, token_id=ids.yes, shares="9", avg_price="0.5")
     rule = await make_rule(wallet.secret_id, ids.yes, TradeRuleType.STOP_LOSS, "0.40")
 
-    async def deposed(session: AsyncSession) -> int | None:
-        return None  # ``Leadership.held_epoch`` of a worker that no longer leads
-
     executor = RuleExecutor(
-        session_factory, live_skill, clock=clock, retry_delay=lambda n: 2.0 * n, fence=deposed
+        session_factory,
+        live_skill,
+        clock=clock,
+        retry_delay=lambda n: 2.0 * n,
+        fence=lambda: None,  # ``Leadership.lead_epoch`` of a worker that no longer leads
     )
     async with asyncio.timeout(TIMEOUT_S):
         result = await executor.execute_rule(
@@ -171,3 +173,37 @@ async def test_a_leader_deposed_before_its_claim_writes_and_sends_nothing(
     kinds = [e.event_type for e in await events_of(session_factory, rule.id)]
     assert TradeRuleEventType.ACTION_ATTEMPT not in kinds
     assert TradeRuleEventType.RULE_EVALUATED not in kinds
+
+
+async def test_a_claim_under_an_epoch_that_is_no_longer_current_writes_and_sends_nothing(
+    exchange: LocalExchange,
+    live_skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    keybox: KeyBox,
+    make_rule: MakeRule,
+    clock: ManualClock,
+) -> None:
+    """A leader deposed without knowing it yet: its in-memory epoch is the old one, so the
+    claim's UPDATE (which requires the current epoch) matches nothing."""
+    wallet = await add_wallet(session_factory, keybox)
+    ids = open_market(exchange, "0.50")
+    exchange.credit(wallet.funder, token_id=ids.yes, shares="9", avg_price="0.5")
+    rule = await make_rule(wallet.secret_id, ids.yes, TradeRuleType.STOP_LOSS, "0.40")
+    executor = RuleExecutor(
+        session_factory,
+        live_skill,
+        clock=clock,
+        retry_delay=lambda n: 2.0 * n,
+        fence=lambda: EPOCH - 1,
+    )
+    async with asyncio.timeout(TIMEOUT_S):
+        result = await executor.execute_rule(
+            rule, Trigger(price=Decimal("0.35"), source="websocket", ts_event=0.0)
+        )
+
+    assert result.outcome is ExecutionOutcome.SKIPPED
+    assert exchange.order_receipts() == ()
+    async with session_factory() as session:
+        rows = await session.scalar(sa.select(sa.func.count()).select_from(TransactionLog))
+    assert rows == 0
+    assert (await rule_row(session_factory, rule.id)).status is TradeRuleStatus.ACTIVE

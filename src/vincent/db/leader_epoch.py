@@ -24,3 +24,15 @@ async def current_epoch_for_share(session: AsyncSession) -> int | None:
         .where(WorkerLeadership.id == LEADERSHIP_ROW)
         .with_for_update(read=True)
     )
+
+
+def leads_under(epoch: int) -> sa.Exists:
+    """A condition for a write's WHERE: the epoch is still ``epoch``, read ``FOR SHARE`` (a
+    takeover's bump then waits for the writing transaction, as with
+    ``current_epoch_for_share``), in the same statement: no round trip of its own."""
+    return (
+        sa.select(sa.literal(1))
+        .where(WorkerLeadership.id == LEADERSHIP_ROW, WorkerLeadership.epoch == epoch)
+        .with_for_update(read=True)
+        .exists()
+    )

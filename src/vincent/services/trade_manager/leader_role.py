@@ -120,7 +120,7 @@ class LeaderRole:
     async def _take_over(self, election: Election) -> None:
         """Settle what the old leader left, restore trailing levels, then fire."""
         assert self._leadership is not None
-        # Every claim of the old leader committed before our epoch did (see ``holds_epoch``).
+        # Every claim of the old leader committed before our epoch did (``leads_under``).
         await _guarded(self._tick.reconcile(min_attempt_age_s=0.0), "takeover_reconcile")
         self._rules.forget_persisted()
         await _guarded(self._tick.sync_index(full=True), "takeover_load")

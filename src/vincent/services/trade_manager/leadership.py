@@ -5,7 +5,8 @@ and timeouts make the server end it (and so release the lock) within seconds of 
 dying or being cut off. It checks that connection every ``check_interval_s`` and steps down
 the moment the check fails or the connection closes, sooner than the server can release the
 lock to anyone else. Each takeover bumps an epoch in ``worker_leadership``; every claim
-checks it in its own transaction (``holds_epoch``), so a deposed leader can never claim.
+requires it in its own UPDATE (``lead_epoch`` + ``oco.claim_rule``; ``holds_epoch`` is the
+same check as a read), so a deposed leader can never claim.
 Owns the lock connection only: it never claims, sells or reconciles anything itself.
 """
 
@@ -145,6 +146,11 @@ class Leadership:
 
     @property
     def epoch(self) -> int | None:
+        return self._epoch
+
+    def lead_epoch(self) -> int | None:
+        """The epoch this worker believes it leads under (None: it does not lead). A claim
+        checks it against the database in its own UPDATE (``oco.claim_rule``)."""
         return self._epoch
 
     async def open(self) -> Election | None:

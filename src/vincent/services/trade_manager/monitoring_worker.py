@@ -118,7 +118,7 @@ class TradeMonitoringWorker:
             skill,
             clock=self._clock,
             retry_delay=retry_delay_from(retry_policy, random_fn),
-            fence=None if leadership is None else leadership.held_epoch,
+            fence=None if leadership is None else leadership.lead_epoch,
         )
         self._dispatch = PriceDispatcher(
             rules=self._rules,

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.db.base import utcnow
+from vincent.db.leader_epoch import leads_under
 from vincent.db.models import TradeRule
 from vincent.enums import TradeRuleEventType, TradeRuleStatus
 from vincent.errors import ValidationFailed
@@ -52,16 +53,24 @@ async def check_group_token(
         )
 
 
-async def claim_rule(session: AsyncSession, rule: RuleSnapshot, now: datetime) -> bool:
+async def claim_rule(
+    session: AsyncSession,
+    rule: RuleSnapshot,
+    now: datetime,
+    *,
+    leader_epoch: int | None = None,
+) -> bool:
     """Claim ``rule`` (ACTIVE → TRIGGERED) and pause its group. True only for the one winner.
 
     A rule paused by a sibling cannot be claimed. On PostgreSQL the group's rows are locked
     in id order first, so two siblings firing at once queue instead of deadlocking (SQLite
-    serialises writers anyway).
+    serialises writers anyway). ``leader_epoch``: the claim's UPDATE also requires that
+    epoch to be current, share-locking it until the transaction ends (``leads_under``).
     """
+    fence = None if leader_epoch is None else leads_under(leader_epoch)
     group_id = rule.oco_group_id
     if group_id is None:
-        return await mark_rule_triggered(session, rule.id, now)
+        return await mark_rule_triggered(session, rule.id, now, fence=fence)
     in_group = (TradeRule.secret_id == rule.secret_id, TradeRule.oco_group_id == group_id)
     if (await session.connection()).dialect.name == "postgresql":
         await session.execute(
@@ -73,6 +82,7 @@ async def claim_rule(session: AsyncSession, rule: RuleSnapshot, now: datetime) -
             TradeRule.id == rule.id,
             TradeRule.status == TradeRuleStatus.ACTIVE,
             TradeRule.oco_paused_by.is_(None),
+            sa.true() if fence is None else fence,
         )
         .values(status=TradeRuleStatus.TRIGGERED, triggered_at=now, updated_at=now)
         .execution_options(synchronize_session=False)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -71,10 +71,11 @@ from vincent.skills.polymarket.types import (
     TradingSkill,
 )
 
-# Checked in the claim's transaction: the leadership epoch this worker claims under, or
-# None (it no longer leads), which refuses the claim. The epoch goes with the rule's order
-# (``BetRequest.leader_epoch``) so that a deposed leader cannot store and post it either.
-ClaimFence = Callable[[AsyncSession], Awaitable[int | None]]
+# The leadership epoch this worker leads under (in memory), or None (it no longer leads,
+# which refuses the claim). The claim's UPDATE requires it to be the current one, reading
+# it FOR SHARE in the same statement, so a takeover waits for the claim's transaction (and
+# the signed order stored with it) or the claim matches nothing.
+ClaimFence = Callable[[], int | None]
 
 
 __all__ = [
@@ -257,7 +258,7 @@ class RuleExecutor:
         now = self._clock.now()
         epoch: int | None = None
         if self._fence is not None:
-            epoch = await self._fence(session)
+            epoch = self._fence()
             if epoch is None:
                 raise LeaderDeposed("this worker no longer leads: the new leader owns the rule")
         if trailing is not None:
@@ -265,8 +266,10 @@ class RuleExecutor:
             await store_level_at_claim(session, rule.id, trailing, now)
             await session.flush()  # its RULE_TRAILING_UPDATED goes before the claim's events
         # OCO: the claim also pauses the rule's group (``oco.claim_rule``).
-        if not await claim_rule(session, rule, now):
-            return None  # not ACTIVE, so the trailing update above matched nothing either
+        if not await claim_rule(session, rule, now, leader_epoch=epoch):
+            # Not ACTIVE (the trailing update above matched nothing either), or deposed
+            # since: either way nothing of this transaction may commit.
+            return None
         events: list[EventRow] = [
             (rule.id, TradeRuleEventType.RULE_EVALUATED, evaluated_payload(rule, trigger)),
             (

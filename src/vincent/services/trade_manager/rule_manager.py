@@ -513,18 +513,28 @@ async def _transition(
 
 
 async def mark_rule_triggered(
-    session: AsyncSession, rule_id: str, now: datetime | None = None
+    session: AsyncSession,
+    rule_id: str,
+    now: datetime | None = None,
+    *,
+    fence: sa.ColumnElement[bool] | None = None,
 ) -> bool:
-    """Claim an ACTIVE rule for execution (ACTIVE → TRIGGERED). True only for the one winner."""
+    """Claim an ACTIVE rule for execution (ACTIVE → TRIGGERED). True only for the one winner.
+
+    ``fence``: a further condition of the same UPDATE (the leadership epoch, ``leads_under``).
+    """
     now = now or utcnow()
-    return await _transition(
-        session,
-        rule_id,
-        (TradeRuleStatus.ACTIVE,),
-        status=TradeRuleStatus.TRIGGERED,
-        triggered_at=now,
-        updated_at=now,
+    result = await session.execute(
+        sa.update(TradeRule)
+        .where(
+            TradeRule.id == rule_id,
+            TradeRule.status == TradeRuleStatus.ACTIVE,
+            sa.true() if fence is None else fence,
+        )
+        .values(status=TradeRuleStatus.TRIGGERED, triggered_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
     )
+    return _rowcount(result) == 1
 
 
 async def mark_rule_executed(session: AsyncSession, rule_id: str, order_id: str | None) -> bool:
