@@ -78,14 +78,18 @@ class ScriptedSkill:
             if claimed is None:
                 raise ClaimLost("the rule was no longer ACTIVE")
         self.requests.append(request)
-        if request.answered is not None:
-            request.answered.set()  # the scripted exchange answers at once
         answer: Answer = self.answers.pop(0) if self.answers else self.executed
         if isinstance(answer, Exception):
             raise answer
-        if isinstance(answer, BetResult):
-            return answer
-        return answer(request)
+        result = answer if isinstance(answer, BetResult) else answer(request)
+        if request.answered is not None and result.status in (
+            BetStatus.EXECUTED,
+            BetStatus.UNKNOWN,
+        ):
+            # As the real skill: set when an order's POST was answered, not for an action
+            # that never reached the exchange (denied, pending approval).
+            request.answered.set()
+        return result
 
     async def get_holdings(self, secret_id: str) -> list[Holding]:
         self.holdings_calls += 1

@@ -15,6 +15,7 @@ from vincent.db.models import TransactionLog
 from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleEventType, TradeRuleStatus, TradeRuleType, TransactionStatus
 from vincent.services.trade_manager.event_logger import get_rule_events
+from vincent.services.trade_manager.fire_lanes import FireLanes
 from vincent.services.trade_manager.order_book import SellQuote
 from vincent.services.trade_manager.rule_executor import (
     MAX_NO_LIQUIDITY_RETRIES,
@@ -435,3 +436,40 @@ async def test_a_lost_answer_resolved_as_a_retryable_refusal_is_retried(
 
     assert (result.outcome, result.message) == (ExecutionOutcome.RETRY, "exchange answered 503")
     assert (await _status(session_factory, rule.id))[0] is TradeRuleStatus.ACTIVE
+
+
+async def test_an_answer_without_an_order_is_recorded_while_its_own_fire_counts(
+    session_factory: SessionFactory,
+    skill: ScriptedSkill,
+    clock: ManualClock,
+    make_secret: MakeSecret,
+    make_rule: MakeRule,
+) -> None:
+    """A pending approval posts nothing: the fire must leave the fire lane before its
+    outcome waits for the record lane, or it would wait on itself (as the dispatcher
+    counts it until ``answered``)."""
+    secret_id = await make_secret("a")
+    rule = await make_rule(secret_id, TOKEN)
+    skill.hold(secret_id, TOKEN, "10")
+    skill.answers.append(
+        BetResult(BetStatus.PENDING_APPROVAL, "log-1", "0xw", pending_approval_id="appr-1")
+    )
+    lanes = FireLanes(max_defer_s=3600)
+    executor = RuleExecutor(
+        session_factory, skill, clock=clock, retry_delay=lambda n: 2.0 * n, lanes=lanes
+    )
+    answered = asyncio.Event()
+    lanes.fire_queued()  # as PriceDispatcher does, until the fire is answered
+
+    async def dispatcher() -> None:
+        await answered.wait()
+        lanes.fire_answered()
+
+    async with asyncio.timeout(10):
+        watcher = asyncio.create_task(dispatcher())
+        result = await executor.execute_rule(rule, _trigger("0.35", clock), answered=answered)
+        await watcher
+    assert result.outcome is ExecutionOutcome.PENDING_APPROVAL
+    async with session_factory() as session:
+        row = await get_rule_by_id(session, rule.id)
+    assert row is not None and row.status is TradeRuleStatus.PENDING_APPROVAL

@@ -93,6 +93,11 @@ logger = logging.getLogger(__name__)
 MAX_NO_LIQUIDITY_RETRIES = 5
 
 
+def _set(event: asyncio.Event | None) -> None:
+    if event is not None:
+        event.set()
+
+
 class _RuleClaim:
     """The rule's claim as the skill runs it: in the transaction that writes the signed
     order's audit row (``BetRequest.claim``), so claim, order and row commit together."""
@@ -325,10 +330,14 @@ class RuleExecutor:
         except StaleHoldings:
             raise
         except SkillError as error:
+            _set(answered)  # the fire lane is done with it before it waits to be recorded
             if not await claim.ensure():
                 return ExecutionResult(ExecutionOutcome.SKIPPED, rule.id)
             async with self.lanes.recording():
                 return await self._record_error(rule, key, error, ts_sent)
+        # Answered, or nothing was posted (pending approval, denied): the fire lane is done
+        # with it before its outcome waits for the record lane (which waits for fires).
+        _set(answered)
         async with self.lanes.recording():
             return await self.record_bet_result(rule.id, result, ts_sent)
 
