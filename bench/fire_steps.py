@@ -8,12 +8,12 @@ the fire's time too (a CPU profile does not see it). The product never imports t
 Steps (``FireSteps.summary()``; ms, p50 / p99 / mean / count):
 - ``queue``: crossing event handled (``Trigger.ts_event``) → ``execute_rule`` entered
   (the task start and the wait for an execution slot);
-- ``claim``: the claim transaction (UPDATE + two event INSERTs + commit);
-- ``holdings``: the position read (Data API), run beside the claim;
+- ``claim``: the claim (UPDATE + the events' INSERT), inside the durable write;
+- ``holdings``: the position read (Data API), only when the worker holds none for the secret;
 - ``skill_read``: wallet + policies + earlier attempt (``read_bet_inputs``);
 - ``prepare``: market info, book for value, size (``BetPipeline._prepare``);
 - ``sign``: the SDK signing the order;
-- ``audit_insert``: the audit row with the signed order (INSERT + commit);
+- ``durable_write``: claim + the audit row with the signed order, one commit;
 - ``post``: ``POST /order`` and its answer;
 - ``before_post``: crossing event handled → the POST starts (the hot path proper);
 - ``settlement``: following the fill to its trades' settlement;

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from tests.conftest import _TABLES, _pg_execute
+from vincent.db.leader_epoch import current_epoch_for_share
 from vincent.db.session import SessionFactory
 from vincent.services.trade_manager.leadership import LOCK_KEY, Election, Leadership
 from vincent.services.trade_manager.types import SystemClock
@@ -51,7 +52,9 @@ class Campaign:
 
     async def fence(self, session_factory: SessionFactory) -> bool:
         async with session_factory() as session, session.begin():
-            return await self.leadership.holds_epoch(session)
+            # What a claim's UPDATE requires: the epoch it believes in is the current one.
+            epoch = self.leadership.lead_epoch()
+            return epoch is not None and await current_epoch_for_share(session) == epoch
 
 
 async def test_one_leader_and_a_killed_lock_connection_hands_over_with_a_new_epoch(

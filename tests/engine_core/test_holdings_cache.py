@@ -68,12 +68,18 @@ def test_a_fill_takes_its_shares_off_that_token_only_and_never_below_zero() -> N
     assert cache.get("unknown", T0) is None
 
 
-def test_retain_drops_the_secrets_no_longer_watched() -> None:
-    cache = HoldingsCache()
-    cache.remember("a", [held("t", "1")], T0)
-    cache.remember("b", [held("t", "1")], T0)
-    cache.retain({"b"})
-    assert cache.get("a", T0) is None and len(cache) == 1
+def test_reads_too_old_to_use_are_dropped_as_newer_ones_arrive() -> None:
+    cache = HoldingsCache(max_age_s=60)
+    cache.remember("gone", [held("t", "1")], T0)  # a secret the poll tick reads no more
+    cache.forget("sold", T0)
+    cache.remember("kept", [held("t", "1")], T0 + timedelta(seconds=30))
+    assert len(cache) == 2
+    cache.remember("kept", [held("t", "2")], T0 + timedelta(seconds=90))
+    assert len(cache) == 1
+    assert cache.get("gone", T0 + timedelta(seconds=90)) is None
+    # The forget of "sold" is older than any read that could still be used: gone too.
+    cache.remember("sold", [held("t", "3")], T0 + timedelta(seconds=95))
+    assert shares(cache, "sold", "t", T0 + timedelta(seconds=95)) == Decimal(3)
 
 
 reads = st.lists(

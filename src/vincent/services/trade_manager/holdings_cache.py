@@ -36,6 +36,7 @@ class HoldingsCache:
         self._held: dict[str, HeldPositions] = {}
         # When each secret was last forgotten: a read started before then is out of date.
         self._forgotten: dict[str, datetime] = {}
+        self._swept_at: datetime | None = None
 
     def __len__(self) -> int:
         return len(self._held)
@@ -43,6 +44,7 @@ class HoldingsCache:
     def remember(self, secret_id: str, holdings: Sequence[Holding], read_at: datetime) -> None:
         """Keep a read unless a newer one is held, or the secret was forgotten after the
         read started (reads may finish out of order, and after one of our sells)."""
+        self._sweep(read_at)
         forgotten = self._forgotten.get(secret_id)
         if forgotten is not None and read_at < forgotten:
             return
@@ -73,9 +75,15 @@ class HoldingsCache:
         )
         self._held[secret_id] = HeldPositions(holdings, held.read_at)
 
-    def retain(self, secret_ids: set[str]) -> None:
-        """Drop the secrets no longer watched (bounds memory to the secrets with rules)."""
-        for secret_id in [s for s in self._held if s not in secret_ids]:
+    def _sweep(self, now: datetime) -> None:
+        """Drop what is too old to be used (a secret whose rules are gone is not read again
+        by the poll tick): once per ``max_age_s``, so memory stays bounded by the secrets
+        read within it."""
+        if self._swept_at is not None and now - self._swept_at < self._max_age:
+            return
+        self._swept_at = now
+        horizon = now - self._max_age
+        for secret_id in [s for s, held in self._held.items() if held.read_at < horizon]:
             del self._held[secret_id]
-        for secret_id in [s for s in self._forgotten if s not in secret_ids]:
+        for secret_id in [s for s, at in self._forgotten.items() if at < horizon]:
             del self._forgotten[secret_id]

@@ -5,8 +5,8 @@ and timeouts make the server end it (and so release the lock) within seconds of 
 dying or being cut off. It checks that connection every ``check_interval_s`` and steps down
 the moment the check fails or the connection closes, sooner than the server can release the
 lock to anyone else. Each takeover bumps an epoch in ``worker_leadership``; every claim
-requires it in its own UPDATE (``lead_epoch`` + ``oco.claim_rule``; ``holds_epoch`` is the
-same check as a read), so a deposed leader can never claim.
+requires it in its own UPDATE (``lead_epoch`` + ``oco.claim_rule``), so a deposed leader
+can never claim.
 Owns the lock connection only: it never claims, sells or reconciles anything itself.
 """
 
@@ -24,9 +24,8 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from vincent.db.leader_epoch import LEADERSHIP_ROW, current_epoch_for_share
+from vincent.db.leader_epoch import LEADERSHIP_ROW
 from vincent.services.trade_manager.types import Clock
 
 logger = logging.getLogger(__name__)
@@ -189,24 +188,6 @@ class Leadership:
             await conn.close(timeout=self._config.check_timeout_s)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
             conn.terminate()  # the server ends the session, and the lock with it
-
-    async def holds_epoch(self, session: AsyncSession) -> bool:
-        """In a claim's transaction: whether this worker still leads (the claim's fence)."""
-        return await self.held_epoch(session) is not None
-
-    async def held_epoch(self, session: AsyncSession) -> int | None:
-        """In a claim's transaction: the epoch this worker still leads under, else None.
-
-        ``FOR SHARE`` makes a takeover's epoch bump wait for claims in flight, so every
-        claim commits either before the new leader reconciles or not at all. The epoch
-        goes with the rule's order (``BetRequest.leader_epoch``): the skill stores the
-        signed order only while it is still current, under the same lock.
-        """
-        epoch = self._epoch
-        if epoch is None:
-            return None
-        current = await current_epoch_for_share(session)
-        return epoch if current == epoch and self._epoch == epoch else None
 
     # ------------------------------------------------------------------ loop
 

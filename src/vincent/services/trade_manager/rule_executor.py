@@ -184,8 +184,7 @@ class RuleExecutor:
             return await self._execute(rule, trigger, trailing, answered)
         finally:
             self._executing.discard(rule.id)
-            if answered is not None:
-                answered.set()
+            _set(answered)
 
     async def _execute(
         self,
