@@ -63,8 +63,8 @@ class TakeoverDuringClaim(RuleExecutor):
         self.bump: asyncio.Task[str] | None = None
         self._conn: asyncpg.Connection | None = None
 
-    async def claim_in(self, session: AsyncSession, *args: Any) -> Claimed | None:
-        claimed = await super().claim_in(session, *args)
+    async def claim_in(self, session: AsyncSession, *args: Any, **kwargs: Any) -> Claimed | None:
+        claimed = await super().claim_in(session, *args, **kwargs)
         conn = await asyncpg.connect(self._dsn)
         self._conn = conn
         self.bump = asyncio.create_task(

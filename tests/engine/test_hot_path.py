@@ -1,8 +1,9 @@
 """Issue 14's hot path, with the real skill, a real database and the local exchange.
 
-One commit before the POST (claim + attempt + signed order + audit row); the position from
-memory, never a network read on the way; a position that grew since it was read (an agent's
-BUY) is read again and sold whole, never short.
+One commit before the POST (claim + attempt + signed order + audit row); the position,
+wallet and policies from memory, never a network or database read on the way, yet a
+policy changed by any writer governs the next sell; a position that grew since it was read
+(an agent's BUY) is read again and sold whole, never short.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from decimal import ROUND_DOWN, Decimal
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -18,10 +20,17 @@ from tests.engine.conftest import MakeRule, ManualClock
 from tests.engine.live import events_of, open_market, shares_of
 from tests.skill.conftest import add_wallet
 from vincent.crypto import KeyBox
-from vincent.db.base import utcnow
-from vincent.db.models import TransactionLog
-from vincent.db.session import SessionFactory
-from vincent.enums import TradeRuleEventType, TradeRuleType, TransactionStatus
+from vincent.db.base import new_id, utcnow
+from vincent.db.models import Policy, Secret, TradeRule, TransactionLog
+from vincent.db.session import SessionFactory, create_engine
+from vincent.enums import (
+    PolicyType,
+    TradeRuleEventType,
+    TradeRuleStatus,
+    TradeRuleType,
+    TransactionStatus,
+)
+from vincent.errors import SecretNotFound
 from vincent.services.trade_manager.rule_executor import ExecutionOutcome, RuleExecutor, Trigger
 from vincent.sim import LocalExchange
 from vincent.skills.polymarket import PolymarketSkill
@@ -74,20 +83,32 @@ async def test_a_fire_commits_once_before_its_order_and_reads_no_position(
             if not exchange.order_receipts():
                 writes_committed_before_order.append(1)
 
+    # Connections taken from the pool before the exchange had the order: one is the write;
+    # a second would be a read of the wallet and policies (held by the skill since prepare).
+    checkouts_before_order: list[int] = []
+
+    def on_checkout(*_args: object) -> None:
+        if not exchange.order_receipts():
+            checkouts_before_order.append(1)
+
     event.listen(engine.sync_engine, "before_cursor_execute", on_statement)
     event.listen(engine.sync_engine, "commit", on_commit)
+    event.listen(engine.sync_engine.pool, "checkout", on_checkout)
     try:
         async with asyncio.timeout(TIMEOUT_S):
             result = await executor.execute_rule(rule, _trigger("0.35"))
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", on_statement)
         event.remove(engine.sync_engine, "commit", on_commit)
+        event.remove(engine.sync_engine.pool, "checkout", on_checkout)
 
     assert result.outcome is ExecutionOutcome.EXECUTED
     assert len(exchange.order_receipts()) == 1
     assert shares_of(exchange, wallet.funder, ids.yes) == 0
-    # Claim, attempt, signed order and audit row: one transaction, one commit.
+    # Claim, attempt, signed order and audit row: one transaction, one commit, and no
+    # other use of the database before it.
     assert len(writes_committed_before_order) == 1
+    assert len(checkouts_before_order) == 1
     kinds = [e.event_type for e in await events_of(session_factory, rule.id)]
     assert kinds.index(TradeRuleEventType.RULE_EVALUATED) < kinds.index(
         TradeRuleEventType.ACTION_ATTEMPT
@@ -139,3 +160,84 @@ async def test_a_position_bought_into_after_it_was_read_is_read_again_and_sold_w
     assert [(row.status, Decimal(row.request_data["amount"])) for row in sells] == [
         (TransactionStatus.EXECUTED, held_now.quantize(Decimal("0.01"), rounding=ROUND_DOWN))
     ]
+
+
+async def test_a_policy_written_after_the_worker_read_them_governs_the_next_sell(
+    exchange: LocalExchange,
+    live_skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    database_url: str,
+    keybox: KeyBox,
+    make_rule: MakeRule,
+    clock: ManualClock,
+) -> None:
+    wallet = await add_wallet(session_factory, keybox)
+    ids = open_market(exchange, "0.50")
+    exchange.credit(wallet.funder, token_id=ids.yes, shares="9", avg_price="0.5")
+    rule = await make_rule(wallet.secret_id, ids.yes, TradeRuleType.STOP_LOSS, "0.40")
+    executor = _executor(session_factory, live_skill, clock)
+    executor.holdings.remember(
+        wallet.secret_id, await live_skill.get_holdings(wallet.secret_id), clock.now()
+    )
+    await live_skill.prepare(wallet.secret_id, ids.yes)  # no policy yet: held as "none"
+    # Another process (the owner's CLI, a raw INSERT: no code of ours) requires approval.
+    other = create_engine(database_url)
+    try:
+        async with other.begin() as conn:
+            await conn.execute(
+                sa.insert(Policy).values(
+                    id=new_id(),
+                    secret_id=wallet.secret_id,
+                    policy_type=PolicyType.REQUIRE_APPROVAL,
+                    config={"enabled": True},
+                    created_at=utcnow(),
+                    updated_at=utcnow(),
+                )
+            )
+    finally:
+        await other.dispose()
+
+    async with asyncio.timeout(TIMEOUT_S):
+        result = await executor.execute_rule(rule, _trigger("0.35"))
+
+    assert result.outcome is ExecutionOutcome.PENDING_APPROVAL
+    assert exchange.order_receipts() == ()
+    assert shares_of(exchange, wallet.funder, ids.yes) == Decimal(9)
+    async with session_factory() as session:
+        statuses = (await session.scalars(sa.select(TransactionLog.status))).all()
+    assert statuses == [TransactionStatus.PENDING_APPROVAL]
+
+
+async def test_a_secret_deleted_after_the_worker_read_it_sells_nothing(
+    exchange: LocalExchange,
+    live_skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    keybox: KeyBox,
+    make_rule: MakeRule,
+    clock: ManualClock,
+) -> None:
+    wallet = await add_wallet(session_factory, keybox)
+    ids = open_market(exchange, "0.50")
+    exchange.credit(wallet.funder, token_id=ids.yes, shares="9", avg_price="0.5")
+    rule = await make_rule(wallet.secret_id, ids.yes, TradeRuleType.STOP_LOSS, "0.40")
+    executor = _executor(session_factory, live_skill, clock)
+    executor.holdings.remember(
+        wallet.secret_id, await live_skill.get_holdings(wallet.secret_id), clock.now()
+    )
+    await live_skill.prepare(wallet.secret_id, ids.yes)
+    async with session_factory() as session, session.begin():
+        await session.execute(
+            sa.update(Secret).where(Secret.id == wallet.secret_id).values(deleted_at=utcnow())
+        )
+
+    # As without the cache: refused before anything is written or sent.
+    with pytest.raises(SecretNotFound):
+        async with asyncio.timeout(TIMEOUT_S):
+            await executor.execute_rule(rule, _trigger("0.35"))
+
+    assert exchange.order_receipts() == ()
+    assert shares_of(exchange, wallet.funder, ids.yes) == Decimal(9)
+    async with session_factory() as session:
+        assert (await session.scalars(sa.select(TransactionLog.id))).all() == []
+        status = await session.scalar(sa.select(TradeRule.status).where(TradeRule.id == rule.id))
+    assert status is TradeRuleStatus.ACTIVE

@@ -104,6 +104,9 @@ class Secret(Base):
         sa.String(64), nullable=True, unique=True, index=True
     )
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Raised by the database (triggers on ``policies``) on every change of the secret's
+    # policies: a bet decided with cached policies checks it when it writes its action.
+    policies_version: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
 
 
 class ApiKey(Base):

@@ -59,6 +59,7 @@ async def claim_rule(
     now: datetime,
     *,
     leader_epoch: int | None = None,
+    guard: sa.ColumnElement[bool] | None = None,
 ) -> bool:
     """Claim ``rule`` (ACTIVE → TRIGGERED) and pause its group. True only for the one winner.
 
@@ -66,8 +67,12 @@ async def claim_rule(
     in id order first, so two siblings firing at once queue instead of deadlocking (SQLite
     serialises writers anyway). ``leader_epoch``: the claim's UPDATE also requires that
     epoch to be current, share-locking it until the transaction ends (``leads_under``).
+    ``guard``: a further condition of the same UPDATE (the skill's, ``ActionClaim``).
     """
-    fence = None if leader_epoch is None else leads_under(leader_epoch)
+    conditions = [] if guard is None else [guard]
+    if leader_epoch is not None:
+        conditions.append(leads_under(leader_epoch))
+    fence = sa.and_(*conditions) if conditions else None
     group_id = rule.oco_group_id
     if group_id is None:
         return await mark_rule_triggered(session, rule.id, now, fence=fence)

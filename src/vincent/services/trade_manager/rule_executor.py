@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.db.base import utcnow
@@ -114,8 +115,10 @@ class _RuleClaim:
         self._args = (rule, trigger, trailing, key)
         self.won = False  # set once the claim ran and won (its transaction may still fail)
 
-    async def __call__(self, session: AsyncSession) -> Claimed | None:
-        claimed = await self._executor.claim_in(session, *self._args)
+    async def __call__(
+        self, session: AsyncSession, guard: sa.ColumnElement[bool] | None = None
+    ) -> Claimed | None:
+        claimed = await self._executor.claim_in(session, *self._args, guard=guard)
         if claimed is None:
             return None
         self.won = True
@@ -254,11 +257,13 @@ class RuleExecutor:
         trigger: Trigger,
         trailing: TrailingRaise | None,
         key: str,
+        *,
+        guard: sa.ColumnElement[bool] | None = None,
     ) -> Claimed | None:
         """Claim ``rule`` in ``session``'s transaction (the caller commits): fence, latest
         trailing raise, ACTIVE → TRIGGERED (pausing its OCO group), RULE_EVALUATED and
-        ACTION_ATTEMPT. None when it was no longer ACTIVE; ``LeaderDeposed`` when this
-        worker no longer leads."""
+        ACTION_ATTEMPT. None when it was no longer ACTIVE (or ``guard``, the skill's
+        condition, does not hold); ``LeaderDeposed`` when this worker no longer leads."""
         now = self._clock.now()
         epoch: int | None = None
         if self._fence is not None:
@@ -270,7 +275,7 @@ class RuleExecutor:
             await store_level_at_claim(session, rule.id, trailing, now)
             await session.flush()  # its RULE_TRAILING_UPDATED goes before the claim's events
         # OCO: the claim also pauses the rule's group (``oco.claim_rule``).
-        if not await claim_rule(session, rule, now, leader_epoch=epoch):
+        if not await claim_rule(session, rule, now, leader_epoch=epoch, guard=guard):
             # Not ACTIVE (the trailing update above matched nothing either), or deposed
             # since: either way nothing of this transaction may commit.
             return None

@@ -2,6 +2,13 @@
 secret is refused), its policy rules, the action already recorded under the idempotency
 key and (for a position handed in by the caller) whether the secret acted since it was
 read (one statement), then the spending windows only when a policy needs them.
+
+A rule's sell (issue 14) reads none of it before the POST when ``InputsCache`` holds the
+secret's wallet and policies. The claim's own UPDATE then also requires (``inputs_guard``,
+no statement of its own) that the policies are the ones decided with
+(``policies_version``, raised by the database on every change, from any process), that the
+secret still exists and that it has not bought into the position since it was read; when
+the claim is lost, ``inputs_current`` tells which.
 """
 
 from __future__ import annotations
@@ -36,23 +43,41 @@ _POSITION_MOVING = (
 )
 
 
+def _acted_since(
+    with_buys: bool,
+    secret_id: Any = None,
+    since: Any = None,
+    token_id: Any = None,
+) -> sa.ColumnElement[bool]:
+    """Whether the secret wrote a BUY of the token after ``since`` (values, or by default
+    the bound parameters ``secret_id``, ``since``, ``token_id``)."""
+    if not with_buys:
+        return sa.false()
+    moved = aliased(TransactionLog)  # not the inputs' outer-joined row
+    return sa.exists().where(
+        moved.secret_id == (sa.bindparam("secret_id") if secret_id is None else secret_id),
+        moved.status.in_(_POSITION_MOVING),
+        moved.updated_at
+        > (sa.bindparam("since", type_=TransactionLog.updated_at.type) if since is None else since),
+        # Only a BUY can make a position larger than the one read; a size too large
+        # (a sale since) is refused by the exchange and re-read then.
+        moved.request_data["side"].as_string() == "BUY",
+        moved.request_data["tokenId"].as_string()
+        == (sa.bindparam("token_id") if token_id is None else token_id),
+    )
+
+
 def _inputs_statement(with_buys: bool) -> Any:  # a Select of wallet, policy, row, flag
     """The one read, built once with bound parameters (``secret_id``, ``key``; ``since``
     and ``token_id`` with the BUY check): a bet's hot path neither builds nor re-keys it."""
-    acted: sa.ColumnElement[bool] = sa.false()
-    if with_buys:
-        moved = aliased(TransactionLog)  # not the outer join's row
-        acted = sa.exists().where(
-            moved.secret_id == sa.bindparam("secret_id"),
-            moved.status.in_(_POSITION_MOVING),
-            moved.updated_at > sa.bindparam("since", type_=TransactionLog.updated_at.type),
-            # Only a BUY can make a position larger than the one read; a size too large
-            # (a sale since) is refused by the exchange and re-read then.
-            moved.request_data["side"].as_string() == "BUY",
-            moved.request_data["tokenId"].as_string() == sa.bindparam("token_id"),
-        )
     return (
-        sa.select(*WALLET_COLUMNS, Policy, TransactionLog, acted.label("acted_since"))
+        sa.select(
+            *WALLET_COLUMNS,
+            Secret.policies_version,
+            Policy,
+            TransactionLog,
+            _acted_since(with_buys).label("acted_since"),
+        )
         .select_from(Secret)
         .outerjoin(Policy, Policy.secret_id == Secret.id)
         .outerjoin(TransactionLog, TransactionLog.idempotency_key == sa.bindparam("key"))
@@ -60,9 +85,18 @@ def _inputs_statement(with_buys: bool) -> Any:  # a Select of wallet, policy, ro
     )
 
 
+def _check_statement(with_buys: bool) -> Any:  # a Select of version, deleted_at, flag
+    """``inputs_current``'s one statement (``secret_id``; ``since``, ``token_id``)."""
+    return sa.select(
+        Secret.policies_version, Secret.deleted_at, _acted_since(with_buys).label("acted_since")
+    ).where(Secret.id == sa.bindparam("secret_id"))
+
+
 _NO_KEY = "-" * 129
 _INPUTS = _inputs_statement(with_buys=False)
 _INPUTS_AND_BUYS = _inputs_statement(with_buys=True)
+_CHECK = _check_statement(with_buys=False)
+_CHECK_AND_BUYS = _check_statement(with_buys=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +109,91 @@ class BetInputs:
     # The secret acted (or may have) after the ``positions_read_at`` given: a position
     # read then may be out of date.
     acted_since: bool = False
+    # The secret's ``policies_version`` the rules were read at.
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SecretInputs:
+    """What a bet of the secret decides with that changes only with its policies."""
+
+    wallet: WalletRef
+    rules: list[PolicyRule]
+    version: int
+
+
+class InputsCache:
+    """Each secret's wallet and policies as last read, for the trade manager's sells.
+
+    Never trusted on its own: ``inputs_current`` checks the version in the writing
+    transaction, and a mismatch drops the entry. Bounded: past ``max_secrets`` the oldest
+    entries go first.
+    """
+
+    def __init__(self, max_secrets: int = 100_000) -> None:
+        self._max = max_secrets
+        self._inputs: dict[str, SecretInputs] = {}
+
+    def get(self, secret_id: str) -> SecretInputs | None:
+        return self._inputs.get(secret_id)
+
+    def remember(self, secret_id: str, inputs: BetInputs) -> None:
+        self._inputs.pop(secret_id, None)  # re-inserted last: the newest entry
+        self._inputs[secret_id] = SecretInputs(inputs.wallet, inputs.rules, inputs.version)
+        while len(self._inputs) > self._max:
+            del self._inputs[next(iter(self._inputs))]
+
+    def forget(self, secret_id: str) -> None:
+        self._inputs.pop(secret_id, None)
+
+    def __len__(self) -> int:
+        return len(self._inputs)
+
+
+def inputs_guard(
+    secret_id: str,
+    version: int,
+    *,
+    positions_read_at: datetime | None = None,
+    token_id: str = "",
+) -> sa.ColumnElement[bool]:
+    """``inputs_current`` as a condition for another statement's WHERE (the claim's)."""
+    current = sa.exists().where(
+        Secret.id == secret_id,
+        Secret.policies_version == version,
+        Secret.deleted_at.is_(None),
+    )
+    if positions_read_at is None:
+        return current
+    acted = _acted_since(True, secret_id, positions_read_at - POSITION_SETTLE, token_id)
+    return sa.and_(current, ~acted)
+
+
+async def inputs_current(
+    session: AsyncSession,
+    secret_id: str,
+    version: int,
+    *,
+    positions_read_at: datetime | None = None,
+    token_id: str = "",
+) -> bool:
+    """Whether a bet decided with cached inputs at ``version`` may be written: the
+    secret exists, its policies are still at ``version`` and (with ``positions_read_at``)
+    it wrote no BUY of ``token_id`` since then (less ``POSITION_SETTLE``). One statement,
+    in the caller's transaction."""
+    params: dict[str, object] = {"secret_id": secret_id}
+    if positions_read_at is None:
+        statement = _CHECK
+    else:
+        statement = _CHECK_AND_BUYS
+        params.update(since=positions_read_at - POSITION_SETTLE, token_id=token_id)
+    row = (await session.execute(statement, params)).one_or_none()
+    return (
+        row is not None
+        and row.deleted_at is None
+        and row.policies_version == version
+        and not row.acted_since
+    )
 
 
 async def read_bet_inputs(
@@ -92,8 +211,6 @@ async def read_bet_inputs(
     ``acted_since`` says whether a BUY of that token by the secret was written since (less
     ``POSITION_SETTLE``), which the position read may not show.
     """
-    # Policies are read afresh on every bet: the CLI and the admin API change them from
-    # other processes, and nothing would tell this one.
     # Without a key, one no row can hold (longer than the column allows).
     params: dict[str, object] = {"secret_id": secret_id, "key": idempotency_key or _NO_KEY}
     if positions_read_at is None:
@@ -116,5 +233,10 @@ async def read_bet_inputs(
         else NO_SPENDING
     )
     return BetInputs(
-        wallet, rules, windows, rows[0].TransactionLog, acted_since=bool(rows[0].acted_since)
+        wallet,
+        rules,
+        windows,
+        rows[0].TransactionLog,
+        acted_since=bool(rows[0].acted_since),
+        version=rows[0].policies_version,
     )

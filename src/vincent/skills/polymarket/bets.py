@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from decimal import Decimal
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,13 +34,21 @@ from vincent.policies.evaluator import (
     ActionFacts,
     Decision,
     PolicyRule,
+    SpendingWindows,
     Verdict,
     evaluate,
     needs_spending_windows,
     needs_value,
 )
 from vincent.skills.polymarket.actions import request_data, result_of, stored_action
-from vincent.skills.polymarket.bet_inputs import read_bet_inputs
+from vincent.skills.polymarket.bet_inputs import (
+    NO_SPENDING,
+    InputsCache,
+    SecretInputs,
+    inputs_current,
+    inputs_guard,
+    read_bet_inputs,
+)
 from vincent.skills.polymarket.bet_records import BetDraft, add_rows, status_of
 from vincent.skills.polymarket.book_walk import round_shares_down
 from vincent.skills.polymarket.clients import WalletRef
@@ -107,9 +116,20 @@ class BetPipeline:
         self._executor = executor
         self._shares_held = shares_held
         self._mode = ExecutionMode.PAPER if executor.paper else ExecutionMode.LIVE
+        self._inputs = InputsCache()
 
     async def place_bet(self, request: BetRequest) -> BetResult:
         validate_request(request)
+        cached = self._cached_inputs(request)
+        if cached is not None:
+            try:
+                return await self._decide(
+                    request, cached.wallet, cached.rules, NO_SPENDING, cached_version=cached.version
+                )
+            except _InputsChanged:
+                # Policies changed, the secret went, it bought into the position, or the
+                # action was refused: decide again from a fresh read (nothing was written).
+                self._inputs.forget(request.secret_id)
         async with one_statement_session(self._sessions) as session:
             inputs = await read_bet_inputs(
                 session,
@@ -119,6 +139,7 @@ class BetPipeline:
                 positions_read_at=request.shares_held_as_of,
                 token_id=request.token_id,
             )
+        self._inputs.remember(request.secret_id, inputs)
         wallet, rules = inputs.wallet, inputs.rules
         if inputs.existing is not None:
             owned = self._owned(inputs.existing, request.secret_id)
@@ -128,11 +149,48 @@ class BetPipeline:
                 f"the position of token {request.token_id} handed in was read before the "
                 "wallet's latest BUY of it"
             )
+        return await self._decide(request, wallet, rules, inputs.windows, cached_version=None)
+
+    def _cached_inputs(self, request: BetRequest) -> SecretInputs | None:
+        """The secret's cached inputs when this bet may decide with them: a rule's sell
+        (its claim's transaction checks them) under no spending window (whose check reads
+        the spend under the secret's lock anyway)."""
+        if request.claim is None:
+            return None
+        cached = self._inputs.get(request.secret_id)
+        if cached is None or needs_spending_windows(cached.rules):
+            return None
+        return cached
+
+    async def warm_inputs(self, secret_id: str) -> None:
+        """Read the secret's wallet and policies into the cache before its first sell
+        (unless held: a change since is caught when a sell writes)."""
+        if self._inputs.get(secret_id) is not None:
+            return
+        async with one_statement_session(self._sessions) as session:
+            inputs = await read_bet_inputs(session, secret_id, None, utcnow())
+        self._inputs.remember(secret_id, inputs)
+
+    async def _decide(
+        self,
+        request: BetRequest,
+        wallet: WalletRef,
+        rules: list[PolicyRule],
+        windows: SpendingWindows,
+        *,
+        cached_version: int | None,
+    ) -> BetResult:
+        """Prepare, decide, sign, write and (if allowed) execute. ``cached_version``:
+        ``wallet`` and ``rules`` come from ``InputsCache`` at that policies version, to be
+        checked by the writing transaction (``_InputsChanged`` when they are not current).
+        """
         try:
             spec, condition_id, neg_risk, book = await self._prepare(
                 request, wallet, fetch_book=needs_value(rules)
             )
         except PermanentSkillError as error:
+            if cached_version is not None:
+                raise _InputsChanged() from error  # refused: recorded after a fresh read
             await self._record_refusal(request, error)
             raise
         # A market SELL is valued from the book only when a policy needs the value; else
@@ -142,7 +200,7 @@ class BetPipeline:
         # A first decision on the spend read above: signing (live) happens before the
         # row is written, outside any lock. The decision that counts is taken again under
         # the secret's lock when a spending window is involved (``_decide_and_write``).
-        decision = evaluate(rules, facts, inputs.windows)
+        decision = evaluate(rules, facts, windows)
         data = request_data(
             spec,
             requested_amount=request.amount,
@@ -163,7 +221,11 @@ class BetPipeline:
                 failure = error
         try:
             row, decision, leader_epoch = await self._decide_and_write(
-                BetDraft(request, key, data, usd_value, signed, failure), rules, facts, decision
+                BetDraft(request, key, data, usd_value, signed, failure),
+                rules,
+                facts,
+                decision,
+                cached_version=cached_version,
             )
         except IntegrityError:
             # Another call with the same idempotency key won the insert: join it (a
@@ -334,6 +396,8 @@ class BetPipeline:
         rules: list[PolicyRule],
         facts: ActionFacts,
         decision: Decision,
+        *,
+        cached_version: int | None = None,
     ) -> tuple[TransactionLog, Decision, int | None]:
         """Write the action's row (and approval) under the final decision; return them
         with the leadership epoch later stores of its order are fenced by.
@@ -343,7 +407,9 @@ class BetPipeline:
         and the row is written in the same transaction, so a concurrent bet of the same
         secret sees this one as spent. A signature the final decision does not allow is
         dropped unsent. The request's ``claim`` (a rule's sell) goes first in the same
-        transaction: the claim, the signed order and its audit row commit together.
+        transaction: the claim, the signed order and its audit row commit together. With
+        ``cached_version`` the claim's UPDATE also requires the cached inputs to be current
+        (``inputs_guard``), and a lost claim whose inputs were not is ``_InputsChanged``.
         """
         request = draft.request
         secret_id, epoch, claim = request.secret_id, request.leader_epoch, request.claim
@@ -351,9 +417,24 @@ class BetPipeline:
             status = status_of(decision, draft.failure)
             approval = status is TransactionStatus.PENDING_APPROVAL
             if claim is not None:
-                async with self._sessions.begin() as session:
-                    epoch = await _claim(session, claim)
-                    row = await add_rows(session, draft, decision, status, self._mode)
+                guard = None
+                if cached_version is not None:
+                    guard = inputs_guard(
+                        secret_id,
+                        cached_version,
+                        positions_read_at=request.shares_held_as_of,
+                        token_id=request.token_id,
+                    )
+                try:
+                    async with self._sessions.begin() as session:
+                        epoch = await _claim(session, claim, guard)
+                        row = await add_rows(session, draft, decision, status, self._mode)
+                except ClaimLost:
+                    if cached_version is not None and not await self._still_current(
+                        request, cached_version
+                    ):
+                        raise _InputsChanged() from None
+                    raise
                 return row, decision, epoch
             # One INSERT (a rule's sell: fenced by its leadership epoch in the same
             # statement), unless an approval goes with it.
@@ -385,6 +466,16 @@ class BetPipeline:
             row = await add_rows(session, draft, decision, status, self._mode)
         return row, decision, epoch
 
+    async def _still_current(self, request: BetRequest, version: int) -> bool:
+        async with one_statement_session(self._sessions) as session:
+            return await inputs_current(
+                session,
+                request.secret_id,
+                version,
+                positions_read_at=request.shares_held_as_of,
+                token_id=request.token_id,
+            )
+
     async def _record_refusal(self, request: BetRequest, error: SkillError) -> None:
         """Audit an action refused before any policy ran (no position, closed market...)."""
         async with one_statement_session(self._sessions) as session:
@@ -406,10 +497,16 @@ class BetPipeline:
             )
 
 
-async def _claim(session: AsyncSession, claim: ActionClaim) -> int | None:
+class _InputsChanged(Exception):
+    """Cached inputs found out of date in the writing transaction (which rolls back)."""
+
+
+async def _claim(
+    session: AsyncSession, claim: ActionClaim, guard: sa.ColumnElement[bool] | None = None
+) -> int | None:
     """Run the request's claim in ``session``'s transaction; its epoch, or ``ClaimLost``
     (the caller's transaction then rolls back: nothing of the action is written)."""
-    claimed = await claim(session)
+    claimed = await claim(session, guard)
     if claimed is None:
         raise ClaimLost("the rule was no longer ACTIVE: nothing was written or sent")
     return claimed.leader_epoch

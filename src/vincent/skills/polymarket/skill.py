@@ -271,11 +271,14 @@ class PolymarketSkill:
         return await self._market_data.market_of_token(token_id)
 
     async def prepare(self, secret_id: str, token_id: str) -> None:
-        """Warm the secret's SDK client and the token's market info before a first order.
+        """Warm the secret's SDK client, wallet and policies and the token's market info
+        before a first order.
 
         Nothing is fetched again that is already held: a tick size that changed since is
-        caught when signing or posting, which refresh it then.
+        caught when signing or posting, which refresh it then; policies changed since are
+        caught when a sell writes its action (``bet_inputs.inputs_current``).
         """
+        await self._bets.warm_inputs(secret_id)
         await self._market_data.market_info(token_id)
         if not self._paper:
             client = await self._registry.client_for(secret_id)

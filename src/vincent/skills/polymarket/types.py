@@ -13,6 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal, Protocol
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.enums import TransactionStatus
@@ -41,9 +42,15 @@ class ActionClaim(Protocol):
     """What the caller writes in the same transaction as the action's audit row, before it
     (a trade rule's claim ACTIVE → TRIGGERED and its events). Returns None when the action
     must not happen (the rule moved on): nothing is written then and ``ClaimLost`` is
-    raised. May raise ``LeaderDeposed``. Called at most once per ``place_bet``."""
+    raised. May raise ``LeaderDeposed``. Called at most once per ``place_bet``.
 
-    async def __call__(self, session: AsyncSession) -> Claimed | None: ...
+    ``guard``: the skill's own condition (its cached inputs are still current), to be met
+    by the claim's UPDATE as well, in the same statement; unmet, the claim returns None.
+    """
+
+    async def __call__(
+        self, session: AsyncSession, guard: sa.ColumnElement[bool] | None = None
+    ) -> Claimed | None: ...
 
 
 @dataclass(frozen=True, slots=True)
