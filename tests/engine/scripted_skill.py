@@ -77,6 +77,8 @@ class ScriptedSkill:
                 claimed = await request.claim(session)
             if claimed is None:
                 raise ClaimLost("the rule was no longer ACTIVE")
+        if request.stored is not None:
+            request.stored()  # as the real skill: the action is on record, the POST next
         self.requests.append(request)
         answer: Answer = self.answers.pop(0) if self.answers else self.executed
         if isinstance(answer, Exception):

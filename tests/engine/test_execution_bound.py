@@ -1,4 +1,5 @@
-"""A burst of fired rules runs at most MAX_CONCURRENT_EXECUTIONS sells at once; all complete."""
+"""A burst of fired rules runs at most MAX_CONCURRENT_EXECUTIONS sells at once, of which at
+most MAX_CONCURRENT_BEFORE_POST on their way to the POST; all complete."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from tests.engine.live import is_connected, open_market, running_worker, worker_
 from tests.engine.scripted_skill import ScriptedSkill
 from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleType
+from vincent.services.trade_manager.fire_lanes import MAX_CONCURRENT_BEFORE_POST
 from vincent.services.trade_manager.price_dispatch import MAX_CONCURRENT_EXECUTIONS
 from vincent.sim import LocalExchange
 from vincent.skills.polymarket.types import BetRequest, BetResult, Settlement
@@ -18,16 +20,25 @@ RULES = MAX_CONCURRENT_EXECUTIONS + 4
 
 
 class GatedSellSkill(ScriptedSkill):
-    """Holds every sell until released; tracks how many are in flight at once."""
+    """Holds every sell at the exchange until released; tracks how many are on their way
+    to their POST (signing, writing) and how many wait for the exchange, at once."""
 
     def __init__(self, sessions: SessionFactory) -> None:
         super().__init__(sessions)
         self.release = asyncio.Event()
+        self.preparing = 0
+        self.most_preparing = 0
         self.in_flight = 0
         self.most_in_flight = 0
         self.arrived = asyncio.Condition()
 
     async def place_bet(self, request: BetRequest) -> BetResult:
+        self.preparing += 1
+        self.most_preparing = max(self.most_preparing, self.preparing)
+        await asyncio.sleep(0)  # a real fire yields on its way (the durable write)
+        self.preparing -= 1
+        if request.stored is not None:
+            request.stored()  # on record: the POST is what waits now
         async with self.arrived:
             self.in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
@@ -60,6 +71,9 @@ async def test_a_burst_of_fires_is_bounded_and_every_rule_sells(
             skill.release.set()
             await worker.wait_for_executions(RULES)
     assert skill.most_in_flight == MAX_CONCURRENT_EXECUTIONS
+    # Only the pre-POST lane's few work toward their POST at once: the first order of a
+    # burst does not share the CPU with all the others.
+    assert skill.most_preparing == MAX_CONCURRENT_BEFORE_POST
     assert len(skill.requests) == RULES
 
 

@@ -66,3 +66,29 @@ def test_an_extra_answer_never_drives_the_count_below_zero() -> None:
     lanes = FireLanes()
     lanes.fire_answered()
     assert lanes.fires == 0
+
+
+async def test_the_pre_post_lane_lets_the_next_fire_in_once_an_order_is_stored() -> None:
+    lanes = FireLanes(before_post_slots=1)
+    first = await lanes.before_post()
+    second_in = asyncio.Event()
+
+    async def second() -> None:
+        release = await lanes.before_post()
+        second_in.set()
+        release()
+
+    task = asyncio.create_task(second())
+    await asyncio.sleep(0)
+    assert not second_in.is_set()  # the first fire is still on its way to its POST
+    first()  # stored
+    first()  # and the fire's own end: no second release (the lane stays at one slot)
+    async with asyncio.timeout(TIMEOUT_S):
+        await task
+    third = await lanes.before_post()
+    fourth = asyncio.create_task(lanes.before_post())
+    await asyncio.sleep(0)
+    assert not fourth.done()
+    third()
+    async with asyncio.timeout(TIMEOUT_S):
+        (await fourth)()

@@ -1,7 +1,11 @@
-"""Fires first, bookkeeping after: the two lanes of the worker's executions.
+"""Fires first, bookkeeping after: the lanes of the worker's executions.
 
 A fire holds a slot of the fire lane from its start until the exchange answered its POST
-(``PriceDispatcher``); recording what the order came to (settlement follow, audit and rule
+(``PriceDispatcher``). Within it, the work toward the POST (sizing, signing, the durable
+write) takes a slot of the narrower pre-POST lane, given back once the order is stored
+(``BetRequest.stored``): the fires of a burst reach the exchange one after the other,
+the first as fast as a fire alone, instead of all of them sharing the CPU and arriving
+late together. Recording what the order came to (settlement follow, audit and rule
 updates) takes a slot of the record lane, and waits for it while any fire is queued or on
 its way to its POST, for at most ``max_defer_s``. In a burst of 1,000 crossed stops every
 order goes out before the first outcome is written; a rule whose outcome waits stays
@@ -12,12 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 # Outcomes recorded at once (each holds a database session for a few statements).
 MAX_CONCURRENT_RECORDINGS = 4
 # How long a recording may be held back by fires still on their way to the exchange.
 MAX_RECORD_DEFER_S = 5.0
+# Fires working toward their POST at once: two, so one signs while the other's durable
+# write waits on the database.
+MAX_CONCURRENT_BEFORE_POST = 2
 
 
 class FireLanes:
@@ -28,8 +35,10 @@ class FireLanes:
         *,
         record_slots: int = MAX_CONCURRENT_RECORDINGS,
         max_defer_s: float = MAX_RECORD_DEFER_S,
+        before_post_slots: int = MAX_CONCURRENT_BEFORE_POST,
     ) -> None:
         self._record_slots = asyncio.Semaphore(record_slots)
+        self._before_post = asyncio.Semaphore(before_post_slots)
         self._max_defer_s = max_defer_s
         self._fires = 0
         self._no_fires = asyncio.Event()
@@ -50,6 +59,20 @@ class FireLanes:
         if self._fires <= 0:
             self._fires = 0
             self._no_fires.set()
+
+    async def before_post(self) -> Callable[[], None]:
+        """Wait for a slot of the pre-POST lane; returns its release, to be called once the
+        order is stored (or the fire gives up before): later calls do nothing."""
+        await self._before_post.acquire()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._before_post.release()
+
+        return release
 
     @contextlib.asynccontextmanager
     async def recording(self) -> AsyncIterator[None]:

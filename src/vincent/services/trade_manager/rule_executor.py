@@ -309,6 +309,24 @@ class RuleExecutor:
         answered: asyncio.Event | None,
         held_as_of: datetime | None,
     ) -> ExecutionResult:
+        """Place the sell in a slot of the pre-POST lane, given back once the order is
+        stored (``BetRequest.stored``) and, at the latest, before anything is recorded."""
+        release = await self.lanes.before_post()
+        try:
+            return await self._sell_in_lane(rule, plan, key, claim, answered, held_as_of, release)
+        finally:
+            release()
+
+    async def _sell_in_lane(
+        self,
+        rule: RuleSnapshot,
+        plan: SellPlan,
+        key: str,
+        claim: _RuleClaim,
+        answered: asyncio.Event | None,
+        held_as_of: datetime | None,
+        release: Callable[[], None],
+    ) -> ExecutionResult:
         request = BetRequest(
             secret_id=rule.secret_id,
             token_id=rule.token_id,
@@ -322,6 +340,7 @@ class RuleExecutor:
             claim=claim,
             answered=answered,
             shares_held_as_of=held_as_of,
+            stored=release,
         )
         ts_sent = self._clock.monotonic()
         try:
@@ -334,6 +353,7 @@ class RuleExecutor:
         except StaleHoldings:
             raise
         except SkillError as error:
+            release()
             _set(answered)  # the fire lane is done with it before it waits to be recorded
             if not await claim.ensure():
                 return ExecutionResult(ExecutionOutcome.SKIPPED, rule.id)
@@ -341,6 +361,7 @@ class RuleExecutor:
                 return await self._record_error(rule, key, error, ts_sent)
         # Answered, or nothing was posted (pending approval, denied): the fire lane is done
         # with it before its outcome waits for the record lane (which waits for fires).
+        release()
         _set(answered)
         async with self.lanes.recording():
             return await self.record_bet_result(rule.id, result, ts_sent)

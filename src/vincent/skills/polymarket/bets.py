@@ -233,6 +233,8 @@ class BetPipeline:
             existing = await self._existing(key, request.secret_id)
             assert existing is not None
             return await self.resume(existing, wallet, rules, leader_epoch=request.leader_epoch)
+        if request.stored is not None:
+            request.stored()  # durable: the caller's next fire may go on meanwhile
         status = row.status
         logger.info(
             "bet_decided",

@@ -7,6 +7,7 @@ it against the real exchange (or the local one), paper mode included.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -65,14 +66,15 @@ class BetRequest:
     its claim was made under); the order is stored only while that epoch is current, else
     ``LeaderDeposed``. None for agents' own bets and on SQLite (one worker).
 
-    The trade manager's hot path (issue 14) adds three: ``claim`` is written in the audit
+    The trade manager's hot path (issue 14) adds four: ``claim`` is written in the audit
     row's own transaction (one durable write before the POST; its ``Claimed`` epoch then
-    fences later stores); ``answered`` is set the moment the exchange answered the
-    order's first POST (or nothing will be posted), so the caller can free its execution
-    slot while the outcome is recorded; ``shares_held_as_of`` says when ``shares_held``
-    was read: if the secret bought the token since (an EXECUTED, PENDING or UNKNOWN BUY
-    written later), the skill raises ``StaleHoldings`` before signing, and the caller
-    reads the position again.
+    fences later stores); ``stored`` is called once that write committed, just before the
+    POST (so the caller can let its next fire sign); ``answered`` is set the moment the
+    exchange answered the order's first POST (or nothing will be posted), so the caller
+    can free its execution slot while the outcome is recorded; ``shares_held_as_of`` says
+    when ``shares_held`` was read: if the secret bought the token since (an EXECUTED,
+    PENDING or UNKNOWN BUY written later), the skill raises ``StaleHoldings`` before
+    signing, and the caller reads the position again.
     """
 
     secret_id: str
@@ -90,6 +92,7 @@ class BetRequest:
     claim: ActionClaim | None = field(default=None, compare=False)
     answered: asyncio.Event | None = field(default=None, compare=False)
     shares_held_as_of: datetime | None = None
+    stored: Callable[[], None] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
