@@ -236,6 +236,34 @@ async def test_a_failed_settlement_is_recorded_on_the_audit_row(
     assert resolution.order_id == result.order_id
 
 
+async def test_a_fok_settlement_follows_the_trades_its_answer_named_without_reading_the_order(
+    exchange: LocalExchange,
+    skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    wallet: Wallet,
+    market: MarketIds,
+) -> None:
+    exchange.credit(wallet.funder, token_id=market.yes, shares="10")
+    exchange.set_settlement_delay(0.2)
+    exchange.fail_settlement_next()
+    result = await skill.place_bet(sell(wallet, market.yes, "10"))
+    assert result.status is BetStatus.EXECUTED and result.order_id is not None
+    # The order cannot be read: a FOK's trades are all named in its POST answer.
+    exchange.fail_next(f"/data/order/{result.order_id}", count=10, status=500, method="GET")
+
+    settling = await skill.follow_settlement(result.transaction_log_id)
+    assert settling.state is SettlementState.SETTLING
+    await exchange.wait_for_settlement(timeout_s=5.0)
+    failed = await skill.follow_settlement(result.transaction_log_id)
+
+    assert failed.state is SettlementState.FAILED
+    assert failed.failed_shares == Decimal(10)
+    [row] = await rows(session_factory)
+    assert row.status is TransactionStatus.FAILED
+    assert row.response_data is not None
+    assert row.response_data["settlement"]["tradeStatuses"] == ["FAILED"]
+
+
 async def test_a_confirmed_settlement_is_noted_on_the_audit_row(
     exchange: LocalExchange,
     skill: PolymarketSkill,

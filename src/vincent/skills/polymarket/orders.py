@@ -209,14 +209,19 @@ class LiveOrders:
             response=order.model_dump(mode="json"),
         )
 
-    async def settlement(self, secret_id: str, order_id: str) -> Settlement:
-        """Where ``order_id``'s trades are on chain (``/data/trades`` by its associate_trades)."""
+    async def settlement(
+        self, secret_id: str, order_id: str, trade_ids: Sequence[str] = ()
+    ) -> Settlement:
+        """Where ``order_id``'s trades are on chain (``/data/trades``): ``trade_ids`` when
+        the caller knows them all (a FOK/FAK's POST answer), else its associate_trades."""
         client = await self.client(secret_id)
-        try:
-            order = await client.get_order(order_id=order_id)
-        except Exception as error:
-            raise classify_sdk_error(error) from error
-        trades = await self._trades_of(client, order.associate_trades)
+        if not trade_ids:
+            try:
+                order = await client.get_order(order_id=order_id)
+            except Exception as error:
+                raise classify_sdk_error(error) from error
+            trade_ids = order.associate_trades
+        trades = await self._trades_of(client, trade_ids)
         return settlement_of(order_id, trades)
 
     async def _trades_of(

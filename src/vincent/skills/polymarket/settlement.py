@@ -14,6 +14,7 @@ from vincent.audit import transaction_log as audit
 from vincent.db.models import TransactionLog
 from vincent.db.session import SessionFactory, one_statement_session
 from vincent.enums import TransactionStatus
+from vincent.skills.polymarket.actions import stored_action
 from vincent.skills.polymarket.errors import SettlementFailed, SkillError, error_from_code
 from vincent.skills.polymarket.orders import LiveOrders
 from vincent.skills.polymarket.types import Settlement, SettlementState
@@ -33,6 +34,19 @@ def recorded_failure(row: TransactionLog) -> SkillError | None:
     )
 
 
+def trades_named_at_placement(row: TransactionLog) -> tuple[str, ...]:
+    """The trades a FOK/FAK's POST answer named: all it will ever have, as it fills at
+    placement or never (a resting order's later fills make new trades). Empty when the
+    order could rest, or its outcome was learnt by a lookup (``resolvedBy``)."""
+    data = row.response_data or {}
+    if stored_action(row.request_data).spec.order_type not in ("FOK", "FAK"):
+        return ()
+    if "resolvedBy" in data:
+        return ()
+    named = (data.get("exchange") or {}).get("trade_ids")
+    return tuple(str(trade_id) for trade_id in named) if isinstance(named, list) else ()
+
+
 async def follow(
     sessions: SessionFactory, orders: LiveOrders, transaction_log_id: str, *, paper: bool
 ) -> Settlement:
@@ -50,7 +64,7 @@ async def follow(
         return Settlement(SettlementState.FAILED, row.order_id)
     if paper or row.order_id is None or row.status is not TransactionStatus.EXECUTED:
         return Settlement(SettlementState.NONE, row.order_id)
-    found = await orders.settlement(row.secret_id, row.order_id)
+    found = await orders.settlement(row.secret_id, row.order_id, trades_named_at_placement(row))
     if found.state in (SettlementState.FAILED, SettlementState.CONFIRMED):
         await _record(sessions, row, found)
     return found
