@@ -24,6 +24,7 @@ from vincent.errors import ValidationFailed
 from vincent.services.trade_manager.event_logger import log_event
 from vincent.services.trade_manager.rule_manager import mark_rule_triggered
 from vincent.services.trade_manager.types import RuleSnapshot
+from vincent.skills.polymarket.types import ClaimGuard
 
 OCO_REASON = "oco"
 
@@ -59,7 +60,7 @@ async def claim_rule(
     now: datetime,
     *,
     leader_epoch: int | None = None,
-    guard: sa.ColumnElement[bool] | None = None,
+    guard: ClaimGuard | None = None,
 ) -> bool:
     """Claim ``rule`` (ACTIVE → TRIGGERED) and pause its group. True only for the one winner.
 
@@ -69,13 +70,14 @@ async def claim_rule(
     epoch to be current, share-locking it until the transaction ends (``leads_under``).
     ``guard``: a further condition of the same UPDATE (the skill's, ``ActionClaim``).
     """
-    conditions = [] if guard is None else [guard]
+    conditions = [] if guard is None else [guard.condition]
+    params = {} if guard is None else guard.params
     if leader_epoch is not None:
         conditions.append(leads_under(leader_epoch))
     fence = sa.and_(*conditions) if conditions else None
     group_id = rule.oco_group_id
     if group_id is None:
-        return await mark_rule_triggered(session, rule.id, now, fence=fence)
+        return await mark_rule_triggered(session, rule.id, now, fence=fence, params=params)
     in_group = (TradeRule.secret_id == rule.secret_id, TradeRule.oco_group_id == group_id)
     if (await session.connection()).dialect.name == "postgresql":
         await session.execute(
@@ -90,7 +92,8 @@ async def claim_rule(
             sa.true() if fence is None else fence,
         )
         .values(status=TradeRuleStatus.TRIGGERED, triggered_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
+        params,
     )
     if _rowcount(claimed) != 1:
         return False

@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.db.base import utcnow
@@ -68,6 +67,7 @@ from vincent.skills.polymarket.types import (
     BetResult,
     BetStatus,
     Claimed,
+    ClaimGuard,
     SettlementState,
     TradingSkill,
 )
@@ -116,7 +116,7 @@ class _RuleClaim:
         self.won = False  # set once the claim ran and won (its transaction may still fail)
 
     async def __call__(
-        self, session: AsyncSession, guard: sa.ColumnElement[bool] | None = None
+        self, session: AsyncSession, guard: ClaimGuard | None = None
     ) -> Claimed | None:
         claimed = await self._executor.claim_in(session, *self._args, guard=guard)
         if claimed is None:
@@ -258,7 +258,7 @@ class RuleExecutor:
         trailing: TrailingRaise | None,
         key: str,
         *,
-        guard: sa.ColumnElement[bool] | None = None,
+        guard: ClaimGuard | None = None,
     ) -> Claimed | None:
         """Claim ``rule`` in ``session``'s transaction (the caller commits): fence, latest
         trailing raise, ACTIVE → TRIGGERED (pausing its OCO group), RULE_EVALUATED and

@@ -518,10 +518,12 @@ async def mark_rule_triggered(
     now: datetime | None = None,
     *,
     fence: sa.ColumnElement[bool] | None = None,
+    params: Mapping[str, object] | None = None,
 ) -> bool:
     """Claim an ACTIVE rule for execution (ACTIVE → TRIGGERED). True only for the one winner.
 
-    ``fence``: a further condition of the same UPDATE (the leadership epoch, ``leads_under``).
+    ``fence``: a further condition of the same UPDATE (the leadership epoch, ``leads_under``;
+    the skill's guard), with ``params`` for its bound parameters.
     """
     now = now or utcnow()
     result = await session.execute(
@@ -532,7 +534,8 @@ async def mark_rule_triggered(
             sa.true() if fence is None else fence,
         )
         .values(status=TradeRuleStatus.TRIGGERED, triggered_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
+        params or {},
     )
     return _rowcount(result) == 1
 

@@ -29,6 +29,7 @@ from vincent.policies import repository as policy_repository
 from vincent.policies.config import parse_config
 from vincent.policies.evaluator import PolicyRule, SpendingWindows, needs_spending_windows
 from vincent.skills.polymarket.clients import WALLET_COLUMNS, WalletRef, wallet_of
+from vincent.skills.polymarket.types import ClaimGuard
 
 NO_SPENDING = SpendingWindows(Decimal(0), Decimal(0))
 
@@ -43,27 +44,20 @@ _POSITION_MOVING = (
 )
 
 
-def _acted_since(
-    with_buys: bool,
-    secret_id: Any = None,
-    since: Any = None,
-    token_id: Any = None,
-) -> sa.ColumnElement[bool]:
-    """Whether the secret wrote a BUY of the token after ``since`` (values, or by default
-    the bound parameters ``secret_id``, ``since``, ``token_id``)."""
+def _acted_since(with_buys: bool, prefix: str = "") -> sa.ColumnElement[bool]:
+    """Whether the secret (``{prefix}secret_id``) wrote a BUY of ``{prefix}token_id`` after
+    ``{prefix}since`` (bound parameters)."""
     if not with_buys:
         return sa.false()
     moved = aliased(TransactionLog)  # not the inputs' outer-joined row
     return sa.exists().where(
-        moved.secret_id == (sa.bindparam("secret_id") if secret_id is None else secret_id),
+        moved.secret_id == sa.bindparam(f"{prefix}secret_id"),
         moved.status.in_(_POSITION_MOVING),
-        moved.updated_at
-        > (sa.bindparam("since", type_=TransactionLog.updated_at.type) if since is None else since),
+        moved.updated_at > sa.bindparam(f"{prefix}since", type_=TransactionLog.updated_at.type),
         # Only a BUY can make a position larger than the one read; a size too large
         # (a sale since) is refused by the exchange and re-read then.
         moved.request_data["side"].as_string() == "BUY",
-        moved.request_data["tokenId"].as_string()
-        == (sa.bindparam("token_id") if token_id is None else token_id),
+        moved.request_data["tokenId"].as_string() == sa.bindparam(f"{prefix}token_id"),
     )
 
 
@@ -150,23 +144,36 @@ class InputsCache:
         return len(self._inputs)
 
 
+def _guard(with_buys: bool) -> sa.ColumnElement[bool]:
+    """``inputs_guard``'s condition, built once with bound parameters (``guard_*``):
+    building it per fire cost more CPU than signing the order."""
+    current = sa.exists().where(
+        Secret.id == sa.bindparam("guard_secret_id"),
+        Secret.policies_version == sa.bindparam("guard_version"),
+        Secret.deleted_at.is_(None),
+    )
+    if not with_buys:
+        return current
+    return sa.and_(current, ~_acted_since(True, prefix="guard_"))
+
+
+_GUARD = _guard(with_buys=False)
+_GUARD_AND_BUYS = _guard(with_buys=True)
+
+
 def inputs_guard(
     secret_id: str,
     version: int,
     *,
     positions_read_at: datetime | None = None,
     token_id: str = "",
-) -> sa.ColumnElement[bool]:
-    """``inputs_current`` as a condition for another statement's WHERE (the claim's)."""
-    current = sa.exists().where(
-        Secret.id == secret_id,
-        Secret.policies_version == version,
-        Secret.deleted_at.is_(None),
-    )
+) -> ClaimGuard:
+    """``inputs_current`` as a condition for the claim's UPDATE, with its values."""
+    params: dict[str, object] = {"guard_secret_id": secret_id, "guard_version": version}
     if positions_read_at is None:
-        return current
-    acted = _acted_since(True, secret_id, positions_read_at - POSITION_SETTLE, token_id)
-    return sa.and_(current, ~acted)
+        return ClaimGuard(_GUARD, params)
+    params.update(guard_since=positions_read_at - POSITION_SETTLE, guard_token_id=token_id)
+    return ClaimGuard(_GUARD_AND_BUYS, params)
 
 
 async def inputs_current(

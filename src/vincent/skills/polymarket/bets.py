@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from decimal import Decimal
 
-import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -68,6 +67,7 @@ from vincent.skills.polymarket.types import (
     ActionClaim,
     BetRequest,
     BetResult,
+    ClaimGuard,
     OrderBook,
     OrderType,
 )
@@ -504,7 +504,7 @@ class _InputsChanged(Exception):
 
 
 async def _claim(
-    session: AsyncSession, claim: ActionClaim, guard: sa.ColumnElement[bool] | None = None
+    session: AsyncSession, claim: ActionClaim, guard: ClaimGuard | None = None
 ) -> int | None:
     """Run the request's claim in ``session``'s transaction; its epoch, or ``ClaimLost``
     (the caller's transaction then rolls back: nothing of the action is written)."""

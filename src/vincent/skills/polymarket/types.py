@@ -39,6 +39,15 @@ class Claimed:
     leader_epoch: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimGuard:
+    """A condition of the skill's that a claim's UPDATE must also meet: ``condition``,
+    built once with bound parameters, and this claim's ``params`` for them."""
+
+    condition: sa.ColumnElement[bool]
+    params: dict[str, object]
+
+
 class ActionClaim(Protocol):
     """What the caller writes in the same transaction as the action's audit row, before it
     (a trade rule's claim ACTIVE → TRIGGERED and its events). Returns None when the action
@@ -50,7 +59,7 @@ class ActionClaim(Protocol):
     """
 
     async def __call__(
-        self, session: AsyncSession, guard: sa.ColumnElement[bool] | None = None
+        self, session: AsyncSession, guard: ClaimGuard | None = None
     ) -> Claimed | None: ...
 
 
