@@ -69,7 +69,7 @@ async def record_executed(session_factory: SessionFactory, rule_id: str, result:
     """
     async with session_factory() as session, session.begin():
         moved = await mark_rule_executed(session, rule_id, result.order_id)
-        if not moved:
+        if moved is None:
             logger.info("rule_execution_not_recorded", extra={"rule_id": rule_id})
             return False
         triggered: dict[str, Any] = {"executed": True}
@@ -83,7 +83,8 @@ async def record_executed(session_factory: SessionFactory, rule_id: str, result:
             ],
             utcnow(),
         )
-        await oco.cancel_paused_siblings(session, rule_id)  # OCO: the sell filled
+        if moved.in_oco_group:  # OCO: the sell filled; a rule alone paused nothing
+            await oco.cancel_paused_siblings(session, rule_id)
     return True
 
 

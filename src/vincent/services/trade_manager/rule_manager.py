@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -540,9 +540,17 @@ async def mark_rule_triggered(
     return _rowcount(result) == 1
 
 
-async def mark_rule_executed(session: AsyncSession, rule_id: str, order_id: str | None) -> bool:
+class Executed(NamedTuple):
+    """``mark_rule_executed`` moved the rule; ``in_oco_group``: it has siblings to cancel."""
+
+    in_oco_group: bool
+
+
+async def mark_rule_executed(
+    session: AsyncSession, rule_id: str, order_id: str | None
+) -> Executed | None:
     """Record the sell's order id on a TRIGGERED (or approved PENDING_APPROVAL) rule that has
-    none yet (an execution is recorded once)."""
+    none yet (an execution is recorded once); None when it did not move."""
     result = await session.execute(
         sa.update(TradeRule)
         .where(
@@ -557,9 +565,11 @@ async def mark_rule_executed(session: AsyncSession, rule_id: str, order_id: str 
             error_message=None,
             updated_at=utcnow(),
         )
+        .returning(TradeRule.oco_group_id)
         .execution_options(synchronize_session=False)
     )
-    return _rowcount(result) == 1
+    moved = result.one_or_none()
+    return None if moved is None else Executed(in_oco_group=moved.oco_group_id is not None)
 
 
 async def mark_rule_failed(
