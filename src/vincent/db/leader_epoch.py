@@ -26,13 +26,20 @@ async def current_epoch_for_share(session: AsyncSession) -> int | None:
     )
 
 
-def leads_under(epoch: int) -> sa.Exists:
-    """A condition for a write's WHERE: the epoch is still ``epoch``, read ``FOR SHARE`` (a
-    takeover's bump then waits for the writing transaction, as with
-    ``current_epoch_for_share``), in the same statement: no round trip of its own."""
-    return (
-        sa.select(sa.literal(1))
-        .where(WorkerLeadership.id == LEADERSHIP_ROW, WorkerLeadership.epoch == epoch)
-        .with_for_update(read=True)
-        .exists()
+# ``leads_under``'s condition, built once (its epoch is the bound parameter below).
+_LEADS_UNDER = (
+    sa.select(sa.literal(1))
+    .where(
+        WorkerLeadership.id == LEADERSHIP_ROW,
+        WorkerLeadership.epoch == sa.bindparam("fence_epoch"),
     )
+    .with_for_update(read=True)
+    .exists()
+)
+
+
+def leads_under(epoch: int) -> tuple[sa.Exists, dict[str, object]]:
+    """A condition for a write's WHERE, and its parameters: the epoch is still ``epoch``,
+    read ``FOR SHARE`` (a takeover's bump then waits for the writing transaction, as with
+    ``current_epoch_for_share``), in the same statement: no round trip of its own."""
+    return _LEADS_UNDER, {"fence_epoch": epoch}

@@ -71,9 +71,11 @@ async def claim_rule(
     ``guard``: a further condition of the same UPDATE (the skill's, ``ActionClaim``).
     """
     conditions = [] if guard is None else [guard.condition]
-    params = {} if guard is None else guard.params
+    params = {} if guard is None else dict(guard.params)
     if leader_epoch is not None:
-        conditions.append(leads_under(leader_epoch))
+        fence_condition, fence_params = leads_under(leader_epoch)
+        conditions.append(fence_condition)
+        params.update(fence_params)
     fence = sa.and_(*conditions) if conditions else None
     group_id = rule.oco_group_id
     if group_id is None:
