@@ -9,6 +9,7 @@ policy changed by any writer governs the next sell; a position that grew since i
 from __future__ import annotations
 
 import asyncio
+import threading
 from decimal import ROUND_DOWN, Decimal
 
 import pytest
@@ -241,3 +242,68 @@ async def test_a_secret_deleted_after_the_worker_read_it_sells_nothing(
         assert (await session.scalars(sa.select(TransactionLog.id))).all() == []
         status = await session.scalar(sa.select(TradeRule.status).where(TradeRule.id == rule.id))
     assert status is TradeRuleStatus.ACTIVE
+
+
+async def test_a_policy_committed_while_a_sell_is_on_its_way_governs_that_sell(
+    exchange: LocalExchange,
+    live_skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    engine: AsyncEngine,
+    database_url: str,
+    keybox: KeyBox,
+    make_rule: MakeRule,
+    clock: ManualClock,
+) -> None:
+    """The worst moment: the sell decided with the policies it held, and another process
+    commits a new one just before the claim's UPDATE runs. The UPDATE's guard sees it: the
+    sell is decided again and waits for approval; nothing reaches the exchange."""
+    wallet = await add_wallet(session_factory, keybox)
+    ids = open_market(exchange, "0.50")
+    exchange.credit(wallet.funder, token_id=ids.yes, shares="9", avg_price="0.5")
+    rule = await make_rule(wallet.secret_id, ids.yes, TradeRuleType.STOP_LOSS, "0.40")
+    executor = _executor(session_factory, live_skill, clock)
+    executor.holdings.remember(
+        wallet.secret_id, await live_skill.get_holdings(wallet.secret_id), clock.now()
+    )
+    await live_skill.prepare(wallet.secret_id, ids.yes)
+
+    async def require_approval() -> None:
+        other = create_engine(database_url)  # its own connection, its own event loop
+        try:
+            async with other.begin() as conn:
+                await conn.execute(
+                    sa.insert(Policy).values(
+                        id=new_id(),
+                        secret_id=wallet.secret_id,
+                        policy_type=PolicyType.REQUIRE_APPROVAL,
+                        config={"enabled": True},
+                        created_at=utcnow(),
+                        updated_at=utcnow(),
+                    )
+                )
+        finally:
+            await other.dispose()
+
+    injected: list[str] = []
+
+    def before_claim(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if not injected and statement.startswith("UPDATE trade_rules SET status"):
+            injected.append(statement)
+            # Committed by another connection before this statement reaches the database.
+            writer = threading.Thread(target=asyncio.run, args=(require_approval(),))
+            writer.start()
+            writer.join(TIMEOUT_S)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", before_claim)
+    try:
+        async with asyncio.timeout(TIMEOUT_S):
+            result = await executor.execute_rule(rule, _trigger("0.35"))
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", before_claim)
+
+    assert len(injected) == 1  # the claim ran after the decision with the held policies
+    assert result.outcome is ExecutionOutcome.PENDING_APPROVAL
+    assert exchange.order_receipts() == ()
+    async with session_factory() as session:
+        statuses = (await session.scalars(sa.select(TransactionLog.status))).all()
+    assert statuses == [TransactionStatus.PENDING_APPROVAL]
