@@ -1,7 +1,7 @@
 """API benchmark: concurrent agents across many tenants against a running server.
 
     python -m bench.api [--db sqlite|postgres] [--tenants 50] [--clients 32] [--seconds 10]
-                        [--server-workers N] [--markets-per-tenant K]
+                        [--server-workers N] [--markets-per-tenant K] [--exchange local|none]
 
 Starts ``vincent serve`` (``--api-workers N`` with ``--server-workers N``) in a subprocess
 on a scratch database (worker off: this measures the API), creates the tenants, then runs
@@ -9,9 +9,17 @@ three phases — a realistic mix (create, list, get, patch, cancel, events), pur
 pure reads — and reports req/s and p50/p99 per endpoint, errors (must be 0), the server's
 CPU (all its processes) as a share of one core and in ms per request, and the benchmark
 client's own CPU. With ``--markets-per-tenant K`` each tenant's rules go on K positions
-(as agents bracket what they hold), so the server's per-market Gamma slug cache is hit;
-by default every create names a new market (a slug lookup each). The last line is one
-JSON object.
+(as agents bracket what they hold), so the server's per-market caches (the token's market,
+the Gamma slug) are hit after the first create on each; with 0 every create names a new
+market.
+
+``--exchange local`` (the default) runs the local exchange (``python -m vincent.sim``) in a
+process of its own with the tenants' markets registered, and points the server's CLOB and
+Gamma at it: a create asks it which market its token belongs to and the market's slug,
+once per market (4 markets per tenant unless ``--markets-per-tenant`` says otherwise).
+``--exchange none`` points them at a closed port instead: every create then waits for the
+token lookup's retries (about 170 ms: three tries, 50 and 100 ms apart), so the create
+phase measures that wait, not the API's cost. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import psutil
 from pydantic import SecretStr
 
 from bench.common import free_port, percentile, scratch_database, server_process
+from bench.exchange_process import ExchangeProcess, exchange_process, run_all
 from vincent.crypto import KeyBox, generate_encryption_key
 from vincent.db.session import create_engine, create_session_factory
 from vincent.services.secrets import create_secret
@@ -97,6 +106,21 @@ class Phase:
 
 def _position(rng: random.Random) -> tuple[str, str]:
     return "0x" + f"{rng.getrandbits(256):064x}", str(rng.getrandbits(64))
+
+
+async def _register_markets(exchange: ExchangeProcess, agents: list[Agent]) -> None:
+    """Each agent's positions as markets of the local exchange (the other outcome's token
+    is the position's token + 1)."""
+    calls = [
+        lambda market=market, token=token: exchange.call(
+            "POST",
+            "/markets",
+            {"condition_id": market, "token_ids": [token, str(int(token) + 1)]},
+        )
+        for agent in agents
+        for market, token in agent.positions
+    ]
+    await run_all(calls)
 
 
 def _body(rng: random.Random, agent: Agent | None = None) -> dict[str, Any]:
@@ -229,6 +253,27 @@ async def bench(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     for agent in agents:
         agent.positions = [_position(positions_rng) for _ in range(args.markets_per_tenant)]
     port = free_port()
+    async with contextlib.AsyncExitStack() as stack:
+        closed = "http://127.0.0.1:9"
+        clob_url = gamma_url = closed
+        if args.exchange == "local":
+            exchange = await stack.enter_async_context(exchange_process())
+            await _register_markets(exchange, agents)
+            clob_url, gamma_url = exchange.base_url, f"{exchange.base_url}/gamma"
+        return await _bench_server(
+            args, database_url, encryption_key, agents, port, clob_url, gamma_url
+        )
+
+
+async def _bench_server(
+    args: argparse.Namespace,
+    database_url: str,
+    encryption_key: str,
+    agents: list[Agent],
+    port: int,
+    clob_url: str,
+    gamma_url: str,
+) -> dict[str, Any]:
     closed = "http://127.0.0.1:9"
     env = {
         "DATABASE_URL": database_url,
@@ -237,8 +282,8 @@ async def bench(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
         "TRADE_MANAGER_MAX_RULES_PER_SECRET": "1000000",
         # Every client is 127.0.0.1: the per-IP limit (100 a minute) would refuse the run.
         "RATE_LIMIT_MAX_REQUESTS": "0",
-        "POLYMARKET_GAMMA_URL": closed,
-        "POLYMARKET_CLOB_URL": closed,
+        "POLYMARKET_GAMMA_URL": gamma_url,
+        "POLYMARKET_CLOB_URL": clob_url,
         "POLYMARKET_DATA_API_URL": closed,
         "POLYMARKET_RELAYER_URL": closed,
     }
@@ -261,6 +306,7 @@ async def bench(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
         "clients": args.clients,
         "server_workers": args.server_workers,
         "markets_per_tenant": args.markets_per_tenant,
+        "exchange": args.exchange,
         "seconds_per_phase": args.seconds,
         "phases": {p.name: p.summary() for p in phases},
         "errors": sum(p.errors for p in phases),
@@ -302,10 +348,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--markets-per-tenant",
         type=int,
-        default=0,
-        help="rules go on this many positions per tenant (0: a new market every create)",
+        default=None,
+        help="rules go on this many positions per tenant (0: a new market every create; "
+        "default 4 with --exchange local, else 0)",
+    )
+    parser.add_argument(
+        "--exchange",
+        choices=["local", "none"],
+        default="local",
+        help="local: the local exchange answers the server's market lookups; none: a closed "
+        "port (every create waits for the token lookup's retries)",
     )
     args = parser.parse_args(argv)
+    if args.markets_per_tenant is None:
+        args.markets_per_tenant = 4 if args.exchange == "local" else 0
+    if args.exchange == "local" and args.markets_per_tenant < 1:
+        parser.error("--exchange local needs --markets-per-tenant >= 1 (markets are registered)")
     options = {"pg_url": args.pg_url} if args.pg_url else {}
     with scratch_database(args.db, **options) as database_url:
         result = asyncio.run(bench(args, database_url))
