@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
 from pydantic_core import PydanticCustomError
+from sqlalchemy import Row
 
 from vincent.api.envelope import iso
 from vincent.db.models import TradeMonitoredPosition, TradeRule, TradeRuleEvent
@@ -335,12 +336,33 @@ def as_decimal(value: float) -> Decimal:
     return Decimal(repr(value))
 
 
-def render_rule(rule: TradeRule) -> dict[str, Any]:
-    """A rule as the original serialized it (key order kept), action as an object."""
-    try:
-        action: Any = parse_action(rule.action).to_json()
-    except (ValueError, KeyError):
-        action = rule.action
+# Rendered actions by their stored text: a few distinct texts ({"type":"SELL_ALL"}, a
+# handful of partial amounts) repeat across every rule, so a list parses each once. The
+# dicts are shared between responses and never mutated. Cleared when full.
+_ACTIONS: dict[str, Any] = {}
+_ACTIONS_MAX = 1024
+
+
+def render_action(text: str) -> Any:
+    """The stored action as its JSON object; the text itself when it is not a valid action."""
+    rendered = _ACTIONS.get(text)
+    if rendered is None:
+        try:
+            rendered = parse_action(text).to_json()
+        except (ValueError, KeyError):
+            rendered = text
+        if len(_ACTIONS) >= _ACTIONS_MAX:
+            _ACTIONS.clear()
+        _ACTIONS[text] = rendered
+    return rendered
+
+
+def render_rule(rule: TradeRule | Row[Any]) -> dict[str, Any]:
+    """A rule as the original serialized it (key order kept), action as an object.
+
+    ``rule`` is an ORM object or a row of every ``trade_rules`` column (the API's reads).
+    """
+    action = render_action(rule.action)
     return {
         "id": rule.id,
         "secretId": rule.secret_id,
@@ -369,7 +391,7 @@ def render_rule(rule: TradeRule) -> dict[str, Any]:
     }
 
 
-def render_event(event: TradeRuleEvent) -> dict[str, Any]:
+def render_event(event: TradeRuleEvent | Row[Any]) -> dict[str, Any]:
     return {
         "id": event.id,
         "ruleId": event.rule_id,
