@@ -32,6 +32,7 @@ import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -61,7 +62,9 @@ READS = [("list", 30), ("get", 50), ("events", 20)]
 @dataclass
 class Agent:
     key: str
+    secret_id: str = ""
     rule_ids: list[str] = field(default_factory=list)
+    created: int = 0  # rules created (GET /rules lists them all, canceled ones too)
     # (market id, token id) the agent holds; empty: every create names a new market.
     positions: list[tuple[str, str]] = field(default_factory=list)
 
@@ -78,6 +81,8 @@ class Phase:
     wall_s: float = 0.0
     server_cpu_s: float = 0.0
     client_cpu_s: float = 0.0
+    # What a list returns (and so what a read costs) grows with the rules made so far.
+    rules_per_tenant_at_start: float = 0.0
 
     def summary(self) -> dict[str, Any]:
         total = sum(len(v) for v in self.latencies_ms.values())
@@ -92,6 +97,7 @@ class Phase:
             "client_cpu_percent": round(100 * self.client_cpu_s / self.wall_s, 1)
             if self.wall_s
             else 0.0,
+            "rules_per_tenant_at_start": round(self.rules_per_tenant_at_start, 1),
             "endpoints": {
                 name: {
                     "count": len(values),
@@ -147,6 +153,7 @@ async def _request(
         response = await client.post(RULES, json=_body(rng, agent), headers=agent.headers)
         if response.status_code == 201:
             agent.rule_ids.append(response.json()["data"]["id"])
+            agent.created += 1
         return response.status_code, {201}
     if op == "list":
         return (await client.get(RULES, headers=agent.headers)).status_code, {200}
@@ -180,6 +187,7 @@ async def run_phase(
 ) -> Phase:
     """One phase; server CPU sums the server process and its children (API workers)."""
     phase = Phase(name)
+    phase.rules_per_tenant_at_start = sum(a.created for a in agents) / len(agents)
     ops = [op for op, _ in weights]
     cum = [w for _, w in weights]
     deadline = time.perf_counter() + seconds
@@ -239,11 +247,46 @@ async def _make_agents(database_url: str, encryption_key: str, count: int) -> li
                 created = await create_secret(
                     session, keybox, name=f"agent-{i}", private_key=Account.create().key.hex()
                 )
-                agents.append(Agent(created.api_key.key))
+                agents.append(Agent(created.api_key.key, created.secret.id))
             await session.commit()
     finally:
         await engine.dispose()
     return agents
+
+
+async def _seed_rules(database_url: str, agents: list[Agent], per_tenant: int) -> None:
+    """``per_tenant`` rules (and their RULE_CREATED events) per agent, written through the
+    service before the server starts: the read phase then lists a known number of rules
+    whatever the earlier phases managed to create."""
+    from vincent.enums import TradeRuleType
+    from vincent.services.trade_manager import rule_manager
+    from vincent.services.trade_manager.types import ActionType, RuleAction
+
+    rng = random.Random(11)
+    engine = create_engine(database_url)
+    try:
+        async with create_session_factory(engine)() as session:
+            for agent in agents:
+                for _ in range(per_tenant):
+                    body = _body(rng, agent)
+                    new = rule_manager.NewRule(
+                        rule_type=TradeRuleType(body["ruleType"]),
+                        market_id=body["marketId"],
+                        token_id=body["tokenId"],
+                        trigger_price=Decimal(str(body["triggerPrice"])),
+                        action=RuleAction(ActionType.SELL_ALL),
+                        trailing_percent=(
+                            Decimal(body["trailingPercent"]) if "trailingPercent" in body else None
+                        ),
+                    )
+                    rule = await rule_manager.create_rule(
+                        session, agent.secret_id, new, max_active_rules=10**9, payload=body
+                    )
+                    agent.rule_ids.append(rule.id)
+                    agent.created += 1
+            await session.commit()
+    finally:
+        await engine.dispose()
 
 
 async def bench(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
@@ -252,6 +295,8 @@ async def bench(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     positions_rng = random.Random(7)
     for agent in agents:
         agent.positions = [_position(positions_rng) for _ in range(args.markets_per_tenant)]
+    if args.seed_rules:
+        await _seed_rules(database_url, agents, args.seed_rules)
     port = free_port()
     async with contextlib.AsyncExitStack() as stack:
         closed = "http://127.0.0.1:9"
@@ -292,12 +337,12 @@ async def _bench_server(
         if args.server_workers > 1:
             await _wait_for_children(process.pid, args.server_workers)
         server = psutil.Process(process.pid)
+        mixes = {"mix": MIX, "create": [("create", 1)], "read": READS}
         phases = [
-            await run_phase("mix", base_url, agents, args.clients, args.seconds, MIX, server, 1),
             await run_phase(
-                "create", base_url, agents, args.clients, args.seconds, [("create", 1)], server, 2
-            ),
-            await run_phase("read", base_url, agents, args.clients, args.seconds, READS, server, 3),
+                name, base_url, agents, args.clients, args.seconds, mixes[name], server, seed
+            )
+            for seed, name in enumerate(args.phases, start=1)
         ]
     return {
         "benchmark": "api",
@@ -308,6 +353,7 @@ async def _bench_server(
         "markets_per_tenant": args.markets_per_tenant,
         "exchange": args.exchange,
         "seconds_per_phase": args.seconds,
+        "seed_rules": args.seed_rules,
         "phases": {p.name: p.summary() for p in phases},
         "errors": sum(p.errors for p in phases),
     }
@@ -323,6 +369,7 @@ def _print_table(result: dict[str, Any]) -> None:
             f"  {name:<7} {phase['req_per_s']:>8.1f} req/s  errors {phase['errors']}  "
             f"server CPU {phase['server_cpu_percent']}% "
             f"({phase['server_cpu_ms_per_req']} ms/req)  client CPU {phase['client_cpu_percent']}%"
+            f"  rules/tenant {phase['rules_per_tenant_at_start']}"
         )
         for endpoint, figures in phase["endpoints"].items():
             print(
@@ -359,7 +406,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="local: the local exchange answers the server's market lookups; none: a closed "
         "port (every create waits for the token lookup's retries)",
     )
+    parser.add_argument(
+        "--phases",
+        type=lambda text: text.split(","),
+        default=["mix", "create", "read"],
+        help="comma-separated, in order, from mix, create, read (default all three)",
+    )
+    parser.add_argument(
+        "--seed-rules",
+        type=int,
+        default=0,
+        help="rules per tenant written before the server starts (a fixed size for reads)",
+    )
     args = parser.parse_args(argv)
+    if not set(args.phases) <= {"mix", "create", "read"}:
+        parser.error(f"--phases takes mix, create, read; was {','.join(args.phases)}")
     if args.markets_per_tenant is None:
         args.markets_per_tenant = 4 if args.exchange == "local" else 0
     if args.exchange == "local" and args.markets_per_tenant < 1:
