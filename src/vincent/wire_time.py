@@ -9,7 +9,7 @@ def iso_millis(moment: datetime) -> str:
     """``2026-02-21T12:21:27.123Z`` for an aware datetime."""
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" → "Z"
 
 
 def iso(value: datetime | None) -> str | None:

@@ -29,6 +29,7 @@ from vincent.api.schemas import (
     render_event,
     render_position,
     render_rule,
+    render_rule_row,
 )
 from vincent.api.state import AppState
 from vincent.db.base import utcnow
@@ -256,7 +257,7 @@ async def list_rules(
         except ValueError:
             raise InvalidStatusFilter(values[0]) from None
     rules = await rule_manager.read_rules(session, secret.id, status)
-    return ok({"rules": [render_rule(r) for r in rules]})
+    return ok({"rules": [render_rule_row(r) for r in rules]})
 
 
 @router.get(
@@ -348,7 +349,7 @@ async def worker_status(
 async def get_rule(
     rule_id: IdParam, secret: CurrentSecret, session: ReadSessionDep
 ) -> JSONResponse:
-    return ok(render_rule(await rule_manager.read_rule(session, secret.id, rule_id)))
+    return ok(render_rule_row(await rule_manager.read_rule(session, secret.id, rule_id)))
 
 
 @router.patch("/{rule_id}", responses=_NOT_FOUND, summary="Move an ACTIVE rule's trigger")

@@ -469,6 +469,8 @@ async def count_other_mode_rules(
 # (``render_rule`` reads the same attribute names as on a ``TradeRule``), without building
 # ORM objects. Built once with bind parameters, so a read compiles nothing.
 _RULES = cast(sa.Table, TradeRule.__table__)
+# The order of a read row's values: the table's columns (``render_rule_row`` unpacks it).
+RULE_ROW_COLUMNS = tuple(c.key for c in _RULES.c)
 _NEWEST_FIRST = (_RULES.c.created_at.desc(), _RULES.c.id.desc())
 _TENANT = _RULES.c.secret_id == sa.bindparam("secret_id")
 _RULE_ROW = sa.select(*_RULES.c).where(_TENANT, _RULES.c.id == sa.bindparam("rule_id"))
