@@ -286,7 +286,7 @@ async def create_rule(
     event_data = {"payload": dict(payload or {})}
     connection = await session.connection()
     if connection.dialect.name == "postgresql":
-        # Three statements (BEGIN aside): lock (+ notify), rule and event, COMMIT.
+        # Four round trips: BEGIN, the lock (+ notify), the rule and its event, COMMIT.
         lock = {"secret_id": secret_id}
         if notify_channel is None:
             await connection.execute(_RULE_CAP_LOCK, lock)
@@ -466,8 +466,8 @@ async def count_other_mode_rules(
 # ------------------------------------------------------------------- the API's reads, as plain rows
 
 # Every column of ``trade_rules``, selected as plain rows: the API renders them as they come
-# (``render_rule`` reads the same attribute names as on a ``TradeRule``), without building
-# ORM objects. Built once with bind parameters, so a read compiles nothing.
+# (``render_rule_row``), without building ORM objects. Built once with bind parameters, so
+# a read compiles nothing; each starts from the tenant's ``secret_id`` (``_TENANT``).
 _RULES = cast(sa.Table, TradeRule.__table__)
 # The order of a read row's values: the table's columns (``render_rule_row`` unpacks it).
 RULE_ROW_COLUMNS = tuple(c.key for c in _RULES.c)
