@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 
 def iso_millis(moment: datetime) -> str:
     """``2026-02-21T12:21:27.123Z`` for an aware datetime."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" → "Z"
 
 
 def iso(value: datetime | None) -> str | None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import asyncpg
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import RULES, api_settings, stop_loss
 from tests.helpers import make_tenant
-from vincent.api.rule_changes import RuleChangeSubscriber
+from vincent.api.rule_changes import CHANNEL, RuleChangeSubscriber
 from vincent.app import create_app
 from vincent.db.session import create_engine, create_session_factory
 from vincent.services.trade_manager.types import RuleSnapshot
@@ -75,3 +76,45 @@ def test_a_process_with_its_own_worker_or_on_sqlite_does_not_notify(database_url
     with TestClient(app):
         # SQLite never notifies; PostgreSQL without a worker here does.
         assert app.state.vincent.notify_rule_changes is database_url.startswith("postgres")
+
+
+async def test_a_create_is_announced_at_commit_and_a_refused_one_never(postgres_url: str) -> None:
+    """The create's pg_notify rides in its rule-cap lock statement: it is sent by the
+    commit, and a create the cap refuses (rolled back) announces nothing."""
+    engine = create_engine(postgres_url)
+    async with create_session_factory(engine)() as session:
+        tenant = await make_tenant(session, "announced")
+        await session.commit()
+    await engine.dispose()
+    heard: list[str] = []
+    arrived = asyncio.Event()
+
+    def on_notification(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+        heard.append(payload)
+        arrived.set()
+
+    listener = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await listener.add_listener(CHANNEL, on_notification)
+        app = create_app(
+            api_settings(postgres_url, trade_manager_max_rules_per_secret=1), skill_factory=None
+        )
+        with TestClient(app) as client:
+            first = client.post(RULES, json=stop_loss(), headers=tenant.headers)
+            async with asyncio.timeout(10):
+                await arrived.wait()
+            assert heard == [first.json()["data"]["id"]]
+            refused = client.post(RULES, json=stop_loss(), headers=tenant.headers)
+            assert refused.status_code == 400
+            # Notifications arrive in commit order: had the refused create announced
+            # itself, its id would come before the cancel's.
+            arrived.clear()
+            rule_id = first.json()["data"]["id"]
+            assert client.delete(f"{RULES}/{rule_id}", headers=tenant.headers).status_code == 200
+            async with asyncio.timeout(10):
+                while len(heard) < 2:
+                    arrived.clear()
+                    await arrived.wait()
+            assert heard == [rule_id, rule_id]
+    finally:
+        await listener.close()

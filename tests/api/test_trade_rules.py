@@ -114,6 +114,36 @@ def test_active_rule_limit_is_enforced(client: TestClient, alice: Tenant, bob: T
     create(client, alice)
 
 
+def test_a_refused_create_writes_no_event(client: TestClient, alice: Tenant) -> None:
+    """The rule and its RULE_CREATED event are written together or not at all (on
+    PostgreSQL one statement writes both; the cap decides for both)."""
+    ids = {create(client, alice)["id"] for _ in range(5)}
+    refused = client.post(RULES, json=stop_loss(), headers=alice.headers)
+    assert refused.status_code == 400
+    events = client.get(f"{RULES}/events", headers=alice.headers).json()["data"]["events"]
+    assert sorted(e["ruleId"] for e in events) == sorted(ids)
+    assert {e["eventType"] for e in events} == {"RULE_CREATED"}
+    assert len(client.get(RULES, headers=alice.headers).json()["data"]["rules"]) == 5
+
+
+def test_reads_render_every_field_as_the_create_did(client: TestClient, alice: Tenant) -> None:
+    """Get, list and the create's answer agree field for field (the reads render plain
+    rows, the create an ORM object)."""
+    created = create(
+        client,
+        alice,
+        ruleType="TRAILING_STOP",
+        trailingPercent=5,
+        action={"type": "SELL_PARTIAL", "amount": 2.5},
+        expiresAt="2099-01-02T03:04:05.678Z",
+    )
+    got = client.get(f"{RULES}/{created['id']}", headers=alice.headers).json()["data"]
+    listed = client.get(RULES, headers=alice.headers).json()["data"]["rules"]
+    assert got == created
+    assert listed == [created]
+    assert list(got) == list(created)  # key order too
+
+
 def test_list_is_newest_first_and_filters_by_status(client: TestClient, alice: Tenant) -> None:
     ids = [create(client, alice, triggerPrice=p)["id"] for p in (0.1, 0.2, 0.3)]
     client.delete(f"{RULES}/{ids[0]}", headers=alice.headers)

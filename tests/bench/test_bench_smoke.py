@@ -97,8 +97,22 @@ def test_api_benchmark_prints_its_figures() -> None:
     result = _last_json_line(
         "bench.api", "--db", "sqlite", "--tenants", "2", "--clients", "2", "--seconds", "1"
     )
-    assert result.keys() >= {"benchmark", "db", "phases", "errors"}
+    assert result.keys() >= {"benchmark", "db", "phases", "errors", "exchange", "http_client"}
     assert set(result["phases"]) == {"mix", "create", "read"}  # type: ignore[arg-type]
+    assert (result["exchange"], result["http_client"], result["errors"]) == ("local", "raw", 0)
+
+
+@pytest.mark.slow
+def test_api_benchmark_reads_seeded_rules_with_either_client() -> None:
+    result = _last_json_line(
+        "bench.api",
+        *("--db", "sqlite", "--tenants", "2", "--clients", "2", "--seconds", "0.5"),
+        *("--phases", "read", "--seed-rules", "3", "--http-client", "httpx"),
+    )
+    phases: dict[str, dict[str, object]] = result["phases"]  # type: ignore[assignment]
+    assert set(phases) == {"read"}
+    assert phases["read"]["rules_per_tenant_at_start"] == 3.0
+    assert result["errors"] == 0
 
 
 def test_registry_benchmark_prints_its_figures() -> None:

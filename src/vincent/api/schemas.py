@@ -7,6 +7,7 @@ are refused.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -15,12 +16,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
 from pydantic_core import PydanticCustomError
+from sqlalchemy import Row
 
 from vincent.api.envelope import iso
 from vincent.db.models import TradeMonitoredPosition, TradeRule, TradeRuleEvent
 from vincent.enums import TradeRuleType, TriggerSource
-from vincent.services.trade_manager.rule_manager import parse_action
+from vincent.services.trade_manager.rule_manager import RULE_ROW_COLUMNS, parse_action
 from vincent.services.trade_manager.types import ActionType, RuleAction
+from vincent.wire_time import iso_millis
 
 # A JSON number (int or float); strings and booleans are refused, as Zod refused them.
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
@@ -335,12 +338,33 @@ def as_decimal(value: float) -> Decimal:
     return Decimal(repr(value))
 
 
-def render_rule(rule: TradeRule) -> dict[str, Any]:
-    """A rule as the original serialized it (key order kept), action as an object."""
-    try:
-        action: Any = parse_action(rule.action).to_json()
-    except (ValueError, KeyError):
-        action = rule.action
+# Rendered actions by their stored text: a few distinct texts ({"type":"SELL_ALL"}, a
+# handful of partial amounts) repeat across every rule, so a list parses each once. The
+# dicts are shared between responses and never mutated. Cleared when full.
+_ACTIONS: dict[str, Any] = {}
+_ACTIONS_MAX = 1024
+
+
+def render_action(text: str) -> Any:
+    """The stored action as its JSON object; the text itself when it is not a valid action."""
+    rendered = _ACTIONS.get(text)
+    if rendered is None:
+        try:
+            rendered = parse_action(text).to_json()
+        except (ValueError, KeyError):
+            rendered = text
+        if len(_ACTIONS) >= _ACTIONS_MAX:
+            _ACTIONS.clear()
+        _ACTIONS[text] = rendered
+    return rendered
+
+
+def render_rule(rule: TradeRule | Row[Any]) -> dict[str, Any]:
+    """A rule as the original serialized it (key order kept), action as an object.
+
+    ``rule`` is an ORM object or a row of every ``trade_rules`` column (the API's reads).
+    """
+    action = render_action(rule.action)
     return {
         "id": rule.id,
         "secretId": rule.secret_id,
@@ -369,7 +393,91 @@ def render_rule(rule: TradeRule) -> dict[str, Any]:
     }
 
 
-def render_event(event: TradeRuleEvent) -> dict[str, Any]:
+_RULE_WIRE_ORDER = (
+    "id",
+    "secret_id",
+    "rule_type",
+    "market_id",
+    "market_slug",
+    "token_id",
+    "side",
+    "trigger_price",
+    "trailing_percent",
+    "action",
+    "status",
+    "triggered_at",
+    "trigger_tx_hash",
+    "error_message",
+    "created_at",
+    "updated_at",
+    "trigger_source",
+    "expires_at",
+    "execution_mode",
+    "trailing_amount",
+    "activation_price",
+    "activated_at",
+    "oco_group_id",
+)
+# A read row's values in the wire's order, picked by position (a row's attribute lookup by
+# name costs several times a tuple index, and a list renders every column of every rule).
+_pick_rule_values = operator.itemgetter(*(RULE_ROW_COLUMNS.index(n) for n in _RULE_WIRE_ORDER))
+
+
+def render_rule_row(row: Row[Any]) -> dict[str, Any]:
+    """``render_rule`` of a row from ``rule_manager.read_rule(s)``: the same dict."""
+    (
+        rule_id,
+        secret_id,
+        rule_type,
+        market_id,
+        market_slug,
+        token_id,
+        side,
+        trigger_price,
+        trailing_percent,
+        action,
+        status,
+        triggered_at,
+        trigger_tx_hash,
+        error_message,
+        created_at,
+        updated_at,
+        trigger_source,
+        expires_at,
+        execution_mode,
+        trailing_amount,
+        activation_price,
+        activated_at,
+        oco_group_id,
+    ) = _pick_rule_values(row)
+    return {
+        "id": rule_id,
+        "secretId": secret_id,
+        "ruleType": rule_type.value,
+        "marketId": market_id,
+        "marketSlug": market_slug,
+        "tokenId": token_id,
+        "side": side,
+        "triggerPrice": trigger_price,
+        "trailingPercent": trailing_percent,
+        "action": render_action(action),
+        "status": status.value,
+        "triggeredAt": None if triggered_at is None else iso_millis(triggered_at),
+        "triggerTxHash": trigger_tx_hash,
+        "errorMessage": error_message,
+        "createdAt": iso_millis(created_at),
+        "updatedAt": iso_millis(updated_at),
+        "triggerSource": trigger_source.value,
+        "expiresAt": None if expires_at is None else iso_millis(expires_at),
+        "executionMode": execution_mode.value,
+        "trailingAmount": trailing_amount,
+        "activationPrice": activation_price,
+        "activatedAt": None if activated_at is None else iso_millis(activated_at),
+        "ocoGroupId": oco_group_id,
+    }
+
+
+def render_event(event: TradeRuleEvent | Row[Any]) -> dict[str, Any]:
     return {
         "id": event.id,
         "ruleId": event.rule_id,

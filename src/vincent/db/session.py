@@ -58,6 +58,12 @@ def ensure_sqlite_dir(database_url: str) -> None:
         make_private_file(Path(url.database))
 
 
+def _is_file_database(database_url: str) -> bool:
+    """A SQLite URL that names a file (SQLAlchemy's own test for its pool choice)."""
+    url = make_url(database_url)
+    return bool(url.database) and url.database != ":memory:" and url.query.get("mode") != "memory"
+
+
 def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
     """Build the engine; SQLite gets its pragmas on every connection, and aiosqlite the
     one-hop statement adapter (``sqlite_driver``).
@@ -70,11 +76,13 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
     if database_url.startswith("sqlite"):
         # One thread hop per statement instead of three or four (``sqlite_driver``).
         one_hop = make_url(database_url).get_driver_name() == "aiosqlite"
-        engine = create_async_engine(
-            database_url,
-            connect_args={"timeout": 30},
-            **({"module": one_hop_dbapi()} if one_hop else {}),
-        )
+        options: dict[str, Any] = {"module": one_hop_dbapi()} if one_hop else {}
+        # A file: the same pool as PostgreSQL's (SQLAlchemy's default keeps 5, and past
+        # the kept connections each checkout opens a new one, a thread, the file and the
+        # pragmas, and closes it on return). In memory: SQLAlchemy's one shared connection.
+        if _is_file_database(database_url):
+            options.update(pool_size=pool_size, max_overflow=pool_size)
+        engine = create_async_engine(database_url, connect_args={"timeout": 30}, **options)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     engine = create_async_engine(

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from vincent.api.deps import CurrentSecret, ReadSessionDep, SessionDep, StateDep
 from vincent.api.envelope import iso, ok
+from vincent.api.rule_changes import CHANNEL as RULE_CHANGES_CHANNEL
 from vincent.api.rule_changes import notify_rule_change
 from vincent.api.schemas import (
     BracketEnvelope,
@@ -28,6 +29,7 @@ from vincent.api.schemas import (
     render_event,
     render_position,
     render_rule,
+    render_rule_row,
 )
 from vincent.api.state import AppState
 from vincent.db.base import utcnow
@@ -132,9 +134,8 @@ async def create_rule(
         max_active_rules=state.settings.trade_manager_max_rules_per_secret,
         market_slug=slug,
         payload=payload,
+        notify_channel=RULE_CHANGES_CHANNEL if state.notify_rule_changes else None,
     )
-    if state.notify_rule_changes:
-        await notify_rule_change(session, rule.id)
     await session.commit()
     state.rule_listener.rule_upserted(rule_manager.to_snapshot(rule))
     logger.info("rule created", extra={"rule_id": rule.id, "secret_id": secret.id})
@@ -255,8 +256,8 @@ async def list_rules(
             status = TradeRuleStatus(values[0].strip().upper())
         except ValueError:
             raise InvalidStatusFilter(values[0]) from None
-    rules = await rule_manager.get_rules(session, secret.id, status)
-    return ok({"rules": [render_rule(r) for r in rules]})
+    rules = await rule_manager.read_rules(session, secret.id, status)
+    return ok({"rules": [render_rule_row(r) for r in rules]})
 
 
 @router.get(
@@ -296,7 +297,7 @@ async def list_events(
             ]
         )
     if rule_id is not None:
-        await rule_manager.get_rule(session, secret.id, rule_id)
+        await rule_manager.read_rule(session, secret.id, rule_id)
     events = await event_logger.get_events(session, secret.id, rule_id, limit, offset)
     return ok({"events": [render_event(e) for e in events]})
 
@@ -348,7 +349,7 @@ async def worker_status(
 async def get_rule(
     rule_id: IdParam, secret: CurrentSecret, session: ReadSessionDep
 ) -> JSONResponse:
-    return ok(render_rule(await rule_manager.get_rule(session, secret.id, rule_id)))
+    return ok(render_rule_row(await rule_manager.read_rule(session, secret.id, rule_id)))
 
 
 @router.patch("/{rule_id}", responses=_NOT_FOUND, summary="Move an ACTIVE rule's trigger")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -62,25 +62,51 @@ async def log_events(session: AsyncSession, events: Iterable[EventRow], now: dat
     return len(rows)
 
 
+def _events_query(*, one_rule: bool) -> sa.Select[Any]:
+    """A tenant's events (of one rule with ``one_rule``), newest first, as plain rows.
+
+    Built once with bind parameters (``secret_id``, ``rule_id``, ``limit``, ``offset``),
+    so a read compiles nothing and builds no ORM objects.
+    """
+    rules = cast(sa.Table, TradeRule.__table__)
+    statement = (
+        sa.select(*_EVENTS.c)
+        .join(rules, rules.c.id == _EVENTS.c.rule_id)
+        .where(rules.c.secret_id == sa.bindparam("secret_id"))
+        .order_by(_EVENTS.c.created_at.desc(), _EVENTS.c.id.desc())
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+        .offset(sa.bindparam("offset", type_=sa.Integer))
+    )
+    if one_rule:
+        statement = statement.where(_EVENTS.c.rule_id == sa.bindparam("rule_id"))
+    return statement
+
+
+_TENANT_EVENTS = _events_query(one_rule=False)
+_RULE_EVENTS = _events_query(one_rule=True)
+
+
 async def get_events(
     session: AsyncSession,
     secret_id: str,
     rule_id: str | None = None,
     limit: int = DEFAULT_EVENTS_LIMIT,
     offset: int = 0,
-) -> list[TradeRuleEvent]:
-    """The caller's events, newest first. ``rule_id`` must already be known to be theirs."""
-    statement = (
-        sa.select(TradeRuleEvent)
-        .join(TradeRule, TradeRule.id == TradeRuleEvent.rule_id)
-        .where(TradeRule.secret_id == secret_id)
-        .order_by(TradeRuleEvent.created_at.desc(), TradeRuleEvent.id.desc())
-        .limit(max(1, min(limit, MAX_EVENTS_LIMIT)))
-        .offset(max(0, offset))
-    )
+) -> Sequence[sa.Row[Any]]:
+    """The caller's events, newest first, as rows with ``TradeRuleEvent``'s attribute
+    names. ``rule_id`` must already be known to be theirs."""
+    params: dict[str, Any] = {
+        "secret_id": secret_id,
+        "limit": max(1, min(limit, MAX_EVENTS_LIMIT)),
+        "offset": max(0, offset),
+    }
+    statement = _TENANT_EVENTS
     if rule_id is not None:
-        statement = statement.where(TradeRuleEvent.rule_id == rule_id)
-    return list((await session.scalars(statement)).all())
+        statement = _RULE_EVENTS
+        params["rule_id"] = rule_id
+    connection = await session.connection()
+    rows: Sequence[sa.Row[Any]] = (await connection.execute(statement, params)).all()
+    return rows
 
 
 async def get_rule_events(session: AsyncSession, rule_id: str) -> list[TradeRuleEvent]:

@@ -13,14 +13,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.db.base import new_id, utcnow
 from vincent.db.models import PendingApproval, TradeRule, TradeRuleEvent
-from vincent.db.secret_locks import LockScope, lock_secret
+from vincent.db.secret_locks import LockScope
 from vincent.enums import (
     ApprovalStatus,
     ExecutionMode,
@@ -181,8 +181,51 @@ def _insert_rule_statement() -> sa.Insert:
     return sa.insert(TradeRule).from_select([c.key for c in table.c], row)
 
 
+def _insert_rule_and_event_statement() -> sa.Insert:
+    """PostgreSQL: ``_INSERT_RULE`` and its ``RULE_CREATED`` event in one statement.
+
+    ``WITH new_rule AS (<_INSERT_RULE> RETURNING id) INSERT INTO trade_rule_events …
+    SELECT … FROM new_rule``: the event is written exactly when the rule is, and the
+    statement's row count (1 or 0) says whether the cap let the rule in. One round trip
+    instead of two. The event's values are the bind parameters ``event_id``,
+    ``event_type``, ``event_data`` and ``event_created_at``.
+    """
+    rules = cast(sa.Table, TradeRule.__table__)
+    events = cast(sa.Table, TradeRuleEvent.__table__)
+    new_rule = _insert_rule_statement().returning(rules.c.id).cte("new_rule")
+    row = sa.select(
+        sa.bindparam("event_id", type_=events.c.id.type),
+        new_rule.c.id,
+        sa.bindparam("event_type", type_=events.c.event_type.type),
+        sa.bindparam("event_data", type_=events.c.event_data.type),
+        sa.bindparam("event_created_at", type_=events.c.created_at.type),
+    ).select_from(new_rule)
+    columns = ["id", "rule_id", "event_type", "event_data", "created_at"]
+    return sa.insert(events).from_select(columns, row).add_cte(new_rule)
+
+
+def _rule_cap_lock_statement(*, notify: bool) -> sa.Select[Any]:
+    """PostgreSQL: the secret's rule-cap lock (``lock_secret``), with ``notify`` also
+    ``pg_notify(:channel, :rule_id)`` in the same statement: the notification is queued
+    in the transaction, sent at its commit and dropped by a rollback, so where in the
+    transaction it is queued does not matter. Bind parameters ``secret_id`` (and
+    ``channel``, ``rule_id``)."""
+    lock = sa.func.pg_advisory_xact_lock(
+        int(LockScope.RULE_CAP), sa.func.hashtext(sa.bindparam("secret_id", type_=sa.String))
+    )
+    if not notify:
+        return sa.select(lock)
+    announce = sa.func.pg_notify(
+        sa.bindparam("channel", type_=sa.String), sa.bindparam("rule_id", type_=sa.String)
+    )
+    return sa.select(lock, announce)
+
+
 _INSERT_RULE = _insert_rule_statement()
 _INSERT_EVENT = sa.insert(TradeRuleEvent)
+_INSERT_RULE_AND_EVENT = _insert_rule_and_event_statement()
+_RULE_CAP_LOCK = _rule_cap_lock_statement(notify=False)
+_RULE_CAP_LOCK_AND_NOTIFY = _rule_cap_lock_statement(notify=True)
 
 
 async def create_rule(
@@ -193,6 +236,7 @@ async def create_rule(
     max_active_rules: int,
     market_slug: str | None = None,
     payload: Mapping[str, Any] | None = None,
+    notify_channel: str | None = None,
 ) -> TradeRule:
     """Create an ACTIVE rule and log ``RULE_CREATED``. Raises ``RuleLimitReached``.
 
@@ -202,6 +246,10 @@ async def create_rule(
     holds fewer than ``max_active_rules`` ACTIVE rules, and the event's INSERT. The lock
     is held until the caller commits. The returned rule is built here, not read back:
     every column is set.
+
+    On PostgreSQL the lock and the notification (``notify_channel``: ``pg_notify`` of the
+    rule's id, sent at commit) are one statement, and the rule and its event another
+    (``_INSERT_RULE_AND_EVENT``).
     """
     now = utcnow()
     values: dict[str, Any] = {
@@ -234,9 +282,29 @@ async def create_rule(
         "oco_group_id": new.oco_group_id,
         "oco_paused_by": None,
     }
-    await lock_secret(session, secret_id, LockScope.RULE_CAP)
-    connection = await session.connection()
     limits = {"limit_secret_id": secret_id, "max_active_rules": max_active_rules}
+    event_data = {"payload": dict(payload or {})}
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        # Four round trips: BEGIN, the lock (+ notify), the rule and its event, COMMIT.
+        lock = {"secret_id": secret_id}
+        if notify_channel is None:
+            await connection.execute(_RULE_CAP_LOCK, lock)
+        else:
+            lock.update(channel=notify_channel, rule_id=values["id"])
+            await connection.execute(_RULE_CAP_LOCK_AND_NOTIFY, lock)
+        event = {
+            "event_id": new_id(),
+            "event_type": TradeRuleEventType.RULE_CREATED,
+            "event_data": event_data,
+            "event_created_at": now,
+        }
+        inserted = await connection.execute(_INSERT_RULE_AND_EVENT, {**values, **limits, **event})
+        if _rowcount(inserted) != 1:
+            raise RuleLimitReached(max_active_rules)
+        return TradeRule(**values)
+    # SQLite: its write lock, taken by the INSERT before it reads, is the rule-cap lock;
+    # there is no one to notify (one process runs the API and the worker).
     inserted = await connection.execute(_INSERT_RULE, {**values, **limits})
     if _rowcount(inserted) != 1:
         raise RuleLimitReached(max_active_rules)
@@ -244,7 +312,7 @@ async def create_rule(
         "id": new_id(),
         "rule_id": values["id"],
         "event_type": TradeRuleEventType.RULE_CREATED,
-        "event_data": {"payload": dict(payload or {})},
+        "event_data": event_data,
         "created_at": now,
     }
     await connection.execute(_INSERT_EVENT, event)
@@ -393,6 +461,49 @@ async def count_other_mode_rules(
     if secret_id is not None:
         statement = statement.where(TradeRule.secret_id == secret_id)
     return int((await session.execute(statement)).scalar_one())
+
+
+# ------------------------------------------------------------------- the API's reads, as plain rows
+
+# Every column of ``trade_rules``, selected as plain rows: the API renders them as they come
+# (``render_rule_row``), without building ORM objects. Built once with bind parameters, so
+# a read compiles nothing; each starts from the tenant's ``secret_id`` (``_TENANT``).
+_RULES = cast(sa.Table, TradeRule.__table__)
+# The order of a read row's values: the table's columns (``render_rule_row`` unpacks it).
+RULE_ROW_COLUMNS = tuple(c.key for c in _RULES.c)
+_NEWEST_FIRST = (_RULES.c.created_at.desc(), _RULES.c.id.desc())
+_TENANT = _RULES.c.secret_id == sa.bindparam("secret_id")
+_RULE_ROW = sa.select(*_RULES.c).where(_TENANT, _RULES.c.id == sa.bindparam("rule_id"))
+_RULE_ROWS = sa.select(*_RULES.c).where(_TENANT).order_by(*_NEWEST_FIRST)
+_RULE_ROWS_BY_STATUS = (
+    sa.select(*_RULES.c)
+    .where(_TENANT, _RULES.c.status == sa.bindparam("status", type_=_RULES.c.status.type))
+    .order_by(*_NEWEST_FIRST)
+)
+
+
+async def read_rule(session: AsyncSession, secret_id: str, rule_id: str) -> sa.Row[Any]:
+    """The tenant's rule as a row. Raises ``RuleNotFound`` when missing or another
+    tenant's. Reads in the session's connection (no ORM identity map)."""
+    connection = await session.connection()
+    result = await connection.execute(_RULE_ROW, {"secret_id": secret_id, "rule_id": rule_id})
+    row = result.one_or_none()
+    if row is None:
+        raise RuleNotFound()
+    return row
+
+
+async def read_rules(
+    session: AsyncSession, secret_id: str, status: TradeRuleStatus | None = None
+) -> Sequence[sa.Row[Any]]:
+    """``get_rules`` for one tenant, as rows: newest first, optionally of one status."""
+    connection = await session.connection()
+    if status is None:
+        result = await connection.execute(_RULE_ROWS, {"secret_id": secret_id})
+    else:
+        params = {"secret_id": secret_id, "status": status}
+        result = await connection.execute(_RULE_ROWS_BY_STATUS, params)
+    return result.all()
 
 
 async def get_rule(session: AsyncSession, secret_id: str, rule_id: str) -> TradeRule:
