@@ -2,8 +2,9 @@
 
 SQLAlchemy's aiosqlite adapter makes three or four round trips to aiosqlite's thread for
 each statement (open a cursor, execute, fetch the rows, close the cursor), each a future
-resolved from that thread and a wake-up of the event loop: about 0.4 ms per statement on
-the machines this was measured on, most of a fire's durable write. This adapter runs the
+resolved from that thread and a wake-up of the event loop (measured here: a transaction
+of three writes 0.85 ms with it, 0.58 ms with this one; a read session 0.49 / 0.29 ms).
+This adapter runs the
 whole statement (cursor, execute, fetch, close) as one call on aiosqlite's thread, so a
 statement costs one hop, and skips the COMMIT and ROLLBACK hops when SQLite has no
 transaction open (a read, the pool's reset after a commit). Everything else (connections,

@@ -79,18 +79,9 @@ def _inputs_statement(with_buys: bool) -> Any:  # a Select of wallet, policy, ro
     )
 
 
-def _check_statement(with_buys: bool) -> Any:  # a Select of version, deleted_at, flag
-    """``inputs_current``'s one statement (``secret_id``; ``since``, ``token_id``)."""
-    return sa.select(
-        Secret.policies_version, Secret.deleted_at, _acted_since(with_buys).label("acted_since")
-    ).where(Secret.id == sa.bindparam("secret_id"))
-
-
 _NO_KEY = "-" * 129
 _INPUTS = _inputs_statement(with_buys=False)
 _INPUTS_AND_BUYS = _inputs_statement(with_buys=True)
-_CHECK = _check_statement(with_buys=False)
-_CHECK_AND_BUYS = _check_statement(with_buys=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +110,8 @@ class SecretInputs:
 class InputsCache:
     """Each secret's wallet and policies as last read, for the trade manager's sells.
 
-    Never trusted on its own: ``inputs_current`` checks the version in the writing
-    transaction, and a mismatch drops the entry. Bounded: past ``max_secrets`` the oldest
+    Never trusted on its own: the claim's UPDATE requires the version it was read at
+    (``inputs_guard``), and a mismatch drops the entry. Bounded: past ``max_secrets`` the oldest
     entries go first.
     """
 
@@ -168,7 +159,9 @@ def inputs_guard(
     positions_read_at: datetime | None = None,
     token_id: str = "",
 ) -> ClaimGuard:
-    """``inputs_current`` as a condition for the claim's UPDATE, with its values."""
+    """The condition for the claim's UPDATE, with its values: the secret exists, its
+    policies are still at ``version`` and (with ``positions_read_at``) it wrote no BUY of
+    ``token_id`` since then (less ``POSITION_SETTLE``)."""
     params: dict[str, object] = {"guard_secret_id": secret_id, "guard_version": version}
     if positions_read_at is None:
         return ClaimGuard(_GUARD, params)
@@ -176,31 +169,9 @@ def inputs_guard(
     return ClaimGuard(_GUARD_AND_BUYS, params)
 
 
-async def inputs_current(
-    session: AsyncSession,
-    secret_id: str,
-    version: int,
-    *,
-    positions_read_at: datetime | None = None,
-    token_id: str = "",
-) -> bool:
-    """Whether a bet decided with cached inputs at ``version`` may be written: the
-    secret exists, its policies are still at ``version`` and (with ``positions_read_at``)
-    it wrote no BUY of ``token_id`` since then (less ``POSITION_SETTLE``). One statement,
-    in the caller's transaction."""
-    params: dict[str, object] = {"secret_id": secret_id}
-    if positions_read_at is None:
-        statement = _CHECK
-    else:
-        statement = _CHECK_AND_BUYS
-        params.update(since=positions_read_at - POSITION_SETTLE, token_id=token_id)
-    row = (await session.execute(statement, params)).one_or_none()
-    return (
-        row is not None
-        and row.deleted_at is None
-        and row.policies_version == version
-        and not row.acted_since
-    )
+async def inputs_current(session: AsyncSession, guard: ClaimGuard) -> bool:
+    """Whether ``guard`` holds now (asked after a lost claim: was it the inputs?)."""
+    return bool(await session.scalar(sa.select(guard.condition), guard.params))
 
 
 async def read_bet_inputs(

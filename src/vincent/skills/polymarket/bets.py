@@ -432,9 +432,7 @@ class BetPipeline:
                         epoch = await _claim(session, claim, guard)
                         row = await add_rows(session, draft, decision, status, self._mode)
                 except ClaimLost:
-                    if cached_version is not None and not await self._still_current(
-                        request, cached_version
-                    ):
+                    if guard is not None and not await self._still_current(guard):
                         raise _InputsChanged() from None
                     raise
                 return row, decision, epoch
@@ -468,15 +466,9 @@ class BetPipeline:
             row = await add_rows(session, draft, decision, status, self._mode)
         return row, decision, epoch
 
-    async def _still_current(self, request: BetRequest, version: int) -> bool:
+    async def _still_current(self, guard: ClaimGuard) -> bool:
         async with one_statement_session(self._sessions) as session:
-            return await inputs_current(
-                session,
-                request.secret_id,
-                version,
-                positions_read_at=request.shares_held_as_of,
-                token_id=request.token_id,
-            )
+            return await inputs_current(session, guard)
 
     async def _record_refusal(self, request: BetRequest, error: SkillError) -> None:
         """Audit an action refused before any policy ran (no position, closed market...)."""

@@ -276,7 +276,7 @@ class PolymarketSkill:
 
         Nothing is fetched again that is already held: a tick size that changed since is
         caught when signing or posting, which refresh it then; policies changed since are
-        caught when a sell writes its action (``bet_inputs.inputs_current``).
+        caught when a sell writes its action (``bet_inputs.inputs_guard``).
         """
         await self._bets.warm_inputs(secret_id)
         await self._market_data.market_info(token_id)
