@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.engine.conftest import MakeRule, ManualClock
 from tests.engine.live import events_of, open_market, shares_of
-from tests.skill.conftest import add_wallet
+from tests.skill.conftest import MarketIds, Wallet, add_wallet
 from vincent.crypto import KeyBox
 from vincent.db.base import new_id, utcnow
 from vincent.db.models import Policy, Secret, TradeRule, TransactionLog
@@ -33,6 +33,7 @@ from vincent.enums import (
 )
 from vincent.errors import SecretNotFound
 from vincent.services.trade_manager.rule_executor import ExecutionOutcome, RuleExecutor, Trigger
+from vincent.services.trade_manager.types import RuleSnapshot
 from vincent.sim import LocalExchange
 from vincent.skills.polymarket import PolymarketSkill
 from vincent.skills.polymarket.types import BetRequest
@@ -50,6 +51,48 @@ def _trigger(price: str) -> Trigger:
     return Trigger(price=Decimal(price), source="websocket", ts_event=0.0)
 
 
+async def _warm_fire(
+    exchange: LocalExchange,
+    skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    keybox: KeyBox,
+    make_rule: MakeRule,
+    clock: ManualClock,
+) -> tuple[Wallet, MarketIds, RuleSnapshot, RuleExecutor]:
+    """A wallet holding 9 YES shares, a stop-loss at 0.40 on them, and an executor whose
+    position, wallet and policies are in memory, as the worker has them after its start."""
+    wallet = await add_wallet(session_factory, keybox)
+    ids = open_market(exchange, "0.50")
+    exchange.credit(wallet.funder, token_id=ids.yes, shares="9", avg_price="0.5")
+    rule = await make_rule(wallet.secret_id, ids.yes, TradeRuleType.STOP_LOSS, "0.40")
+    executor = _executor(session_factory, skill, clock)
+    executor.holdings.remember(
+        wallet.secret_id, await skill.get_holdings(wallet.secret_id), clock.now()
+    )
+    await skill.prepare(wallet.secret_id, ids.yes)
+    return wallet, ids, rule, executor
+
+
+async def _require_approval_elsewhere(database_url: str, secret_id: str) -> None:
+    """Another process's write (the owner's CLI, a raw INSERT: no code of ours): the
+    secret's sells now wait for approval."""
+    other = create_engine(database_url)
+    try:
+        async with other.begin() as conn:
+            await conn.execute(
+                sa.insert(Policy).values(
+                    id=new_id(),
+                    secret_id=secret_id,
+                    policy_type=PolicyType.REQUIRE_APPROVAL,
+                    config={"enabled": True},
+                    created_at=utcnow(),
+                    updated_at=utcnow(),
+                )
+            )
+    finally:
+        await other.dispose()
+
+
 async def test_a_fire_commits_once_before_its_order_and_reads_no_position(
     exchange: LocalExchange,
     live_skill: PolymarketSkill,
@@ -59,15 +102,9 @@ async def test_a_fire_commits_once_before_its_order_and_reads_no_position(
     make_rule: MakeRule,
     clock: ManualClock,
 ) -> None:
-    wallet = await add_wallet(session_factory, keybox)
-    ids = open_market(exchange, "0.50")
-    exchange.credit(wallet.funder, token_id=ids.yes, shares="9", avg_price="0.5")
-    rule = await make_rule(wallet.secret_id, ids.yes, TradeRuleType.STOP_LOSS, "0.40")
-    executor = _executor(session_factory, live_skill, clock)
-    executor.holdings.remember(
-        wallet.secret_id, await live_skill.get_holdings(wallet.secret_id), clock.now()
+    wallet, ids, rule, executor = await _warm_fire(
+        exchange, live_skill, session_factory, keybox, make_rule, clock
     )
-    await live_skill.prepare(wallet.secret_id, ids.yes)  # the worker warms this at start
     # Any read of the positions now fails: a fire that made one would not sell.
     exchange.fail_next("/data-api/positions", count=10, status=500)
     # Transactions that wrote something and committed before the exchange had the order.
@@ -172,31 +209,11 @@ async def test_a_policy_written_after_the_worker_read_them_governs_the_next_sell
     make_rule: MakeRule,
     clock: ManualClock,
 ) -> None:
-    wallet = await add_wallet(session_factory, keybox)
-    ids = open_market(exchange, "0.50")
-    exchange.credit(wallet.funder, token_id=ids.yes, shares="9", avg_price="0.5")
-    rule = await make_rule(wallet.secret_id, ids.yes, TradeRuleType.STOP_LOSS, "0.40")
-    executor = _executor(session_factory, live_skill, clock)
-    executor.holdings.remember(
-        wallet.secret_id, await live_skill.get_holdings(wallet.secret_id), clock.now()
-    )
-    await live_skill.prepare(wallet.secret_id, ids.yes)  # no policy yet: held as "none"
+    wallet, ids, rule, executor = await _warm_fire(
+        exchange, live_skill, session_factory, keybox, make_rule, clock
+    )  # no policy yet: held as "none"
     # Another process (the owner's CLI, a raw INSERT: no code of ours) requires approval.
-    other = create_engine(database_url)
-    try:
-        async with other.begin() as conn:
-            await conn.execute(
-                sa.insert(Policy).values(
-                    id=new_id(),
-                    secret_id=wallet.secret_id,
-                    policy_type=PolicyType.REQUIRE_APPROVAL,
-                    config={"enabled": True},
-                    created_at=utcnow(),
-                    updated_at=utcnow(),
-                )
-            )
-    finally:
-        await other.dispose()
+    await _require_approval_elsewhere(database_url, wallet.secret_id)
 
     async with asyncio.timeout(TIMEOUT_S):
         result = await executor.execute_rule(rule, _trigger("0.35"))
@@ -217,15 +234,9 @@ async def test_a_secret_deleted_after_the_worker_read_it_sells_nothing(
     make_rule: MakeRule,
     clock: ManualClock,
 ) -> None:
-    wallet = await add_wallet(session_factory, keybox)
-    ids = open_market(exchange, "0.50")
-    exchange.credit(wallet.funder, token_id=ids.yes, shares="9", avg_price="0.5")
-    rule = await make_rule(wallet.secret_id, ids.yes, TradeRuleType.STOP_LOSS, "0.40")
-    executor = _executor(session_factory, live_skill, clock)
-    executor.holdings.remember(
-        wallet.secret_id, await live_skill.get_holdings(wallet.secret_id), clock.now()
+    wallet, ids, rule, executor = await _warm_fire(
+        exchange, live_skill, session_factory, keybox, make_rule, clock
     )
-    await live_skill.prepare(wallet.secret_id, ids.yes)
     async with session_factory() as session, session.begin():
         await session.execute(
             sa.update(Secret).where(Secret.id == wallet.secret_id).values(deleted_at=utcnow())
@@ -257,32 +268,9 @@ async def test_a_policy_committed_while_a_sell_is_on_its_way_governs_that_sell(
     """The worst moment: the sell decided with the policies it held, and another process
     commits a new one just before the claim's UPDATE runs. The UPDATE's guard sees it: the
     sell is decided again and waits for approval; nothing reaches the exchange."""
-    wallet = await add_wallet(session_factory, keybox)
-    ids = open_market(exchange, "0.50")
-    exchange.credit(wallet.funder, token_id=ids.yes, shares="9", avg_price="0.5")
-    rule = await make_rule(wallet.secret_id, ids.yes, TradeRuleType.STOP_LOSS, "0.40")
-    executor = _executor(session_factory, live_skill, clock)
-    executor.holdings.remember(
-        wallet.secret_id, await live_skill.get_holdings(wallet.secret_id), clock.now()
+    wallet, _, rule, executor = await _warm_fire(
+        exchange, live_skill, session_factory, keybox, make_rule, clock
     )
-    await live_skill.prepare(wallet.secret_id, ids.yes)
-
-    async def require_approval() -> None:
-        other = create_engine(database_url)  # its own connection, its own event loop
-        try:
-            async with other.begin() as conn:
-                await conn.execute(
-                    sa.insert(Policy).values(
-                        id=new_id(),
-                        secret_id=wallet.secret_id,
-                        policy_type=PolicyType.REQUIRE_APPROVAL,
-                        config={"enabled": True},
-                        created_at=utcnow(),
-                        updated_at=utcnow(),
-                    )
-                )
-        finally:
-            await other.dispose()
 
     injected: list[str] = []
 
@@ -290,7 +278,9 @@ async def test_a_policy_committed_while_a_sell_is_on_its_way_governs_that_sell(
         if not injected and statement.startswith("UPDATE trade_rules SET status"):
             injected.append(statement)
             # Committed by another connection before this statement reaches the database.
-            writer = threading.Thread(target=asyncio.run, args=(require_approval(),))
+            # (its own engine and event loop, in a thread: this hook cannot await).
+            elsewhere = _require_approval_elsewhere(database_url, wallet.secret_id)
+            writer = threading.Thread(target=asyncio.run, args=(elsewhere,))
             writer.start()
             writer.join(TIMEOUT_S)
 
