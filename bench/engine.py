@@ -3,7 +3,7 @@
     python -m bench.engine [--rules 10000] [--tokens 1000] [--events 20000] [--tenants 100]
                            [--mode index|naive] [--compare] [--db sqlite|postgres|URL]
                            [--fire-fraction 0.01] [--rate 0] [--seed 7]
-                           [--single N [--spacing-s 0.1] | --burst M] [--gc-freeze]
+                           [--single N [--spacing-s 0.1] | --burst M] [--no-gc-freeze]
 
 One run: a scratch database with K tenants and N ACTIVE rules over T tokens (stop-losses,
 take-profits and trailing stops at various distances; bulk-inserted), the local exchange in
@@ -662,8 +662,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument(
         "--gc-freeze",
-        action="store_true",
-        help="gc.freeze() once the rules are loaded and again once warmed up",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="gc.freeze() once the rules are loaded and again once warmed up, as the "
+        "worker does (TRADE_MANAGER_GC_FREEZE, default on); --no-gc-freeze to compare",
     )
     parser.add_argument(
         "--gc-threshold", type=int, default=0, help="gc generation-0 threshold after loading"

@@ -14,7 +14,7 @@ from decimal import ROUND_DOWN, Decimal
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.engine.conftest import MakeRule, ManualClock
@@ -107,12 +107,21 @@ async def test_a_fire_commits_once_before_its_order_and_reads_no_position(
     )
     # Any read of the positions now fails: a fire that made one would not sell.
     exchange.fail_next("/data-api/positions", count=10, status=500)
-    # Transactions that wrote something and committed before the exchange had the order.
+    # Transactions that wrote something and committed before the exchange had the order
+    # (an autocommitted write statement is one by itself), and the statements sent.
     wrote: set[int] = set()
     writes_committed_before_order: list[int] = []
+    statements_before_order: list[str] = []
 
-    def on_statement(conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if statement.lstrip().split(" ", 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+    def on_statement(conn: Connection, _cursor: object, statement: str, *_args: object) -> None:
+        if exchange.order_receipts():
+            return
+        statements_before_order.append(statement)
+        if not {"INSERT", "UPDATE", "DELETE"} & set(statement.upper().split()):
+            return
+        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            writes_committed_before_order.append(1)
+        else:
             wrote.add(id(conn))
 
     def on_commit(conn: object) -> None:
@@ -147,6 +156,10 @@ async def test_a_fire_commits_once_before_its_order_and_reads_no_position(
     # other use of the database before it.
     assert len(writes_committed_before_order) == 1
     assert len(checkouts_before_order) == 1
+    # PostgreSQL: claim, events and audit row are one statement (one round trip, no BEGIN
+    # or COMMIT); SQLite: the claim's UPDATE, the events' INSERT, the audit row's INSERT.
+    postgres = engine.dialect.name == "postgresql"
+    assert len(statements_before_order) == (1 if postgres else 3), statements_before_order
     kinds = [e.event_type for e in await events_of(session_factory, rule.id)]
     assert kinds.index(TradeRuleEventType.RULE_EVALUATED) < kinds.index(
         TradeRuleEventType.ACTION_ATTEMPT
@@ -275,7 +288,7 @@ async def test_a_policy_committed_while_a_sell_is_on_its_way_governs_that_sell(
     injected: list[str] = []
 
     def before_claim(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if not injected and statement.startswith("UPDATE trade_rules SET status"):
+        if not injected and "UPDATE trade_rules SET status" in statement:
             injected.append(statement)
             # Committed by another connection before this statement reaches the database.
             # (its own engine and event loop, in a thread: this hook cannot await).
@@ -297,3 +310,63 @@ async def test_a_policy_committed_while_a_sell_is_on_its_way_governs_that_sell(
     async with session_factory() as session:
         statuses = (await session.scalars(sa.select(TransactionLog.status))).all()
     assert statuses == [TransactionStatus.PENDING_APPROVAL]
+
+
+async def _cancel_elsewhere(database_url: str, rule_id: str) -> None:
+    """Another process cancels the rule (a raw UPDATE, committed)."""
+    other = create_engine(database_url)
+    try:
+        async with other.begin() as conn:
+            await conn.execute(
+                sa.update(TradeRule)
+                .where(TradeRule.id == rule_id)
+                .values(status=TradeRuleStatus.CANCELED, updated_at=utcnow())
+            )
+    finally:
+        await other.dispose()
+
+
+async def test_a_rule_canceled_while_its_sell_is_on_its_way_writes_nothing_of_it(
+    exchange: LocalExchange,
+    live_skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    engine: AsyncEngine,
+    database_url: str,
+    keybox: KeyBox,
+    make_rule: MakeRule,
+    clock: ManualClock,
+) -> None:
+    """The claim loses at the last moment (the rule was canceled just before the statement
+    that claims it reached the database): no order, no audit row, and none of the claim's
+    events — on PostgreSQL they are parts of the very statement that found the rule gone."""
+    wallet, ids, rule, executor = await _warm_fire(
+        exchange, live_skill, session_factory, keybox, make_rule, clock
+    )
+    events_before = await events_of(session_factory, rule.id)
+    injected: list[str] = []
+
+    def before_claim(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if not injected and "UPDATE trade_rules SET status" in statement:
+            injected.append(statement)
+            writer = threading.Thread(
+                target=asyncio.run, args=(_cancel_elsewhere(database_url, rule.id),)
+            )
+            writer.start()
+            writer.join(TIMEOUT_S)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", before_claim)
+    try:
+        async with asyncio.timeout(TIMEOUT_S):
+            result = await executor.execute_rule(rule, _trigger("0.35"))
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", before_claim)
+
+    assert len(injected) == 1
+    assert result.outcome is ExecutionOutcome.SKIPPED
+    assert exchange.order_receipts() == ()
+    assert shares_of(exchange, wallet.funder, ids.yes) == Decimal(9)
+    async with session_factory() as session:
+        assert (await session.scalars(sa.select(TransactionLog.id))).all() == []
+        status = await session.scalar(sa.select(TradeRule.status).where(TradeRule.id == rule.id))
+    assert status is TradeRuleStatus.CANCELED
+    assert len(await events_of(session_factory, rule.id)) == len(events_before)

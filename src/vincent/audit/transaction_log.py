@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -99,6 +99,45 @@ async def insert_fenced_log(session: AsyncSession, row: TransactionLog, epoch: i
     return bool(getattr(result, "rowcount", 0))
 
 
+_INSERTS_AFTER: dict[tuple[sa.CTE, tuple[sa.CTE, ...]], sa.Insert] = {}
+
+
+def _insert_after(claimed: sa.CTE, ctes: tuple[sa.CTE, ...]) -> sa.Insert:
+    built = _INSERTS_AFTER.get((claimed, ctes))
+    if built is None:
+        table = cast(sa.Table, TransactionLog.__table__)
+        values = [sa.bindparam(f"log_{column.key}", type_=column.type) for column in table.columns]
+        built = (
+            sa.insert(table)
+            .from_select(
+                [column.key for column in table.columns],
+                sa.select(*values).select_from(claimed),
+            )
+            .add_cte(claimed, *ctes)
+        )
+        _INSERTS_AFTER[(claimed, ctes)] = built
+    return built
+
+
+async def insert_log_after(
+    session: AsyncSession,
+    row: TransactionLog,
+    claimed: sa.CTE,
+    ctes: tuple[sa.CTE, ...],
+    params: dict[str, object],
+) -> bool:
+    """INSERT ``row`` in the same statement as a claim (PostgreSQL's data-modifying
+    ``WITH``): ``claimed`` returns one row when the claim won, and the row is written only
+    then; ``ctes`` (the claim's other writes, its events) and the claim commit with it,
+    all or nothing, in one round trip. ``params`` are the claim's bound parameters.
+    Returns whether the claim won (and so the row was written); ``row`` stays out of the
+    session. A duplicate idempotency key raises ``IntegrityError``, nothing written."""
+    table = TransactionLog.__table__
+    values = {f"log_{column.key}": getattr(row, column.key) for column in table.columns}
+    result = await session.execute(_insert_after(claimed, ctes), {**params, **values})
+    return bool(getattr(result, "rowcount", 0))
+
+
 async def find_by_idempotency_key(session: AsyncSession, key: str) -> TransactionLog | None:
     return await session.scalar(
         sa.select(TransactionLog).where(TransactionLog.idempotency_key == key)
@@ -123,16 +162,49 @@ async def move_status(
 
     Returns whether this call moved it. Does not commit.
     """
-    condition = [TransactionLog.id == log_id, TransactionLog.status.in_(list(from_statuses))]
-    if unsent_only:
-        condition.append(TransactionLog.order_id.is_(None))
-    result = await session.execute(
-        sa.update(TransactionLog)
-        .where(*condition)
-        .values(status=to_status, updated_at=utcnow(), **fields)
-        .execution_options(synchronize_session=False)
+    # A field given as a SQL expression (``usd_value=coalesce(...)``) is part of the
+    # statement itself: such a move builds its own.
+    expressions = {k: v for k, v in fields.items() if isinstance(v, sa.ColumnElement)}
+    statement = _move_statement(
+        tuple(from_statuses), unsent_only, tuple(sorted(set(fields) - set(expressions)))
     )
+    if expressions:
+        statement = statement.values(expressions)
+    params = {f"set_{k}": v for k, v in fields.items() if k not in expressions}
+    params.update(move_id=log_id, move_to=to_status, move_now=utcnow())
+    result = await session.execute(statement, params)
     return bool(getattr(result, "rowcount", 0))
+
+
+_MOVES: dict[tuple[tuple[TransactionStatus, ...], bool, tuple[str, ...]], sa.Update] = {}
+
+
+def _move_statement(
+    from_statuses: tuple[TransactionStatus, ...], unsent_only: bool, fields: tuple[str, ...]
+) -> sa.Update:
+    """``move_status``'s UPDATE, built once per shape (a Core statement with bound
+    parameters ``move_id``, ``move_to``, ``move_now`` and ``set_<field>``): a move then
+    compiles nothing and builds no expression."""
+    key = (from_statuses, unsent_only, fields)
+    built = _MOVES.get(key)
+    if built is None:
+        table = cast(sa.Table, TransactionLog.__table__)
+        columns = table.c
+        condition = [
+            columns.id == sa.bindparam("move_id"),
+            columns.status.in_(from_statuses),
+        ]
+        if unsent_only:
+            condition.append(columns.order_id.is_(None))
+        values: dict[str, Any] = {
+            "status": sa.bindparam("move_to", type_=columns.status.type),
+            "updated_at": sa.bindparam("move_now", type_=columns.updated_at.type),
+        }
+        for name in fields:
+            values[name] = sa.bindparam(f"set_{name}", type_=columns[name].type)
+        built = sa.update(table).where(*condition).values(values)
+        _MOVES[key] = built
+    return built
 
 
 async def store_signed_order(

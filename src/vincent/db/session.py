@@ -100,6 +100,12 @@ def create_session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+def is_postgresql(session_factory: SessionFactory) -> bool:
+    """Whether ``session_factory``'s sessions are bound to PostgreSQL."""
+    bind = session_factory.kw.get("bind")
+    return bind is not None and bind.dialect.name == "postgresql"
+
+
 @asynccontextmanager
 async def one_statement_session(session_factory: SessionFactory) -> AsyncIterator[AsyncSession]:
     """A session (committed on exit) for reads, or for ONE write (a single INSERT or

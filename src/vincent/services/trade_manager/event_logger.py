@@ -62,6 +62,56 @@ async def log_events(session: AsyncSession, events: Iterable[EventRow], now: dat
     return len(rows)
 
 
+_EVENTS_AFTER: dict[tuple[sa.CTE, int], sa.CTE] = {}
+
+
+def events_after(moved: sa.CTE, count: int) -> sa.CTE:
+    """An INSERT of ``count`` events of the rule ``moved`` returns (an UPDATE … RETURNING
+    its id; none when it returns none), as a part of the same statement (PostgreSQL's
+    data-modifying ``WITH``): the events are written exactly when the rule moved.
+
+    Bound parameters: ``event_id_<i>``, ``event_type_<i>`` and ``event_data_<i>`` for
+    i in 0…count-1, and ``events_now`` (every row's ``created_at``); ``event_params``
+    fills them. Built once per statement and count.
+    """
+    built = _EVENTS_AFTER.get((moved, count))
+    if built is None:
+        columns = _EVENTS.c
+        rows = [
+            sa.select(
+                sa.bindparam(f"event_id_{i}", type_=columns.id.type),
+                moved.c.id,
+                sa.bindparam(f"event_type_{i}", type_=columns.event_type.type),
+                sa.bindparam(f"event_data_{i}", type_=columns.event_data.type),
+                sa.bindparam("events_now", type_=columns.created_at.type),
+            ).select_from(moved)
+            for i in range(count)
+        ]
+        built = (
+            sa.insert(_EVENTS)
+            .from_select(
+                ["id", "rule_id", "event_type", "event_data", "created_at"],
+                sa.union_all(*rows) if count > 1 else rows[0],
+            )
+            .cte(f"{moved.name}_events")
+        )
+        _EVENTS_AFTER[(moved, count)] = built
+    return built
+
+
+def event_params(
+    events: Sequence[tuple[TradeRuleEventType, Mapping[str, Any]]], now: datetime
+) -> dict[str, object]:
+    """``events_after``'s parameters for ``events`` (ids ascending in their order)."""
+    ids = sorted(new_id() for _ in events)  # see ``log_events``
+    params: dict[str, object] = {"events_now": now}
+    for i, (event_id, (event_type, data)) in enumerate(zip(ids, events, strict=True)):
+        params[f"event_id_{i}"] = event_id
+        params[f"event_type_{i}"] = event_type
+        params[f"event_data_{i}"] = dict(data)
+    return params
+
+
 def _events_query(*, one_rule: bool) -> sa.Select[Any]:
     """A tenant's events (of one rule with ``one_rule``), newest first, as plain rows.
 

@@ -16,13 +16,14 @@ import sqlalchemy as sa
 
 from vincent.db.base import utcnow
 from vincent.db.models import TradeRule, TradeRuleEvent, TransactionLog
-from vincent.db.session import SessionFactory
+from vincent.db.session import SessionFactory, is_postgresql, one_statement_session
 from vincent.enums import TradeRuleEventType
 from vincent.services.trade_manager import oco
 from vincent.services.trade_manager.backoff import BackoffPolicy, RandomFn, full_jitter_delay_s
 from vincent.services.trade_manager.event_logger import log_event, log_events
 from vincent.services.trade_manager.rule_manager import (
     mark_rule_executed,
+    mark_rule_executed_alone,
     mark_rule_failed,
     mark_rule_pending_approval,
     revert_rule_to_active,
@@ -67,22 +68,24 @@ async def record_executed(session_factory: SessionFactory, rule_id: str, result:
     Recorded once: the UPDATE only moves a rule without ``trigger_tx_hash`` (a live outcome
     racing a reconciliation finds it set), and the events go with it.
     """
+    triggered: dict[str, Any] = {"executed": True}
+    if result.order_id is not None:
+        triggered = {"orderId": result.order_id, "executed": True}
+    events: list[tuple[TradeRuleEventType, dict[str, Any]]] = [
+        (TradeRuleEventType.ACTION_EXECUTED, {"result": executed_payload(result)}),
+        (TradeRuleEventType.RULE_TRIGGERED, {"result": triggered}),
+    ]
+    if is_postgresql(session_factory):
+        # One round trip for a rule in no OCO group; else the transaction below.
+        async with one_statement_session(session_factory) as session:
+            if await mark_rule_executed_alone(session, rule_id, result.order_id, events):
+                return True
     async with session_factory() as session, session.begin():
         moved = await mark_rule_executed(session, rule_id, result.order_id)
         if moved is None:
             logger.info("rule_execution_not_recorded", extra={"rule_id": rule_id})
             return False
-        triggered: dict[str, Any] = {"executed": True}
-        if result.order_id is not None:
-            triggered = {"orderId": result.order_id, "executed": True}
-        await log_events(
-            session,
-            [
-                (rule_id, TradeRuleEventType.ACTION_EXECUTED, {"result": executed_payload(result)}),
-                (rule_id, TradeRuleEventType.RULE_TRIGGERED, {"result": triggered}),
-            ],
-            utcnow(),
-        )
+        await log_events(session, [(rule_id, kind, data) for kind, data in events], utcnow())
         if moved.in_oco_group:  # OCO: the sell filled; a rule alone paused nothing
             await oco.cancel_paused_siblings(session, rule_id)
     return True

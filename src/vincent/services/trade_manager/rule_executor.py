@@ -20,13 +20,20 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.db.base import utcnow
+from vincent.db.leader_epoch import leads_under
 from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleEventType
 from vincent.services.trade_manager.evaluation import evaluate_rule
-from vincent.services.trade_manager.event_logger import EventRow, log_events
+from vincent.services.trade_manager.event_logger import (
+    EventRow,
+    event_params,
+    events_after,
+    log_events,
+)
 from vincent.services.trade_manager.execution_outcomes import (
     RetryDelay,
     audit_failure,
@@ -46,6 +53,7 @@ from vincent.services.trade_manager.execution_types import (
 from vincent.services.trade_manager.fire_lanes import FireLanes
 from vincent.services.trade_manager.holdings_cache import HoldingsCache
 from vincent.services.trade_manager.oco import claim_rule
+from vincent.services.trade_manager.rule_manager import triggered_cte
 from vincent.services.trade_manager.sell_planning import SellPlan, plan_sell
 from vincent.services.trade_manager.trailing_levels import store_level_at_claim
 from vincent.services.trade_manager.types import Clock, RuleSnapshot
@@ -68,6 +76,7 @@ from vincent.skills.polymarket.types import (
     BetStatus,
     Claimed,
     ClaimGuard,
+    ClaimStatement,
     SettlementState,
     TradingSkill,
 )
@@ -123,6 +132,12 @@ class _RuleClaim:
             return None
         self.won = True
         return claimed
+
+    def statement(self, guard: ClaimGuard | None = None) -> ClaimStatement | None:
+        return self._executor.claim_statement(*self._args, guard=guard, won=self._won)
+
+    def _won(self) -> None:
+        self.won = True
 
     async def ensure(self) -> bool:
         """Claim in a transaction of its own unless the skill's already did; whether won.
@@ -289,6 +304,45 @@ class RuleExecutor:
         ]
         await log_events(session, events, utcnow())  # one statement, in this order
         return Claimed(epoch)
+
+    def claim_statement(
+        self,
+        rule: RuleSnapshot,
+        trigger: Trigger,
+        trailing: TrailingRaise | None,
+        key: str,
+        *,
+        guard: ClaimGuard | None,
+        won: Callable[[], None],
+    ) -> ClaimStatement | None:
+        """``claim_in`` as parts of the skill's one statement (PostgreSQL): the guarded,
+        fenced UPDATE ACTIVE → TRIGGERED returning the rule, and its RULE_EVALUATED and
+        ACTION_ATTEMPT written from it. None for what needs more than that (a trailing raise
+        to store first, an OCO group to pause): those claim in a transaction (``claim_in``).
+        ``LeaderDeposed`` when this worker no longer leads."""
+        if trailing is not None or rule.oco_group_id is not None:
+            return None
+        conditions: list[sa.ColumnElement[bool]] = []
+        now = self._clock.now()
+        params: dict[str, object] = {"claim_rule_id": rule.id, "claim_now": now}
+        if guard is not None:
+            conditions.append(guard.condition)
+            params.update(guard.params)
+        epoch: int | None = None
+        if self._fence is not None:
+            epoch = self._fence()
+            if epoch is None:
+                raise LeaderDeposed("this worker no longer leads: the new leader owns the rule")
+            fence_condition, fence_params = leads_under(epoch)
+            conditions.append(fence_condition)
+            params.update(fence_params)
+        claimed = triggered_cte(*conditions)
+        events = (
+            (TradeRuleEventType.RULE_EVALUATED, evaluated_payload(rule, trigger)),
+            (TradeRuleEventType.ACTION_ATTEMPT, {"type": "market_order", "idempotencyKey": key}),
+        )
+        params.update(event_params(events, utcnow()))
+        return ClaimStatement(claimed, (events_after(claimed, len(events)),), params, epoch, won)
 
     async def claim_alone(
         self, rule: RuleSnapshot, trigger: Trigger, trailing: TrailingRaise | None, key: str

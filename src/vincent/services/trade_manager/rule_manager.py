@@ -31,7 +31,7 @@ from vincent.enums import (
 )
 from vincent.errors import RuleLimitReached, RuleNotCancelable, RuleNotEditable, RuleNotFound
 from vincent.services import approvals
-from vincent.services.trade_manager.event_logger import log_event
+from vincent.services.trade_manager.event_logger import event_params, events_after, log_event
 from vincent.services.trade_manager.types import (
     ActionType,
     RuleAction,
@@ -651,6 +651,37 @@ async def mark_rule_triggered(
     return _rowcount(result) == 1
 
 
+_TRIGGERED_CTES: dict[tuple[sa.ColumnElement[bool], ...], sa.CTE] = {}
+
+
+def triggered_cte(*conditions: sa.ColumnElement[bool]) -> sa.CTE:
+    """``mark_rule_triggered`` as the first part of one larger statement (PostgreSQL's
+    data-modifying ``WITH``): an UPDATE … RETURNING the rule's id, one row when this caller
+    won, none otherwise; whatever selects from it is written only for the winner.
+
+    Bound parameters: ``claim_rule_id``, ``claim_now`` and those of ``conditions`` (further
+    conditions of the UPDATE, each built once: the leadership fence, the skill's guard).
+    Built once per combination of conditions, so executing it compiles nothing.
+    """
+    built = _TRIGGERED_CTES.get(conditions)
+    if built is None:
+        rules = cast(sa.Table, TradeRule.__table__)
+        now = sa.bindparam("claim_now", type_=rules.c.updated_at.type)
+        built = (
+            sa.update(rules)
+            .where(
+                rules.c.id == sa.bindparam("claim_rule_id"),
+                rules.c.status == TradeRuleStatus.ACTIVE,
+                *conditions,
+            )
+            .values(status=TradeRuleStatus.TRIGGERED, triggered_at=now, updated_at=now)
+            .returning(rules.c.id)
+            .cte("claimed")
+        )
+        _TRIGGERED_CTES[conditions] = built
+    return built
+
+
 class Executed(NamedTuple):
     """``mark_rule_executed`` moved the rule; ``in_oco_group``: it has siblings to cancel."""
 
@@ -681,6 +712,57 @@ async def mark_rule_executed(
     )
     moved = result.one_or_none()
     return None if moved is None else Executed(in_oco_group=moved.oco_group_id is not None)
+
+
+def _executed_alone_cte() -> sa.CTE:
+    rules = cast(sa.Table, TradeRule.__table__)
+    return (
+        sa.update(rules)
+        .where(
+            rules.c.id == sa.bindparam("executed_rule_id"),
+            rules.c.status.in_((TradeRuleStatus.TRIGGERED, TradeRuleStatus.PENDING_APPROVAL)),
+            rules.c.trigger_tx_hash.is_(None),
+            rules.c.oco_group_id.is_(None),
+        )
+        .values(
+            status=TradeRuleStatus.TRIGGERED,
+            trigger_tx_hash=sa.bindparam("executed_order_id", type_=rules.c.trigger_tx_hash.type),
+            pending_approval_id=None,
+            error_message=None,
+            updated_at=sa.bindparam("executed_now", type_=rules.c.updated_at.type),
+        )
+        .returning(rules.c.id)
+        .cte("executed")
+    )
+
+
+_EXECUTED_ALONE = _executed_alone_cte()
+_EXECUTED_ALONE_STATEMENTS: dict[int, sa.Select[Any]] = {}
+
+
+async def mark_rule_executed_alone(
+    session: AsyncSession,
+    rule_id: str,
+    order_id: str | None,
+    events: Sequence[tuple[TradeRuleEventType, Mapping[str, Any]]],
+) -> bool:
+    """``mark_rule_executed`` and the rule's ``events`` as one statement (PostgreSQL's
+    data-modifying ``WITH``: one round trip, atomic by itself) for a rule in no OCO group.
+    False when it did not move: recorded already, or in a group (whose siblings must be
+    canceled in the same transaction: ``mark_rule_executed``)."""
+    now = utcnow()
+    statement = _EXECUTED_ALONE_STATEMENTS.get(len(events))
+    if statement is None:
+        built = sa.select(sa.func.count()).select_from(_EXECUTED_ALONE)
+        statement = built.add_cte(events_after(_EXECUTED_ALONE, len(events)))
+        _EXECUTED_ALONE_STATEMENTS[len(events)] = statement
+    params: dict[str, object] = {
+        "executed_rule_id": rule_id,
+        "executed_order_id": order_id,
+        "executed_now": now,
+        **event_params(events, now),
+    }
+    return bool((await session.execute(statement, params)).scalar_one())
 
 
 async def mark_rule_failed(

@@ -45,6 +45,44 @@ def status_of(decision: Decision, failure: SkillError | None) -> TransactionStat
     }[decision.verdict]
 
 
+def audit_row(
+    draft: BetDraft,
+    decision: Decision,
+    status: TransactionStatus,
+    mode: ExecutionMode,
+    *,
+    approval_id: str | None = None,
+) -> TransactionLog:
+    """The action's audit row under the final ``status`` (in no session, not yet written);
+    ``approval_id``: the PendingApproval a PENDING_APPROVAL row waits for."""
+    failure, signed, reason = draft.failure, draft.signed, decision.reason
+    response: dict[str, object] | None = None
+    if status is TransactionStatus.PENDING_APPROVAL:
+        response = {"reason": reason, "pendingApprovalId": approval_id}
+    elif status is TransactionStatus.DENIED:
+        response = {"reason": reason}
+    elif failure is not None:
+        response = {
+            "errorCode": failure.code,
+            "error": failure.message,
+            "retryable": is_retryable(failure),
+        }
+    return audit.create_log(
+        None,
+        secret_id=draft.request.secret_id,
+        api_key_id=draft.request.api_key_id,
+        request_data=dict(draft.data),
+        status=status,
+        usd_value=draft.usd_value,
+        idempotency_key=draft.key,
+        error_message=None if failure is None else failure.message,
+        response_data=response,
+        signed_order=None if signed is None else signed_order_to_json(signed.order),
+        order_id=None if signed is None else signed.order_id,
+        execution_mode=mode,
+    )
+
+
 async def add_rows(
     session: AsyncSession,
     draft: BetDraft,
@@ -60,10 +98,8 @@ async def add_rows(
     that checks the request's ``leader_epoch`` (``insert_fenced_log``); ``LeaderDeposed``
     when it is no longer current, nothing written.
     """
-    request, failure, signed = draft.request, draft.failure, draft.signed
-    response: dict[str, object] | None = None
+    request = draft.request
     approval: PendingApproval | None = None
-    reason = decision.reason
     if status is TransactionStatus.PENDING_APPROVAL:
         approval = PendingApproval(
             id=new_id(),
@@ -71,34 +107,16 @@ async def add_rows(
             rule_id=request.rule_id,
             action_type=audit.ACTION_POLYMARKET_BET,
             request_data=dict(draft.data),
-            reason=reason or "",
+            reason=decision.reason or "",
             expires_at=utcnow() + APPROVAL_TTL,
             execution_mode=mode,
         )
-        response = {"reason": reason, "pendingApprovalId": approval.id}
-    elif status is TransactionStatus.DENIED:
-        response = {"reason": reason}
-    elif failure is not None:
-        response = {
-            "errorCode": failure.code,
-            "error": failure.message,
-            "retryable": is_retryable(failure),
-        }
-    epoch = request.leader_epoch if fenced_insert else None
-    row = audit.create_log(
-        session if approval is not None else None,
-        secret_id=request.secret_id,
-        api_key_id=request.api_key_id,
-        request_data=dict(draft.data),
-        status=status,
-        usd_value=draft.usd_value,
-        idempotency_key=draft.key,
-        error_message=None if failure is None else failure.message,
-        response_data=response,
-        signed_order=None if signed is None else signed_order_to_json(signed.order),
-        order_id=None if signed is None else signed.order_id,
-        execution_mode=mode,
+    row = audit_row(
+        draft, decision, status, mode, approval_id=None if approval is None else approval.id
     )
+    if approval is not None:
+        session.add(row)
+    epoch = request.leader_epoch if fenced_insert else None
     if epoch is not None:
         assert approval is None
         if not await audit.insert_fenced_log(session, row, epoch):

@@ -25,7 +25,7 @@ from vincent.audit import transaction_log as audit
 from vincent.db.base import new_id, utcnow
 from vincent.db.models import TransactionLog
 from vincent.db.secret_locks import LockScope, secret_locked_transaction
-from vincent.db.session import SessionFactory, one_statement_session
+from vincent.db.session import SessionFactory, is_postgresql, one_statement_session
 from vincent.enums import ExecutionMode, TransactionStatus
 from vincent.errors import ExecutionModeMismatch, ValidationFailed
 from vincent.policies import repository as policy_repository
@@ -48,7 +48,7 @@ from vincent.skills.polymarket.bet_inputs import (
     inputs_guard,
     read_bet_inputs,
 )
-from vincent.skills.polymarket.bet_records import BetDraft, add_rows, status_of
+from vincent.skills.polymarket.bet_records import BetDraft, add_rows, audit_row, status_of
 from vincent.skills.polymarket.book_walk import round_shares_down
 from vincent.skills.polymarket.clients import WalletRef
 from vincent.skills.polymarket.errors import (
@@ -117,6 +117,8 @@ class BetPipeline:
         self._shares_held = shares_held
         self._mode = ExecutionMode.PAPER if executor.paper else ExecutionMode.LIVE
         self._inputs = InputsCache()
+        # A rule's claim and its audit row as one statement (``ClaimStatement``).
+        self._one_statement = is_postgresql(session_factory)
 
     async def place_bet(self, request: BetRequest) -> BetResult:
         validate_request(request)
@@ -428,6 +430,21 @@ class BetPipeline:
                         token_id=request.token_id,
                     )
                 try:
+                    statement = (
+                        claim.statement(guard) if self._one_statement and not approval else None
+                    )
+                    if statement is not None:
+                        # PostgreSQL: claim, events and audit row in one autocommitted
+                        # statement (one round trip, no BEGIN or COMMIT).
+                        row = audit_row(draft, decision, status, self._mode)
+                        async with one_statement_session(self._sessions) as session:
+                            won = await audit.insert_log_after(
+                                session, row, statement.claimed, statement.ctes, statement.params
+                            )
+                        if not won:
+                            raise ClaimLost(_CLAIM_LOST)
+                        statement.won()
+                        return row, decision, statement.leader_epoch
                     async with self._sessions.begin() as session:
                         epoch = await _claim(session, claim, guard)
                         row = await add_rows(session, draft, decision, status, self._mode)
@@ -491,6 +508,9 @@ class BetPipeline:
             )
 
 
+_CLAIM_LOST = "the rule was no longer ACTIVE: nothing was written or sent"
+
+
 class _InputsChanged(Exception):
     """Cached inputs found out of date in the writing transaction (which rolls back)."""
 
@@ -502,7 +522,7 @@ async def _claim(
     (the caller's transaction then rolls back: nothing of the action is written)."""
     claimed = await claim(session, guard)
     if claimed is None:
-        raise ClaimLost("the rule was no longer ACTIVE: nothing was written or sent")
+        raise ClaimLost(_CLAIM_LOST)
     return claimed.leader_epoch
 
 

@@ -48,6 +48,23 @@ class ClaimGuard:
     params: dict[str, object]
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimStatement:
+    """An ``ActionClaim`` as parts of one statement (PostgreSQL's data-modifying ``WITH``):
+    ``claimed`` returns one row when the claim wins and none otherwise; ``ctes`` are its
+    other writes (its events), which select from ``claimed``; ``params`` bind them all.
+    The skill adds the audit row's INSERT, selecting from ``claimed``, and runs the whole
+    as one autocommitted statement: claim, events and row commit together or not at all.
+    ``won`` is called once that statement wrote them; ``leader_epoch`` as in ``Claimed``.
+    """
+
+    claimed: sa.CTE
+    ctes: tuple[sa.CTE, ...]
+    params: dict[str, object]
+    leader_epoch: int | None
+    won: Callable[[], None]
+
+
 class ActionClaim(Protocol):
     """What the caller writes in the same transaction as the action's audit row, before it
     (a trade rule's claim ACTIVE → TRIGGERED and its events). Returns None when the action
@@ -61,6 +78,11 @@ class ActionClaim(Protocol):
     async def __call__(
         self, session: AsyncSession, guard: ClaimGuard | None = None
     ) -> Claimed | None: ...
+
+    def statement(self, guard: ClaimGuard | None = None) -> ClaimStatement | None:
+        """The claim as parts of one statement, when it can be one (else None: it runs as
+        ``__call__`` in a transaction). Only used on PostgreSQL. May raise ``LeaderDeposed``."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
