@@ -28,26 +28,23 @@ from vincent.enums import TradeRuleEventType
 from vincent.services.trade_manager.evaluation import evaluate_rule
 from vincent.services.trade_manager.event_logger import EventRow, log_events
 from vincent.services.trade_manager.execution_outcomes import (
+    ExecutionOutcome,
+    ExecutionResult,
     RetryDelay,
+    Trigger,
     audit_failure,
+    evaluated_payload,
     record_executed,
     record_failed,
     record_pending_approval,
     record_retry,
     record_settling,
 )
-from vincent.services.trade_manager.execution_types import (
-    ExecutionOutcome,
-    ExecutionResult,
-    TrailingRaise,
-    Trigger,
-    evaluated_payload,
-)
 from vincent.services.trade_manager.fire_lanes import FireLanes
 from vincent.services.trade_manager.holdings_cache import HoldingsCache
 from vincent.services.trade_manager.oco import claim_rule
 from vincent.services.trade_manager.sell_planning import SellPlan, plan_sell
-from vincent.services.trade_manager.trailing_levels import store_level_at_claim
+from vincent.services.trade_manager.trailing_levels import TrailingRaise, store_level_at_claim
 from vincent.services.trade_manager.types import Clock, RuleSnapshot
 from vincent.skills.polymarket.errors import (
     ClaimLost,
