@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from vincent.db.base import utcnow
-from vincent.db.models import TradeRule, TradeRuleEvent, TransactionLog
+from vincent.db.models import TradeRule, TradeRuleEvent
 from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleEventType
 from vincent.services.trade_manager import oco
@@ -246,15 +246,3 @@ async def record_retry(
             {"message": message, "isPermanent": False, **(details or {})},
         )
         return next_attempt_at
-
-
-async def audit_failure(session_factory: SessionFactory, key: str) -> tuple[bool, str | None]:
-    """(retryable, error code) from the skill's audit row of a failed action, by its key."""
-    async with session_factory() as session:
-        data = (
-            await session.execute(
-                sa.select(TransactionLog.response_data).where(TransactionLog.idempotency_key == key)
-            )
-        ).scalar_one_or_none() or {}
-    code = data.get("errorCode")
-    return data.get("retryable") is True, code if isinstance(code, str) else None

@@ -32,7 +32,6 @@ from vincent.services.trade_manager.execution_outcomes import (
     ExecutionResult,
     RetryDelay,
     Trigger,
-    audit_failure,
     evaluated_payload,
     record_executed,
     record_failed,
@@ -464,8 +463,6 @@ class RuleExecutor:
         rule_id: str,
         resolution: AttemptResolution,
         ts_sent: float | None = None,
-        *,
-        idempotency_key: str | None = None,
     ) -> ExecutionResult:
         """Record what ``resolve_attempt`` found for a claimed rule's attempt."""
         outcome = resolution.outcome
@@ -491,13 +488,6 @@ class RuleExecutor:
                 return await self.record_no_liquidity(rule_id, message, ts_sent)
             if is_retryable(resolution.failure):
                 return await self.record_not_sent(rule_id, message, ts_sent)
-        elif outcome is AttemptOutcome.FAILED and idempotency_key is not None:
-            # A skill that does not type its failures: read them from the audit row.
-            retryable, code = await audit_failure(self._session_factory, idempotency_key)
-            if retryable:
-                return await self.record_not_sent(rule_id, message, ts_sent)
-            if code == NoLiquidity.code:
-                return await self.record_no_liquidity(rule_id, message, ts_sent)
         await record_failed(self._session_factory, rule_id, message, now=self._clock.now())
         return ExecutionResult(ExecutionOutcome.FAILED, rule_id, message=message)
 
@@ -516,7 +506,7 @@ class RuleExecutor:
             return ExecutionResult(
                 ExecutionOutcome.UNRESOLVED, rule.id, message=message, ts_order_sent=ts_sent
             )
-        return await self.record_resolution(rule.id, resolution, ts_sent, idempotency_key=key)
+        return await self.record_resolution(rule.id, resolution, ts_sent)
 
     async def _fail(
         self, rule: RuleSnapshot, message: str, ts_sent: float | None = None
