@@ -5,14 +5,16 @@ End-to-end tests use the real skill against the local exchange instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from decimal import Decimal
 
 from vincent.db.session import SessionFactory
 from vincent.enums import TransactionStatus
+from vincent.skills.polymarket.approval_resolutions import resolve_approvals
 from vincent.skills.polymarket.errors import ClaimLost
 from vincent.skills.polymarket.types import (
+    ApprovalResolution,
     AttemptOutcome,
     AttemptResolution,
     BetRequest,
@@ -107,6 +109,13 @@ class ScriptedSkill:
 
     async def resolve_attempt(self, idempotency_key: str) -> AttemptResolution:
         return self.resolutions.get(idempotency_key, AttemptResolution(AttemptOutcome.NOT_SENT))
+
+    async def resolve_approvals(
+        self, approval_ids: Collection[str], *, now: datetime
+    ) -> dict[str, ApprovalResolution]:
+        # The real skill's read of the approval and audit rows the test wrote.
+        assert self.sessions is not None, "approvals need ScriptedSkill(sessions)"
+        return await resolve_approvals(self.sessions, approval_ids, now=now)
 
     async def prepare(self, secret_id: str, token_id: str) -> None:
         self.prepared.append((secret_id, token_id))

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+import sqlalchemy as sa
+
 from tests.engine.conftest import MakeRule, MakeSecret, ManualClock
 from tests.engine.live import events_of, rule_row
 from tests.engine.scripted_skill import ScriptedSkill
-from vincent.db.models import PendingApproval, TransactionLog
+from vincent.db.models import PendingApproval, TradeRule, TransactionLog
 from vincent.db.session import SessionFactory
 from vincent.enums import (
     ApprovalStatus,
@@ -22,10 +24,20 @@ from vincent.services.trade_manager.reconciliation import (
     UNKEYED_ATTEMPT_MESSAGE,
     reconcile_rules,
 )
-from vincent.services.trade_manager.rule_executor import ExecutionOutcome, RuleExecutor
+from vincent.services.trade_manager.rule_executor import (
+    MAX_NO_LIQUIDITY_RETRIES,
+    ExecutionOutcome,
+    RuleExecutor,
+)
 from vincent.services.trade_manager.rule_manager import (
     mark_rule_pending_approval,
     mark_rule_triggered,
+)
+from vincent.skills.polymarket.errors import (
+    ExchangeUnavailable,
+    InsufficientBalance,
+    NoLiquidity,
+    SkillError,
 )
 from vincent.skills.polymarket.types import (
     AttemptOutcome,
@@ -124,6 +136,16 @@ async def test_young_attempts_wait_for_the_age_bound(
     assert (await rule_row(session_factory, rule.id)).status is TradeRuleStatus.TRIGGERED
 
 
+# What the skill's executor writes on the audit row of a sale that filled.
+_SOLD = {
+    "orderId": "0xapproved",
+    "status": "matched",
+    "filledShares": "5",
+    "filledUsd": "2",
+    "exchange": {"success": True, "status": "matched", "orderID": "0xapproved"},
+}
+
+
 async def _pending(
     session_factory: SessionFactory,
     secret_id: str,
@@ -141,6 +163,7 @@ async def _pending(
             request_data={"amount": "5"},
             status=log_status,
             order_id="0xapproved" if log_status is TransactionStatus.EXECUTED else None,
+            response_data=_SOLD if log_status is TransactionStatus.EXECUTED else None,
             usd_value=Decimal("2"),
         )
         session.add(log)
@@ -174,12 +197,14 @@ async def test_decided_approvals_finish_their_rules(
     expired = await make_rule(secret_id, "3")
     waiting = await make_rule(secret_id, "4")
     executing = await make_rule(secret_id, "5")
+    refused = await make_rule(secret_id, "6")
     cases = [
         (approved, ApprovalStatus.APPROVED, TransactionStatus.EXECUTED, 60.0),
         (denied, ApprovalStatus.DENIED, TransactionStatus.DENIED, 60.0),
         (expired, ApprovalStatus.PENDING, TransactionStatus.PENDING_APPROVAL, -1.0),
         (waiting, ApprovalStatus.PENDING, TransactionStatus.PENDING_APPROVAL, 60.0),
         (executing, ApprovalStatus.APPROVED, TransactionStatus.PENDING, 60.0),
+        (refused, ApprovalStatus.APPROVED, TransactionStatus.FAILED, 60.0),
     ]
     for rule, approval, log_status, expires_in_s in cases:
         await _pending(
@@ -200,6 +225,7 @@ async def test_decided_approvals_finish_their_rules(
         approved.id: ExecutionOutcome.EXECUTED,
         denied.id: ExecutionOutcome.FAILED,
         expired.id: ExecutionOutcome.FAILED,
+        refused.id: ExecutionOutcome.FAILED,
     }
     row = await rule_row(session_factory, approved.id)
     assert (row.status, row.trigger_tx_hash, row.pending_approval_id) == (
@@ -207,14 +233,21 @@ async def test_decided_approvals_finish_their_rules(
         "0xapproved",
         None,
     )
-    assert [e.event_type for e in await events_of(session_factory, approved.id)][-2:] == [
+    executed, triggered = (await events_of(session_factory, approved.id))[-2:]
+    assert (executed.event_type, triggered.event_type) == (
         TradeRuleEventType.ACTION_EXECUTED,
         TradeRuleEventType.RULE_TRIGGERED,
-    ]
+    )
+    # Recorded as a sale the rule made itself: the exchange's answer and what filled.
+    assert executed.event_data["result"]["orderDetails"] == _SOLD["exchange"]
+    assert executed.event_data["result"]["filledShares"] == "5"
     assert (await rule_row(session_factory, denied.id)).error_message == (
         "Trade approval denied by the owner"
     )
     assert (await rule_row(session_factory, expired.id)).error_message == "Trade approval expired"
+    assert (await rule_row(session_factory, refused.id)).error_message == (
+        "Approved trade failed: FAILED"
+    )
     for rule in (waiting, executing):
         assert (await rule_row(session_factory, rule.id)).status is (
             TradeRuleStatus.PENDING_APPROVAL
@@ -239,37 +272,34 @@ async def test_an_execution_is_recorded_once_even_when_reported_twice(
     assert kinds.count(TradeRuleEventType.RULE_TRIGGERED) == 1
 
 
-async def test_failed_attempts_the_skill_calls_retryable_put_the_rule_back(
+async def test_failed_attempts_are_recorded_by_their_failure_type(
     session_factory: SessionFactory,
     skill: ScriptedSkill,
     clock: ManualClock,
     make_secret: MakeSecret,
     make_rule: MakeRule,
 ) -> None:
+    """Retryable → fired again; NoLiquidity → the bounded retry; anything else → FAILED.
+    Decided from the failure's class alone: no audit row exists here."""
     secret_id = await make_secret("a")
-    cases = {
-        "k-503": ({"retryable": True, "errorCode": "EXCHANGE_UNAVAILABLE"}, "503"),
-        "k-fok": ({"retryable": False, "errorCode": "NO_LIQUIDITY"}, "FOK killed"),
-        "k-bal": ({"retryable": False, "errorCode": "INSUFFICIENT_BALANCE"}, "not enough"),
+    cases: dict[str, tuple[SkillError, int]] = {
+        "k-503": (ExchangeUnavailable("503"), MAX_NO_LIQUIDITY_RETRIES),
+        "k-fok": (NoLiquidity("FOK killed"), 0),
+        "k-fok-spent": (NoLiquidity("FOK killed again"), MAX_NO_LIQUIDITY_RETRIES),
+        "k-bal": (InsufficientBalance("not enough"), 0),
     }
     rules = {}
-    for index, (key, (response, message)) in enumerate(cases.items()):
+    for index, (key, (failure, retries)) in enumerate(cases.items()):
         rule = await make_rule(secret_id, str(index))
         rules[key] = rule.id
         await _claim(session_factory, rule.id, {"type": "market_order", "idempotencyKey": key})
         async with session_factory() as session, session.begin():
-            session.add(
-                TransactionLog(
-                    secret_id=secret_id,
-                    action_type="polymarket_bet",
-                    request_data={"amount": "5"},
-                    response_data=response,
-                    status=TransactionStatus.FAILED,
-                    idempotency_key=key,
-                    error_message=message,
-                )
+            await session.execute(
+                sa.update(TradeRule).where(TradeRule.id == rule.id).values(attempt_count=retries)
             )
-        skill.resolutions[key] = AttemptResolution(AttemptOutcome.FAILED, message=message)
+        skill.resolutions[key] = AttemptResolution(
+            AttemptOutcome.FAILED, message=failure.message, failure=failure
+        )
 
     report = await reconcile_rules(
         session_factory, skill, _executor(session_factory, skill, clock), now=clock.now()
@@ -278,8 +308,11 @@ async def test_failed_attempts_the_skill_calls_retryable_put_the_rule_back(
     assert dict(report.outcomes) == {
         rules["k-503"]: ExecutionOutcome.RETRY,
         rules["k-fok"]: ExecutionOutcome.RETRY,
+        rules["k-fok-spent"]: ExecutionOutcome.FAILED,
         rules["k-bal"]: ExecutionOutcome.FAILED,
     }
-    assert (await rule_row(session_factory, rules["k-503"])).status is TradeRuleStatus.ACTIVE
-    row = await rule_row(session_factory, rules["k-bal"])
-    assert (row.status, row.error_message) == (TradeRuleStatus.FAILED, "not enough")
+    for key in ("k-503", "k-fok"):
+        assert (await rule_row(session_factory, rules[key])).status is TradeRuleStatus.ACTIVE
+    for key, message in (("k-fok-spent", "FOK killed again"), ("k-bal", "not enough")):
+        row = await rule_row(session_factory, rules[key])
+        assert (row.status, row.error_message) == (TradeRuleStatus.FAILED, message)

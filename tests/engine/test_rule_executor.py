@@ -11,9 +11,8 @@ import pytest
 
 from tests.engine.conftest import MakeRule, MakeSecret, ManualClock
 from tests.engine.scripted_skill import ScriptedSkill
-from vincent.db.models import TransactionLog
 from vincent.db.session import SessionFactory
-from vincent.enums import TradeRuleEventType, TradeRuleStatus, TradeRuleType, TransactionStatus
+from vincent.enums import TradeRuleEventType, TradeRuleStatus, TradeRuleType
 from vincent.services.trade_manager.event_logger import get_rule_events
 from vincent.services.trade_manager.fire_lanes import FireLanes
 from vincent.services.trade_manager.order_book import SellQuote
@@ -30,11 +29,13 @@ from vincent.skills.polymarket.errors import (
     InsufficientBalance,
     NoLiquidity,
     RateLimited,
+    SkillError,
     UnknownOutcome,
 )
 from vincent.skills.polymarket.types import (
     AttemptOutcome,
     AttemptResolution,
+    BetRequest,
     BetResult,
     BetStatus,
 )
@@ -402,40 +403,57 @@ async def test_a_killed_fok_is_retried_a_bounded_number_of_times(
     assert len(skill.requests) == 2
 
 
-async def test_a_lost_answer_resolved_as_a_retryable_refusal_is_retried(
+KILLED = "order couldn't be fully filled. FOK orders are fully filled or killed."
+
+
+@pytest.mark.parametrize(
+    ("failure", "retries_spent", "outcome", "status"),
+    [
+        # Refused for sure and retryable: not sent, so the rule fires again, unbounded.
+        (ExchangeUnavailable("exchange answered 503"), True, "retry", TradeRuleStatus.ACTIVE),
+        # A FOK killed empty: retried at the next price, a bounded number of times.
+        (NoLiquidity(KILLED), False, "retry", TradeRuleStatus.ACTIVE),
+        (NoLiquidity(KILLED), True, "failed", TradeRuleStatus.FAILED),
+        (InsufficientBalance("not enough balance"), False, "failed", TradeRuleStatus.FAILED),
+    ],
+    ids=["retryable", "no-liquidity", "no-liquidity-spent", "permanent"],
+)
+async def test_a_lost_answer_resolved_as_failed_is_recorded_by_its_failure_type(
     session_factory: SessionFactory,
+    skill: ScriptedSkill,
     clock: ManualClock,
     make_secret: MakeSecret,
     make_rule: MakeRule,
+    failure: SkillError,
+    retries_spent: bool,
+    outcome: str,
+    status: TradeRuleStatus,
 ) -> None:
-    class RefusedOnResolve(ScriptedSkill):
-        async def resolve_attempt(self, idempotency_key: str) -> AttemptResolution:
-            # What the skill does when re-posting the stored order meets a 503.
-            async with session_factory() as session, session.begin():
-                session.add(
-                    TransactionLog(
-                        secret_id=secret_id,
-                        action_type="polymarket_bet",
-                        request_data={"amount": "10"},
-                        response_data={"retryable": True, "errorCode": "EXCHANGE_UNAVAILABLE"},
-                        status=TransactionStatus.FAILED,
-                        idempotency_key=idempotency_key,
-                    )
-                )
-            return AttemptResolution(AttemptOutcome.FAILED, message="exchange answered 503")
-
-    skill = RefusedOnResolve(session_factory)
+    """The engine decides from the failure's class alone: no audit row exists here."""
     secret_id = await make_secret("a")
     rule = await make_rule(secret_id, TOKEN)
     skill.hold(secret_id, TOKEN, "10")
-    skill.answers = [UnknownOutcome("no answer")]
+    if retries_spent:
+        async with session_factory() as session, session.begin():
+            row = await get_rule_by_id(session, rule.id)
+            assert row is not None
+            row.attempt_count = MAX_NO_LIQUIDITY_RETRIES
 
+    def lost(request: BetRequest) -> BetResult:
+        assert request.idempotency_key is not None
+        skill.resolutions[request.idempotency_key] = AttemptResolution(
+            AttemptOutcome.FAILED, message=failure.message, failure=failure
+        )
+        raise UnknownOutcome("no answer")
+
+    skill.answers = [lost]
     result = await _executor(session_factory, skill, clock).execute_rule(
         rule, _trigger("0.3", clock)
     )
 
-    assert (result.outcome, result.message) == (ExecutionOutcome.RETRY, "exchange answered 503")
-    assert (await _status(session_factory, rule.id))[0] is TradeRuleStatus.ACTIVE
+    assert (result.outcome, result.message) == (ExecutionOutcome(outcome), failure.message)
+    assert (await _status(session_factory, rule.id))[0] is status
+    assert len(skill.requests) == 1
 
 
 async def test_an_answer_without_an_order_is_recorded_while_its_own_fire_counts(

@@ -19,9 +19,8 @@ from tests.skill.conftest import add_wallet
 from vincent.crypto import KeyBox
 from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleEventType, TradeRuleStatus, TradeRuleType
-from vincent.services.trade_manager.execution_types import TrailingRaise
 from vincent.services.trade_manager.rule_manager import NewRule, create_rule, to_snapshot
-from vincent.services.trade_manager.trailing_levels import TrailingLevels
+from vincent.services.trade_manager.trailing_levels import TrailingLevels, TrailingRaise
 from vincent.services.trade_manager.types import ActionType, RuleAction, RuleSnapshot
 from vincent.sim import LocalExchange
 from vincent.skills.polymarket import PolymarketSkill

@@ -22,10 +22,15 @@ from vincent.db.base import new_id
 from vincent.db.models import TradeRule, TradeRuleEvent
 from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleEventType, TradeRuleStatus, TradeRuleType
-from vincent.services.trade_manager.execution_types import TrailingRaise
 from vincent.services.trade_manager.rule_manager import cancel_rule, mark_rule_triggered
-from vincent.services.trade_manager.trailing_levels import TrailingLevels, trailing_events
-from vincent.services.trade_manager.trailing_store import CHUNK_ROWS, chunked, statement_rows
+from vincent.services.trade_manager.trailing_levels import (
+    CHUNK_ROWS,
+    TrailingLevels,
+    TrailingRaise,
+    chunked,
+    statement_rows,
+    trailing_events,
+)
 
 TIMEOUT_S = 20.0
 

@@ -16,7 +16,7 @@ from vincent.services.trade_manager.backoff import (
     ceiling_delay_s,
 )
 from vincent.services.trade_manager.breaker import BreakerStatus, CircuitBreaker
-from vincent.services.trade_manager.sizing import sell_shares, sell_size
+from vincent.services.trade_manager.sell_planning import sell_shares, sell_size
 from vincent.services.trade_manager.types import ActionType, RuleAction
 
 policies = st.builds(

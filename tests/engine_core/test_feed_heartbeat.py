@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vincent.services.trade_manager.feed_heartbeat import Heartbeat
+from vincent.services.trade_manager.feed_config import Heartbeat
 
 
 def test_pings_fall_due_each_interval_and_silence_becomes_a_stall() -> None:

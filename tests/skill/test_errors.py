@@ -29,7 +29,12 @@ from vincent.skills.polymarket.errors import (
 )
 from vincent.skills.polymarket.execution import REPOSTED_SAME
 from vincent.skills.polymarket.orders import OrderSpec
-from vincent.skills.polymarket.types import AttemptOutcome, BetRequest, BetStatus
+from vincent.skills.polymarket.types import (
+    AttemptOutcome,
+    AttemptResolution,
+    BetRequest,
+    BetStatus,
+)
 
 
 async def only_row(session_factory: SessionFactory) -> TransactionLog:
@@ -108,6 +113,10 @@ async def test_transient_failure_with_key_is_retried_with_the_same_signed_order(
     first = await only_row(session_factory)
     assert first.status is TransactionStatus.FAILED
     assert first.response_data is not None and first.response_data["retryable"] is True
+    # Asked later, the skill answers with the typed error, not the row's JSON.
+    resolution = await skill.resolve_attempt("rule-1-attempt-1")
+    assert resolution.outcome is AttemptOutcome.FAILED
+    assert isinstance(resolution.failure, RateLimited) and is_retryable(resolution.failure)
 
     result = await skill.place_bet(request)
 
@@ -204,10 +213,13 @@ async def test_fok_without_enough_liquidity_is_no_liquidity(
     exchange.credit(wallet.funder, token_id=market.yes, shares="1000")
 
     with pytest.raises(NoLiquidity):
-        await skill.place_bet(sell(wallet, market.yes, "1000"))
+        await skill.place_bet(sell(wallet, market.yes, "1000", idempotency_key="fok-1"))
 
     assert shares_of(exchange, wallet.funder, market.yes) == 1000
     assert (await only_row(session_factory)).status is TransactionStatus.FAILED
+    resolution = await skill.resolve_attempt("fok-1")
+    assert resolution.outcome is AttemptOutcome.FAILED
+    assert isinstance(resolution.failure, NoLiquidity)
 
 
 async def test_closed_market_is_market_closed(
@@ -351,3 +363,9 @@ async def test_an_action_that_crashed_before_signing_is_not_sent_and_can_be_retr
     assert result.status is BetStatus.EXECUTED
     assert (await only_row(session_factory)).status is TransactionStatus.EXECUTED
     assert shares_of(exchange, wallet.funder, market.yes) == 0
+
+
+def test_a_failed_resolution_without_its_typed_failure_is_refused() -> None:
+    # Callers decide retry, no liquidity or failed from the failure's class alone.
+    with pytest.raises(ValueError, match="needs its failure"):
+        AttemptResolution(AttemptOutcome.FAILED, message="refused")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from datetime import datetime
 from decimal import Decimal
 
@@ -13,6 +14,7 @@ from vincent.services.trade_manager.types import ActionType, RuleAction, RuleSna
 from vincent.sim import LocalExchange
 from vincent.skills.polymarket import PolymarketSkill
 from vincent.skills.polymarket.types import (
+    ApprovalResolution,
     AttemptResolution,
     BetRequest,
     BetResult,
@@ -52,6 +54,11 @@ class GatedSkill:
         raise NotImplementedError
 
     async def resolve_attempt(self, idempotency_key: str) -> AttemptResolution:
+        raise NotImplementedError
+
+    async def resolve_approvals(
+        self, approval_ids: Collection[str], *, now: datetime
+    ) -> dict[str, ApprovalResolution]:
         raise NotImplementedError
 
     async def lookup_market_slug(self, condition_id: str) -> str | None:

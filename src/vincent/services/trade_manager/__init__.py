@@ -3,7 +3,7 @@
 One price event, from socket to sell:
 feed (``polymarket_websocket.MarketFeed`` parses a frame, ``market_messages``)
 → book (``order_book.OrderBooks`` keeps top of book and depth per token)
-→ price (``pricing.rule_price`` per trigger source)
+→ price (``price_dispatch.PriceDispatcher.on_prices``: ``pricing.source_price`` per source)
 → index (``rule_registry.RuleRegistry`` → ``rule_index.RuleIndex.apply_price`` returns only
   the rules the price crosses; ``evaluation.evaluate_rule`` is the same decision, pure)
 → fire queue (``price_dispatch.PriceDispatcher``: 8 fires at once as ``TaskOwner`` jobs,

@@ -1,21 +1,25 @@
-"""Record what an execution came to: the rule's transition plus its events, one transaction each.
+"""What an execution is given and comes to, and the writers that record it.
 
-Shared by the executor (live outcomes) and reconciliation (outcomes found after a crash or an
-approval). Never calls the network: callers finish their network call before coming here.
-Event payloads follow the wire contract §6.3.
+``Trigger`` → ``ExecutionResult`` (an ``ExecutionOutcome``). Each ``record_*`` writes the rule's
+transition plus its events, one transaction each; shared by the executor (live outcomes) and
+reconciliation (outcomes found after a crash or an approval). Never calls the network: callers
+finish their network call before coming here. Event payloads follow the wire contract §6.3.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 
 from vincent.db.base import utcnow
-from vincent.db.models import TradeRule, TradeRuleEvent, TransactionLog
+from vincent.db.models import TradeRule, TradeRuleEvent
 from vincent.db.session import SessionFactory, is_postgresql, one_statement_session
 from vincent.enums import TradeRuleEventType
 from vincent.services.trade_manager import oco
@@ -28,9 +32,56 @@ from vincent.services.trade_manager.rule_manager import (
     mark_rule_pending_approval,
     revert_rule_to_active,
 )
+from vincent.services.trade_manager.sell_planning import SellQuoter
+from vincent.services.trade_manager.types import RuleSnapshot
 from vincent.skills.polymarket.types import BetResult
 
 logger = logging.getLogger(__name__)
+
+
+class ExecutionOutcome(StrEnum):
+    EXECUTED = "executed"
+    PENDING_APPROVAL = "pending_approval"
+    FAILED = "failed"  # permanent, denial included: the rule is FAILED
+    RETRY = "retry"  # transient: the rule is ACTIVE again, not before next_attempt_at
+    UNRESOLVED = "unresolved"  # sent, answer unknown: left TRIGGERED for reconciliation
+    SETTLING = "settling"  # matched, settling on chain: left TRIGGERED for reconciliation
+    SKIPPED = "skipped"  # another task or process owns the rule
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """The price that crossed a rule. ``ts_event`` is the monotonic time it arrived."""
+
+    price: Decimal
+    source: str  # "websocket" or "poll"
+    ts_event: float
+    # Prices a sell against the book in hand (bounds the sell price without a round trip).
+    quote: SellQuoter | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionResult:
+    outcome: ExecutionOutcome
+    rule_id: str
+    order_id: str | None = None
+    message: str | None = None
+    next_attempt_at: datetime | None = None
+    ts_order_sent: float | None = None  # monotonic, just before the order was handed over
+    filled_shares: Decimal | None = None  # what the sale sold, when it is known
+
+
+def evaluated_payload(rule: RuleSnapshot, trigger: Trigger) -> dict[str, Any]:
+    """RULE_EVALUATED data for a fired rule (the websocket path adds ``source``)."""
+    data: dict[str, Any] = {
+        "currentPrice": float(trigger.price),
+        "triggerPrice": float(rule.trigger_price),
+        "shouldTrigger": True,
+    }
+    if trigger.source == "websocket":
+        data["source"] = "websocket"
+    return data
+
 
 PENDING_APPROVAL_MESSAGE = "Trade requires human approval; rule paused until resolved"
 
@@ -198,15 +249,3 @@ async def record_retry(
             {"message": message, "isPermanent": False, **(details or {})},
         )
         return next_attempt_at
-
-
-async def audit_failure(session_factory: SessionFactory, key: str) -> tuple[bool, str | None]:
-    """(retryable, error code) from the skill's audit row of a failed action, by its key."""
-    async with session_factory() as session:
-        data = (
-            await session.execute(
-                sa.select(TransactionLog.response_data).where(TransactionLog.idempotency_key == key)
-            )
-        ).scalar_one_or_none() or {}
-    code = data.get("errorCode")
-    return data.get("retryable") is True, code if isinstance(code, str) else None

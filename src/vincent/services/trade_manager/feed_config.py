@@ -1,8 +1,15 @@
-"""The market feed's knobs and the venue's address. No I/O."""
+"""What the market feed is tuned by and what it reports. No I/O.
+
+The knobs (``MarketFeedConfig``) and the venue's address; the heartbeat schedule those knobs
+drive on each connection (``Heartbeat``: when to send ``PING``, when silence means a stall;
+times are monotonic seconds); and the feed's lifecycle state, running counters and immutable
+status snapshots (``MarketFeedStatus``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from vincent.services.trade_manager.backoff import BackoffPolicy
 
@@ -48,3 +55,100 @@ class MarketFeedConfig:
                 f"max_assets_per_connection must be at least 1, "
                 f"was {self.max_assets_per_connection}"
             )
+
+
+class Heartbeat:
+    """Ping every ``ping_interval_s``; stalled after ``stale_after_s`` without any frame."""
+
+    __slots__ = ("_ping_interval_s", "_stale_after_s", "ts_last_traffic_s", "ts_next_ping_s")
+
+    def __init__(self, ping_interval_s: float, stale_after_s: float, now_s: float) -> None:
+        self._ping_interval_s = ping_interval_s
+        self._stale_after_s = stale_after_s
+        # Written by the reader on every frame (the hot path: a plain attribute store).
+        self.ts_last_traffic_s = now_s
+        self.ts_next_ping_s = now_s + ping_interval_s
+
+    def silent_for_s(self, now_s: float) -> float:
+        """Return the seconds since the last frame (or since connecting)."""
+        return now_s - self.ts_last_traffic_s
+
+    def stalled(self, now_s: float) -> bool:
+        return now_s - self.ts_last_traffic_s >= self._stale_after_s
+
+    def ping_due(self, now_s: float) -> bool:
+        return now_s >= self.ts_next_ping_s
+
+    def pinged(self, now_s: float) -> None:
+        """Record a ``PING`` sent at ``now_s``; the next is due one interval later."""
+        self.ts_next_ping_s = now_s + self._ping_interval_s
+
+    def ts_next_check_s(self) -> float:
+        """Return when something may next be due: a ping, or the stall deadline."""
+        return min(self.ts_next_ping_s, self.ts_last_traffic_s + self._stale_after_s)
+
+
+class FeedState(StrEnum):
+    STOPPED = "stopped"
+    RUNNING = "running"
+    STOPPING = "stopping"
+
+
+@dataclass(frozen=True, slots=True)
+class ShardStatus:
+    """One connection. ``last_message_age_s``: seconds since its last frame (None: none yet).
+
+    ``draining``: closed by a rebalance, kept open until the connections that took its tokens
+    have subscribed them.
+    """
+
+    number: int
+    connected: bool
+    subscriptions: int
+    last_message_age_s: float | None
+    draining: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MarketFeedStatus:
+    """An immutable snapshot of the feed.
+
+    ``connected``: the feed runs, wants at least one connection, and every wanted connection
+    is live (draining ones are not wanted). ``connection_crashes``: connections ended by a bug
+    (then restarted). ``shards``: wanted connections in order, then draining ones.
+    """
+
+    state: FeedState
+    connected: bool
+    connections: int
+    wanted_connections: int
+    subscriptions: int
+    messages_received: int
+    malformed_messages: int
+    reconnects: int
+    stalls: int
+    callback_errors: int
+    last_message_age_s: float | None
+    connection_crashes: int = 0
+    shards: tuple[ShardStatus, ...] = ()
+
+
+class FeedCounters:
+    """The feed's running totals, shared by its frame handler and its connections."""
+
+    __slots__ = (
+        "callback_errors",
+        "connection_crashes",
+        "malformed_messages",
+        "messages_received",
+        "reconnects",
+        "stalls",
+    )
+
+    def __init__(self) -> None:
+        self.messages_received = 0
+        self.malformed_messages = 0
+        self.callback_errors = 0
+        self.reconnects = 0
+        self.stalls = 0
+        self.connection_crashes = 0

@@ -2,7 +2,7 @@
 
 Owns the connection's life: connect, subscribe its tokens in the first message, send later
 token changes as subscribe/unsubscribe diffs, the text PING heartbeat and stall detection
-(``feed_heartbeat``), and reconnecting with backoff. Frames go to the shared
+(``feed_config.Heartbeat``), and reconnecting with backoff. Frames go to the shared
 ``FrameHandler``. Tells its owner (``on_change``) whenever it goes live, goes down or has sent
 subscriptions. The owner runs ``run`` as a task and cancels it to close the connection.
 """
@@ -18,10 +18,13 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
 from vincent.services.trade_manager.backoff import Backoff, RandomFn
-from vincent.services.trade_manager.feed_config import MarketFeedConfig
+from vincent.services.trade_manager.feed_config import (
+    FeedCounters,
+    Heartbeat,
+    MarketFeedConfig,
+    ShardStatus,
+)
 from vincent.services.trade_manager.feed_frames import FrameHandler
-from vincent.services.trade_manager.feed_heartbeat import Heartbeat
-from vincent.services.trade_manager.feed_status import FeedCounters, ShardStatus
 from vincent.services.trade_manager.types import Clock
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sized
 
-from vincent.services.trade_manager.feed_status import FeedCounters
+from vincent.services.trade_manager.feed_config import FeedCounters
 from vincent.services.trade_manager.market_messages import ParsedFrame, parse_frame
 from vincent.services.trade_manager.order_book import MalformedMarketData, OrderBooks
 

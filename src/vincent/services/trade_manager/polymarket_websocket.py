@@ -15,16 +15,17 @@ import random
 from collections.abc import Callable, Iterable
 
 from vincent.services.trade_manager.backoff import RandomFn
-from vincent.services.trade_manager.feed_config import POLYMARKET_MARKET_WS_URL, MarketFeedConfig
-from vincent.services.trade_manager.feed_connection import ShardConnection
-from vincent.services.trade_manager.feed_frames import FrameHandler, FrameParser, OnPrices
-from vincent.services.trade_manager.feed_shards import ShardChange, ShardMap
-from vincent.services.trade_manager.feed_status import (
+from vincent.services.trade_manager.feed_config import (
+    POLYMARKET_MARKET_WS_URL,
     FeedCounters,
     FeedState,
+    MarketFeedConfig,
     MarketFeedStatus,
     ShardStatus,
 )
+from vincent.services.trade_manager.feed_connection import ShardConnection
+from vincent.services.trade_manager.feed_frames import FrameHandler, FrameParser, OnPrices
+from vincent.services.trade_manager.feed_shards import ShardChange, ShardMap
 from vincent.services.trade_manager.market_messages import parse_frame
 from vincent.services.trade_manager.order_book import OrderBooks
 from vincent.services.trade_manager.types import Clock, SystemClock

@@ -4,9 +4,11 @@ Runs at every start (crash recovery and start-up are one path) and on every poll
 TRIGGERED rules whose last ACTION_ATTEMPT has no outcome (a lost answer, or a sale still
 settling: ACTION_SETTLING) are resolved by asking the skill about the attempt's
 idempotency key (never by sending a new order) and following the sale's settlement;
-PENDING_APPROVAL rules are finished once their approval was decided or expired; actions
-left UNKNOWN by an ambiguous answer to an agent's bet are settled by the skill. Network
-calls happen outside any transaction; outcomes are written through ``RuleExecutor.record_*``.
+PENDING_APPROVAL rules are finished once the skill says their approval was decided or
+expired (``resolve_approvals``); actions left UNKNOWN by an ambiguous answer to an agent's
+bet are settled by the skill. Never reads the skill's audit rows: every answer is typed.
+Network calls happen outside any transaction; outcomes are written through
+``RuleExecutor.record_*``.
 """
 
 from __future__ import annotations
@@ -18,25 +20,15 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from vincent.db.models import PendingApproval, Secret, TradeRule, TradeRuleEvent, TransactionLog
+from vincent.db.models import TradeRule, TradeRuleEvent
 from vincent.db.session import SessionFactory
-from vincent.enums import (
-    ApprovalStatus,
-    ExecutionMode,
-    TradeRuleEventType,
-    TradeRuleStatus,
-    TransactionStatus,
-)
+from vincent.enums import ExecutionMode, TradeRuleEventType, TradeRuleStatus
 from vincent.services.trade_manager.execution_outcomes import record_failed
 from vincent.services.trade_manager.rule_executor import (
     ExecutionOutcome,
     RuleExecutor,
 )
-from vincent.skills.polymarket.types import (
-    BetResult,
-    BetStatus,
-    TradingSkill,
-)
+from vincent.skills.polymarket.types import ApprovalResolution, ApprovalState, TradingSkill
 
 logger = logging.getLogger(__name__)
 
@@ -166,16 +158,16 @@ async def reconcile_rules(
             )
             unresolved.append(attempt.rule_id)
             continue
-        result = await executor.record_resolution(
-            attempt.rule_id, resolution, idempotency_key=attempt.idempotency_key
-        )
+        result = await executor.record_resolution(attempt.rule_id, resolution)
         logger.info(
             "rule_attempt_reconciled",
             extra={"rule_id": attempt.rule_id, "outcome": result.outcome.value},
         )
         outcomes.append((attempt.rule_id, result.outcome))
     outcomes.extend(
-        await _settle_approvals(session_factory, executor, now=now, execution_mode=execution_mode)
+        await _settle_approvals(
+            session_factory, skill, executor, now=now, execution_mode=execution_mode
+        )
     )
     await _settle_unknown_actions(skill, now - timedelta(seconds=min_attempt_age_s))
     return ReconciliationReport(outcomes=tuple(outcomes), unresolved=tuple(unresolved))
@@ -201,61 +193,43 @@ async def _settle_unknown_actions(skill: TradingSkill, older_than: datetime) -> 
 
 async def _settle_approvals(
     session_factory: SessionFactory,
+    skill: TradingSkill,
     executor: RuleExecutor,
     *,
     now: datetime,
     execution_mode: ExecutionMode | None = None,
 ) -> list[tuple[str, ExecutionOutcome]]:
+    """Finish the rules whose approval was decided or expired, from what the skill says
+    became of each one."""
     async with session_factory() as session:
-        rows = (
-            await session.execute(
-                sa.select(PendingApproval, TransactionLog, Secret.funder_address)
-                .join(TradeRule, TradeRule.pending_approval_id == PendingApproval.id)
-                .join(TransactionLog, TransactionLog.id == PendingApproval.transaction_log_id)
-                .join(Secret, Secret.id == PendingApproval.secret_id)
-                .where(
-                    TradeRule.status == TradeRuleStatus.PENDING_APPROVAL,
-                    *_of_mode(execution_mode),
-                )
+        rows = await session.execute(
+            sa.select(TradeRule.id, TradeRule.pending_approval_id).where(
+                TradeRule.status == TradeRuleStatus.PENDING_APPROVAL,
+                *_of_mode(execution_mode),
             )
-        ).all()
+        )
+        waiting = {rule_id: approval_id for rule_id, approval_id in rows if approval_id}
+    if not waiting:
+        return []
+    resolutions = await skill.resolve_approvals(waiting.values(), now=now)
     outcomes: list[tuple[str, ExecutionOutcome]] = []
-    for approval, log, wallet_address in rows:
-        rule_id = approval.rule_id
-        if rule_id is None:
+    for rule_id, approval_id in waiting.items():
+        resolution = resolutions.get(approval_id)
+        if resolution is None or resolution.state is ApprovalState.WAITING:
             continue
-        decided = _approval_outcome(approval, log, wallet_address, now)
-        if decided is None:
-            continue
-        if isinstance(decided, BetResult):
-            result = await executor.record_bet_result(rule_id, decided)
+        if resolution.state is ApprovalState.EXECUTED and resolution.result is not None:
+            result = await executor.record_bet_result(rule_id, resolution.result)
             outcomes.append((rule_id, result.outcome))
-        else:
-            await record_failed(session_factory, rule_id, decided, now=now)
-            outcomes.append((rule_id, ExecutionOutcome.FAILED))
+            continue
+        await record_failed(session_factory, rule_id, _approval_failure(resolution), now=now)
+        outcomes.append((rule_id, ExecutionOutcome.FAILED))
     return outcomes
 
 
-def _approval_outcome(
-    approval: PendingApproval, log: TransactionLog, wallet_address: str, now: datetime
-) -> BetResult | str | None:
-    """An executed result, a failure message, or None while the decision is still open."""
-    if approval.status is ApprovalStatus.DENIED:
+def _approval_failure(resolution: ApprovalResolution) -> str:
+    """The rule's error message for an approval that came to nothing."""
+    if resolution.state is ApprovalState.DENIED:
         return "Trade approval denied by the owner"
-    if approval.status is ApprovalStatus.EXPIRED or (
-        approval.status is ApprovalStatus.PENDING and approval.expires_at <= now
-    ):
+    if resolution.state is ApprovalState.EXPIRED:
         return "Trade approval expired"
-    if approval.status is not ApprovalStatus.APPROVED:
-        return None
-    if log.status is TransactionStatus.EXECUTED:
-        return BetResult(
-            status=BetStatus.EXECUTED,
-            transaction_log_id=log.id,
-            wallet_address=wallet_address,
-            order_id=log.order_id,
-            order_details=log.response_data,
-        )
-    if log.status in (TransactionStatus.FAILED, TransactionStatus.DENIED):
-        return f"Approved trade failed: {log.error_message or log.status.value}"
-    return None  # approved, and the skill is still executing it
+    return f"Approved trade failed: {resolution.message or resolution.state.value}"

@@ -35,27 +35,23 @@ from vincent.services.trade_manager.event_logger import (
     log_events,
 )
 from vincent.services.trade_manager.execution_outcomes import (
+    ExecutionOutcome,
+    ExecutionResult,
     RetryDelay,
-    audit_failure,
+    Trigger,
+    evaluated_payload,
     record_executed,
     record_failed,
     record_pending_approval,
     record_retry,
     record_settling,
 )
-from vincent.services.trade_manager.execution_types import (
-    ExecutionOutcome,
-    ExecutionResult,
-    TrailingRaise,
-    Trigger,
-    evaluated_payload,
-)
 from vincent.services.trade_manager.fire_lanes import FireLanes
 from vincent.services.trade_manager.holdings_cache import HoldingsCache
 from vincent.services.trade_manager.oco import claim_rule
 from vincent.services.trade_manager.rule_manager import triggered_cte
 from vincent.services.trade_manager.sell_planning import SellPlan, plan_sell
-from vincent.services.trade_manager.trailing_levels import store_level_at_claim
+from vincent.services.trade_manager.trailing_levels import TrailingRaise, store_level_at_claim
 from vincent.services.trade_manager.types import Clock, RuleSnapshot
 from vincent.skills.polymarket.errors import (
     ClaimLost,
@@ -521,8 +517,6 @@ class RuleExecutor:
         rule_id: str,
         resolution: AttemptResolution,
         ts_sent: float | None = None,
-        *,
-        idempotency_key: str | None = None,
     ) -> ExecutionResult:
         """Record what ``resolve_attempt`` found for a claimed rule's attempt."""
         outcome = resolution.outcome
@@ -548,13 +542,6 @@ class RuleExecutor:
                 return await self.record_no_liquidity(rule_id, message, ts_sent)
             if is_retryable(resolution.failure):
                 return await self.record_not_sent(rule_id, message, ts_sent)
-        elif outcome is AttemptOutcome.FAILED and idempotency_key is not None:
-            # A skill that does not type its failures: read them from the audit row.
-            retryable, code = await audit_failure(self._session_factory, idempotency_key)
-            if retryable:
-                return await self.record_not_sent(rule_id, message, ts_sent)
-            if code == NoLiquidity.code:
-                return await self.record_no_liquidity(rule_id, message, ts_sent)
         await record_failed(self._session_factory, rule_id, message, now=self._clock.now())
         return ExecutionResult(ExecutionOutcome.FAILED, rule_id, message=message)
 
@@ -573,7 +560,7 @@ class RuleExecutor:
             return ExecutionResult(
                 ExecutionOutcome.UNRESOLVED, rule.id, message=message, ts_order_sent=ts_sent
             )
-        return await self.record_resolution(rule.id, resolution, ts_sent, idempotency_key=key)
+        return await self.record_resolution(rule.id, resolution, ts_sent)
 
     async def _fail(
         self, rule: RuleSnapshot, message: str, ts_sent: float | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -23,6 +24,7 @@ from vincent.errors import ExecutionModeMismatch, VincentError
 from vincent.skills.polymarket import holdings as holdings_api
 from vincent.skills.polymarket import paper, settlement
 from vincent.skills.polymarket.actions import result_of
+from vincent.skills.polymarket.approval_resolutions import resolve_approvals
 from vincent.skills.polymarket.bets import BetPipeline
 from vincent.skills.polymarket.clients import (
     WALLET_COLUMNS,
@@ -43,6 +45,7 @@ from vincent.skills.polymarket.market_data import MarketData
 from vincent.skills.polymarket.market_state import MarketState
 from vincent.skills.polymarket.orders import LiveOrders, warm_sdk_market
 from vincent.skills.polymarket.types import (
+    ApprovalResolution,
     AttemptOutcome,
     AttemptResolution,
     BetRequest,
@@ -147,7 +150,11 @@ class PolymarketSkill:
                 return AttemptResolution(
                     outcome, result_of(row, wallet.funder_address), row.error_message
                 )
-            failure = settlement.recorded_failure(row)
+            # Only a FAILED row records its error; an unsigned row that stayed open while
+            # it was closed (it vanished) is failed untyped: neither retried nor killed.
+            failure = settlement.recorded_failure(row) or SkillError(
+                row.error_message or "the action's record changed while it was read"
+            )
             if isinstance(failure, SettlementFailed):
                 outcome = AttemptOutcome.SETTLEMENT_FAILED
             return AttemptResolution(outcome, None, row.error_message, failure, row.order_id)
@@ -162,6 +169,13 @@ class PolymarketSkill:
         except SkillError as error:
             return AttemptResolution(AttemptOutcome.FAILED, message=error.message, failure=error)
         return AttemptResolution(AttemptOutcome.EXECUTED, result)
+
+    async def resolve_approvals(
+        self, approval_ids: Collection[str], *, now: datetime
+    ) -> dict[str, ApprovalResolution]:
+        """What became of each action waiting on an approval, by approval id (ids not
+        found are left out); an undecided approval past its expiry at ``now`` is EXPIRED."""
+        return await resolve_approvals(self._sessions, approval_ids, now=now)
 
     async def settle_unknown_actions(
         self, *, older_than: datetime, limit: int = 100

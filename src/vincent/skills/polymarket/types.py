@@ -7,7 +7,7 @@ it against the real exchange (or the local one), paper mode included.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.enums import TransactionStatus
+from vincent.skills.polymarket.errors import SkillError
 
 Side = Literal["BUY", "SELL"]
 OrderType = Literal["FOK", "FAK", "GTC", "GTD"]
@@ -194,12 +195,39 @@ class AttemptOutcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class AttemptResolution:
+    """What ``resolve_attempt`` found. A FAILED (or SETTLEMENT_FAILED) one always carries
+    the typed error, so a caller decides from the class alone (``is_retryable``,
+    ``NoLiquidity``...), never from an audit row."""
+
     outcome: AttemptOutcome
     result: BetResult | None = None
     message: str | None = None
-    # FAILED: the typed error the action ended with (``is_retryable``, ``NoLiquidity``...).
-    failure: Exception | None = None
+    failure: SkillError | None = None
     order_id: str | None = None  # the exchange order the action was sent as, if signed
+
+    def __post_init__(self) -> None:
+        failed = (AttemptOutcome.FAILED, AttemptOutcome.SETTLEMENT_FAILED)
+        if self.outcome in failed and self.failure is None:
+            raise ValueError(f"a {self.outcome.value} resolution needs its failure, was None")
+
+
+class ApprovalState(StrEnum):
+    """What became of an action that waited on its owner's approval."""
+
+    WAITING = "waiting"  # not decided yet, or approved and still executing
+    EXECUTED = "executed"  # approved and executed: ``result`` carries the order
+    DENIED = "denied"  # denied by the owner (or by cancelling the rule it was for)
+    EXPIRED = "expired"  # not decided before it expired
+    FAILED = "failed"  # approved, then failed or refused: ``message`` says why
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalResolution:
+    """What ``resolve_approvals`` found for one pending approval."""
+
+    state: ApprovalState
+    result: BetResult | None = None
+    message: str | None = None
 
 
 class SettlementState(StrEnum):
@@ -240,6 +268,13 @@ class TradingSkill(Protocol):
 
     async def resolve_attempt(self, idempotency_key: str) -> AttemptResolution:
         """Find out what became of the action sent with ``idempotency_key``; never re-sign."""
+        ...
+
+    async def resolve_approvals(
+        self, approval_ids: Collection[str], *, now: datetime
+    ) -> dict[str, ApprovalResolution]:
+        """What became of each action waiting on an approval, by approval id (ids not
+        found are left out); an undecided approval past its expiry at ``now`` is EXPIRED."""
         ...
 
     async def settle_unknown_actions(
