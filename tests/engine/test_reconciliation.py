@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from decimal import Decimal
 
@@ -268,6 +269,19 @@ async def test_an_execution_is_recorded_once_even_when_reported_twice(
     assert await record_executed(session_factory, rule.id, result) is False
 
     kinds = [e.event_type for e in await events_of(session_factory, rule.id)]
+    assert kinds.count(TradeRuleEventType.ACTION_EXECUTED) == 1
+    assert kinds.count(TradeRuleEventType.RULE_TRIGGERED) == 1
+
+    # Reported twice at the same moment (a live outcome and a reconciliation), on two
+    # connections: one records it, with its events; the other finds it recorded.
+    other = await make_rule(secret_id, TOKEN)
+    await _claim(session_factory, other.id, {"type": "market_order", "idempotencyKey": "k2"})
+    at_once = await asyncio.gather(
+        record_executed(session_factory, other.id, result),
+        record_executed(session_factory, other.id, result),
+    )
+    assert sorted(at_once) == [False, True]
+    kinds = [e.event_type for e in await events_of(session_factory, other.id)]
     assert kinds.count(TradeRuleEventType.ACTION_EXECUTED) == 1
     assert kinds.count(TradeRuleEventType.RULE_TRIGGERED) == 1
 
