@@ -122,7 +122,8 @@ class PriceDispatcher:
             for source in sources:
                 price = source_price(source, best_bid, best_ask, last_trade)
                 if price is not None:
-                    # ``_apply`` inline up to the outcome: most prices cross nothing.
+                    # ``_apply`` inline up to the outcome: a price that raises and fires
+                    # nothing (woken stops are among the raised) costs no further call.
                     outcome = apply(token_id, source, price)
                     if outcome.ratcheted or outcome.fired:
                         self._act(outcome, token_id, price, WEBSOCKET, ts_event, None)
