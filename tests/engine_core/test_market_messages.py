@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
-from hypothesis import given, settings
+import orjson
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tests.engine_core.recorded import MARKET, TOKEN_NO, TOKEN_YES, payload
@@ -16,6 +18,8 @@ from vincent.services.trade_manager.market_messages import (
     PriceChange,
     PriceChangeEvent,
     TickSizeChangeEvent,
+    _current_change,
+    _tolerant_change,
     parse_frame,
 )
 
@@ -218,3 +222,62 @@ def test_frames_the_fast_decoder_refuses_are_read_like_any_other() -> None:
     assert isinstance(event, LastTradePriceEvent)
     assert event.asset_id == "123456789012345678901234567890"
     assert (parse_frame(not_a_number).events, parse_frame(not_a_number).malformed) == ((), 1)
+
+
+change_values = st.sampled_from(["BUY", "SELL", "buy", "", "0.5", "12"]) | json_values
+CHANGE_KEYS = ("asset_id", "price", "size", "side", "best_bid", "best_ask")
+change_objects = st.fixed_dictionaries(
+    {},
+    optional=dict.fromkeys(CHANGE_KEYS, change_values),
+) | st.fixed_dictionaries(
+    {
+        "asset_id": st.text(max_size=3),
+        "price": st.sampled_from(["0.5", "0.50", "1"]),
+        "size": st.sampled_from(["0", "10"]),
+        "side": st.sampled_from(["BUY", "SELL", "sell"]),
+        "best_bid": st.sampled_from(["0.49", "", "0"]) | st.none(),
+        "best_ask": st.sampled_from(["0.51", "", "1"]) | st.none(),
+    }
+)
+
+
+def _read_change(read: Callable[[object], PriceChange], change: object) -> object:
+    try:
+        return read(change)
+    except Exception as error:  # the kind of refusal is part of the behaviour
+        return type(error)
+
+
+@settings(deadline=None)
+@given(change_objects | json_values, st.booleans())
+def test_the_fast_read_of_a_level_change_agrees_with_the_field_by_field_read(
+    change: object, through_orjson: bool
+) -> None:
+    # The fast path reads all six fields in one call; it must accept, refuse and read
+    # exactly what the tolerant path (the reader before it) does, for either decoder.
+    if through_orjson:
+        try:
+            change = orjson.loads(json.dumps(change))
+        except orjson.JSONDecodeError:
+            assume(False)  # an integer past 64 bits: orjson refuses the frame
+
+    assert _read_change(_current_change, change) == _read_change(_tolerant_change, change)
+
+
+@settings(deadline=None)
+@given(st.lists(change_objects, max_size=4), st.booleans())
+def test_a_price_change_frame_reads_as_its_changes_read_one_by_one(
+    changes: list[dict[str, object]], as_bytes: bool
+) -> None:
+    frame = json.dumps({"event_type": "price_change", "market": "m", "price_changes": changes})
+    parsed = parse_frame(frame.encode() if as_bytes else frame)
+    # Numbers with a fraction are read as their text (the exact decoder's way).
+    exact = json.loads(frame, parse_float=str)["price_changes"]
+    one_by_one = [_read_change(_tolerant_change, change) for change in exact]
+
+    if all(isinstance(change, PriceChange) for change in one_by_one):
+        (event,) = parsed.events
+        assert isinstance(event, PriceChangeEvent)
+        assert list(event.changes) == one_by_one
+    else:
+        assert (parsed.events, parsed.malformed) == ((), 1)

@@ -263,3 +263,78 @@ def test_a_change_carrying_the_exchange_top_keeps_the_same_depth_and_top(
         assert current.top(TOKEN_YES) == top
         assert current.bids(TOKEN_YES) == older.bids(TOKEN_YES)
         assert current.asks(TOKEN_YES) == older.asks(TOKEN_YES)
+
+
+def test_each_change_of_one_event_gets_the_top_of_book_it_carries() -> None:
+    books = _books(payload("book_array"))
+    event = PriceChangeEvent(
+        "",
+        (
+            PriceChange(TOKEN_YES, "0.47", "10", "BUY", "0.47", "0.52"),
+            PriceChange(TOKEN_NO, "0.45", "10", "SELL", "0.40", "0.45"),
+            PriceChange(TOKEN_YES, "0.53", "10", "SELL", "0.47", "0.52"),
+        ),
+        "",
+    )
+
+    assert books.apply(event, 2.0) == (TOKEN_YES, TOKEN_NO)
+
+    assert books.prices(TOKEN_YES) == (Decimal("0.47"), Decimal("0.52"), None)
+    assert books.prices(TOKEN_NO) == (Decimal("0.40"), Decimal("0.45"), None)
+
+
+def test_an_unusable_top_of_book_in_a_later_change_leaves_every_book_unchanged() -> None:
+    books = _books(payload("book_array"))
+    before = (books.prices(TOKEN_YES), books.prices(TOKEN_NO))
+    event = PriceChangeEvent(
+        "",
+        (
+            PriceChange(TOKEN_YES, "0.47", "10", "BUY", "0.47", "0.52"),
+            PriceChange(TOKEN_NO, "0.45", "10", "BUY", "x", "0.52"),
+        ),
+        "",
+    )
+
+    with pytest.raises(MalformedMarketData):
+        books.apply(event, 2.0)
+
+    assert (books.prices(TOKEN_YES), books.prices(TOKEN_NO)) == before
+
+
+tops = st.sampled_from(["0.40", "0.4", "0.45", "0", "1", "0.55"]) | st.none()
+
+
+@settings(deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([TOKEN_YES, TOKEN_NO]),
+            prices,
+            sizes,
+            st.sampled_from(["BUY", "SELL"]),
+            tops,
+            tops,
+        ),
+        max_size=8,
+    )
+)
+def test_one_event_of_many_changes_leaves_the_books_its_changes_would_one_by_one(
+    updates: list[tuple[str, str, str, str, str | None, str | None]],
+) -> None:
+    together = _books(payload("book_array"))
+    apart = _books(payload("book_array"))
+    changes = tuple(PriceChange(*update) for update in updates)
+
+    reported = together.apply(PriceChangeEvent("", changes, ""), 2.0)
+    reported_apart: list[str] = []
+    for change in changes:
+        for token_id in apart.apply(PriceChangeEvent("", (change,), ""), 2.0):
+            if token_id not in reported_apart:
+                reported_apart.append(token_id)
+
+    for token_id in (TOKEN_YES, TOKEN_NO):
+        assert together.prices(token_id) == apart.prices(token_id)
+        assert together.bids(token_id) == apart.bids(token_id)
+        assert together.asks(token_id) == apart.asks(token_id)
+    # Each change is compared with the top just before it, as if it came alone.
+    assert reported == tuple(reported_apart)

@@ -53,14 +53,6 @@ def update_level(
     return max(prices) if higher else min(prices)
 
 
-def set_level(levels: dict[str, str], price_text: str, size_text: str, size: Decimal) -> None:
-    """Set one level without tracking the best (the exchange sent the side's best)."""
-    if size > 0:
-        levels[price_text] = size_text
-    else:
-        levels.pop(price_text, None)
-
-
 def level_key(price: str) -> str:
     """Return the depth key of a price: "0.50" and "0.5" are one level."""
     return price.rstrip("0") if "." in price else price

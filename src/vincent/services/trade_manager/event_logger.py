@@ -9,7 +9,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vincent.db.base import new_id
+from vincent.db.base import new_ids
 from vincent.db.models import TradeRule, TradeRuleEvent
 from vincent.enums import TradeRuleEventType
 
@@ -45,13 +45,14 @@ async def log_events(session: AsyncSession, events: Iterable[EventRow], now: dat
     given = list(events)
     # Sorted because a fresh id only mostly ascends (its counter wraps, clocks step back);
     # fresh ids are already in order but for such a step, so this is a linear pass.
-    ids = sorted(new_id() for _ in given)
+    ids = sorted(new_ids(len(given)))
     rows = [
         {
             "id": event_id,
             "rule_id": rule_id,
             "event_type": event_type,
-            "event_data": dict(event_data),
+            # A dict as given is written as it is (the JSON type copies nothing either).
+            "event_data": event_data if type(event_data) is dict else dict(event_data),
             "created_at": now,
         }
         for event_id, (rule_id, event_type, event_data) in zip(ids, given, strict=True)
@@ -103,7 +104,7 @@ def event_params(
     events: Sequence[tuple[TradeRuleEventType, Mapping[str, Any]]], now: datetime
 ) -> dict[str, object]:
     """``events_after``'s parameters for ``events`` (ids ascending in their order)."""
-    ids = sorted(new_id() for _ in events)  # see ``log_events``
+    ids = sorted(new_ids(len(events)))  # see ``log_events``
     params: dict[str, object] = {"events_now": now}
     for i, (event_id, (event_type, data)) in enumerate(zip(ids, events, strict=True)):
         params[f"event_id_{i}"] = event_id

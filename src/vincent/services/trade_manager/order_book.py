@@ -8,21 +8,19 @@ unsubscribed token's late messages never grow memory. Wire values that cannot be
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
 from vincent.services.trade_manager.book_levels import (
     MalformedMarketData,
     depth,
-    level_key,
     read_best,
     read_decimal,
     read_level_price,
     read_side,
     read_size,
     read_tick_size,
-    set_level,
     update_level,
 )
 from vincent.services.trade_manager.market_messages import (
@@ -252,38 +250,56 @@ class OrderBooks:
         updates: list[
             tuple[_TokenBook, PriceChange, Decimal, Decimal, Decimal | None, Decimal | None]
         ] = []
+        # The changes of one event carry the same top of book (the exchange sends it after
+        # the whole change): read each distinct text once.
+        bid_text: str | None = None
+        ask_text: str | None = None
+        exchange_bid: Decimal | None = None
+        exchange_ask: Decimal | None = None
         for change in event.changes:
             book = books.get(change.asset_id)
             if book is None:
                 continue
+            if change.best_bid != bid_text:
+                bid_text = change.best_bid
+                exchange_bid = None if bid_text is None else read_best(bid_text)
+            if change.best_ask != ask_text:
+                ask_text = change.best_ask
+                exchange_ask = None if ask_text is None else read_best(ask_text)
             updates.append(
                 (
                     book,
                     change,
                     read_level_price(change.price),
                     read_size(change.size),
-                    None if change.best_bid is None else read_best(change.best_bid),
-                    None if change.best_ask is None else read_best(change.best_ask),
+                    exchange_bid,
+                    exchange_ask,
                 )
             )
         changed: list[str] = []
         for book, change, price, size, exchange_bid, exchange_ask in updates:
             best_bid = book.best_bid
             best_ask = book.best_ask
-            price_text = level_key(change.price)
+            price_text = change.price
+            if "." in price_text:
+                price_text = price_text.rstrip("0")  # level_key, inline: once per change
             if change.side == BUY:
                 if change.best_bid is None:
                     book.best_bid = update_level(
                         book.bids, best_bid, price_text, price, change.size, size, higher=True
                     )
+                elif size > 0:  # set_level, inline (the exchange sent the side's best)
+                    book.bids[price_text] = change.size
                 else:
-                    set_level(book.bids, price_text, change.size, size)
+                    book.bids.pop(price_text, None)
             elif change.best_ask is None:
                 book.best_ask = update_level(
                     book.asks, best_ask, price_text, price, change.size, size, higher=False
                 )
+            elif size > 0:
+                book.asks[price_text] = change.size
             else:
-                set_level(book.asks, price_text, change.size, size)
+                book.asks.pop(price_text, None)
             # The exchange's own top of book after the change wins over our depth (an empty
             # side, sent as 0 or 1, reads as None).
             if change.best_bid is not None:
@@ -321,6 +337,11 @@ class OrderBooks:
         book.best_ask = best_ask
         book.ts_updated_s = now_s
         return (event.asset_id,) if book.prices() != before else _NO_CHANGE
+
+    def resolutions(self) -> Mapping[str, MarketResolvedEvent]:
+        """The ``market_resolved`` events of tracked tokens, by token (a live view, almost
+        always empty: the feed's callback checks it once per event, not once per token)."""
+        return self._resolutions
 
     def resolution(self, token_id: str) -> MarketResolvedEvent | None:
         """The ``market_resolved`` event of a tracked token's market; None while it trades."""

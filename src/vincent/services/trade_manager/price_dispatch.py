@@ -30,6 +30,7 @@ from vincent.services.trade_manager.rule_executor import (
     TrailingRaise,
     Trigger,
 )
+from vincent.services.trade_manager.rule_index import PriceOutcome
 from vincent.services.trade_manager.rule_registry import RuleRegistry, TokenChanges
 from vincent.services.trade_manager.sell_planning import SellQuoter
 from vincent.services.trade_manager.task_owner import TaskOwner
@@ -102,10 +103,11 @@ class PriceDispatcher:
         ts_event = self._clock.monotonic()
         sources_of = self._rules.index.sources
         prices_of = self._books.prices
-        resolution_of = self._books.resolution
+        resolutions = self._books.resolutions()
+        apply = self._rules.apply_price
         applied = 0
         for token_id in token_ids:
-            resolution = resolution_of(token_id)
+            resolution = resolutions.get(token_id) if resolutions else None
             if resolution is not None:
                 # Never a sell into a resolved market: its rules end instead.
                 self.end_market(resolution.assets_ids, resolved(*_winner(resolution)))
@@ -120,7 +122,11 @@ class PriceDispatcher:
             for source in sources:
                 price = source_price(source, best_bid, best_ask, last_trade)
                 if price is not None:
-                    self._apply(token_id, source, price, WEBSOCKET, ts_event, None)
+                    # ``_apply`` inline up to the outcome: a price that raises and fires
+                    # nothing (woken stops are among the raised) costs no further call.
+                    outcome = apply(token_id, source, price)
+                    if outcome.ratcheted or outcome.fired:
+                        self._act(outcome, token_id, price, WEBSOCKET, ts_event, None)
                     applied += 1
         if applied:
             # One counter update per event, not per price: each takes the metric's lock.
@@ -154,7 +160,25 @@ class PriceDispatcher:
         ts_event: float,
         quoter: Callable[[str], SellQuoter] | None,
     ) -> None:
-        outcome = self._rules.apply_price(token_id, source, price)
+        self._act(
+            self._rules.apply_price(token_id, source, price),
+            token_id,
+            price,
+            origin,
+            ts_event,
+            quoter,
+        )
+
+    def _act(
+        self,
+        outcome: PriceOutcome,
+        token_id: str,
+        price: Decimal,
+        origin: str,
+        ts_event: float,
+        quoter: Callable[[str], SellQuoter] | None,
+    ) -> None:
+        """Record the trailing raises of one price and queue the fires it crossed."""
         if outcome.ratcheted:
             activated = outcome.activated
             for rule in outcome.ratcheted:

@@ -169,7 +169,7 @@ class RuleRegistry:
                 self._pause_group(rule, outcome.fired)
         if len(fired) == len(outcome.fired):
             return outcome
-        return replace(outcome, fired=tuple(fired))
+        return outcome._replace(fired=tuple(fired))
 
     def _pause_group(self, fired: RuleSnapshot, batch: tuple[RuleSnapshot, ...]) -> None:
         # Siblings held anywhere but in flight: indexed, cooling, or crossed by this price.
