@@ -146,6 +146,33 @@ def test_trigger_moves_and_cancels_from_the_page_use_the_api_validation(
     assert stack.rule(alice, rule["id"])["status"] == "CANCELED"
 
 
+def test_a_live_update_of_a_row_keeps_the_trigger_being_typed(stack: LiveStack, page: Any) -> None:
+    alice = stack.tenant("alice")
+    ids = stack.market("0.50")
+    rule = stack.create_rule(alice, ids, "TAKE_PROFIT", 0.8)
+    sign_in_agent(page, alice)
+    row = _row(page, rule["id"])
+    row.locator("input[name=triggerPrice]").fill("1.5")
+
+    # The agent moves the trigger through the API while the person types in the page.
+    with stack.api(alice) as client:
+        moved = client.patch(
+            f"/api/skills/polymarket/rules/{rule['id']}", json={"triggerPrice": 0.75}
+        )
+    assert moved.status_code == 200, moved.text
+    page.wait_for_function(
+        "([id]) => document.querySelector('#rule-' + id + ' td.trigger').textContent"
+        ".trim().startsWith('0.75')",
+        arg=[rule["id"]],
+    )
+
+    assert row.locator("input[name=triggerPrice]").input_value() == "1.5"
+    row.locator("form.move button").click()
+    page.locator(".flash.error").wait_for()
+    assert "triggerPrice" in page.locator(".flash.error").inner_text()
+    assert stack.rule(alice, rule["id"])["triggerPrice"] == 0.75
+
+
 def test_an_agent_never_sees_another_agents_rules(stack: LiveStack, page: Any) -> None:
     alice = stack.tenant("alice")
     bob = stack.tenant("bob")

@@ -65,7 +65,7 @@ templates.env.filters["pretty"] = _pretty
 templates.env.filters["short"] = _short
 templates.env.filters["summary"] = _summary
 templates.env.tests["nested"] = _nested
-templates.env.globals["asset_version"] = "1"
+templates.env.globals["asset_version"] = "2"  # bump when a static file changes
 
 
 def render_rule_row(row: RuleRow) -> str:

@@ -101,6 +101,9 @@ async def _signed_in_page(request: Request, session: SessionDep, body: PageBody)
     viewer = await viewer_from_request(request, session)
     if viewer is None:
         return _to_login()
+    # The page's event stream starts after the newest entry published before the page read
+    # anything, so what is published while the page loads still reaches it.
+    request.state.stream_after = hub_of(request).broadcast.head
     try:
         return await body(viewer)
     except VincentError as error:
@@ -112,8 +115,11 @@ def _to_login() -> RedirectResponse:
 
 
 def _page(request: Request, name: str, viewer: Viewer | None, **context: Any) -> HTMLResponse:
+    stream_after = getattr(request.state, "stream_after", None)
     response = templates.TemplateResponse(
-        request, name, {"viewer": viewer, "statuses": STATUSES, **context}
+        request,
+        name,
+        {"viewer": viewer, "statuses": STATUSES, "stream_after": stream_after, **context},
     )
     response.headers.update(SECURITY_HEADERS)
     return response

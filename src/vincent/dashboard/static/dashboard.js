@@ -83,6 +83,18 @@
 
   // ------------------------------------------------------------------ rules table
 
+  // A live update re-renders a row; a trigger the user is typing there is kept (else the
+  // form would send the server's value, or the user's edit would silently vanish).
+  function keepTyping(existing, row) {
+    const typed = existing.querySelector("input[name=triggerPrice]");
+    const fresh = row.querySelector("input[name=triggerPrice]");
+    if (!typed || !fresh || typed.value === typed.defaultValue) return;
+    fresh.value = typed.value;
+    if (document.activeElement === typed) {
+      queueMicrotask(() => fresh.focus());
+    }
+  }
+
   function placeRow(rule) {
     if (!view) return;
     const only = view.dataset.onlyRule;
@@ -97,6 +109,7 @@
       return;
     }
     if (existing) {
+      keepTyping(existing, row);
       existing.replaceWith(row);
     } else {
       const table = document.querySelector(`table.rules[data-secret="${CSS.escape(rule.secretId)}"]`);
@@ -197,7 +210,9 @@
 
   const live = document.getElementById("live");
   if (window.EventSource && csrf) {
-    const source = new EventSource("/dashboard/stream");
+    // From the entry the page was rendered at: what was published while it loaded comes too.
+    const after = document.querySelector('meta[name="stream-after"]')?.content;
+    const source = new EventSource("/dashboard/stream" + (after ? `?after=${encodeURIComponent(after)}` : ""));
     source.onopen = () => { live?.classList.add("on"); document.body.dataset.live = "open"; };
     source.onerror = () => { live?.classList.remove("on"); document.body.dataset.live = "closed"; };
     source.addEventListener("price", (event) => {
