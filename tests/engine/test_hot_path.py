@@ -370,3 +370,60 @@ async def test_a_rule_canceled_while_its_sell_is_on_its_way_writes_nothing_of_it
         status = await session.scalar(sa.select(TradeRule.status).where(TradeRule.id == rule.id))
     assert status is TradeRuleStatus.CANCELED
     assert len(await events_of(session_factory, rule.id)) == len(events_before)
+
+
+async def test_an_answered_order_is_written_up_after_the_fires_still_queued(
+    exchange: LocalExchange,
+    live_skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    engine: AsyncEngine,
+    keybox: KeyBox,
+    make_rule: MakeRule,
+    clock: ManualClock,
+) -> None:
+    """Fires first: while another fire is queued, the answered order's outcome waits (the
+    audit row stays as stored, the rule TRIGGERED with its attempt, as across a crash);
+    once no fire waits it is written, once."""
+    wallet, ids, rule, executor = await _warm_fire(
+        exchange, live_skill, session_factory, keybox, make_rule, clock
+    )
+    # In order: every write to the audit row after it was stored, and the queued fire going.
+    happened: list[str] = []
+
+    def on_statement(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.startswith("UPDATE transaction_logs"):
+            happened.append("audit row written")
+
+    executor.lanes.fire_queued()  # another fire of the burst, not yet on its way
+    answered = asyncio.Event()
+    event.listen(engine.sync_engine, "before_cursor_execute", on_statement)
+    execution = asyncio.create_task(
+        executor.execute_rule(rule, _trigger("0.35"), answered=answered)
+    )
+    try:
+        async with asyncio.timeout(TIMEOUT_S):
+            await answered.wait()
+        assert len(exchange.order_receipts()) == 1
+        async with session_factory() as session:
+            statuses = (await session.scalars(sa.select(TransactionLog.status))).all()
+            stored = await session.get(TradeRule, rule.id)
+        assert statuses == [TransactionStatus.PENDING]
+        assert stored is not None and stored.status is TradeRuleStatus.TRIGGERED
+        assert stored.trigger_tx_hash is None
+        assert not execution.done()
+    finally:
+        happened.append("queued fire gone")
+        executor.lanes.fire_answered()  # the queued fire went: outcomes may be written
+    try:
+        async with asyncio.timeout(TIMEOUT_S):
+            result = await execution
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", on_statement)
+
+    assert happened[0] == "queued fire gone", happened
+    assert result.outcome is ExecutionOutcome.EXECUTED
+    assert len(exchange.order_receipts()) == 1
+    assert shares_of(exchange, wallet.funder, ids.yes) == 0
+    async with session_factory() as session:
+        statuses = (await session.scalars(sa.select(TransactionLog.status))).all()
+    assert statuses == [TransactionStatus.EXECUTED]

@@ -391,6 +391,7 @@ class RuleExecutor:
             answered=answered,
             shares_held_as_of=held_as_of,
             stored=release,
+            record_gate=self.lanes.recording,
         )
         ts_sent = self._clock.monotonic()
         try:

@@ -257,6 +257,7 @@ class BetPipeline:
             signed=signed,
             leader_epoch=leader_epoch,
             answered=request.answered,
+            record_gate=request.record_gate,
         )
 
     async def resume(

@@ -63,6 +63,7 @@ logger = logging.getLogger(__name__)
 
 OPEN = audit.OPEN_STATUSES
 Sleep = Callable[[float], Awaitable[None]]
+RecordGate = Callable[[], contextlib.AbstractAsyncContextManager[None]]
 
 # How long an order the exchange may have taken can take to show up when looked up by
 # id; only after it does the same signed order get posted again.
@@ -141,6 +142,7 @@ class Executor:
         signed: SignedAction | None = None,
         leader_epoch: int | None = None,
         answered: asyncio.Event | None = None,
+        record_gate: RecordGate | None = None,
     ) -> BetResult:
         """Carry out the action of ``row`` (status PENDING or UNKNOWN), read just before.
 
@@ -153,6 +155,9 @@ class Executor:
         stored here is stored only while that epoch is current, else ``LeaderDeposed``
         (raised with nothing recorded or sent). ``answered`` is set as soon as the
         exchange answered the first POST (or it failed): what follows is recording.
+        ``record_gate``: entered before an answered order's outcome is written (the trade
+        manager's record lane: its next fires go first); until then the row stays as stored,
+        as across a crash, and is settled by its order id if this process dies meanwhile.
         """
         action = stored_action(row.request_data)
         if self._paper:
@@ -184,7 +189,10 @@ class Executor:
         except SkillError as error:
             await self._fail(row.id, error)
             raise
-        return await self._conclude(row, action.spec.order_type, fills, wallet_address, None)
+        if record_gate is None:
+            return await self._conclude(row, action.spec.order_type, fills, wallet_address, None)
+        async with record_gate():
+            return await self._conclude(row, action.spec.order_type, fills, wallet_address, None)
 
     async def resolve(
         self, row: TransactionLog, wallet_address: str, *, by: str | None = None

@@ -7,6 +7,7 @@ it against the real exchange (or the local one), paper mode included.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -98,7 +99,7 @@ class BetRequest:
     its claim was made under); the order is stored only while that epoch is current, else
     ``LeaderDeposed``. None for agents' own bets and on SQLite (one worker).
 
-    The trade manager's hot path (issue 14) adds four: ``claim`` is written in the audit
+    The trade manager's hot path (issue 14) adds five: ``claim`` is written in the audit
     row's own transaction (one durable write before the POST; its ``Claimed`` epoch then
     fences later stores); ``stored`` is called once that write committed, just before the
     POST (so the caller can let its next fire sign); ``answered`` is set the moment the
@@ -106,7 +107,8 @@ class BetRequest:
     can free its execution slot while the outcome is recorded; ``shares_held_as_of`` says
     when ``shares_held`` was read: if the secret bought the token since (an EXECUTED,
     PENDING or UNKNOWN BUY written later), the skill raises ``StaleHoldings`` before
-    signing, and the caller reads the position again.
+    signing, and the caller reads the position again. ``record_gate`` is entered before
+    the outcome of an answered order is written (the caller's next fires go first).
     """
 
     secret_id: str
@@ -125,6 +127,10 @@ class BetRequest:
     answered: asyncio.Event | None = field(default=None, compare=False)
     shares_held_as_of: datetime | None = None
     stored: Callable[[], None] | None = field(default=None, compare=False)
+    # Entered before an answered order's outcome is written (``Executor.execute_row``).
+    record_gate: Callable[[], contextlib.AbstractAsyncContextManager[None]] | None = field(
+        default=None, compare=False
+    )
 
 
 @dataclass(frozen=True, slots=True)
