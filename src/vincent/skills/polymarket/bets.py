@@ -412,7 +412,8 @@ class BetPipeline:
         and the row is written in the same transaction, so a concurrent bet of the same
         secret sees this one as spent. A signature the final decision does not allow is
         dropped unsent. The request's ``claim`` (a rule's sell) goes first in the same
-        transaction: the claim, the signed order and its audit row commit together. With
+        transaction (on PostgreSQL one statement: ``_claim_and_write``): the claim, the
+        signed order and its audit row commit together. With
         ``cached_version`` the claim's UPDATE also requires the cached inputs to be current
         (``inputs_guard``), and a lost claim whose inputs were not is ``_InputsChanged``.
         """
@@ -422,37 +423,9 @@ class BetPipeline:
             status = status_of(decision, draft.failure)
             approval = status is TransactionStatus.PENDING_APPROVAL
             if claim is not None:
-                guard = None
-                if cached_version is not None:
-                    guard = inputs_guard(
-                        secret_id,
-                        cached_version,
-                        positions_read_at=request.shares_held_as_of,
-                        token_id=request.token_id,
-                    )
-                try:
-                    statement = (
-                        claim.statement(guard) if self._one_statement and not approval else None
-                    )
-                    if statement is not None:
-                        # PostgreSQL: claim, events and audit row in one autocommitted
-                        # statement (one round trip, no BEGIN or COMMIT).
-                        row = audit_row(draft, decision, status, self._mode)
-                        async with one_statement_session(self._sessions) as session:
-                            won = await audit.insert_log_after(
-                                session, row, statement.claimed, statement.ctes, statement.params
-                            )
-                        if not won:
-                            raise ClaimLost(_CLAIM_LOST)
-                        statement.won()
-                        return row, decision, statement.leader_epoch
-                    async with self._sessions.begin() as session:
-                        epoch = await _claim(session, claim, guard)
-                        row = await add_rows(session, draft, decision, status, self._mode)
-                except ClaimLost:
-                    if guard is not None and not await self._still_current(guard):
-                        raise _InputsChanged() from None
-                    raise
+                row, epoch = await self._claim_and_write(
+                    draft, decision, status, claim, cached_version, approval=approval
+                )
                 return row, decision, epoch
             # One INSERT (a rule's sell: fenced by its leadership epoch in the same
             # statement), unless an approval goes with it.
@@ -483,6 +456,49 @@ class BetPipeline:
                 draft = replace(draft, signed=None)
             row = await add_rows(session, draft, decision, status, self._mode)
         return row, decision, epoch
+
+    async def _claim_and_write(
+        self,
+        draft: BetDraft,
+        decision: Decision,
+        status: TransactionStatus,
+        claim: ActionClaim,
+        cached_version: int | None,
+        *,
+        approval: bool,
+    ) -> tuple[TransactionLog, int | None]:
+        """The request's claim and the action's rows, committed together; the row and the
+        epoch the claim was made under. On PostgreSQL, with no approval to write, one
+        autocommitted statement (``ClaimStatement``: one round trip, no BEGIN or COMMIT);
+        else one transaction. ``ClaimLost`` (nothing written) or ``_InputsChanged``."""
+        request = draft.request
+        guard = None
+        if cached_version is not None:
+            guard = inputs_guard(
+                request.secret_id,
+                cached_version,
+                positions_read_at=request.shares_held_as_of,
+                token_id=request.token_id,
+            )
+        try:
+            statement = claim.statement(guard) if self._one_statement and not approval else None
+            if statement is not None:
+                row = audit_row(draft, decision, status, self._mode)
+                async with one_statement_session(self._sessions) as session:
+                    won = await audit.insert_log_after(
+                        session, row, statement.claimed, statement.ctes, statement.params
+                    )
+                if not won:
+                    raise ClaimLost(_CLAIM_LOST)
+                statement.won()
+                return row, statement.leader_epoch
+            async with self._sessions.begin() as session:
+                epoch = await _claim(session, claim, guard)
+                return await add_rows(session, draft, decision, status, self._mode), epoch
+        except ClaimLost:
+            if guard is not None and not await self._still_current(guard):
+                raise _InputsChanged() from None
+            raise
 
     async def _still_current(self, guard: ClaimGuard) -> bool:
         async with one_statement_session(self._sessions) as session:
