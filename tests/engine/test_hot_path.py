@@ -32,7 +32,12 @@ from vincent.enums import (
     TransactionStatus,
 )
 from vincent.errors import SecretNotFound
-from vincent.services.trade_manager.rule_executor import ExecutionOutcome, RuleExecutor, Trigger
+from vincent.services.trade_manager.rule_executor import (
+    ExecutionOutcome,
+    ExecutionResult,
+    RuleExecutor,
+    Trigger,
+)
 from vincent.services.trade_manager.types import RuleSnapshot
 from vincent.sim import LocalExchange
 from vincent.skills.polymarket import PolymarketSkill
@@ -73,24 +78,57 @@ async def _warm_fire(
     return wallet, ids, rule, executor
 
 
-async def _require_approval_elsewhere(database_url: str, secret_id: str) -> None:
-    """Another process's write (the owner's CLI, a raw INSERT: no code of ours): the
-    secret's sells now wait for approval."""
+async def _commit_elsewhere(database_url: str, statement: sa.Executable) -> None:
+    """Another process's write (the owner's CLI, a raw SQL edit: no code of ours), committed
+    on its own engine."""
     other = create_engine(database_url)
     try:
         async with other.begin() as conn:
-            await conn.execute(
-                sa.insert(Policy).values(
-                    id=new_id(),
-                    secret_id=secret_id,
-                    policy_type=PolicyType.REQUIRE_APPROVAL,
-                    config={"enabled": True},
-                    created_at=utcnow(),
-                    updated_at=utcnow(),
-                )
-            )
+            await conn.execute(statement)
     finally:
         await other.dispose()
+
+
+def _approval_required(secret_id: str) -> sa.Insert:
+    """A REQUIRE_APPROVAL policy: the secret's sells now wait for approval."""
+    return sa.insert(Policy).values(
+        id=new_id(),
+        secret_id=secret_id,
+        policy_type=PolicyType.REQUIRE_APPROVAL,
+        config={"enabled": True},
+        created_at=utcnow(),
+        updated_at=utcnow(),
+    )
+
+
+async def _fire_with_a_write_just_before_its_claim(
+    engine: AsyncEngine,
+    database_url: str,
+    executor: RuleExecutor,
+    rule: RuleSnapshot,
+    write: sa.Executable,
+) -> tuple[ExecutionResult, list[str]]:
+    """Fire ``rule`` while another process commits ``write`` just before the statement that
+    claims it reaches the database (a thread with its own engine and event loop: a cursor
+    hook cannot await). Returns the result and the claim statements the write went before."""
+    injected: list[str] = []
+
+    def before_claim(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if not injected and "UPDATE trade_rules SET status" in statement:
+            injected.append(statement)
+            writer = threading.Thread(
+                target=asyncio.run, args=(_commit_elsewhere(database_url, write),)
+            )
+            writer.start()
+            writer.join(TIMEOUT_S)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", before_claim)
+    try:
+        async with asyncio.timeout(TIMEOUT_S):
+            result = await executor.execute_rule(rule, _trigger("0.35"))
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", before_claim)
+    return result, injected
 
 
 async def test_a_fire_commits_once_before_its_order_and_reads_no_position(
@@ -226,7 +264,7 @@ async def test_a_policy_written_after_the_worker_read_them_governs_the_next_sell
         exchange, live_skill, session_factory, keybox, make_rule, clock
     )  # no policy yet: held as "none"
     # Another process (the owner's CLI, a raw INSERT: no code of ours) requires approval.
-    await _require_approval_elsewhere(database_url, wallet.secret_id)
+    await _commit_elsewhere(database_url, _approval_required(wallet.secret_id))
 
     async with asyncio.timeout(TIMEOUT_S):
         result = await executor.execute_rule(rule, _trigger("0.35"))
@@ -285,24 +323,9 @@ async def test_a_policy_committed_while_a_sell_is_on_its_way_governs_that_sell(
         exchange, live_skill, session_factory, keybox, make_rule, clock
     )
 
-    injected: list[str] = []
-
-    def before_claim(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if not injected and "UPDATE trade_rules SET status" in statement:
-            injected.append(statement)
-            # Committed by another connection before this statement reaches the database.
-            # (its own engine and event loop, in a thread: this hook cannot await).
-            elsewhere = _require_approval_elsewhere(database_url, wallet.secret_id)
-            writer = threading.Thread(target=asyncio.run, args=(elsewhere,))
-            writer.start()
-            writer.join(TIMEOUT_S)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", before_claim)
-    try:
-        async with asyncio.timeout(TIMEOUT_S):
-            result = await executor.execute_rule(rule, _trigger("0.35"))
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", before_claim)
+    result, injected = await _fire_with_a_write_just_before_its_claim(
+        engine, database_url, executor, rule, _approval_required(wallet.secret_id)
+    )
 
     assert len(injected) == 1  # the claim ran after the decision with the held policies
     assert result.outcome is ExecutionOutcome.PENDING_APPROVAL
@@ -310,20 +333,6 @@ async def test_a_policy_committed_while_a_sell_is_on_its_way_governs_that_sell(
     async with session_factory() as session:
         statuses = (await session.scalars(sa.select(TransactionLog.status))).all()
     assert statuses == [TransactionStatus.PENDING_APPROVAL]
-
-
-async def _cancel_elsewhere(database_url: str, rule_id: str) -> None:
-    """Another process cancels the rule (a raw UPDATE, committed)."""
-    other = create_engine(database_url)
-    try:
-        async with other.begin() as conn:
-            await conn.execute(
-                sa.update(TradeRule)
-                .where(TradeRule.id == rule_id)
-                .values(status=TradeRuleStatus.CANCELED, updated_at=utcnow())
-            )
-    finally:
-        await other.dispose()
 
 
 async def test_a_rule_canceled_while_its_sell_is_on_its_way_writes_nothing_of_it(
@@ -343,23 +352,14 @@ async def test_a_rule_canceled_while_its_sell_is_on_its_way_writes_nothing_of_it
         exchange, live_skill, session_factory, keybox, make_rule, clock
     )
     events_before = await events_of(session_factory, rule.id)
-    injected: list[str] = []
-
-    def before_claim(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if not injected and "UPDATE trade_rules SET status" in statement:
-            injected.append(statement)
-            writer = threading.Thread(
-                target=asyncio.run, args=(_cancel_elsewhere(database_url, rule.id),)
-            )
-            writer.start()
-            writer.join(TIMEOUT_S)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", before_claim)
-    try:
-        async with asyncio.timeout(TIMEOUT_S):
-            result = await executor.execute_rule(rule, _trigger("0.35"))
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", before_claim)
+    canceled = (
+        sa.update(TradeRule)
+        .where(TradeRule.id == rule.id)
+        .values(status=TradeRuleStatus.CANCELED, updated_at=utcnow())
+    )
+    result, injected = await _fire_with_a_write_just_before_its_claim(
+        engine, database_url, executor, rule, canceled
+    )
 
     assert len(injected) == 1
     assert result.outcome is ExecutionOutcome.SKIPPED

@@ -19,6 +19,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,7 +30,6 @@ from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleEventType
 from vincent.services.trade_manager.evaluation import evaluate_rule
 from vincent.services.trade_manager.event_logger import (
-    EventRow,
     event_params,
     events_after,
     log_events,
@@ -102,6 +102,16 @@ MAX_NO_LIQUIDITY_RETRIES = 5
 def _set(event: asyncio.Event | None) -> None:
     if event is not None:
         event.set()
+
+
+def _claim_events(
+    rule: RuleSnapshot, trigger: Trigger, key: str
+) -> list[tuple[TradeRuleEventType, dict[str, Any]]]:
+    """A claim's events, in their order: RULE_EVALUATED, then ACTION_ATTEMPT with the key."""
+    return [
+        (TradeRuleEventType.RULE_EVALUATED, evaluated_payload(rule, trigger)),
+        (TradeRuleEventType.ACTION_ATTEMPT, {"type": "market_order", "idempotencyKey": key}),
+    ]
 
 
 class _RuleClaim:
@@ -276,11 +286,7 @@ class RuleExecutor:
         ACTION_ATTEMPT. None when it was no longer ACTIVE (or ``guard``, the skill's
         condition, does not hold); ``LeaderDeposed`` when this worker no longer leads."""
         now = self._clock.now()
-        epoch: int | None = None
-        if self._fence is not None:
-            epoch = self._fence()
-            if epoch is None:
-                raise LeaderDeposed("this worker no longer leads: the new leader owns the rule")
+        epoch = self._lead_epoch()
         if trailing is not None:
             # The latest raise must land before the claim (it needs status ACTIVE).
             await store_level_at_claim(session, rule.id, trailing, now)
@@ -290,16 +296,18 @@ class RuleExecutor:
             # Not ACTIVE (the trailing update above matched nothing either), or deposed
             # since: either way nothing of this transaction may commit.
             return None
-        events: list[EventRow] = [
-            (rule.id, TradeRuleEventType.RULE_EVALUATED, evaluated_payload(rule, trigger)),
-            (
-                rule.id,
-                TradeRuleEventType.ACTION_ATTEMPT,
-                {"type": "market_order", "idempotencyKey": key},
-            ),
-        ]
+        events = [(rule.id, kind, data) for kind, data in _claim_events(rule, trigger, key)]
         await log_events(session, events, utcnow())  # one statement, in this order
         return Claimed(epoch)
+
+    def _lead_epoch(self) -> int | None:
+        """The epoch this worker leads under (None: no fence); ``LeaderDeposed`` if none."""
+        if self._fence is None:
+            return None
+        epoch = self._fence()
+        if epoch is None:
+            raise LeaderDeposed("this worker no longer leads: the new leader owns the rule")
+        return epoch
 
     def claim_statement(
         self,
@@ -324,19 +332,13 @@ class RuleExecutor:
         if guard is not None:
             conditions.append(guard.condition)
             params.update(guard.params)
-        epoch: int | None = None
-        if self._fence is not None:
-            epoch = self._fence()
-            if epoch is None:
-                raise LeaderDeposed("this worker no longer leads: the new leader owns the rule")
+        epoch = self._lead_epoch()
+        if epoch is not None:
             fence_condition, fence_params = leads_under(epoch)
             conditions.append(fence_condition)
             params.update(fence_params)
         claimed = triggered_cte(*conditions)
-        events = (
-            (TradeRuleEventType.RULE_EVALUATED, evaluated_payload(rule, trigger)),
-            (TradeRuleEventType.ACTION_ATTEMPT, {"type": "market_order", "idempotencyKey": key}),
-        )
+        events = _claim_events(rule, trigger, key)
         params.update(event_params(events, utcnow()))
         return ClaimStatement(claimed, (events_after(claimed, len(events)),), params, epoch, won)
 
