@@ -49,6 +49,7 @@ class ScriptedSkill:
         self.holdings_error: Exception | None = None
         self.holdings_calls = 0
         self.prepared: list[tuple[str, str]] = []
+        self.kept_warm: list[frozenset[str]] = []
         self.settlements: dict[str, Settlement] = {}
 
     def hold(self, secret_id: str, token_id: str, shares: str, **extra: object) -> None:
@@ -119,6 +120,9 @@ class ScriptedSkill:
 
     async def prepare(self, secret_id: str, token_id: str) -> None:
         self.prepared.append((secret_id, token_id))
+
+    async def keep_warm(self, token_ids: Collection[str]) -> None:
+        self.kept_warm.append(frozenset(token_ids))
 
     async def follow_settlement(self, transaction_log_id: str) -> Settlement:
         return self.settlements.get(transaction_log_id, Settlement(SettlementState.CONFIRMED))

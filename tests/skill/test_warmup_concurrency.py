@@ -64,6 +64,9 @@ class GatedSkill:
     async def lookup_market_slug(self, condition_id: str) -> str | None:
         raise NotImplementedError
 
+    async def keep_warm(self, token_ids: Collection[str]) -> None:
+        raise NotImplementedError
+
     async def follow_settlement(self, transaction_log_id: str) -> Settlement:
         raise NotImplementedError
 

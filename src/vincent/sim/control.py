@@ -14,7 +14,7 @@ from typing import Any
 
 from vincent.sim import placing
 from vincent.sim.book import Level, units_text
-from vincent.sim.faults import Fault, WithholdMode
+from vincent.sim.faults import Fault, SeenRequest, WithholdMode
 from vincent.sim.markets import Market
 from vincent.sim.pricepath import PriceMover, QuoteShape
 from vincent.sim.state import SimState
@@ -228,6 +228,10 @@ class SimControl:
 
     def order_receipts(self) -> tuple[OrderReceipt, ...]:
         return self.state.timing.order_receipts()
+
+    def requests_seen(self) -> tuple[SeenRequest, ...]:
+        """Every HTTP request received so far, in order, with the connection it came on."""
+        return tuple(self.state.faults.traffic.requests)
 
     async def wait_for_order_receipts(
         self, count: int, timeout_s: float = 5.0

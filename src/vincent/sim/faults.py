@@ -1,8 +1,10 @@
 """Injected REST faults: 5xx, 429 with Retry-After, hang, and withheld or lost answers.
 
 ``FaultPlan`` holds the armed faults per request path; ``FaultMiddleware`` is the
-outermost ASGI layer and applies them. A withheld answer runs the request for real
-(the order executes and is recorded) and then never answers, or closes the connection.
+outermost ASGI layer and applies them (and tallies every request and the connection it
+came on, ``Traffic``, so tests can say what a client sent and over how many connections).
+A withheld answer runs the request for real (the order executes and is recorded) and
+then never answers, or closes the connection.
 A lost answer (``error_after``, ``garble``) also runs the request for real, then answers
 a gateway error (5xx, 408, 425) or an unreadable 200 instead of the exchange's answer.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -45,6 +47,28 @@ class Fault:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class SeenRequest:
+    """One HTTP request as the exchange received it; ``connection`` is the client's
+    address, one per TCP connection."""
+
+    method: str
+    path: str
+    connection: tuple[str, int] | None
+
+
+@dataclass(slots=True)
+class Traffic:
+    """Every HTTP request the exchange received, in order."""
+
+    requests: list[SeenRequest] = field(default_factory=list)
+
+    def saw(self, scope: Scope) -> None:
+        client = scope.get("client")
+        connection = None if client is None else (str(client[0]), int(client[1]))
+        self.requests.append(SeenRequest(scope["method"], scope["path"], connection))
+
+
 class FaultPlan:
     """Armed faults by exact request path (including its mount prefix, e.g. /data-api/...)."""
 
@@ -52,6 +76,7 @@ class FaultPlan:
         self._faults: dict[str, list[Fault]] = {}
         self._released = asyncio.Event()
         self.hits = 0
+        self.traffic = Traffic()
 
     def arm(self, path: str, fault: Fault) -> None:
         if fault.kind == "error" and not 500 <= fault.status <= 599:
@@ -105,6 +130,7 @@ class FaultMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         fault = None
         if scope["type"] == "http":
+            self.plan.traffic.saw(scope)
             fault = self.plan.take(scope["path"], scope["method"])
         if fault is None:
             await self.app(scope, receive, send)

@@ -229,6 +229,10 @@ class TradeMonitoringWorker:
                 (self._poll_loop(), "trade-monitoring-poll"),
                 (self._flush_loop(), "trade-monitoring-trailing"),
                 (self._warmup.run(), "trade-monitoring-warmup"),
+                (
+                    self._warmup.keep_warm(self._rules.tokens, self._stopping),
+                    "trade-monitoring-keep-warm",
+                ),
                 (self.loop_lag.run(self._stopping), "trade-monitoring-loop-lag"),
             ]
         )

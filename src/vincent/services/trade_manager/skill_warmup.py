@@ -3,14 +3,17 @@
 The first order for a token otherwise pays for client creation and market lookups on the
 trigger path. At most ``WARMUP_CONCURRENCY`` warm-ups run at once, so thousands of tokens at
 start are warmed in a fraction of the time yet never crowd the exchange while real orders
-go out. A failed warm-up is retried when next asked for.
+go out. A failed warm-up is retried when next asked for. Then ``keep_warm`` keeps it so
+for as long as the tokens are watched (open connection, market info read again before it
+ages out), so a stop that fires hours later still makes no network call but its POST.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from vincent.services.trade_manager.types import RuleSnapshot
 from vincent.skills.polymarket.types import TradingSkill
@@ -18,6 +21,8 @@ from vincent.skills.polymarket.types import TradingSkill
 logger = logging.getLogger(__name__)
 
 WARMUP_CONCURRENCY = 4
+# ``TradingSkill.keep_warm`` is called this often (its connection ping is due after 20 s).
+KEEP_WARM_INTERVAL_S = 10.0
 
 
 class SkillWarmup:
@@ -80,3 +85,22 @@ class SkillWarmup:
             finally:
                 self._running -= 1
                 self._on_change()
+
+    async def keep_warm(
+        self,
+        tokens: Callable[[], Collection[str]],
+        stopping: asyncio.Event,
+        *,
+        interval_s: float = KEEP_WARM_INTERVAL_S,
+    ) -> None:
+        """Until ``stopping``: every ``interval_s``, ``keep_warm`` the tokens watched then."""
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval_s):
+                    await stopping.wait()
+            if stopping.is_set():
+                return
+            try:
+                await self._skill.keep_warm(tokens())
+            except Exception as error:
+                logger.warning("skill_keep_warm_failed", extra={"error": type(error).__name__})

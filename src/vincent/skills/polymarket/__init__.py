@@ -6,6 +6,9 @@ Pipeline of a bet: bets (policies, audit row) → execution (sign, store, post, 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import httpx
 
 from vincent.config import ExecutionMode, Settings
@@ -21,9 +24,14 @@ __all__ = ["PolymarketSkill", "create_polymarket_skill"]
 
 
 def create_polymarket_skill(
-    settings: Settings, session_factory: SessionFactory, keybox: KeyBox
+    settings: Settings,
+    session_factory: SessionFactory,
+    keybox: KeyBox,
+    *,
+    clock: Callable[[], float] = time.monotonic,
 ) -> PolymarketSkill:
-    """Build the skill for ``settings`` (URLs, timeouts, live or paper). Close with ``aclose``."""
+    """Build the skill for ``settings`` (URLs, timeouts, live or paper). Close with ``aclose``.
+    ``clock`` (monotonic seconds) ages the market-metadata caches."""
     timeout_s = settings.polymarket_http_timeout_s
     http_client = httpx.AsyncClient(
         timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0)),
@@ -44,9 +52,12 @@ def create_polymarket_skill(
     return PolymarketSkill(
         session_factory=session_factory,
         http_client=http_client,
-        market_data=MarketData(clob, gamma, gamma_timeout_s=settings.gamma_lookup_timeout_s),
+        market_data=MarketData(
+            clob, gamma, gamma_timeout_s=settings.gamma_lookup_timeout_s, clock=clock
+        ),
         data_api=data_api,
-        registry=ClientRegistry(environment, session_factory, keybox),
+        registry=ClientRegistry(environment, session_factory, keybox, clock=clock),
         post_timeout_s=timeout_s,
         paper_mode=settings.execution_mode is ExecutionMode.PAPER,
+        clock=clock,
     )

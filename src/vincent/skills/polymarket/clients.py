@@ -1,4 +1,5 @@
-"""One SDK client per secret: created once (≈0.3 s), reused, closed with the skill.
+"""One SDK client per secret: created once (≈0.3 s), reused, closed with the skill. All
+of them share one CLOB connection pool and one market-metadata cache (``ExchangeLink``).
 
 The private key is decrypted here and nowhere else; the client's L2 API credentials are
 cached encrypted in ``Secret.encrypted_api_credentials`` so a restart does not derive
@@ -10,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from polymarket import AsyncSecureClient
+from polymarket._internal.environment import get_environment_config
 from polymarket.environments import Environment
 from polymarket.models.clob.api_key import ApiKeyCreds
 
@@ -25,6 +29,7 @@ from vincent.enums import SecretType
 from vincent.errors import InvalidSecretType, SecretNotFound
 from vincent.skills.polymarket.errors import SkillError, WalletError
 from vincent.skills.polymarket.exchange_errors import classify_sdk_error
+from vincent.skills.polymarket.exchange_link import ExchangeLink
 
 logger = logging.getLogger(__name__)
 
@@ -97,17 +102,27 @@ class ClientRegistry:
     """Creates each secret's ``AsyncSecureClient`` on first use and keeps it."""
 
     def __init__(
-        self, environment: Environment, session_factory: SessionFactory, keybox: KeyBox
+        self,
+        environment: Environment,
+        session_factory: SessionFactory,
+        keybox: KeyBox,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._environment = environment
         self._session_factory = session_factory
         self._keybox = keybox
         self._clients: dict[str, AsyncSecureClient] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self.link = ExchangeLink(get_environment_config(environment).clob_url, clock=clock)
 
     @property
     def environment(self) -> Environment:
         return self._environment
+
+    def any_client(self) -> AsyncSecureClient | None:
+        """Some secret's client (for what every client shares), or None before the first."""
+        return next(iter(self._clients.values()), None)
 
     async def client_for(self, secret_id: str) -> AsyncSecureClient:
         """The secret's client, created (and its credentials cached) on first use."""
@@ -126,12 +141,15 @@ class ClientRegistry:
         """Forget a client whose credentials the exchange refused; the next use recreates it."""
         client = self._clients.pop(secret_id, None)
         if client is not None:
+            self.link.release(client)
             await client.close()
 
     async def aclose(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
+            self.link.release(client)
             await client.close()
+        await self.link.aclose()
 
     async def _create(self, secret_id: str) -> AsyncSecureClient:
         async with self._session_factory() as session:
@@ -160,6 +178,7 @@ class ClientRegistry:
             )
         finally:
             del private_key
+        await self.link.adopt(client)
         if cached is None or client.credentials.key != cached.key:
             await self._store_credentials(secret_id, client.credentials)
         logger.info(

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -39,11 +40,12 @@ from vincent.skills.polymarket.errors import (
     SkillError,
     TransientSkillError,
 )
+from vincent.skills.polymarket.exchange_link import WarmMarkets
 from vincent.skills.polymarket.execution import Executor
 from vincent.skills.polymarket.http import JsonGetter
 from vincent.skills.polymarket.market_data import MarketData
 from vincent.skills.polymarket.market_state import MarketState
-from vincent.skills.polymarket.orders import LiveOrders, warm_sdk_market
+from vincent.skills.polymarket.orders import LiveOrders, refresh_sdk_market, warm_sdk_market
 from vincent.skills.polymarket.types import (
     ApprovalResolution,
     AttemptOutcome,
@@ -56,6 +58,10 @@ from vincent.skills.polymarket.types import (
 )
 
 logger = logging.getLogger(__name__)
+
+# Market metadata read again per ``keep_warm`` call at most, and at once at most.
+MAX_REFRESHES_PER_CALL = 256
+REFRESH_CONCURRENCY = 4
 
 _OUTCOME_OF_STATUS = {
     TransactionStatus.EXECUTED: AttemptOutcome.EXECUTED,
@@ -78,8 +84,11 @@ class PolymarketSkill:
         registry: ClientRegistry,
         post_timeout_s: float,
         paper_mode: bool,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sessions = session_factory
+        self._clock = clock
+        self._warm = WarmMarkets()
         self._http = http_client
         self._market_data = market_data
         self._data_api = data_api
@@ -297,6 +306,42 @@ class PolymarketSkill:
         if not self._paper:
             client = await self._registry.client_for(secret_id)
             await warm_sdk_market(client, token_id)
+
+    async def keep_warm(self, token_ids: Collection[str]) -> None:
+        """Keep the order path of ``token_ids`` free of network calls but the POST: call
+        every ~20 s with the tokens watched. Keeps a CLOB connection open (a ping when idle)
+        and reads the markets' metadata again, ours and the SDK's, before either cache
+        would drop it (``exchange_link``); a failed read is tried again next call."""
+        if self._paper:
+            return
+        await self._registry.link.ping_if_idle()
+        due = self._warm.due(token_ids, self._clock(), limit=MAX_REFRESHES_PER_CALL)
+        one_per_market: dict[str, str] = {}  # a market's tokens are read together
+        for token in due:
+            try:
+                condition_id = await self._market_data.condition_id_for(token)
+            except Exception:
+                condition_id = token  # read on its own; its failure is logged there
+            one_per_market.setdefault(condition_id, token)
+        reads = list(one_per_market.values())
+        for start in range(0, len(reads), REFRESH_CONCURRENCY):
+            await asyncio.gather(
+                *(self._refresh(token) for token in reads[start : start + REFRESH_CONCURRENCY])
+            )
+
+    async def _refresh(self, token_id: str) -> None:
+        try:
+            info = await self._market_data.market_info(token_id, refresh=True)
+            client = self._registry.any_client()
+            if client is not None:  # all clients share the SDK's metadata cache
+                await refresh_sdk_market(client, token_id)
+        except Exception as error:
+            logger.info(
+                "market_refresh_failed",
+                extra={"token_id": token_id, "error": type(error).__name__},
+            )
+            return
+        self._warm.read(info.token_ids, self._clock())
 
     async def aclose(self) -> None:
         await self._registry.aclose()

@@ -298,6 +298,11 @@ class TradingSkill(Protocol):
         """Warm what the first order would otherwise fetch (SDK client, market info)."""
         ...
 
+    async def keep_warm(self, token_ids: Collection[str]) -> None:
+        """Keep what an order of these (watched) tokens needs warm: an open connection to
+        the exchange, market info read again before it ages out. Call every ~20 s."""
+        ...
+
     async def lookup_market_slug(self, condition_id: str) -> str | None:
         """The market's slug from Gamma, or None on any failure (short timeout)."""
         ...

@@ -1,0 +1,146 @@
+"""One link to the exchange's CLOB for every secret's SDK client, kept warm (issue 14).
+
+The SDK gives each client its own HTTP connection pools and its own cache of market
+metadata (tick size, neg-risk, fees), kept 10 minutes, as ``MarketData`` keeps ours. The
+service holds one client per secret, so a stop that fires long after its secret's last
+order would first open a new TCP and TLS connection for its POST, and first read its
+market's metadata again (ours, then the SDK's): several round trips on the real network
+before the order leaves. Here:
+
+- ``ExchangeLink`` gives every client's two CLOB transports (public and authenticated) one
+  connection pool, and every client one metadata cache. What is per secret stays so: the
+  authenticated transport still signs each request with its own secret's credentials, in
+  its headers; only sockets and public market metadata are shared. ``ping_if_idle`` keeps
+  a connection open while nothing else goes out.
+- ``WarmMarkets`` says which watched tokens' metadata is due to be read again, before it
+  ages out of either cache (the skill's ``keep_warm`` reads it).
+
+The SDK has no public way to share these: ``adopt`` sets them on the client's context
+(the SDK's version is pinned in ``constraints.txt``; ``tests/skill/test_exchange_link.py``
+fails if its shape changes).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Collection
+
+import httpx
+from polymarket import AsyncSecureClient
+from polymarket._internal.actions.orders.cache import AsyncOrderMetadataCache
+from polymarket.clients._transport import TransportOptions
+
+logger = logging.getLogger(__name__)
+
+# How long the SDK and ``MarketData`` keep a market's metadata.
+METADATA_TTL_S = 600.0
+# Read again at this age: three minutes before either cache would drop it, so a missed
+# ``keep_warm`` call or two changes nothing.
+REFRESH_AFTER_S = 420.0
+# A ping goes out when nothing went to the CLOB for this long; idle connections are kept
+# well beyond it (the exchange's edge keeps them open for minutes).
+PING_IDLE_S = 20.0
+KEEPALIVE_S = 120.0
+
+
+class ExchangeLink:
+    """The CLOB connection pool and market-metadata cache all SDK clients share."""
+
+    def __init__(
+        self,
+        clob_url: str,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        ping_idle_s: float = PING_IDLE_S,
+    ) -> None:
+        options = TransportOptions()  # the SDK's own timeouts and HTTP version
+        self._clock = clock
+        self._ping_idle_s = ping_idle_s
+        self._last_request = clock()
+        self.http = httpx.AsyncClient(
+            base_url=clob_url,
+            timeout=options.timeout,
+            limits=httpx.Limits(
+                max_connections=options.limits.max_connections,
+                max_keepalive_connections=options.limits.max_keepalive_connections,
+                keepalive_expiry=KEEPALIVE_S,
+            ),
+            http2=options.http2,
+            event_hooks={"request": [self._sending]},
+        )
+        self.metadata = AsyncOrderMetadataCache(clock=clock)
+
+    async def _sending(self, request: httpx.Request) -> None:
+        self._last_request = self._clock()
+
+    async def adopt(self, client: AsyncSecureClient) -> None:
+        """Make ``client`` use the shared pool for the CLOB and the shared metadata."""
+        ctx = client._ctx
+        for transport in (ctx.clob, ctx.secure_clob):
+            own = transport._client
+            if own is not self.http:
+                transport._client = self.http
+                transport._owns_client = False
+                await own.aclose()
+        own_metadata = ctx.order_metadata
+        if own_metadata is not self.metadata:
+            object.__setattr__(ctx, "order_metadata", self.metadata)
+            await own_metadata.close()
+
+    def release(self, client: AsyncSecureClient) -> None:
+        """Before ``client`` closes: closing it closes its metadata cache, which must not
+        cancel loads other clients wait for, so it gets an empty one of its own back."""
+        ctx = client._ctx
+        if ctx.order_metadata is self.metadata:
+            object.__setattr__(ctx, "order_metadata", AsyncOrderMetadataCache())
+
+    async def ping_if_idle(self) -> bool:
+        """One cheap request (``GET /time``) if nothing went to the CLOB lately, so a
+        connection stays open for the next order; whether one was sent. Never raises."""
+        if self._clock() - self._last_request < self._ping_idle_s:
+            return False
+        try:
+            await self.http.get("/time")
+        except httpx.HTTPError as error:
+            logger.info("exchange_ping_failed", extra={"error": type(error).__name__})
+        return True
+
+    async def aclose(self) -> None:
+        await self.metadata.close()
+        await self.http.aclose()
+
+
+class WarmMarkets:
+    """When each watched token's market metadata was last read; which are due again.
+
+    A token seen for the first time counts as read then (the trade manager's warm-up reads
+    it as it starts watching it); one no longer watched is forgotten.
+    """
+
+    def __init__(self, refresh_after_s: float = REFRESH_AFTER_S) -> None:
+        self._refresh_after_s = refresh_after_s
+        self._read_at: dict[str, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._read_at)
+
+    def due(self, watched: Collection[str], now: float, *, limit: int) -> list[str]:
+        """Watch exactly ``watched``; at most ``limit`` of its tokens due for a read,
+        the longest unread first."""
+        read_at = self._read_at
+        if len(read_at) != len(watched) or any(t not in read_at for t in watched):
+            for gone in read_at.keys() - set(watched):
+                del read_at[gone]
+            for token in watched:
+                read_at.setdefault(token, now)
+        cutoff = now - self._refresh_after_s
+        due = [(at, token) for token, at in read_at.items() if at <= cutoff]
+        due.sort()
+        return [token for _, token in due[:limit]]
+
+    def read(self, token_ids: Collection[str], now: float) -> None:
+        """``token_ids``' metadata was just read (only watched tokens are kept)."""
+        for token in token_ids:
+            if token in self._read_at:
+                self._read_at[token] = now
