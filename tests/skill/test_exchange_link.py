@@ -9,17 +9,22 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
+from polymarket.environments import Environment
 
 from tests.engine.scripted_skill import ScriptedSkill
 from tests.skill.conftest import MarketIds, Wallet, add_wallet, skill_settings
 from vincent.crypto import KeyBox
+from vincent.db.models import TransactionLog
 from vincent.db.session import SessionFactory
 from vincent.services.trade_manager.skill_warmup import SkillWarmup
 from vincent.sim import LocalExchange
 from vincent.skills.polymarket import PolymarketSkill, create_polymarket_skill
+from vincent.skills.polymarket.environment import ExchangeUrls, build_environment
 from vincent.skills.polymarket.exchange_link import METADATA_TTL_S, REFRESH_AFTER_S, WarmMarkets
+from vincent.skills.polymarket.signed_orders import order_id_of, signed_order_from_json
 from vincent.skills.polymarket.types import BetRequest, BetStatus
 
 
@@ -64,6 +69,18 @@ def held_sell(wallet: Wallet, token_id: str, shares: str) -> BetRequest:
         order_type="FOK",
         worst_price=Decimal("0.45"),
         shares_held=Decimal(shares),
+    )
+
+
+def skill_environment(exchange: LocalExchange) -> Environment:
+    return build_environment(
+        ExchangeUrls(
+            clob_url=exchange.clob_url,
+            ws_url=exchange.ws_url,
+            data_api_url=exchange.data_api_url,
+            gamma_url=exchange.gamma_url,
+            relayer_url=exchange.relayer_url,
+        )
     )
 
 
@@ -220,3 +237,35 @@ def test_a_token_just_read_is_not_due_until_it_ages(batch: set[str], others: set
     assert set(later) == watched
     # The longest unread first.
     assert later[: len(watched - batch)] == sorted(watched - batch)
+
+
+@pytest.mark.parametrize("signature_type", [0, 1, 2, 3])
+async def test_the_order_id_stored_before_the_post_is_the_orders_digest(
+    exchange: LocalExchange,
+    skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    keybox: KeyBox,
+    market: MarketIds,
+    signature_type: int,
+) -> None:
+    # EOA, proxy and Safe orders take the digest eth_account computed while signing; a
+    # deposit wallet's signature covers a wrapper, so its id is hashed again: same answer.
+    wallet = await add_wallet(session_factory, keybox, signature_type)
+    exchange.credit(wallet.funder, token_id=market.yes, shares="10")
+    await skill.prepare(wallet.secret_id, market.yes)
+    exchange.hang_next("/order", method="POST")  # the row as stored, before any answer
+
+    placing = asyncio.create_task(skill.place_bet(held_sell(wallet, market.yes, "4")))
+    async with asyncio.timeout(10):
+        while any(exchange.status()["faults"].values()):  # noqa: ASYNC110 (no event for it)
+            await asyncio.sleep(0.01)
+    placing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await placing
+    exchange.clear_faults()
+
+    async with session_factory() as session:
+        [row] = (await session.scalars(sa.select(TransactionLog))).all()
+    assert row.signed_order is not None and row.order_id is not None
+    stored = signed_order_from_json(row.signed_order)
+    assert row.order_id == order_id_of(stored, skill_environment(exchange), neg_risk=False)

@@ -12,6 +12,8 @@ before the order leaves. Here:
   authenticated transport still signs each request with its own secret's credentials, in
   its headers; only sockets and public market metadata are shared. ``ping_if_idle`` keeps
   a connection open while nothing else goes out.
+- ``adopt`` also hands the client an ``OrderIdSigner`` (its own key, parsed once), which
+  keeps the order id eth_account computed while signing (``signed_orders``).
 - ``WarmMarkets`` says which watched tokens' metadata is due to be read again, before it
   ages out of either cache (the skill's ``keep_warm`` reads it).
 
@@ -30,6 +32,8 @@ import httpx
 from polymarket import AsyncSecureClient
 from polymarket._internal.actions.orders.cache import AsyncOrderMetadataCache
 from polymarket.clients._transport import TransportOptions
+
+from vincent.skills.polymarket.signed_orders import OrderIdSigner
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +79,11 @@ class ExchangeLink:
         self._last_request = self._clock()
 
     async def adopt(self, client: AsyncSecureClient) -> None:
-        """Make ``client`` use the shared pool for the CLOB and the shared metadata."""
+        """Make ``client`` use the shared pool for the CLOB and the shared metadata, and
+        sign through an ``OrderIdSigner``."""
         ctx = client._ctx
+        if not isinstance(ctx.signer, OrderIdSigner):
+            object.__setattr__(ctx, "signer", OrderIdSigner(ctx.signer))
         for transport in (ctx.clob, ctx.secure_clob):
             own = transport._client
             if own is not self.http:

@@ -27,7 +27,7 @@ from polymarket.models.types import ClobAssetId
 from vincent.skills.polymarket.clients import ClientRegistry
 from vincent.skills.polymarket.errors import InvalidOrder, SkillError, UnknownOutcome
 from vincent.skills.polymarket.exchange_errors import classify_rejected_order, classify_sdk_error
-from vincent.skills.polymarket.signed_orders import order_id_of
+from vincent.skills.polymarket.signed_orders import OrderIdSigner, order_id_of
 from vincent.skills.polymarket.types import OrderType, Settlement, SettlementState, Side
 
 _BASE_UNITS = Decimal(1_000_000)  # the exchange's amounts are in millionths
@@ -135,7 +135,9 @@ class LiveOrders:
             raise
         except Exception as error:
             raise classify_sdk_error(error) from error
-        return signed, order_id_of(signed, self._registry.environment, neg_risk=neg_risk)
+        signer = client._ctx.signer
+        known = signer.order_id(signed) if isinstance(signer, OrderIdSigner) else None
+        return signed, known or order_id_of(signed, self._registry.environment, neg_risk=neg_risk)
 
     async def _sign(self, client: AsyncSecureClient, spec: OrderSpec) -> SignedOrder:
         if spec.price is not None:
