@@ -5,7 +5,8 @@ makes, from the crossing price to the recorded outcome, and keeps each call's wa
 Wall time, awaits included: waiting for the database, the exchange or a busy event loop is
 the fire's time too (a CPU profile does not see it). The product never imports this.
 
-Steps (``FireSteps.summary()``; ms, p50 / p99 / mean / count):
+Steps (``FireSteps.summary()``; ms, min / p50 / p99 / mean / count; a burst's first fire
+is its minimum):
 - ``queue``: crossing event handled (``Trigger.ts_event``) → ``execute_rule`` entered
   (the task start and the wait for an execution slot);
 - ``claim``: the claim (UPDATE + the events' INSERT), inside the durable write;
@@ -75,6 +76,7 @@ class FireSteps:
     def summary(self) -> dict[str, dict[str, float]]:
         return {
             step: {
+                "min": round(min(values), 3),
                 "p50": round(percentile(values, 50), 3),
                 "p99": round(percentile(values, 99), 3),
                 "mean": round(sum(values) / len(values), 3),

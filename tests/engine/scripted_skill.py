@@ -14,6 +14,7 @@ from vincent.enums import TransactionStatus
 from vincent.skills.polymarket.approval_resolutions import resolve_approvals
 from vincent.skills.polymarket.errors import ClaimLost
 from vincent.skills.polymarket.types import (
+    ActionClaim,
     ApprovalResolution,
     AttemptOutcome,
     AttemptResolution,
@@ -50,6 +51,7 @@ class ScriptedSkill:
         self.holdings_calls = 0
         self.prepared: list[tuple[str, str]] = []
         self.kept_warm: list[frozenset[str]] = []
+        self.warmed_claims = 0
         self.settlements: dict[str, Settlement] = {}
 
     def hold(self, secret_id: str, token_id: str, shares: str, **extra: object) -> None:
@@ -123,6 +125,9 @@ class ScriptedSkill:
 
     async def keep_warm(self, token_ids: Collection[str]) -> None:
         self.kept_warm.append(frozenset(token_ids))
+
+    async def warm_claim(self, claim: ActionClaim) -> None:
+        self.warmed_claims += 1
 
     async def follow_settlement(self, transaction_log_id: str) -> Settlement:
         return self.settlements.get(transaction_log_id, Settlement(SettlementState.CONFIRMED))

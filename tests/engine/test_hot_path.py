@@ -15,6 +15,7 @@ from decimal import ROUND_DOWN, Decimal
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import Connection, event
+from sqlalchemy.engine.default import CacheStats
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.engine.conftest import MakeRule, ManualClock
@@ -22,7 +23,7 @@ from tests.engine.live import events_of, open_market, shares_of
 from tests.skill.conftest import MarketIds, Wallet, add_wallet
 from vincent.crypto import KeyBox
 from vincent.db.base import new_id, utcnow
-from vincent.db.models import Policy, Secret, TradeRule, TransactionLog
+from vincent.db.models import Policy, Secret, TradeRule, TradeRuleEvent, TransactionLog
 from vincent.db.session import SessionFactory, create_engine
 from vincent.enums import (
     PolicyType,
@@ -427,3 +428,84 @@ async def test_an_answered_order_is_written_up_after_the_fires_still_queued(
     async with session_factory() as session:
         statuses = (await session.scalars(sa.select(TransactionLog.status))).all()
     assert statuses == [TransactionStatus.EXECUTED]
+
+
+async def _claim_cache_hits(
+    engine: AsyncEngine, executor: RuleExecutor, rule: RuleSnapshot
+) -> tuple[ExecutionResult, list[bool]]:
+    """Fire ``rule``; for each statement moving a rule's status (the claim first, then the
+    outcome's), whether SQLAlchemy had it compiled already."""
+    hits: list[bool] = []
+
+    def on_statement(_conn: object, _cursor: object, statement: str, *args: object) -> None:
+        context = args[1]
+        if "UPDATE trade_rules SET status" in statement:
+            hits.append(getattr(context, "cache_hit", None) is CacheStats.CACHE_HIT)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", on_statement)
+    try:
+        async with asyncio.timeout(TIMEOUT_S):
+            result = await executor.execute_rule(rule, _trigger("0.35"))
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", on_statement)
+    return result, hits
+
+
+async def _row_counts(session_factory: SessionFactory) -> tuple[int, int, int]:
+    async with session_factory() as session:
+        return (
+            await session.scalar(sa.select(sa.func.count()).select_from(TradeRuleEvent)) or 0,
+            await session.scalar(sa.select(sa.func.count()).select_from(TransactionLog)) or 0,
+            await session.scalar(
+                sa.select(sa.func.count())
+                .select_from(TradeRule)
+                .where(TradeRule.status != TradeRuleStatus.ACTIVE)
+            )
+            or 0,
+        )
+
+
+async def test_the_warm_up_writes_nothing_and_the_first_fire_finds_its_statement_compiled(
+    exchange: LocalExchange,
+    live_skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    engine: AsyncEngine,
+    keybox: KeyBox,
+    make_rule: MakeRule,
+    clock: ManualClock,
+) -> None:
+    _wallet, _ids, rule, executor = await _warm_fire(
+        exchange, live_skill, session_factory, keybox, make_rule, clock
+    )
+    before = await _row_counts(session_factory)
+    # A deposed worker (a standby) warms up too: its fence never holds, nothing is written.
+    deposed = RuleExecutor(
+        session_factory, live_skill, clock=clock, retry_delay=lambda n: 2.0, fence=lambda: None
+    )
+    await deposed.warm()
+    await executor.warm()
+    assert await _row_counts(session_factory) == before
+
+    result, hits = await _claim_cache_hits(engine, executor, rule)
+
+    assert result.outcome is ExecutionOutcome.EXECUTED
+    if engine.dialect.name == "postgresql":  # the one statement (SQLite: nothing to warm)
+        assert hits[0] is True
+
+
+async def test_without_the_warm_up_the_first_fire_compiles_its_statement(
+    exchange: LocalExchange,
+    live_skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    engine: AsyncEngine,
+    keybox: KeyBox,
+    make_rule: MakeRule,
+    clock: ManualClock,
+) -> None:
+    # What the warm-up is for (and proof the test above can fail).
+    _wallet, _ids, rule, executor = await _warm_fire(
+        exchange, live_skill, session_factory, keybox, make_rule, clock
+    )
+    result, hits = await _claim_cache_hits(engine, executor, rule)
+    assert result.outcome is ExecutionOutcome.EXECUTED
+    assert hits[0] is False

@@ -14,6 +14,7 @@ from vincent.services.trade_manager.types import ActionType, RuleAction, RuleSna
 from vincent.sim import LocalExchange
 from vincent.skills.polymarket import PolymarketSkill
 from vincent.skills.polymarket.types import (
+    ActionClaim,
     ApprovalResolution,
     AttemptResolution,
     BetRequest,
@@ -65,6 +66,9 @@ class GatedSkill:
         raise NotImplementedError
 
     async def keep_warm(self, token_ids: Collection[str]) -> None:
+        raise NotImplementedError
+
+    async def warm_claim(self, claim: ActionClaim) -> None:
         raise NotImplementedError
 
     async def follow_settlement(self, transaction_log_id: str) -> Settlement:

@@ -120,6 +120,7 @@ class TradeMonitoringWorker:
             retry_delay=retry_delay_from(retry_policy, random_fn),
             fence=None if leadership is None else leadership.lead_epoch,
         )
+        self._executor = executor
         self._dispatch = PriceDispatcher(
             rules=self._rules,
             books=self._books,
@@ -222,6 +223,9 @@ class TradeMonitoringWorker:
             gc.collect()
             gc.freeze()
         self._warmup.want(self._rules.watched())
+        # The statement a fire writes with, compiled and prepared now rather than by the
+        # first fire (any role: it claims nothing).
+        await self._guarded(self._executor.warm(), "warm_claim")
         if self._feed is not None:
             self._feed.start()
         await self._tasks.open(

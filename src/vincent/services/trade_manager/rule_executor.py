@@ -19,6 +19,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vincent.db.base import utcnow
 from vincent.db.leader_epoch import leads_under
 from vincent.db.session import SessionFactory
-from vincent.enums import TradeRuleEventType
+from vincent.enums import TradeRuleEventType, TradeRuleType
 from vincent.services.trade_manager.evaluation import evaluate_rule
 from vincent.services.trade_manager.event_logger import (
     event_params,
@@ -52,7 +53,12 @@ from vincent.services.trade_manager.oco import claim_rule
 from vincent.services.trade_manager.rule_manager import triggered_cte
 from vincent.services.trade_manager.sell_planning import SellPlan, plan_sell
 from vincent.services.trade_manager.trailing_levels import TrailingRaise, store_level_at_claim
-from vincent.services.trade_manager.types import Clock, RuleSnapshot
+from vincent.services.trade_manager.types import (
+    ActionType,
+    Clock,
+    RuleAction,
+    RuleSnapshot,
+)
 from vincent.skills.polymarket.errors import (
     ClaimLost,
     LeaderDeposed,
@@ -151,6 +157,39 @@ class _RuleClaim:
         if not self.won:
             self.won = await self._executor.claim_alone(*self._args) is not None
         return self.won
+
+
+# An epoch no leader ever has (epochs count up from 1): the warm-up's fence.
+_NO_EPOCH = 0
+_WARM_UP_RULE = RuleSnapshot(
+    id="",
+    secret_id="",
+    rule_type=TradeRuleType.STOP_LOSS,
+    market_id="",
+    token_id="",
+    trigger_price=Decimal("0.5"),
+    trailing_percent=None,
+    action=RuleAction(ActionType.SELL_ALL),
+)
+
+
+class _WarmUpClaim:
+    """A claim of no rule, shaped as a fire's (``RuleExecutor.warm``): it never wins."""
+
+    def __init__(self, executor: RuleExecutor, epoch: int | None) -> None:
+        self._executor = executor
+        self._epoch = epoch
+
+    async def __call__(
+        self, session: AsyncSession, guard: ClaimGuard | None = None
+    ) -> Claimed | None:
+        return None
+
+    def statement(self, guard: ClaimGuard | None = None) -> ClaimStatement | None:
+        trigger = Trigger(price=Decimal("0.5"), source="websocket", ts_event=0.0)
+        return self._executor._statement(
+            _WARM_UP_RULE, trigger, "warm-up", guard, self._epoch, lambda: None
+        )
 
 
 class RuleExecutor:
@@ -326,13 +365,23 @@ class RuleExecutor:
         ``LeaderDeposed`` when this worker no longer leads."""
         if trailing is not None or rule.oco_group_id is not None:
             return None
+        return self._statement(rule, trigger, key, guard, self._lead_epoch(), won)
+
+    def _statement(
+        self,
+        rule: RuleSnapshot,
+        trigger: Trigger,
+        key: str,
+        guard: ClaimGuard | None,
+        epoch: int | None,
+        won: Callable[[], None],
+    ) -> ClaimStatement:
         conditions: list[sa.ColumnElement[bool]] = []
         now = self._clock.now()
         params: dict[str, object] = {"claim_rule_id": rule.id, "claim_now": now}
         if guard is not None:
             conditions.append(guard.condition)
             params.update(guard.params)
-        epoch = self._lead_epoch()
         if epoch is not None:
             fence_condition, fence_params = leads_under(epoch)
             conditions.append(fence_condition)
@@ -341,6 +390,14 @@ class RuleExecutor:
         events = _claim_events(rule, trigger, key)
         params.update(event_params(events, utcnow()))
         return ClaimStatement(claimed, (events_after(claimed, len(events)),), params, epoch, won)
+
+    async def warm(self) -> None:
+        """Before the first fire: have the skill run a rule sell's statement once, claiming
+        nothing (``TradingSkill.warm_claim``), so its first compile and prepare (~10 ms of
+        CPU, and a connection's first use) is not paid by a fire. Any role: the claim
+        names no rule and, fenced, an epoch that never leads."""
+        epoch = None if self._fence is None else _NO_EPOCH
+        await self._skill.warm_claim(_WarmUpClaim(self, epoch))
 
     async def claim_alone(
         self, rule: RuleSnapshot, trigger: Trigger, trailing: TrailingRaise | None, key: str

@@ -47,6 +47,7 @@ from vincent.skills.polymarket.market_data import MarketData
 from vincent.skills.polymarket.market_state import MarketState
 from vincent.skills.polymarket.orders import LiveOrders, refresh_sdk_market, warm_sdk_market
 from vincent.skills.polymarket.types import (
+    ActionClaim,
     ApprovalResolution,
     AttemptOutcome,
     AttemptResolution,
@@ -306,6 +307,11 @@ class PolymarketSkill:
         if not self._paper:
             client = await self._registry.client_for(secret_id)
             await warm_sdk_market(client, token_id)
+
+    async def warm_claim(self, claim: ActionClaim) -> None:
+        """Run the statement a rule's sell writes with, once, for ``claim`` (which claims
+        nothing): its compile and prepare are then not paid by the first fire."""
+        await self._bets.warm_claim(claim)
 
     async def keep_warm(self, token_ids: Collection[str]) -> None:
         """Keep the order path of ``token_ids`` free of network calls but the POST: call

@@ -298,6 +298,11 @@ class TradingSkill(Protocol):
         """Warm what the first order would otherwise fetch (SDK client, market info)."""
         ...
 
+    async def warm_claim(self, claim: ActionClaim) -> None:
+        """Run the statement a rule's sell is written with once, for a ``claim`` that wins
+        nothing, so that a first fire does not pay for preparing it. Writes nothing."""
+        ...
+
     async def keep_warm(self, token_ids: Collection[str]) -> None:
         """Keep what an order of these (watched) tokens needs warm: an open connection to
         the exchange, market info read again before it ages out. Call every ~20 s."""
