@@ -355,20 +355,28 @@ class BetPipeline:
     ) -> tuple[OrderSpec, str | None, bool, OrderBook | None]:
         token_id = request.token_id
         is_sell = request.side == "SELL"
-        # The reads a SELL needs go out together: one round trip of latency, not three.
-        results = await asyncio.gather(
-            self._market_data.market_info(token_id),
-            self._book_for_value(token_id) if fetch_book and is_sell else _none(),
-            # A caller that just read the position (the trade manager) saves this round trip.
-            self._shares_held(wallet, token_id)
-            if is_sell and request.shares_held is None
-            else _none(),
-            return_exceptions=True,  # all three finish before anything is raised
-        )
-        for outcome in results:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        info, book, held = results
+        fetch_book = fetch_book and is_sell
+        # A caller that just read the position (the trade manager) saves this round trip.
+        fetch_held = is_sell and request.shares_held is None
+        info: object
+        book: object = None
+        held: object = None
+        if not fetch_book and not fetch_held:
+            # A rule's sell: market info is in hand (cached), nothing else to read, so no
+            # tasks either: each would hand the event loop to the burst's other fires.
+            info = await self._market_data.market_info(token_id)
+        else:
+            # The reads a SELL needs go out together: one round trip of latency, not three.
+            results = await asyncio.gather(
+                self._market_data.market_info(token_id),
+                self._book_for_value(token_id) if fetch_book else _none(),
+                self._shares_held(wallet, token_id) if fetch_held else _none(),
+                return_exceptions=True,  # all three finish before anything is raised
+            )
+            for outcome in results:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            info, book, held = results
         if is_sell and request.shares_held is not None:
             held = request.shares_held
         assert isinstance(info, MarketInfo)
