@@ -49,12 +49,12 @@ class FireLanes:
         """Fires queued or on their way to their POST."""
         return self._fires
 
-    def fire_queued(self) -> None:
-        self._fires += 1
+    def fire_queued(self, count: int = 1) -> None:
+        self._fires += count
         self._no_fires.clear()
 
     def fire_answered(self) -> None:
-        """The fire's POST was answered, or it ended without one. Once per ``fire_queued``."""
+        """The fire's POST was answered, or it ended without one. Once per fire queued."""
         self._fires -= 1
         if self._fires <= 0:
             self._fires = 0

@@ -194,18 +194,22 @@ class PriceDispatcher:
                     ),
                 )
             self._raised.inc(len(outcome.ratcheted))
-        for rule in outcome.fired:
-            self._fired.inc()
-            if origin == WEBSOCKET:
-                self._ws_triggers.inc()
-            else:
-                self._metrics.triggers.labels(origin).inc()
-            quote = (quoter or self._live_quoter)(token_id)
-            trigger = Trigger(price, origin, ts_event, quote=quote)
-            self._waiting.append((rule, trigger, self._trailing.take(rule.id)))
-            self._executor.lanes.fire_queued()
-        if outcome.fired:
-            self._start_fires()
+        fired = outcome.fired
+        if not fired:
+            return
+        # One trigger for all (same price, same book) and one update per counter: a
+        # burst's first order waits for this loop.
+        trigger = Trigger(price, origin, ts_event, quote=(quoter or self._live_quoter)(token_id))
+        take = self._trailing.take
+        for rule in fired:
+            self._waiting.append((rule, trigger, take(rule.id)))
+        self._executor.lanes.fire_queued(len(fired))
+        self._fired.inc(len(fired))
+        if origin == WEBSOCKET:
+            self._ws_triggers.inc(len(fired))
+        else:
+            self._metrics.triggers.labels(origin).inc(len(fired))
+        self._start_fires()
 
     def _start_fires(self) -> None:
         """Start waiting fires, oldest first, while fewer than the limit are running.
