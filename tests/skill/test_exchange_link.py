@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from hypothesis import given
@@ -23,7 +24,12 @@ from vincent.services.trade_manager.skill_warmup import SkillWarmup
 from vincent.sim import LocalExchange
 from vincent.skills.polymarket import PolymarketSkill, create_polymarket_skill
 from vincent.skills.polymarket.environment import ExchangeUrls, build_environment
-from vincent.skills.polymarket.exchange_link import METADATA_TTL_S, REFRESH_AFTER_S, WarmMarkets
+from vincent.skills.polymarket.exchange_link import (
+    METADATA_TTL_S,
+    REFRESH_AFTER_S,
+    ExchangeLink,
+    WarmMarkets,
+)
 from vincent.skills.polymarket.signed_orders import order_id_of, signed_order_from_json
 from vincent.skills.polymarket.types import BetRequest, BetStatus
 
@@ -269,3 +275,17 @@ async def test_the_order_id_stored_before_the_post_is_the_orders_digest(
     assert row.signed_order is not None and row.order_id is not None
     stored = signed_order_from_json(row.signed_order)
     assert row.order_id == order_id_of(stored, skill_environment(exchange), neg_risk=False)
+
+
+async def test_the_shared_pool_keeps_no_cookie_from_one_secret_to_the_next() -> None:
+    def set_cookie(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"set-cookie": "session=tenant-a; Path=/"})
+
+    link = ExchangeLink("http://exchange.invalid")
+    link.http._transport = httpx.MockTransport(set_cookie)  # no network: the jar is the test
+    try:
+        response = await link.http.get("/time")
+        assert response.headers["set-cookie"].startswith("session=")
+        assert dict(link.http.cookies) == {}
+    finally:
+        await link.aclose()

@@ -10,7 +10,8 @@ before the order leaves. Here:
 - ``ExchangeLink`` gives every client's two CLOB transports (public and authenticated) one
   connection pool, and every client one metadata cache. What is per secret stays so: the
   authenticated transport still signs each request with its own secret's credentials, in
-  its headers; only sockets and public market metadata are shared. ``ping_if_idle`` keeps
+  its headers; only sockets and public market metadata are shared (the pool keeps no
+  cookies). ``ping_if_idle`` keeps
   a connection open while nothing else goes out.
 - ``adopt`` also hands the client an ``OrderIdSigner`` (its own key, parsed once), which
   keeps the order id eth_account computed while signing (``signed_orders``).
@@ -27,6 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpx
 from polymarket import AsyncSecureClient
@@ -72,6 +74,8 @@ class ExchangeLink:
             ),
             http2=options.http2,
             event_hooks={"request": [self._sending]},
+            # Shared by every tenant: nothing of one secret's may stick to it.
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
         )
         self.metadata = AsyncOrderMetadataCache(clock=clock)
 
