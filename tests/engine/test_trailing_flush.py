@@ -562,3 +562,27 @@ async def test_a_flush_waits_for_the_fires_before_each_chunk(
             written = await flush
 
     assert written == dict.fromkeys(ids, Decimal("0.45"))
+
+
+async def test_a_flush_called_while_another_runs_waits_for_it_and_loses_nothing(
+    session_factory: SessionFactory, make_secret: MakeSecret
+) -> None:
+    ids = await make_trailing_rules(session_factory, await make_secret("a"), FLUSH_CHUNK_STOPS + 1)
+    levels = TrailingLevels()
+    for rule_id in ids:
+        levels.record(rule_id, raise_to("0.45"))
+    second: asyncio.Task[dict[str, Decimal]] | None = None
+
+    async def start_another_flush() -> None:
+        nonlocal second
+        if second is None:
+            levels.record(ids[0], raise_to("0.47"))  # for the next flush
+            second = asyncio.create_task(levels.flush(session_factory))
+        await asyncio.sleep(0)
+
+    async with asyncio.timeout(TIMEOUT_S):
+        first = await levels.flush(session_factory, before_chunk=start_another_flush)
+        assert second is not None
+        assert first == dict.fromkeys(ids, Decimal("0.45"))
+        assert await second == {ids[0]: Decimal("0.47")}
+    assert len(levels) == 0

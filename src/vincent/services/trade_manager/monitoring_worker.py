@@ -300,8 +300,10 @@ class TradeMonitoringWorker:
 
     async def _flush_turn(self) -> None:
         """Before each chunk of a trailing flush: fires first (for at most a flush interval
-        per chunk), then one pass of the loop for whatever else is ready."""
-        await self._lanes.wait_for_no_fires(FLUSH_INTERVAL_S)
+        per chunk; not once stopping, when the final flush must end), then one pass of the
+        loop for whatever else is ready."""
+        if not self._stopping.is_set():
+            await self._lanes.wait_for_no_fires(FLUSH_INTERVAL_S)
         await asyncio.sleep(0)
 
     def _persisted(self, written: dict[str, Decimal]) -> None:

@@ -152,13 +152,14 @@ class TrailingLevels:
     stores a level a claim took, a changed rule dropped or a deposed leader gave up.
     """
 
-    __slots__ = ("_cleared", "_pending", "_unwritten")
+    __slots__ = ("_cleared", "_flushing", "_pending", "_unwritten")
 
     def __init__(self) -> None:
         self._pending: dict[str, TrailingRaise] = {}
         # The running flush's levels not yet in a chunk (empty between flushes).
         self._unwritten: dict[str, TrailingRaise] = {}
         self._cleared = 0  # how many times ``clear`` ran: a flush stops when it changes
+        self._flushing = asyncio.Lock()  # one flush at a time (the loop's, the final one)
 
     def __len__(self) -> int:
         return len(self._pending) + len(self._unwritten)
@@ -195,10 +196,18 @@ class TrailingLevels:
         default one pass of the loop); ``on_written`` gets each committed chunk's accepted
         levels. Only rules whose stored level moved get events. Raises what the database
         raised, after putting back the failed chunk and those not written yet (a newer
-        raise recorded meanwhile wins); the chunks committed before it stay written.
+        raise recorded meanwhile wins); the chunks committed before it stay written. A
+        flush called while another runs waits for it, then writes what is pending.
         """
-        if self._unwritten:
-            raise RuntimeError("a trailing flush is already running")
+        async with self._flushing:
+            return await self._flush(session_factory, before_chunk, on_written)
+
+    async def _flush(
+        self,
+        session_factory: SessionFactory,
+        before_chunk: Callable[[], Awaitable[None]],
+        on_written: Callable[[dict[str, Decimal]], None] | None,
+    ) -> dict[str, Decimal]:
         if not self._pending:
             return {}
         self._unwritten, self._pending = self._pending, {}
