@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import random
 from collections.abc import Callable, Iterator
@@ -22,14 +23,18 @@ from vincent.db.base import new_id
 from vincent.db.models import TradeRule, TradeRuleEvent
 from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleEventType, TradeRuleStatus, TradeRuleType
+from vincent.services.trade_manager.event_logger import log_events
+from vincent.services.trade_manager.fire_lanes import FireLanes
 from vincent.services.trade_manager.rule_manager import cancel_rule, mark_rule_triggered
 from vincent.services.trade_manager.trailing_levels import (
     CHUNK_ROWS,
+    FLUSH_CHUNK_STOPS,
     TrailingLevels,
     TrailingRaise,
     chunked,
     statement_rows,
     trailing_events,
+    trailing_events_json,
 )
 
 TIMEOUT_S = 20.0
@@ -124,6 +129,37 @@ def test_a_persisted_raise_is_logged_as_trailing_updated_then_evaluated(
     assert list(evaluated[2]) == list(expected)  # key order as written today
 
 
+numbers = st.one_of(
+    st.decimals(allow_nan=False, allow_infinity=True),
+    st.decimals(min_value="0.0001", max_value="0.9999", places=4),
+    st.just(Decimal("NaN")),
+)
+
+
+@given(
+    numbers,
+    numbers,
+    st.none() | numbers,
+    st.none() | numbers,
+    st.sampled_from(["websocket", "poll"]),
+    st.booleans(),
+)
+def test_the_flush_writes_the_json_text_json_dumps_makes_of_the_events(
+    trigger: Decimal,
+    price: Decimal,
+    percent: Decimal | None,
+    amount: Decimal | None,
+    source: str,
+    activated: bool,
+) -> None:
+    level = TrailingRaise(trigger, price, percent, source, amount)
+    as_text = trailing_events_json("rule-1", level, activated=activated)
+    as_dicts = trailing_events("rule-1", level, activated=activated)
+    assert [(rule_id, kind, text) for rule_id, kind, text in as_text] == [
+        (rule_id, kind, json.dumps(data)) for rule_id, kind, data in as_dicts
+    ]
+
+
 # --------------------------------------------------------------------------- against the database
 
 
@@ -196,7 +232,7 @@ async def test_only_rules_that_move_are_written_and_logged(
     assert (await rule_row(session_factory, moved_ws)).updated_at == ws_events[1].created_at
 
 
-async def test_a_batch_above_the_chunk_size_takes_one_update_per_chunk(
+async def test_a_batch_is_written_one_update_and_one_insert_per_chunk(
     session_factory: SessionFactory, engine: AsyncEngine, make_secret: MakeSecret
 ) -> None:
     rng = random.Random(7)
@@ -214,7 +250,7 @@ async def test_a_batch_above_the_chunk_size_takes_one_update_per_chunk(
             "action": '{"type":"SELL_ALL"}',
             "status": rng.choice(statuses),
         }
-        for n in range(2 * CHUNK_ROWS + 3)  # the last chunk is padded
+        for n in range(2 * FLUSH_CHUNK_STOPS + 3)  # the last chunk is padded
     ]
     async with session_factory() as session, session.begin():
         await session.execute(sa.insert(TradeRule), rows)
@@ -240,8 +276,11 @@ async def test_a_batch_above_the_chunk_size_takes_one_update_per_chunk(
         written = await levels.flush(session_factory)
 
     assert written == expected
-    assert sum(map(is_trailing_update, statements)) == math.ceil(len(ids) / CHUNK_ROWS)
-    assert sum(map(is_event_insert, statements)) == 1
+    chunks = list(chunked(ids, FLUSH_CHUNK_STOPS))  # in the order the levels were recorded
+    assert sum(map(is_trailing_update, statements)) == len(chunks) == 3
+    assert sum(map(is_event_insert, statements)) == sum(
+        any(rule_id in expected for rule_id in chunk) for chunk in chunks
+    )
     assert await event_count(session_factory) - events_before == 2 * len(expected)
     async with session_factory() as session:
         after = dict(
@@ -346,3 +385,204 @@ async def test_a_failed_flush_writes_nothing_and_keeps_its_levels(
         second.id: Decimal("0.48"),
     }
     assert (await rule_row(session_factory, second.id)).trigger_price == 0.48
+
+
+async def stored_events(session_factory: SessionFactory, rule_id: str) -> list[tuple[Any, ...]]:
+    """A rule's events as the database holds them: the JSON and the timestamp as text."""
+    async with session_factory() as session:
+        rows = await session.execute(
+            sa.text(
+                "SELECT event_type, CAST(event_data AS TEXT), CAST(created_at AS TEXT)"
+                " FROM trade_rule_events WHERE rule_id = :rule_id AND event_type != 'RULE_CREATED'"
+                " ORDER BY id"
+            ),
+            {"rule_id": rule_id},
+        )
+        return [tuple(row) for row in rows]
+
+
+async def test_the_flush_stores_what_log_events_would(
+    session_factory: SessionFactory, make_secret: MakeSecret, make_rule: MakeRule
+) -> None:
+    secret_id = await make_secret("a")
+    flushed, logged = [
+        await make_rule(secret_id, "1", TradeRuleType.TRAILING_STOP, "0.40", trailing_percent="10")
+        for _ in range(2)
+    ]
+    level = TrailingRaise(
+        Decimal("0.4567"), Decimal("0.5074"), Decimal("10"), "websocket", Decimal("0.0507")
+    )
+    levels = TrailingLevels()
+    levels.record(flushed.id, level)
+    assert await levels.flush(session_factory) == {flushed.id: Decimal("0.4567")}
+    written = await events_of(session_factory, flushed.id)
+    async with session_factory() as session, session.begin():
+        # The same events through SQLAlchemy's own parameter processing, at the same time.
+        await log_events(session, trailing_events(logged.id, level), written[-1].created_at)
+
+    by_flush, by_log_events = (
+        await stored_events(session_factory, flushed.id),
+        await stored_events(session_factory, logged.id),
+    )
+    assert len(by_flush) == 2
+    assert by_flush == by_log_events
+    assert [(e.event_type, e.event_data) for e in written[1:]] == [
+        (kind, data) for _, kind, data in trailing_events(flushed.id, level)
+    ]
+    assert written[1].created_at.tzinfo is not None
+
+
+async def make_trailing_rules(
+    session_factory: SessionFactory, secret_id: str, count: int
+) -> list[str]:
+    rows = [
+        {
+            "id": new_id(),
+            "secret_id": secret_id,
+            "rule_type": TradeRuleType.TRAILING_STOP,
+            "market_id": "0xcond",
+            "token_id": "1",
+            "trigger_price": 0.40,
+            "trailing_percent": 10.0,
+            "action": '{"type":"SELL_ALL"}',
+            "status": TradeRuleStatus.ACTIVE,
+        }
+        for _ in range(count)
+    ]
+    async with session_factory() as session, session.begin():
+        await session.execute(sa.insert(TradeRule), rows)
+    return [row["id"] for row in rows]
+
+
+async def stored_triggers(session_factory: SessionFactory, ids: list[str]) -> dict[str, float]:
+    async with session_factory() as session:
+        rows = await session.execute(
+            sa.select(TradeRule.id, TradeRule.trigger_price).where(TradeRule.id.in_(ids))
+        )
+        return {str(row[0]): float(row[1]) for row in rows}
+
+
+async def test_a_failed_chunk_keeps_its_levels_and_the_rest_the_chunks_before_stay_written(
+    session_factory: SessionFactory, engine: AsyncEngine, make_secret: MakeSecret
+) -> None:
+    ids = await make_trailing_rules(
+        session_factory, await make_secret("a"), 2 * FLUSH_CHUNK_STOPS + 1
+    )
+    first, second, third = list(chunked(ids, FLUSH_CHUNK_STOPS))
+    levels = TrailingLevels()
+    for rule_id in ids:
+        levels.record(rule_id, raise_to("0.45"))
+    reported: list[dict[str, Decimal]] = []
+    inserts = 0
+
+    def fail_the_second_chunk(statement: str) -> None:
+        nonlocal inserts
+        if is_event_insert(statement):
+            inserts += 1
+            if inserts == 2:
+                levels.record(second[0], raise_to("0.48"))  # newer, recorded meanwhile
+                raise InjectedFault
+
+    with on_statement(engine, fail_the_second_chunk), pytest.raises(InjectedFault):
+        await levels.flush(session_factory, on_written=reported.append)
+
+    assert reported == [dict.fromkeys(first, Decimal("0.45"))]
+    triggers = await stored_triggers(session_factory, ids)
+    assert {rule_id: triggers[rule_id] for rule_id in first} == dict.fromkeys(first, 0.45)
+    assert {triggers[rule_id] for rule_id in [*second, *third]} == {0.40}
+    assert len(levels) == len(second) + len(third)
+
+    written = await levels.flush(session_factory)
+
+    assert written == {
+        **dict.fromkeys([*second, *third], Decimal("0.45")),
+        second[0]: Decimal("0.48"),
+    }
+    kinds = [e.event_type for e in await events_of(session_factory, first[0])]
+    assert kinds == [TradeRuleEventType.RULE_TRAILING_UPDATED, TradeRuleEventType.RULE_EVALUATED]
+
+
+async def test_take_discard_and_clear_reach_the_levels_a_flush_has_not_written_yet(
+    session_factory: SessionFactory, make_secret: MakeSecret
+) -> None:
+    ids = await make_trailing_rules(session_factory, await make_secret("a"), 3 * FLUSH_CHUNK_STOPS)
+    first, second, third = list(chunked(ids, FLUSH_CHUNK_STOPS))
+    levels = TrailingLevels()
+    for rule_id in ids:
+        levels.record(rule_id, raise_to("0.45"))
+    chunks_started = 0
+    taken: list[TrailingRaise | None] = []
+
+    async def between_chunks() -> None:
+        nonlocal chunks_started
+        chunks_started += 1
+        if chunks_started == 2:
+            # A claim takes a level the flush holds, with a newer one recorded since.
+            levels.record(second[0], raise_to("0.47"))
+            taken.append(levels.take(second[0]))
+            levels.discard(second[1])  # a changed rule
+        elif chunks_started == 3:
+            levels.clear()  # a deposed leader
+
+    written = await levels.flush(session_factory, before_chunk=between_chunks)
+
+    # The second chunk is the next FLUSH_CHUNK_STOPS levels still unwritten.
+    moved = [*first, *[*second[2:], *third][:FLUSH_CHUNK_STOPS]]
+    assert written == dict.fromkeys(moved, Decimal("0.45"))
+    assert taken == [raise_to("0.47")]
+    assert len(levels) == 0  # nothing put back after the clear
+    triggers = await stored_triggers(session_factory, ids)
+    assert {rule_id for rule_id, trigger in triggers.items() if trigger == 0.45} == set(moved)
+
+
+async def test_a_flush_waits_for_the_fires_before_each_chunk(
+    session_factory: SessionFactory, engine: AsyncEngine, make_secret: MakeSecret
+) -> None:
+    ids = await make_trailing_rules(session_factory, await make_secret("a"), 2)
+    levels = TrailingLevels()
+    for rule_id in ids:
+        levels.record(rule_id, raise_to("0.45"))
+    lanes = FireLanes()
+    lanes.fire_queued()
+    waiting = asyncio.Event()
+    statements: list[str] = []
+
+    async def fires_first() -> None:
+        waiting.set()
+        await lanes.wait_for_no_fires(TIMEOUT_S * 10)
+
+    with on_statement(engine, statements.append):
+        flush = asyncio.create_task(levels.flush(session_factory, before_chunk=fires_first))
+        async with asyncio.timeout(TIMEOUT_S):
+            await waiting.wait()
+            for _ in range(10):
+                await asyncio.sleep(0)
+            assert statements == [] and not flush.done()
+            lanes.fire_answered()
+            written = await flush
+
+    assert written == dict.fromkeys(ids, Decimal("0.45"))
+
+
+async def test_a_flush_called_while_another_runs_waits_for_it_and_loses_nothing(
+    session_factory: SessionFactory, make_secret: MakeSecret
+) -> None:
+    ids = await make_trailing_rules(session_factory, await make_secret("a"), FLUSH_CHUNK_STOPS + 1)
+    levels = TrailingLevels()
+    for rule_id in ids:
+        levels.record(rule_id, raise_to("0.45"))
+    second: asyncio.Task[dict[str, Decimal]] | None = None
+
+    async def start_another_flush() -> None:
+        nonlocal second
+        if second is None:
+            levels.record(ids[0], raise_to("0.47"))  # for the next flush
+            second = asyncio.create_task(levels.flush(session_factory))
+        await asyncio.sleep(0)
+
+    async with asyncio.timeout(TIMEOUT_S):
+        first = await levels.flush(session_factory, before_chunk=start_another_flush)
+        assert second is not None
+        assert first == dict.fromkeys(ids, Decimal("0.45"))
+        assert await second == {ids[0]: Decimal("0.47")}
+    assert len(levels) == 0

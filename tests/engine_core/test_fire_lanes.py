@@ -92,3 +92,23 @@ async def test_the_pre_post_lane_lets_the_next_fire_in_once_an_order_is_stored()
     third()
     async with asyncio.timeout(TIMEOUT_S):
         (await fourth)()
+
+
+async def test_waiting_for_no_fires_returns_once_the_last_is_answered() -> None:
+    lanes = FireLanes()
+    await lanes.wait_for_no_fires(60)  # none: at once
+    lanes.fire_queued()
+    waiter = asyncio.create_task(lanes.wait_for_no_fires(60))
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    lanes.fire_answered()
+    async with asyncio.timeout(TIMEOUT_S):
+        await waiter
+
+
+async def test_waiting_for_no_fires_gives_up_after_the_limit() -> None:
+    lanes = FireLanes()
+    lanes.fire_queued()  # a fire that never answers
+    async with asyncio.timeout(TIMEOUT_S):
+        await lanes.wait_for_no_fires(0.05)
+    assert lanes.fires == 1

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.db.base import new_ids
+from vincent.db.driver_statement import driver_statement
 from vincent.db.models import TradeRule, TradeRuleEvent
 from vincent.enums import TradeRuleEventType
 
@@ -20,6 +21,8 @@ _EVENTS = cast(sa.Table, TradeRuleEvent.__table__)
 
 # One event to write in bulk: rule id, type, data.
 EventRow = tuple[str, TradeRuleEventType, Mapping[str, Any]]
+# The same with its data already as JSON text (``json.dumps``'s, as the column writes it).
+SerialisedEvent = tuple[str, TradeRuleEventType, str]
 
 
 def log_event(
@@ -60,6 +63,44 @@ async def log_events(session: AsyncSession, events: Iterable[EventRow], now: dat
     if rows:
         # Core, not the ORM: no identity map or unit of work for rows nobody reads back.
         await session.execute(sa.insert(_EVENTS), rows)
+    return len(rows)
+
+
+# The events' INSERT at the driver (``insert_serialised_events``), parameters in this order.
+_SERIALISED_COLUMNS = ("id", "rule_id", "event_type", "event_data", "created_at")
+_INSERT_SERIALISED = sa.insert(_EVENTS).values(
+    {name: sa.bindparam(name, type_=_EVENTS.c[name].type) for name in _SERIALISED_COLUMNS}
+)
+
+
+def insert_serialised_events(
+    connection: sa.Connection, events: Sequence[SerialisedEvent], now: datetime
+) -> int:
+    """``log_events`` for data already serialised: the same rows, with one executemany at
+    the driver in the caller's transaction; return the count. Synchronous: for a function
+    run on SQLAlchemy's greenlet (``AsyncConnection.run_sync``).
+
+    ``now`` and each event type go through their columns' bind processing once for the
+    batch, not once per row; the JSON text is written as given (on SQLite the stored text,
+    on PostgreSQL the JSONB parsed from it), so it must be what ``json.dumps`` makes of the
+    data: the column's own serialiser on engines built by ``create_engine``.
+    """
+    if not events:
+        return 0
+    statement = driver_statement(_INSERT_SERIALISED, connection.dialect)
+    if statement.names != _SERIALISED_COLUMNS or {"id", "rule_id"} & set(statement.processors):
+        raise RuntimeError(f"unexpected INSERT parameters: {statement.names}")
+    created_at = statement.processed("created_at", now)
+    types: dict[TradeRuleEventType, Any] = {}
+    for _, event_type, _ in events:
+        if event_type not in types:
+            types[event_type] = statement.processed("event_type", event_type)
+    ids = sorted(new_ids(len(events)))  # see ``log_events``
+    rows = [
+        (event_id, rule_id, types[event_type], data, created_at)
+        for event_id, (rule_id, event_type, data) in zip(ids, events, strict=True)
+    ]
+    connection.exec_driver_sql(statement.sql, rows)
     return len(rows)
 
 

@@ -9,7 +9,8 @@ late together. Recording what the order came to (settlement follow, audit and ru
 updates) takes a slot of the record lane, and waits for it while any fire is queued or on
 its way to its POST, for at most ``max_defer_s``. In a burst of 1,000 crossed stops every
 order goes out before the first outcome is written; a rule whose outcome waits stays
-TRIGGERED with its attempt on record, as it would across a crash.
+TRIGGERED with its attempt on record, as it would across a crash. The trailing flush waits
+the same way before each of its chunks (``wait_for_no_fires``), on connections of its own.
 """
 
 from __future__ import annotations
@@ -74,12 +75,17 @@ class FireLanes:
 
         return release
 
+    async def wait_for_no_fires(self, max_wait_s: float) -> None:
+        """Return once no fire is queued or on its way to its POST, or after ``max_wait_s``
+        (at once, without yielding, when there is none)."""
+        if not self._no_fires.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max_wait_s):
+                    await self._no_fires.wait()
+
     @contextlib.asynccontextmanager
     async def recording(self) -> AsyncIterator[None]:
         """A slot of the record lane, once no fire is waiting (or ``max_defer_s`` passed)."""
-        if not self._no_fires.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._max_defer_s):
-                    await self._no_fires.wait()
+        await self.wait_for_no_fires(self._max_defer_s)
         async with self._record_slots:
             yield

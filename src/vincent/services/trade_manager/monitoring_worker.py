@@ -121,6 +121,7 @@ class TradeMonitoringWorker:
             fence=None if leadership is None else leadership.lead_epoch,
         )
         self._executor = executor
+        self._lanes = executor.lanes
         self._dispatch = PriceDispatcher(
             rules=self._rules,
             books=self._books,
@@ -301,10 +302,22 @@ class TradeMonitoringWorker:
                 await self._guarded(self._flush_trailing(), "trailing_flush")
 
     async def _flush_trailing(self) -> None:
-        written = await self._trailing.flush(self._session_factory)
-        if written:
-            self._rules.mark_persisted(written)
-            self.metrics.trailing_writes.inc(len(written))
+        await self._trailing.flush(
+            self._session_factory, before_chunk=self._flush_turn, on_written=self._persisted
+        )
+
+    async def _flush_turn(self) -> None:
+        """Before each chunk of a trailing flush: fires first (for at most a flush interval
+        per chunk; not once stopping, when the final flush must end), then one pass of the
+        loop for whatever else is ready."""
+        if not self._stopping.is_set():
+            await self._lanes.wait_for_no_fires(FLUSH_INTERVAL_S)
+        await asyncio.sleep(0)
+
+    def _persisted(self, written: dict[str, Decimal]) -> None:
+        """A chunk of the trailing flush committed these levels."""
+        self._rules.mark_persisted(written)
+        self.metrics.trailing_writes.inc(len(written))
 
     async def _guarded(self, work: Awaitable[None], step: str) -> None:
         try:

@@ -1,0 +1,76 @@
+"""A Core statement compiled once per dialect and run at the driver, for bulk writes.
+
+SQLAlchemy's own ``execute`` pays, per row of an executemany, its parameter work: the
+parameter dict copied, each typed value through its bind processor (a ``created_at`` the
+same for the whole batch through two datetime processors, a JSON payload through
+``json.dumps``). For the trailing flush's thousands of rows a second that is more than the
+database's own work. A ``DriverStatement`` is the statement's SQL as the dialect renders it
+(placeholders, casts), the names of its parameters in their positional order, and each
+typed parameter's bind processor: the caller processes a value shared by every row once,
+hands values no processor would change as they are, and sends the rows in one
+``exec_driver_sql`` (an executemany for a list of rows). The cursor events still fire.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.compiler import SQLCompiler
+
+Processor = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DriverStatement:
+    """``sql`` takes its parameters in the order of ``names``; ``fixed`` holds the values
+    the statement carries itself (its literals), processed."""
+
+    sql: str
+    names: tuple[str, ...]
+    processors: Mapping[str, Processor]
+    fixed: Mapping[str, Any]
+
+    def processed(self, name: str, value: Any) -> Any:
+        """``value`` as SQLAlchemy would send it for parameter ``name``."""
+        processor = self.processors.get(name)
+        return value if processor is None else processor(value)
+
+    def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        """One row's parameters in positional order, each processed (``fixed`` ones from
+        the statement, the others from ``values``)."""
+        fixed, processors = self.fixed, self.processors
+        return tuple(
+            fixed[name]
+            if name in fixed
+            else processors[name](values[name])
+            if name in processors
+            else values[name]
+            for name in self.names
+        )
+
+
+@functools.lru_cache(maxsize=64)
+def driver_statement(statement: sa.ClauseElement, dialect: sa.Dialect) -> DriverStatement:
+    """``statement`` compiled for ``dialect`` (a positional paramstyle: SQLite's ``?``,
+    asyncpg's ``$n``). Cached per statement object and dialect: build the statement once."""
+    compiled = statement.compile(dialect=dialect)
+    if not isinstance(compiled, SQLCompiler):
+        raise TypeError(f"a SQL statement is needed, was {type(statement).__name__}")
+    if compiled.positiontup is None:
+        raise ValueError(f"a positional paramstyle is needed, was {dialect.paramstyle}")
+    names = tuple(compiled.positiontup)
+    processors: dict[str, Processor] = {}
+    fixed: dict[str, Any] = {}
+    for name in names:
+        bind = compiled.binds[name]
+        processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if processor is not None:
+            processors[name] = processor
+        if not bind.required:
+            value = bind.effective_value
+            fixed[name] = value if processor is None else processor(value)
+    return DriverStatement(compiled.string, names, processors, fixed)
