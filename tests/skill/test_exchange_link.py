@@ -5,7 +5,7 @@ cold, so a sell long after the warm-up sends its order and nothing else."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from decimal import Decimal
 
 import httpx
@@ -13,7 +13,6 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
-from polymarket.environments import Environment
 
 from tests.engine.scripted_skill import ScriptedSkill
 from tests.skill.conftest import MarketIds, Wallet, add_wallet, skill_settings
@@ -23,7 +22,7 @@ from vincent.db.session import SessionFactory
 from vincent.services.trade_manager.skill_warmup import SkillWarmup
 from vincent.sim import LocalExchange
 from vincent.skills.polymarket import PolymarketSkill, create_polymarket_skill
-from vincent.skills.polymarket.environment import ExchangeUrls, build_environment
+from vincent.skills.polymarket.environment import settings_environment
 from vincent.skills.polymarket.exchange_link import (
     METADATA_TTL_S,
     REFRESH_AFTER_S,
@@ -75,18 +74,6 @@ def held_sell(wallet: Wallet, token_id: str, shares: str) -> BetRequest:
         order_type="FOK",
         worst_price=Decimal("0.45"),
         shares_held=Decimal(shares),
-    )
-
-
-def skill_environment(exchange: LocalExchange) -> Environment:
-    return build_environment(
-        ExchangeUrls(
-            clob_url=exchange.clob_url,
-            ws_url=exchange.ws_url,
-            data_api_url=exchange.data_api_url,
-            gamma_url=exchange.gamma_url,
-            relayer_url=exchange.relayer_url,
-        )
     )
 
 
@@ -186,8 +173,20 @@ async def test_keep_warm_reads_each_market_once_for_both_of_its_tokens(
     assert market_reads.count(f"/clob-markets/{market.condition_id}") == 2
 
 
+class _KeptWarm(ScriptedSkill):
+    """Says when ``keep_warm`` was called."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.called = asyncio.Event()
+
+    async def keep_warm(self, token_ids: Collection[str]) -> None:
+        await super().keep_warm(token_ids)
+        self.called.set()
+
+
 async def test_the_worker_keeps_the_tokens_it_watches_warm() -> None:
-    skill = ScriptedSkill()
+    skill = _KeptWarm()
     warmup = SkillWarmup(skill)
     stopping = asyncio.Event()
     watched = {"t1", "t2"}
@@ -195,11 +194,11 @@ async def test_the_worker_keeps_the_tokens_it_watches_warm() -> None:
         warmup.keep_warm(lambda: frozenset(watched), stopping, interval_s=0.001)
     )
     async with asyncio.timeout(5):
-        while not skill.kept_warm:  # noqa: ASYNC110 (the scripted skill has no event)
-            await asyncio.sleep(0.001)
+        await skill.called.wait()
         watched.discard("t1")
-        while skill.kept_warm[-1] != {"t2"}:  # noqa: ASYNC110
-            await asyncio.sleep(0.001)
+        while skill.kept_warm[-1] != {"t2"}:
+            skill.called.clear()
+            await skill.called.wait()
         stopping.set()
         await running
     assert skill.kept_warm[0] == {"t1", "t2"}
@@ -251,6 +250,7 @@ async def test_the_order_id_stored_before_the_post_is_the_orders_digest(
     skill: PolymarketSkill,
     session_factory: SessionFactory,
     keybox: KeyBox,
+    database_url: str,
     market: MarketIds,
     signature_type: int,
 ) -> None:
@@ -274,7 +274,8 @@ async def test_the_order_id_stored_before_the_post_is_the_orders_digest(
         [row] = (await session.scalars(sa.select(TransactionLog))).all()
     assert row.signed_order is not None and row.order_id is not None
     stored = signed_order_from_json(row.signed_order)
-    assert row.order_id == order_id_of(stored, skill_environment(exchange), neg_risk=False)
+    environment = settings_environment(skill_settings(exchange, database_url))
+    assert row.order_id == order_id_of(stored, environment, neg_risk=False)
 
 
 async def test_the_shared_pool_keeps_no_cookie_from_one_secret_to_the_next() -> None:

@@ -15,7 +15,7 @@ from vincent.config import ExecutionMode, Settings
 from vincent.crypto import KeyBox
 from vincent.db.session import SessionFactory
 from vincent.skills.polymarket.clients import ClientRegistry
-from vincent.skills.polymarket.environment import ExchangeUrls, build_environment
+from vincent.skills.polymarket.environment import settings_environment
 from vincent.skills.polymarket.http import JsonGetter
 from vincent.skills.polymarket.market_data import MarketData
 from vincent.skills.polymarket.skill import PolymarketSkill
@@ -40,15 +40,7 @@ def create_polymarket_skill(
     clob = JsonGetter(http_client, settings.polymarket_clob_url)
     gamma = JsonGetter(http_client, settings.polymarket_gamma_url)
     data_api = JsonGetter(http_client, settings.polymarket_data_api_url)
-    environment = build_environment(
-        ExchangeUrls(
-            clob_url=settings.polymarket_clob_url,
-            ws_url=settings.polymarket_ws_url,
-            data_api_url=settings.polymarket_data_api_url,
-            gamma_url=settings.polymarket_gamma_url,
-            relayer_url=settings.polymarket_relayer_url,
-        )
-    )
+    environment = settings_environment(settings)
     return PolymarketSkill(
         session_factory=session_factory,
         http_client=http_client,

@@ -16,6 +16,8 @@ from polymarket import __version__ as sdk_version
 from polymarket._internal import environment as sdk_environment
 from polymarket.environments import PRODUCTION, Environment
 
+from vincent.config import Settings
+
 PINNED_SDK_VERSION = "0.14.0"
 
 
@@ -64,6 +66,19 @@ def build_environment(urls: ExchangeUrls, *, name: str = "vincent") -> Environme
         relayer_url=_strip(urls.relayer_url),
     )
     return sdk_environment.create_environment(name=name, config=config)
+
+
+def settings_environment(settings: Settings) -> Environment:
+    """The exchange ``settings`` name, as the skill's SDK clients see it."""
+    return build_environment(
+        ExchangeUrls(
+            clob_url=settings.polymarket_clob_url,
+            ws_url=settings.polymarket_ws_url,
+            data_api_url=settings.polymarket_data_api_url,
+            gamma_url=settings.polymarket_gamma_url,
+            relayer_url=settings.polymarket_relayer_url,
+        )
+    )
 
 
 def environment_urls(environment: Environment) -> ExchangeUrls:
