@@ -15,7 +15,6 @@ from decimal import ROUND_DOWN, Decimal
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import Connection, event
-from sqlalchemy.engine.default import CacheStats
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.engine.conftest import MakeRule, ManualClock
@@ -23,6 +22,7 @@ from tests.engine.live import events_of, open_market, shares_of
 from tests.skill.conftest import MarketIds, Wallet, add_wallet
 from vincent.crypto import KeyBox
 from vincent.db.base import new_id, utcnow
+from vincent.db.driver_statement import driver_statement
 from vincent.db.models import Policy, Secret, TradeRule, TradeRuleEvent, TransactionLog
 from vincent.db.session import SessionFactory, create_engine
 from vincent.enums import (
@@ -430,25 +430,15 @@ async def test_an_answered_order_is_written_up_after_the_fires_still_queued(
     assert statuses == [TransactionStatus.EXECUTED]
 
 
-async def _claim_cache_hits(
-    engine: AsyncEngine, executor: RuleExecutor, rule: RuleSnapshot
-) -> tuple[ExecutionResult, list[bool]]:
-    """Fire ``rule``; for each statement moving a rule's status (the claim first, then the
-    outcome's), whether SQLAlchemy had it compiled already."""
-    hits: list[bool] = []
-
-    def on_statement(_conn: object, _cursor: object, statement: str, *args: object) -> None:
-        context = args[1]
-        if "UPDATE trade_rules SET status" in statement:
-            hits.append(getattr(context, "cache_hit", None) is CacheStats.CACHE_HIT)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", on_statement)
-    try:
-        async with asyncio.timeout(TIMEOUT_S):
-            result = await executor.execute_rule(rule, _trigger("0.35"))
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", on_statement)
-    return result, hits
+async def _fire_compiling(
+    executor: RuleExecutor, rule: RuleSnapshot
+) -> tuple[ExecutionResult, int]:
+    """Fire ``rule``; how many statements were compiled for the driver during the fire
+    (the one statement's first compile: ``driver_statement``'s cache misses)."""
+    misses = driver_statement.cache_info().misses
+    async with asyncio.timeout(TIMEOUT_S):
+        result = await executor.execute_rule(rule, _trigger("0.35"))
+    return result, driver_statement.cache_info().misses - misses
 
 
 async def _row_counts(session_factory: SessionFactory) -> tuple[int, int, int]:
@@ -477,6 +467,7 @@ async def test_the_warm_up_writes_nothing_and_the_first_fire_finds_its_statement
     _wallet, _ids, rule, executor = await _warm_fire(
         exchange, live_skill, session_factory, keybox, make_rule, clock
     )
+    driver_statement.cache_clear()  # compiled statements outlive a test's engine
     before = await _row_counts(session_factory)
     # A deposed worker (a standby) warms up too: its fence never holds, nothing is written.
     deposed = RuleExecutor(
@@ -486,11 +477,10 @@ async def test_the_warm_up_writes_nothing_and_the_first_fire_finds_its_statement
     await executor.warm()
     assert await _row_counts(session_factory) == before
 
-    result, hits = await _claim_cache_hits(engine, executor, rule)
+    result, compiled = await _fire_compiling(executor, rule)
 
     assert result.outcome is ExecutionOutcome.EXECUTED
-    if engine.dialect.name == "postgresql":  # the one statement (SQLite: nothing to warm)
-        assert hits[0] is True
+    assert compiled == 0
 
 
 async def test_without_the_warm_up_the_first_fire_compiles_its_statement(
@@ -506,6 +496,9 @@ async def test_without_the_warm_up_the_first_fire_compiles_its_statement(
     _wallet, _ids, rule, executor = await _warm_fire(
         exchange, live_skill, session_factory, keybox, make_rule, clock
     )
-    result, hits = await _claim_cache_hits(engine, executor, rule)
+    driver_statement.cache_clear()
+    result, compiled = await _fire_compiling(executor, rule)
     assert result.outcome is ExecutionOutcome.EXECUTED
-    assert hits[0] is False
+    # PostgreSQL: the one statement, compiled by the fire (SQLite writes in a transaction
+    # of ordinary statements: nothing to compile for the driver, nothing to warm).
+    assert compiled == (1 if engine.dialect.name == "postgresql" else 0)

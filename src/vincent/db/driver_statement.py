@@ -62,6 +62,9 @@ def driver_statement(statement: sa.ClauseElement, dialect: sa.Dialect) -> Driver
         raise TypeError(f"a SQL statement is needed, was {type(statement).__name__}")
     if compiled.positiontup is None:
         raise ValueError(f"a positional paramstyle is needed, was {dialect.paramstyle}")
+    if compiled.post_compile_params:
+        # Rendered at each execution (an IN of a list): the compiled SQL is not final.
+        raise ValueError("a statement with parameters rendered at execution (IN lists)")
     names = tuple(compiled.positiontup)
     processors: dict[str, Processor] = {}
     fixed: dict[str, Any] = {}

@@ -52,7 +52,9 @@ def _acted_since(with_buys: bool, prefix: str = "") -> sa.ColumnElement[bool]:
     moved = aliased(TransactionLog)  # not the inputs' outer-joined row
     return sa.exists().where(
         moved.secret_id == sa.bindparam(f"{prefix}secret_id"),
-        moved.status.in_(_POSITION_MOVING),
+        # Equalities, not IN: an IN of a list is rendered at each execution (SQLAlchemy's
+        # "post-compile" step), and the claim's statement runs at the driver, compiled once.
+        sa.or_(*(moved.status == status for status in _POSITION_MOVING)),
         moved.updated_at > sa.bindparam(f"{prefix}since", type_=TransactionLog.updated_at.type),
         # Only a BUY can make a position larger than the one read; a size too large
         # (a sale since) is refused by the exchange and re-read then.
