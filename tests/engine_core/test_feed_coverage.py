@@ -78,12 +78,17 @@ async def server() -> AsyncIterator[FakeMarketServer]:
         yield running
 
 
-def _coverage(feed: MarketFeed, token_id: str) -> Coverage:
-    return feed.coverage(token_id, time.monotonic())
+def _coverage(feed: MarketFeed, token_id: str, later_s: float = 0.0) -> Coverage:
+    """The token's coverage now (or ``later_s`` from now); the poll tick's bulk answer,
+    ``live_tokens``, must agree with it."""
+    now_s = time.monotonic() + later_s
+    coverage = feed.coverage(token_id, now_s)
+    assert (token_id in feed.live_tokens(now_s)) == (coverage is Coverage.LIVE)
+    return coverage
 
 
 async def _wait_for(feed: MarketFeed, token_id: str, wanted: Coverage) -> None:
-    await feed.wait_for_status(lambda _: _coverage(feed, token_id) is wanted)
+    await feed.wait_for_status(lambda _: feed.coverage(token_id, time.monotonic()) is wanted)
 
 
 async def test_a_token_is_live_from_its_snapshot_on_the_current_connection(
@@ -101,11 +106,12 @@ async def test_a_token_is_live_from_its_snapshot_on_the_current_connection(
         connected = _coverage(feed, "a")
         await first.send(book_frame("a", "0.4", "0.6"))
         await _wait_for(feed, "a", Coverage.LIVE)
+        a_live = _coverage(feed, "a")
         await first.send(_price_change("b"))
         await feed.wait_for_status(lambda status: status.messages_received >= 2)
         b_after_a_change = _coverage(feed, "b")
         # Silence past the heartbeat's deadline (asked about a later moment: no waiting).
-        silent = feed.coverage("a", time.monotonic() + FAST.stale_after_s)
+        silent = _coverage(feed, "a", later_s=FAST.stale_after_s)
 
         # A new subscription waits for its own snapshot; an unsubscribed token is not covered.
         feed.update_tokens(added=["c"], removed=["b"])
@@ -124,10 +130,14 @@ async def test_a_token_is_live_from_its_snapshot_on_the_current_connection(
         kept = books.top("a")
         await second.send(book_frame("a", "0.4", "0.6"))
         await _wait_for(feed, "a", Coverage.LIVE)
+        live_again = _coverage(feed, "a")
+        live_tokens = feed.live_tokens(time.monotonic())
     stopped = _coverage(feed, "a")
 
     assert before_start is Coverage.DOWN
     assert connected is Coverage.AWAITING_SNAPSHOT
+    assert a_live is live_again is Coverage.LIVE
+    assert live_tokens == {"a"}  # c still waits for its snapshot
     assert b_after_a_change is Coverage.AWAITING_SNAPSHOT
     assert silent is Coverage.STALLED
     assert c_subscribed is Coverage.AWAITING_SNAPSHOT

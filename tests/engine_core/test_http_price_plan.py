@@ -48,7 +48,7 @@ def _plan(
         updated_at_s,
         _books(updated_at_s),
         tracked_since_s or {},
-        covered_live=None if live is None else live.__contains__,
+        covered_live=live,
         last_http_s=last_http_s or {},
         now_s=NOW_S,
         stale_after_s=STALE_AFTER_S,

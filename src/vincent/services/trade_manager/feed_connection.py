@@ -101,6 +101,18 @@ class ShardConnection:
             now_s=now_s,
         )
 
+    def live_tokens(self, now_s: float) -> Set[str]:
+        """Every token this connection covers live at ``now_s`` (``coverage`` is ``LIVE``).
+
+        A read-only view that later changes may show through: copy it to keep it.
+        """
+        heartbeat = self._heartbeat
+        if self._ws is None or heartbeat is None or heartbeat.stalled(now_s):
+            return frozenset()
+        if not self.awaiting_snapshot:
+            return self.subscribed  # the steady state: no copy
+        return self.subscribed - self.awaiting_snapshot
+
     def status(self, now_s: float, *, draining: bool = False) -> ShardStatus:
         last = self.ts_last_message_s
         return ShardStatus(

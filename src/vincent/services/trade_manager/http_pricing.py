@@ -13,7 +13,7 @@ does not know must not cost a request, or a failed tick, every tick).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -95,7 +95,7 @@ def http_price_plan(
     books: OrderBooks | None,
     tracked_since_s: Mapping[str, float],
     *,
-    covered_live: Callable[[str], bool] | None,
+    covered_live: Set[str] | None,
     last_http_s: Mapping[str, float],
     now_s: float,
     stale_after_s: float,
@@ -104,7 +104,7 @@ def http_price_plan(
 ) -> HttpPricePlan:
     """Which tokens to price over HTTP now, and why.
 
-    A token the feed covers live (``covered_live``: its connection is up, within its
+    A token the feed covers live (in ``covered_live``: its connection is up, within its
     heartbeat, and delivered the token's snapshot since it subscribed it) is fresh whatever
     its book's age: a quiet book on a live connection is a quiet market. It is re-checked
     (a safety net against a subscription that died while its connection lives) once neither
@@ -124,7 +124,7 @@ def http_price_plan(
         age_s = books.age_s(token_id, now_s)
         if age_s is None:
             age_s = now_s - tracked_since_s.get(token_id, now_s)
-        if covered_live is not None and covered_live(token_id):
+        if covered_live is not None and token_id in covered_live:
             last_http = last_http_s.get(token_id)
             quiet_s = age_s if last_http is None else min(age_s, now_s - last_http)
             if quiet_s >= quiet_recheck_s:

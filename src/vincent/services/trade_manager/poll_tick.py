@@ -26,7 +26,6 @@ from vincent.config import Settings
 from vincent.db.base import utcnow
 from vincent.db.session import SessionFactory
 from vincent.services.trade_manager.breaker import CircuitBreaker
-from vincent.services.trade_manager.feed_config import Coverage
 from vincent.services.trade_manager.http_pricing import (
     HttpPriceReason,
     TokenBackoff,
@@ -70,9 +69,9 @@ SYNC_CHUNK_ROWS = 500
 
 
 class LiveCoverage(Protocol):
-    """What the poll tick asks the feed (``MarketFeed.coverage``): pure, no I/O."""
+    """What the poll tick asks the feed (``MarketFeed.live_tokens``): pure, no I/O."""
 
-    def coverage(self, token_id: str, now_s: float) -> Coverage: ...
+    def live_tokens(self, now_s: float) -> frozenset[str]: ...
 
 
 class ExchangeFailing(Exception):
@@ -371,9 +370,7 @@ class PollTick:
             watched,
             self._feed_books,
             self._tracked_since_s,
-            covered_live=None
-            if coverage is None
-            else lambda token_id: coverage.coverage(token_id, now_s) is Coverage.LIVE,
+            covered_live=None if coverage is None else coverage.live_tokens(now_s),
             last_http_s=last_http_s,
             now_s=now_s,
             stale_after_s=settings.trade_manager_stale_after_s,

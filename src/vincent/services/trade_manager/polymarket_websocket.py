@@ -230,6 +230,15 @@ class MarketFeed:
             return Coverage.NOT_SUBSCRIBED
         return self._connections[number].coverage(token_id, now_s)
 
+    def live_tokens(self, now_s: float) -> frozenset[str]:
+        """Every token whose ``coverage`` is ``LIVE`` at ``now_s``, by set operations per
+        connection (the poll tick asks for all its tokens at once)."""
+        if self._state is not FeedState.RUNNING:
+            return frozenset()
+        return frozenset().union(
+            *(connection.live_tokens(now_s) for connection in self._connections.values())
+        )
+
     def status(self) -> MarketFeedStatus:
         now_s = self._clock.monotonic()
         shards = tuple(connection.status(now_s) for connection in self._connections.values())
