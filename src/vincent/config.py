@@ -52,8 +52,14 @@ class Settings(BaseSettings):
     trade_manager_poll_interval_s: Seconds = 60.0
     trade_manager_ws_enabled: bool = True
     trade_manager_max_rules_per_secret: int = Field(default=100, ge=1)
-    # A token whose WebSocket price is older than this is priced over HTTP on the poll tick.
+    # A token the feed does not cover live (its connection down or stalled, or no snapshot
+    # since it (re)subscribed) whose WebSocket book is older than this is priced over HTTP
+    # on the poll tick. A covered-live token is fresh however quiet its book.
     trade_manager_stale_after_s: Seconds = 120.0
+    # A covered-live token whose book (and last HTTP answer) is older than this is re-checked
+    # over HTTP anyway: a safety net against a subscription that died on a live connection.
+    # At most (watched tokens x poll interval / this) re-checks per tick, quiet longest first.
+    trade_manager_quiet_book_recheck_s: Seconds = 900.0
     # Polymarket drops subscriptions past ~500 assets per connection; shard beyond it.
     trade_manager_max_assets_per_connection: int = Field(default=500, ge=1)
     trade_manager_ping_interval_s: Seconds = 10.0

@@ -51,11 +51,14 @@ async def test_http_book_overtaken_by_the_feed_does_not_fire(
     skill.hold(secret_id, ids.yes, "10")
     # The REST answer is an old book below the stop (midpoint 0.40).
     skill.set_book(ids.yes, [("0.39", "100")], [("0.41", "100")])
-    # Every token is stale at once, and only requested ticks run.
+    # Every token is priced over HTTP on every tick, and only requested ticks run: the feed
+    # covers the token live, so it is asked as a quiet re-check (a re-check interval of a
+    # microsecond); were the connection to blip, as a stale token (the same microsecond).
     settings = worker_settings(
         exchange,
         database_url,
         trade_manager_stale_after_s=0.000001,
+        trade_manager_quiet_book_recheck_s=0.000001,
         trade_manager_poll_interval_s=3600.0,
     )
     async with running_worker(settings, session_factory, skill) as worker:

@@ -2,12 +2,14 @@
 
 The knobs (``MarketFeedConfig``) and the venue's address; the heartbeat schedule those knobs
 drive on each connection (``Heartbeat``: when to send ``PING``, when silence means a stall;
-times are monotonic seconds); and the feed's lifecycle state, running counters and immutable
-status snapshots (``MarketFeedStatus``).
+times are monotonic seconds); whether a token is covered live (``Coverage``, decided by
+``coverage_of``); and the feed's lifecycle state, running counters and immutable status
+snapshots (``MarketFeedStatus``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -86,6 +88,45 @@ class Heartbeat:
     def ts_next_check_s(self) -> float:
         """Return when something may next be due: a ping, or the stall deadline."""
         return min(self.ts_next_ping_s, self.ts_last_traffic_s + self._stale_after_s)
+
+
+class Coverage(StrEnum):
+    """How the feed covers one token right now.
+
+    Only ``LIVE`` means a quiet book is quiet because nothing traded: the token's connection
+    is open, its heartbeat is within its deadline, and the token's book snapshot has arrived
+    on this connection since it was (re)subscribed. Every other value says why not.
+    """
+
+    LIVE = "live"
+    NOT_SUBSCRIBED = "not_subscribed"  # no connection carries it (or its subscription is unsent)
+    DOWN = "down"  # the feed is stopped, or the token's connection is not open
+    STALLED = "stalled"  # open, but silent (not even PONG) past the heartbeat's deadline
+    AWAITING_SNAPSHOT = "awaiting_snapshot"  # no book for it on this connection yet
+
+
+def coverage_of(
+    token_id: str,
+    *,
+    heartbeat: Heartbeat | None,
+    subscribed: Set[str],
+    awaiting_snapshot: Set[str],
+    now_s: float,
+) -> Coverage:
+    """The coverage of ``token_id`` by one connection.
+
+    ``heartbeat``: the open connection's (None: not open); ``subscribed``: what it has told
+    the server; ``awaiting_snapshot``: the tokens subscribed on it whose book has not arrived.
+    """
+    if heartbeat is None:
+        return Coverage.DOWN
+    if heartbeat.stalled(now_s):
+        return Coverage.STALLED
+    if token_id not in subscribed:
+        return Coverage.NOT_SUBSCRIBED
+    if token_id in awaiting_snapshot:
+        return Coverage.AWAITING_SNAPSHOT
+    return Coverage.LIVE
 
 
 class FeedState(StrEnum):

@@ -3,8 +3,10 @@
 Owns the connection's life: connect, subscribe its tokens in the first message, send later
 token changes as subscribe/unsubscribe diffs, the text PING heartbeat and stall detection
 (``feed_config.Heartbeat``), and reconnecting with backoff. Frames go to the shared
-``FrameHandler``. Tells its owner (``on_change``) whenever it goes live, goes down or has sent
-subscriptions. The owner runs ``run`` as a task and cancels it to close the connection.
+``FrameHandler``, which marks the tokens whose book snapshot arrived on this connection
+(``awaiting_snapshot``), so ``coverage`` can tell a quiet token from one nobody covers.
+Tells its owner (``on_change``) whenever it goes live, goes down or has sent subscriptions.
+The owner runs ``run`` as a task and cancels it to close the connection.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from websockets.exceptions import WebSocketException
 
 from vincent.services.trade_manager.backoff import Backoff, RandomFn
 from vincent.services.trade_manager.feed_config import (
+    Coverage,
     FeedCounters,
     Heartbeat,
     MarketFeedConfig,
     ShardStatus,
+    coverage_of,
 )
 from vincent.services.trade_manager.feed_frames import FrameHandler
 from vincent.services.trade_manager.types import Clock
@@ -57,6 +61,9 @@ class ShardConnection:
         self.desired = desired
         # What the server has been told, recorded before sending (see _sync_subscriptions).
         self.subscribed: set[str] = set()
+        # Tokens subscribed on the current connection whose book snapshot has not arrived on
+        # it yet (the frame handler removes a token when its ``book`` event is applied).
+        self.awaiting_snapshot: set[str] = set()
         self.wake = asyncio.Event()
         self.ts_last_message_s: float | None = None
         self._url = url
@@ -67,6 +74,8 @@ class ShardConnection:
         self._on_change = on_change
         self._backoff = Backoff(config.reconnect_backoff, random_fn)
         self._ws: ClientConnection | None = None
+        # The open connection's heartbeat (None while not open).
+        self._heartbeat: Heartbeat | None = None
         # True while subscribe/unsubscribe diffs are being sent (subscribed is ahead of them).
         self._sending = False
         # Set by a crash: the next connection's frames don't reset the backoff, so a bug
@@ -81,6 +90,28 @@ class ShardConnection:
     def carries(self, token_id: str) -> bool:
         """Whether the live connection has finished sending the subscription of ``token_id``."""
         return self._ws is not None and not self._sending and token_id in self.subscribed
+
+    def coverage(self, token_id: str, now_s: float) -> Coverage:
+        """How this connection covers ``token_id`` at monotonic ``now_s`` (no I/O)."""
+        return coverage_of(
+            token_id,
+            heartbeat=self._heartbeat if self._ws is not None else None,
+            subscribed=self.subscribed,
+            awaiting_snapshot=self.awaiting_snapshot,
+            now_s=now_s,
+        )
+
+    def live_tokens(self, now_s: float) -> Set[str]:
+        """Every token this connection covers live at ``now_s`` (``coverage`` is ``LIVE``).
+
+        A read-only view that later changes may show through: copy it to keep it.
+        """
+        heartbeat = self._heartbeat
+        if self._ws is None or heartbeat is None or heartbeat.stalled(now_s):
+            return frozenset()
+        if not self.awaiting_snapshot:
+            return self.subscribed  # the steady state: no copy
+        return self.subscribed - self.awaiting_snapshot
 
     def status(self, now_s: float, *, draining: bool = False) -> ShardStatus:
         last = self.ts_last_message_s
@@ -125,6 +156,7 @@ class ShardConnection:
                 logger.warning("market_feed.closed_by_server", extra={"shard": self.number})
             finally:
                 self._ws = None
+                self._heartbeat = None
                 self._on_change(self)
             await asyncio.sleep(self._backoff.next_delay_s())
             self._counters.reconnects += 1
@@ -147,7 +179,10 @@ class ShardConnection:
             # Snapshot and send with no await in between: a later token change sees the
             # difference from self.subscribed and the writer sends it as a diff.
             self.subscribed = set(self.desired)
+            # A new connection proves nothing until its own snapshots arrive.
+            self.awaiting_snapshot = set(self.subscribed)
             await ws.send(_initial_message(self.subscribed, config.custom_feature_enabled))
+            self._heartbeat = heartbeat
             self._ws = ws
             logger.info(
                 "market_feed.connected",
@@ -181,7 +216,7 @@ class ShardConnection:
             now_s = clock.monotonic()
             heartbeat.ts_last_traffic_s = now_s
             self.ts_last_message_s = now_s
-            handle(frame, now_s)
+            handle(frame, now_s, self.awaiting_snapshot)
             if reset_backoff:
                 self._backoff.reset()
                 reset_backoff = False
@@ -212,6 +247,9 @@ class ShardConnection:
         # Recorded before sending: if a send fails the connection is gone, and the next one
         # subscribes self.desired in full.
         self.subscribed = set(self.desired)
+        # A resubscribed token waits for its new snapshot; an unsubscribed one is not covered.
+        self.awaiting_snapshot.difference_update(removed)
+        self.awaiting_snapshot.update(added)
         self._sending = True
         try:
             # Unsubscribe first, so the connection never holds more than its limit.

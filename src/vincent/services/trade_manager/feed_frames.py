@@ -1,6 +1,7 @@
 """The feed's hot path: one frame → parsed events → ``OrderBooks`` → ``on_prices``.
 
-Synchronous from frame to callback (no ``await`` between an event and its rules). Counts
+Synchronous from frame to callback (no ``await`` between an event and its rules). Marks the
+tokens whose ``book`` snapshot arrived on the frame's connection. Counts
 frames, malformed objects and callback failures; a failing callback never costs the feed its
 connection. Any other exception is a bug and propagates to the connection's supervisor.
 """
@@ -8,10 +9,10 @@ connection. Any other exception is a bug and propagates to the connection's supe
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sized
+from collections.abc import Callable, MutableSet, Sized
 
 from vincent.services.trade_manager.feed_config import FeedCounters
-from vincent.services.trade_manager.market_messages import ParsedFrame, parse_frame
+from vincent.services.trade_manager.market_messages import BookEvent, ParsedFrame, parse_frame
 from vincent.services.trade_manager.order_book import MalformedMarketData, OrderBooks
 
 logger = logging.getLogger(__name__)
@@ -58,8 +59,15 @@ class FrameHandler:
         # Monotonic time of the newest frame on any connection (None: no frame yet).
         self.ts_last_frame_s: float | None = None
 
-    def handle(self, frame: str | bytes, now_s: float) -> None:
-        """Apply every event of ``frame`` received at monotonic ``now_s``."""
+    def handle(
+        self, frame: str | bytes, now_s: float, awaiting_snapshot: MutableSet[str] | None = None
+    ) -> None:
+        """Apply every event of ``frame`` received at monotonic ``now_s``.
+
+        ``awaiting_snapshot``: the tokens of the frame's connection still waiting for their
+        book snapshot; a token whose ``book`` event is applied leaves it. Empty once every
+        snapshot is in, so the steady state pays one truth test per event.
+        """
         self.ts_last_frame_s = now_s
         counters = self._counters
         counters.messages_received += 1
@@ -74,6 +82,8 @@ class FrameHandler:
             except MalformedMarketData:
                 malformed += 1
                 continue
+            if awaiting_snapshot and type(event) is BookEvent:
+                awaiting_snapshot.discard(event.asset_id)
             if changed:
                 self._deliver(changed)
         if malformed:

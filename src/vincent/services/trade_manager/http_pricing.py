@@ -1,5 +1,9 @@
 """Price tokens from REST books when their WebSocket price is stale. No I/O.
 
+``http_price_plan`` decides which tokens a poll tick asks for: a token the feed covers live
+is fresh however quiet its book (re-checked only after a long quiet, a bounded number per
+tick); any other token is stale once its book is older than ``stale_after_s``.
+
 A REST book goes through the same ``OrderBooks`` code as the feed, so an HTTP price and a
 WebSocket price of the same book are the same number. ``TokenBackoff`` spaces out the
 requests for a token whose book keeps failing (one tenant's rule on a token the exchange
@@ -8,7 +12,10 @@ does not know must not cost a request, or a failed tick, every tick).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping, Set
+from dataclasses import dataclass
+from enum import StrEnum
 
 from vincent.services.trade_manager.market_messages import BookEvent, LastTradePriceEvent
 from vincent.services.trade_manager.order_book import OrderBooks
@@ -55,29 +62,81 @@ def books_from_http(book: OrderBook) -> OrderBooks:
     return books
 
 
-def stale_tokens(
+class HttpPriceReason(StrEnum):
+    """Why the poll tick asks for a token's book over HTTP (the metric's ``reason`` label)."""
+
+    STALE = "stale"  # not covered live, and its feed book is older than ``stale_after_s``
+    QUIET_RECHECK = "quiet_recheck"  # covered live, but quiet for ``quiet_recheck_s``
+
+
+@dataclass(frozen=True, slots=True)
+class HttpPricePlan:
+    """The tokens a tick prices over HTTP: ``stale`` (sorted), then ``quiet`` (quiet longest
+    first). ``quiet_deferred``: quiet tokens due that the per-tick bound left for later."""
+
+    stale: tuple[str, ...] = ()
+    quiet: tuple[str, ...] = ()
+    quiet_deferred: int = 0
+
+    def tokens(self) -> list[str]:
+        return [*self.stale, *self.quiet]
+
+
+def quiet_rechecks_per_tick(watched: int, *, poll_interval_s: float, quiet_recheck_s: float) -> int:
+    """At most this many quiet re-checks per tick: the steady rate that re-checks every
+    watched token once per ``quiet_recheck_s`` (at least one). Tokens that all became quiet
+    at once (a restart's snapshots) are spread over ``quiet_recheck_s``, not asked together.
+    """
+    return max(1, math.ceil(watched * poll_interval_s / quiet_recheck_s))
+
+
+def http_price_plan(
     tokens: Iterable[str],
     books: OrderBooks | None,
     tracked_since_s: Mapping[str, float],
     *,
+    covered_live: Set[str] | None,
+    last_http_s: Mapping[str, float],
     now_s: float,
     stale_after_s: float,
-) -> list[str]:
-    """Tokens whose feed price is older than ``stale_after_s`` (all of them without a feed).
+    quiet_recheck_s: float,
+    max_quiet: int,
+) -> HttpPricePlan:
+    """Which tokens to price over HTTP now, and why.
 
-    A token that never had a price counts from when it was first watched, so a fresh
-    subscription gets a chance to deliver its snapshot first.
+    A token the feed covers live (in ``covered_live``: its connection is up, within its
+    heartbeat, and delivered the token's snapshot since it subscribed it) is fresh whatever
+    its book's age: a quiet book on a live connection is a quiet market. It is re-checked
+    (a safety net against a subscription that died while its connection lives) once neither
+    its feed book nor its last HTTP answer (``last_http_s``) is newer than
+    ``quiet_recheck_s``, at most ``max_quiet`` per tick, quiet longest first.
+
+    Any other token (no feed at all, ``covered_live`` None, connection down or stalled, no
+    snapshot since it (re)subscribed) is stale once its feed book is older than
+    ``stale_after_s``; a token that never had a book counts from when it was first watched
+    (``tracked_since_s``), so a fresh subscription gets a chance to deliver its snapshot.
     """
     if books is None:
-        return sorted(tokens)
-    stale = []
+        return HttpPricePlan(stale=tuple(sorted(tokens)))
+    stale: list[str] = []
+    quiet: list[tuple[float, str]] = []
     for token_id in tokens:
         age_s = books.age_s(token_id, now_s)
         if age_s is None:
             age_s = now_s - tracked_since_s.get(token_id, now_s)
-        if age_s >= stale_after_s:
+        if covered_live is not None and token_id in covered_live:
+            last_http = last_http_s.get(token_id)
+            quiet_s = age_s if last_http is None else min(age_s, now_s - last_http)
+            if quiet_s >= quiet_recheck_s:
+                quiet.append((-quiet_s, token_id))
+        elif age_s >= stale_after_s:
             stale.append(token_id)
-    return sorted(stale)
+    quiet.sort()
+    return HttpPricePlan(
+        stale=tuple(sorted(stale)),
+        quiet=tuple(token_id for _, token_id in quiet[: max(0, max_quiet)]),
+        quiet_deferred=max(0, len(quiet) - max(0, max_quiet)),
+    )
 
 
 class TokenBackoff:

@@ -107,9 +107,20 @@ class WorkerMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.http_prices = Counter(
+            "vincent_trade_manager_http_prices",
+            "Tokens the poll tick asked for over HTTP, by reason (stale: not covered live by "
+            "the feed and older than the stale threshold; quiet_recheck: covered live, but "
+            "quiet past the re-check interval)",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in ("stale", "quiet_recheck"):  # http_pricing.HttpPriceReason
+            self.http_prices.labels(reason)
         self.http_price_skipped = Counter(
             "vincent_trade_manager_http_price_skipped",
-            "Stale tokens not asked for on a tick because they are backing off",
+            "Tokens due for an HTTP price (stale or quiet re-check) not asked for on a tick "
+            "because they are backing off",
             registry=self.registry,
         )
         self.tokens_backing_off = Gauge(

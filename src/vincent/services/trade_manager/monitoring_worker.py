@@ -162,6 +162,7 @@ class TradeMonitoringWorker:
             dispatcher=self._dispatch,
             feed_books=None if self._feed is None else self._books,
             tracked_since_s=self._tracked_since_s,
+            feed_coverage=self._feed,
             breaker=self._breaker,
             metrics=self.metrics,
             clock=self._clock,

@@ -1,6 +1,10 @@
 """The poll tick: reconcile, re-sync the index with the database, refresh positions, and
 price stale tokens over HTTP. Failures are contained, counted and fed to the breaker.
 
+A token the feed covers live (``LiveCoverage``) is not stale however quiet its book; it is
+re-checked over HTTP only after ``TRADE_MANAGER_QUIET_BOOK_RECHECK_S``, a bounded number per
+tick (``http_pricing.http_price_plan``).
+
 A token whose HTTP price fails is that token's problem: it backs off and is counted, and
 the tick still succeeds. Only when every token asked failed with a transient error (the
 exchange as a whole is failing) does the pricing step fail the tick, and feed the breaker.
@@ -13,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,10 +27,12 @@ from vincent.db.base import utcnow
 from vincent.db.session import SessionFactory
 from vincent.services.trade_manager.breaker import CircuitBreaker
 from vincent.services.trade_manager.http_pricing import (
+    HttpPriceReason,
     TokenBackoff,
     books_from_http,
+    http_price_plan,
+    quiet_rechecks_per_tick,
     quoter_for,
-    stale_tokens,
 )
 from vincent.services.trade_manager.market_expiry import EXPIRED_AT_ENDING, log_expired
 from vincent.services.trade_manager.market_watch import MarketWatch
@@ -62,6 +68,12 @@ TOKEN_BACKOFF_MAX_S = 900.0
 SYNC_CHUNK_ROWS = 500
 
 
+class LiveCoverage(Protocol):
+    """What the poll tick asks the feed (``MarketFeed.live_tokens``): pure, no I/O."""
+
+    def live_tokens(self, now_s: float) -> frozenset[str]: ...
+
+
 class ExchangeFailing(Exception):
     """Every stale token asked on this tick failed with a transient error."""
 
@@ -89,6 +101,7 @@ class PollTick:
         breaker: CircuitBreaker,
         metrics: WorkerMetrics,
         clock: Clock,
+        feed_coverage: LiveCoverage | None = None,
     ) -> None:
         self._settings = settings
         self._session_factory = session_factory
@@ -98,6 +111,10 @@ class PollTick:
         self._dispatcher = dispatcher
         self._feed_books = feed_books
         self._tracked_since_s = tracked_since_s
+        self._feed_coverage = feed_coverage
+        # When each watched token was last answered over HTTP (monotonic): a covered-live
+        # token is re-checked once both this and its feed book are older than the interval.
+        self._last_http_s: dict[str, float] = {}
         self._breaker = breaker
         self._metrics = metrics
         self._clock = clock
@@ -343,17 +360,37 @@ class PollTick:
         """
         watched = self._rules.index.tokens()
         self._token_backoff.keep_only(watched)
+        last_http_s = self._last_http_s
+        for token_id in [t for t in last_http_s if t not in watched]:
+            del last_http_s[token_id]
         now_s = self._clock.monotonic()
-        stale = stale_tokens(
+        settings = self._settings
+        coverage = self._feed_coverage
+        plan = http_price_plan(
             watched,
             self._feed_books,
             self._tracked_since_s,
+            covered_live=None if coverage is None else coverage.live_tokens(now_s),
+            last_http_s=last_http_s,
             now_s=now_s,
-            stale_after_s=self._settings.trade_manager_stale_after_s,
+            stale_after_s=settings.trade_manager_stale_after_s,
+            quiet_recheck_s=settings.trade_manager_quiet_book_recheck_s,
+            max_quiet=quiet_rechecks_per_tick(
+                len(watched),
+                poll_interval_s=settings.trade_manager_poll_interval_s,
+                quiet_recheck_s=settings.trade_manager_quiet_book_recheck_s,
+            ),
         )
-        tokens = self._token_backoff.due(stale, now_s)
-        if len(tokens) < len(stale):
-            self._metrics.http_price_skipped.inc(len(stale) - len(tokens))
+        backoff = self._token_backoff
+        stale = backoff.due(plan.stale, now_s)
+        quiet = backoff.due(plan.quiet, now_s)
+        tokens = [*stale, *quiet]
+        if len(tokens) < len(plan.stale) + len(plan.quiet):
+            self._metrics.http_price_skipped.inc(len(plan.stale) + len(plan.quiet) - len(tokens))
+        if stale:
+            self._metrics.http_prices.labels(HttpPriceReason.STALE.value).inc(len(stale))
+        if quiet:
+            self._metrics.http_prices.labels(HttpPriceReason.QUIET_RECHECK.value).inc(len(quiet))
         failures: list[tuple[str, Exception]] = []
         # A few requests at a time: quiet markets can make many tokens stale at once.
         for start in range(0, len(tokens), HTTP_PRICE_CONCURRENCY):
@@ -370,6 +407,7 @@ class PollTick:
                 if isinstance(book, BaseException):
                     raise book
                 self._token_backoff.succeeded(token_id)
+                last_http_s[token_id] = now_s
                 if self._feed_stamp(token_id) != stamps[token_id]:
                     # The feed moved the token while the request was out: its price is newer
                     # than this book, and an older price could cross a level raised since.

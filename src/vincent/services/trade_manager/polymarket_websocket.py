@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from vincent.services.trade_manager.backoff import RandomFn
 from vincent.services.trade_manager.feed_config import (
     POLYMARKET_MARKET_WS_URL,
+    Coverage,
     FeedCounters,
     FeedState,
     MarketFeedConfig,
@@ -32,6 +33,7 @@ from vincent.services.trade_manager.types import Clock, SystemClock
 
 __all__ = [
     "POLYMARKET_MARKET_WS_URL",
+    "Coverage",
     "FeedState",
     "FrameParser",
     "MarketFeed",
@@ -213,6 +215,29 @@ class MarketFeed:
         return True
 
     # Status
+
+    def coverage(self, token_id: str, now_s: float) -> Coverage:
+        """Whether the feed covers ``token_id`` live at monotonic ``now_s`` (no I/O, O(1)).
+
+        ``Coverage.LIVE``: its connection is open, within its heartbeat deadline, and has
+        delivered the token's book since it (re)subscribed it, so a quiet book is a quiet
+        market. Only the connection the token is assigned to counts (not a draining one).
+        """
+        if self._state is not FeedState.RUNNING:
+            return Coverage.DOWN
+        number = self._shard_map.shard_of(token_id)
+        if number is None:
+            return Coverage.NOT_SUBSCRIBED
+        return self._connections[number].coverage(token_id, now_s)
+
+    def live_tokens(self, now_s: float) -> frozenset[str]:
+        """Every token whose ``coverage`` is ``LIVE`` at ``now_s``, by set operations per
+        connection (the poll tick asks for all its tokens at once)."""
+        if self._state is not FeedState.RUNNING:
+            return frozenset()
+        return frozenset().union(
+            *(connection.live_tokens(now_s) for connection in self._connections.values())
+        )
 
     def status(self) -> MarketFeedStatus:
         now_s = self._clock.monotonic()
