@@ -22,6 +22,7 @@ from vincent.skills.polymarket.types import (
     BetResult,
     BetStatus,
     BookLevel,
+    ExecutedRow,
     Holding,
     OrderBook,
     Settlement,
@@ -129,7 +130,9 @@ class ScriptedSkill:
     async def warm_claim(self, claim: ActionClaim) -> None:
         self.warmed_claims += 1
 
-    async def follow_settlement(self, transaction_log_id: str) -> Settlement:
+    async def follow_settlement(
+        self, transaction_log_id: str, recorded: ExecutedRow | None = None
+    ) -> Settlement:
         return self.settlements.get(transaction_log_id, Settlement(SettlementState.CONFIRMED))
 
     async def settle_unknown_actions(

@@ -13,7 +13,7 @@ from vincent.enums import TradeRuleType
 from vincent.services.trade_manager.fire_lanes import MAX_CONCURRENT_BEFORE_POST
 from vincent.services.trade_manager.price_dispatch import MAX_CONCURRENT_EXECUTIONS
 from vincent.sim import LocalExchange
-from vincent.skills.polymarket.types import BetRequest, BetResult, Settlement
+from vincent.skills.polymarket.types import BetRequest, BetResult, ExecutedRow, Settlement
 
 TIMEOUT_S = 20.0
 RULES = MAX_CONCURRENT_EXECUTIONS + 4
@@ -93,10 +93,12 @@ class GatedSettlementSkill(ScriptedSkill):
             self.all_sold.set()
         return result
 
-    async def follow_settlement(self, transaction_log_id: str) -> Settlement:
+    async def follow_settlement(
+        self, transaction_log_id: str, recorded: ExecutedRow | None = None
+    ) -> Settlement:
         self.follows += 1
         await self.release.wait()
-        return await super().follow_settlement(transaction_log_id)
+        return await super().follow_settlement(transaction_log_id, recorded)
 
 
 async def test_recording_never_holds_a_fire_slot(

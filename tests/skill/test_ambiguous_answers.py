@@ -7,6 +7,8 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.skill.conftest import MarketIds, Wallet, shares_of
 from vincent.db.models import TransactionLog
@@ -22,6 +24,7 @@ from vincent.skills.polymarket.errors import (
     is_retryable,
 )
 from vincent.skills.polymarket.execution import FOLLOWED, FOUND_BY_ID
+from vincent.skills.polymarket.settlement import trades_named_at_placement
 from vincent.skills.polymarket.types import (
     AttemptOutcome,
     BetRequest,
@@ -282,6 +285,55 @@ async def test_a_confirmed_settlement_is_noted_on_the_audit_row(
     assert row.status is TransactionStatus.EXECUTED
     assert row.response_data is not None
     assert row.response_data["settlement"]["state"] == "confirmed"
+
+
+async def test_the_row_a_bet_wrote_is_followed_without_reading_it_back(
+    exchange: LocalExchange,
+    skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    engine: AsyncEngine,
+    wallet: Wallet,
+    market: MarketIds,
+) -> None:
+    exchange.credit(wallet.funder, token_id=market.yes, shares="10")
+    exchange.set_settlement_delay(0.2)
+    exchange.fail_settlement_next()
+    result = await skill.place_bet(sell(wallet, market.yes, "10"))
+    recorded = result.recorded
+    assert recorded is not None
+    # What the bet hands on is what it stored.
+    [row] = await rows(session_factory)
+    assert (recorded.secret_id, recorded.order_id) == (row.secret_id, row.order_id)
+    assert recorded.trade_ids == trades_named_at_placement(row) != ()
+    assert recorded.response_data == row.response_data
+
+    read: list[str] = []
+
+    def on_statement(_conn: object, _cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "transaction_logs" in statement:
+            read.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", on_statement)
+    try:
+        settling = await skill.follow_settlement(result.transaction_log_id, recorded)
+        await exchange.wait_for_settlement(timeout_s=5.0)
+        failed = await skill.follow_settlement(result.transaction_log_id, recorded)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", on_statement)
+
+    assert read == []
+    assert settling.state is SettlementState.SETTLING
+    assert failed.state is SettlementState.FAILED
+    [row] = await rows(session_factory)
+    assert row.status is TransactionStatus.FAILED
+    assert row.response_data == {
+        **recorded.response_data,
+        "settlement": row.response_data["settlement"],
+        "errorCode": "SETTLEMENT_FAILED",
+        "error": row.error_message,
+        "retryable": False,
+    }
+    assert row.response_data["settlement"]["tradeStatuses"] == ["FAILED"]
 
 
 async def test_an_order_never_placed_and_refused_again_is_known_dead(

@@ -19,6 +19,7 @@ from vincent.skills.polymarket.types import (
     AttemptResolution,
     BetRequest,
     BetResult,
+    ExecutedRow,
     Holding,
     OrderBook,
     Settlement,
@@ -71,7 +72,9 @@ class GatedSkill:
     async def warm_claim(self, claim: ActionClaim) -> None:
         raise NotImplementedError
 
-    async def follow_settlement(self, transaction_log_id: str) -> Settlement:
+    async def follow_settlement(
+        self, transaction_log_id: str, recorded: ExecutedRow | None = None
+    ) -> Settlement:
         raise NotImplementedError
 
     async def settle_unknown_actions(

@@ -515,7 +515,9 @@ class RuleExecutor:
     ) -> ExecutionResult:
         """A filled sell counts once its trades settled; until then the rule says so."""
         try:
-            settlement = await self._skill.follow_settlement(result.transaction_log_id)
+            settlement = await self._skill.follow_settlement(
+                result.transaction_log_id, result.recorded
+            )
         except Exception as error:  # the exchange cannot say now: reconciliation asks again
             logger.warning(
                 "rule_settlement_unknown",

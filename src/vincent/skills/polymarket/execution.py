@@ -56,8 +56,9 @@ from vincent.skills.polymarket.errors import (
 from vincent.skills.polymarket.leader_fence import require_leader_epoch
 from vincent.skills.polymarket.market_data import MarketData, MarketInfo
 from vincent.skills.polymarket.orders import Fills, LiveOrders, OrderSpec, refresh_sdk_market
+from vincent.skills.polymarket.settlement import named_trades
 from vincent.skills.polymarket.signed_orders import signed_order_from_json, signed_order_to_json
-from vincent.skills.polymarket.types import BetResult
+from vincent.skills.polymarket.types import BetResult, ExecutedRow
 
 logger = logging.getLogger(__name__)
 
@@ -297,7 +298,7 @@ class Executor:
             killed = NoLiquidity("the exchange killed the order without a fill")
             await self._fail(row.id, killed)
             raise killed
-        return await self._record_executed(row.id, fills, wallet_address, how)
+        return await self._record_executed(row, order_type, fills, wallet_address, how)
 
     # ---- live steps ------------------------------------------------------------------
 
@@ -445,8 +446,14 @@ class Executor:
         return row
 
     async def _record_executed(
-        self, log_id: str, fills: Fills, wallet_address: str, how: str | None = None
+        self,
+        row: TransactionLog,
+        order_type: str,
+        fills: Fills,
+        wallet_address: str,
+        how: str | None = None,
     ) -> BetResult:
+        log_id = row.id
         data = response_data(fills)
         if how is not None:
             data["resolvedBy"] = how  # the audit row says how the outcome was learnt
@@ -466,7 +473,10 @@ class Executor:
             "order_executed", extra={"transaction_log_id": log_id, "order_id": fills.order_id}
         )
         if moved:
-            return executed_result(log_id, fills, wallet_address)
+            recorded = ExecutedRow(
+                row.secret_id, fills.order_id, named_trades(order_type, data), data
+            )
+            return replace(executed_result(log_id, fills, wallet_address), recorded=recorded)
         # Another call finished this row first: its record is the answer.
         return result_of(await self._row(log_id), wallet_address)
 

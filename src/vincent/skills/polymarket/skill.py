@@ -53,6 +53,7 @@ from vincent.skills.polymarket.types import (
     AttemptResolution,
     BetRequest,
     BetResult,
+    ExecutedRow,
     Holding,
     OrderBook,
     Settlement,
@@ -225,10 +226,12 @@ class PolymarketSkill:
             settled.append((row.id, current.status if current else row.status))
         return settled
 
-    async def follow_settlement(self, transaction_log_id: str) -> Settlement:
+    async def follow_settlement(
+        self, transaction_log_id: str, recorded: ExecutedRow | None = None
+    ) -> Settlement:
         """Where the executed action's trades are on chain (see ``settlement.follow``)."""
         return await settlement.follow(
-            self._sessions, self._orders, transaction_log_id, paper=self._paper
+            self._sessions, self._orders, transaction_log_id, paper=self._paper, recorded=recorded
         )
 
     async def cancel_order(self, secret_id: str, order_id: str | None) -> dict[str, Any]:

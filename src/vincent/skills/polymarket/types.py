@@ -134,6 +134,18 @@ class BetRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class ExecutedRow:
+    """An audit row as the call that moved it to EXECUTED wrote it: what following its
+    settlement needs, so ``follow_settlement`` need not read the row back."""
+
+    secret_id: str
+    order_id: str
+    # The trades the POST answer named when they are all the order will have (FOK/FAK).
+    trade_ids: tuple[str, ...]
+    response_data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class BetResult:
     """What a skill action came to. Denial and pending approval are results, not errors."""
 
@@ -147,6 +159,10 @@ class BetResult:
     filled_shares: Decimal | None = None
     filled_usd: Decimal | None = None
     pending_approval_id: str | None = None
+    # The row as this call wrote it EXECUTED (None when it did not write it: paper, or
+    # another call's record): hand it to ``follow_settlement``. A hand-off, not part of
+    # what the action came to: results compare equal with or without it.
+    recorded: ExecutedRow | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,9 +305,12 @@ class TradingSkill(Protocol):
         """Resolve actions left UNKNOWN since before ``older_than`` (never re-signing)."""
         ...
 
-    async def follow_settlement(self, transaction_log_id: str) -> Settlement:
+    async def follow_settlement(
+        self, transaction_log_id: str, recorded: ExecutedRow | None = None
+    ) -> Settlement:
         """Where the executed action's trades are on chain; a FAILED settlement is recorded
-        on its audit row (once). Raises ``SkillError`` when the exchange cannot say."""
+        on its audit row (once). ``recorded``: the row as its place_bet wrote it (the row
+        is then not read back). Raises ``SkillError`` when the exchange cannot say."""
         ...
 
     async def prepare(self, secret_id: str, token_id: str) -> None:
