@@ -499,6 +499,7 @@ async def test_without_the_warm_up_the_first_fire_compiles_its_statement(
     driver_statement.cache_clear()
     result, compiled = await _fire_compiling(executor, rule)
     assert result.outcome is ExecutionOutcome.EXECUTED
-    # PostgreSQL: the one statement, compiled by the fire (SQLite writes in a transaction
-    # of ordinary statements: nothing to compile for the driver, nothing to warm).
-    assert compiled == (1 if engine.dialect.name == "postgresql" else 0)
+    # PostgreSQL: the one statement and the execution's record, compiled by the fire
+    # (SQLite writes in transactions of ordinary statements: nothing to compile for the
+    # driver, nothing to warm).
+    assert compiled == (2 if engine.dialect.name == "postgresql" else 0)

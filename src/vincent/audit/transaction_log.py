@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.db.base import new_id, utcnow
-from vincent.db.driver_statement import driver_statement
+from vincent.db.driver_statement import execute_at_driver
 from vincent.db.leader_epoch import LEADERSHIP_ROW
 from vincent.db.models import TransactionLog, WorkerLeadership
 from vincent.enums import ExecutionMode, TransactionStatus
@@ -135,13 +135,9 @@ async def insert_log_after(
     session. A duplicate idempotency key raises ``IntegrityError``, nothing written."""
     table = TransactionLog.__table__
     values = {f"log_{column.key}": getattr(row, column.key) for column in table.columns}
-    connection = await session.connection()
-    # At the driver: the statement is built once per shape, so its SQL is compiled once
-    # (``driver_statement``), and a fire pays only its parameters' processing.
-    statement = driver_statement(_insert_after(claimed, ctes), connection.dialect)
-    result = await connection.exec_driver_sql(
-        statement.sql, statement.parameters({**params, **values})
-    )
+    # At the driver: the statement is built once per shape, so its SQL is compiled once,
+    # and a fire pays only its parameters' processing.
+    result = await execute_at_driver(session, _insert_after(claimed, ctes), {**params, **values})
     return bool(result.rowcount)
 
 

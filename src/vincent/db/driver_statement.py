@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 
 Processor = Callable[[Any], Any]
@@ -77,3 +78,14 @@ def driver_statement(statement: sa.ClauseElement, dialect: sa.Dialect) -> Driver
             value = bind.effective_value
             fixed[name] = value if processor is None else processor(value)
     return DriverStatement(compiled.string, names, processors, fixed)
+
+
+async def execute_at_driver(
+    session: AsyncSession, statement: sa.Executable, params: Mapping[str, Any]
+) -> sa.CursorResult[Any]:
+    """Run ``statement`` (built once and kept: its compiled form is cached by identity)
+    with ``params`` on the session's connection at the driver: no per-execution compile,
+    cache key or parameter dict work, only each typed value's processing."""
+    connection = await session.connection()
+    driver = driver_statement(statement, connection.dialect)
+    return await connection.exec_driver_sql(driver.sql, driver.parameters(params))

@@ -142,6 +142,20 @@ async def record_executed(session_factory: SessionFactory, rule_id: str, result:
     return True
 
 
+async def warm_record_executed(session_factory: SessionFactory) -> None:
+    """Run ``record_executed``'s one statement (PostgreSQL) once for a rule id no rule has:
+    it is compiled for the driver and prepared before a first fire's outcome needs it, and
+    writes nothing (its UPDATE matches no row, and its events select from that)."""
+    if not is_postgresql(session_factory):
+        return
+    events: list[tuple[TradeRuleEventType, dict[str, Any]]] = [
+        (TradeRuleEventType.ACTION_EXECUTED, {}),
+        (TradeRuleEventType.RULE_TRIGGERED, {}),
+    ]
+    async with one_statement_session(session_factory) as session:
+        await mark_rule_executed_alone(session, "", None, events)
+
+
 SETTLING_MESSAGE = "Sale matched; waiting for its on-chain settlement before it counts"
 
 

@@ -46,6 +46,7 @@ from vincent.services.trade_manager.execution_outcomes import (
     record_pending_approval,
     record_retry,
     record_settling,
+    warm_record_executed,
 )
 from vincent.services.trade_manager.fire_lanes import FireLanes
 from vincent.services.trade_manager.holdings_cache import HoldingsCache
@@ -394,10 +395,12 @@ class RuleExecutor:
     async def warm(self) -> None:
         """Before the first fire: have the skill run a rule sell's statement once, claiming
         nothing (``TradingSkill.warm_claim``), so its first compile and prepare (~10 ms of
-        CPU, and a connection's first use) is not paid by a fire. Any role: the claim
-        names no rule and, fenced, an epoch that never leads."""
+        CPU, and a connection's first use) is not paid by a fire; the same for the
+        statement recording an execution (``warm_record_executed``). Any role: neither
+        names a rule, and the claim, fenced, names an epoch that never leads."""
         epoch = None if self._fence is None else _NO_EPOCH
         await self._skill.warm_claim(_WarmUpClaim(self, epoch))
+        await warm_record_executed(self._session_factory)
 
     async def claim_alone(
         self, rule: RuleSnapshot, trigger: Trigger, trailing: TrailingRaise | None, key: str

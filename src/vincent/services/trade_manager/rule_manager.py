@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.db.base import new_id, utcnow
+from vincent.db.driver_statement import execute_at_driver
 from vincent.db.models import PendingApproval, TradeRule, TradeRuleEvent
 from vincent.db.secret_locks import LockScope
 from vincent.enums import (
@@ -720,7 +721,11 @@ def _executed_alone_cte() -> sa.CTE:
         sa.update(rules)
         .where(
             rules.c.id == sa.bindparam("executed_rule_id"),
-            rules.c.status.in_((TradeRuleStatus.TRIGGERED, TradeRuleStatus.PENDING_APPROVAL)),
+            # Equalities, not IN (rendered at each execution): run at the driver.
+            sa.or_(
+                rules.c.status == TradeRuleStatus.TRIGGERED,
+                rules.c.status == TradeRuleStatus.PENDING_APPROVAL,
+            ),
             rules.c.trigger_tx_hash.is_(None),
             rules.c.oco_group_id.is_(None),
         )
@@ -762,7 +767,7 @@ async def mark_rule_executed_alone(
         "executed_now": now,
         **event_params(events, now),
     }
-    return bool((await session.execute(statement, params)).scalar_one())
+    return bool((await execute_at_driver(session, statement, params)).scalar_one())
 
 
 async def mark_rule_failed(
