@@ -63,7 +63,7 @@ async def run(database_url: str, calls: int) -> dict[str, Any]:
         "TRADE_MANAGER_ENABLED": "false",
         "RATE_LIMIT_MAX_REQUESTS": "0",
     }
-    async with server_process(env, port), httpx.AsyncClient(base_url=url) as http:
+    async with server_process(env, port), httpx.AsyncClient(base_url=url, timeout=30) as http:
         created = await http.post("/api/secrets", json={"type": "POLYMARKET_WALLET"})
         key = created.json()["data"]["apiKey"]["key"]
         headers = {"Authorization": f"Bearer {key}"}

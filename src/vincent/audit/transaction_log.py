@@ -7,6 +7,7 @@ both move the same row; the row count tells the caller whether it won.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
 
@@ -163,39 +164,50 @@ async def move_status(
     """Move ``log_id`` to ``to_status`` (plus ``fields``) only from ``from_statuses``
     (and, with ``unsent_only``, only while no order was signed for it).
 
-    Returns whether this call moved it. Does not commit.
+    Returns whether this call moved it. Does not commit. A field given as ``IfUnset(v)``
+    is set to ``v`` only where the row holds none.
     """
-    # A field given as a SQL expression (``usd_value=coalesce(...)``) is part of the
-    # statement itself: such a move builds its own.
-    expressions = {k: v for k, v in fields.items() if isinstance(v, sa.ColumnElement)}
+    if_unset = tuple(sorted(k for k, v in fields.items() if isinstance(v, IfUnset)))
     statement = _move_statement(
-        tuple(from_statuses), unsent_only, tuple(sorted(set(fields) - set(expressions)))
+        tuple(from_statuses), unsent_only, tuple(sorted(set(fields) - set(if_unset))), if_unset
     )
-    if expressions:
-        statement = statement.values(expressions)
-    params = {f"set_{k}": v for k, v in fields.items() if k not in expressions}
+    params = {f"set_{k}": v.value if isinstance(v, IfUnset) else v for k, v in fields.items()}
     params.update(move_id=log_id, move_to=to_status, move_now=utcnow())
-    result = await session.execute(statement, params)
-    return bool(getattr(result, "rowcount", 0))
+    # At the driver: each shape of move is built and compiled once.
+    result = await execute_at_driver(session, statement, params)
+    return bool(result.rowcount)
 
 
-_MOVES: dict[tuple[tuple[TransactionStatus, ...], bool, tuple[str, ...]], sa.Update] = {}
+@dataclass(frozen=True, slots=True)
+class IfUnset:
+    """``move_status``'s value for a field to set only where the row holds none
+    (``coalesce(column, value)``: what an order really moved, unless valued before)."""
+
+    value: Any
+
+
+_MoveShape = tuple[tuple[TransactionStatus, ...], bool, tuple[str, ...], tuple[str, ...]]
+_MOVES: dict[_MoveShape, sa.Update] = {}
 
 
 def _move_statement(
-    from_statuses: tuple[TransactionStatus, ...], unsent_only: bool, fields: tuple[str, ...]
+    from_statuses: tuple[TransactionStatus, ...],
+    unsent_only: bool,
+    fields: tuple[str, ...],
+    if_unset: tuple[str, ...] = (),
 ) -> sa.Update:
     """``move_status``'s UPDATE, built once per shape (a Core statement with bound
     parameters ``move_id``, ``move_to``, ``move_now`` and ``set_<field>``): a move then
     compiles nothing and builds no expression."""
-    key = (from_statuses, unsent_only, fields)
+    key = (from_statuses, unsent_only, fields, if_unset)
     built = _MOVES.get(key)
     if built is None:
         table = cast(sa.Table, TransactionLog.__table__)
         columns = table.c
         condition = [
             columns.id == sa.bindparam("move_id"),
-            columns.status.in_(from_statuses),
+            # Equalities, not IN (rendered at each execution): the move runs at the driver.
+            sa.or_(*(columns.status == status for status in from_statuses)),
         ]
         if unsent_only:
             condition.append(columns.order_id.is_(None))
@@ -205,6 +217,9 @@ def _move_statement(
         }
         for name in fields:
             values[name] = sa.bindparam(f"set_{name}", type_=columns[name].type)
+        for name in if_unset:
+            value = sa.bindparam(f"set_{name}", type_=columns[name].type)
+            values[name] = sa.func.coalesce(columns[name], value)
         built = sa.update(table).where(*condition).values(values)
         _MOVES[key] = built
     return built

@@ -54,7 +54,7 @@ class DriverStatement:
         )
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=256)
 def driver_statement(statement: sa.ClauseElement, dialect: sa.Dialect) -> DriverStatement:
     """``statement`` compiled for ``dialect`` (a positional paramstyle: SQLite's ``?``,
     asyncpg's ``$n``). Cached per statement object and dialect: build the statement once."""

@@ -23,7 +23,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import sqlalchemy as sa
 from polymarket.models.clob.orders import SignedOrder
 
 from vincent.audit import transaction_log as audit
@@ -467,7 +466,7 @@ class Executor:
                 response_data=data,
                 error_message=None,
                 # Not valued before (no policy needed it): what it really moved.
-                usd_value=sa.func.coalesce(TransactionLog.usd_value, fills.filled_usd),
+                usd_value=audit.IfUnset(fills.filled_usd),
             )
         logger.info(
             "order_executed", extra={"transaction_log_id": log_id, "order_id": fills.order_id}

@@ -119,7 +119,7 @@ async def record_paper_fills(
         to_status=TransactionStatus.EXECUTED,
         order_id=fills.order_id,
         response_data=response_data(fills),
-        usd_value=sa.func.coalesce(TransactionLog.usd_value, fills.filled_usd),
+        usd_value=audit.IfUnset(fills.filled_usd),
     )
     if not moved:
         raise SkillError(f"transaction {row.id} was already finished")
