@@ -1,7 +1,7 @@
 """Shared fixtures: every DB test runs on SQLite and on PostgreSQL, schema built by Alembic.
 
 PostgreSQL: ``VINCENT_TEST_PG_URL`` (default the machine's ``test`` database). A fresh
-database is created per test session and migrated once; each test starts from truncated
+database is created per test session and migrated once; each test starts from emptied
 tables. Where PostgreSQL is unreachable its tests skip with a message, except under
 ``CI=true`` where that is a failure.
 SQLite: one migrated template file per session, copied per test.
@@ -102,19 +102,26 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-_TABLES = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+# Children before parents. DELETE, not TRUNCATE: on tables this small TRUNCATE's new files
+# cost ~50 ms per test, DELETE a few ms; either way every table is empty and committed.
+_EMPTY_TABLES = [f'DELETE FROM "{t.name}"' for t in reversed(Base.metadata.sorted_tables)]
+
+
+def empty_postgres(url: str) -> None:
+    """Delete every row of every table (the schema and Alembic's version stay)."""
+    asyncio.run(_pg_execute(url, *_EMPTY_TABLES))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A migrated, empty database: a copied SQLite file, or truncated PostgreSQL tables."""
+    """A migrated, empty database: a copied SQLite file, or emptied PostgreSQL tables."""
     if request.param == "sqlite":
         template: Path = request.getfixturevalue("sqlite_template")
         path = tmp_path / "vincent.db"
         shutil.copyfile(template, path)
         return f"sqlite+aiosqlite:///{path}"
     url: str = request.getfixturevalue("postgres_url")
-    asyncio.run(_pg_execute(url, f"TRUNCATE {_TABLES} CASCADE"))
+    empty_postgres(url)
     return url
 
 
