@@ -8,7 +8,6 @@ browser tests skip with a message, except under ``CI=true`` where that is a fail
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import _TABLES, IN_CI, _pg_execute
+from tests.conftest import IN_CI, empty_postgres
 from tests.dashboard.stack import ADMIN_TOKEN, LiveStack
 from tests.helpers import Tenant
 
@@ -40,14 +39,14 @@ def _need_chromium() -> None:
 def module_database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> str:
-    """A migrated, empty database for the module: copied SQLite, or truncated PostgreSQL."""
+    """A migrated, empty database for the module: copied SQLite, or emptied PostgreSQL."""
     if request.param == "sqlite":
         template: Path = request.getfixturevalue("sqlite_template")
         path = tmp_path_factory.mktemp("dashboard") / "vincent.db"
         shutil.copyfile(template, path)
         return f"sqlite+aiosqlite:///{path}"
     url: str = request.getfixturevalue("postgres_url")
-    asyncio.run(_pg_execute(url, f"TRUNCATE {_TABLES} CASCADE"))
+    empty_postgres(url)
     return url
 
 

@@ -20,7 +20,7 @@ from bench.common import free_port
 from bench.worker_processes import WorkerProcess, WorkerProcesses, worker_processes
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import _TABLES, _pg_execute
+from tests.conftest import _pg_execute, empty_postgres
 from tests.engine.conftest import MakeRule
 from tests.engine.live import (
     events_of,
@@ -49,7 +49,7 @@ TAKEOVER_TARGET_S = 5.0
 @pytest.fixture
 def database_url(postgres_url: str) -> str:
     """PostgreSQL only: SQLite runs one worker (``test_failover_sqlite``)."""
-    asyncio.run(_pg_execute(postgres_url, f"TRUNCATE {_TABLES} CASCADE"))
+    empty_postgres(postgres_url)
     return postgres_url
 
 

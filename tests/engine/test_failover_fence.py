@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.conftest import _TABLES, _pg_execute
+from tests.conftest import _pg_execute, empty_postgres
 from tests.engine.conftest import MakeRule, ManualClock
 from tests.engine.live import events_of, open_market, rule_row, shares_of
 from tests.skill.conftest import add_wallet
@@ -42,7 +42,7 @@ TIMEOUT_S = 15.0
 
 @pytest.fixture
 def database_url(postgres_url: str) -> str:
-    asyncio.run(_pg_execute(postgres_url, f"TRUNCATE {_TABLES} CASCADE"))
+    empty_postgres(postgres_url)
     asyncio.run(
         _pg_execute(
             postgres_url,

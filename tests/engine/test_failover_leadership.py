@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.conftest import _TABLES, _pg_execute
+from tests.conftest import _pg_execute, empty_postgres
 from vincent.db.leader_epoch import current_epoch_for_share
 from vincent.db.session import SessionFactory
 from vincent.services.trade_manager.leadership import LOCK_KEY, Election, Leadership
@@ -20,7 +20,7 @@ TIMEOUT_S = 20.0
 @pytest.fixture
 def database_url(postgres_url: str) -> str:
     """PostgreSQL only: advisory locks are what this tests."""
-    asyncio.run(_pg_execute(postgres_url, f"TRUNCATE {_TABLES} CASCADE"))
+    empty_postgres(postgres_url)
     return postgres_url
 
 

@@ -14,7 +14,7 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import _TABLES, _pg_execute
+from tests.conftest import _pg_execute, empty_postgres
 from tests.skill.conftest import MarketIds, Wallet, set_policy, shares_of
 from vincent.db.leader_epoch import LEADERSHIP_ROW
 from vincent.db.models import PendingApproval, TransactionLog
@@ -35,7 +35,7 @@ TIMEOUT_S = 15.0
 @pytest.fixture
 def database_url(postgres_url: str) -> str:
     """PostgreSQL only: the fence is a row lock on ``worker_leadership``."""
-    asyncio.run(_pg_execute(postgres_url, f"TRUNCATE {_TABLES} CASCADE"))
+    empty_postgres(postgres_url)
     asyncio.run(
         _pg_execute(
             postgres_url,
