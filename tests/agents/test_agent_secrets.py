@@ -23,7 +23,7 @@ from vincent.crypto import KeyBox
 from vincent.db.models import ApiKey, Secret, TradeRuleEvent, TransactionLog
 from vincent.db.session import SessionFactory
 from vincent.errors import NotFound
-from vincent.services.secrets import claim_secret, create_agent_secret
+from vincent.services.secrets import claim_secret, create_agent_secret, new_claim_token
 
 SECRETS = "/api/secrets"
 LIMIT_MESSAGE = "Too many secret creation requests. Try again later."
@@ -242,3 +242,11 @@ def test_unclaimed_secret_trades_but_its_key_cannot_change_policies_or_approvals
     assert by_owner.status_code == 200
     [row] = _secrets(database_url)
     assert row.claimed_at is None
+
+
+def test_a_claim_token_never_starts_with_a_dash() -> None:
+    # `vincent secrets claim TOKEN` reads a leading "-" as an option: 1 plain token in 64.
+    tokens = [new_claim_token() for _ in range(2_000)]
+    assert not [token for token in tokens if token.startswith("-")]
+    assert len(set(tokens)) == len(tokens)
+    assert all(len(token) == 43 for token in tokens)  # 32 bytes, URL-safe base64

@@ -93,11 +93,21 @@ async def create_agent_secret(
         session, keybox, name=AGENT_SECRET_NAME, private_key=private_key, signature_type=0
     )
     del private_key
-    claim_token = secrets.token_urlsafe(32)
+    claim_token = new_claim_token()
     created.secret.memo = memo
     created.secret.claim_token_hash = _claim_token_hash(claim_token)
     await session.flush()
     return AgentSecret(created.secret, created.api_key, claim_token)
+
+
+def new_claim_token() -> str:
+    """A URL-safe claim token (32 random bytes) that never starts with ``-``: the owner
+    passes it to ``vincent secrets claim TOKEN``, where a leading ``-`` reads as an option
+    (1 token in 64 did)."""
+    while True:
+        token = secrets.token_urlsafe(32)
+        if not token.startswith("-"):
+            return token
 
 
 async def claim_secret(session: AsyncSession, claim_token: str) -> Secret:
