@@ -10,16 +10,12 @@ SQLite: one migrated template file per session, copied per test.
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import shutil
-import ssl
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx._transports.default
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -29,31 +25,12 @@ import vincent.db.models  # noqa: F401  (registers every table)
 from vincent.db.base import Base
 from vincent.db.migrate import upgrade
 from vincent.db.session import SessionFactory, create_engine, create_session_factory
+from vincent.skills.polymarket.exchange_link import share_default_tls_context
 
-
-def _share_the_default_tls_context() -> None:
-    """One default TLS context for every httpx client the tests build.
-
-    httpx loads the whole CA bundle for each client built with ``verify=True`` (~20 ms of
-    CPU); the suite builds thousands (an SDK client per wallet per test, a client per
-    request in many tests) and never speaks TLS. Built once with httpx's own function and
-    shared, as httpx's documentation advises for many clients: the same CA file and checks.
-    """
-    build = httpx._transports.default.create_ssl_context
-
-    @functools.cache
-    def default_context(trust_env: bool) -> ssl.SSLContext:
-        return build(verify=True, cert=None, trust_env=trust_env)
-
-    def create_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
-        if verify is True and cert is None:
-            return default_context(trust_env)
-        return build(verify=verify, cert=cert, trust_env=trust_env)
-
-    httpx._transports.default.create_ssl_context = create_ssl_context  # type: ignore[assignment]
-
-
-_share_the_default_tls_context()
+# One default TLS context for every httpx client the tests build (the suite builds
+# thousands: an SDK client per wallet per test, a client per request in many tests), as
+# the service does for its SDK clients.
+share_default_tls_context()
 
 PG_ADMIN_URL = os.environ.get("VINCENT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}

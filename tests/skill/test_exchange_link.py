@@ -5,6 +5,7 @@ cold, so a sell long after the warm-up sends its order and nothing else."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Collection
 from decimal import Decimal
 
@@ -28,6 +29,7 @@ from vincent.skills.polymarket.exchange_link import (
     REFRESH_AFTER_S,
     ExchangeLink,
     WarmMarkets,
+    share_default_tls_context,
 )
 from vincent.skills.polymarket.signed_orders import order_id_of, signed_order_from_json
 from vincent.skills.polymarket.types import BetRequest, BetStatus
@@ -290,3 +292,27 @@ async def test_the_shared_pool_keeps_no_cookie_from_one_secret_to_the_next() -> 
         assert dict(link.http.cookies) == {}
     finally:
         await link.aclose()
+
+
+def _ssl_context(client: httpx.AsyncClient) -> object:
+    transport = client._transport
+    assert isinstance(transport, httpx.AsyncHTTPTransport)
+    return transport._pool._ssl_context
+
+
+async def test_httpx_clients_with_the_default_tls_settings_share_one_context() -> None:
+    share_default_tls_context()
+    share_default_tls_context()  # idempotent
+    first, second = httpx.AsyncClient(), httpx.AsyncClient(base_url="https://other.example")
+    unverified = httpx.AsyncClient(verify=False)
+    try:
+        shared = _ssl_context(first)
+        assert shared is _ssl_context(second)
+        assert isinstance(shared, ssl.SSLContext)
+        assert shared.verify_mode is ssl.CERT_REQUIRED and shared.check_hostname
+        # Any other setting builds its own, as httpx would.
+        assert _ssl_context(unverified) is not shared
+        assert _ssl_context(unverified).verify_mode is ssl.CERT_NONE
+    finally:
+        for client in (first, second, unverified):
+            await client.aclose()

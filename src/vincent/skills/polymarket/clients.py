@@ -29,7 +29,7 @@ from vincent.enums import SecretType
 from vincent.errors import InvalidSecretType, SecretNotFound
 from vincent.skills.polymarket.errors import SkillError, WalletError
 from vincent.skills.polymarket.exchange_errors import classify_sdk_error
-from vincent.skills.polymarket.exchange_link import ExchangeLink
+from vincent.skills.polymarket.exchange_link import ExchangeLink, share_default_tls_context
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +114,7 @@ class ClientRegistry:
         self._keybox = keybox
         self._clients: dict[str, AsyncSecureClient] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        share_default_tls_context()  # a new SDK client builds a dozen httpx clients
         self.link = ExchangeLink(get_environment_config(environment).clob_url, clock=clock)
 
     @property

@@ -17,6 +17,10 @@ before the order leaves. Here:
   keeps the order id eth_account computed while signing (``signed_orders``).
 - ``WarmMarkets`` says which watched tokens' metadata is due to be read again, before it
   ages out of either cache (the skill's ``keep_warm`` reads it).
+- ``share_default_tls_context``: a new SDK client builds about a dozen httpx clients (one
+  per service it can reach), and httpx loads the whole CA bundle for each (~20 ms of CPU):
+  ~0.25 s of the event loop per secret's first client. One default context, built once
+  with httpx's own function, serves them all (httpx advises sharing one across clients).
 
 The SDK has no public way to share these: ``adopt`` sets them on the client's context
 (the SDK's version is pinned in ``constraints.txt``; ``tests/skill/test_exchange_link.py``
@@ -25,12 +29,16 @@ fails if its shape changes).
 
 from __future__ import annotations
 
+import functools
 import logging
+import ssl
 import time
 from collections.abc import Callable, Collection
 from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any
 
 import httpx
+import httpx._transports.default as httpx_transports
 from polymarket import AsyncSecureClient
 from polymarket._internal.actions.orders.cache import AsyncOrderMetadataCache
 from polymarket.clients._transport import TransportOptions
@@ -38,6 +46,30 @@ from polymarket.clients._transport import TransportOptions
 from vincent.skills.polymarket.signed_orders import OrderIdSigner
 
 logger = logging.getLogger(__name__)
+
+_build_ssl_context = httpx.create_ssl_context
+
+
+@functools.cache
+def _default_tls_context(trust_env: bool) -> ssl.SSLContext:
+    return _build_ssl_context(verify=True, cert=None, trust_env=trust_env)
+
+
+def _shared_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+    """httpx's ``create_ssl_context``, built once for the default (verify, no client cert)."""
+    if verify is True and cert is None:
+        return _default_tls_context(trust_env)
+    return _build_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
+
+
+def share_default_tls_context() -> None:
+    """Have every httpx client of this process built with the default TLS settings share
+    one context (the same CA bundle and checks; other settings build their own). httpx has
+    no setting for it, and the SDK builds its clients itself: its transport module's
+    ``create_ssl_context`` is replaced (httpx's version is pinned in ``constraints.txt``;
+    ``tests/skill/test_exchange_link.py`` fails if the name goes). Idempotent."""
+    setattr(httpx_transports, "create_ssl_context", _shared_ssl_context)  # noqa: B010
+
 
 # How long the SDK and ``MarketData`` keep a market's metadata.
 METADATA_TTL_S = 600.0
