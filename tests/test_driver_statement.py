@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from vincent.db.driver_statement import driver_statement
+from vincent.db.driver_statement import driver_statement, equals_any
 
 _TABLE = sa.Table(
     "t",
@@ -39,3 +39,9 @@ def test_a_statement_rendered_at_execution_is_refused() -> None:
     statement = sa.select(_TABLE.c.a).where(_TABLE.c.a.in_([1, 2, 3]))
     with pytest.raises(ValueError, match="rendered at execution"):
         driver_statement(statement, postgresql.asyncpg.dialect())
+
+
+def test_equals_any_compiles_once_with_its_values_in_the_statement() -> None:
+    statement = sa.select(_TABLE.c.a).where(equals_any(_TABLE.c.a, (1, 2, 3)))
+    driver = driver_statement(statement, postgresql.asyncpg.dialect())
+    assert driver.parameters({}) == (1, 2, 3)  # the statement's own values, nothing to pass

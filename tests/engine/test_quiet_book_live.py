@@ -15,7 +15,7 @@ import time
 
 from tests.engine.conftest import MakeRule
 from tests.engine.live import is_connected, open_market, running_worker, worker_settings
-from tests.skill.conftest import add_wallet
+from tests.skill.conftest import MarketIds, add_wallet
 from vincent.crypto import KeyBox
 from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleType
@@ -49,6 +49,24 @@ async def _coverage_is(worker: TradeMonitoringWorker, token_id: str, live: bool)
     )
 
 
+async def _watched_market(
+    exchange: LocalExchange, session_factory: SessionFactory, keybox: KeyBox, make_rule: MakeRule
+) -> MarketIds:
+    """A market at 0.50 whose YES token a stop-loss watches."""
+    wallet = await add_wallet(session_factory, keybox)
+    ids = open_market(exchange, "0.50")
+    await make_rule(wallet.secret_id, ids.yes, TradeRuleType.STOP_LOSS, "0.40")
+    return ids
+
+
+async def _covered_and_settled(worker: TradeMonitoringWorker, token_id: str) -> None:
+    """Connected, ``token_id`` covered live, warm-ups done, and one tick since."""
+    await worker.wait_for(is_connected(worker))
+    await _coverage_is(worker, token_id, live=True)
+    await worker.wait_for(lambda: worker.warmups_pending == 0)
+    await worker.wait_for_ticks(1)  # the start's tick may have asked before the snapshot
+
+
 async def test_a_quiet_live_token_is_not_priced_over_http_until_its_connection_goes(
     exchange: LocalExchange,
     live_skill: PolymarketSkill,
@@ -57,9 +75,7 @@ async def test_a_quiet_live_token_is_not_priced_over_http_until_its_connection_g
     database_url: str,
     make_rule: MakeRule,
 ) -> None:
-    wallet = await add_wallet(session_factory, keybox)
-    ids = open_market(exchange, "0.50")
-    await make_rule(wallet.secret_id, ids.yes, TradeRuleType.STOP_LOSS, "0.40")
+    ids = await _watched_market(exchange, session_factory, keybox, make_rule)
     # Every book is older than stale_after_s at once; only requested ticks run.
     settings = worker_settings(
         exchange,
@@ -70,10 +86,7 @@ async def test_a_quiet_live_token_is_not_priced_over_http_until_its_connection_g
     async with running_worker(settings, session_factory, live_skill) as worker:
         feed = worker.feed
         async with asyncio.timeout(TIMEOUT_S):
-            await worker.wait_for(is_connected(worker))
-            await _coverage_is(worker, ids.yes, live=True)
-            await worker.wait_for(lambda: worker.warmups_pending == 0)
-            await worker.wait_for_ticks(1)  # the start's tick may have asked before the snapshot
+            await _covered_and_settled(worker, ids.yes)
             before = _book_requests(exchange)
             await _ticks(worker, 3)
             healthy = _book_requests(exchange) - before
@@ -115,9 +128,7 @@ async def test_a_quiet_live_token_is_rechecked_after_the_recheck_interval(
     database_url: str,
     make_rule: MakeRule,
 ) -> None:
-    wallet = await add_wallet(session_factory, keybox)
-    ids = open_market(exchange, "0.50")
-    await make_rule(wallet.secret_id, ids.yes, TradeRuleType.STOP_LOSS, "0.40")
+    ids = await _watched_market(exchange, session_factory, keybox, make_rule)
     settings = worker_settings(
         exchange,
         database_url,
@@ -126,10 +137,7 @@ async def test_a_quiet_live_token_is_rechecked_after_the_recheck_interval(
     )
     async with running_worker(settings, session_factory, live_skill) as worker:
         async with asyncio.timeout(TIMEOUT_S):
-            await worker.wait_for(is_connected(worker))
-            await _coverage_is(worker, ids.yes, live=True)
-            await worker.wait_for(lambda: worker.warmups_pending == 0)
-            await worker.wait_for_ticks(1)  # the start's tick may have asked before the snapshot
+            await _covered_and_settled(worker, ids.yes)
             before = _book_requests(exchange)
             await _ticks(worker, 2)
             rechecked = _book_requests(exchange) - before

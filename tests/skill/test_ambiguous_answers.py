@@ -28,6 +28,7 @@ from vincent.skills.polymarket.settlement import trades_named_at_placement
 from vincent.skills.polymarket.types import (
     AttemptOutcome,
     BetRequest,
+    BetResult,
     BetStatus,
     SettlementState,
 )
@@ -208,6 +209,20 @@ async def test_a_sell_of_shares_truly_lacking_fails_after_one_refresh(
     assert len(exchange.order_receipts()) == receipts_before + 1  # refused once, no retry
 
 
+async def _sell_whose_settlement_fails(
+    exchange: LocalExchange,
+    skill: PolymarketSkill,
+    wallet: Wallet,
+    market: MarketIds,
+    **extra: object,
+) -> BetResult:
+    """A 10-share sell that matches, and whose trade fails on chain 0.2 s later."""
+    exchange.credit(wallet.funder, token_id=market.yes, shares="10")
+    exchange.set_settlement_delay(0.2)
+    exchange.fail_settlement_next()
+    return await skill.place_bet(sell(wallet, market.yes, "10", **extra))
+
+
 async def test_a_failed_settlement_is_recorded_on_the_audit_row(
     exchange: LocalExchange,
     skill: PolymarketSkill,
@@ -215,10 +230,9 @@ async def test_a_failed_settlement_is_recorded_on_the_audit_row(
     wallet: Wallet,
     market: MarketIds,
 ) -> None:
-    exchange.credit(wallet.funder, token_id=market.yes, shares="10")
-    exchange.set_settlement_delay(0.2)
-    exchange.fail_settlement_next()
-    result = await skill.place_bet(sell(wallet, market.yes, "10", idempotency_key="s-1"))
+    result = await _sell_whose_settlement_fails(
+        exchange, skill, wallet, market, idempotency_key="s-1"
+    )
     assert result.status is BetStatus.EXECUTED
 
     settling = await skill.follow_settlement(result.transaction_log_id)
@@ -246,10 +260,7 @@ async def test_a_fok_settlement_follows_the_trades_its_answer_named_without_read
     wallet: Wallet,
     market: MarketIds,
 ) -> None:
-    exchange.credit(wallet.funder, token_id=market.yes, shares="10")
-    exchange.set_settlement_delay(0.2)
-    exchange.fail_settlement_next()
-    result = await skill.place_bet(sell(wallet, market.yes, "10"))
+    result = await _sell_whose_settlement_fails(exchange, skill, wallet, market)
     assert result.status is BetStatus.EXECUTED and result.order_id is not None
     # The order cannot be read: a FOK's trades are all named in its POST answer.
     exchange.fail_next(f"/data/order/{result.order_id}", count=10, status=500, method="GET")
@@ -295,10 +306,7 @@ async def test_the_row_a_bet_wrote_is_followed_without_reading_it_back(
     wallet: Wallet,
     market: MarketIds,
 ) -> None:
-    exchange.credit(wallet.funder, token_id=market.yes, shares="10")
-    exchange.set_settlement_delay(0.2)
-    exchange.fail_settlement_next()
-    result = await skill.place_bet(sell(wallet, market.yes, "10"))
+    result = await _sell_whose_settlement_fails(exchange, skill, wallet, market)
     recorded = result.recorded
     assert recorded is not None
     # What the bet hands on is what it stored.

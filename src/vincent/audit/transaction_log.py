@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.db.base import new_id, utcnow
-from vincent.db.driver_statement import execute_at_driver
+from vincent.db.driver_statement import equals_any, execute_at_driver
 from vincent.db.leader_epoch import LEADERSHIP_ROW
 from vincent.db.models import TransactionLog, WorkerLeadership
 from vincent.enums import ExecutionMode, TransactionStatus
@@ -206,8 +206,7 @@ def _move_statement(
         columns = table.c
         condition = [
             columns.id == sa.bindparam("move_id"),
-            # Equalities, not IN (rendered at each execution): the move runs at the driver.
-            sa.or_(*(columns.status == status for status in from_statuses)),
+            equals_any(columns.status, from_statuses),
         ]
         if unsent_only:
             condition.append(columns.order_id.is_(None))

@@ -20,6 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.compiler import SQLCompiler
 
 Processor = Callable[[Any], Any]
@@ -52,6 +53,15 @@ class DriverStatement:
             else values[name]
             for name in self.names
         )
+
+
+def equals_any(
+    column: sa.ColumnElement[Any] | InstrumentedAttribute[Any], values: tuple[Any, ...]
+) -> sa.ColumnElement[bool]:
+    """``column IN values`` for a statement run at the driver: as equalities, because
+    SQLAlchemy renders an IN list into the SQL at each execution (``driver_statement``
+    refuses such a statement)."""
+    return sa.or_(*(column == value for value in values))
 
 
 @functools.lru_cache(maxsize=256)

@@ -78,9 +78,6 @@ class HttpPricePlan:
     quiet: tuple[str, ...] = ()
     quiet_deferred: int = 0
 
-    def tokens(self) -> list[str]:
-        return [*self.stale, *self.quiet]
-
 
 def quiet_rechecks_per_tick(watched: int, *, poll_interval_s: float, quiet_recheck_s: float) -> int:
     """At most this many quiet re-checks per tick: the steady rate that re-checks every

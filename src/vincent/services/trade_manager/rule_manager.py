@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.db.base import new_id, utcnow
-from vincent.db.driver_statement import execute_at_driver
+from vincent.db.driver_statement import equals_any, execute_at_driver
 from vincent.db.models import PendingApproval, TradeRule, TradeRuleEvent
 from vincent.db.secret_locks import LockScope
 from vincent.enums import (
@@ -721,10 +721,8 @@ def _executed_alone_cte() -> sa.CTE:
         sa.update(rules)
         .where(
             rules.c.id == sa.bindparam("executed_rule_id"),
-            # Equalities, not IN (rendered at each execution): run at the driver.
-            sa.or_(
-                rules.c.status == TradeRuleStatus.TRIGGERED,
-                rules.c.status == TradeRuleStatus.PENDING_APPROVAL,
+            equals_any(
+                rules.c.status, (TradeRuleStatus.TRIGGERED, TradeRuleStatus.PENDING_APPROVAL)
             ),
             rules.c.trigger_tx_hash.is_(None),
             rules.c.oco_group_id.is_(None),

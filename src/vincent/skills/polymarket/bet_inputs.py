@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from vincent.db.driver_statement import equals_any
 from vincent.db.models import Policy, Secret, TransactionLog
 from vincent.enums import TransactionStatus
 from vincent.errors import SecretNotFound
@@ -52,9 +53,7 @@ def _acted_since(with_buys: bool, prefix: str = "") -> sa.ColumnElement[bool]:
     moved = aliased(TransactionLog)  # not the inputs' outer-joined row
     return sa.exists().where(
         moved.secret_id == sa.bindparam(f"{prefix}secret_id"),
-        # Equalities, not IN: an IN of a list is rendered at each execution (SQLAlchemy's
-        # "post-compile" step), and the claim's statement runs at the driver, compiled once.
-        sa.or_(*(moved.status == status for status in _POSITION_MOVING)),
+        equals_any(moved.status, _POSITION_MOVING),  # part of the claim's statement
         moved.updated_at > sa.bindparam(f"{prefix}since", type_=TransactionLog.updated_at.type),
         # Only a BUY can make a position larger than the one read; a size too large
         # (a sale since) is refused by the exchange and re-read then.
