@@ -16,7 +16,9 @@ from vincent.crypto import KeyBox
 from vincent.db.session import SessionFactory
 from vincent.skills.polymarket.clients import ClientRegistry
 from vincent.skills.polymarket.environment import settings_environment
+from vincent.skills.polymarket.exchange_link import KEEPALIVE_S
 from vincent.skills.polymarket.http import JsonGetter
+from vincent.skills.polymarket.http_transport import lean_transport_for
 from vincent.skills.polymarket.market_data import MarketData
 from vincent.skills.polymarket.skill import PolymarketSkill
 
@@ -33,7 +35,16 @@ def create_polymarket_skill(
     """Build the skill for ``settings`` (URLs, timeouts, live or paper). Close with ``aclose``.
     ``clock`` (monotonic seconds) ages the market-metadata caches."""
     timeout_s = settings.polymarket_http_timeout_s
+    urls = (
+        settings.polymarket_clob_url,
+        settings.polymarket_gamma_url,
+        settings.polymarket_data_api_url,
+    )
     http_client = httpx.AsyncClient(
+        # None behind a proxy: httpx's own transport, with these limits.
+        transport=lean_transport_for(
+            *urls, max_connections=50, max_keepalive=20, keepalive_expiry=KEEPALIVE_S
+        ),
         timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0)),
         limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
     )

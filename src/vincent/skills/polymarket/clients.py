@@ -27,7 +27,7 @@ from vincent.db.models import Secret
 from vincent.db.session import SessionFactory, one_statement_session
 from vincent.enums import SecretType
 from vincent.errors import InvalidSecretType, SecretNotFound
-from vincent.skills.polymarket.errors import SkillError, WalletError
+from vincent.skills.polymarket.errors import InvalidOrder, SkillError, WalletError
 from vincent.skills.polymarket.exchange_errors import classify_sdk_error
 from vincent.skills.polymarket.exchange_link import ExchangeLink, share_default_tls_context
 
@@ -174,9 +174,9 @@ class ClientRegistry:
             logger.warning(
                 "sdk_client_create_failed", extra={"secret_id": secret_id, "error": mapped.code}
             )
-            raise (WalletError(mapped.message) if mapped.code == "INVALID_ORDER" else mapped) from (
-                error
-            )
+            # The SDK refusing the key or wallet as input is a wallet problem here.
+            typed = WalletError(mapped.message) if type(mapped) is InvalidOrder else mapped
+            raise typed from error
         finally:
             del private_key
         await self.link.adopt(client)

@@ -47,11 +47,7 @@ from polymarket import AsyncSecureClient
 from polymarket._internal.actions.orders.cache import AsyncOrderMetadataCache
 from polymarket.clients._transport import TransportOptions
 
-from vincent.skills.polymarket.http_transport import (
-    LeanTransport,
-    http11_tls_context,
-    uses_proxy,
-)
+from vincent.skills.polymarket.http_transport import lean_transport_for
 from vincent.skills.polymarket.signed_orders import OrderIdSigner
 
 logger = logging.getLogger(__name__)
@@ -69,11 +65,6 @@ def _shared_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = 
     if verify is True and cert is None:
         return _default_tls_context(trust_env)
     return _build_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
-
-
-def _own_tls_context() -> ssl.SSLContext:
-    """httpx's default TLS settings in a context of its own (its ALPN is set apart)."""
-    return _build_ssl_context(verify=True, cert=None, trust_env=True)
 
 
 def share_default_tls_context() -> None:
@@ -110,15 +101,12 @@ class ExchangeLink:
         self._clock = clock
         self._ping_idle_s = ping_idle_s
         self._last_request = clock()
-        transport = None
-        if not uses_proxy(clob_url):
-            transport = LeanTransport(
-                tls_context=http11_tls_context(_own_tls_context),
-                max_connections=options.limits.max_connections or 100,
-                max_keepalive=options.limits.max_keepalive_connections or 20,
-                keepalive_expiry=KEEPALIVE_S,
-            )
-        self.transport = transport
+        self.transport = transport = lean_transport_for(
+            clob_url,
+            max_connections=options.limits.max_connections or 100,
+            max_keepalive=options.limits.max_keepalive_connections or 20,
+            keepalive_expiry=KEEPALIVE_S,
+        )
         self.http = httpx.AsyncClient(
             base_url=clob_url,
             transport=transport,  # None: httpx's own (behind a proxy), with these limits

@@ -379,6 +379,27 @@ def http11_tls_context(build: Callable[[], ssl.SSLContext]) -> Callable[[], ssl.
     return make
 
 
+def http11_default_tls() -> ssl.SSLContext:
+    """httpx's default TLS settings (its CA bundle, ``SSL_CERT_FILE``...), in a context of
+    its own that offers only ``http/1.1``."""
+    return http11_tls_context(httpx.create_ssl_context)()
+
+
+def lean_transport_for(
+    *urls: str, max_connections: int = 100, max_keepalive: int = 20, keepalive_expiry: float
+) -> LeanTransport | None:
+    """A ``LeanTransport`` for a client that talks to ``urls``; None (keep httpx's own) when
+    the environment sends any of them through a proxy."""
+    if any(uses_proxy(url) for url in urls):
+        return None
+    return LeanTransport(
+        tls_context=http11_default_tls,
+        max_connections=max_connections,
+        max_keepalive=max_keepalive,
+        keepalive_expiry=keepalive_expiry,
+    )
+
+
 def uses_proxy(url: str) -> bool:
     """Whether httpx, trusting the environment, would send requests to ``url`` through a
     proxy (the lean transport does not speak to proxies: such a link keeps httpx's). The

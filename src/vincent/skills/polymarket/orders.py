@@ -25,7 +25,7 @@ from polymarket.models.clob.orders import SignedOrder
 from polymarket.models.types import ClobAssetId
 
 from vincent.skills.polymarket.clients import ClientRegistry
-from vincent.skills.polymarket.errors import InvalidOrder, SkillError, UnknownOutcome
+from vincent.skills.polymarket.errors import InvalidOrder, SkillError, UnknownOutcome, WalletError
 from vincent.skills.polymarket.exchange_errors import classify_rejected_order, classify_sdk_error
 from vincent.skills.polymarket.signed_orders import OrderIdSigner, order_id_of
 from vincent.skills.polymarket.types import OrderType, Settlement, SettlementState, Side
@@ -177,7 +177,7 @@ class LiveOrders:
             raise UnknownOutcome("order sent, no answer in time") from error
         except Exception as error:
             mapped = classify_sdk_error(error, order_sent=True)
-            if mapped.code == "WALLET_ERROR":
+            if isinstance(mapped, WalletError):
                 await self._registry.discard(secret_id)
             raise mapped from error
         if isinstance(response, AcceptedOrder):
