@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from eth_account import Account
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from vincent.crypto import KeyBox, generate_encryption_key
 from vincent.db.session import create_engine, create_session_factory
@@ -63,3 +65,29 @@ async def make_tenant(session: AsyncSession, name: str = "tenant") -> Tenant:
 
 def create_tenant(database_url: str, name: str = "tenant") -> Tenant:
     return run_in_db(database_url, lambda session: make_tenant(session, name))
+
+
+@contextmanager
+def driver_queries(engine: AsyncEngine, on_query: Callable[[str], None]) -> Iterator[None]:
+    """PostgreSQL: ``on_query`` gets the text of every query asyncpg runs (as it finishes)
+    on a connection checked out while inside: the statements SQLAlchemy runs (with their
+    BEGIN and COMMIT) and those run at the driver itself (``write_at_driver``), which
+    SQLAlchemy's cursor events do not see."""
+    attached: list[tuple[Any, Callable[[Any], None]]] = []
+
+    def on_checkout(dbapi_connection: Any, *_: object) -> None:
+        driver = dbapi_connection.driver_connection
+
+        def logged(query: Any) -> None:
+            on_query(query.query)
+
+        driver.add_query_logger(logged)
+        attached.append((driver, logged))
+
+    event.listen(engine.sync_engine.pool, "checkout", on_checkout)
+    try:
+        yield
+    finally:
+        event.remove(engine.sync_engine.pool, "checkout", on_checkout)
+        for driver, logged in attached:
+            driver.remove_query_logger(logged)

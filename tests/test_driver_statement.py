@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vincent.db.driver_statement import driver_statement, equals_any
+from vincent.db.driver_statement import driver_statement, equals_any, write_at_driver
+from vincent.db.session import SessionFactory, create_engine, create_session_factory
 
 _TABLE = sa.Table(
     "t",
@@ -45,3 +52,77 @@ def test_equals_any_compiles_once_with_its_values_in_the_statement() -> None:
     statement = sa.select(_TABLE.c.a).where(equals_any(_TABLE.c.a, (1, 2, 3)))
     driver = driver_statement(statement, postgresql.asyncpg.dialect())
     assert driver.parameters({}) == (1, 2, 3)  # the statement's own values, nothing to pass
+
+
+_KEYED = sa.Table(
+    "driver_statement_test",
+    sa.MetaData(),
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("data", sa.JSON),
+)
+_INSERT = sa.insert(_KEYED).values(key=sa.bindparam("key"), data=sa.bindparam("data"))
+_UPDATE = (
+    sa.update(_KEYED).where(_KEYED.c.key != sa.bindparam("not_key")).values(data=sa.bindparam("d"))
+)
+
+
+@pytest.fixture
+async def keyed(engine: AsyncEngine) -> AsyncIterator[SessionFactory]:
+    async with engine.begin() as connection:
+        await connection.run_sync(_KEYED.metadata.create_all)
+    yield create_session_factory(engine)
+    async with engine.begin() as connection:
+        await connection.run_sync(_KEYED.metadata.drop_all)
+
+
+async def test_a_write_at_the_driver_is_committed_and_counts_its_rows(
+    keyed: SessionFactory,
+) -> None:
+    assert await write_at_driver(keyed, _INSERT, {"key": "a", "data": {"x": [1]}}) == 1
+    assert await write_at_driver(keyed, _INSERT, {"key": "b", "data": None}) == 1
+    assert await write_at_driver(keyed, _UPDATE, {"not_key": "zzz", "d": {"y": 2}}) == 2
+    assert await write_at_driver(keyed, _UPDATE, {"not_key": "a", "d": {"z": 3}}) == 1
+    async with keyed() as session:  # another connection sees it: committed
+        result = await session.execute(sa.select(_KEYED.c.key, _KEYED.c.data))
+        rows = {row.key: row.data for row in result}
+    assert rows == {"a": {"y": 2}, "b": {"z": 3}}
+
+
+async def test_a_duplicate_key_at_the_driver_is_an_integrity_error_and_writes_nothing(
+    keyed: SessionFactory, engine: AsyncEngine
+) -> None:
+    await write_at_driver(keyed, _INSERT, {"key": "a", "data": 1})
+    with pytest.raises(IntegrityError):
+        await write_at_driver(keyed, _INSERT, {"key": "a", "data": 2})
+    assert engine.pool.checkedout() == 0  # handed back
+    async with keyed() as session:
+        assert (await session.execute(sa.select(_KEYED.c.data))).scalars().all() == [1]
+
+
+@pytest.mark.postgres
+async def test_a_write_cancelled_mid_statement_drops_its_connection(
+    postgres_url: str,
+) -> None:
+    engine = create_engine(postgres_url)
+    sessions = create_session_factory(engine)
+    try:
+        started: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        @sa.event.listens_for(engine.sync_engine, "checkout")
+        def _checked_out(dbapi_connection: Any, *_: object) -> None:
+            if not started.done():
+                started.set_result(dbapi_connection.driver_connection)
+
+        sleeping = asyncio.create_task(
+            write_at_driver(sessions, sa.select(sa.func.pg_sleep(30)), {})
+        )
+        used = await started
+        sleeping.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sleeping
+        assert engine.pool.checkedout() == 0
+        assert used.is_closed()  # dropped, never handed back mid-statement
+        statement = sa.select(sa.literal(1))
+        assert await write_at_driver(sessions, statement, {}) == 1  # a new connection
+    finally:
+        await engine.dispose()

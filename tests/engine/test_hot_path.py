@@ -9,6 +9,7 @@ policy changed by any writer governs the next sell; a position that grew since i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from decimal import ROUND_DOWN, Decimal
 
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.engine.conftest import MakeRule, ManualClock
 from tests.engine.live import events_of, open_market, shares_of
+from tests.helpers import driver_queries
 from tests.skill.conftest import MarketIds, Wallet, add_wallet
 from vincent.crypto import KeyBox
 from vincent.db.base import new_id, utcnow
@@ -110,25 +112,26 @@ async def _fire_with_a_write_just_before_its_claim(
     write: sa.Executable,
 ) -> tuple[ExecutionResult, list[str]]:
     """Fire ``rule`` while another process commits ``write`` just before the statement that
-    claims it reaches the database (a thread with its own engine and event loop: a cursor
-    hook cannot await). Returns the result and the claim statements the write went before."""
+    claims it reaches the database: as the fire takes its connection from the pool (its
+    first, the claim's; a thread with its own engine and event loop: a pool hook cannot
+    await). Returns the result and the claims the write went before."""
     injected: list[str] = []
 
-    def before_claim(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if not injected and "UPDATE trade_rules SET status" in statement:
-            injected.append(statement)
+    def before_claim(*_args: object) -> None:
+        if not injected:
+            injected.append("claim")
             writer = threading.Thread(
                 target=asyncio.run, args=(_commit_elsewhere(database_url, write),)
             )
             writer.start()
             writer.join(TIMEOUT_S)
 
-    event.listen(engine.sync_engine, "before_cursor_execute", before_claim)
+    event.listen(engine.sync_engine.pool, "checkout", before_claim)
     try:
         async with asyncio.timeout(TIMEOUT_S):
             result = await executor.execute_rule(rule, _trigger("0.35"))
     finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", before_claim)
+        event.remove(engine.sync_engine.pool, "checkout", before_claim)
     return result, injected
 
 
@@ -177,12 +180,22 @@ async def test_a_fire_commits_once_before_its_order_and_reads_no_position(
         if not exchange.order_receipts():
             checkouts_before_order.append(1)
 
+    # PostgreSQL: every query asyncpg ran before the order, SQLAlchemy's and those run at
+    # the driver (the one statement is, unseen by SQLAlchemy's cursor events) alike.
+    postgres = engine.dialect.name == "postgresql"
+    driver_seen: list[str] = []
+
+    def on_query(query: str) -> None:
+        if not exchange.order_receipts():
+            driver_seen.append(query)
+
     event.listen(engine.sync_engine, "before_cursor_execute", on_statement)
     event.listen(engine.sync_engine, "commit", on_commit)
     event.listen(engine.sync_engine.pool, "checkout", on_checkout)
     try:
-        async with asyncio.timeout(TIMEOUT_S):
-            result = await executor.execute_rule(rule, _trigger("0.35"))
+        with driver_queries(engine, on_query) if postgres else contextlib.nullcontext():
+            async with asyncio.timeout(TIMEOUT_S):
+                result = await executor.execute_rule(rule, _trigger("0.35"))
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", on_statement)
         event.remove(engine.sync_engine, "commit", on_commit)
@@ -193,12 +206,17 @@ async def test_a_fire_commits_once_before_its_order_and_reads_no_position(
     assert shares_of(exchange, wallet.funder, ids.yes) == 0
     # Claim, attempt, signed order and audit row: one transaction, one commit, and no
     # other use of the database before it.
-    assert len(writes_committed_before_order) == 1
     assert len(checkouts_before_order) == 1
-    # PostgreSQL: claim, events and audit row are one statement (one round trip, no BEGIN
-    # or COMMIT); SQLite: the claim's UPDATE, the events' INSERT, the audit row's INSERT.
-    postgres = engine.dialect.name == "postgresql"
-    assert len(statements_before_order) == (1 if postgres else 3), statements_before_order
+    if postgres:
+        # One query in all: claim, events and audit row in one statement, autocommitted
+        # (no BEGIN, no COMMIT), sent at the driver.
+        assert len(driver_seen) == 1, driver_seen
+        assert "INSERT INTO transaction_logs" in driver_seen[0]
+        assert statements_before_order == []
+    else:
+        # The claim's UPDATE, the events' INSERT, the audit row's INSERT; one commit.
+        assert len(writes_committed_before_order) == 1
+        assert len(statements_before_order) == 3, statements_before_order
     kinds = [e.event_type for e in await events_of(session_factory, rule.id)]
     assert kinds.index(TradeRuleEventType.RULE_EVALUATED) < kinds.index(
         TradeRuleEventType.ACTION_ATTEMPT
@@ -440,14 +458,20 @@ async def _fire_compiling(
     misses = driver_statement.cache_info().misses
     before_row: list[int] = []
 
-    def on_statement(_conn: object, _cursor: object, statement: str, *args: object) -> None:
+    def on_query(statement: str) -> None:
         if "INSERT INTO transaction_logs" in statement and not before_row:
             before_row.append(driver_statement.cache_info().misses - misses)
 
+    def on_statement(_conn: object, _cursor: object, statement: str, *args: object) -> None:
+        on_query(statement)
+
+    # PostgreSQL's one statement runs at the driver: seen there, not by SQLAlchemy.
+    postgres = engine.dialect.name == "postgresql"
     event.listen(engine.sync_engine, "before_cursor_execute", on_statement)
     try:
-        async with asyncio.timeout(TIMEOUT_S):
-            result = await executor.execute_rule(rule, _trigger("0.35"))
+        with driver_queries(engine, on_query) if postgres else contextlib.nullcontext():
+            async with asyncio.timeout(TIMEOUT_S):
+                result = await executor.execute_rule(rule, _trigger("0.35"))
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", on_statement)
     assert len(before_row) == 1, "the fire wrote no audit row"

@@ -15,9 +15,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.db.base import new_id, utcnow
-from vincent.db.driver_statement import equals_any, execute_at_driver
+from vincent.db.driver_statement import equals_any, execute_at_driver, write_at_driver
 from vincent.db.leader_epoch import LEADERSHIP_ROW
 from vincent.db.models import TransactionLog, WorkerLeadership
+from vincent.db.session import SessionFactory
 from vincent.enums import ExecutionMode, TransactionStatus
 
 ACTION_POLYMARKET_BET = "polymarket_bet"
@@ -122,7 +123,7 @@ def _insert_after(claimed: sa.CTE, ctes: tuple[sa.CTE, ...]) -> sa.Insert:
 
 
 async def insert_log_after(
-    session: AsyncSession,
+    sessions: SessionFactory,
     row: TransactionLog,
     claimed: sa.CTE,
     ctes: tuple[sa.CTE, ...],
@@ -131,15 +132,15 @@ async def insert_log_after(
     """INSERT ``row`` in the same statement as a claim (PostgreSQL's data-modifying
     ``WITH``): ``claimed`` returns one row when the claim won, and the row is written only
     then; ``ctes`` (the claim's other writes, its events) and the claim commit with it,
-    all or nothing, in one round trip. ``params`` are the claim's bound parameters.
-    Returns whether the claim won (and so the row was written); ``row`` stays out of the
-    session. A duplicate idempotency key raises ``IntegrityError``, nothing written."""
+    all or nothing, in one round trip, autocommitted (PostgreSQL only). ``params`` are the
+    claim's bound parameters. Returns whether the claim won (and so the row was written);
+    ``row`` stays out of any session. A duplicate idempotency key raises
+    ``IntegrityError``, nothing written."""
     table = TransactionLog.__table__
     values = {f"log_{column.key}": getattr(row, column.key) for column in table.columns}
-    # At the driver: the statement is built once per shape, so its SQL is compiled once,
-    # and a fire pays only its parameters' processing.
-    result = await execute_at_driver(session, _insert_after(claimed, ctes), {**params, **values})
-    return bool(result.rowcount)
+    # At asyncpg itself: the statement is built once per shape, so its SQL is compiled once,
+    # and a fire pays only its parameters' processing, no session.
+    return bool(await write_at_driver(sessions, _insert_after(claimed, ctes), {**params, **values}))
 
 
 async def find_by_idempotency_key(session: AsyncSession, key: str) -> TransactionLog | None:

@@ -18,10 +18,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.util.concurrency import greenlet_spawn
+
+from vincent.db.session import SessionFactory, one_statement_session
 
 Processor = Callable[[Any], Any]
 
@@ -99,3 +104,49 @@ async def execute_at_driver(
     connection = await session.connection()
     driver = driver_statement(statement, connection.dialect)
     return await connection.exec_driver_sql(driver.sql, driver.parameters(params))
+
+
+async def write_at_driver(
+    sessions: SessionFactory, statement: sa.Executable, params: Mapping[str, Any]
+) -> int:
+    """Run one write ``statement`` (built once and kept, as for ``execute_at_driver``) by
+    itself and return how many rows it changed.
+
+    On PostgreSQL it goes to asyncpg itself on a connection checked out of the engine's
+    pool (its checkout checks still run), autocommitted as ``one_statement_session`` is:
+    no session, transaction or result objects. A session's ``execute`` of the same
+    statement costs ~0.9 ms of CPU on the benchmark machine, this ~0.2 ms. A constraint
+    violation raises ``IntegrityError`` as SQLAlchemy would, any other driver error
+    ``OperationalError``; a connection that failed or was cancelled mid-statement is
+    dropped from the pool. Elsewhere: a one-statement session.
+    """
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, AsyncEngine) or bind.dialect.name != "postgresql":
+        async with one_statement_session(sessions) as session:
+            return (await execute_at_driver(session, statement, params)).rowcount
+    driver = driver_statement(statement, bind.dialect)
+    arguments = driver.parameters(params)
+    pooled = await bind.raw_connection()
+    connection = pooled.driver_connection
+    assert connection is not None  # checked out: open
+    try:
+        status = await connection.execute(driver.sql, *arguments)
+    except asyncpg.IntegrityConstraintViolationError as error:
+        await greenlet_spawn(pooled.close)
+        raise IntegrityError(driver.sql, arguments, error) from error
+    except asyncpg.PostgresError as error:  # the server refused it: the connection is fine
+        await greenlet_spawn(pooled.close)
+        raise OperationalError(driver.sql, arguments, error) from error
+    except BaseException as error:  # broken, or cancelled mid-statement: never reuse it
+        await greenlet_spawn(pooled.invalidate, error if isinstance(error, Exception) else None)
+        if isinstance(error, asyncpg.InterfaceError | OSError):
+            raise OperationalError(driver.sql, arguments, error) from error
+        raise
+    await greenlet_spawn(pooled.close)
+    return _rows_changed(status)
+
+
+def _rows_changed(status: str) -> int:
+    """The row count of a command tag (``INSERT 0 1``, ``UPDATE 3``; 0 for others)."""
+    count = status.rsplit(" ", 1)[-1]
+    return int(count) if count.isdigit() else 0

@@ -497,10 +497,9 @@ class BetPipeline:
             statement = claim.statement(guard) if self._one_statement and not approval else None
             if statement is not None:
                 row = audit_row(draft, decision, status, self._mode)
-                async with one_statement_session(self._sessions) as session:
-                    won = await audit.insert_log_after(
-                        session, row, statement.claimed, statement.ctes, statement.params
-                    )
+                won = await audit.insert_log_after(
+                    self._sessions, row, statement.claimed, statement.ctes, statement.params
+                )
                 if not won:
                     raise ClaimLost(_CLAIM_LOST)
                 statement.won()
@@ -529,10 +528,9 @@ class BetPipeline:
                 await asyncio.gather(*(self._run_unwon(statement) for _ in range(connections)))
 
     async def _run_unwon(self, statement: ClaimStatement) -> None:
-        async with one_statement_session(self._sessions) as session:
-            won = await audit.insert_log_after(
-                session, TransactionLog(), statement.claimed, statement.ctes, statement.params
-            )
+        won = await audit.insert_log_after(
+            self._sessions, TransactionLog(), statement.claimed, statement.ctes, statement.params
+        )
         if won:
             raise RuntimeError("a warm-up claim matched a rule")  # a bug, never data
 
