@@ -27,6 +27,7 @@ from vincent.skills.polymarket.environment import settings_environment
 from vincent.skills.polymarket.exchange_link import (
     METADATA_TTL_S,
     REFRESH_AFTER_S,
+    WARM_CONNECTIONS,
     ExchangeLink,
     WarmMarkets,
     share_default_tls_context,
@@ -316,3 +317,17 @@ async def test_httpx_clients_with_the_default_tls_settings_share_one_context() -
     finally:
         for client in (first, second, unverified):
             await client.aclose()
+
+
+async def test_the_link_keeps_connections_open_for_a_burst_of_orders(
+    exchange: LocalExchange,
+) -> None:
+    link = ExchangeLink(exchange.clob_url)
+    try:
+        await link.ping_if_idle()
+        assert link.transport is not None
+        assert link.transport.idle_connections() == WARM_CONNECTIONS
+        await link.ping_if_idle()  # already open: none opened again
+        assert link.transport.opened == WARM_CONNECTIONS
+    finally:
+        await link.aclose()

@@ -517,3 +517,63 @@ def test_behind_a_proxy_the_link_keeps_httpx_transport(monkeypatch: pytest.Monke
     assert ExchangeLink("https://clob.example").transport is None
     monkeypatch.setenv("NO_PROXY", "clob.example")
     assert not uses_proxy("https://clob.example")
+
+
+async def test_connections_kept_open_serve_a_burst_without_new_handshakes() -> None:
+    release = asyncio.Event()
+    arrived = 0
+    all_arrived = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal arrived
+        while True:
+            try:
+                line, _, _ = await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            arrived += 1
+            if arrived == 4:
+                all_arrived.set()
+            await release.wait()
+            writer.write(answer(line))
+            await writer.drain()
+
+    transport = lean()
+    async with serving(handler) as server, client(server.port, transport) as http:
+        url = f"http://127.0.0.1:{server.port}/"
+        assert await transport.keep_open(url, 4) == 4
+        assert await transport.keep_open(url, 4) == 0  # already open
+        assert transport.idle_connections() == 4
+        burst = [asyncio.create_task(http.post(f"/order/{n}", content=b"x")) for n in range(4)]
+        async with asyncio.timeout(5):
+            await all_arrived.wait()  # four requests in flight at once
+        release.set()
+        answers = await asyncio.gather(*burst)
+    assert sorted(a.content for a in answers) == [b"POST /order/%d HTTP/1.1" % n for n in range(4)]
+    assert transport.opened == server.connections == 4  # all opened ahead of the burst
+
+
+async def test_a_connection_kept_open_goes_below_the_one_last_used() -> None:
+    opened = 0
+
+    async def numbered(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal opened
+        opened += 1
+        mine = b"%d" % opened
+        while True:
+            try:
+                await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            writer.write(answer(mine))
+            await writer.drain()
+
+    async with serving(numbered) as server:
+        transport = lean()
+        async with client(server.port, transport) as http:
+            first = await http.get("/first")
+            assert await transport.keep_open(f"http://127.0.0.1:{server.port}", 3) == 2
+            second = await http.get("/second")
+    # The request took the connection the last one used (the ping's, in the worker).
+    assert first.content == second.content == b"1"
+    assert server.connections == 3
