@@ -309,6 +309,10 @@ async def run_once(
         tenants = await create_tenants(session_factory, keybox, args.tenants)
         await insert_rules(session_factory, scenario, tenants)
         await prepare_exchange(exchange, scenario, tenants)
+        if args.settlement_delay_s:
+            # Trades stay MATCHED this long: a fire's settlement check answers "settling",
+            # as Polymarket's does for seconds after a match.
+            await exchange.call("POST", "/settlement", {"delay_s": args.settlement_delay_s})
         settings = _settings(exchange, database_url, args)
         skill: PolymarketSkill = create_polymarket_skill(settings, session_factory, keybox)
         try:
@@ -364,6 +368,7 @@ async def run_once(
         "rate": args.rate,
         "gc_freeze": args.gc_freeze,
         "gc_threshold": list(gc.get_threshold()),
+        "settlement_delay_s": args.settlement_delay_s,
         **summary,
         **(
             {"first_order_ms": summary["min_ms"], "last_order_ms": summary["max_ms"]}
@@ -675,6 +680,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument(
         "--sql-timing", action="store_true", help="client-side time of every SQL statement"
+    )
+    parser.add_argument(
+        "--settlement-delay-s",
+        type=float,
+        default=0.0,
+        help="the exchange settles a match this long after it (0: by the next request); "
+        "longer than the run: every fire is recorded as settling, as on Polymarket",
     )
     args = parser.parse_args(argv)
     scenario = _scenario(args)
