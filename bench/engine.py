@@ -261,6 +261,7 @@ class Outcomes:
     fired: set[str]
     order_rule: dict[str, str]  # exchange order id → rule id (audit rows)
     statuses: dict[str, int]  # status of the fired rules → count
+    settling: int  # fired rules TRIGGERED without an order id yet: their sale is settling
     errors: list[str]  # a few error messages of rules that did not execute
 
 
@@ -269,9 +270,12 @@ async def _outcomes(session_factory: SessionFactory) -> Outcomes:
     async with session_factory() as session:
         left = (
             await session.execute(
-                sa.select(TradeRule.id, TradeRule.status, TradeRule.error_message).where(
-                    TradeRule.status != TradeRuleStatus.ACTIVE
-                )
+                sa.select(
+                    TradeRule.id,
+                    TradeRule.status,
+                    TradeRule.error_message,
+                    TradeRule.trigger_tx_hash,
+                ).where(TradeRule.status != TradeRuleStatus.ACTIVE)
             )
         ).all()
         rows = await session.execute(
@@ -284,9 +288,13 @@ async def _outcomes(session_factory: SessionFactory) -> Outcomes:
             for order_id, data in rows
             if isinstance(data, dict) and data.get("ruleId")
         }
-    statuses = Counter(str(status) for _, status, _ in left)
-    errors = sorted({str(error) for _, _, error in left if error})[:3]
-    return Outcomes({rule_id for rule_id, _, _ in left}, order_rule, dict(statuses), errors)
+    statuses = Counter(str(status) for _, status, _, _ in left)
+    settling = sum(
+        1 for _, status, _, tx in left if status is TradeRuleStatus.TRIGGERED and tx is None
+    )
+    errors = sorted({str(error) for _, _, error, _ in left if error})[:3]
+    fired = {rule_id for rule_id, _, _, _ in left}
+    return Outcomes(fired, order_rule, dict(statuses), settling, errors)
 
 
 @contextlib.asynccontextmanager
@@ -393,6 +401,7 @@ async def run_once(
         ),
         "unattributed_orders": checked.unattributed_orders,
         "statuses": outcomes.statuses,
+        "settling": outcomes.settling,
         "errors": outcomes.errors,
         **{k: round(v, 2) for k, v in phases.items()},
         **({"fire_steps": steps.summary()} if args.fire_steps else {}),
