@@ -261,6 +261,7 @@ class Outcomes:
     fired: set[str]
     order_rule: dict[str, str]  # exchange order id → rule id (audit rows)
     statuses: dict[str, int]  # status of the fired rules → count
+    settling: int  # fired rules TRIGGERED without an order id yet: their sale is settling
     errors: list[str]  # a few error messages of rules that did not execute
 
 
@@ -269,9 +270,12 @@ async def _outcomes(session_factory: SessionFactory) -> Outcomes:
     async with session_factory() as session:
         left = (
             await session.execute(
-                sa.select(TradeRule.id, TradeRule.status, TradeRule.error_message).where(
-                    TradeRule.status != TradeRuleStatus.ACTIVE
-                )
+                sa.select(
+                    TradeRule.id,
+                    TradeRule.status,
+                    TradeRule.error_message,
+                    TradeRule.trigger_tx_hash,
+                ).where(TradeRule.status != TradeRuleStatus.ACTIVE)
             )
         ).all()
         rows = await session.execute(
@@ -284,9 +288,13 @@ async def _outcomes(session_factory: SessionFactory) -> Outcomes:
             for order_id, data in rows
             if isinstance(data, dict) and data.get("ruleId")
         }
-    statuses = Counter(str(status) for _, status, _ in left)
-    errors = sorted({str(error) for _, _, error in left if error})[:3]
-    return Outcomes({rule_id for rule_id, _, _ in left}, order_rule, dict(statuses), errors)
+    statuses = Counter(str(status) for _, status, _, _ in left)
+    settling = sum(
+        1 for _, status, _, tx in left if status is TradeRuleStatus.TRIGGERED and tx is None
+    )
+    errors = sorted({str(error) for _, _, error, _ in left if error})[:3]
+    fired = {rule_id for rule_id, _, _, _ in left}
+    return Outcomes(fired, order_rule, dict(statuses), settling, errors)
 
 
 @contextlib.asynccontextmanager
@@ -309,6 +317,10 @@ async def run_once(
         tenants = await create_tenants(session_factory, keybox, args.tenants)
         await insert_rules(session_factory, scenario, tenants)
         await prepare_exchange(exchange, scenario, tenants)
+        if args.settlement_delay_s:
+            # Trades stay MATCHED this long: a fire's settlement check answers "settling",
+            # as Polymarket's does for seconds after a match.
+            await exchange.call("POST", "/settlement", {"delay_s": args.settlement_delay_s})
         settings = _settings(exchange, database_url, args)
         skill: PolymarketSkill = create_polymarket_skill(settings, session_factory, keybox)
         try:
@@ -364,6 +376,7 @@ async def run_once(
         "rate": args.rate,
         "gc_freeze": args.gc_freeze,
         "gc_threshold": list(gc.get_threshold()),
+        "settlement_delay_s": args.settlement_delay_s,
         **summary,
         **(
             {"first_order_ms": summary["min_ms"], "last_order_ms": summary["max_ms"]}
@@ -388,6 +401,7 @@ async def run_once(
         ),
         "unattributed_orders": checked.unattributed_orders,
         "statuses": outcomes.statuses,
+        "settling": outcomes.settling,
         "errors": outcomes.errors,
         **{k: round(v, 2) for k, v in phases.items()},
         **({"fire_steps": steps.summary()} if args.fire_steps else {}),
@@ -675,6 +689,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument(
         "--sql-timing", action="store_true", help="client-side time of every SQL statement"
+    )
+    parser.add_argument(
+        "--settlement-delay-s",
+        type=float,
+        default=0.0,
+        help="the exchange settles a match this long after it (0: by the next request); "
+        "longer than the run: every fire is recorded as settling, as on Polymarket",
     )
     args = parser.parse_args(argv)
     scenario = _scenario(args)

@@ -93,6 +93,24 @@ def test_engine_burst_reports_first_and_last_order() -> None:
 
 
 @pytest.mark.slow
+def test_engine_fires_can_be_left_settling_as_on_polymarket() -> None:
+    # Trades held MATCHED for the whole run: every fire's sale is recorded as settling.
+    result = _last_json_line(
+        "bench.engine",
+        *("--single", "3", "--rules", "12", "--tokens", "3", "--tenants", "3"),
+        *("--spacing-s", "0.05", "--db", "sqlite", "--settlement-delay-s", "3600"),
+    )
+    assert (result["fired"], result["orders"], result["mismatches"]) == (3, 3, 0)
+    assert (result["settlement_delay_s"], result["settling"]) == (3600.0, 3)
+
+
+@pytest.mark.slow
+def test_bookkeeping_benchmark_prints_its_figures() -> None:
+    result = _last_json_line("bench.bookkeeping", "--calls", "3", "--db", "sqlite")
+    assert result.keys() >= {"record_settling_ms", "settlement_note_ms", "record_executed_ms"}
+
+
+@pytest.mark.slow
 def test_api_benchmark_prints_its_figures() -> None:
     result = _last_json_line(
         "bench.api", "--db", "sqlite", "--tenants", "2", "--clients", "2", "--seconds", "1"

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from vincent.db.base import new_id, utcnow
 from vincent.db.driver_statement import equals_any, execute_at_driver, write_at_driver
@@ -154,7 +154,7 @@ async def get_log(session: AsyncSession, log_id: str) -> TransactionLog | None:
 
 
 async def move_status(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     log_id: str,
     *,
     from_statuses: Iterable[TransactionStatus],
@@ -166,7 +166,8 @@ async def move_status(
     (and, with ``unsent_only``, only while no order was signed for it).
 
     Returns whether this call moved it. Does not commit. A field given as ``IfUnset(v)``
-    is set to ``v`` only where the row holds none.
+    is set to ``v`` only where the row holds none. ``session`` may be a connection
+    (``one_statement_connection``): the move is one statement run at the driver.
     """
     if_unset = tuple(sorted(k for k, v in fields.items() if isinstance(v, IfUnset)))
     statement = _move_statement(

@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util.concurrency import greenlet_spawn
@@ -96,12 +96,15 @@ def driver_statement(statement: sa.ClauseElement, dialect: sa.Dialect) -> Driver
 
 
 async def execute_at_driver(
-    session: AsyncSession, statement: sa.Executable, params: Mapping[str, Any]
+    session: AsyncSession | AsyncConnection,
+    statement: sa.Executable,
+    params: Mapping[str, Any],
 ) -> sa.CursorResult[Any]:
     """Run ``statement`` (built once and kept: its compiled form is cached by identity)
-    with ``params`` on the session's connection at the driver: no per-execution compile,
-    cache key or parameter dict work, only each typed value's processing."""
-    connection = await session.connection()
+    with ``params`` on the session's connection (or on ``session``, a connection) at the
+    driver: no per-execution compile, cache key or parameter dict work, only each typed
+    value's processing."""
+    connection = session if isinstance(session, AsyncConnection) else await session.connection()
     driver = driver_statement(statement, connection.dialect)
     return await connection.exec_driver_sql(driver.sql, driver.parameters(params))
 

@@ -11,6 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -120,3 +121,28 @@ async def one_statement_session(session_factory: SessionFactory) -> AsyncIterato
         if session.bind is not None and session.bind.dialect.name == "postgresql":
             await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         yield session
+
+
+@asynccontextmanager
+async def one_statement_connection(
+    session_factory: SessionFactory,
+) -> AsyncIterator[AsyncConnection]:
+    """``one_statement_session`` without the session, for ONE statement run at the driver
+    (``execute_at_driver``): a pooled connection of the factory's engine, committed on
+    exit (rolled back on an error). No session to begin, flush, commit and close around
+    the statement: each of those is a greenlet hop and SQLAlchemy work (~0.4 ms of CPU
+    per statement on PostgreSQL, ~0.3 ms on SQLite, measured in issue 14 round 9).
+
+    PostgreSQL autocommits (no BEGIN or COMMIT round trip); SQLite runs the statement in
+    a transaction of its own, as ``one_statement_session`` does.
+    """
+    engine = session_factory.kw.get("bind")
+    if not isinstance(engine, AsyncEngine):
+        raise TypeError(f"a session factory bound to an engine is needed, was {engine!r}")
+    async with engine.connect() as connection:
+        autocommit = connection.dialect.name == "postgresql"
+        if autocommit:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+        yield connection
+        if not autocommit:
+            await connection.commit()

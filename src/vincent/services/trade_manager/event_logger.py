@@ -141,6 +141,52 @@ def events_after(moved: sa.CTE, count: int) -> sa.CTE:
     return built
 
 
+_UNLESS_LAST: dict[tuple[TradeRuleEventType, str], sa.Insert] = {}
+
+
+def event_unless_last(event_type: TradeRuleEventType, key: str) -> sa.Insert:
+    """An INSERT of one ``event_type`` event for a rule, written only if the rule exists
+    and its last event (newest ``created_at``, then ``id``) is not already an
+    ``event_type`` whose data holds the same ``key`` value: one statement (both
+    databases), so "once per value" costs no read before the write. Its row count says
+    whether it wrote. Built once per type and key.
+
+    Bound parameters: ``event_id``, ``event_rule_id``, ``event_data``, ``event_now`` and
+    ``event_key_value`` (the value of ``key`` in ``event_data``; None matches a last event
+    without it, or with a JSON null, as ``dict.get`` would).
+    """
+    built = _UNLESS_LAST.get((event_type, key))
+    if built is None:
+        columns = _EVENTS.c
+        rules = cast(sa.Table, TradeRule.__table__)
+        rule_id = sa.bindparam("event_rule_id", type_=rules.c.id.type)
+        last = (
+            sa.select(columns.event_type, columns.event_data)
+            .where(columns.rule_id == rule_id)
+            .order_by(columns.created_at.desc(), columns.id.desc())
+            .limit(1)
+            .subquery("last_event")
+        )
+        same = sa.exists().where(
+            last.c.event_type == event_type,
+            last.c.event_data[key]
+            .as_string()
+            .is_not_distinct_from(sa.bindparam("event_key_value", type_=sa.String)),
+        )
+        row = sa.select(
+            sa.bindparam("event_id", type_=columns.id.type),
+            rules.c.id,
+            sa.literal(event_type, type_=columns.event_type.type),
+            sa.bindparam("event_data", type_=columns.event_data.type),
+            sa.bindparam("event_now", type_=columns.created_at.type),
+        ).where(rules.c.id == rule_id, ~same)
+        built = sa.insert(_EVENTS).from_select(
+            ["id", "rule_id", "event_type", "event_data", "created_at"], row
+        )
+        _UNLESS_LAST[(event_type, key)] = built
+    return built
+
+
 def event_params(
     events: Sequence[tuple[TradeRuleEventType, Mapping[str, Any]]], now: datetime
 ) -> dict[str, object]:

@@ -18,13 +18,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from vincent.db.base import utcnow
-from vincent.db.models import TradeRule, TradeRuleEvent
-from vincent.db.session import SessionFactory, is_postgresql, one_statement_session
+from vincent.db.base import new_id, utcnow
+from vincent.db.driver_statement import execute_at_driver
+from vincent.db.models import TradeRule
+from vincent.db.session import SessionFactory, is_postgresql, one_statement_connection
 from vincent.enums import TradeRuleEventType
 from vincent.services.trade_manager import oco
 from vincent.services.trade_manager.backoff import BackoffPolicy, RandomFn, full_jitter_delay_s
-from vincent.services.trade_manager.event_logger import log_event, log_events
+from vincent.services.trade_manager.event_logger import event_unless_last, log_event, log_events
 from vincent.services.trade_manager.rule_manager import (
     mark_rule_executed,
     mark_rule_executed_alone,
@@ -128,8 +129,8 @@ async def record_executed(session_factory: SessionFactory, rule_id: str, result:
     ]
     if is_postgresql(session_factory):
         # One round trip for a rule in no OCO group; else the transaction below.
-        async with one_statement_session(session_factory) as session:
-            if await mark_rule_executed_alone(session, rule_id, result.order_id, events):
+        async with one_statement_connection(session_factory) as connection:
+            if await mark_rule_executed_alone(connection, rule_id, result.order_id, events):
                 return True
     async with session_factory() as session, session.begin():
         moved = await mark_rule_executed(session, rule_id, result.order_id)
@@ -143,52 +144,59 @@ async def record_executed(session_factory: SessionFactory, rule_id: str, result:
 
 
 async def warm_record_executed(session_factory: SessionFactory) -> None:
-    """Run ``record_executed``'s one statement (PostgreSQL) once for a rule id no rule has:
-    it is compiled for the driver and prepared before a first fire's outcome needs it, and
-    writes nothing (its UPDATE matches no row, and its events select from that)."""
+    """Run ``record_executed``'s one statement (PostgreSQL) and ``record_settling``'s (both
+    databases) once for a rule id no rule has: each is compiled for the driver (and
+    prepared) before a first fire's outcome needs it, and writes nothing (the UPDATE
+    matches no row and its events select from that; the settling INSERT selects from the
+    rule's row)."""
+    await _insert_settling(session_factory, "", {}, None)
     if not is_postgresql(session_factory):
         return
     events: list[tuple[TradeRuleEventType, dict[str, Any]]] = [
         (TradeRuleEventType.ACTION_EXECUTED, {}),
         (TradeRuleEventType.RULE_TRIGGERED, {}),
     ]
-    async with one_statement_session(session_factory) as session:
-        await mark_rule_executed_alone(session, "", None, events)
+    async with one_statement_connection(session_factory) as connection:
+        await mark_rule_executed_alone(connection, "", None, events)
 
 
 SETTLING_MESSAGE = "Sale matched; waiting for its on-chain settlement before it counts"
 
 
 async def record_settling(session_factory: SessionFactory, rule_id: str, result: BetResult) -> bool:
-    """ACTION_SETTLING for a sale that matched and is not settled yet; once per order.
+    """ACTION_SETTLING for a sale that matched and is not settled yet; once per order
+    (not written again while the rule's last event is this order's ACTION_SETTLING).
 
     The rule stays TRIGGERED without ``triggerTxHash`` (an open attempt), so the poll
-    tick's reconciliation follows it to CONFIRMED or FAILED.
+    tick's reconciliation follows it to CONFIRMED or FAILED. One statement, the check in
+    it (``event_unless_last``): on PostgreSQL one round trip, autocommitted.
     """
-    async with session_factory() as session, session.begin():
-        last = (
-            await session.execute(
-                sa.select(TradeRuleEvent.event_type, TradeRuleEvent.event_data)
-                .where(TradeRuleEvent.rule_id == rule_id)
-                .order_by(TradeRuleEvent.created_at.desc(), TradeRuleEvent.id.desc())
-                .limit(1)
-            )
-        ).one_or_none()
-        if (
-            last is not None
-            and last.event_type is TradeRuleEventType.ACTION_SETTLING
-            and last.event_data.get("orderId") == result.order_id
-        ):
-            return False
-        data: dict[str, Any] = {
-            "message": SETTLING_MESSAGE,
-            "orderId": result.order_id,
-            "transactionLogId": result.transaction_log_id,
-        }
-        if result.filled_shares is not None:
-            data["filledShares"] = str(result.filled_shares)
-        log_event(session, rule_id, TradeRuleEventType.ACTION_SETTLING, data)
-    return True
+    data: dict[str, Any] = {
+        "message": SETTLING_MESSAGE,
+        "orderId": result.order_id,
+        "transactionLogId": result.transaction_log_id,
+    }
+    if result.filled_shares is not None:
+        data["filledShares"] = str(result.filled_shares)
+    return await _insert_settling(session_factory, rule_id, data, result.order_id)
+
+
+_SETTLING_ONCE = event_unless_last(TradeRuleEventType.ACTION_SETTLING, "orderId")
+
+
+async def _insert_settling(
+    session_factory: SessionFactory, rule_id: str, data: dict[str, Any], order_id: str | None
+) -> bool:
+    params = {
+        "event_id": new_id(),
+        "event_rule_id": rule_id,
+        "event_data": data,
+        "event_now": utcnow(),
+        "event_key_value": order_id,
+    }
+    async with one_statement_connection(session_factory) as connection:
+        result = await execute_at_driver(connection, _SETTLING_ONCE, params)
+    return bool(result.rowcount)
 
 
 async def record_failed(

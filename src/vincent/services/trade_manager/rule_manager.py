@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple, Protocol, cast
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from vincent.db.base import new_id, utcnow
 from vincent.db.driver_statement import equals_any, execute_at_driver
@@ -744,7 +744,7 @@ _EXECUTED_ALONE_STATEMENTS: dict[int, sa.Select[Any]] = {}
 
 
 async def mark_rule_executed_alone(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     rule_id: str,
     order_id: str | None,
     events: Sequence[tuple[TradeRuleEventType, Mapping[str, Any]]],

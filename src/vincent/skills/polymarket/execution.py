@@ -27,7 +27,7 @@ from polymarket.models.clob.orders import SignedOrder
 
 from vincent.audit import transaction_log as audit
 from vincent.db.models import TransactionLog
-from vincent.db.session import SessionFactory, one_statement_session
+from vincent.db.session import SessionFactory, one_statement_connection, one_statement_session
 from vincent.enums import TransactionStatus
 from vincent.skills.polymarket import paper
 from vincent.skills.polymarket.actions import (
@@ -456,9 +456,9 @@ class Executor:
         data = response_data(fills)
         if how is not None:
             data["resolvedBy"] = how  # the audit row says how the outcome was learnt
-        async with one_statement_session(self._sessions) as session:
+        async with one_statement_connection(self._sessions) as connection:
             moved = await audit.move_status(
-                session,
+                connection,
                 log_id,
                 from_statuses=OPEN,
                 to_status=TransactionStatus.EXECUTED,

@@ -14,7 +14,7 @@ from typing import Any
 
 from vincent.audit import transaction_log as audit
 from vincent.db.models import TransactionLog
-from vincent.db.session import SessionFactory, one_statement_session
+from vincent.db.session import SessionFactory, one_statement_connection, one_statement_session
 from vincent.enums import TransactionStatus
 from vincent.skills.polymarket.actions import stored_action
 from vincent.skills.polymarket.errors import SettlementFailed, SkillError, error_from_code
@@ -99,10 +99,10 @@ async def _record(
         "failedShares": str(found.failed_shares),
     }
     data = {**recorded.response_data, "settlement": noted}
-    async with one_statement_session(sessions) as session:
+    async with one_statement_connection(sessions) as connection:
         if found.state is SettlementState.CONFIRMED:
             await audit.move_status(
-                session,
+                connection,
                 log_id,
                 from_statuses=[TransactionStatus.EXECUTED],
                 to_status=TransactionStatus.EXECUTED,
@@ -114,7 +114,7 @@ async def _record(
             f"(trades {', '.join(found.trade_statuses)}); the shares were not sold"
         )
         moved = await audit.move_status(
-            session,
+            connection,
             log_id,
             from_statuses=[TransactionStatus.EXECUTED],
             to_status=TransactionStatus.FAILED,
