@@ -26,7 +26,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util.concurrency import greenlet_spawn
 
-from vincent.db.session import SessionFactory, one_statement_session
+from vincent.db.session import SessionFactory, one_statement_connection
 
 Processor = Callable[[Any], Any]
 
@@ -121,12 +121,12 @@ async def write_at_driver(
     statement costs ~0.9 ms of CPU on the benchmark machine, this ~0.2 ms. A constraint
     violation raises ``IntegrityError`` as SQLAlchemy would, any other driver error
     ``OperationalError``; a connection that failed or was cancelled mid-statement is
-    dropped from the pool. Elsewhere: a one-statement session.
+    dropped from the pool. Elsewhere: ``one_statement_connection``.
     """
     bind = sessions.kw.get("bind")
     if not isinstance(bind, AsyncEngine) or bind.dialect.name != "postgresql":
-        async with one_statement_session(sessions) as session:
-            return (await execute_at_driver(session, statement, params)).rowcount
+        async with one_statement_connection(sessions) as core:
+            return (await execute_at_driver(core, statement, params)).rowcount
     driver = driver_statement(statement, bind.dialect)
     arguments = driver.parameters(params)
     pooled = await bind.raw_connection()
