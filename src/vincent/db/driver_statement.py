@@ -118,7 +118,7 @@ async def write_at_driver(
     On PostgreSQL it goes to asyncpg itself on a connection checked out of the engine's
     pool (its checkout checks still run), autocommitted as ``one_statement_session`` is:
     no session, transaction or result objects. A session's ``execute`` of the same
-    statement costs ~0.9 ms of CPU on the benchmark machine, this ~0.2 ms. A constraint
+    statement costs ~1.0 ms of CPU on the benchmark machine, this ~0.3 ms. A constraint
     violation raises ``IntegrityError`` as SQLAlchemy would, any other driver error
     ``OperationalError``; a connection that failed or was cancelled mid-statement is
     dropped from the pool. Elsewhere: ``one_statement_connection``.

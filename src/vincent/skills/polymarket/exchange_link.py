@@ -18,7 +18,7 @@ before the order leaves. Here:
 - ``WarmMarkets`` says which watched tokens' metadata is due to be read again, before it
   ages out of either cache (the skill's ``keep_warm`` reads it).
 - The shared pool is ``http_transport.LeanTransport`` (HTTP/1.1 keep-alive connections,
-  one write per request, llhttp's parser) under httpx's client: a request cost ~3.1 ms of
+  one write per request, llhttp's parser) under httpx's client: a request cost ~2.0 ms of
   the loop's CPU with httpx's default transport, ~0.9 with it. Behind a proxy set in the
   environment the link keeps httpx's transport.
 - ``share_default_tls_context``: a new SDK client builds about a dozen httpx clients (one
