@@ -44,7 +44,6 @@ class Server:
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
         self.connections = 0
-        self.closed_by_client = asyncio.Event()
         self.port = 0
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -95,11 +94,14 @@ async def echo_forever(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
         await writer.drain()
 
 
-def client(port: int, transport: LeanTransport, scheme: str = "http") -> httpx.AsyncClient:
+def client(
+    port: int,
+    transport: LeanTransport,
+    scheme: str = "http",
+    timeout: httpx.Timeout = httpx.Timeout(5.0),
+) -> httpx.AsyncClient:
     return httpx.AsyncClient(
-        base_url=f"{scheme}://127.0.0.1:{port}",
-        transport=transport,
-        timeout=httpx.Timeout(5.0),
+        base_url=f"{scheme}://127.0.0.1:{port}", transport=transport, timeout=timeout
     )
 
 
@@ -267,11 +269,7 @@ async def test_a_silent_server_is_a_read_timeout_and_the_connection_is_closed() 
         eof.set()
 
     async with serving(handler) as server:
-        http = httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{server.port}",
-            transport=lean(),
-            timeout=httpx.Timeout(5.0, read=0.2),
-        )
+        http = client(server.port, lean(), timeout=httpx.Timeout(5.0, read=0.2))
         async with http:
             with pytest.raises(httpx.ReadTimeout):
                 await http.post("/order", content=b"x")
@@ -290,11 +288,7 @@ async def test_a_slow_answer_that_keeps_coming_is_not_a_timeout() -> None:
         await reader.read()
 
     async with serving(handler) as server:
-        http = httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{server.port}",
-            transport=lean(),
-            timeout=httpx.Timeout(5.0, read=0.5),
-        )
+        http = client(server.port, lean(), timeout=httpx.Timeout(5.0, read=0.5))
         async with http:
             response = await http.get("/slow")
     assert response.content == b"abcdef"
@@ -353,11 +347,7 @@ async def test_a_request_beyond_the_limit_waits_for_a_slot_then_times_out() -> N
         await echo_forever(reader, writer)
 
     async with serving(handler) as server:
-        http = httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{server.port}",
-            transport=lean(max_connections=1),
-            timeout=httpx.Timeout(5.0, pool=0.1),
-        )
+        http = client(server.port, lean(max_connections=1), timeout=httpx.Timeout(5.0, pool=0.1))
         async with http:
             first = asyncio.create_task(http.get("/first"))
             await received.wait()
