@@ -3,7 +3,8 @@
 Measured on the 2-core benchmark machine (issue 14, round 9): one request through
 ``httpx.AsyncClient`` costs ~2.0 ms of the event loop's CPU with httpx's default transport
 (httpcore's pool, h11's state machine, anyio's stream wrappers and locks), ~0.45 ms of which
-is httpx's client itself; ~0.9 ms with this one (``python -m bench.order_path_costs``). Every fire's ``POST /order`` and every settlement check paid it.
+is httpx's client itself; ~0.9 ms with this one (``python -m bench.order_path_costs``).
+Every fire's ``POST /order`` and every settlement check paid it.
 ``LeanTransport`` keeps httpx's client (the SDK builds requests and reads responses through
 it, and sees the same exception classes) and replaces only what moves bytes: per origin a
 LIFO of idle keep-alive connections (``asyncio.Protocol``), the request written with one
