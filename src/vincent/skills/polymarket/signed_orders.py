@@ -6,6 +6,11 @@ standard EIP-712 hashing of eth_account is applied to it. Hashing takes a third 
 of signing an order, so ``OrderIdSigner`` keeps the digest eth_account computed while
 signing, and ``order_id_of`` hashes again only for an order it did not sign (a deposit
 wallet's, whose signature covers a wrapper of the order; or one read back from the row).
+
+Of that hashing, the domain separator was a third: the same few domains (one per exchange
+contract) hashed again for every order. ``encode_typed_data_once_per_domain`` keeps each
+domain's hash, computed and checked by eth_account's ``encode_typed_data`` the first time,
+and hashes only the message after that, with eth_account's own ``hash_eip712_message``.
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ from collections import OrderedDict
 from typing import Any
 
 from eth_account import Account
+from eth_account._utils.encode_typed_data.encoding_and_hashing import hash_eip712_message
 from eth_account.datastructures import SignedMessage
-from eth_account.messages import _hash_eip191_message, encode_typed_data
+from eth_account.messages import SignableMessage, _hash_eip191_message, encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_keys.datatypes import PrivateKey
+from hexbytes import HexBytes
 from polymarket._internal.actions.orders.context import resolve_order_exchange_address
 from polymarket._internal.actions.orders.typed_data import build_order_typed_data
 from polymarket._internal.actions.orders.types import UnsignedOrder
@@ -109,8 +116,48 @@ def order_id_of(order: SignedOrder, environment: Environment, *, neg_risk: bool)
             "domain": typed["domain"],
             "message": typed["message"]["contents"],
         }
-    digest: bytes = _hash_eip191_message(encode_typed_data(full_message=typed))
+    digest: bytes = _hash_eip191_message(encode_typed_data_once_per_domain(typed))
     return "0x" + digest.hex()
+
+
+# Distinct (domain, types) seen by a process: a handful (one per exchange contract and
+# protocol version); the bound only keeps a misuse from growing it without end.
+_MAX_DOMAINS = 64
+_domain_hashes: dict[tuple[Any, ...], bytes] = {}
+
+
+def _typed_data_key(full_message: dict[str, Any]) -> tuple[Any, ...]:
+    """Everything but the message: the domain, the types and the primary type."""
+    return (
+        full_message.get("primaryType"),
+        tuple(full_message["domain"].items()),
+        tuple(
+            (name, tuple((field["name"], field["type"]) for field in fields))
+            for name, fields in full_message["types"].items()
+        ),
+    )
+
+
+def encode_typed_data_once_per_domain(full_message: dict[str, Any]) -> SignableMessage:
+    """``encode_typed_data(full_message=...)``, with the domain separator hashed once per
+    distinct domain and types: the first message of each goes through ``encode_typed_data``
+    whole (its checks of the domain against ``EIP712Domain`` and of ``primaryType`` run
+    then), later ones hash only their message, as ``encode_typed_data`` does."""
+    try:
+        key: tuple[Any, ...] | None = _typed_data_key(full_message)
+        header = _domain_hashes.get(key)  # type: ignore[arg-type]
+    except TypeError:  # a value that cannot be a key (a list in the domain): no caching
+        key, header = None, None
+    if key is None or header is None:
+        signable = encode_typed_data(full_message=full_message)
+        if key is not None and len(_domain_hashes) < _MAX_DOMAINS:
+            _domain_hashes[key] = bytes(signable.header)
+        return signable
+    types = dict(full_message["types"])
+    types.pop("EIP712Domain", None)
+    return SignableMessage(
+        HexBytes(b"\x01"), header, hash_eip712_message(types, full_message["message"])
+    )
 
 
 # Digests kept for orders signed and not yet asked for (an order's id is asked for right
@@ -144,10 +191,12 @@ class OrderIdSigner:
         message_data: dict[str, Any] | None = None,
         full_message: dict[str, Any] | None = None,
     ) -> SignedMessage:
-        signed: SignedMessage = Account.sign_typed_data(
-            self._key, domain_data, message_types, message_data, full_message
-        )
-        if full_message is not None and full_message.get("primaryType") == "Order":
+        signed: SignedMessage
+        if full_message is None:
+            signed = Account.sign_typed_data(self._key, domain_data, message_types, message_data)
+            return signed
+        signed = Account.sign_message(encode_typed_data_once_per_domain(full_message), self._key)
+        if full_message.get("primaryType") == "Order":
             self._digests[_signature_key(signed.signature)] = "0x" + signed.message_hash.hex()
             while len(self._digests) > _KEPT_DIGESTS:
                 self._digests.popitem(last=False)
