@@ -23,7 +23,7 @@ from bench.exchange_process import ExchangeProcess, run_all
 from bench.scenario import Scenario
 from vincent.crypto import KeyBox
 from vincent.db.models import Secret, TradeRule
-from vincent.db.session import SessionFactory
+from vincent.db.session import SessionFactory, is_postgresql
 from vincent.enums import TradeRuleStatus
 from vincent.skills.polymarket import PolymarketSkill
 from vincent.skills.polymarket.wallets import classify_wallet
@@ -89,6 +89,12 @@ async def insert_rules(
     for start in range(0, len(rows), INSERT_CHUNK):
         async with session_factory() as session, session.begin():
             await session.execute(sa.insert(TradeRule), rows[start : start + INSERT_CHUNK])
+    if is_postgresql(session_factory):
+        # The statistics a running database has (autovacuum analyzes a table after a bulk
+        # change): without them the planner takes the freshly filled trade_rules for empty
+        # and finds a fire's rule through its status index instead of its key.
+        async with session_factory() as session:
+            await session.execute(sa.text("ANALYZE"))
 
 
 async def prepare_exchange(
