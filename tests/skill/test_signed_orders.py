@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_account.messages import _hash_eip191_message, encode_typed_data
+from eth_keys.datatypes import PrivateKey
 from eth_utils.exceptions import ValidationError
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,6 +17,7 @@ from polymarket._internal.actions.orders.types import UnsignedOrder
 
 from vincent.skills.polymarket.signed_orders import (
     OrderIdSigner,
+    _KeptKeyBackend,
     encode_typed_data_once_per_domain,
 )
 
@@ -118,3 +120,12 @@ def test_the_order_id_is_kept_for_an_order_signed_here() -> None:
 
     expected = "0x" + _hash_eip191_message(encode_typed_data(full_message=typed)).hex()
     assert "0x" + signed.message_hash.hex() == expected
+
+
+def test_the_kept_coincurve_key_signs_only_for_its_own_private_key() -> None:
+    mine, other = b"\x42" * 32, b"\x17" * 32
+    backend = _KeptKeyBackend(mine)
+    digest = bytes(range(32))
+
+    assert backend.ecdsa_sign(digest, PrivateKey(mine)) == PrivateKey(mine).sign_msg_hash(digest)
+    assert backend.ecdsa_sign(digest, PrivateKey(other)) == PrivateKey(other).sign_msg_hash(digest)
