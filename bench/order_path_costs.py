@@ -4,7 +4,8 @@
 
 1. One HTTP request through ``httpx.AsyncClient`` to a loopback server that answers at once
    (a JSON body the size of an order's), with httpx's default transport (httpcore) and with
-   ``http_transport.LeanTransport``; and with ``httpx.MockTransport`` (no socket: httpx's
+   ``http_transport.LeanTransport``, under httpx's client and under ``LeanClient`` (each URL
+   merged once); and with ``httpx.MockTransport`` (no socket: httpx's
    client alone, the floor under any transport).
 2. One autocommitted statement on PostgreSQL (a scratch database): through a one-statement
    session (``one_statement_session`` + ``execute_at_driver``, what the fire's durable write
@@ -29,7 +30,11 @@ import sqlalchemy as sa
 from bench.common import PG_DEFAULT, scratch_database
 from vincent.db.driver_statement import execute_at_driver, write_at_driver
 from vincent.db.session import create_engine, create_session_factory, one_statement_session
-from vincent.skills.polymarket.http_transport import LeanTransport, http11_default_tls
+from vincent.skills.polymarket.http_transport import (
+    LeanClient,
+    LeanTransport,
+    http11_default_tls,
+)
 
 _ANSWER_BODY = b'{"success":true,"orderID":"0x' + b"a" * 64 + b'","status":"matched"}'
 _ANSWER = (
@@ -84,6 +89,9 @@ async def http_costs(requests: int, rounds: int) -> dict[str, list[float]]:
     clients: dict[str, Callable[[], httpx.AsyncClient]] = {
         "httpx_default_transport": lambda: httpx.AsyncClient(base_url=url),
         "lean_transport": lambda: httpx.AsyncClient(
+            base_url=url, transport=LeanTransport(tls_context=http11_default_tls)
+        ),
+        "lean_client_and_transport": lambda: LeanClient(
             base_url=url, transport=LeanTransport(tls_context=http11_default_tls)
         ),
         "httpx_client_alone": lambda: httpx.AsyncClient(

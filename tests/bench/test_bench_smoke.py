@@ -151,6 +151,11 @@ def test_order_path_costs_prints_both_ways_of_each_piece(postgres_url: str) -> N
         *("--requests", "20", "--writes", "20", "--rounds", "1", "--pg-url", postgres_url),
     )
     http, statements = result["http_request_cpu_us"], result["statement_cpu_us"]
-    assert set(http) == {"httpx_default_transport", "lean_transport", "httpx_client_alone"}
+    assert set(http) == {
+        "httpx_default_transport",
+        "lean_transport",
+        "lean_client_and_transport",
+        "httpx_client_alone",
+    }
     assert set(statements) == {"one_statement_session", "write_at_driver"}
     assert all(len(v) == 1 and v[0] > 0 for v in (*http.values(), *statements.values()))

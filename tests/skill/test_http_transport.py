@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 from vincent.skills.polymarket.exchange_link import ExchangeLink
 from vincent.skills.polymarket.http_transport import (
+    LeanClient,
     LeanTransport,
     _Answer,
     http11_tls_context,
@@ -567,3 +568,37 @@ async def test_a_connection_kept_open_goes_below_the_one_last_used() -> None:
     # The request took the connection the last one used (the ping's, in the worker).
     assert first.content == second.content == b"1"
     assert server.connections == 3
+
+
+URL_PATHS = st.sampled_from(
+    ["/order", "order", "/data/trades", "/book?token_id=1", "/a/b/../c", "/%7Euser", "", "/ü"]
+)
+
+
+@given(
+    base=st.sampled_from(["https://clob.example", "http://127.0.0.1:8080/sub", "http://h/p/"]),
+    paths=st.lists(st.one_of(URL_PATHS, st.just("https://other.example/x?y=1")), max_size=12),
+)
+def test_the_lean_client_merges_urls_as_httpx_does(base: str, paths: list[str]) -> None:
+    ours, theirs = LeanClient(base_url=base), httpx.AsyncClient(base_url=base)
+    for path in paths:
+        assert ours.build_request("GET", path).url == theirs.build_request("GET", path).url
+        merged = ours.build_request("GET", path, params={"market": "m"}).url
+        assert merged == theirs.build_request("GET", path, params={"market": "m"}).url
+
+
+def test_the_lean_client_merges_with_the_base_url_set_last() -> None:
+    client = LeanClient(base_url="https://one.example/api")
+    assert str(client.build_request("GET", "/order").url) == "https://one.example/api/order"
+
+    client.base_url = httpx.URL("https://two.example")
+
+    assert str(client.build_request("GET", "/order").url) == "https://two.example/order"
+
+
+def test_the_lean_client_keeps_at_most_its_bound_of_urls() -> None:
+    client = LeanClient(base_url="https://clob.example")
+    for number in range(LeanClient.MAX_URLS + 50):
+        url = client.build_request("GET", f"/order/{number}").url
+        assert str(url) == f"https://clob.example/order/{number}"
+    assert len(client._merged) == LeanClient.MAX_URLS

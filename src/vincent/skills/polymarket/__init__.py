@@ -18,7 +18,7 @@ from vincent.skills.polymarket.clients import ClientRegistry
 from vincent.skills.polymarket.environment import settings_environment
 from vincent.skills.polymarket.exchange_link import KEEPALIVE_S
 from vincent.skills.polymarket.http import JsonGetter
-from vincent.skills.polymarket.http_transport import lean_transport_for
+from vincent.skills.polymarket.http_transport import LeanClient, lean_transport_for
 from vincent.skills.polymarket.market_data import MarketData
 from vincent.skills.polymarket.skill import PolymarketSkill
 
@@ -40,7 +40,7 @@ def create_polymarket_skill(
         settings.polymarket_gamma_url,
         settings.polymarket_data_api_url,
     )
-    http_client = httpx.AsyncClient(
+    http_client = LeanClient(
         # None behind a proxy: httpx's own transport, with these limits.
         transport=lean_transport_for(
             *urls, max_connections=50, max_keepalive=20, keepalive_expiry=KEEPALIVE_S

@@ -47,7 +47,7 @@ from polymarket import AsyncSecureClient
 from polymarket._internal.actions.orders.cache import AsyncOrderMetadataCache
 from polymarket.clients._transport import TransportOptions
 
-from vincent.skills.polymarket.http_transport import lean_transport_for
+from vincent.skills.polymarket.http_transport import LeanClient, lean_transport_for
 from vincent.skills.polymarket.signed_orders import OrderIdSigner
 
 logger = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class ExchangeLink:
             max_keepalive=options.limits.max_keepalive_connections or 20,
             keepalive_expiry=KEEPALIVE_S,
         )
-        self.http = httpx.AsyncClient(
+        self.http = LeanClient(
             base_url=clob_url,
             transport=transport,  # None: httpx's own (behind a proxy), with these limits
             timeout=options.timeout,
