@@ -220,7 +220,9 @@ async def test_a_leader_cut_off_from_its_lock_stops_before_the_standby_starts(
         await _pg_execute(
             database_url,
             "SELECT pg_terminate_backend(pid) FROM pg_locks "
-            f"WHERE locktype = 'advisory' AND objid = {LOCK_KEY} AND granted",
+            f"WHERE locktype = 'advisory' AND objid = {LOCK_KEY} AND granted "
+            # This test's database only: other tests on the server hold the same key.
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         )
         stepped_down = await leader.wait_for_log("worker.stepped_down")
         acquired = await standby.wait_for_log("worker.leadership_acquired")
