@@ -73,9 +73,9 @@ async def leader_and_standby(
 ) -> tuple[WorkerProcess, WorkerProcess]:
     """Start A, wait until it leads; start B, wait until it stands by with its feed up.
 
-    Each also waits for its warm-up (one SDK client per wallet): building one takes the
-    event loop for a while, and on a crowded test machine long enough to miss a leadership
-    check, which would make the test's leader step down on its own.
+    Each also waits for its warm-up (one SDK client per wallet): building one holds the
+    event loop for a while, so the test's steps start from settled workers. (The lock is
+    guarded from its own thread, so that no longer costs the leader its leadership.)
     """
     leader = await workers.start("A", settings, keybox_key, *leader_args)
     await leader.wait_for_log("trade_monitoring_worker.started", role="leader")
