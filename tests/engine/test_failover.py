@@ -73,9 +73,9 @@ async def leader_and_standby(
 ) -> tuple[WorkerProcess, WorkerProcess]:
     """Start A, wait until it leads; start B, wait until it stands by with its feed up.
 
-    Each also waits for its warm-up (one SDK client per wallet): building one takes the
-    event loop for a while, and on a crowded test machine long enough to miss a leadership
-    check, which would make the test's leader step down on its own.
+    Each also waits for its warm-up (one SDK client per wallet): building one holds the
+    event loop for a while, so the test's steps start from settled workers. (The lock is
+    guarded from its own thread, so that no longer costs the leader its leadership.)
     """
     leader = await workers.start("A", settings, keybox_key, *leader_args)
     await leader.wait_for_log("trade_monitoring_worker.started", role="leader")
@@ -220,7 +220,9 @@ async def test_a_leader_cut_off_from_its_lock_stops_before_the_standby_starts(
         await _pg_execute(
             database_url,
             "SELECT pg_terminate_backend(pid) FROM pg_locks "
-            f"WHERE locktype = 'advisory' AND objid = {LOCK_KEY} AND granted",
+            f"WHERE locktype = 'advisory' AND objid = {LOCK_KEY} AND granted "
+            # This test's database only: other tests on the server hold the same key.
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         )
         stepped_down = await leader.wait_for_log("worker.stepped_down")
         acquired = await standby.wait_for_log("worker.leadership_acquired")

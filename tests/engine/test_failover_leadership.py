@@ -76,7 +76,9 @@ async def test_one_leader_and_a_killed_lock_connection_hands_over_with_a_new_epo
             await _pg_execute(
                 database_url,
                 "SELECT pg_terminate_backend(pid) FROM pg_locks "
-                f"WHERE locktype = 'advisory' AND objid = {LOCK_KEY} AND granted",
+                f"WHERE locktype = 'advisory' AND objid = {LOCK_KEY} AND granted "
+                # This test's database only: other tests on the server hold the same key.
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             )
             await a.wait_for(lambda: a.depositions)
             assert a.leadership.is_leader is False

@@ -80,10 +80,11 @@ class LeaderRole:
     def begin(self) -> None:
         """The worker runs: keep campaigning (standby) or guarding the lock (leader)."""
         self._metrics.leader.set(1 if self.may_fire() else 0)
-        if self._leadership is not None:
-            self._leadership.start(self._elected, self._deposed)
         if self._election is not None:
             self._took_over(self._election)
+        if self._leadership is not None:
+            # Delivers, in order, what happened since ``open`` (a deposition, say).
+            self._leadership.start(self._elected, self._deposed)
 
     async def close(self) -> None:
         """Stop leading; release the lock (the standbys hear of it) or the SQLite lock."""

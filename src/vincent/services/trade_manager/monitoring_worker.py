@@ -214,6 +214,27 @@ class TradeMonitoringWorker:
             logger.info("trade_monitoring_worker.disabled")
             return
         leading = await self._role.open()
+        try:
+            await self._prepare(leading)
+        except BaseException:
+            # The lock thread guards on its own: a worker that never ran must not
+            # keep the leadership (or campaign for it).
+            await self._role.close()
+            raise
+        self._state = WorkerState.RUNNING
+        self._role.begin()
+        logger.info(
+            "trade_monitoring_worker.started",
+            extra={
+                "rules": len(self._rules.index),
+                "worker_id": self.worker_id,
+                "role": "leader" if leading else "standby",
+            },
+        )
+        self._notify()
+
+    async def _prepare(self, leading: bool) -> None:
+        """Reconcile (as leader), load the rules, warm up, start the feed and the loops."""
         self._state = WorkerState.STARTING
         if leading:
             # Crash recovery and start-up are one path: settle what a previous run left.
@@ -242,17 +263,6 @@ class TradeMonitoringWorker:
                 (self.loop_lag.run(self._stopping), "trade-monitoring-loop-lag"),
             ]
         )
-        self._state = WorkerState.RUNNING
-        self._role.begin()
-        logger.info(
-            "trade_monitoring_worker.started",
-            extra={
-                "rules": len(self._rules.index),
-                "worker_id": self.worker_id,
-                "role": "leader" if leading else "standby",
-            },
-        )
-        self._notify()
 
     async def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """Stop the loops, let in-flight executions finish (bounded), flush trailing levels."""
