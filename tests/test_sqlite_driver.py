@@ -318,3 +318,15 @@ async def test_an_engine_on_sqlalchemys_own_adapter_is_refused(tmp_path: Path) -
             await write_after_claim(stock, _CLAIM, _WRITES)
     finally:
         await stock.dispose()
+
+
+async def test_an_engine_in_memory_sharing_one_connection_is_not_one_hop() -> None:
+    memory = create_engine("sqlite+aiosqlite:///:memory:")
+    try:
+        assert not is_one_hop(memory)
+    finally:
+        await memory.dispose()
+
+
+async def test_the_service_engine_on_a_file_is_one_hop(engine: AsyncEngine) -> None:
+    assert is_one_hop(engine)

@@ -11,6 +11,10 @@ transaction open (a read, the pool's reset after a commit). Everything else (con
 transactions, errors, the pool) is SQLAlchemy's aiosqlite dialect unchanged; the engine
 gets it as its DBAPI module (``create_async_engine(..., module=one_hop_dbapi())``).
 
+A rule's durable write before its POST goes further (``write_after_claim``): the whole
+transaction (BEGIN IMMEDIATE, the claim's UPDATE, its INSERTs, COMMIT or ROLLBACK) is one
+call on the thread, on a connection taken from the engine's pool with no session.
+
 It relies on what SQLAlchemy's own adapter relies on: aiosqlite's ``Connection._execute``
 (run a function on the connection's thread) and ``Connection._conn`` (the ``sqlite3``
 connection, used only on that thread). Both versions are pinned in ``constraints.txt``,
@@ -33,6 +37,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 )
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import SingletonThreadPool, StaticPool
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_, greenlet_spawn
 
@@ -240,5 +245,8 @@ async def write_after_claim(engine: AsyncEngine, claim: Step, writes: Sequence[S
 
 
 def is_one_hop(engine: AsyncEngine) -> bool:
-    """Whether ``engine`` is SQLite on this module's adapter (``write_after_claim`` runs)."""
-    return isinstance(engine.dialect.dbapi, OneHopDBAPI)
+    """Whether ``write_after_claim`` may run on ``engine``: SQLite on this module's adapter,
+    with a pool that gives each checkout a connection of its own (a file database; in
+    memory, SQLAlchemy shares one connection, whose transaction may be another's)."""
+    shared = isinstance(engine.pool, StaticPool | SingletonThreadPool)
+    return isinstance(engine.dialect.dbapi, OneHopDBAPI) and not shared

@@ -430,8 +430,9 @@ class BetPipeline:
         and the row is written in the same transaction, so a concurrent bet of the same
         secret sees this one as spent. A signature the final decision does not allow is
         dropped unsent. The request's ``claim`` (a rule's sell) goes first in the same
-        transaction (on PostgreSQL one statement: ``_claim_and_write``): the claim, the
-        signed order and its audit row commit together. With
+        transaction (on PostgreSQL one statement, on SQLite one call on its thread:
+        ``_claim_and_write``): the claim, the signed order and its audit row commit
+        together. With
         ``cached_version`` the claim's UPDATE also requires the cached inputs to be current
         (``inputs_guard``), and a lost claim whose inputs were not is ``_InputsChanged``.
         """
