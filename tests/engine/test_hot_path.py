@@ -18,7 +18,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.engine.conftest import MakeRule, ManualClock
-from tests.engine.live import events_of, open_market, shares_of
+from tests.engine.live import events_of, open_market, rule_row, shares_of
+from tests.engine.test_oco import make_bracket
 from tests.helpers import driver_queries, sqlite_hops
 from tests.skill.conftest import MarketIds, Wallet, add_wallet, skill_settings
 from vincent.crypto import KeyBox
@@ -440,6 +441,49 @@ async def test_two_processes_firing_one_rule_at_once_sell_it_once(
     assert kinds.count(TradeRuleEventType.ACTION_ATTEMPT) == 1
     if engine.dialect.name == "sqlite":
         # Both claims were written as one call on their connection's thread; one lost.
+        assert hops.count("_claim_and_write") == 2, hops
+
+
+async def test_both_legs_of_a_bracket_firing_at_once_sell_once_and_cancel_the_other(
+    exchange: LocalExchange,
+    live_skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    engine: AsyncEngine,
+    keybox: KeyBox,
+    make_rule: MakeRule,
+    clock: ManualClock,
+) -> None:
+    """An OCO bracket's two legs fire at the same moment: the first claim pauses the other
+    leg in the same durable write (on SQLite the same one call), so the other's claim finds
+    it paused and writes nothing; the fill then cancels it."""
+    wallet, ids, _, executor = await _warm_fire(
+        exchange, live_skill, session_factory, keybox, make_rule, clock
+    )
+    stop, take = await make_bracket(session_factory, wallet.secret_id, ids.yes)
+    hops: list[str] = []
+    with sqlite_hops(hops.append):
+        async with asyncio.timeout(TIMEOUT_S):
+            results = await asyncio.gather(
+                executor.execute_rule(stop, _trigger("0.35")),
+                executor.execute_rule(take, _trigger("0.35")),
+            )
+
+    assert sorted(result.outcome for result in results) == [
+        ExecutionOutcome.EXECUTED,
+        ExecutionOutcome.SKIPPED,
+    ]
+    winner, loser = (
+        (stop, take) if results[0].outcome is ExecutionOutcome.EXECUTED else (take, stop)
+    )
+    assert len(exchange.order_receipts()) == 1
+    assert shares_of(exchange, wallet.funder, ids.yes) == 0
+    assert (await rule_row(session_factory, loser.id)).status is TradeRuleStatus.CANCELED
+    loser_events = await events_of(session_factory, loser.id)
+    assert [e.event_type for e in loser_events][-1] is TradeRuleEventType.RULE_CANCELED
+    assert loser_events[-1].event_data == {"reason": "oco", "firedRuleId": winner.id}
+    assert TradeRuleEventType.ACTION_ATTEMPT not in [e.event_type for e in loser_events]
+    if engine.dialect.name == "sqlite":
+        # Both claims, the group's pause with the winner's, in one call each.
         assert hops.count("_claim_and_write") == 2, hops
 
 

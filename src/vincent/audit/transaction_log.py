@@ -160,7 +160,7 @@ async def insert_log_after_steps(
     sessions: SessionFactory,
     row: TransactionLog,
     claim: sa.Update,
-    writes: tuple[sa.Insert, ...],
+    writes: tuple[sa.Insert | sa.Update, ...],
     params: dict[str, object],
 ) -> bool:
     """``insert_log_after`` on SQLite, which has no data-modifying ``WITH``: the claim's

@@ -29,6 +29,7 @@ from vincent.db.base import utcnow
 from vincent.db.leader_epoch import leads_under
 from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleEventType, TradeRuleType
+from vincent.services.trade_manager import oco
 from vincent.services.trade_manager.evaluation import evaluate_rule
 from vincent.services.trade_manager.event_logger import (
     event_params,
@@ -390,10 +391,11 @@ class RuleExecutor:
         won: Callable[[], None],
     ) -> ClaimSteps | None:
         """``claim_in`` as statements of the skill's one transaction (SQLite): the guarded
-        UPDATE ACTIVE → TRIGGERED, then its RULE_EVALUATED and ACTION_ATTEMPT. None for
-        what needs more than that, as for ``claim_statement``. ``LeaderDeposed`` when this
-        worker no longer leads."""
-        if trailing is not None or rule.oco_group_id is not None:
+        UPDATE ACTIVE → TRIGGERED (in an OCO group: of a rule no sibling paused, then the
+        pause of its siblings, as ``oco.claim_rule``), then its RULE_EVALUATED and
+        ACTION_ATTEMPT. None for a trailing raise to store first (``claim_in``).
+        ``LeaderDeposed`` when this worker no longer leads."""
+        if trailing is not None:
             return None
         return self._steps(rule, trigger, key, guard, self._lead_epoch(), won)
 
@@ -407,20 +409,26 @@ class RuleExecutor:
         won: Callable[[], None],
     ) -> ClaimSteps:
         # The same conditions and parameters as ``_statement``'s, as separate statements.
-        conditions, params = self._claim_conditions(rule, guard, epoch)
+        now = self._clock.now()
+        conditions, params = self._claim_conditions(rule, guard, epoch, now)
+        writes: list[sa.Insert | sa.Update] = []
+        if rule.oco_group_id is not None:
+            conditions.insert(0, oco.NOT_PAUSED)
+            writes.append(oco.PAUSE_SIBLINGS)
+            params.update(oco.pause_params(rule, now))
         events = _claim_events(rule, trigger, key)
+        writes.append(events_insert(len(events)))
         params.update(event_params(events, utcnow()), event_rule_id=rule.id)
-        return ClaimSteps(
-            triggered_update(*conditions), (events_insert(len(events)),), params, epoch, won
-        )
+        return ClaimSteps(triggered_update(*conditions), tuple(writes), params, epoch, won)
 
+    @staticmethod
     def _claim_conditions(
-        self, rule: RuleSnapshot, guard: ClaimGuard | None, epoch: int | None
+        rule: RuleSnapshot, guard: ClaimGuard | None, epoch: int | None, now: datetime
     ) -> tuple[list[sa.ColumnElement[bool]], dict[str, object]]:
         """The claim's UPDATE's further conditions (the skill's guard, the leadership
         fence) and the parameters of it all."""
         conditions: list[sa.ColumnElement[bool]] = []
-        params: dict[str, object] = {"claim_rule_id": rule.id, "claim_now": self._clock.now()}
+        params: dict[str, object] = {"claim_rule_id": rule.id, "claim_now": now}
         if guard is not None:
             conditions.append(guard.condition)
             params.update(guard.params)
@@ -439,7 +447,7 @@ class RuleExecutor:
         epoch: int | None,
         won: Callable[[], None],
     ) -> ClaimStatement:
-        conditions, params = self._claim_conditions(rule, guard, epoch)
+        conditions, params = self._claim_conditions(rule, guard, epoch, self._clock.now())
         claimed = triggered_cte(*conditions)
         events = _claim_events(rule, trigger, key)
         params.update(event_params(events, utcnow()))

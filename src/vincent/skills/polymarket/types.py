@@ -72,13 +72,14 @@ class ClaimSteps:
     """An ``ActionClaim`` as statements of one transaction (SQLite, which has no
     data-modifying ``WITH``): ``claim``, an UPDATE that changes one row when the claim wins
     and none otherwise (the transaction then rolls back: nothing is written); ``writes``,
-    its other writes (its events), run after it; ``params`` bind them all. The skill adds
+    its other writes (its events, an OCO group's pause), run after it in their order;
+    ``params`` bind them all. The skill adds
     the audit row's INSERT last and runs the whole as one call on SQLite's thread.
     ``won`` and ``leader_epoch`` as in ``ClaimStatement``.
     """
 
     claim: sa.Update
-    writes: tuple[sa.Insert, ...]
+    writes: tuple[sa.Insert | sa.Update, ...]
     params: dict[str, object]
     leader_epoch: int | None
     won: Callable[[], None]
