@@ -9,7 +9,9 @@ Steps (``FireSteps.summary()``; ms, min / p50 / p99 / mean / count; a burst's fi
 is its minimum):
 - ``queue``: crossing event handled (``Trigger.ts_event``) → ``execute_rule`` entered
   (the task start and the wait for an execution slot);
-- ``claim``: the claim (UPDATE + the events' INSERT), inside the durable write;
+- ``claim``: the claim (UPDATE + the events' INSERT), inside the durable write, when it
+  runs in a session's transaction (a trailing raise to store, an OCO group): a plain rule's
+  is part of ``durable_write``'s one statement (PostgreSQL) or one call (SQLite);
 - ``holdings``: the position read (Data API), only when the worker holds none for the secret;
 - ``skill_read``: wallet + policies + earlier attempt (``read_bet_inputs``);
 - ``prepare``: market info, book for value, size (``BetPipeline._prepare``);

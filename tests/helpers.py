@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import aiosqlite
 from eth_account import Account
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -91,3 +92,24 @@ def driver_queries(engine: AsyncEngine, on_query: Callable[[str], None]) -> Iter
         event.remove(engine.sync_engine.pool, "checkout", on_checkout)
         for driver, logged in attached:
             driver.remove_query_logger(logged)
+
+
+@contextmanager
+def sqlite_hops(on_hop: Callable[[str], None]) -> Iterator[None]:
+    """SQLite: ``on_hop`` gets the name of every function sent to an aiosqlite connection's
+    thread while inside (each one a hop there and back), as it is sent: ``_run`` for one
+    statement (``sqlite_driver``), ``_claim_and_write`` for a whole claim's transaction,
+    ``commit``, ``rollback``, ``close``..."""
+    original = aiosqlite.Connection._execute
+
+    async def counted(
+        self: aiosqlite.Connection, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        on_hop(getattr(fn, "__name__", repr(fn)))
+        return await original(self, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+    aiosqlite.Connection._execute = counted  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        aiosqlite.Connection._execute = original  # type: ignore[method-assign]

@@ -13,11 +13,13 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.util.concurrency import await_
 
 from vincent.db.session import create_engine
-from vincent.db.sqlite_driver import OneHopDBAPI
+from vincent.db.sqlite_driver import OneHopDBAPI, Step, is_one_hop, write_after_claim
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY AUTOINCREMENT, k TEXT UNIQUE, v INTEGER)"
@@ -44,9 +46,11 @@ def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     original = aiosqlite.Connection._execute
 
-    async def counted(self: aiosqlite.Connection, fn: Callable[..., Any], *a: Any) -> Any:
+    async def counted(
+        self: aiosqlite.Connection, fn: Callable[..., Any], *a: Any, **kw: Any
+    ) -> Any:
         calls.append(getattr(fn, "__name__", repr(fn)))
-        return await original(self, fn, *a)  # type: ignore[no-untyped-call]
+        return await original(self, fn, *a, **kw)  # type: ignore[no-untyped-call]
 
     monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
     return calls
@@ -184,3 +188,145 @@ def test_any_units_of_work_leave_the_same_table_as_sqlalchemys_own_adapter(
 
     ours, theirs = asyncio.run(both())
     assert ours == theirs
+
+
+def _traced(engine: AsyncEngine) -> list[str]:
+    """Every statement SQLite itself runs on ``engine``'s connections (BEGIN and COMMIT
+    included), in order, as its trace callback reports it (installed as each connects, on
+    the connection's own thread)."""
+    statements: list[str] = []
+
+    def on_connect(dbapi_connection: Any, _record: object) -> None:
+        driver: aiosqlite.Connection = dbapi_connection.driver_connection
+        await_(driver._execute(driver._conn.set_trace_callback, statements.append))
+
+    event.listen(engine.sync_engine, "connect", on_connect)
+    return statements
+
+
+# A claim (``UPDATE`` of the row 'rule' from 0 to 1) and two writes that follow it.
+_CLAIM: Step = ("UPDATE t SET v = 1 WHERE k = ? AND v = 0", ("rule",))
+_WRITES: list[Step] = [
+    ("INSERT INTO t (k, v) VALUES (?, ?)", ("event", 7)),
+    ("INSERT INTO t (k, v) VALUES (?, ?)", ("row", 8)),
+]
+
+
+async def _table(engine: AsyncEngine) -> list[tuple[Any, ...]]:
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.text("SELECT k, v FROM t ORDER BY k"))).all()
+    return [tuple(row) for row in rows]
+
+
+@pytest.fixture
+async def claimable(tmp_path: Path) -> AsyncIterator[tuple[AsyncEngine, list[str]]]:
+    """A one-hop engine whose table holds an unclaimed 'rule', and its trace."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'claim.db'}")
+    statements = _traced(engine)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(_SCHEMA))
+        await conn.execute(sa.text("INSERT INTO t (k, v) VALUES ('rule', 0)"))
+    statements.clear()
+    yield engine, statements
+    await engine.dispose()
+
+
+async def test_a_won_claim_and_its_writes_are_one_transaction_in_one_hop(
+    claimable: tuple[AsyncEngine, list[str]], hops: list[str]
+) -> None:
+    engine, statements = claimable
+
+    assert await write_after_claim(engine, _CLAIM, _WRITES) is True
+
+    assert hops == ["_claim_and_write"]
+    assert statements == [
+        "BEGIN IMMEDIATE",
+        "UPDATE t SET v = 1 WHERE k = 'rule' AND v = 0",
+        "INSERT INTO t (k, v) VALUES ('event', 7)",
+        "INSERT INTO t (k, v) VALUES ('row', 8)",
+        "COMMIT",
+    ]
+    assert await _table(engine) == [("event", 7), ("row", 8), ("rule", 1)]
+
+
+async def test_a_lost_claim_writes_nothing_and_runs_none_of_its_writes(
+    claimable: tuple[AsyncEngine, list[str]], hops: list[str]
+) -> None:
+    engine, statements = claimable
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("UPDATE t SET v = 5 WHERE k = 'rule'"))  # claimed elsewhere
+    hops.clear()
+    statements.clear()
+
+    assert await write_after_claim(engine, _CLAIM, _WRITES) is False
+
+    assert hops == ["_claim_and_write"]
+    assert statements == [
+        "BEGIN IMMEDIATE",
+        "UPDATE t SET v = 1 WHERE k = 'rule' AND v = 0",
+        "ROLLBACK",
+    ]
+    assert await _table(engine) == [("rule", 5)]
+
+
+async def test_a_duplicate_key_in_a_write_is_sqlalchemys_error_and_undoes_the_claim(
+    claimable: tuple[AsyncEngine, list[str]], hops: list[str]
+) -> None:
+    engine, statements = claimable
+    duplicate: Step = ("INSERT INTO t (k, v) VALUES (?, ?)", ("event", 9))
+
+    with pytest.raises(IntegrityError) as raised:
+        await write_after_claim(engine, _CLAIM, [*_WRITES[:1], duplicate])
+
+    assert raised.value.statement == duplicate[0]
+    # Rolled back in the same call: no hop of the pool's to undo it.
+    assert hops == ["_claim_and_write"]
+    assert statements[-1] == "ROLLBACK"
+    assert await _table(engine) == [("rule", 0)]  # claim and first write rolled back
+    # The connection went back to the pool usable: the claim can still be won.
+    assert await write_after_claim(engine, _CLAIM, _WRITES) is True
+    assert await _table(engine) == [("event", 7), ("row", 8), ("rule", 1)]
+
+
+async def test_concurrent_claims_from_two_engines_on_one_file_have_one_winner(
+    claimable: tuple[AsyncEngine, list[str]], tmp_path: Path
+) -> None:
+    engine, _ = claimable
+    other = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'claim.db'}")  # another process's
+    try:
+        won = await asyncio.gather(
+            *(
+                write_after_claim(
+                    one, _CLAIM, [("INSERT INTO t (k, v) VALUES (?, ?)", (f"row{n}", n))]
+                )
+                for n, one in enumerate([engine, other] * 4)
+            )
+        )
+    finally:
+        await other.dispose()
+
+    assert won.count(True) == 1
+    winner = won.index(True)
+    assert await _table(engine) == sorted([("rule", 1), (f"row{winner}", winner)])
+
+
+async def test_an_engine_on_sqlalchemys_own_adapter_is_refused(tmp_path: Path) -> None:
+    stock = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'stock.db'}")
+    try:
+        assert not is_one_hop(stock)
+        with pytest.raises(TypeError):
+            await write_after_claim(stock, _CLAIM, _WRITES)
+    finally:
+        await stock.dispose()
+
+
+async def test_an_engine_in_memory_sharing_one_connection_is_not_one_hop() -> None:
+    memory = create_engine("sqlite+aiosqlite:///:memory:")
+    try:
+        assert not is_one_hop(memory)
+    finally:
+        await memory.dispose()
+
+
+async def test_the_service_engine_on_a_file_is_one_hop(engine: AsyncEngine) -> None:
+    assert is_one_hop(engine)

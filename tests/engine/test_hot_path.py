@@ -9,24 +9,24 @@ policy changed by any writer governs the next sell; a position that grew since i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from decimal import ROUND_DOWN, Decimal
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import Connection, event
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.engine.conftest import MakeRule, ManualClock
-from tests.engine.live import events_of, open_market, shares_of
-from tests.helpers import driver_queries
-from tests.skill.conftest import MarketIds, Wallet, add_wallet
+from tests.engine.live import events_of, open_market, rule_row, shares_of
+from tests.engine.test_oco import make_bracket
+from tests.helpers import driver_queries, sqlite_hops
+from tests.skill.conftest import MarketIds, Wallet, add_wallet, skill_settings
 from vincent.crypto import KeyBox
 from vincent.db.base import new_id, utcnow
 from vincent.db.driver_statement import driver_statement
 from vincent.db.models import Policy, Secret, TradeRule, TradeRuleEvent, TransactionLog
-from vincent.db.session import SessionFactory, create_engine
+from vincent.db.session import SessionFactory, create_engine, create_session_factory
 from vincent.enums import (
     PolicyType,
     TradeRuleEventType,
@@ -43,7 +43,7 @@ from vincent.services.trade_manager.rule_executor import (
 )
 from vincent.services.trade_manager.types import RuleSnapshot
 from vincent.sim import LocalExchange
-from vincent.skills.polymarket import PolymarketSkill
+from vincent.skills.polymarket import PolymarketSkill, create_polymarket_skill
 from vincent.skills.polymarket.types import BetRequest
 
 TIMEOUT_S = 15.0
@@ -149,28 +149,13 @@ async def test_a_fire_commits_once_before_its_order_and_reads_no_position(
     )
     # Any read of the positions now fails: a fire that made one would not sell.
     exchange.fail_next("/data-api/positions", count=10, status=500)
-    # Transactions that wrote something and committed before the exchange had the order
-    # (an autocommitted write statement is one by itself), and the statements sent.
-    wrote: set[int] = set()
-    writes_committed_before_order: list[int] = []
+    # Statements sent through SQLAlchemy before the exchange had the order (on both
+    # databases the durable write goes around it: see below).
     statements_before_order: list[str] = []
 
-    def on_statement(conn: Connection, _cursor: object, statement: str, *_args: object) -> None:
-        if exchange.order_receipts():
-            return
-        statements_before_order.append(statement)
-        if not {"INSERT", "UPDATE", "DELETE"} & set(statement.upper().split()):
-            return
-        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
-            writes_committed_before_order.append(1)
-        else:
-            wrote.add(id(conn))
-
-    def on_commit(conn: object) -> None:
-        if id(conn) in wrote:
-            wrote.discard(id(conn))
-            if not exchange.order_receipts():
-                writes_committed_before_order.append(1)
+    def on_statement(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if not exchange.order_receipts():
+            statements_before_order.append(statement)
 
     # Connections taken from the pool before the exchange had the order: one is the write;
     # a second would be a read of the wallet and policies (held by the skill since prepare).
@@ -189,16 +174,21 @@ async def test_a_fire_commits_once_before_its_order_and_reads_no_position(
         if not exchange.order_receipts():
             driver_seen.append(query)
 
+    # SQLite: every call sent to aiosqlite's thread before the order (each a hop).
+    hops: list[str] = []
+
+    def on_hop(name: str) -> None:
+        if not exchange.order_receipts():
+            hops.append(name)
+
     event.listen(engine.sync_engine, "before_cursor_execute", on_statement)
-    event.listen(engine.sync_engine, "commit", on_commit)
     event.listen(engine.sync_engine.pool, "checkout", on_checkout)
     try:
-        with driver_queries(engine, on_query) if postgres else contextlib.nullcontext():
+        with driver_queries(engine, on_query) if postgres else sqlite_hops(on_hop):
             async with asyncio.timeout(TIMEOUT_S):
                 result = await executor.execute_rule(rule, _trigger("0.35"))
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", on_statement)
-        event.remove(engine.sync_engine, "commit", on_commit)
         event.remove(engine.sync_engine.pool, "checkout", on_checkout)
 
     assert result.outcome is ExecutionOutcome.EXECUTED
@@ -214,9 +204,11 @@ async def test_a_fire_commits_once_before_its_order_and_reads_no_position(
         assert "INSERT INTO transaction_logs" in driver_seen[0]
         assert statements_before_order == []
     else:
-        # The claim's UPDATE, the events' INSERT, the audit row's INSERT; one commit.
-        assert len(writes_committed_before_order) == 1
-        assert len(statements_before_order) == 3, statements_before_order
+        # The claim's UPDATE, the events' INSERT, the audit row's INSERT and the COMMIT in
+        # one call on aiosqlite's thread (``write_after_claim``): one hop, none of them
+        # through SQLAlchemy.
+        assert hops == ["_claim_and_write"], hops
+        assert statements_before_order == []
     kinds = [e.event_type for e in await events_of(session_factory, rule.id)]
     assert kinds.index(TradeRuleEventType.RULE_EVALUATED) < kinds.index(
         TradeRuleEventType.ACTION_ATTEMPT
@@ -376,12 +368,18 @@ async def test_a_rule_canceled_while_its_sell_is_on_its_way_writes_nothing_of_it
         .where(TradeRule.id == rule.id)
         .values(status=TradeRuleStatus.CANCELED, updated_at=utcnow())
     )
-    result, injected = await _fire_with_a_write_just_before_its_claim(
-        engine, database_url, executor, rule, canceled
-    )
+    hops: list[str] = []
+    with sqlite_hops(hops.append):
+        result, injected = await _fire_with_a_write_just_before_its_claim(
+            engine, database_url, executor, rule, canceled
+        )
 
     assert len(injected) == 1
     assert result.outcome is ExecutionOutcome.SKIPPED
+    if engine.dialect.name == "sqlite":
+        # Lost inside its one call on SQLite's thread (rolled back there: the events' and
+        # the audit row's INSERTs never ran), and not tried again in a session.
+        assert hops.count("_claim_and_write") == 1, hops
     assert exchange.order_receipts() == ()
     assert shares_of(exchange, wallet.funder, ids.yes) == Decimal(9)
     async with session_factory() as session:
@@ -389,6 +387,104 @@ async def test_a_rule_canceled_while_its_sell_is_on_its_way_writes_nothing_of_it
         status = await session.scalar(sa.select(TradeRule.status).where(TradeRule.id == rule.id))
     assert status is TradeRuleStatus.CANCELED
     assert len(await events_of(session_factory, rule.id)) == len(events_before)
+
+
+async def test_two_processes_firing_one_rule_at_once_sell_it_once(
+    exchange: LocalExchange,
+    live_skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    engine: AsyncEngine,
+    database_url: str,
+    keybox: KeyBox,
+    make_rule: MakeRule,
+    clock: ManualClock,
+) -> None:
+    """Two workers, each with its own engine (its own connections; on SQLite its own
+    threads on the one file), fire the same rule at the same moment: the claim in each one's
+    durable write decides, and only the winner's order is stored and sent."""
+    wallet, ids, rule, executor = await _warm_fire(
+        exchange, live_skill, session_factory, keybox, make_rule, clock
+    )
+    other_engine = create_engine(database_url)
+    other_sessions = create_session_factory(other_engine)
+    other_skill = create_polymarket_skill(
+        skill_settings(exchange, database_url, timeout_s=2.0), other_sessions, keybox
+    )
+    hops: list[str] = []
+    try:
+        other = _executor(other_sessions, other_skill, clock)
+        other.holdings.remember(
+            wallet.secret_id, await other_skill.get_holdings(wallet.secret_id), clock.now()
+        )
+        await other_skill.prepare(wallet.secret_id, ids.yes)
+        with sqlite_hops(hops.append):
+            async with asyncio.timeout(TIMEOUT_S):
+                results = await asyncio.gather(
+                    executor.execute_rule(rule, _trigger("0.35")),
+                    other.execute_rule(rule, _trigger("0.35")),
+                )
+    finally:
+        await other_skill.aclose()
+        await other_engine.dispose()
+
+    assert sorted(result.outcome for result in results) == [
+        ExecutionOutcome.EXECUTED,
+        ExecutionOutcome.SKIPPED,
+    ]
+    assert len(exchange.order_receipts()) == 1
+    assert shares_of(exchange, wallet.funder, ids.yes) == 0
+    async with session_factory() as session:
+        statuses = (await session.scalars(sa.select(TransactionLog.status))).all()
+    assert statuses == [TransactionStatus.EXECUTED]
+    kinds = [e.event_type for e in await events_of(session_factory, rule.id)]
+    assert kinds.count(TradeRuleEventType.RULE_EVALUATED) == 1
+    assert kinds.count(TradeRuleEventType.ACTION_ATTEMPT) == 1
+    if engine.dialect.name == "sqlite":
+        # Both claims were written as one call on their connection's thread; one lost.
+        assert hops.count("_claim_and_write") == 2, hops
+
+
+async def test_both_legs_of_a_bracket_firing_at_once_sell_once_and_cancel_the_other(
+    exchange: LocalExchange,
+    live_skill: PolymarketSkill,
+    session_factory: SessionFactory,
+    engine: AsyncEngine,
+    keybox: KeyBox,
+    make_rule: MakeRule,
+    clock: ManualClock,
+) -> None:
+    """An OCO bracket's two legs fire at the same moment: the first claim pauses the other
+    leg in the same durable write (on SQLite the same one call), so the other's claim finds
+    it paused and writes nothing; the fill then cancels it."""
+    wallet, ids, _, executor = await _warm_fire(
+        exchange, live_skill, session_factory, keybox, make_rule, clock
+    )
+    stop, take = await make_bracket(session_factory, wallet.secret_id, ids.yes)
+    hops: list[str] = []
+    with sqlite_hops(hops.append):
+        async with asyncio.timeout(TIMEOUT_S):
+            results = await asyncio.gather(
+                executor.execute_rule(stop, _trigger("0.35")),
+                executor.execute_rule(take, _trigger("0.35")),
+            )
+
+    assert sorted(result.outcome for result in results) == [
+        ExecutionOutcome.EXECUTED,
+        ExecutionOutcome.SKIPPED,
+    ]
+    winner, loser = (
+        (stop, take) if results[0].outcome is ExecutionOutcome.EXECUTED else (take, stop)
+    )
+    assert len(exchange.order_receipts()) == 1
+    assert shares_of(exchange, wallet.funder, ids.yes) == 0
+    assert (await rule_row(session_factory, loser.id)).status is TradeRuleStatus.CANCELED
+    loser_events = await events_of(session_factory, loser.id)
+    assert [e.event_type for e in loser_events][-1] is TradeRuleEventType.RULE_CANCELED
+    assert loser_events[-1].event_data == {"reason": "oco", "firedRuleId": winner.id}
+    assert TradeRuleEventType.ACTION_ATTEMPT not in [e.event_type for e in loser_events]
+    if engine.dialect.name == "sqlite":
+        # Both claims, the group's pause with the winner's, in one call each.
+        assert hops.count("_claim_and_write") == 2, hops
 
 
 async def test_an_answered_order_is_written_up_after_the_fires_still_queued(
@@ -452,9 +548,9 @@ async def _fire_compiling(
     engine: AsyncEngine, executor: RuleExecutor, rule: RuleSnapshot
 ) -> tuple[ExecutionResult, int]:
     """Fire ``rule``; how many statements were compiled for the driver (``driver_statement``'s
-    cache misses) in the fire before its audit row's INSERT reached the database: on
-    PostgreSQL the one statement's first compile. (What the outcome's recording compiles
-    after the POST is not counted.)"""
+    cache misses) in the fire before its audit row's INSERT reached the database: the
+    first compile of PostgreSQL's one statement, of SQLite's three. (What the outcome's
+    recording compiles after the POST is not counted.)"""
     misses = driver_statement.cache_info().misses
     before_row: list[int] = []
 
@@ -462,18 +558,15 @@ async def _fire_compiling(
         if "INSERT INTO transaction_logs" in statement and not before_row:
             before_row.append(driver_statement.cache_info().misses - misses)
 
-    def on_statement(_conn: object, _cursor: object, statement: str, *args: object) -> None:
-        on_query(statement)
+    def on_hop(name: str) -> None:
+        if name == "_claim_and_write":  # the claim's transaction, audit row's INSERT in it
+            on_query("INSERT INTO transaction_logs")
 
-    # PostgreSQL's one statement runs at the driver: seen there, not by SQLAlchemy.
+    # Both run at the driver: PostgreSQL's one statement, SQLite's one call on its thread.
     postgres = engine.dialect.name == "postgresql"
-    event.listen(engine.sync_engine, "before_cursor_execute", on_statement)
-    try:
-        with driver_queries(engine, on_query) if postgres else contextlib.nullcontext():
-            async with asyncio.timeout(TIMEOUT_S):
-                result = await executor.execute_rule(rule, _trigger("0.35"))
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", on_statement)
+    with driver_queries(engine, on_query) if postgres else sqlite_hops(on_hop):
+        async with asyncio.timeout(TIMEOUT_S):
+            result = await executor.execute_rule(rule, _trigger("0.35"))
     assert len(before_row) == 1, "the fire wrote no audit row"
     return result, before_row[0]
 
@@ -536,6 +629,6 @@ async def test_without_the_warm_up_the_first_fire_compiles_its_statement(
     driver_statement.cache_clear()
     result, compiled = await _fire_compiling(engine, executor, rule)
     assert result.outcome is ExecutionOutcome.EXECUTED
-    # PostgreSQL: the one statement, compiled by the fire (SQLite writes the claim and the
-    # row in a transaction of ordinary statements: nothing to compile for the driver).
-    assert compiled == (1 if engine.dialect.name == "postgresql" else 0)
+    # Compiled by the fire: PostgreSQL's one statement; SQLite's claim UPDATE, events
+    # INSERT and audit row INSERT.
+    assert compiled == (1 if engine.dialect.name == "postgresql" else 3)

@@ -12,13 +12,19 @@ from decimal import Decimal
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from vincent.db.base import new_id, utcnow
-from vincent.db.driver_statement import equals_any, execute_at_driver, write_at_driver
+from vincent.db.driver_statement import (
+    driver_statement,
+    equals_any,
+    execute_at_driver,
+    write_at_driver,
+)
 from vincent.db.leader_epoch import LEADERSHIP_ROW
 from vincent.db.models import TransactionLog, WorkerLeadership
 from vincent.db.session import SessionFactory
+from vincent.db.sqlite_driver import Step, write_after_claim
 from vincent.enums import ExecutionMode, TransactionStatus
 
 ACTION_POLYMARKET_BET = "polymarket_bet"
@@ -141,6 +147,42 @@ async def insert_log_after(
     # At asyncpg itself: the statement is built once per shape, so its SQL is compiled once,
     # and a fire pays only its parameters' processing, no session.
     return bool(await write_at_driver(sessions, _insert_after(claimed, ctes), {**params, **values}))
+
+
+_LOGS = cast(sa.Table, TransactionLog.__table__)
+# The audit row's INSERT, with ``insert_log_after``'s parameters (``log_<column>``).
+_INSERT_LOG = sa.insert(_LOGS).values(
+    {column.key: sa.bindparam(f"log_{column.key}", type_=column.type) for column in _LOGS.c}
+)
+
+
+async def insert_log_after_steps(
+    sessions: SessionFactory,
+    row: TransactionLog,
+    claim: sa.Update,
+    writes: tuple[sa.Insert | sa.Update, ...],
+    params: dict[str, object],
+) -> bool:
+    """``insert_log_after`` on SQLite, which has no data-modifying ``WITH``: the claim's
+    UPDATE (``claim``), then, only if it changed a row, its other writes and the INSERT of
+    ``row``, in one transaction run as one call on SQLite's thread
+    (``sqlite_driver.write_after_claim``): all or nothing, as on PostgreSQL. ``params``
+    are the claim's bound parameters. Returns whether the claim won (and so the row was
+    written); ``row`` stays out of any session. A duplicate idempotency key raises
+    ``IntegrityError``, nothing written."""
+    engine = sessions.kw.get("bind")
+    if not isinstance(engine, AsyncEngine):
+        raise TypeError(f"a session factory bound to an engine is needed, was {engine!r}")
+    arguments = {**params, **{f"log_{column.key}": getattr(row, column.key) for column in _LOGS.c}}
+
+    def step(statement: sa.Executable) -> Step:
+        # Each statement built once and kept: compiled once, as for ``insert_log_after``.
+        driver = driver_statement(statement, engine.dialect)
+        return driver.sql, driver.parameters(arguments)
+
+    return await write_after_claim(
+        engine, step(claim), [*(step(write) for write in writes), step(_INSERT_LOG)]
+    )
 
 
 async def find_by_idempotency_key(session: AsyncSession, key: str) -> TransactionLog | None:

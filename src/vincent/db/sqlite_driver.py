@@ -11,6 +11,10 @@ transaction open (a read, the pool's reset after a commit). Everything else (con
 transactions, errors, the pool) is SQLAlchemy's aiosqlite dialect unchanged; the engine
 gets it as its DBAPI module (``create_async_engine(..., module=one_hop_dbapi())``).
 
+A rule's durable write before its POST goes further (``write_after_claim``): the whole
+transaction (BEGIN IMMEDIATE, the claim's UPDATE, its INSERTs, COMMIT or ROLLBACK) is one
+call on the thread, on a connection taken from the engine's pool with no session.
+
 It relies on what SQLAlchemy's own adapter relies on: aiosqlite's ``Connection._execute``
 (run a function on the connection's thread) and ``Connection._conn`` (the ``sqlite3``
 connection, used only on that thread). Both versions are pinned in ``constraints.txt``,
@@ -31,8 +35,11 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
 )
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import SingletonThreadPool, StaticPool
 from sqlalchemy.util import EMPTY_DICT
-from sqlalchemy.util.concurrency import await_
+from sqlalchemy.util.concurrency import await_, greenlet_spawn
 
 # description, rows, rowcount, lastrowid
 _Outcome = tuple[Any, Sequence[Any], int, int | None]
@@ -155,3 +162,91 @@ class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
 
 def one_hop_dbapi() -> OneHopDBAPI:
     return OneHopDBAPI(aiosqlite, sqlite3)
+
+
+# A statement for ``write_after_claim``: its SQL and its parameters, in order and processed
+# (``DriverStatement.parameters``).
+Step = tuple[str, Sequence[Any]]
+
+
+class _StepFailed(Exception):
+    """A statement of ``_claim_and_write`` that SQLite refused (its transaction rolled back)."""
+
+    def __init__(self, step: Step, error: sqlite3.Error) -> None:
+        super().__init__(step[0])
+        self.step = step
+        self.error = error
+
+
+def _claim_and_write(connection: aiosqlite.Connection, claim: Step, writes: Sequence[Step]) -> bool:
+    """``write_after_claim``'s transaction, start to end, on the connection's own thread."""
+    raw: sqlite3.Connection = connection._conn
+    if raw.in_transaction:  # the pool hands out connections with none: a bug
+        raise RuntimeError("a transaction is already open on this connection")
+    cursor = raw.cursor()
+    step: Step = ("BEGIN IMMEDIATE", ())
+    try:
+        # The write lock first (waiting up to the busy timeout), so that no other writer
+        # can come between and a read in the claim's guard is as of the claim itself.
+        cursor.execute(*step)
+        try:
+            step = claim
+            cursor.execute(*step)
+            if cursor.rowcount < 1:
+                raw.rollback()  # lost: nothing of it is written
+                return False
+            for step in writes:
+                cursor.execute(*step)
+            step = ("COMMIT", ())
+            raw.commit()
+        except BaseException:
+            raw.rollback()
+            raise
+        return True
+    except sqlite3.Error as error:
+        raise _StepFailed(step, error) from error
+    finally:
+        cursor.close()
+
+
+async def write_after_claim(engine: AsyncEngine, claim: Step, writes: Sequence[Step]) -> bool:
+    """Run ``claim`` (an UPDATE) and, only if it changed a row, ``writes`` after it, in one
+    transaction (BEGIN IMMEDIATE … COMMIT, or ROLLBACK when the claim changed none: then
+    nothing is written), as ONE call on aiosqlite's thread; return whether it was written.
+
+    For the SQLite engines ``create_engine`` builds (``is_one_hop``): the connection is
+    checked out of the engine's pool (its checkout events still run) with no session or
+    SQLAlchemy connection around it, so the whole transaction costs one hop to the thread
+    and back, not one per statement plus the commit's. A constraint violation raises
+    ``IntegrityError`` as SQLAlchemy would, any other SQLite error ``OperationalError``
+    (both after the rollback); a connection whose call was cancelled is dropped from the
+    pool (its transaction still ends on the thread, committed or rolled back).
+    """
+    pooled = await engine.raw_connection()
+    adapted = pooled.dbapi_connection
+    if not isinstance(adapted, OneHopConnection):
+        await greenlet_spawn(pooled.close)
+        raise TypeError(f"a one-hop SQLite connection is needed, was {adapted!r}")
+    connection: aiosqlite.Connection = adapted._connection
+    try:
+        async with adapted._execute_mutex:
+            won: bool = await connection._execute(_claim_and_write, connection, claim, writes)
+    except _StepFailed as failed:
+        await greenlet_spawn(pooled.close)
+        sql, parameters = failed.step
+        if isinstance(failed.error, sqlite3.IntegrityError):
+            raise IntegrityError(sql, parameters, failed.error) from failed.error
+        raise OperationalError(sql, parameters, failed.error) from failed.error
+    except BaseException as error:  # cancelled mid-call, or a closed connection
+        await greenlet_spawn(pooled.invalidate, error if isinstance(error, Exception) else None)
+        raise
+    await greenlet_spawn(pooled.close)
+    return won
+
+
+def is_one_hop(engine: AsyncEngine) -> bool:
+    """Whether ``write_after_claim`` may run on ``engine``: SQLite on this module's adapter,
+    with a pool that gives each checkout a connection of its own (a file database; in
+    memory, SQLAlchemy shares one connection, whose transaction may be another's)."""
+    shared = isinstance(engine.pool, StaticPool | SingletonThreadPool)
+    return isinstance(engine.dialect.dbapi, OneHopDBAPI) and not shared

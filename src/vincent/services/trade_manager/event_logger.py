@@ -141,6 +141,34 @@ def events_after(moved: sa.CTE, count: int) -> sa.CTE:
     return built
 
 
+_EVENTS_OF: dict[int, sa.Insert] = {}
+
+
+def events_insert(count: int) -> sa.Insert:
+    """``events_after`` as a statement of its own (SQLite's claim, ``ClaimSteps``, runs it
+    only once the rule moved): one INSERT of ``count`` events of the rule
+    ``event_rule_id``, with ``events_after``'s other parameters (``event_params``). Built
+    once per count."""
+    built = _EVENTS_OF.get(count)
+    if built is None:
+        columns = _EVENTS.c
+        rule_id = sa.bindparam("event_rule_id", type_=columns.rule_id.type)
+        now = sa.bindparam("events_now", type_=columns.created_at.type)
+        rows = [
+            {
+                "id": sa.bindparam(f"event_id_{i}", type_=columns.id.type),
+                "rule_id": rule_id,
+                "event_type": sa.bindparam(f"event_type_{i}", type_=columns.event_type.type),
+                "event_data": sa.bindparam(f"event_data_{i}", type_=columns.event_data.type),
+                "created_at": now,
+            }
+            for i in range(count)
+        ]
+        built = sa.insert(_EVENTS).values(rows)
+        _EVENTS_OF[count] = built
+    return built
+
+
 _UNLESS_LAST: dict[tuple[TradeRuleEventType, str], sa.Insert] = {}
 
 

@@ -12,6 +12,7 @@ Never commits; the caller owns the transaction.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -110,6 +111,44 @@ async def claim_rule(
         .execution_options(synchronize_session=False)
     )
     return True
+
+
+# The claim's further condition for a rule in a group: no sibling paused it
+# (``claim_rule``'s), built once.
+NOT_PAUSED: sa.ColumnElement[bool] = cast(sa.Table, TradeRule.__table__).c.oco_paused_by.is_(None)
+
+
+def _pause_siblings() -> sa.Update:
+    rules = cast(sa.Table, TradeRule.__table__)
+    fired = sa.bindparam("oco_fired_id", type_=rules.c.id.type)
+    return (
+        sa.update(rules)
+        .where(
+            rules.c.secret_id == sa.bindparam("oco_secret_id", type_=rules.c.secret_id.type),
+            rules.c.oco_group_id == sa.bindparam("oco_group_id", type_=rules.c.oco_group_id.type),
+            rules.c.id != fired,
+            rules.c.status == TradeRuleStatus.ACTIVE,
+        )
+        .values(
+            oco_paused_by=fired, updated_at=sa.bindparam("oco_now", type_=rules.c.updated_at.type)
+        )
+    )
+
+
+# ``claim_rule``'s pause of the fired rule's siblings as a statement built once, for a
+# claim run as statements (``ClaimSteps``, SQLite: its write lock serialises the group's
+# claims, no row locks needed); ``pause_params`` fills it.
+PAUSE_SIBLINGS = _pause_siblings()
+
+
+def pause_params(rule: RuleSnapshot, now: datetime) -> dict[str, object]:
+    """``PAUSE_SIBLINGS``'s parameters for the fired ``rule`` (in a group)."""
+    return {
+        "oco_fired_id": rule.id,
+        "oco_secret_id": rule.secret_id,
+        "oco_group_id": rule.oco_group_id,
+        "oco_now": now,
+    }
 
 
 async def cancel_paused_siblings(

@@ -29,10 +29,12 @@ from vincent.db.base import utcnow
 from vincent.db.leader_epoch import leads_under
 from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleEventType, TradeRuleType
+from vincent.services.trade_manager import oco
 from vincent.services.trade_manager.evaluation import evaluate_rule
 from vincent.services.trade_manager.event_logger import (
     event_params,
     events_after,
+    events_insert,
     log_events,
 )
 from vincent.services.trade_manager.execution_outcomes import (
@@ -51,7 +53,7 @@ from vincent.services.trade_manager.execution_outcomes import (
 from vincent.services.trade_manager.fire_lanes import FireLanes
 from vincent.services.trade_manager.holdings_cache import HoldingsCache
 from vincent.services.trade_manager.oco import claim_rule
-from vincent.services.trade_manager.rule_manager import triggered_cte
+from vincent.services.trade_manager.rule_manager import triggered_cte, triggered_update
 from vincent.services.trade_manager.sell_planning import SellPlan, plan_sell
 from vincent.services.trade_manager.trailing_levels import TrailingRaise, store_level_at_claim
 from vincent.services.trade_manager.types import (
@@ -80,6 +82,7 @@ from vincent.skills.polymarket.types import (
     Claimed,
     ClaimGuard,
     ClaimStatement,
+    ClaimSteps,
     SettlementState,
     TradingSkill,
 )
@@ -149,6 +152,9 @@ class _RuleClaim:
     def statement(self, guard: ClaimGuard | None = None) -> ClaimStatement | None:
         return self._executor.claim_statement(*self._args, guard=guard, won=self._won)
 
+    def steps(self, guard: ClaimGuard | None = None) -> ClaimSteps | None:
+        return self._executor.claim_steps(*self._args, guard=guard, won=self._won)
+
     def _won(self) -> None:
         self.won = True
 
@@ -189,6 +195,12 @@ class _WarmUpClaim:
     def statement(self, guard: ClaimGuard | None = None) -> ClaimStatement | None:
         trigger = Trigger(price=Decimal("0.5"), source="websocket", ts_event=0.0)
         return self._executor._statement(
+            _WARM_UP_RULE, trigger, "warm-up", guard, self._epoch, lambda: None
+        )
+
+    def steps(self, guard: ClaimGuard | None = None) -> ClaimSteps | None:
+        trigger = Trigger(price=Decimal("0.5"), source="websocket", ts_event=0.0)
+        return self._executor._steps(
             _WARM_UP_RULE, trigger, "warm-up", guard, self._epoch, lambda: None
         )
 
@@ -368,6 +380,64 @@ class RuleExecutor:
             return None
         return self._statement(rule, trigger, key, guard, self._lead_epoch(), won)
 
+    def claim_steps(
+        self,
+        rule: RuleSnapshot,
+        trigger: Trigger,
+        trailing: TrailingRaise | None,
+        key: str,
+        *,
+        guard: ClaimGuard | None,
+        won: Callable[[], None],
+    ) -> ClaimSteps | None:
+        """``claim_in`` as statements of the skill's one transaction (SQLite): the guarded
+        UPDATE ACTIVE → TRIGGERED (in an OCO group: of a rule no sibling paused, then the
+        pause of its siblings, as ``oco.claim_rule``), then its RULE_EVALUATED and
+        ACTION_ATTEMPT. None for a trailing raise to store first (``claim_in``).
+        ``LeaderDeposed`` when this worker no longer leads."""
+        if trailing is not None:
+            return None
+        return self._steps(rule, trigger, key, guard, self._lead_epoch(), won)
+
+    def _steps(
+        self,
+        rule: RuleSnapshot,
+        trigger: Trigger,
+        key: str,
+        guard: ClaimGuard | None,
+        epoch: int | None,
+        won: Callable[[], None],
+    ) -> ClaimSteps:
+        # The same conditions and parameters as ``_statement``'s, as separate statements.
+        now = self._clock.now()
+        conditions, params = self._claim_conditions(rule, guard, epoch, now)
+        writes: list[sa.Insert | sa.Update] = []
+        if rule.oco_group_id is not None:
+            conditions.insert(0, oco.NOT_PAUSED)
+            writes.append(oco.PAUSE_SIBLINGS)
+            params.update(oco.pause_params(rule, now))
+        events = _claim_events(rule, trigger, key)
+        writes.append(events_insert(len(events)))
+        params.update(event_params(events, utcnow()), event_rule_id=rule.id)
+        return ClaimSteps(triggered_update(*conditions), tuple(writes), params, epoch, won)
+
+    @staticmethod
+    def _claim_conditions(
+        rule: RuleSnapshot, guard: ClaimGuard | None, epoch: int | None, now: datetime
+    ) -> tuple[list[sa.ColumnElement[bool]], dict[str, object]]:
+        """The claim's UPDATE's further conditions (the skill's guard, the leadership
+        fence) and the parameters of it all."""
+        conditions: list[sa.ColumnElement[bool]] = []
+        params: dict[str, object] = {"claim_rule_id": rule.id, "claim_now": now}
+        if guard is not None:
+            conditions.append(guard.condition)
+            params.update(guard.params)
+        if epoch is not None:
+            fence_condition, fence_params = leads_under(epoch)
+            conditions.append(fence_condition)
+            params.update(fence_params)
+        return conditions, params
+
     def _statement(
         self,
         rule: RuleSnapshot,
@@ -377,16 +447,7 @@ class RuleExecutor:
         epoch: int | None,
         won: Callable[[], None],
     ) -> ClaimStatement:
-        conditions: list[sa.ColumnElement[bool]] = []
-        now = self._clock.now()
-        params: dict[str, object] = {"claim_rule_id": rule.id, "claim_now": now}
-        if guard is not None:
-            conditions.append(guard.condition)
-            params.update(guard.params)
-        if epoch is not None:
-            fence_condition, fence_params = leads_under(epoch)
-            conditions.append(fence_condition)
-            params.update(fence_params)
+        conditions, params = self._claim_conditions(rule, guard, epoch, self._clock.now())
         claimed = triggered_cte(*conditions)
         events = _claim_events(rule, trigger, key)
         params.update(event_params(events, utcnow()))

@@ -652,19 +652,20 @@ async def mark_rule_triggered(
     return _rowcount(result) == 1
 
 
+_TRIGGERED_UPDATES: dict[tuple[sa.ColumnElement[bool], ...], sa.Update] = {}
 _TRIGGERED_CTES: dict[tuple[sa.ColumnElement[bool], ...], sa.CTE] = {}
 
 
-def triggered_cte(*conditions: sa.ColumnElement[bool]) -> sa.CTE:
-    """``mark_rule_triggered`` as the first part of one larger statement (PostgreSQL's
-    data-modifying ``WITH``): an UPDATE … RETURNING the rule's id, one row when this caller
-    won, none otherwise; whatever selects from it is written only for the winner.
+def triggered_update(*conditions: sa.ColumnElement[bool]) -> sa.Update:
+    """``mark_rule_triggered`` as a statement built once: the UPDATE ACTIVE → TRIGGERED of
+    one rule, which changes one row when this caller won and none otherwise (SQLite's
+    claim, ``ClaimSteps``; ``triggered_cte`` is PostgreSQL's).
 
     Bound parameters: ``claim_rule_id``, ``claim_now`` and those of ``conditions`` (further
     conditions of the UPDATE, each built once: the leadership fence, the skill's guard).
     Built once per combination of conditions, so executing it compiles nothing.
     """
-    built = _TRIGGERED_CTES.get(conditions)
+    built = _TRIGGERED_UPDATES.get(conditions)
     if built is None:
         rules = cast(sa.Table, TradeRule.__table__)
         now = sa.bindparam("claim_now", type_=rules.c.updated_at.type)
@@ -676,9 +677,21 @@ def triggered_cte(*conditions: sa.ColumnElement[bool]) -> sa.CTE:
                 *conditions,
             )
             .values(status=TradeRuleStatus.TRIGGERED, triggered_at=now, updated_at=now)
-            .returning(rules.c.id)
-            .cte("claimed")
         )
+        _TRIGGERED_UPDATES[conditions] = built
+    return built
+
+
+def triggered_cte(*conditions: sa.ColumnElement[bool]) -> sa.CTE:
+    """``triggered_update`` as the first part of one larger statement (PostgreSQL's
+    data-modifying ``WITH``): RETURNING the rule's id, one row when this caller won, none
+    otherwise; whatever selects from it is written only for the winner. Bound parameters
+    and building as ``triggered_update``'s.
+    """
+    built = _TRIGGERED_CTES.get(conditions)
+    if built is None:
+        rules = cast(sa.Table, TradeRule.__table__)
+        built = triggered_update(*conditions).returning(rules.c.id).cte("claimed")
         _TRIGGERED_CTES[conditions] = built
     return built
 

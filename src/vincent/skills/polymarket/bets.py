@@ -19,13 +19,14 @@ from dataclasses import replace
 from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from vincent.audit import transaction_log as audit
 from vincent.db.base import new_id, utcnow
 from vincent.db.models import TransactionLog
 from vincent.db.secret_locks import LockScope, secret_locked_transaction
 from vincent.db.session import SessionFactory, is_postgresql, one_statement_session
+from vincent.db.sqlite_driver import is_one_hop
 from vincent.enums import ExecutionMode, TransactionStatus
 from vincent.errors import ExecutionModeMismatch, ValidationFailed
 from vincent.policies import repository as policy_repository
@@ -69,6 +70,7 @@ from vincent.skills.polymarket.types import (
     BetResult,
     ClaimGuard,
     ClaimStatement,
+    ClaimSteps,
     OrderBook,
     OrderType,
 )
@@ -122,8 +124,11 @@ class BetPipeline:
         self._shares_held = shares_held
         self._mode = ExecutionMode.PAPER if executor.paper else ExecutionMode.LIVE
         self._inputs = InputsCache()
-        # A rule's claim and its audit row as one statement (``ClaimStatement``).
+        # A rule's claim and its audit row as one statement (``ClaimStatement``), or on
+        # SQLite as one call on its thread (``ClaimSteps``).
         self._one_statement = is_postgresql(session_factory)
+        engine = session_factory.kw.get("bind")
+        self._one_call = isinstance(engine, AsyncEngine) and is_one_hop(engine)
 
     async def place_bet(self, request: BetRequest) -> BetResult:
         validate_request(request)
@@ -425,8 +430,9 @@ class BetPipeline:
         and the row is written in the same transaction, so a concurrent bet of the same
         secret sees this one as spent. A signature the final decision does not allow is
         dropped unsent. The request's ``claim`` (a rule's sell) goes first in the same
-        transaction (on PostgreSQL one statement: ``_claim_and_write``): the claim, the
-        signed order and its audit row commit together. With
+        transaction (on PostgreSQL one statement, on SQLite one call on its thread:
+        ``_claim_and_write``): the claim, the signed order and its audit row commit
+        together. With
         ``cached_version`` the claim's UPDATE also requires the cached inputs to be current
         (``inputs_guard``), and a lost claim whose inputs were not is ``_InputsChanged``.
         """
@@ -481,9 +487,10 @@ class BetPipeline:
         approval: bool,
     ) -> tuple[TransactionLog, int | None]:
         """The request's claim and the action's rows, committed together; the row and the
-        epoch the claim was made under. On PostgreSQL, with no approval to write, one
-        autocommitted statement (``ClaimStatement``: one round trip, no BEGIN or COMMIT);
-        else one transaction. ``ClaimLost`` (nothing written) or ``_InputsChanged``."""
+        epoch the claim was made under. With no approval to write: on PostgreSQL one
+        autocommitted statement (``ClaimStatement``: one round trip, no BEGIN or COMMIT), on
+        SQLite one transaction run as one call on its thread (``ClaimSteps``); else a
+        session's transaction. ``ClaimLost`` (nothing written) or ``_InputsChanged``."""
         request = draft.request
         guard = None
         if cached_version is not None:
@@ -494,16 +501,10 @@ class BetPipeline:
                 token_id=request.token_id,
             )
         try:
-            statement = claim.statement(guard) if self._one_statement and not approval else None
-            if statement is not None:
-                row = audit_row(draft, decision, status, self._mode)
-                won = await audit.insert_log_after(
-                    self._sessions, row, statement.claimed, statement.ctes, statement.params
-                )
-                if not won:
-                    raise ClaimLost(_CLAIM_LOST)
-                statement.won()
-                return row, statement.leader_epoch
+            if not approval:
+                written = await self._claim_at_driver(draft, decision, status, claim, guard)
+                if written is not None:
+                    return written
             async with self._sessions.begin() as session:
                 epoch = await _claim(session, claim, guard)
                 return await add_rows(session, draft, decision, status, self._mode), epoch
@@ -512,26 +513,62 @@ class BetPipeline:
                 raise _InputsChanged() from None
             raise
 
+    async def _claim_at_driver(
+        self,
+        draft: BetDraft,
+        decision: Decision,
+        status: TransactionStatus,
+        claim: ActionClaim,
+        guard: ClaimGuard | None,
+    ) -> tuple[TransactionLog, int | None] | None:
+        """The claim, its events and the audit row written with no session, when the claim
+        can be (None: it cannot, see ``ActionClaim.statement`` and ``.steps``); the row and
+        the claim's epoch, or ``ClaimLost`` with nothing written."""
+        parts = self._claim_parts(claim, guard)
+        if parts is None:
+            return None
+        row = audit_row(draft, decision, status, self._mode)
+        if not await self._write_after(parts, row):
+            raise ClaimLost(_CLAIM_LOST)
+        parts.won()
+        return row, parts.leader_epoch
+
+    def _claim_parts(
+        self, claim: ActionClaim, guard: ClaimGuard | None
+    ) -> ClaimStatement | ClaimSteps | None:
+        if self._one_statement:
+            return claim.statement(guard)
+        if self._one_call:
+            return claim.steps(guard)
+        return None
+
+    async def _write_after(self, parts: ClaimStatement | ClaimSteps, row: TransactionLog) -> bool:
+        """Write ``row`` after the claim ``parts`` (PostgreSQL: one autocommitted statement;
+        SQLite: one transaction in one call on its thread); whether the claim won."""
+        if isinstance(parts, ClaimStatement):
+            return await audit.insert_log_after(
+                self._sessions, row, parts.claimed, parts.ctes, parts.params
+            )
+        return await audit.insert_log_after_steps(
+            self._sessions, row, parts.claim, parts.writes, parts.params
+        )
+
     async def warm_claim(self, claim: ActionClaim, *, connections: int = WARM_CONNECTIONS) -> None:
-        """Run a rule sell's one statement (PostgreSQL) with ``claim``, which must win
-        nothing, for each shape of guard (with and without a position read), on
-        ``connections`` pool connections at once: they are opened now, SQLAlchemy compiles
-        the statement and each connection prepares it, all before a fire would (the first
-        fire after a start otherwise paid ~10 ms of CPU for each). Writes nothing: every
-        part of the statement selects from a claim that matched no row."""
-        if not self._one_statement:
-            return
+        """Run a rule sell's one statement (PostgreSQL; on SQLite its one transaction) with
+        ``claim``, which must win nothing, for each shape of guard (with and without a
+        position read), on ``connections`` pool connections at once: they are opened now,
+        SQLAlchemy compiles the statement and each connection prepares it, all before a
+        fire would (the first fire after a start otherwise paid ~10 ms of CPU for each).
+        Writes nothing: every part of the statement selects from a claim that matched no
+        row (on SQLite the transaction rolls back when the claim changed none)."""
         for read_at in (utcnow(), None):
             guard = inputs_guard("", 0, positions_read_at=read_at, token_id="")
-            statement = claim.statement(guard)
-            if statement is not None:
-                await asyncio.gather(*(self._run_unwon(statement) for _ in range(connections)))
+            parts = self._claim_parts(claim, guard)
+            if parts is not None:
+                await asyncio.gather(*(self._run_unwon(parts) for _ in range(connections)))
 
-    async def _run_unwon(self, statement: ClaimStatement) -> None:
-        won = await audit.insert_log_after(
-            self._sessions, TransactionLog(), statement.claimed, statement.ctes, statement.params
-        )
-        if won:
+    async def _run_unwon(self, parts: ClaimStatement | ClaimSteps) -> None:
+        if await self._write_after(parts, TransactionLog()):
             raise RuntimeError("a warm-up claim matched a rule")  # a bug, never data
 
     async def _still_current(self, guard: ClaimGuard) -> bool:

@@ -67,6 +67,24 @@ class ClaimStatement:
     won: Callable[[], None]
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimSteps:
+    """An ``ActionClaim`` as statements of one transaction (SQLite, which has no
+    data-modifying ``WITH``): ``claim``, an UPDATE that changes one row when the claim wins
+    and none otherwise (the transaction then rolls back: nothing is written); ``writes``,
+    its other writes (its events, an OCO group's pause), run after it in their order;
+    ``params`` bind them all. The skill adds
+    the audit row's INSERT last and runs the whole as one call on SQLite's thread.
+    ``won`` and ``leader_epoch`` as in ``ClaimStatement``.
+    """
+
+    claim: sa.Update
+    writes: tuple[sa.Insert | sa.Update, ...]
+    params: dict[str, object]
+    leader_epoch: int | None
+    won: Callable[[], None]
+
+
 class ActionClaim(Protocol):
     """What the caller writes in the same transaction as the action's audit row, before it
     (a trade rule's claim ACTIVE → TRIGGERED and its events). Returns None when the action
@@ -84,6 +102,11 @@ class ActionClaim(Protocol):
     def statement(self, guard: ClaimGuard | None = None) -> ClaimStatement | None:
         """The claim as parts of one statement, when it can be one (else None: it runs as
         ``__call__`` in a transaction). Only used on PostgreSQL. May raise ``LeaderDeposed``."""
+        ...
+
+    def steps(self, guard: ClaimGuard | None = None) -> ClaimSteps | None:
+        """The claim as statements of one transaction, when it can be (else None: it runs
+        as ``__call__``). Only used on SQLite. May raise ``LeaderDeposed``."""
         ...
 
 
