@@ -70,28 +70,31 @@ def create_tenant(database_url: str, name: str = "tenant") -> Tenant:
 
 @contextmanager
 def driver_queries(engine: AsyncEngine, on_query: Callable[[str], None]) -> Iterator[None]:
-    """PostgreSQL: ``on_query`` gets the text of every query asyncpg runs (as it finishes)
-    on a connection checked out while inside: the statements SQLAlchemy runs (with their
-    BEGIN and COMMIT) and those run at the driver itself (``write_at_driver``), which
-    SQLAlchemy's cursor events do not see."""
-    attached: list[tuple[Any, Callable[[Any], None]]] = []
+    """PostgreSQL: ``on_query`` gets the text of every query asyncpg logs on a connection
+    checked out while inside, once each: those run at the driver itself
+    (``write_at_driver``, ``value_at_driver``), which SQLAlchemy's cursor events do not
+    see, and SQLAlchemy's BEGIN, COMMIT and executemany. (A single statement SQLAlchemy
+    runs is a prepared statement's execution, which asyncpg does not log.) asyncpg calls
+    ``on_query`` soon after the query finished (``loop.call_soon``): yield to the loop
+    once (``await asyncio.sleep(0)``) before reading what the last query reported."""
+    attached: dict[int, tuple[Any, Callable[[Any], None]]] = {}
+
+    def logged(query: Any) -> None:
+        on_query(query.query)
 
     def on_checkout(dbapi_connection: Any, *_: object) -> None:
         driver = dbapi_connection.driver_connection
-
-        def logged(query: Any) -> None:
-            on_query(query.query)
-
-        driver.add_query_logger(logged)
-        attached.append((driver, logged))
+        if id(driver) not in attached:  # a connection checked out again: logged once
+            driver.add_query_logger(logged)
+            attached[id(driver)] = (driver, logged)
 
     event.listen(engine.sync_engine.pool, "checkout", on_checkout)
     try:
         yield
     finally:
         event.remove(engine.sync_engine.pool, "checkout", on_checkout)
-        for driver, logged in attached:
-            driver.remove_query_logger(logged)
+        for driver, callback in attached.values():
+            driver.remove_query_logger(callback)
 
 
 @contextmanager
@@ -113,3 +116,30 @@ def sqlite_hops(on_hop: Callable[[str], None]) -> Iterator[None]:
         yield
     finally:
         aiosqlite.Connection._execute = original  # type: ignore[method-assign]
+
+
+@contextmanager
+def statements_sent(
+    engine: AsyncEngine, on_statement: Callable[[str, bool], None]
+) -> Iterator[None]:
+    """``on_statement(sql, at_driver)`` for each statement sent to the database while
+    inside: SQLAlchemy's (its cursor events; ``at_driver`` False) and, on PostgreSQL,
+    those asyncpg logs (``driver_queries``; ``at_driver`` True): run at the driver
+    itself, plus SQLAlchemy's BEGIN and COMMIT (and an executemany, also seen as
+    SQLAlchemy's). The logged ones come soon after their query: see ``driver_queries``."""
+
+    def on_cursor(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        on_statement(statement, False)
+
+    def on_query(query: str) -> None:
+        on_statement(query, True)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", on_cursor)
+    try:
+        if engine.dialect.name == "postgresql":
+            with driver_queries(engine, on_query):
+                yield
+        else:
+            yield
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", on_cursor)

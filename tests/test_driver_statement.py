@@ -12,7 +12,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vincent.db.driver_statement import driver_statement, equals_any, write_at_driver
+from vincent.db.driver_statement import (
+    driver_statement,
+    equals_any,
+    value_at_driver,
+    write_at_driver,
+)
 from vincent.db.session import SessionFactory, create_engine, create_session_factory
 
 _TABLE = sa.Table(
@@ -99,9 +104,34 @@ async def test_a_duplicate_key_at_the_driver_is_an_integrity_error_and_writes_no
         assert (await session.execute(sa.select(_KEYED.c.data))).scalars().all() == [1]
 
 
+_INSERT_RETURNING = _INSERT.returning(_KEYED.c.key)
+_DATA_OF = sa.select(_KEYED.c.data).where(_KEYED.c.key == sa.bindparam("key"))
+
+
+async def test_a_statement_at_the_driver_answers_its_first_value_and_is_committed(
+    keyed: SessionFactory,
+) -> None:
+    assert await value_at_driver(keyed, _INSERT_RETURNING, {"key": "a", "data": [1]}) == "a"
+    assert await value_at_driver(keyed, _DATA_OF, {"key": "nothing"}) is None  # no row
+    async with keyed() as session:  # another connection sees it: committed
+        assert (await session.execute(sa.select(_KEYED.c.key))).scalars().all() == ["a"]
+
+
+async def test_a_duplicate_key_answering_rows_is_an_integrity_error_and_writes_nothing(
+    keyed: SessionFactory, engine: AsyncEngine
+) -> None:
+    await value_at_driver(keyed, _INSERT_RETURNING, {"key": "a", "data": 1})
+    with pytest.raises(IntegrityError):
+        await value_at_driver(keyed, _INSERT_RETURNING, {"key": "a", "data": 2})
+    assert engine.pool.checkedout() == 0  # handed back
+    async with keyed() as session:
+        assert (await session.execute(sa.select(_KEYED.c.data))).scalars().all() == [1]
+
+
 @pytest.mark.postgres
+@pytest.mark.parametrize("at_driver", [write_at_driver, value_at_driver])
 async def test_a_write_cancelled_mid_statement_drops_its_connection(
-    postgres_url: str,
+    postgres_url: str, at_driver: Any
 ) -> None:
     engine = create_engine(postgres_url)
     sessions = create_session_factory(engine)
@@ -113,9 +143,7 @@ async def test_a_write_cancelled_mid_statement_drops_its_connection(
             if not started.done():
                 started.set_result(dbapi_connection.driver_connection)
 
-        sleeping = asyncio.create_task(
-            write_at_driver(sessions, sa.select(sa.func.pg_sleep(30)), {})
-        )
+        sleeping = asyncio.create_task(at_driver(sessions, sa.select(sa.func.pg_sleep(30)), {}))
         used = await started
         sleeping.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -123,6 +151,6 @@ async def test_a_write_cancelled_mid_statement_drops_its_connection(
         assert engine.pool.checkedout() == 0
         assert used.is_closed()  # dropped, never handed back mid-statement
         statement = sa.select(sa.literal(1))
-        assert await write_at_driver(sessions, statement, {}) == 1  # a new connection
+        assert await at_driver(sessions, statement, {}) == 1  # a new connection
     finally:
         await engine.dispose()

@@ -1,6 +1,7 @@
 """What a fire writes after its POST (issue 14, round 9), with the real skill, a real database
 and the local exchange: the fill on the audit row, the settlement, the rule's record. Each is
-one statement run at the driver on a pooled connection (no ORM session around it); the
+one statement run at the driver on a pooled connection (no ORM session around it; on
+PostgreSQL by asyncpg itself, so counted from asyncpg's query log); the
 "settling" record (a match not CONFIRMED yet: Polymarket's usual answer) is one INSERT
 whose "once per order" check is inside it.
 """
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 from tests.engine.conftest import MakeRule, MakeSecret, ManualClock
 from tests.engine.live import events_of, rule_row
 from tests.engine.test_hot_path import TIMEOUT_S, _trigger, _warm_fire
+from tests.helpers import statements_sent
 from vincent.crypto import KeyBox
 from vincent.db.models import TransactionLog
 from vincent.db.session import SessionFactory
@@ -34,10 +36,13 @@ from vincent.skills.polymarket.types import BetResult, BetStatus
 
 @dataclass
 class _AfterOrder:
-    """Database work once the exchange has the order: statements sent, transactions
-    committed (an autocommitted statement is none: no BEGIN or COMMIT), ORM sessions."""
+    """Database work once the exchange has the order (``statements_sent``): statements run
+    at the driver itself (PostgreSQL: asyncpg's log, which would show a BEGIN or COMMIT of
+    SQLAlchemy's too), statements sent through SQLAlchemy, transactions committed (an
+    autocommitted statement is none), ORM sessions."""
 
-    statements: list[str] = field(default_factory=list)
+    at_driver: list[str] = field(default_factory=list)
+    through_sqlalchemy: list[str] = field(default_factory=list)
     commits: int = 0
     sessions: int = 0
 
@@ -47,9 +52,9 @@ async def _fire_counting(
 ) -> tuple[ExecutionResult, _AfterOrder]:
     after = _AfterOrder()
 
-    def on_statement(_conn: Connection, _cursor: object, statement: str, *_: object) -> None:
+    def on_statement(statement: str, at_driver: bool) -> None:
         if exchange.order_receipts():
-            after.statements.append(statement)
+            (after.at_driver if at_driver else after.through_sqlalchemy).append(statement)
 
     def on_commit(conn: Connection) -> None:
         if exchange.order_receipts():
@@ -59,17 +64,21 @@ async def _fire_counting(
         if exchange.order_receipts():
             after.sessions += 1
 
-    event.listen(engine.sync_engine, "before_cursor_execute", on_statement)
     event.listen(engine.sync_engine, "commit", on_commit)
     event.listen(Session, "after_begin", on_session)
     try:
-        async with asyncio.timeout(TIMEOUT_S):
-            result = await fire()
+        with statements_sent(engine, on_statement):
+            async with asyncio.timeout(TIMEOUT_S):
+                result = await fire()
+            await asyncio.sleep(0)  # one turn of the loop: asyncpg reports the last query
     finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", on_statement)
         event.remove(engine.sync_engine, "commit", on_commit)
         event.remove(Session, "after_begin", on_session)
     return result, after
+
+
+def _verbs(statements: list[str]) -> list[str]:
+    return [statement.split()[0] for statement in statements]
 
 
 async def test_a_settling_sale_is_recorded_in_two_statements_without_a_session(
@@ -94,10 +103,15 @@ async def test_a_settling_sale_is_recorded_in_two_statements_without_a_session(
     assert result.outcome is ExecutionOutcome.SETTLING
     [receipt] = exchange.order_receipts()
     # The fill's UPDATE of the audit row, then ACTION_SETTLING's INSERT (its check inside).
-    assert [s.split()[0] for s in after.statements] == ["UPDATE", "INSERT"], after.statements
     assert after.sessions == 0
-    # PostgreSQL autocommits each (no BEGIN or COMMIT); SQLite commits each.
-    assert after.commits == (0 if engine.dialect.name == "postgresql" else 2)
+    if engine.dialect.name == "postgresql":
+        # Two round trips in all: each statement by asyncpg itself, autocommitted (no BEGIN
+        # or COMMIT), nothing through SQLAlchemy.
+        assert _verbs(after.at_driver) == ["UPDATE", "INSERT"], after.at_driver
+        assert (after.through_sqlalchemy, after.commits) == ([], 0)
+    else:
+        assert _verbs(after.through_sqlalchemy) == ["UPDATE", "INSERT"], after
+        assert after.commits == 2  # one transaction each
     row = await rule_row(session_factory, rule.id)
     assert (row.status, row.trigger_tx_hash) == (TradeRuleStatus.TRIGGERED, None)
     events = await events_of(session_factory, rule.id)
@@ -128,14 +142,15 @@ async def test_a_sale_settled_at_once_is_recorded_in_single_statements(
     )
 
     assert result.outcome is ExecutionOutcome.EXECUTED
-    verbs = [s.split()[0] for s in after.statements]
     if engine.dialect.name == "postgresql":
-        # The fill, the settlement note (both on the audit row), the rule's one statement.
-        assert verbs == ["UPDATE", "UPDATE", "WITH"], after.statements
-        assert (after.sessions, after.commits) == (0, 0)
+        # The fill, the settlement note (both on the audit row), the rule's one statement:
+        # three round trips, each by asyncpg itself, autocommitted.
+        assert _verbs(after.at_driver) == ["UPDATE", "UPDATE", "WITH"], after.at_driver
+        assert (after.through_sqlalchemy, after.sessions, after.commits) == ([], 0, 0)
     else:
         # SQLite: the rule's UPDATE and its events' INSERT in a session's transaction.
-        assert verbs == ["UPDATE", "UPDATE", "UPDATE", "INSERT"], after.statements
+        verbs = _verbs(after.through_sqlalchemy)
+        assert verbs == ["UPDATE", "UPDATE", "UPDATE", "INSERT"], after
         assert (after.sessions, after.commits) == (1, 3)
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.engine.conftest import MakeRule, ManualClock
 from tests.engine.live import events_of, open_market, rule_row, shares_of
 from tests.engine.test_oco import make_bracket
-from tests.helpers import driver_queries, sqlite_hops
+from tests.helpers import driver_queries, sqlite_hops, statements_sent
 from tests.skill.conftest import MarketIds, Wallet, add_wallet, skill_settings
 from vincent.crypto import KeyBox
 from vincent.db.base import new_id, utcnow
@@ -505,37 +505,36 @@ async def test_an_answered_order_is_written_up_after_the_fires_still_queued(
     # In order: every write to the audit row after it was stored, and the queued fire going.
     happened: list[str] = []
 
-    def on_statement(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+    def on_statement(statement: str, _at_driver: bool) -> None:
         if statement.startswith("UPDATE transaction_logs"):
             happened.append("audit row written")
 
     executor.lanes.fire_queued()  # another fire of the burst, not yet on its way
     answered = asyncio.Event()
-    event.listen(engine.sync_engine, "before_cursor_execute", on_statement)
-    execution = asyncio.create_task(
-        executor.execute_rule(rule, _trigger("0.35"), answered=answered)
-    )
-    try:
-        async with asyncio.timeout(TIMEOUT_S):
-            await answered.wait()
-        assert len(exchange.order_receipts()) == 1
-        async with session_factory() as session:
-            statuses = (await session.scalars(sa.select(TransactionLog.status))).all()
-            stored = await session.get(TradeRule, rule.id)
-        assert statuses == [TransactionStatus.PENDING]
-        assert stored is not None and stored.status is TradeRuleStatus.TRIGGERED
-        assert stored.trigger_tx_hash is None
-        assert not execution.done()
-    finally:
-        happened.append("queued fire gone")
-        executor.lanes.fire_answered()  # the queued fire went: outcomes may be written
-    try:
+    # Every statement, at the driver (PostgreSQL's audit-row writes) or through SQLAlchemy.
+    with statements_sent(engine, on_statement):
+        execution = asyncio.create_task(
+            executor.execute_rule(rule, _trigger("0.35"), answered=answered)
+        )
+        try:
+            async with asyncio.timeout(TIMEOUT_S):
+                await answered.wait()
+            assert len(exchange.order_receipts()) == 1
+            async with session_factory() as session:
+                statuses = (await session.scalars(sa.select(TransactionLog.status))).all()
+                stored = await session.get(TradeRule, rule.id)
+            assert statuses == [TransactionStatus.PENDING]
+            assert stored is not None and stored.status is TradeRuleStatus.TRIGGERED
+            assert stored.trigger_tx_hash is None
+            assert not execution.done()
+        finally:
+            happened.append("queued fire gone")
+            executor.lanes.fire_answered()  # the queued fire went: outcomes may be written
         async with asyncio.timeout(TIMEOUT_S):
             result = await execution
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", on_statement)
+        await asyncio.sleep(0)  # one turn of the loop: asyncpg reports the last query
 
-    assert happened[0] == "queued fire gone", happened
+    assert happened[:2] == ["queued fire gone", "audit row written"], happened
     assert result.outcome is ExecutionOutcome.EXECUTED
     assert len(exchange.order_receipts()) == 1
     assert shares_of(exchange, wallet.funder, ids.yes) == 0
@@ -554,17 +553,17 @@ async def _fire_compiling(
     misses = driver_statement.cache_info().misses
     before_row: list[int] = []
 
-    def on_query(statement: str) -> None:
+    def on_statement(statement: str, _at_driver: bool) -> None:
         if "INSERT INTO transaction_logs" in statement and not before_row:
             before_row.append(driver_statement.cache_info().misses - misses)
 
     def on_hop(name: str) -> None:
         if name == "_claim_and_write":  # the claim's transaction, audit row's INSERT in it
-            on_query("INSERT INTO transaction_logs")
+            on_statement("INSERT INTO transaction_logs", True)
 
     # Both run at the driver: PostgreSQL's one statement, SQLite's one call on its thread.
     postgres = engine.dialect.name == "postgresql"
-    with driver_queries(engine, on_query) if postgres else sqlite_hops(on_hop):
+    with statements_sent(engine, on_statement) if postgres else sqlite_hops(on_hop):
         async with asyncio.timeout(TIMEOUT_S):
             result = await executor.execute_rule(rule, _trigger("0.35"))
     assert len(before_row) == 1, "the fire wrote no audit row"

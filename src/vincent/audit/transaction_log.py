@@ -211,15 +211,42 @@ async def move_status(
     is set to ``v`` only where the row holds none. ``session`` may be a connection
     (``one_statement_connection``): the move is one statement run at the driver.
     """
-    if_unset = tuple(sorted(k for k, v in fields.items() if isinstance(v, IfUnset)))
-    statement = _move_statement(
-        tuple(from_statuses), unsent_only, tuple(sorted(set(fields) - set(if_unset))), if_unset
-    )
-    params = {f"set_{k}": v.value if isinstance(v, IfUnset) else v for k, v in fields.items()}
-    params.update(move_id=log_id, move_to=to_status, move_now=utcnow())
+    statement, params = _move(log_id, tuple(from_statuses), to_status, unsent_only, fields)
     # At the driver: each shape of move is built and compiled once.
     result = await execute_at_driver(session, statement, params)
     return bool(result.rowcount)
+
+
+async def move_status_at_driver(
+    sessions: SessionFactory,
+    log_id: str,
+    *,
+    from_statuses: Iterable[TransactionStatus],
+    to_status: TransactionStatus,
+    unsent_only: bool = False,
+    **fields: Any,
+) -> bool:
+    """``move_status`` by itself, committed (``write_at_driver``: on PostgreSQL asyncpg
+    itself on a pooled connection, autocommitted; elsewhere ``one_statement_connection``)."""
+    statement, params = _move(log_id, tuple(from_statuses), to_status, unsent_only, fields)
+    return bool(await write_at_driver(sessions, statement, params))
+
+
+def _move(
+    log_id: str,
+    from_statuses: tuple[TransactionStatus, ...],
+    to_status: TransactionStatus,
+    unsent_only: bool,
+    fields: dict[str, Any],
+) -> tuple[sa.Update, dict[str, Any]]:
+    """A move's statement (``_move_statement``) and its parameters."""
+    if_unset = tuple(sorted(k for k, v in fields.items() if isinstance(v, IfUnset)))
+    statement = _move_statement(
+        from_statuses, unsent_only, tuple(sorted(set(fields) - set(if_unset))), if_unset
+    )
+    params = {f"set_{k}": v.value if isinstance(v, IfUnset) else v for k, v in fields.items()}
+    params.update(move_id=log_id, move_to=to_status, move_now=utcnow())
+    return statement, params
 
 
 @dataclass(frozen=True, slots=True)

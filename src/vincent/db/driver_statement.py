@@ -14,7 +14,7 @@ hands values no processor would change as they are, and sends the rows in one
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,13 +127,49 @@ async def write_at_driver(
     if not isinstance(bind, AsyncEngine) or bind.dialect.name != "postgresql":
         async with one_statement_connection(sessions) as core:
             return (await execute_at_driver(core, statement, params)).rowcount
+    status = await _at_asyncpg(bind, statement, params, _execute)
+    return _rows_changed(status)
+
+
+async def value_at_driver(
+    sessions: SessionFactory, statement: sa.Executable, params: Mapping[str, Any]
+) -> Any:
+    """``write_at_driver`` for a statement that answers with rows (a data-modifying
+    ``WITH`` ending in a ``SELECT``, an ``… RETURNING``): the first column of its first
+    row (None without a row), as the driver returns it (no result type's processing:
+    for plain values — counts, ids, flags). Run, committed and dropped on failure as
+    ``write_at_driver`` runs a statement."""
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, AsyncEngine) or bind.dialect.name != "postgresql":
+        async with one_statement_connection(sessions) as core:
+            return (await execute_at_driver(core, statement, params)).scalar()
+    return await _at_asyncpg(bind, statement, params, _fetchval)
+
+
+async def _execute(connection: Any, sql: str, arguments: tuple[Any, ...]) -> Any:
+    return await connection.execute(sql, *arguments)
+
+
+async def _fetchval(connection: Any, sql: str, arguments: tuple[Any, ...]) -> Any:
+    return await connection.fetchval(sql, *arguments)
+
+
+async def _at_asyncpg(
+    bind: AsyncEngine,
+    statement: sa.Executable,
+    params: Mapping[str, Any],
+    run: Callable[[Any, str, tuple[Any, ...]], Awaitable[Any]],
+) -> Any:
+    """``run`` the statement's SQL with its parameters on asyncpg's connection of one
+    pooled connection (autocommitted: asyncpg outside a transaction); the connection
+    handed back, or dropped if it failed or was cancelled mid-statement."""
     driver = driver_statement(statement, bind.dialect)
     arguments = driver.parameters(params)
     pooled = await bind.raw_connection()
     connection = pooled.driver_connection
     assert connection is not None  # checked out: open
     try:
-        status = await connection.execute(driver.sql, *arguments)
+        answer = await run(connection, driver.sql, arguments)
     except asyncpg.IntegrityConstraintViolationError as error:
         await greenlet_spawn(pooled.close)
         raise IntegrityError(driver.sql, arguments, error) from error
@@ -146,7 +182,7 @@ async def write_at_driver(
             raise OperationalError(driver.sql, arguments, error) from error
         raise
     await greenlet_spawn(pooled.close)
-    return _rows_changed(status)
+    return answer
 
 
 def _rows_changed(status: str) -> int:

@@ -19,9 +19,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from vincent.db.base import new_id, utcnow
-from vincent.db.driver_statement import execute_at_driver
+from vincent.db.driver_statement import write_at_driver
 from vincent.db.models import TradeRule
-from vincent.db.session import SessionFactory, is_postgresql, one_statement_connection
+from vincent.db.session import SessionFactory, is_postgresql
 from vincent.enums import TradeRuleEventType
 from vincent.services.trade_manager import oco
 from vincent.services.trade_manager.backoff import BackoffPolicy, RandomFn, full_jitter_delay_s
@@ -127,11 +127,11 @@ async def record_executed(session_factory: SessionFactory, rule_id: str, result:
         (TradeRuleEventType.ACTION_EXECUTED, {"result": executed_payload(result)}),
         (TradeRuleEventType.RULE_TRIGGERED, {"result": triggered}),
     ]
-    if is_postgresql(session_factory):
-        # One round trip for a rule in no OCO group; else the transaction below.
-        async with one_statement_connection(session_factory) as connection:
-            if await mark_rule_executed_alone(connection, rule_id, result.order_id, events):
-                return True
+    # PostgreSQL: one round trip for a rule in no OCO group; else the transaction below.
+    if is_postgresql(session_factory) and await mark_rule_executed_alone(
+        session_factory, rule_id, result.order_id, events
+    ):
+        return True
     async with session_factory() as session, session.begin():
         moved = await mark_rule_executed(session, rule_id, result.order_id)
         if moved is None:
@@ -156,8 +156,7 @@ async def warm_record_executed(session_factory: SessionFactory) -> None:
         (TradeRuleEventType.ACTION_EXECUTED, {}),
         (TradeRuleEventType.RULE_TRIGGERED, {}),
     ]
-    async with one_statement_connection(session_factory) as connection:
-        await mark_rule_executed_alone(connection, "", None, events)
+    await mark_rule_executed_alone(session_factory, "", None, events)
 
 
 SETTLING_MESSAGE = "Sale matched; waiting for its on-chain settlement before it counts"
@@ -169,7 +168,8 @@ async def record_settling(session_factory: SessionFactory, rule_id: str, result:
 
     The rule stays TRIGGERED without ``triggerTxHash`` (an open attempt), so the poll
     tick's reconciliation follows it to CONFIRMED or FAILED. One statement, the check in
-    it (``event_unless_last``): on PostgreSQL one round trip, autocommitted.
+    it (``event_unless_last``): on PostgreSQL one round trip, autocommitted, at asyncpg
+    itself (``write_at_driver``).
     """
     data: dict[str, Any] = {
         "message": SETTLING_MESSAGE,
@@ -194,9 +194,7 @@ async def _insert_settling(
         "event_now": utcnow(),
         "event_key_value": order_id,
     }
-    async with one_statement_connection(session_factory) as connection:
-        result = await execute_at_driver(connection, _SETTLING_ONCE, params)
-    return bool(result.rowcount)
+    return bool(await write_at_driver(session_factory, _SETTLING_ONCE, params))
 
 
 async def record_failed(

@@ -16,12 +16,13 @@ from decimal import Decimal
 from typing import Any, NamedTuple, Protocol, cast
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from vincent.db.base import new_id, utcnow
-from vincent.db.driver_statement import equals_any, execute_at_driver
+from vincent.db.driver_statement import equals_any, value_at_driver
 from vincent.db.models import PendingApproval, TradeRule, TradeRuleEvent
 from vincent.db.secret_locks import LockScope
+from vincent.db.session import SessionFactory
 from vincent.enums import (
     ApprovalStatus,
     ExecutionMode,
@@ -757,15 +758,16 @@ _EXECUTED_ALONE_STATEMENTS: dict[int, sa.Select[Any]] = {}
 
 
 async def mark_rule_executed_alone(
-    session: AsyncSession | AsyncConnection,
+    sessions: SessionFactory,
     rule_id: str,
     order_id: str | None,
     events: Sequence[tuple[TradeRuleEventType, Mapping[str, Any]]],
 ) -> bool:
     """``mark_rule_executed`` and the rule's ``events`` as one statement (PostgreSQL's
-    data-modifying ``WITH``: one round trip, atomic by itself) for a rule in no OCO group.
-    False when it did not move: recorded already, or in a group (whose siblings must be
-    canceled in the same transaction: ``mark_rule_executed``)."""
+    data-modifying ``WITH``: one round trip, atomic by itself) for a rule in no OCO group,
+    by itself at the driver (``value_at_driver``: asyncpg on a pooled connection,
+    autocommitted). False when it did not move: recorded already, or in a group (whose
+    siblings must be canceled in the same transaction: ``mark_rule_executed``)."""
     now = utcnow()
     statement = _EXECUTED_ALONE_STATEMENTS.get(len(events))
     if statement is None:
@@ -778,7 +780,7 @@ async def mark_rule_executed_alone(
         "executed_now": now,
         **event_params(events, now),
     }
-    return bool((await execute_at_driver(session, statement, params)).scalar_one())
+    return bool(await value_at_driver(sessions, statement, params))
 
 
 async def mark_rule_failed(

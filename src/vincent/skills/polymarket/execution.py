@@ -27,7 +27,7 @@ from polymarket.models.clob.orders import SignedOrder
 
 from vincent.audit import transaction_log as audit
 from vincent.db.models import TransactionLog
-from vincent.db.session import SessionFactory, one_statement_connection, one_statement_session
+from vincent.db.session import SessionFactory, one_statement_session
 from vincent.enums import TransactionStatus
 from vincent.skills.polymarket import paper
 from vincent.skills.polymarket.actions import (
@@ -456,18 +456,18 @@ class Executor:
         data = response_data(fills)
         if how is not None:
             data["resolvedBy"] = how  # the audit row says how the outcome was learnt
-        async with one_statement_connection(self._sessions) as connection:
-            moved = await audit.move_status(
-                connection,
-                log_id,
-                from_statuses=OPEN,
-                to_status=TransactionStatus.EXECUTED,
-                order_id=fills.order_id,
-                response_data=data,
-                error_message=None,
-                # Not valued before (no policy needed it): what it really moved.
-                usd_value=audit.IfUnset(fills.filled_usd),
-            )
+        # By itself at the driver (on PostgreSQL asyncpg itself, autocommitted).
+        moved = await audit.move_status_at_driver(
+            self._sessions,
+            log_id,
+            from_statuses=OPEN,
+            to_status=TransactionStatus.EXECUTED,
+            order_id=fills.order_id,
+            response_data=data,
+            error_message=None,
+            # Not valued before (no policy needed it): what it really moved.
+            usd_value=audit.IfUnset(fills.filled_usd),
+        )
         logger.info(
             "order_executed", extra={"transaction_log_id": log_id, "order_id": fills.order_id}
         )

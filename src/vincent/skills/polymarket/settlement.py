@@ -14,7 +14,7 @@ from typing import Any
 
 from vincent.audit import transaction_log as audit
 from vincent.db.models import TransactionLog
-from vincent.db.session import SessionFactory, one_statement_connection, one_statement_session
+from vincent.db.session import SessionFactory, one_statement_session
 from vincent.enums import TransactionStatus
 from vincent.skills.polymarket.actions import stored_action
 from vincent.skills.polymarket.errors import SettlementFailed, SkillError, error_from_code
@@ -99,33 +99,33 @@ async def _record(
         "failedShares": str(found.failed_shares),
     }
     data = {**recorded.response_data, "settlement": noted}
-    async with one_statement_connection(sessions) as connection:
-        if found.state is SettlementState.CONFIRMED:
-            await audit.move_status(
-                connection,
-                log_id,
-                from_statuses=[TransactionStatus.EXECUTED],
-                to_status=TransactionStatus.EXECUTED,
-                response_data=data,
-            )
-            return
-        failed = SettlementFailed(
-            f"order {recorded.order_id} matched but its settlement failed on chain "
-            f"(trades {', '.join(found.trade_statuses)}); the shares were not sold"
-        )
-        moved = await audit.move_status(
-            connection,
+    # Each move by itself at the driver (``move_status_at_driver``: no session).
+    if found.state is SettlementState.CONFIRMED:
+        await audit.move_status_at_driver(
+            sessions,
             log_id,
             from_statuses=[TransactionStatus.EXECUTED],
-            to_status=TransactionStatus.FAILED,
-            error_message=failed.message,
-            response_data={
-                **data,
-                "errorCode": failed.code,
-                "error": failed.message,
-                "retryable": False,
-            },
+            to_status=TransactionStatus.EXECUTED,
+            response_data=data,
         )
+        return
+    failed = SettlementFailed(
+        f"order {recorded.order_id} matched but its settlement failed on chain "
+        f"(trades {', '.join(found.trade_statuses)}); the shares were not sold"
+    )
+    moved = await audit.move_status_at_driver(
+        sessions,
+        log_id,
+        from_statuses=[TransactionStatus.EXECUTED],
+        to_status=TransactionStatus.FAILED,
+        error_message=failed.message,
+        response_data={
+            **data,
+            "errorCode": failed.code,
+            "error": failed.message,
+            "retryable": False,
+        },
+    )
     if moved:
         logger.warning(
             "order_settlement_failed",
