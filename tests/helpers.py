@@ -98,17 +98,15 @@ def driver_queries(engine: AsyncEngine, on_query: Callable[[str], None]) -> Iter
 
 
 @contextmanager
-def sqlite_hops(on_hop: Callable[[str], None]) -> Iterator[None]:
-    """SQLite: ``on_hop`` gets the name of every function sent to an aiosqlite connection's
-    thread while inside (each one a hop there and back), as it is sent: ``_run`` for one
-    statement (``sqlite_driver``), ``_claim_and_write`` for a whole claim's transaction,
-    ``commit``, ``rollback``, ``close``..."""
+def _sqlite_calls(on_call: Callable[[str, tuple[Any, ...]], None]) -> Iterator[None]:
+    """SQLite: ``on_call(name, args)`` for every function sent to an aiosqlite connection's
+    thread while inside, as it is sent."""
     original = aiosqlite.Connection._execute
 
     async def counted(
         self: aiosqlite.Connection, fn: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> Any:
-        on_hop(getattr(fn, "__name__", repr(fn)))
+        on_call(getattr(fn, "__name__", repr(fn)), args)
         return await original(self, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
 
     aiosqlite.Connection._execute = counted  # type: ignore[method-assign]
@@ -119,6 +117,17 @@ def sqlite_hops(on_hop: Callable[[str], None]) -> Iterator[None]:
 
 
 @contextmanager
+def sqlite_hops(on_hop: Callable[[str], None]) -> Iterator[None]:
+    """SQLite: ``on_hop`` gets the name of every function sent to an aiosqlite connection's
+    thread while inside (each one a hop there and back), as it is sent: ``_run`` for one
+    statement (``sqlite_driver``), ``_statement_alone`` for one statement and its commit
+    (``run_alone``), ``_claim_and_write`` for a whole claim's transaction, ``commit``,
+    ``rollback``, ``close``..."""
+    with _sqlite_calls(lambda name, _args: on_hop(name)):
+        yield
+
+
+@contextmanager
 def statements_sent(
     engine: AsyncEngine, on_statement: Callable[[str, bool], None]
 ) -> Iterator[None]:
@@ -126,7 +135,10 @@ def statements_sent(
     inside: SQLAlchemy's (its cursor events; ``at_driver`` False) and, on PostgreSQL,
     those asyncpg logs (``driver_queries``; ``at_driver`` True): run at the driver
     itself, plus SQLAlchemy's BEGIN and COMMIT (and an executemany, also seen as
-    SQLAlchemy's). The logged ones come soon after their query: see ``driver_queries``."""
+    SQLAlchemy's). The logged ones come soon after their query: see ``driver_queries``.
+    On SQLite, ``at_driver`` True for each statement run by itself at the driver (a call
+    of ``sqlite_driver.run_alone`` on aiosqlite's thread: ``write_at_driver``,
+    ``value_at_driver``), as it is sent."""
 
     def on_cursor(_conn: object, _cursor: object, statement: str, *_: object) -> None:
         on_statement(statement, False)
@@ -134,12 +146,17 @@ def statements_sent(
     def on_query(query: str) -> None:
         on_statement(query, True)
 
+    def on_call(name: str, args: tuple[Any, ...]) -> None:
+        if name == "_statement_alone":  # (connection, (sql, parameters))
+            on_statement(args[1][0], True)
+
     event.listen(engine.sync_engine, "before_cursor_execute", on_cursor)
     try:
         if engine.dialect.name == "postgresql":
             with driver_queries(engine, on_query):
                 yield
         else:
-            yield
+            with _sqlite_calls(on_call):
+                yield
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", on_cursor)

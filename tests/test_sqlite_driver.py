@@ -4,6 +4,7 @@ transactions as SQLAlchemy's own aiosqlite adapter, in fewer trips to aiosqlite'
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util.concurrency import await_
 
+from tests.helpers import sqlite_hops
 from vincent.db.session import create_engine
-from vincent.db.sqlite_driver import OneHopDBAPI, Step, is_one_hop, write_after_claim
+from vincent.db.sqlite_driver import (
+    Alone,
+    OneHopDBAPI,
+    Step,
+    is_one_hop,
+    run_alone,
+    write_after_claim,
+)
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY AUTOINCREMENT, k TEXT UNIQUE, v INTEGER)"
@@ -330,3 +339,110 @@ async def test_an_engine_in_memory_sharing_one_connection_is_not_one_hop() -> No
 
 async def test_the_service_engine_on_a_file_is_one_hop(engine: AsyncEngine) -> None:
     assert is_one_hop(engine)
+
+
+_INSERT: Step = ("INSERT INTO t (k, v) VALUES (?, ?)", ("a", 1))
+
+
+def _checked_out_connections(engine: AsyncEngine) -> list[aiosqlite.Connection]:
+    """The aiosqlite connection of each checkout of ``engine``'s pool from now on."""
+    connections: list[aiosqlite.Connection] = []
+
+    def on_checkout(dbapi_connection: Any, *_: object) -> None:
+        connections.append(dbapi_connection.driver_connection)
+
+    event.listen(engine.sync_engine, "checkout", on_checkout)
+    return connections
+
+
+async def test_a_statement_alone_and_its_commit_are_one_hop_and_seen_elsewhere(
+    claimable: tuple[AsyncEngine, list[str]], hops: list[str], tmp_path: Path
+) -> None:
+    engine, statements = claimable
+
+    assert await run_alone(engine, _INSERT) == Alone(1, None)
+
+    assert hops == ["_statement_alone"]
+    # sqlite3's own transaction around a write, as SQLAlchemy's would be: committed.
+    assert statements == ["BEGIN ", "INSERT INTO t (k, v) VALUES ('a', 1)", "COMMIT"]
+    assert engine.pool.checkedout() == 0  # handed back
+    other = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'claim.db'}")  # another process's
+    try:
+        assert await _table(other) == [("a", 1), ("rule", 0)]
+    finally:
+        await other.dispose()
+
+
+async def test_a_statement_alone_answers_its_first_value_and_its_row_count(
+    claimable: tuple[AsyncEngine, list[str]], hops: list[str]
+) -> None:
+    engine, statements = claimable
+    returning: Step = ("INSERT INTO t (k, v) VALUES (?, ?), (?, ?) RETURNING v", ("a", 1, "b", 2))
+
+    assert await run_alone(engine, returning) == Alone(2, 1)
+    assert await run_alone(engine, ("UPDATE t SET v = v + 1 WHERE v > ?", (0,))) == Alone(2, None)
+    statements.clear()
+    assert await run_alone(engine, ("SELECT count(*) FROM t", ())) == Alone(-1, 3)
+    assert await run_alone(engine, ("SELECT v FROM t WHERE k = ?", ("none",))) == Alone(-1, None)
+
+    assert hops == ["_statement_alone"] * 4
+    # A read opens no transaction: nothing to commit.
+    assert statements == ["SELECT count(*) FROM t", "SELECT v FROM t WHERE k = 'none'"]
+    assert await _table(engine) == [("a", 2), ("b", 3), ("rule", 0)]
+
+
+async def test_a_duplicate_key_alone_is_sqlalchemys_error_and_writes_nothing(
+    claimable: tuple[AsyncEngine, list[str]], hops: list[str]
+) -> None:
+    engine, statements = claimable
+    await run_alone(engine, _INSERT)
+    hops.clear()
+    statements.clear()
+    duplicate: Step = ("INSERT INTO t (k, v) VALUES (?, ?), (?, ?)", ("b", 2, "a", 3))
+
+    with pytest.raises(IntegrityError) as raised:
+        await run_alone(engine, duplicate)
+
+    assert raised.value.statement == duplicate[0]
+    assert isinstance(raised.value.orig, sqlite3.IntegrityError)
+    # Rolled back in the same call ('b' too): no hop of the pool's to undo it.
+    assert hops == ["_statement_alone"]
+    assert statements[-1] == "ROLLBACK"
+    assert engine.pool.checkedout() == 0
+    assert await _table(engine) == [("a", 1), ("rule", 0)]
+    assert await run_alone(engine, ("INSERT INTO t (k, v) VALUES (?, ?)", ("b", 2))) == (1, None)
+
+
+async def test_a_statement_alone_cancelled_mid_call_drops_its_connection(
+    claimable: tuple[AsyncEngine, list[str]], tmp_path: Path
+) -> None:
+    engine, _ = claimable
+    checked_out = _checked_out_connections(engine)
+    # Another process holds SQLite's write lock: the INSERT waits for it on the thread.
+    blocker = sqlite3.connect(tmp_path / "claim.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    sent = asyncio.Event()
+    with sqlite_hops(lambda name: sent.set() if name == "_statement_alone" else None):
+        waiting = asyncio.create_task(run_alone(engine, _INSERT))
+        async with asyncio.timeout(10):
+            await sent.wait()
+        waiting.cancel()
+        blocker.rollback()  # the call on the thread ends: it goes on without its caller
+        blocker.close()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+    assert engine.pool.checkedout() == 0
+    # Its transaction ended on the thread (committed: the caller cannot know, as on
+    # PostgreSQL), and the connection was dropped, not handed back mid-call.
+    assert await run_alone(engine, ("SELECT count(*) FROM t", ())) == (-1, 2)
+    used, after = checked_out
+    assert after is not used
+
+
+async def test_a_statement_alone_on_sqlalchemys_own_adapter_is_refused(tmp_path: Path) -> None:
+    stock = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'stock.db'}")
+    try:
+        with pytest.raises(TypeError):
+            await run_alone(stock, ("SELECT 1", ()))
+    finally:
+        await stock.dispose()

@@ -1,7 +1,8 @@
 """What a fire writes after its POST (issue 14, round 9), with the real skill, a real database
 and the local exchange: the fill on the audit row, the settlement, the rule's record. Each is
 one statement run at the driver on a pooled connection (no ORM session around it; on
-PostgreSQL by asyncpg itself, so counted from asyncpg's query log); the
+PostgreSQL by asyncpg itself, so counted from asyncpg's query log; on SQLite as one call on
+aiosqlite's thread, so counted in hops there); the
 "settling" record (a match not CONFIRMED yet: Polymarket's usual answer) is one INSERT
 whose "once per order" check is inside it.
 """
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 from tests.engine.conftest import MakeRule, MakeSecret, ManualClock
 from tests.engine.live import events_of, rule_row
 from tests.engine.test_hot_path import TIMEOUT_S, _trigger, _warm_fire
-from tests.helpers import statements_sent
+from tests.helpers import sqlite_hops, statements_sent
 from vincent.crypto import KeyBox
 from vincent.db.models import TransactionLog
 from vincent.db.session import SessionFactory
@@ -39,12 +40,14 @@ class _AfterOrder:
     """Database work once the exchange has the order (``statements_sent``): statements run
     at the driver itself (PostgreSQL: asyncpg's log, which would show a BEGIN or COMMIT of
     SQLAlchemy's too), statements sent through SQLAlchemy, transactions committed (an
-    autocommitted statement is none), ORM sessions."""
+    autocommitted statement is none), ORM sessions; on SQLite, each call on aiosqlite's
+    thread (``sqlite_hops``: a hop there and back, by function name)."""
 
     at_driver: list[str] = field(default_factory=list)
     through_sqlalchemy: list[str] = field(default_factory=list)
     commits: int = 0
     sessions: int = 0
+    hops: list[str] = field(default_factory=list)
 
 
 async def _fire_counting(
@@ -64,10 +67,14 @@ async def _fire_counting(
         if exchange.order_receipts():
             after.sessions += 1
 
+    def on_hop(name: str) -> None:
+        if exchange.order_receipts():
+            after.hops.append(name)
+
     event.listen(engine.sync_engine, "commit", on_commit)
     event.listen(Session, "after_begin", on_session)
     try:
-        with statements_sent(engine, on_statement):
+        with statements_sent(engine, on_statement), sqlite_hops(on_hop):
             async with asyncio.timeout(TIMEOUT_S):
                 result = await fire()
             await asyncio.sleep(0)  # one turn of the loop: asyncpg reports the last query
@@ -110,8 +117,11 @@ async def test_a_settling_sale_is_recorded_in_two_statements_without_a_session(
         assert _verbs(after.at_driver) == ["UPDATE", "INSERT"], after.at_driver
         assert (after.through_sqlalchemy, after.commits) == ([], 0)
     else:
-        assert _verbs(after.through_sqlalchemy) == ["UPDATE", "INSERT"], after
-        assert after.commits == 2  # one transaction each
+        # Two hops to aiosqlite's thread in all: each statement and its commit as one call
+        # (``sqlite_driver.run_alone``), nothing through SQLAlchemy.
+        assert _verbs(after.at_driver) == ["UPDATE", "INSERT"], after.at_driver
+        assert after.hops == ["_statement_alone", "_statement_alone"], after
+        assert (after.through_sqlalchemy, after.commits) == ([], 0)
     row = await rule_row(session_factory, rule.id)
     assert (row.status, row.trigger_tx_hash) == (TradeRuleStatus.TRIGGERED, None)
     events = await events_of(session_factory, rule.id)
@@ -148,10 +158,12 @@ async def test_a_sale_settled_at_once_is_recorded_in_single_statements(
         assert _verbs(after.at_driver) == ["UPDATE", "UPDATE", "WITH"], after.at_driver
         assert (after.through_sqlalchemy, after.sessions, after.commits) == ([], 0, 0)
     else:
-        # SQLite: the rule's UPDATE and its events' INSERT in a session's transaction.
-        verbs = _verbs(after.through_sqlalchemy)
-        assert verbs == ["UPDATE", "UPDATE", "UPDATE", "INSERT"], after
-        assert (after.sessions, after.commits) == (1, 3)
+        # SQLite: the fill and the settlement note each one hop (statement and commit), then
+        # the rule's UPDATE and its events' INSERT in a session's transaction.
+        assert _verbs(after.at_driver) == ["UPDATE", "UPDATE"], after.at_driver
+        assert after.hops == ["_statement_alone", "_statement_alone", "_run", "_run", "commit"]
+        assert _verbs(after.through_sqlalchemy) == ["UPDATE", "INSERT"], after
+        assert (after.sessions, after.commits) == (1, 1)
 
 
 async def test_settling_is_recorded_once_per_order_while_it_is_the_rules_last_event(

@@ -26,7 +26,9 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util.concurrency import greenlet_spawn
 
+from vincent.db import sqlite_driver
 from vincent.db.session import SessionFactory, one_statement_connection
+from vincent.db.sqlite_driver import is_one_hop
 
 Processor = Callable[[Any], Any]
 
@@ -121,14 +123,18 @@ async def write_at_driver(
     statement costs ~1.0 ms of CPU on the benchmark machine, this ~0.3 ms. A constraint
     violation raises ``IntegrityError`` as SQLAlchemy would, any other driver error
     ``OperationalError``; a connection that failed or was cancelled mid-statement is
-    dropped from the pool. Elsewhere: ``one_statement_connection``.
+    dropped from the pool. On a SQLite file (``sqlite_driver.is_one_hop``) the statement
+    and its commit are one call on aiosqlite's thread (``sqlite_driver.run_alone``), with
+    the same errors. Elsewhere (SQLite in memory): ``one_statement_connection``.
     """
     bind = sessions.kw.get("bind")
-    if not isinstance(bind, AsyncEngine) or bind.dialect.name != "postgresql":
-        async with one_statement_connection(sessions) as core:
-            return (await execute_at_driver(core, statement, params)).rowcount
-    status = await _at_asyncpg(bind, statement, params, _execute)
-    return _rows_changed(status)
+    if isinstance(bind, AsyncEngine):
+        if bind.dialect.name == "postgresql":
+            return _rows_changed(await _at_asyncpg(bind, statement, params, _execute))
+        if is_one_hop(bind):
+            return (await _at_sqlite(bind, statement, params)).rowcount
+    async with one_statement_connection(sessions) as core:
+        return (await execute_at_driver(core, statement, params)).rowcount
 
 
 async def value_at_driver(
@@ -140,10 +146,20 @@ async def value_at_driver(
     for plain values — counts, ids, flags). Run, committed and dropped on failure as
     ``write_at_driver`` runs a statement."""
     bind = sessions.kw.get("bind")
-    if not isinstance(bind, AsyncEngine) or bind.dialect.name != "postgresql":
-        async with one_statement_connection(sessions) as core:
-            return (await execute_at_driver(core, statement, params)).scalar()
-    return await _at_asyncpg(bind, statement, params, _fetchval)
+    if isinstance(bind, AsyncEngine):
+        if bind.dialect.name == "postgresql":
+            return await _at_asyncpg(bind, statement, params, _fetchval)
+        if is_one_hop(bind):
+            return (await _at_sqlite(bind, statement, params)).value
+    async with one_statement_connection(sessions) as core:
+        return (await execute_at_driver(core, statement, params)).scalar()
+
+
+async def _at_sqlite(
+    bind: AsyncEngine, statement: sa.Executable, params: Mapping[str, Any]
+) -> sqlite_driver.Alone:
+    driver = driver_statement(statement, bind.dialect)
+    return await sqlite_driver.run_alone(bind, (driver.sql, driver.parameters(params)))
 
 
 async def _execute(connection: Any, sql: str, arguments: tuple[Any, ...]) -> Any:

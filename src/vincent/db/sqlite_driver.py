@@ -13,7 +13,9 @@ gets it as its DBAPI module (``create_async_engine(..., module=one_hop_dbapi())`
 
 A rule's durable write before its POST goes further (``write_after_claim``): the whole
 transaction (BEGIN IMMEDIATE, the claim's UPDATE, its INSERTs, COMMIT or ROLLBACK) is one
-call on the thread, on a connection taken from the engine's pool with no session.
+call on the thread, on a connection taken from the engine's pool with no session; and so
+is a statement run by itself and committed (``run_alone``: a fire's bookkeeping after its
+POST, ``driver_statement.write_at_driver``), its commit in the same call.
 
 It relies on what SQLAlchemy's own adapter relies on: aiosqlite's ``Connection._execute``
 (run a function on the connection's thread) and ``Connection._conn`` (the ``sqlite3``
@@ -25,8 +27,8 @@ from __future__ import annotations
 
 import collections
 import sqlite3
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 import aiosqlite
 from sqlalchemy.connectors.asyncio import AsyncAdapt_dbapi_connection
@@ -40,6 +42,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_, greenlet_spawn
+
+_T = TypeVar("_T")
 
 # description, rows, rowcount, lastrowid
 _Outcome = tuple[Any, Sequence[Any], int, int | None]
@@ -169,6 +173,14 @@ def one_hop_dbapi() -> OneHopDBAPI:
 Step = tuple[str, Sequence[Any]]
 
 
+class Alone(NamedTuple):
+    """What ``run_alone``'s statement did: ``rowcount`` (sqlite3's: rows an INSERT, UPDATE or
+    DELETE changed, else -1) and ``value``, the first column of its first row or None."""
+
+    rowcount: int
+    value: Any
+
+
 class _StepFailed(Exception):
     """A statement of ``_claim_and_write`` that SQLite refused (its transaction rolled back)."""
 
@@ -209,6 +221,63 @@ def _claim_and_write(connection: aiosqlite.Connection, claim: Step, writes: Sequ
         cursor.close()
 
 
+def _statement_alone(connection: aiosqlite.Connection, step: Step) -> Alone:
+    """``run_alone``'s statement, start to end, on the connection's own thread."""
+    raw: sqlite3.Connection = connection._conn
+    if raw.in_transaction:  # the pool hands out connections with none: a bug
+        raise RuntimeError("a transaction is already open on this connection")
+    cursor = raw.cursor()
+    try:
+        try:
+            # As for a statement of SQLAlchemy's: sqlite3 opens a transaction before an
+            # INSERT, UPDATE or DELETE (a write statement takes SQLite's write lock as it
+            # starts, waiting up to the busy timeout), none before a read.
+            cursor.execute(*step)
+            rows = cursor.fetchall() if cursor.description else ()
+            alone = Alone(cursor.rowcount, rows[0][0] if rows else None)
+            if raw.in_transaction:
+                step = ("COMMIT", ())
+                raw.commit()
+        except BaseException:
+            if raw.in_transaction:
+                raw.rollback()
+            raise
+        return alone
+    except sqlite3.Error as error:
+        raise _StepFailed(step, error) from error
+    finally:
+        cursor.close()
+
+
+async def _on_thread(engine: AsyncEngine, work: Callable[..., _T], *args: Any) -> _T:
+    """``work(connection, *args)`` as ONE call on aiosqlite's thread, on a connection
+    checked out of ``engine``'s pool (its checkout events still run) with no session or
+    SQLAlchemy connection around it; handed back after, or dropped if the call was
+    cancelled or the connection broke. ``work`` ends its own transaction, and raises a
+    statement SQLite refused as ``_StepFailed``: that is ``IntegrityError`` (a constraint
+    violation) or ``OperationalError`` (any other) here, as SQLAlchemy would raise it."""
+    pooled = await engine.raw_connection()
+    adapted = pooled.dbapi_connection
+    if not isinstance(adapted, OneHopConnection):
+        await greenlet_spawn(pooled.close)
+        raise TypeError(f"a one-hop SQLite connection is needed, was {adapted!r}")
+    connection: aiosqlite.Connection = adapted._connection
+    try:
+        async with adapted._execute_mutex:
+            answer: _T = await connection._execute(work, connection, *args)
+    except _StepFailed as failed:
+        await greenlet_spawn(pooled.close)
+        sql, parameters = failed.step
+        if isinstance(failed.error, sqlite3.IntegrityError):
+            raise IntegrityError(sql, parameters, failed.error) from failed.error
+        raise OperationalError(sql, parameters, failed.error) from failed.error
+    except BaseException as error:  # cancelled mid-call, or a closed connection
+        await greenlet_spawn(pooled.invalidate, error if isinstance(error, Exception) else None)
+        raise
+    await greenlet_spawn(pooled.close)
+    return answer
+
+
 async def write_after_claim(engine: AsyncEngine, claim: Step, writes: Sequence[Step]) -> bool:
     """Run ``claim`` (an UPDATE) and, only if it changed a row, ``writes`` after it, in one
     transaction (BEGIN IMMEDIATE … COMMIT, or ROLLBACK when the claim changed none: then
@@ -222,26 +291,22 @@ async def write_after_claim(engine: AsyncEngine, claim: Step, writes: Sequence[S
     (both after the rollback); a connection whose call was cancelled is dropped from the
     pool (its transaction still ends on the thread, committed or rolled back).
     """
-    pooled = await engine.raw_connection()
-    adapted = pooled.dbapi_connection
-    if not isinstance(adapted, OneHopConnection):
-        await greenlet_spawn(pooled.close)
-        raise TypeError(f"a one-hop SQLite connection is needed, was {adapted!r}")
-    connection: aiosqlite.Connection = adapted._connection
-    try:
-        async with adapted._execute_mutex:
-            won: bool = await connection._execute(_claim_and_write, connection, claim, writes)
-    except _StepFailed as failed:
-        await greenlet_spawn(pooled.close)
-        sql, parameters = failed.step
-        if isinstance(failed.error, sqlite3.IntegrityError):
-            raise IntegrityError(sql, parameters, failed.error) from failed.error
-        raise OperationalError(sql, parameters, failed.error) from failed.error
-    except BaseException as error:  # cancelled mid-call, or a closed connection
-        await greenlet_spawn(pooled.invalidate, error if isinstance(error, Exception) else None)
-        raise
-    await greenlet_spawn(pooled.close)
-    return won
+    return await _on_thread(engine, _claim_and_write, claim, writes)
+
+
+async def run_alone(engine: AsyncEngine, step: Step) -> Alone:
+    """Run ONE statement by itself, committed, as ONE call on aiosqlite's thread: its row
+    count and the first column of its first row (None without rows), as sqlite3 returns
+    them.
+
+    The statement runs as SQLAlchemy would run it on a connection of its own
+    (``session.one_statement_connection``): in a transaction sqlite3 opens before a
+    write, committed (or rolled back on an error) in the same call, so the whole costs one
+    hop to the thread and back instead of the statement's and the commit's, and no
+    SQLAlchemy connection. For the engines ``is_one_hop`` accepts; errors, and a call
+    cancelled mid-statement, as for ``write_after_claim``.
+    """
+    return await _on_thread(engine, _statement_alone, step)
 
 
 def is_one_hop(engine: AsyncEngine) -> bool:
