@@ -136,9 +136,11 @@ def statements_sent(
     those asyncpg logs (``driver_queries``; ``at_driver`` True): run at the driver
     itself, plus SQLAlchemy's BEGIN and COMMIT (and an executemany, also seen as
     SQLAlchemy's). The logged ones come soon after their query: see ``driver_queries``.
-    On SQLite, ``at_driver`` True for each statement run by itself at the driver (a call
-    of ``sqlite_driver.run_alone`` on aiosqlite's thread: ``write_at_driver``,
-    ``value_at_driver``), as it is sent."""
+    On SQLite, ``at_driver`` True for each statement sent to aiosqlite's thread with no
+    SQLAlchemy around it, as it is sent: one run by itself (``sqlite_driver.run_alone``:
+    ``write_at_driver``, ``value_at_driver``), or those of a claim's transaction
+    (``write_after_claim``: all its statements, though the writes run only if the claim
+    wins)."""
 
     def on_cursor(_conn: object, _cursor: object, statement: str, *_: object) -> None:
         on_statement(statement, False)
@@ -149,6 +151,9 @@ def statements_sent(
     def on_call(name: str, args: tuple[Any, ...]) -> None:
         if name == "_statement_alone":  # (connection, (sql, parameters))
             on_statement(args[1][0], True)
+        elif name == "_claim_and_write":  # (connection, claim, writes): each may run
+            for sql, _parameters in (args[1], *args[2]):
+                on_statement(sql, True)
 
     event.listen(engine.sync_engine, "before_cursor_execute", on_cursor)
     try:

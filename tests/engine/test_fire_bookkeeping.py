@@ -158,12 +158,12 @@ async def test_a_sale_settled_at_once_is_recorded_in_single_statements(
         assert _verbs(after.at_driver) == ["UPDATE", "UPDATE", "WITH"], after.at_driver
         assert (after.through_sqlalchemy, after.sessions, after.commits) == ([], 0, 0)
     else:
-        # SQLite: the fill and the settlement note each one hop (statement and commit), then
-        # the rule's UPDATE and its events' INSERT in a session's transaction.
-        assert _verbs(after.at_driver) == ["UPDATE", "UPDATE"], after.at_driver
-        assert after.hops == ["_statement_alone", "_statement_alone", "_run", "_run", "commit"]
-        assert _verbs(after.through_sqlalchemy) == ["UPDATE", "INSERT"], after
-        assert (after.sessions, after.commits) == (1, 1)
+        # SQLite: three hops to aiosqlite's thread in all: the fill and the settlement note
+        # each with its commit (``run_alone``), then the rule's UPDATE and its events'
+        # INSERT in one transaction (``write_after_claim``); nothing through SQLAlchemy.
+        assert _verbs(after.at_driver) == ["UPDATE", "UPDATE", "UPDATE", "INSERT"], after
+        assert after.hops == ["_statement_alone", "_statement_alone", "_claim_and_write"]
+        assert (after.through_sqlalchemy, after.sessions, after.commits) == ([], 0, 0)
 
 
 async def test_settling_is_recorded_once_per_order_while_it_is_the_rules_last_event(

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from vincent.db.base import new_id, utcnow
 from vincent.db.driver_statement import write_at_driver
 from vincent.db.models import TradeRule
-from vincent.db.session import SessionFactory, is_postgresql
+from vincent.db.session import SessionFactory
 from vincent.enums import TradeRuleEventType
 from vincent.services.trade_manager import oco
 from vincent.services.trade_manager.backoff import BackoffPolicy, RandomFn, full_jitter_delay_s
@@ -127,10 +127,9 @@ async def record_executed(session_factory: SessionFactory, rule_id: str, result:
         (TradeRuleEventType.ACTION_EXECUTED, {"result": executed_payload(result)}),
         (TradeRuleEventType.RULE_TRIGGERED, {"result": triggered}),
     ]
-    # PostgreSQL: one round trip for a rule in no OCO group; else the transaction below.
-    if is_postgresql(session_factory) and await mark_rule_executed_alone(
-        session_factory, rule_id, result.order_id, events
-    ):
+    # A rule in no OCO group: one round trip (PostgreSQL), one call on SQLite's thread (a
+    # file); else, or when that did not move it, the transaction below.
+    if await mark_rule_executed_alone(session_factory, rule_id, result.order_id, events):
         return True
     async with session_factory() as session, session.begin():
         moved = await mark_rule_executed(session, rule_id, result.order_id)
@@ -144,14 +143,12 @@ async def record_executed(session_factory: SessionFactory, rule_id: str, result:
 
 
 async def warm_record_executed(session_factory: SessionFactory) -> None:
-    """Run ``record_executed``'s one statement (PostgreSQL) and ``record_settling``'s (both
-    databases) once for a rule id no rule has: each is compiled for the driver (and
-    prepared) before a first fire's outcome needs it, and writes nothing (the UPDATE
-    matches no row and its events select from that; the settling INSERT selects from the
-    rule's row)."""
+    """Run ``record_executed``'s statements for a rule in no OCO group and
+    ``record_settling``'s once for a rule id no rule has: each is compiled for the driver
+    (and prepared) before a first fire's outcome needs it, and writes nothing (the UPDATE
+    matches no row, and the events are written only with it; the settling INSERT selects
+    from the rule's row)."""
     await _insert_settling(session_factory, "", {}, None)
-    if not is_postgresql(session_factory):
-        return
     events: list[tuple[TradeRuleEventType, dict[str, Any]]] = [
         (TradeRuleEventType.ACTION_EXECUTED, {}),
         (TradeRuleEventType.RULE_TRIGGERED, {}),

@@ -16,13 +16,14 @@ from decimal import Decimal
 from typing import Any, NamedTuple, Protocol, cast
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from vincent.db.base import new_id, utcnow
-from vincent.db.driver_statement import equals_any, value_at_driver
+from vincent.db.driver_statement import driver_statement, equals_any, value_at_driver
 from vincent.db.models import PendingApproval, TradeRule, TradeRuleEvent
 from vincent.db.secret_locks import LockScope
 from vincent.db.session import SessionFactory
+from vincent.db.sqlite_driver import is_one_hop, write_after_claim
 from vincent.enums import (
     ApprovalStatus,
     ExecutionMode,
@@ -33,7 +34,12 @@ from vincent.enums import (
 )
 from vincent.errors import RuleLimitReached, RuleNotCancelable, RuleNotEditable, RuleNotFound
 from vincent.services import approvals
-from vincent.services.trade_manager.event_logger import event_params, events_after, log_event
+from vincent.services.trade_manager.event_logger import (
+    event_params,
+    events_after,
+    events_insert,
+    log_event,
+)
 from vincent.services.trade_manager.types import (
     ActionType,
     RuleAction,
@@ -729,7 +735,9 @@ async def mark_rule_executed(
     return None if moved is None else Executed(in_oco_group=moved.oco_group_id is not None)
 
 
-def _executed_alone_cte() -> sa.CTE:
+def _executed_alone_update() -> sa.Update:
+    """``mark_rule_executed``'s UPDATE for a rule in no OCO group, with bound parameters
+    (``executed_rule_id``, ``executed_order_id``, ``executed_now``). Built once."""
     rules = cast(sa.Table, TradeRule.__table__)
     return (
         sa.update(rules)
@@ -748,12 +756,12 @@ def _executed_alone_cte() -> sa.CTE:
             error_message=None,
             updated_at=sa.bindparam("executed_now", type_=rules.c.updated_at.type),
         )
-        .returning(rules.c.id)
-        .cte("executed")
     )
 
 
-_EXECUTED_ALONE = _executed_alone_cte()
+_EXECUTED_ALONE_UPDATE = _executed_alone_update()
+# PostgreSQL: the same UPDATE as the first part of one statement (``events_after``).
+_EXECUTED_ALONE = _EXECUTED_ALONE_UPDATE.returning(TradeRule.__table__.c.id).cte("executed")
 _EXECUTED_ALONE_STATEMENTS: dict[int, sa.Select[Any]] = {}
 
 
@@ -763,24 +771,40 @@ async def mark_rule_executed_alone(
     order_id: str | None,
     events: Sequence[tuple[TradeRuleEventType, Mapping[str, Any]]],
 ) -> bool:
-    """``mark_rule_executed`` and the rule's ``events`` as one statement (PostgreSQL's
-    data-modifying ``WITH``: one round trip, atomic by itself) for a rule in no OCO group,
-    by itself at the driver (``value_at_driver``: asyncpg on a pooled connection,
-    autocommitted). False when it did not move: recorded already, or in a group (whose
-    siblings must be canceled in the same transaction: ``mark_rule_executed``)."""
+    """``mark_rule_executed`` and the rule's ``events``, all or nothing, for a rule in no
+    OCO group, with no session. On PostgreSQL one statement (a data-modifying ``WITH``:
+    one round trip, atomic by itself) by itself at the driver (``value_at_driver``:
+    asyncpg on a pooled connection, autocommitted). On a SQLite file the UPDATE and, only
+    if it moved the rule, the events' INSERT in one transaction run as one call on
+    aiosqlite's thread (``sqlite_driver.write_after_claim``). False when it did not move:
+    recorded already, or in a group (whose siblings must be canceled in the same
+    transaction: ``mark_rule_executed``), or on SQLite in memory (not tried)."""
     now = utcnow()
-    statement = _EXECUTED_ALONE_STATEMENTS.get(len(events))
-    if statement is None:
-        built = sa.select(sa.func.count()).select_from(_EXECUTED_ALONE)
-        statement = built.add_cte(events_after(_EXECUTED_ALONE, len(events)))
-        _EXECUTED_ALONE_STATEMENTS[len(events)] = statement
     params: dict[str, object] = {
         "executed_rule_id": rule_id,
         "executed_order_id": order_id,
         "executed_now": now,
+        "event_rule_id": rule_id,
         **event_params(events, now),
     }
-    return bool(await value_at_driver(sessions, statement, params))
+    engine = sessions.kw.get("bind")
+    if isinstance(engine, AsyncEngine) and engine.dialect.name == "postgresql":
+        statement = _EXECUTED_ALONE_STATEMENTS.get(len(events))
+        if statement is None:
+            built = sa.select(sa.func.count()).select_from(_EXECUTED_ALONE)
+            statement = built.add_cte(events_after(_EXECUTED_ALONE, len(events)))
+            _EXECUTED_ALONE_STATEMENTS[len(events)] = statement
+        return bool(await value_at_driver(sessions, statement, params))
+    if isinstance(engine, AsyncEngine) and is_one_hop(engine):
+        # Each statement built once and kept: compiled once.
+        update = driver_statement(_EXECUTED_ALONE_UPDATE, engine.dialect)
+        insert = driver_statement(events_insert(len(events)), engine.dialect)
+        return await write_after_claim(
+            engine,
+            (update.sql, update.parameters(params)),
+            [(insert.sql, insert.parameters(params))],
+        )
+    return False
 
 
 async def mark_rule_failed(
