@@ -227,7 +227,8 @@ async def move_status_at_driver(
     **fields: Any,
 ) -> bool:
     """``move_status`` by itself, committed (``write_at_driver``: on PostgreSQL asyncpg
-    itself on a pooled connection, autocommitted; elsewhere ``one_statement_connection``)."""
+    itself on a pooled connection, autocommitted; on a SQLite file the statement and its
+    commit as one call on aiosqlite's thread; in memory ``one_statement_connection``)."""
     statement, params = _move(log_id, tuple(from_statuses), to_status, unsent_only, fields)
     return bool(await write_at_driver(sessions, statement, params))
 

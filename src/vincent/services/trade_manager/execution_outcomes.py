@@ -165,8 +165,9 @@ async def record_settling(session_factory: SessionFactory, rule_id: str, result:
 
     The rule stays TRIGGERED without ``triggerTxHash`` (an open attempt), so the poll
     tick's reconciliation follows it to CONFIRMED or FAILED. One statement, the check in
-    it (``event_unless_last``): on PostgreSQL one round trip, autocommitted, at asyncpg
-    itself (``write_at_driver``).
+    it (``event_unless_last``), run by itself at the driver (``write_at_driver``): on
+    PostgreSQL one round trip, autocommitted, at asyncpg itself; on a SQLite file one call
+    on aiosqlite's thread, its commit in it.
     """
     data: dict[str, Any] = {
         "message": SETTLING_MESSAGE,
