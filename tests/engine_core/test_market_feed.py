@@ -268,3 +268,53 @@ async def test_an_unreachable_exchange_is_retried_until_stop() -> None:
 
     assert not status.connected
     assert feed_tasks() == set()
+
+
+@pytest.mark.parametrize("fire_pending", [True, False])
+async def test_a_backlog_of_frames_waits_for_a_fire_on_its_way(
+    server: FakeMarketServer, fire_pending: bool
+) -> None:
+    # A fire started by the first frame of a backlog runs its next step after at most a
+    # frame more while it is pending (``yield_while``); with none pending the reader keeps
+    # the loop for every frame websockets has queued (here ~10) before it pauses.
+    books = OrderBooks()
+    handled: list[frozenset[str]] = []
+    fire_saw: list[int] = []
+
+    async def fire() -> None:
+        fire_saw.append(len(handled))
+
+    def on_prices(changed: frozenset[str]) -> None:
+        handled.append(changed)
+        if len(handled) == 1:
+            asyncio.get_running_loop().create_task(fire())
+
+    feed = MarketFeed(
+        server.url,
+        books,
+        on_prices,
+        config=FAST,
+        random_fn=lambda: 0.0,
+        yield_while=lambda: fire_pending and not fire_saw,
+    )
+    feed.set_tokens(["a"])
+    backlog = 200
+    async with feed, asyncio.timeout(WAIT_S):
+        connection = await server.next_connection()
+        await connection.next_message()
+        await feed.wait_for_status(lambda status: status.connected)
+        # The backlog: the frames all received before the reader gets any of them.
+        (shard,) = feed._connections.values()
+        assert shard._ws is not None
+        shard._ws.transport.pause_reading()
+        for number in range(backlog):
+            await connection.send(book_frame("a", f"0.{10 + number % 80}", "0.95"))
+        shard._ws.transport.resume_reading()
+        while len(handled) < backlog:  # noqa: ASYNC110 (frames have no event to wait on)
+            await asyncio.sleep(0.005)
+
+    assert len(fire_saw) == 1
+    if fire_pending:
+        assert fire_saw[0] <= 2  # the triggering frame, at most one more
+    else:
+        assert fire_saw[0] > 5  # websockets hands the reader a run of queued frames

@@ -4,6 +4,7 @@ single-statement work on PostgreSQL skips BEGIN/COMMIT."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -52,3 +53,16 @@ async def test_one_statement_work_autocommits_on_postgresql_and_is_committed(
     assert (level == "AUTOCOMMIT") is (dialect == "postgresql")
     async with session_factory() as session:
         assert await session.scalar(sa.select(sa.func.count()).select_from(Secret)) == 1
+
+
+async def test_a_sqlite_commit_is_on_disk_when_it_returns(tmp_path: Path) -> None:
+    # WAL with synchronous=NORMAL may lose the last commits to a power cut: a fire's
+    # durable write (its rule's claim and signed order) must not be one of them.
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/full.db")
+    try:
+        for _ in range(3):  # pooled connections too, not only the first
+            async with engine.connect() as connection:
+                assert await connection.scalar(text("PRAGMA journal_mode")) == "wal"
+                assert await connection.scalar(text("PRAGMA synchronous")) == 2  # FULL
+    finally:
+        await engine.dispose()

@@ -56,6 +56,7 @@ class ShardConnection:
         frames: FrameHandler,
         counters: FeedCounters,
         on_change: Callable[[ShardConnection], None],
+        yield_while: Callable[[], bool] = lambda: False,
     ) -> None:
         self.number = number
         self.desired = desired
@@ -72,6 +73,7 @@ class ShardConnection:
         self._frames = frames
         self._counters = counters
         self._on_change = on_change
+        self._yield_while = yield_while
         self._backoff = Backoff(config.reconnect_backoff, random_fn)
         self._ws: ClientConnection | None = None
         # The open connection's heartbeat (None while not open).
@@ -211,7 +213,12 @@ class ShardConnection:
     async def _read(self, ws: ClientConnection, heartbeat: Heartbeat) -> None:
         clock = self._clock
         handle = self._frames.handle
+        yield_while = self._yield_while
         reset_backoff = self._backoff.attempt > 0 and not self._crashed
+        # Frames already received come out of ``ws`` without a pause of this task, so a
+        # backlog is handled in one go. While ``yield_while()`` (a fire on its way to its
+        # POST), the loop is given back after each frame: the fire's next step (its
+        # database answer, its POST) runs after at most one more frame, not the backlog.
         async for frame in ws:
             now_s = clock.monotonic()
             heartbeat.ts_last_traffic_s = now_s
@@ -220,6 +227,8 @@ class ShardConnection:
             if reset_backoff:
                 self._backoff.reset()
                 reset_backoff = False
+            if yield_while():
+                await asyncio.sleep(0)
 
     async def _write(self, ws: ClientConnection, heartbeat: Heartbeat) -> None:
         clock = self._clock

@@ -148,6 +148,8 @@ class TradeMonitoringWorker:
                 config=feed_config or feed_config_from(settings),
                 clock=self._clock,
                 random_fn=random_fn,
+                # Fires first: frames waiting behind a fire's next step wait their turn.
+                yield_while=lambda: self._lanes.fires > 0,
             )
             feed = self._feed
             self.metrics.watch_feed(

@@ -64,8 +64,13 @@ class MarketFeed:
         clock: Clock | None = None,
         random_fn: RandomFn = random.random,
         parse_frame: FrameParser = parse_frame,
+        yield_while: Callable[[], bool] = lambda: False,
     ) -> None:
+        """``yield_while``: whether a frame's reader should give the event loop back after
+        each frame (the worker: while fires are on their way to their POST, so a backlog of
+        frames does not hold a fire's next step; ``ShardConnection``)."""
         self._url = url
+        self._yield_while = yield_while
         self._books = books
         self._config = config or MarketFeedConfig()
         self._clock: Clock = clock or SystemClock()
@@ -302,6 +307,7 @@ class MarketFeed:
             frames=self._frames,
             counters=self._counters,
             on_change=self._connection_changed,
+            yield_while=self._yield_while,
         )
 
     def _connection_changed(self, connection: ShardConnection) -> None:
