@@ -280,3 +280,23 @@ async def test_a_failing_position_refresh_does_not_stop_http_prices_from_firing(
         TradeRuleEventType.ACTION_ATTEMPT,
         TradeRuleEventType.ACTION_FAILED,
     ]
+
+
+async def test_the_feed_gives_the_loop_back_while_a_fire_is_on_its_way(
+    session_factory: SessionFactory, skill: ScriptedSkill, database_url: str
+) -> None:
+    # The worker's wiring of ``MarketFeed(yield_while=…)``: the feed's reader yields after
+    # each frame exactly while a fire is queued or working toward its POST.
+    worker = TradeMonitoringWorker(
+        settings(database_url, trade_manager_ws_enabled=True), session_factory, skill
+    )
+    feed, lanes = worker._feed, worker._lanes
+    assert feed is not None
+    assert not feed._yield_while()
+
+    lanes.fire_queued(2)
+    assert feed._yield_while()
+    lanes.fire_answered()
+    assert feed._yield_while()
+    lanes.fire_answered()
+    assert not feed._yield_while()
