@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
 from tests.conftest import _pg_execute, empty_postgres
 from vincent.db.leader_epoch import current_epoch_for_share
 from vincent.db.session import SessionFactory
-from vincent.services.trade_manager.leadership import LOCK_KEY, Election, Leadership
+from vincent.services.trade_manager.leadership import (
+    LOCK_KEY,
+    Election,
+    Leadership,
+    LeadershipConfig,
+)
 from vincent.services.trade_manager.types import SystemClock
 
 pytestmark = pytest.mark.postgres
@@ -27,14 +33,23 @@ def database_url(postgres_url: str) -> str:
 class Campaign:
     """A ``Leadership`` and what its callbacks reported."""
 
-    def __init__(self, database_url: str, name: str) -> None:
-        self.leadership = Leadership(database_url, name, SystemClock())
+    def __init__(
+        self, database_url: str, name: str, config: LeadershipConfig | None = None
+    ) -> None:
+        self.leadership = Leadership(database_url, name, SystemClock(), config)
         self.elections: list[Election] = []
         self.depositions: list[str] = []
         self.changed = asyncio.Event()
 
     def start(self) -> None:
         self.leadership.start(self._elected, self._deposed)
+
+    async def open(self) -> Election:
+        """Win the lock (nobody else holds it), then guard it."""
+        election = await self.leadership.open()
+        assert election is not None
+        self.start()
+        return election
 
     def _elected(self, election: Election) -> None:
         self.elections.append(election)
@@ -44,8 +59,7 @@ class Campaign:
         self.depositions.append(reason)
         self.changed.set()
 
-    async def wait_for(self, predicate: object) -> None:
-        assert callable(predicate)
+    async def wait_for(self, predicate: Callable[[], object]) -> None:
         while not predicate():
             self.changed.clear()
             await self.changed.wait()

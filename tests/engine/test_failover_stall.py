@@ -16,6 +16,7 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from tests.conftest import _pg_execute, empty_postgres
+from tests.engine.test_failover_leadership import Campaign
 from vincent.services.trade_manager.leadership import (
     LOCK_KEY,
     Election,
@@ -40,35 +41,6 @@ def database_url(postgres_url: str) -> str:
     """PostgreSQL only: advisory locks are what this tests."""
     empty_postgres(postgres_url)
     return postgres_url
-
-
-class Leader:
-    """A ``Leadership`` on the test's main loop and what its callbacks reported."""
-
-    def __init__(self, database_url: str, config: LeadershipConfig | None = None) -> None:
-        self.leadership = Leadership(database_url, "A", SystemClock(), config)
-        self.elections: list[Election] = []
-        self.depositions: list[str] = []
-        self.changed = asyncio.Event()
-
-    async def open(self) -> Election:
-        election = await self.leadership.open()
-        assert election is not None
-        self.leadership.start(self._elected, self._deposed)
-        return election
-
-    def _elected(self, election: Election) -> None:
-        self.elections.append(election)
-        self.changed.set()
-
-    def _deposed(self, reason: str) -> None:
-        self.depositions.append(reason)
-        self.changed.set()
-
-    async def wait_for(self, predicate: Callable[[], object]) -> None:
-        while not predicate():
-            self.changed.clear()
-            await self.changed.wait()
 
 
 class Standby:
@@ -139,7 +111,7 @@ async def lock_holder(database_url: str) -> int | None:
 async def test_a_leader_whose_event_loop_is_busy_for_4_s_keeps_the_lock_and_its_epoch(
     database_url: str,
 ) -> None:
-    a = Leader(database_url)
+    a = Campaign(database_url, "A")
     try:
         async with asyncio.timeout(TIMEOUT_S):
             first = await a.open()
@@ -162,7 +134,7 @@ async def test_a_leader_whose_event_loop_hangs_past_max_stall_s_hands_over_to_th
     # The server would end the idle session only after 10 s: only the heartbeat can
     # depose the leader within the stall.
     config = LeadershipConfig(max_stall_s=1.0, idle_session_timeout_ms=10_000)
-    a = Leader(database_url, config)
+    a = Campaign(database_url, "A", config)
     a_led_when_b_was_elected: list[bool] = []
 
     def b_elected(b: Standby) -> bool:
@@ -189,7 +161,7 @@ async def test_a_leader_whose_event_loop_hangs_past_max_stall_s_hands_over_to_th
 async def test_a_lock_connection_killed_during_a_stall_deposes_the_leader_at_once(
     database_url: str,
 ) -> None:
-    a = Leader(database_url)
+    a = Campaign(database_url, "A")
     ts_killed_s: list[float] = []
 
     def kill_lock_session() -> None:
@@ -229,7 +201,7 @@ async def test_a_deposed_leader_alone_campaigns_again_without_the_rejoin_delay(
     database_url: str,
 ) -> None:
     config = LeadershipConfig(rejoin_delay_s=10.0)
-    a = Leader(database_url, config)
+    a = Campaign(database_url, "A", config)
     try:
         async with asyncio.timeout(TIMEOUT_S):
             first = await a.open()
