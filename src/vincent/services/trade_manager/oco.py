@@ -100,16 +100,7 @@ async def claim_rule(
     )
     if _rowcount(claimed) != 1:
         return False
-    await session.execute(
-        sa.update(TradeRule)
-        .where(
-            *in_group,
-            TradeRule.id != rule.id,
-            TradeRule.status == TradeRuleStatus.ACTIVE,
-        )
-        .values(oco_paused_by=rule.id, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    await session.execute(PAUSE_SIBLINGS, pause_params(rule, now))
     return True
 
 
@@ -125,7 +116,7 @@ def _pause_siblings() -> sa.Update:
         sa.update(rules)
         .where(
             rules.c.secret_id == sa.bindparam("oco_secret_id", type_=rules.c.secret_id.type),
-            rules.c.oco_group_id == sa.bindparam("oco_group_id", type_=rules.c.oco_group_id.type),
+            rules.c.oco_group_id == sa.bindparam("oco_group", type_=rules.c.oco_group_id.type),
             rules.c.id != fired,
             rules.c.status == TradeRuleStatus.ACTIVE,
         )
@@ -135,9 +126,9 @@ def _pause_siblings() -> sa.Update:
     )
 
 
-# ``claim_rule``'s pause of the fired rule's siblings as a statement built once, for a
-# claim run as statements (``ClaimSteps``, SQLite: its write lock serialises the group's
-# claims, no row locks needed); ``pause_params`` fills it.
+# The pause of the fired rule's siblings, built once: ``claim_rule``'s, and a claim's run
+# as statements (``ClaimSteps``, SQLite: its write lock serialises the group's claims, no
+# row locks needed); ``pause_params`` fills it.
 PAUSE_SIBLINGS = _pause_siblings()
 
 
@@ -146,7 +137,7 @@ def pause_params(rule: RuleSnapshot, now: datetime) -> dict[str, object]:
     return {
         "oco_fired_id": rule.id,
         "oco_secret_id": rule.secret_id,
-        "oco_group_id": rule.oco_group_id,
+        "oco_group": rule.oco_group_id,
         "oco_now": now,
     }
 
