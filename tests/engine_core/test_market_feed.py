@@ -278,8 +278,11 @@ async def test_a_backlog_of_frames_waits_for_a_fire_on_its_way(
     # frame more while it is pending (``yield_while``); with none pending the reader keeps
     # the loop for every frame websockets has queued (here ~10) before it pauses.
     books = OrderBooks()
+    backlog = 200
     handled: list[frozenset[str]] = []
+    all_handled = asyncio.Event()
     fire_saw: list[int] = []
+    fires: list[asyncio.Task[None]] = []
 
     async def fire() -> None:
         fire_saw.append(len(handled))
@@ -287,7 +290,9 @@ async def test_a_backlog_of_frames_waits_for_a_fire_on_its_way(
     def on_prices(changed: frozenset[str]) -> None:
         handled.append(changed)
         if len(handled) == 1:
-            asyncio.get_running_loop().create_task(fire())
+            fires.append(asyncio.get_running_loop().create_task(fire()))
+        if len(handled) == backlog:
+            all_handled.set()
 
     feed = MarketFeed(
         server.url,
@@ -298,7 +303,6 @@ async def test_a_backlog_of_frames_waits_for_a_fire_on_its_way(
         yield_while=lambda: fire_pending and not fire_saw,
     )
     feed.set_tokens(["a"])
-    backlog = 200
     async with feed, asyncio.timeout(WAIT_S):
         connection = await server.next_connection()
         await connection.next_message()
@@ -310,8 +314,7 @@ async def test_a_backlog_of_frames_waits_for_a_fire_on_its_way(
         for number in range(backlog):
             await connection.send(book_frame("a", f"0.{10 + number % 80}", "0.95"))
         shard._ws.transport.resume_reading()
-        while len(handled) < backlog:  # noqa: ASYNC110 (frames have no event to wait on)
-            await asyncio.sleep(0.005)
+        await all_handled.wait()
 
     assert len(fire_saw) == 1
     if fire_pending:
