@@ -2,7 +2,11 @@
 
 Pure. Latency uses the exchange's one clock only: the send of the price event that crossed
 a rule (the reference says which step of its token's path) to the receipt of that rule's
-order. Correctness: the fired set against the brute-force reference, one order per rule.
+order. The send is when the frame carrying the event was handed to the worker's socket;
+``queued_latencies_ms`` count from when the exchange queued it instead (before round 11's
+figures, the only measure: it adds the exchange's own work between the two, such as
+finishing the request that moved the price). Correctness: the fired set against the
+brute-force reference, one order per rule.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ class Sample:
 @dataclass
 class Checked:
     latencies_ms: list[float] = field(default_factory=list)
+    queued_latencies_ms: list[float] = field(default_factory=list)
     fired: int = 0
     orders: int = 0
     missed: list[str] = field(default_factory=list)  # expected, never fired
@@ -33,6 +38,8 @@ class Checked:
     wrong_order_count: list[str] = field(default_factory=list)  # fired, orders != 1
     unattributed_orders: int = 0
     unmatched_sends: int = 0  # crossing events the exchange did not record
+    # rule id → (its crossing event's write, its order's receipt), exchange clock, ns
+    crossings: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def mismatches(self) -> int:
@@ -67,10 +74,13 @@ def check_run(
     counts = Counter({rule_id: len(times) for rule_id, times in per_rule.items()})
     checked.wrong_order_count = sorted(r for r in fired_ids if counts[r] != 1)
     # The k-th price_change of a token is step k of its path (every step moves the book).
-    steps: dict[str, list[int]] = defaultdict(list)
+    # (queued, written) per step; written is queued when the exchange has no write time.
+    steps: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for send in sorted(timing["price_sends"], key=lambda s: s["seq"]):
         if send["event_type"] == "price_change":
-            steps[send["token_id"]].append(send["ts_send_ns"])
+            written = send.get("ts_written_ns")
+            queued = send["ts_send_ns"]
+            steps[send["token_id"]].append((queued, queued if written is None else written))
     token_of = {rule.id: rule.token_id for rule in scenario.rules}
     for rule_id in sorted(fired_ids & set(expected)):
         if counts[rule_id] != 1:
@@ -80,8 +90,11 @@ def check_run(
         if not 1 <= step <= len(sends):
             checked.unmatched_sends += 1
             continue
-        latency_ns = per_rule[rule_id][0] - sends[step - 1]
-        checked.latencies_ms.append(latency_ns / 1e6)
+        queued, written = sends[step - 1]
+        received = per_rule[rule_id][0]
+        checked.crossings[rule_id] = (written, received)
+        checked.latencies_ms.append((received - written) / 1e6)
+        checked.queued_latencies_ms.append((received - queued) / 1e6)
     return checked
 
 

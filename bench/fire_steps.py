@@ -22,7 +22,10 @@ is its minimum):
 - ``settlement``: following the fill to its trades' settlement;
 - ``skill_record``: the skill recording the fill on its audit row;
 - ``rule_record``: the rule's outcome transaction (executed or settling);
-- ``fire``: ``execute_rule`` entered → returned.
+- ``fire``: ``execute_rule`` entered → returned;
+- ``feed_in``: the exchange's send of the crossing event → handled by the worker;
+- ``post_in``: the POST started → received by the exchange's handler (with ``feed_in`` and
+  ``before_post``, the whole of the benchmark's latency).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from vincent.skills.polymarket.orders import LiveOrders
 from vincent.skills.polymarket.skill import PolymarketSkill
 
 _ts_event: contextvars.ContextVar[float | None] = contextvars.ContextVar("ts_event", default=None)
+_rule_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("rule_id", default=None)
 
 # (step, owner, attribute): owner is a class or a module whose attribute is an async callable.
 _WRAPPED: tuple[tuple[str, Any, str], ...] = (
@@ -71,9 +75,26 @@ class FireSteps:
 
     def __init__(self) -> None:
         self.ms: dict[str, list[float]] = defaultdict(list)
+        # Per rule, on the clock the exchange uses too (CLOCK_MONOTONIC, in ns): when its
+        # crossing event was handled, and when its POST started (``add_crossings``).
+        self.event_ns: dict[str, int] = {}
+        self.post_ns: dict[str, int] = {}
 
     def clear(self) -> None:
         self.ms.clear()
+        self.event_ns.clear()
+        self.post_ns.clear()
+
+    def add_crossings(self, sent_received_ns: dict[str, tuple[int, int]]) -> None:
+        """The two steps only both processes see, from the exchange's send of each rule's
+        crossing event and receipt of its order: ``feed_in`` (sent → handled by the
+        worker: the exchange's queue, the WebSocket, the frame's parse and dispatch) and
+        ``post_in`` (POST started → received by the exchange's handler)."""
+        for rule_id, (sent_ns, received_ns) in sent_received_ns.items():
+            if rule_id in self.event_ns:
+                self.ms["feed_in"].append((self.event_ns[rule_id] - sent_ns) / 1e6)
+            if rule_id in self.post_ns:
+                self.ms["post_in"].append((received_ns - self.post_ns[rule_id]) / 1e6)
 
     def summary(self) -> dict[str, dict[str, float]]:
         return {
@@ -105,13 +126,16 @@ class FireSteps:
         async def fire(executor: RuleExecutor, rule: Any, trigger: Any, **kwargs: Any) -> Any:
             # The worker's clock is time.monotonic (SystemClock).
             self.ms["queue"].append(1000 * (time.monotonic() - trigger.ts_event))
+            self.event_ns.setdefault(rule.id, round(trigger.ts_event * 1e9))
             token = _ts_event.set(trigger.ts_event)
+            rule_token = _rule_id.set(rule.id)
             started = time.perf_counter()
             try:
                 return await call(executor, rule, trigger, **kwargs)
             finally:
                 self.ms["fire"].append(1000 * (time.perf_counter() - started))
                 _ts_event.reset(token)
+                _rule_id.reset(rule_token)
 
         return fire
 
@@ -121,6 +145,9 @@ class FireSteps:
             ts_event = _ts_event.get()
             if ts_event is not None:
                 self.ms["before_post"].append(1000 * (time.monotonic() - ts_event))
+                rule_id = _rule_id.get()
+                if rule_id is not None:
+                    self.post_ns.setdefault(rule_id, time.perf_counter_ns())
             started = time.perf_counter()
             try:
                 return await call(*args, **kwargs)

@@ -182,14 +182,23 @@ async def test_stalled_connections_can_still_be_dropped(exchange: LocalExchange)
 
 
 async def test_backlog_is_batched_into_arrays(exchange: LocalExchange) -> None:
+    exchange.clear_timing()
     async with subscribe(exchange, [YES]) as feed:
         await feed.frame()
         exchange.stall_websockets()
         for price in ("0.40", "0.41", "0.42"):
             exchange.step_price(YES, price)
+        held = [s for s in exchange.price_sends() if s.event_type == "price_change"]
         exchange.resume_websockets()
         frame = await feed.frame()
         assert [e["price_changes"][0]["best_bid"] for e in frame] == ["0.4", "0.41", "0.42"]
+    # Held back, none was written while stalled; the one frame carrying them was written
+    # once, after every one of them was queued.
+    assert [s.ts_written_ns for s in held] == [None, None, None]
+    sends = [s for s in exchange.price_sends() if s.event_type == "price_change"]
+    written = {s.ts_written_ns for s in sends}
+    assert len(sends) == 3 and len(written) == 1
+    assert next(iter(written)) >= max(s.ts_send_ns for s in sends)
 
 
 async def test_price_sends_are_timed(exchange: LocalExchange) -> None:
@@ -202,6 +211,9 @@ async def test_price_sends_are_timed(exchange: LocalExchange) -> None:
     assert len(sends) == 1
     assert sends[0].token_id == YES
     assert change["price_changes"][0]["hash"] == f"0x{sends[0].seq:040x}"
+    # Queued first, then written to the socket (the benchmark's latency starts there).
+    written = sends[0].ts_written_ns
+    assert written is not None and written >= sends[0].ts_send_ns
 
 
 async def test_trade_publishes_last_trade_price_and_book(

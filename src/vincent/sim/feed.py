@@ -29,19 +29,28 @@ def dumps(message: object) -> str:
     return json.dumps(message, separators=(",", ":"))
 
 
-def next_frame(queue: deque[str], batch_max: int) -> str:
-    """Pop the next frame: one message, or up to ``batch_max`` queued events as a JSON array.
+# A queued message: its text and its sequence number (0: not a timed price message).
+Queued = tuple[str, int]
+
+
+def next_frame(queue: deque[Queued], batch_max: int) -> tuple[str, list[int]]:
+    """Pop the next frame: one message, or up to ``batch_max`` queued events as a JSON
+    array; with the sequence numbers of the timed messages it carries.
 
     Under load this coalesces events (Polymarket frames may carry an array of events) so
     one write carries many; text replies (PONG) and snapshot arrays always go alone.
     """
-    first = queue.popleft()
-    if batch_max <= 1 or not queue or not first.startswith("{") or not queue[0].startswith("{"):
-        return first
+    first, seq = queue.popleft()
+    seqs = [seq] if seq else []
+    if batch_max <= 1 or not queue or not first.startswith("{") or not queue[0][0].startswith("{"):
+        return first, seqs
     parts = [first]
-    while queue and len(parts) < batch_max and queue[0].startswith("{"):
-        parts.append(queue.popleft())
-    return "[" + ",".join(parts) + "]"
+    while queue and len(parts) < batch_max and queue[0][0].startswith("{"):
+        text, seq = queue.popleft()
+        parts.append(text)
+        if seq:
+            seqs.append(seq)
+    return "[" + ",".join(parts) + "]", seqs
 
 
 class Subscriber:
@@ -51,12 +60,13 @@ class Subscriber:
         self.websocket = websocket
         self.assets: set[str] = set()
         self.custom = False
-        self.queue: deque[str] = deque()
+        self.queue: deque[Queued] = deque()
         self.wake = asyncio.Event()
         self.dropped = False
 
-    def push(self, text: str) -> None:
-        self.queue.append(text)
+    def push(self, text: str, seq: int = 0) -> None:
+        """Queue ``text``; ``seq``: its sequence number when its write is timed."""
+        self.queue.append((text, seq))
         self.wake.set()
 
 
@@ -108,15 +118,17 @@ class MarketFeed:
         if custom:
             targets = {subscriber for subscriber in targets if subscriber.custom}
         event_type = str(message.get("event_type", ""))
+        timed = 0
         if event_type in _PRICE_EVENTS:
             self._timing.record_send(
                 seq, assets[0] if assets else "", event_type, self._timing.now_ns()
             )
+            timed = seq
         if targets:
             # Serialized once for every subscriber.
             text = dumps(message)
             for subscriber in targets:
-                subscriber.push(text)
+                subscriber.push(text, timed)
         self.messages_published += 1
         return seq
 
@@ -209,7 +221,10 @@ class MarketFeed:
                 subscriber.wake.set()  # re-check: resumed, dropped or more to send
                 continue
             while queue and not subscriber.dropped:
-                await websocket.send_text(next_frame(queue, self._batch_max))
+                frame, seqs = next_frame(queue, self._batch_max)
+                if seqs:
+                    self._timing.record_written(seqs)
+                await websocket.send_text(frame)
                 if not self._flowing.is_set():
                     break
             if queue or subscriber.dropped:

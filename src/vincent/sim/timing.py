@@ -1,6 +1,7 @@
-"""Benchmark clock: when each price message was published and each order was received.
+"""Benchmark clock: when each price message was published, when it was first written to a
+subscriber's socket, and when each order was received.
 
-One clock for both (``time.perf_counter_ns`` in the exchange process). Appending is the
+One clock for all (``time.perf_counter_ns`` in the exchange process). Appending is the
 only work on the hot path; readers get immutable snapshots.
 """
 
@@ -8,18 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
 class PriceSend:
-    """A published price message: global sequence number, token, event type, send time."""
+    """A published price message: global sequence number, token, event type, when it was
+    queued to its subscribers (``ts_send_ns``) and when the frame carrying it was first
+    handed to a subscriber's socket (``ts_written_ns``; None: not written yet, or no
+    subscriber)."""
 
     seq: int
     token_id: str
     event_type: str
     ts_send_ns: int
+    ts_written_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +46,7 @@ class TimingRecorder:
     def __init__(self) -> None:
         self._sends: list[PriceSend] = []
         self._orders: list[OrderReceipt] = []
+        self._written: dict[int, int] = {}
         self._seq = 0
         self.order_recorded = asyncio.Event()
         """Set whenever an order receipt is recorded (waiters clear it)."""
@@ -55,12 +62,23 @@ class TimingRecorder:
     def record_send(self, seq: int, token_id: str, event_type: str, ts_send_ns: int) -> None:
         self._sends.append(PriceSend(seq, token_id, event_type, ts_send_ns))
 
+    def record_written(self, seqs: Iterable[int]) -> None:
+        """The frame carrying these messages is being written to a socket (first write
+        of each counts)."""
+        now = self.now_ns()
+        for seq in seqs:
+            self._written.setdefault(seq, now)
+
     def record_order(self, receipt: OrderReceipt) -> None:
         self._orders.append(receipt)
         self.order_recorded.set()
 
     def price_sends(self) -> tuple[PriceSend, ...]:
-        return tuple(self._sends)
+        written = self._written
+        return tuple(
+            replace(send, ts_written_ns=written[send.seq]) if send.seq in written else send
+            for send in self._sends
+        )
 
     def order_receipts(self) -> tuple[OrderReceipt, ...]:
         return tuple(self._orders)
@@ -68,10 +86,11 @@ class TimingRecorder:
     def clear(self) -> None:
         self._sends.clear()
         self._orders.clear()
+        self._written.clear()
 
     def snapshot(self) -> dict[str, Any]:
         return {
             "clock": "perf_counter_ns",
-            "price_sends": [asdict(s) for s in self._sends],
+            "price_sends": [asdict(s) for s in self.price_sends()],
             "order_receipts": [asdict(o) for o in self._orders],
         }
