@@ -119,6 +119,8 @@ def test_signature_type_that_disagrees_is_refused(tmp_path: Path) -> None:
         ({"LOG_FORMAT": "yaml"}, "LOG_FORMAT"),
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
         ({"TRADE_MANAGER_POLL_INTERVAL_S": "-1"}, "TRADE_MANAGER_POLL_INTERVAL_S"),
+        # At or below the heartbeat's interval (0.5 s) a healthy leader would step down.
+        ({"TRADE_MANAGER_LEADER_MAX_STALL_S": "0.5"}, "TRADE_MANAGER_LEADER_MAX_STALL_S"),
     ],
 )
 def test_bad_settings_fail_with_one_line(tmp_path: Path, env: dict[str, str], needle: str) -> None:

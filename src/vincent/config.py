@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     trade_manager_ping_interval_s: Seconds = 10.0
     trade_manager_breaker_failures: int = Field(default=5, ge=1)
     trade_manager_breaker_cooldown_s: Seconds = 60.0
+    # A leader whose event loop has not beaten its heartbeat (every 0.5 s) for this long
+    # gives its leadership up, so a hung process does not leave the rules unguarded.
+    trade_manager_leader_max_stall_s: float = Field(default=10.0, gt=0.5)
     # The poll tick reads only the rules changed since its previous read, less this overlap
     # (writers' clocks and the time between a writer's timestamp and its commit), and every
     # ACTIVE rule at start and every TRADE_MANAGER_FULL_SYNC_INTERVAL_S (a safety net).

@@ -16,7 +16,11 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from tests.conftest import _pg_execute, empty_postgres
+from tests.engine.scripted_skill import ScriptedSkill
 from tests.engine.test_failover_leadership import Campaign
+from vincent.config import Settings
+from vincent.db.session import SessionFactory
+from vincent.services.trade_manager import TradeMonitoringWorker
 from vincent.services.trade_manager.leadership import (
     LOCK_KEY,
     Election,
@@ -218,3 +222,27 @@ async def test_a_deposed_leader_alone_campaigns_again_without_the_rejoin_delay(
     assert a.depositions == ["lock connection closed"]
     assert a.elections[0].epoch == first.epoch + 1
     assert rejoined_s < config.rejoin_delay_s / 2
+
+
+async def test_a_whole_worker_hung_past_its_configured_stall_limit_hands_over_to_the_standby(
+    database_url: str, session_factory: SessionFactory, skill: ScriptedSkill
+) -> None:
+    # TRADE_MANAGER_LEADER_MAX_STALL_S reaches a worker's leadership: a worker whose whole
+    # event loop is blocked gives the lock up after 1 s. With the default (10 s) the
+    # standby would not be elected within the 8 s the loop is held.
+    settings = Settings(
+        database_url=database_url,
+        trade_manager_ws_enabled=False,
+        trade_manager_poll_interval_s=3600.0,
+        trade_manager_leader_max_stall_s=1.0,
+    )
+    worker = TradeMonitoringWorker(settings, session_factory, skill)
+    async with worker:
+        assert worker.status().leader is True
+        async with asyncio.timeout(TIMEOUT_S), Standby(database_url) as b:
+            blocked_s = await stall_main_loop(b.elected.is_set, limit_s=8.0)
+            assert b.elected.is_set(), f"no takeover during a {blocked_s:.1f} s stall"
+    print(f"\nstandby elected {blocked_s:.2f} s into the worker's stall (limit 1.0 s)")
+    # The last heartbeat came up to one interval (0.5 s) before the stall began.
+    assert 0.5 <= blocked_s < 8.0
+    assert b.elections[0].previous_leader_id == worker.worker_id

@@ -111,7 +111,13 @@ class TradeMonitoringWorker:
         leadership = (
             None
             if settings.is_sqlite
-            else Leadership(settings.database_url, self.worker_id, self._clock, leadership_config)
+            else Leadership(
+                settings.database_url,
+                self.worker_id,
+                self._clock,
+                leadership_config
+                or LeadershipConfig(max_stall_s=settings.trade_manager_leader_max_stall_s),
+            )
         )
         executor = RuleExecutor(
             session_factory,
