@@ -67,6 +67,10 @@ class Exchange:
         self.ledger = Ledger()
         self.orders: dict[str, OrderRecord] = {}
         self.trades: list[TradeRecord] = []
+        """Every trade, oldest first (written through ``add_trade``)."""
+        self.trades_by_id: dict[str, TradeRecord] = {}
+        self.unsettled: list[TradeRecord] = []
+        """Trades not CONFIRMED or FAILED yet, oldest first: all that settlement looks at."""
         self.settlement = SettlementPlan()
         self.deferral = DeferralPlan()
         self.deferred: list[DeferredOrder] = []
@@ -253,7 +257,14 @@ class Exchange:
             raise SimError(400, f"version must be 2 or 3, was {version}")
         self.version = version
 
-    # ---- orders -----------------------------------------------------------------------
+    # ---- orders and trades ------------------------------------------------------------
+
+    def add_trade(self, trade: TradeRecord) -> None:
+        if trade.trade_id in self.trades_by_id:
+            raise RuntimeError(f"trade id {trade.trade_id} is already recorded")
+        self.trades.append(trade)
+        self.trades_by_id[trade.trade_id] = trade
+        self.unsettled.append(trade)
 
     def cancel_order(self, order: OrderRecord) -> None:
         book = self.books[order.asset_id]

@@ -152,7 +152,10 @@ def advance(exchange: Exchange, now_s: float) -> None:
             # A FOK/FAK without a match is killed: _execute records it CANCELED.
             with contextlib.suppress(SimError):
                 _execute(exchange, deferred.posted, deferred.order_id, deferred.api_key)
-    settlement.advance(exchange.trades, exchange.ledger, exchange.settlement, now_s)
+    if exchange.unsettled:
+        exchange.unsettled = settlement.advance(
+            exchange.unsettled, exchange.ledger, exchange.settlement, now_s
+        )
 
 
 def _asset(posted: PostedOrder) -> str:
@@ -276,7 +279,7 @@ def _settle(exchange: Exchange, record: OrderRecord, fills: list[matching.Fill])
         fails=exchange.settlement.take_failure(),
         moves=moves,
     )
-    exchange.trades.append(trade)
+    exchange.add_trade(trade)
     record.associate_trades.append(trade_id)
     market.last_trade_price[token_id] = last_price
     exchange.feed.publish(
