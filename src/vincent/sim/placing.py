@@ -219,6 +219,7 @@ def _execute(
         record.status = "MATCHED" if fills else "CANCELED"
     else:
         book.rest(order.side, limit, order_id, maker, remaining)
+        exchange.watch_expiry(record)
         reserve = remaining if order.side == "SELL" else int(limit * remaining)
         exchange.ledger.reserve(maker, asset, reserve)
         exchange.publish_levels(token_id, [(order.side, limit)])
