@@ -177,7 +177,13 @@ def recover(digest: bytes, signature: bytes) -> str:
         )
     except Exception as error:  # coincurve raises plain Exception on bad input
         raise SimError(400, INVALID_SIGNATURE) from error
-    return addresses.checksum_raw(keccak(public.format(compressed=False)[1:])[12:])
+    return _address_of(public.format(compressed=False))
+
+
+@lru_cache(maxsize=addresses.CACHE_SIZE)
+def _address_of(public_key: bytes) -> str:
+    """The checksummed address of an uncompressed public key (65 bytes, 0x04 first)."""
+    return addresses.checksum_raw(keccak(public_key[1:])[12:])
 
 
 def verify_order(order: WireOrder, version: str, contract: str) -> VerifiedOrder:
