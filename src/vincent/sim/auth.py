@@ -13,8 +13,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from eth_utils.address import to_checksum_address
-
+from vincent.sim import addresses
 from vincent.sim.errors import INVALID_API_KEY, INVALID_L1, SimError
 from vincent.sim.signatures import clob_auth_signer
 
@@ -53,14 +52,14 @@ class ApiKeyStore:
     def l1_address(self, headers: Mapping[str, str]) -> tuple[str, int]:
         """Verify L1 headers; return (checksummed address, nonce)."""
         try:
-            address = to_checksum_address(headers["poly_address"])
+            address = addresses.checksum(headers["poly_address"])
             nonce = int(headers.get("poly_nonce", "0"))
             signer = clob_auth_signer(
                 address, headers["poly_timestamp"], nonce, headers["poly_signature"]
             )
         except (KeyError, ValueError, SimError) as error:
             raise SimError(401, INVALID_L1) from error
-        if to_checksum_address(signer) != address:
+        if addresses.checksum(signer) != address:
             raise SimError(401, INVALID_L1)
         return address, nonce
 
@@ -95,7 +94,7 @@ class ApiKeyStore:
             creds = self._by_key[headers["poly_api_key"]]
             timestamp = headers["poly_timestamp"]
             signature = headers["poly_signature"]
-            claimed = to_checksum_address(headers["poly_address"])
+            claimed = addresses.checksum(headers["poly_address"])
             passphrase = headers["poly_passphrase"]
             skew = abs(now_s - int(timestamp))
         except (KeyError, ValueError) as error:

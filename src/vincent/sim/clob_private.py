@@ -6,6 +6,7 @@ Thin: verifies auth, parses, and hands over to ``placing`` / ``Exchange``.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.requests import Request
@@ -16,6 +17,7 @@ from vincent.sim import placing, signatures, wallets
 from vincent.sim.book import units_text
 from vincent.sim.errors import SimError
 from vincent.sim.orders import parse_post
+from vincent.sim.records import TradeRecord
 from vincent.sim.state import require_l2, sim_state
 from vincent.sim.timing import OrderReceipt
 
@@ -113,13 +115,21 @@ async def list_orders(request: Request) -> Response:
 async def list_trades(request: Request) -> Response:
     creds = await require_l2(request)
     params = request.query_params
+    trade_id = params.get("id")
+    asset_id = params.get("asset_id")
+    market = params.get("market")
+    exchange = sim_state(request).exchange
+    if trade_id is None:
+        candidates: Iterable[TradeRecord] = exchange.trades
+    else:
+        # Trade ids are unique: the one trade with that id, if any.
+        found = exchange.trades_by_id.get(trade_id)
+        candidates = () if found is None else (found,)
     items: list[dict[str, Any]] = []
-    for trade in sim_state(request).exchange.trades:
-        if params.get("id", trade.trade_id) != trade.trade_id:
+    for trade in candidates:
+        if asset_id is not None and asset_id != trade.asset_id:
             continue
-        if params.get("asset_id", trade.asset_id) != trade.asset_id:
-            continue
-        if params.get("market", trade.market) != trade.market:
+        if market is not None and market != trade.market:
             continue
         if trade.owner == creds.key:
             items.append(trade.wire("TAKER"))

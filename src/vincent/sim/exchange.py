@@ -6,6 +6,8 @@ published to the market feed through ``publisher``. Order placement lives in ``p
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -67,9 +69,16 @@ class Exchange:
         self.ledger = Ledger()
         self.orders: dict[str, OrderRecord] = {}
         self.trades: list[TradeRecord] = []
+        """Every trade, oldest first (written through ``add_trade``)."""
+        self.trades_by_id: dict[str, TradeRecord] = {}
+        self.unsettled: list[TradeRecord] = []
+        """Trades not CONFIRMED or FAILED yet, oldest first: all that settlement looks at."""
         self.settlement = SettlementPlan()
         self.deferral = DeferralPlan()
         self.deferred: list[DeferredOrder] = []
+        self._expiries: list[tuple[int, int, OrderRecord]] = []
+        """Heap of resting GTD orders: (expiration, order of resting, record)."""
+        self._rested = itertools.count()
         self.stale_balances: set[str] = set()
         """Makers (lower case) whose balance cache is stale: their SELLs are refused with
         ``not enough balance / allowance`` until ``/balance-allowance/update``."""
@@ -253,7 +262,14 @@ class Exchange:
             raise SimError(400, f"version must be 2 or 3, was {version}")
         self.version = version
 
-    # ---- orders -----------------------------------------------------------------------
+    # ---- orders and trades ------------------------------------------------------------
+
+    def add_trade(self, trade: TradeRecord) -> None:
+        if trade.trade_id in self.trades_by_id:
+            raise RuntimeError(f"trade id {trade.trade_id} is already recorded")
+        self.trades.append(trade)
+        self.trades_by_id[trade.trade_id] = trade
+        self.unsettled.append(trade)
 
     def cancel_order(self, order: OrderRecord) -> None:
         book = self.books[order.asset_id]
@@ -281,14 +297,23 @@ class Exchange:
                 canceled.append(order_id)
         return {"canceled": canceled, "not_canceled": not_canceled}
 
+    def watch_expiry(self, order: OrderRecord) -> None:
+        """Note an order that now rests on the book; a GTD one is cancelled once it expires."""
+        if order.order_type == "GTD":
+            heapq.heappush(self._expiries, (order.expiration, next(self._rested), order))
+
     def expire_orders(self, now_s: float) -> None:
-        """Cancel resting GTD orders whose expiration (epoch seconds) has passed."""
-        due = [
-            order
-            for order in self.orders.values()
-            if order.status == "LIVE" and order.order_type == "GTD" and order.expiration <= now_s
-        ]
-        for order in due:
+        """Cancel resting GTD orders whose expiration (epoch seconds) has passed.
+
+        Only the orders due are looked at (a heap by expiration), and they are cancelled in
+        the order they came to rest, as a walk over every order would find them.
+        """
+        due: list[tuple[int, OrderRecord]] = []
+        while self._expiries and self._expiries[0][0] <= now_s:
+            _, rested, order = heapq.heappop(self._expiries)
+            if order.status == "LIVE" and self.orders.get(order.order_id) is order:
+                due.append((rested, order))
+        for _, order in sorted(due, key=lambda item: item[0]):
             self.cancel_order(order)
 
     def live_order_ids(self, owner: str) -> list[str]:

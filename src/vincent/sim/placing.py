@@ -11,10 +11,9 @@ import time
 import uuid
 from typing import Any
 
-from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from vincent.sim import events, matching, settlement, signatures, wallets
+from vincent.sim import addresses, events, matching, settlement, signatures, wallets
 from vincent.sim.accounts import Ledger
 from vincent.sim.book import units_text
 from vincent.sim.errors import (
@@ -51,7 +50,7 @@ def verify(exchange: Exchange, posted: PostedOrder, key_address: str) -> str:
     market = exchange.market_of(order.token_id)
     version, contract = expected_domain(exchange, order.token_id, market.neg_risk)
     try:
-        eoa = signatures.verify_order(order, version, contract)
+        verified = signatures.verify_order(order, version, contract)
     except SimError:
         for other_version, other_contract in _ALL_DOMAINS:
             if (other_version, other_contract) == (version, contract):
@@ -65,13 +64,14 @@ def verify(exchange: Exchange, posted: PostedOrder, key_address: str) -> str:
     if exchange.deposit_wallet_only and order.signature_type != 3:
         raise SimError(400, MAKER_NOT_WALLET)
     if order.signature_type == 3:
-        if to_checksum_address(order.signer) != to_checksum_address(order.maker):
+        if addresses.checksum(order.signer) != addresses.checksum(order.maker):
             raise SimError(400, INVALID_SIGNATURE)
     elif not wallets.wallet_matches(order.signature_type, order.signer, order.maker):
         raise SimError(400, INVALID_SIGNATURE)
-    if eoa != to_checksum_address(key_address):
+    if verified.eoa != addresses.checksum(key_address):
         raise SimError(400, SIGNER_NOT_API_KEY)
-    return "0x" + signatures.order_digest(order, version, contract).hex()
+    # The digest the signature was checked against, over (version, contract): the order id.
+    return "0x" + verified.digest.hex()
 
 
 def place(exchange: Exchange, posted: PostedOrder, order_id: str, api_key: str) -> dict[str, Any]:
@@ -88,7 +88,7 @@ def place(exchange: Exchange, posted: PostedOrder, order_id: str, api_key: str) 
         raise SimError(400, "invalid expiration")
     exchange.expire_orders(now_s)
     check_amounts(posted, order_id, market.tick_size, market.min_order_size)
-    maker = to_checksum_address(order.maker)
+    maker = addresses.checksum(order.maker)
     asset = token_id if order.side == "SELL" else ""
     if order.side == "SELL" and maker.lower() in exchange.stale_balances:
         # The exchange's balance cache has not seen the shares arrive yet.
@@ -113,7 +113,7 @@ def _defer(exchange: Exchange, posted: PostedOrder, order_id: str, api_key: str)
         market=market.condition_id,
         asset_id=order.token_id,
         owner=api_key,
-        maker_address=to_checksum_address(order.maker),
+        maker_address=addresses.checksum(order.maker),
         side=order.side,
         price=posted.price,
         original_size=posted.shares,
@@ -152,7 +152,10 @@ def advance(exchange: Exchange, now_s: float) -> None:
             # A FOK/FAK without a match is killed: _execute records it CANCELED.
             with contextlib.suppress(SimError):
                 _execute(exchange, deferred.posted, deferred.order_id, deferred.api_key)
-    settlement.advance(exchange.trades, exchange.ledger, exchange.settlement, now_s)
+    if exchange.unsettled:
+        exchange.unsettled = settlement.advance(
+            exchange.unsettled, exchange.ledger, exchange.settlement, now_s
+        )
 
 
 def _asset(posted: PostedOrder) -> str:
@@ -167,7 +170,7 @@ def _execute(
     order = posted.order
     token_id = order.token_id
     market = exchange.market_of(token_id)
-    maker = to_checksum_address(order.maker)
+    maker = addresses.checksum(order.maker)
     asset = token_id if order.side == "SELL" else ""
     book = exchange.books[token_id]
     limit = posted.price
@@ -216,6 +219,7 @@ def _execute(
         record.status = "MATCHED" if fills else "CANCELED"
     else:
         book.rest(order.side, limit, order_id, maker, remaining)
+        exchange.watch_expiry(record)
         reserve = remaining if order.side == "SELL" else int(limit * remaining)
         exchange.ledger.reserve(maker, asset, reserve)
         exchange.publish_levels(token_id, [(order.side, limit)])
@@ -276,7 +280,7 @@ def _settle(exchange: Exchange, record: OrderRecord, fills: list[matching.Fill])
         fails=exchange.settlement.take_failure(),
         moves=moves,
     )
-    exchange.trades.append(trade)
+    exchange.add_trade(trade)
     record.associate_trades.append(trade_id)
     market.last_trade_price[token_id] = last_price
     exchange.feed.publish(

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from vincent.sim.accounts import Ledger
 from vincent.sim.records import TradeRecord
 
+FINAL_STATUSES = frozenset({"CONFIRMED", "FAILED"})
+
 
 @dataclass(slots=True)
 class SettlementPlan:
@@ -30,10 +32,14 @@ class SettlementPlan:
         return True
 
 
-def advance(trades: list[TradeRecord], ledger: Ledger, plan: SettlementPlan, now_s: float) -> None:
-    """Move unsettled trades on to the status their age gives them."""
+def advance(
+    trades: list[TradeRecord], ledger: Ledger, plan: SettlementPlan, now_s: float
+) -> list[TradeRecord]:
+    """Move unsettled trades on to the status their age gives them; return those still
+    unsettled, in their order (settled trades are never looked at again)."""
+    pending: list[TradeRecord] = []
     for trade in trades:
-        if trade.status in ("CONFIRMED", "FAILED"):
+        if trade.status in FINAL_STATUSES:
             continue
         age_s = now_s - trade.ts_match_s
         if age_s >= plan.delay_s:
@@ -42,9 +48,12 @@ def advance(trades: list[TradeRecord], ledger: Ledger, plan: SettlementPlan, now
                 _undo(trade, ledger)
         elif age_s >= plan.delay_s / 2:
             trade.status = "RETRYING" if trade.fails else "MINED"
+            pending.append(trade)
         else:
+            pending.append(trade)
             continue
         trade.last_update = int(time.time())
+    return pending
 
 
 def _undo(trade: TradeRecord, ledger: Ledger) -> None:

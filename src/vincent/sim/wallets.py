@@ -2,13 +2,17 @@
 
 Pure. The exchange uses it to check that an order's maker really belongs to its signer.
 The factory constants are Polymarket's production ones (the same the SDK derives with).
+Derivations are memoized per signer (bounded): a signer's wallets never change.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from eth_abi.abi import encode as abi_encode
-from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
+
+from vincent.sim import addresses
 
 PROXY_FACTORY = "0xaB45c5A4B0c941a2F231C04C3f49182e1A254052"
 PROXY_IMPLEMENTATION = "0x44e999d5c2F66Ef0861317f9A4805AC2e90aEB4f"
@@ -32,26 +36,44 @@ _BEACON_CONST1 = bytes.fromhex("b3582b35133d50545afa5036515af43d6000803e604d573d
 _BEACON_CONST2 = bytes.fromhex("1b60e01b36527fa3f0ad74e5423aebfd80d3ef4346578335a9a72aeaee59ff6c")
 _BEACON_CONST3 = bytes.fromhex("60195155f3363d3d373d3d363d602036600436635c60da")
 _BEACON_PREFIX = 0x6100523D8160233D3973
+_CACHE_SIZE = 1 << 12
+"""Most signers whose derived wallets each cache keeps."""
 
 
 def _hex(address: str) -> bytes:
     return bytes.fromhex(address[2:] if address.startswith("0x") else address)
 
 
+_PROXY_INIT_CODE_HASH = keccak(
+    bytes.fromhex(
+        _PROXY_BYTECODE.format(
+            factory=PROXY_FACTORY[2:].lower(), impl=PROXY_IMPLEMENTATION[2:].lower()
+        )
+    )
+)
+
+
 def _create2(factory: str, salt: bytes, init_code_hash: bytes) -> str:
-    return to_checksum_address(keccak(b"\xff" + _hex(factory) + salt + init_code_hash)[12:])
+    return addresses.checksum_raw(keccak(b"\xff" + _hex(factory) + salt + init_code_hash)[12:])
 
 
 def proxy_wallet(signer: str) -> str:
-    code = _PROXY_BYTECODE.format(
-        factory=PROXY_FACTORY[2:].lower(), impl=PROXY_IMPLEMENTATION[2:].lower()
-    )
-    salt = keccak(_hex(to_checksum_address(signer)))
-    return _create2(PROXY_FACTORY, salt, keccak(bytes.fromhex(code)))
+    return _proxy_wallet(signer)
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _proxy_wallet(signer: str) -> str:
+    salt = keccak(_hex(addresses.checksum(signer)))
+    return _create2(PROXY_FACTORY, salt, _PROXY_INIT_CODE_HASH)
 
 
 def safe_wallet(signer: str) -> str:
-    salt = keccak(abi_encode(["address"], [to_checksum_address(signer)]))
+    return _safe_wallet(signer)
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _safe_wallet(signer: str) -> str:
+    salt = keccak(abi_encode(["address"], [addresses.checksum(signer)]))
     return _create2(SAFE_FACTORY, salt, bytes.fromhex(SAFE_INIT_CODE_HASH))
 
 
@@ -62,6 +84,11 @@ def _deposit_args(signer: str) -> bytes:
 
 def deposit_wallets(signer: str) -> tuple[str, str]:
     """Both deposit-wallet addresses of a signer: (beacon factory, legacy UUPS factory)."""
+    return _deposit_wallets(signer)
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _deposit_wallets(signer: str) -> tuple[str, str]:
     args = _deposit_args(signer)
     length = len(args) << 56
     beacon_code = (
@@ -89,9 +116,9 @@ def deposit_wallets(signer: str) -> tuple[str, str]:
 
 def wallet_matches(signature_type: int, signer: str, maker: str) -> bool:
     """Whether ``maker`` is the wallet of ``signer`` for this signature type (0-3)."""
-    maker = to_checksum_address(maker)
+    maker = addresses.checksum(maker)
     if signature_type == 0:
-        return maker == to_checksum_address(signer)
+        return maker == addresses.checksum(signer)
     if signature_type == 1:
         return maker == proxy_wallet(signer)
     if signature_type == 2:
