@@ -159,3 +159,12 @@ def test_order_path_costs_prints_both_ways_of_each_piece(postgres_url: str) -> N
     }
     assert set(statements) == {"one_statement_session", "write_at_driver"}
     assert all(len(v) == 1 and v[0] > 0 for v in (*http.values(), *statements.values()))
+
+
+def test_sim_order_cost_prints_cpu_per_order() -> None:
+    result = _last_json_line(
+        "bench.sim_order_cost", *("--orders", "20", "--tenants", "2", "--rounds", "1")
+    )
+    assert result["orders"] == 20
+    assert result["trades"] == 20  # every order was verified and placed, and it traded
+    assert all(result[key] > 0 for key in ("us_per_order", "us_verify", "us_place"))
