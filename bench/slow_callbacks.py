@@ -65,7 +65,7 @@ def callback_name(callback: Callable[..., Any]) -> str:
 
 
 class _Row:
-    __slots__ = ("count", "cpu_s", "gc_s", "max_s", "total_s")
+    __slots__ = ("count", "cpu_max_s", "cpu_s", "gc_s", "max_s", "total_s")
 
     def __init__(self) -> None:
         self.count = 0
@@ -73,6 +73,7 @@ class _Row:
         self.max_s = 0.0
         self.gc_s = 0.0
         self.cpu_s = 0.0
+        self.cpu_max_s = 0.0
 
     def add(self, elapsed_s: float, gc_s: float = 0.0, cpu_s: float = 0.0) -> None:
         self.count += 1
@@ -80,6 +81,7 @@ class _Row:
         self.max_s = max(self.max_s, elapsed_s)
         self.gc_s += gc_s
         self.cpu_s += cpu_s
+        self.cpu_max_s = max(self.cpu_max_s, cpu_s)
 
     def figures(self) -> dict[str, float]:
         return {
@@ -87,6 +89,7 @@ class _Row:
             "total_ms": round(1000 * self.total_s, 1),
             "max_ms": round(1000 * self.max_s, 2),
             "cpu_ms": round(1000 * self.cpu_s, 1),
+            "cpu_max_ms": round(1000 * self.cpu_max_s, 2),
             "gc_ms": round(1000 * self.gc_s, 1),
         }
 
@@ -250,6 +253,7 @@ def _print_rows(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         print(
             f"  {row['count']:>7} {row['total_ms']:>9.1f} ms  max {row['max_ms']:>7.2f} ms"
-            f"  cpu {row['cpu_ms']:>8.1f} ms  gc {row['gc_ms']:>7.1f} ms  {row['name']}",
+            f"  cpu {row['cpu_ms']:>8.1f} ms  max {row['cpu_max_ms']:>6.2f} ms"
+            f"  gc {row['gc_ms']:>7.1f} ms  {row['name']}",
             file=sys.stderr,
         )
