@@ -334,3 +334,48 @@ async def test_the_collector_takes_smaller_steps_once_the_rules_are_frozen(
 
     expected = GC_THRESHOLDS_AFTER_FREEZE if gc_freeze else interpreter_gc_thresholds
     assert thresholds == expected
+
+
+class BusyClock(ManualClock):
+    """Monotonic time that moves 0.4 ms at every read, as if each piece of work took that."""
+
+    def monotonic(self) -> float:
+        self._monotonic += 0.0004
+        return self._monotonic
+
+
+async def test_the_sync_gives_the_loop_back_within_a_chunk_of_rows(
+    session_factory: SessionFactory,
+    skill: ScriptedSkill,
+    database_url: str,
+    make_secret: MakeSecret,
+    make_rule: MakeRule,
+) -> None:
+    # 120 rules are one chunk read (SYNC_CHUNK_ROWS 500): the start's sync applies them a
+    # few at a time and, once it has held the loop for its share (1 ms, by the worker's
+    # clock), lets a ready task run before the rest, which sees part of the index loaded.
+    secret_id = await make_secret("alice")
+    rules = [await make_rule(secret_id, f"tok-{n}") for n in range(120)]
+    worker = TradeMonitoringWorker(
+        settings(database_url), session_factory, skill, clock=BusyClock()
+    )
+    counts: set[int] = set()
+    started = asyncio.Event()
+
+    async def observe() -> None:
+        while not started.is_set():
+            counts.add(worker.status().active_rules_count)
+            await asyncio.sleep(0)  # every pass of the loop while the worker starts
+
+    observer = asyncio.create_task(observe())
+    try:
+        async with asyncio.timeout(TIMEOUT_S):
+            await worker.start()
+    finally:
+        started.set()
+        await observer
+    try:
+        assert worker.status().active_rules_count == len(rules)
+        assert any(0 < count < len(rules) for count in counts), sorted(counts)
+    finally:
+        await worker.stop()
