@@ -25,6 +25,7 @@ from vincent.services.trade_manager import (
     stop_trade_monitoring_worker,
 )
 from vincent.services.trade_manager.monitoring_worker import GC_THRESHOLDS_AFTER_FREEZE
+from vincent.services.trade_manager.poll_tick import SYNC_CHUNK_ROWS
 from vincent.services.trade_manager.rule_manager import cancel_rule, update_rule
 from vincent.services.trade_manager.types import WorkerStatus
 
@@ -351,11 +352,12 @@ async def test_the_sync_gives_the_loop_back_within_a_chunk_of_rows(
     make_secret: MakeSecret,
     make_rule: MakeRule,
 ) -> None:
-    # 120 rules are one chunk read (SYNC_CHUNK_ROWS 500): the start's sync applies them a
-    # few at a time and, once it has held the loop for its share (1 ms, by the worker's
-    # clock), lets a ready task run before the rest, which sees part of the index loaded.
+    # 80 rules are one chunk read (SYNC_CHUNK_ROWS): the start's sync applies them a few at
+    # a time and, once it has held the loop for its share (1 ms, by the worker's clock),
+    # lets a ready task run before the rest, which sees part of the index loaded.
+    assert SYNC_CHUNK_ROWS > 80
     secret_id = await make_secret("alice")
-    rules = [await make_rule(secret_id, f"tok-{n}") for n in range(120)]
+    rules = [await make_rule(secret_id, f"tok-{n}") for n in range(80)]
     worker = TradeMonitoringWorker(
         settings(database_url), session_factory, skill, clock=BusyClock()
     )
