@@ -76,7 +76,6 @@ def test_engine_times_the_loops_callbacks_when_asked() -> None:
     assert isinstance(slow, dict)
     assert slow["handles"] > 0 and slow["passes"] > 0
     assert [row["generation"] for row in slow["gc"]] == [0, 1, 2]
-    assert result["mismatches"] == 0
 
 
 @pytest.mark.slow
