@@ -69,6 +69,7 @@ from bench.scenario import (
     build_scenario,
     build_single_scenario,
 )
+from bench.slow_callbacks import SlowCallbacks
 from bench.sql_timing import SqlTiming
 from vincent.config import Settings
 from vincent.crypto import KeyBox, generate_encryption_key
@@ -469,6 +470,9 @@ async def _drive(
     consumer.loop_lag.reset()
     pauses = GcPauses()
     gc.callbacks.append(pauses.callback)
+    slow = SlowCallbacks()
+    if args.slow_callbacks:
+        slow.start()
     exchange_cpu = psutil.Process(exchange.pid)
     exchange_cpu_before = sum(exchange_cpu.cpu_times()[:2])
     cpu_before = sum(process.cpu_times()[:2])
@@ -499,6 +503,7 @@ async def _drive(
         )
     finally:
         gc.callbacks.remove(pauses.callback)
+        slow.stop()
         stop_sampling.set()
         await sampler
         await _stop_profiler(profiler)
@@ -539,8 +544,15 @@ async def _drive(
         "loop_lag_samples": lag.samples,
         "load_avg_1m": round(os.getloadavg()[0], 2),
         **pauses.figures(),
+        **({"slow_callbacks": _slow_figures(slow)} if args.slow_callbacks else {}),
         "ready_s": round(ready_s, 2),
     }
+
+
+def _slow_figures(slow: SlowCallbacks) -> dict[str, Any]:
+    figures = slow.figures()
+    slow.print_table(figures)
+    return figures
 
 
 class GcPauses:
@@ -693,6 +705,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument(
         "--fire-steps", action="store_true", help="wall time of each step of every fire"
+    )
+    parser.add_argument(
+        "--slow-callbacks",
+        action="store_true",
+        help="time every event-loop callback of the drive (bench/slow_callbacks.py)",
     )
     parser.add_argument(
         "--sql-timing", action="store_true", help="client-side time of every SQL statement"

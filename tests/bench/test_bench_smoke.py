@@ -66,6 +66,19 @@ def test_engine_benchmark_prints_its_figures() -> None:
 
 
 @pytest.mark.slow
+def test_engine_times_the_loops_callbacks_when_asked() -> None:
+    result = _last_json_line(
+        "bench.engine",
+        *("--rules", "60", "--tokens", "6", "--events", "300", "--tenants", "3"),
+        *("--db", "sqlite", "--fire-fraction", "0.05", "--rate", "0", "--slow-callbacks"),
+    )
+    slow = result["slow_callbacks"]
+    assert isinstance(slow, dict)
+    assert slow["handles"] > 0 and slow["passes"] > 0
+    assert [row["generation"] for row in slow["gc"]] == [0, 1, 2]
+
+
+@pytest.mark.slow
 def test_engine_single_fires_are_one_order_per_step() -> None:
     result = _last_json_line(
         "bench.engine",

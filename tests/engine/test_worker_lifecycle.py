@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -22,6 +24,8 @@ from vincent.services.trade_manager import (
     start_trade_monitoring_worker,
     stop_trade_monitoring_worker,
 )
+from vincent.services.trade_manager.monitoring_worker import GC_THRESHOLDS_AFTER_FREEZE
+from vincent.services.trade_manager.poll_tick import SYNC_CHUNK_ROWS
 from vincent.services.trade_manager.rule_manager import cancel_rule, update_rule
 from vincent.services.trade_manager.types import WorkerStatus
 
@@ -300,3 +304,80 @@ async def test_the_feed_gives_the_loop_back_while_a_fire_is_on_its_way(
     assert feed._yield_while()
     lanes.fire_answered()
     assert not feed._yield_while()
+
+
+@pytest.fixture
+def interpreter_gc_thresholds() -> Iterator[tuple[int, int, int]]:
+    """The interpreter's default thresholds for the test, whatever they were, then back."""
+    before = gc.get_threshold()
+    gc.set_threshold(2000, 10, 10)
+    try:
+        yield (2000, 10, 10)
+    finally:
+        gc.set_threshold(*before)
+
+
+@pytest.mark.parametrize("gc_freeze", [True, False])
+async def test_the_collector_takes_smaller_steps_once_the_rules_are_frozen(
+    session_factory: SessionFactory,
+    skill: ScriptedSkill,
+    database_url: str,
+    interpreter_gc_thresholds: tuple[int, int, int],
+    gc_freeze: bool,
+) -> None:
+    # With TRADE_MANAGER_GC_FREEZE the worker freezes what the load built and sets the
+    # collector's thresholds for short young collections; without it, it leaves both alone.
+    worker = TradeMonitoringWorker(
+        settings(database_url, trade_manager_gc_freeze=gc_freeze), session_factory, skill
+    )
+    async with worker:
+        thresholds = gc.get_threshold()
+
+    expected = GC_THRESHOLDS_AFTER_FREEZE if gc_freeze else interpreter_gc_thresholds
+    assert thresholds == expected
+
+
+class BusyClock(ManualClock):
+    """Monotonic time that moves 0.4 ms at every read, as if each piece of work took that."""
+
+    def monotonic(self) -> float:
+        self._monotonic += 0.0004
+        return self._monotonic
+
+
+async def test_the_sync_gives_the_loop_back_within_a_chunk_of_rows(
+    session_factory: SessionFactory,
+    skill: ScriptedSkill,
+    database_url: str,
+    make_secret: MakeSecret,
+    make_rule: MakeRule,
+) -> None:
+    # 80 rules are one chunk read (SYNC_CHUNK_ROWS): the start's sync applies them a few at
+    # a time and, once it has held the loop for its share (1 ms, by the worker's clock),
+    # lets a ready task run before the rest, which sees part of the index loaded.
+    assert SYNC_CHUNK_ROWS > 80
+    secret_id = await make_secret("alice")
+    rules = [await make_rule(secret_id, f"tok-{n}") for n in range(80)]
+    worker = TradeMonitoringWorker(
+        settings(database_url), session_factory, skill, clock=BusyClock()
+    )
+    counts: set[int] = set()
+    started = asyncio.Event()
+
+    async def observe() -> None:
+        while not started.is_set():
+            counts.add(worker.status().active_rules_count)
+            await asyncio.sleep(0)  # every pass of the loop while the worker starts
+
+    observer = asyncio.create_task(observe())
+    try:
+        async with asyncio.timeout(TIMEOUT_S):
+            await worker.start()
+    finally:
+        started.set()
+        await observer
+    try:
+        assert worker.status().active_rules_count == len(rules)
+        assert any(0 < count < len(rules) for count in counts), sorted(counts)
+    finally:
+        await worker.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -275,8 +276,9 @@ async def test_a_backlog_of_frames_waits_for_a_fire_on_its_way(
     server: FakeMarketServer, fire_pending: bool
 ) -> None:
     # A fire started by the first frame of a backlog runs its next step after at most a
-    # frame more while it is pending (``yield_while``); with none pending the reader keeps
-    # the loop for every frame websockets has queued (here ~10) before it pauses.
+    # frame more while it is pending (``yield_while``); with none pending (and no bound on
+    # the feed's share of the loop) the reader keeps the loop for every frame websockets has
+    # queued (here ~10) before it pauses.
     books = OrderBooks()
     backlog = 200
     handled: list[frozenset[str]] = []
@@ -301,6 +303,7 @@ async def test_a_backlog_of_frames_waits_for_a_fire_on_its_way(
         config=FAST,
         random_fn=lambda: 0.0,
         yield_while=lambda: fire_pending and not fire_saw,
+        loop_share_s=float("inf"),
     )
     feed.set_tokens(["a"])
     async with feed, asyncio.timeout(WAIT_S):
@@ -321,3 +324,70 @@ async def test_a_backlog_of_frames_waits_for_a_fire_on_its_way(
         assert fire_saw[0] <= 2  # the triggering frame, at most one more
     else:
         assert fire_saw[0] > 5  # websockets hands the reader a run of queued frames
+
+
+class SteppingClock:
+    """Monotonic time moved by the test's callback: each frame "takes" ``frame_s``."""
+
+    def __init__(self) -> None:
+        self.monotonic_s = 1000.0
+
+    def now(self) -> datetime:
+        return datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+
+    def monotonic(self) -> float:
+        return self.monotonic_s
+
+
+async def test_a_backlog_of_frames_gives_the_loop_back_once_it_held_it_for_its_share(
+    server: FakeMarketServer,
+) -> None:
+    # No fire pending: the reader still hands the loop back once the feed has held it for
+    # ``loop_share_s`` in a row (here 1 ms, frames of 0.4 ms by the test's clock), so a
+    # task made ready by the first frame runs after the third, not after the whole run of
+    # queued frames; and every frame is handled, in the order sent.
+    books = OrderBooks()
+    clock = SteppingClock()
+    backlog = 200
+    sent = [Decimal(f"0.{10 + number % 80}") for number in range(backlog)]
+    seen: list[Decimal | None] = []
+    all_handled = asyncio.Event()
+    task_saw: list[int] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    async def ready_task() -> None:
+        task_saw.append(len(seen))
+
+    def on_prices(changed: frozenset[str]) -> None:
+        clock.monotonic_s += 0.0004
+        top = books.top("a")
+        seen.append(None if top is None else top.best_bid)
+        if len(seen) == 1:
+            tasks.append(asyncio.get_running_loop().create_task(ready_task()))
+        if len(seen) == backlog:
+            all_handled.set()
+
+    feed = MarketFeed(
+        server.url,
+        books,
+        on_prices,
+        config=FAST,
+        clock=clock,
+        random_fn=lambda: 0.0,
+        loop_share_s=0.001,
+    )
+    feed.set_tokens(["a"])
+    async with feed, asyncio.timeout(WAIT_S):
+        connection = await server.next_connection()
+        await connection.next_message()
+        await feed.wait_for_status(lambda status: status.connected)
+        (shard,) = feed._connections.values()
+        assert shard._ws is not None
+        shard._ws.transport.pause_reading()
+        for price in sent:
+            await connection.send(book_frame("a", str(price), "0.95"))
+        shard._ws.transport.resume_reading()
+        await all_handled.wait()
+
+    assert task_saw == [3]  # 0.4 + 0.4 + 0.4 ms reached the 1 ms share
+    assert seen == sent

@@ -29,6 +29,7 @@ from vincent.services.trade_manager.feed_config import (
     coverage_of,
 )
 from vincent.services.trade_manager.feed_frames import FrameHandler
+from vincent.services.trade_manager.loop_share import LoopShare
 from vincent.services.trade_manager.types import Clock
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class ShardConnection:
         counters: FeedCounters,
         on_change: Callable[[ShardConnection], None],
         yield_while: Callable[[], bool] = lambda: False,
+        loop_share: LoopShare | None = None,
     ) -> None:
         self.number = number
         self.desired = desired
@@ -74,6 +76,8 @@ class ShardConnection:
         self._counters = counters
         self._on_change = on_change
         self._yield_while = yield_while
+        # Shared by the feed's connections: their frames' share of the loop in a row.
+        self._loop_share = loop_share or LoopShare(float("inf"), clock.monotonic)
         self._backoff = Backoff(config.reconnect_backoff, random_fn)
         self._ws: ClientConnection | None = None
         # The open connection's heartbeat (None while not open).
@@ -214,20 +218,24 @@ class ShardConnection:
         clock = self._clock
         handle = self._frames.handle
         yield_while = self._yield_while
+        share = self._loop_share
         reset_backoff = self._backoff.attempt > 0 and not self._crashed
         # Frames already received come out of ``ws`` without a pause of this task, so a
-        # backlog is handled in one go. While ``yield_while()`` (a fire on its way to its
-        # POST), the loop is given back after each frame: the fire's next step (its
-        # database answer, its POST) runs after at most one more frame, not the backlog.
+        # backlog would be handled in one go. The loop is given back after a frame once the
+        # feed's readers have held it for their share (``LoopShare``) and, while
+        # ``yield_while()`` (a fire on its way to its POST), after each frame: the fire's
+        # next step (its database answer, its POST) runs after at most one more frame.
+        # Frames stay in order: this task alone reads and handles this connection's.
         async for frame in ws:
             now_s = clock.monotonic()
+            share.begin(now_s)
             heartbeat.ts_last_traffic_s = now_s
             self.ts_last_message_s = now_s
             handle(frame, now_s, self.awaiting_snapshot)
             if reset_backoff:
                 self._backoff.reset()
                 reset_backoff = False
-            if yield_while():
+            if yield_while() or share.spent():
                 await asyncio.sleep(0)
 
     async def _write(self, ws: ClientConnection, heartbeat: Heartbeat) -> None:

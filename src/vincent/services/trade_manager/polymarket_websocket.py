@@ -27,6 +27,7 @@ from vincent.services.trade_manager.feed_config import (
 from vincent.services.trade_manager.feed_connection import ShardConnection
 from vincent.services.trade_manager.feed_frames import FrameHandler, FrameParser, OnPrices
 from vincent.services.trade_manager.feed_shards import ShardChange, ShardMap
+from vincent.services.trade_manager.loop_share import FEED_LOOP_SHARE_S, LoopShare
 from vincent.services.trade_manager.market_messages import parse_frame
 from vincent.services.trade_manager.order_book import OrderBooks
 from vincent.services.trade_manager.types import Clock, SystemClock
@@ -65,15 +66,19 @@ class MarketFeed:
         random_fn: RandomFn = random.random,
         parse_frame: FrameParser = parse_frame,
         yield_while: Callable[[], bool] = lambda: False,
+        loop_share_s: float = FEED_LOOP_SHARE_S,
     ) -> None:
         """``yield_while``: whether a frame's reader should give the event loop back after
         each frame (the worker: while fires are on their way to their POST, so a backlog of
-        frames does not hold a fire's next step; ``ShardConnection``)."""
+        frames does not hold a fire's next step; ``ShardConnection``). ``loop_share_s``:
+        how long the readers may hold the loop in a row, by ``clock`` (``LoopShare``); a
+        reader gives it back after the frame that reached it."""
         self._url = url
         self._yield_while = yield_while
         self._books = books
         self._config = config or MarketFeedConfig()
         self._clock: Clock = clock or SystemClock()
+        self._loop_share = LoopShare(loop_share_s, self._clock.monotonic)
         self._random_fn = random_fn
         self._state = FeedState.STOPPED
         self._shard_map = ShardMap(self._config.max_assets_per_connection)
@@ -308,6 +313,7 @@ class MarketFeed:
             counters=self._counters,
             on_change=self._connection_changed,
             yield_while=self._yield_while,
+            loop_share=self._loop_share,
         )
 
     def _connection_changed(self, connection: ShardConnection) -> None:

@@ -1,0 +1,259 @@
+"""What holds the event loop: every callback the loop runs, timed (bench instrumentation).
+
+While started, ``asyncio.events.Handle._run`` (every ``call_soon``/``call_later`` callback:
+task steps, future wake-ups, transports' reads) and ``BaseEventLoop._run_once`` (one pass
+of the loop) are wrapped with a timer. Reported, for the callbacks over ``threshold_ms``,
+count / total / max grouped by name (a task step by its coroutine's name, a transport's
+read by its protocol), how much of that was the garbage collector, and the loop's passes
+whose callbacks took longer than ``pass_threshold_ms`` in all (a timer due during such a
+pass runs after it: that is the loop lag), with the names that filled them. Also every GC
+pause in the window, per generation. The wrappers cost about a microsecond per callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import sys
+import threading
+import time
+from asyncio.base_events import BaseEventLoop
+from collections.abc import Callable
+from typing import Any
+
+# Handles shorter than this are not named (naming costs more than the handle).
+_NAMED_S = 0.0002
+
+
+def suspended_at(task: asyncio.Task[Any]) -> str:
+    """Where a task waits: the innermost frame of our own code (``vincent``, ``bench``) in
+    its await chain, as ``qualname:line`` (``-`` when it has not started or has finished)."""
+    awaitable: Any = task.get_coro()
+    where = None
+    while awaitable is not None:
+        frame = next(
+            (getattr(awaitable, a) for a in _FRAMES if getattr(awaitable, a, None) is not None),
+            None,
+        )
+        if frame is None:
+            break
+        if where is None or any(part in frame.f_code.co_filename for part in _OURS):
+            where = frame
+        awaitable = next(
+            (getattr(awaitable, a) for a in _AWAITS if getattr(awaitable, a, None) is not None),
+            None,
+        )
+    return "-" if where is None else f"{where.f_code.co_qualname}:{where.f_lineno}"
+
+
+_OURS = ("/vincent/", "/bench/")
+_FRAMES = ("cr_frame", "ag_frame", "gi_frame")
+_AWAITS = ("cr_await", "ag_await", "gi_yieldfrom")
+
+
+def callback_name(callback: Callable[..., Any]) -> str:
+    """A task step or wake-up by its coroutine, a transport's callback by its protocol."""
+    owner = getattr(callback, "__self__", None)
+    if isinstance(owner, asyncio.Task):
+        coro = owner.get_coro()
+        return f"task {getattr(coro, '__qualname__', type(coro).__qualname__)}"
+    name = getattr(callback, "__qualname__", None) or type(callback).__qualname__
+    protocol = getattr(owner, "_protocol", None)
+    if protocol is not None:
+        name += f" [{type(protocol).__qualname__}]"
+    return name
+
+
+class _Row:
+    __slots__ = ("count", "cpu_max_s", "cpu_s", "gc_s", "max_s", "total_s")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total_s = 0.0
+        self.max_s = 0.0
+        self.gc_s = 0.0
+        self.cpu_s = 0.0
+        self.cpu_max_s = 0.0
+
+    def add(self, elapsed_s: float, gc_s: float = 0.0, cpu_s: float = 0.0) -> None:
+        self.count += 1
+        self.total_s += elapsed_s
+        self.max_s = max(self.max_s, elapsed_s)
+        self.gc_s += gc_s
+        self.cpu_s += cpu_s
+        self.cpu_max_s = max(self.cpu_max_s, cpu_s)
+
+    def figures(self) -> dict[str, float]:
+        return {
+            "count": self.count,
+            "total_ms": round(1000 * self.total_s, 1),
+            "max_ms": round(1000 * self.max_s, 2),
+            "cpu_ms": round(1000 * self.cpu_s, 1),
+            "cpu_max_ms": round(1000 * self.cpu_max_s, 2),
+            "gc_ms": round(1000 * self.gc_s, 1),
+        }
+
+
+class SlowCallbacks:
+    """Times the loop's callbacks and passes between ``start`` and ``stop``."""
+
+    def __init__(self, threshold_ms: float = 1.0, pass_threshold_ms: float = 2.0) -> None:
+        self._threshold_s = threshold_ms / 1000
+        self._pass_threshold_s = pass_threshold_ms / 1000
+        self._clock = time.perf_counter
+        self.handles = 0
+        self.handles_s = 0.0
+        self.slow: dict[str, _Row] = {}
+        self.steps: dict[str, _Row] = {}  # slow task steps by where they began and ended
+        self.passes = 0
+        self.busy_passes = _Row()
+        self.busy_pass_names: dict[str, _Row] = {}
+        self._pass_s = 0.0
+        self._pass_handles: list[tuple[Callable[..., Any], float]] = []
+        self.gc_pauses_ms: list[list[float]] = [[], [], []]
+        self._gc_s = 0.0  # GC time so far (attributed to the callback it fell in)
+        self._gc_started = 0.0
+        self._gc_cpu_started = 0.0
+        self.gc_cpu_ms = [0.0, 0.0, 0.0]  # the collecting thread's CPU, per generation
+        self._originals: tuple[Any, Any] | None = None
+        self._thread = 0
+
+    def start(self) -> None:
+        handle_run = asyncio.events.Handle._run
+        run_once = BaseEventLoop._run_once  # type: ignore[attr-defined]
+        self._originals = (handle_run, run_once)
+        self._thread = threading.get_ident()
+        clock = self._clock
+        threshold_s = self._threshold_s
+        # Only this thread's loop (the worker's lock thread runs a loop of its own).
+        thread = threading.get_ident()
+        get_ident = threading.get_ident
+
+        cpu_clock = time.thread_time
+
+        def timed_run(handle: asyncio.Handle) -> None:
+            if get_ident() != thread:
+                return handle_run(handle)
+            callback = handle._callback  # type: ignore[attr-defined]
+            owner = getattr(callback, "__self__", None)
+            step_from = suspended_at(owner) if isinstance(owner, asyncio.Task) else None
+            gc_before = self._gc_s
+            cpu_started = cpu_clock()
+            started = clock()
+            try:
+                handle_run(handle)
+            finally:
+                elapsed = clock() - started
+                cpu_s = cpu_clock() - cpu_started
+                self.handles += 1
+                self.handles_s += elapsed
+                self._pass_s += elapsed
+                if elapsed >= _NAMED_S:
+                    self._pass_handles.append((callback, elapsed))
+                    if elapsed >= threshold_s:
+                        gc_s = self._gc_s - gc_before
+                        name = callback_name(callback)
+                        self.slow.setdefault(name, _Row()).add(elapsed, gc_s, cpu_s)
+                        if step_from is not None:
+                            assert isinstance(owner, asyncio.Task)
+                            step = f"{name}: {step_from} -> {suspended_at(owner)}"
+                            self.steps.setdefault(step, _Row()).add(elapsed, gc_s, cpu_s)
+
+        def timed_run_once(loop: BaseEventLoop) -> None:
+            if get_ident() != thread:
+                return run_once(loop)
+            self._pass_s = 0.0
+            self._pass_handles.clear()
+            run_once(loop)
+            self.passes += 1
+            if self._pass_s >= self._pass_threshold_s:
+                self.busy_passes.add(self._pass_s)
+                for callback, elapsed in self._pass_handles:
+                    self.busy_pass_names.setdefault(callback_name(callback), _Row()).add(elapsed)
+
+        asyncio.events.Handle._run = timed_run  # type: ignore[method-assign]
+        BaseEventLoop._run_once = timed_run_once  # type: ignore[attr-defined]
+        gc.callbacks.append(self._gc_callback)
+
+    def stop(self) -> None:
+        if self._originals is None:
+            return
+        handle_run, run_once = self._originals
+        asyncio.events.Handle._run = handle_run  # type: ignore[method-assign]
+        BaseEventLoop._run_once = run_once  # type: ignore[attr-defined]
+        gc.callbacks.remove(self._gc_callback)
+        self._originals = None
+
+    def _gc_callback(self, phase: str, info: dict[str, int]) -> None:
+        # Any thread's collection: it holds the GIL, so the loop waits for it too.
+        now = self._clock()
+        cpu_now = time.thread_time()
+        if phase == "start":
+            self._gc_started = now
+            self._gc_cpu_started = cpu_now
+        else:
+            pause = now - self._gc_started
+            self._gc_s += pause
+            self.gc_pauses_ms[info["generation"]].append(1000 * pause)
+            self.gc_cpu_ms[info["generation"]] += 1000 * (cpu_now - self._gc_cpu_started)
+
+    def figures(self, top: int = 15) -> dict[str, Any]:
+        """The JSON figures: the slowest names first (by total time over the threshold)."""
+
+        def table(rows: dict[str, _Row]) -> list[dict[str, Any]]:
+            ordered = sorted(rows.items(), key=lambda item: -item[1].total_s)
+            return [{"name": name, **row.figures()} for name, row in ordered[:top]]
+
+        return {
+            "handles": self.handles,
+            "handles_ms": round(1000 * self.handles_s, 1),
+            "passes": self.passes,
+            "slow_callbacks": table(self.slow),
+            "slow_task_steps": table(self.steps),
+            "busy_passes": self.busy_passes.figures(),
+            "busy_pass_callbacks": table(self.busy_pass_names),
+            "gc": [
+                {
+                    "generation": generation,
+                    "count": len(pauses),
+                    "total_ms": round(sum(pauses), 1),
+                    "max_ms": round(max(pauses, default=0.0), 2),
+                    "over_1ms": sum(1 for pause in pauses if pause >= 1.0),
+                    "cpu_ms": round(self.gc_cpu_ms[generation], 1),
+                }
+                for generation, pauses in enumerate(self.gc_pauses_ms)
+            ],
+        }
+
+    def print_table(self, figures: dict[str, Any]) -> None:
+        """The figures as a small table on stderr."""
+        out = sys.stderr
+        threshold_ms = 1000 * self._threshold_s
+        print(f"callbacks over {threshold_ms:g} ms (of {figures['handles']}):", file=out)
+        _print_rows(figures["slow_callbacks"])
+        print("slow task steps, by where they began -> ended:", file=out)
+        _print_rows(figures["slow_task_steps"])
+        busy = figures["busy_passes"]
+        print(
+            f"loop passes over {1000 * self._pass_threshold_s:g} ms of callbacks: "
+            f"{busy['count']} of {figures['passes']}, {busy['total_ms']} ms, "
+            f"max {busy['max_ms']} ms; their callbacks over {1000 * _NAMED_S:g} ms:",
+            file=out,
+        )
+        _print_rows(figures["busy_pass_callbacks"])
+        for row in figures["gc"]:
+            print(
+                f"gc gen{row['generation']}: {row['count']} pauses {row['total_ms']} ms, "
+                f"max {row['max_ms']} ms, {row['over_1ms']} over 1 ms, cpu {row['cpu_ms']} ms",
+                file=out,
+            )
+
+
+def _print_rows(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        print(
+            f"  {row['count']:>7} {row['total_ms']:>9.1f} ms  max {row['max_ms']:>7.2f} ms"
+            f"  cpu {row['cpu_ms']:>8.1f} ms  max {row['cpu_max_ms']:>6.2f} ms"
+            f"  gc {row['gc_ms']:>7.1f} ms  {row['name']}",
+            file=sys.stderr,
+        )
