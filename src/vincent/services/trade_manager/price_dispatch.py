@@ -202,7 +202,6 @@ class PriceDispatcher:
         activated = outcome.activated
         record = self._trailing.record
         for rule in outcome.ratcheted:
-            # Positional, in the field order (keywords cost more, once per raise).
             record(
                 rule.id,
                 TrailingRaise(
@@ -210,8 +209,9 @@ class PriceDispatcher:
                     price,
                     rule.trailing_percent,
                     origin,
-                    rule.trailing_amount,
-                    rule.id in activated,
+                    # By name: the same type as ``trailing_percent``, a swap would type-check.
+                    trailing_amount=rule.trailing_amount,
+                    activated=rule.id in activated,
                 ),
             )
 
