@@ -156,6 +156,16 @@ def test_registry_benchmark_prints_its_figures() -> None:
     assert (result["rules"], result["prices"]) == (90, 500)
 
 
+def test_feed_replay_prints_its_figures_and_the_same_raises_each_round() -> None:
+    result = _last_json_line(
+        "bench.feed_replay", *("--rules", "60", "--tokens", "6", "--events", "120"), "--rounds", "2"
+    )
+    rounds: list[dict[str, object]] = result["rounds"]  # type: ignore[assignment]
+    assert result["events"] == 240  # a price_change and its best_bid_ask per step
+    assert len(rounds) == 2 and rounds[0]["trailing_raised"] == rounds[1]["trailing_raised"]
+    assert result["best"] in rounds
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_order_path_costs_prints_both_ways_of_each_piece(postgres_url: str) -> None:

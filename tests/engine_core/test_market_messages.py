@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 
 import orjson
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +19,10 @@ from vincent.services.trade_manager.market_messages import (
     PriceChange,
     PriceChangeEvent,
     TickSizeChangeEvent,
+    _best_bid_ask,
     _current_change,
+    _current_changes,
+    _tolerant_best_bid_ask,
     _tolerant_change,
     parse_frame,
 )
@@ -281,3 +285,87 @@ def test_a_price_change_frame_reads_as_its_changes_read_one_by_one(
         assert list(event.changes) == one_by_one
     else:
         assert (parsed.events, parsed.malformed) == ((), 1)
+
+
+# Level changes of the plain current form (every key, plain strings): lists of them take the
+# whole-list read, and one odd value (an empty best, a lower-case side, a number, a missing
+# key) sends the list change by change.
+plain_changes = st.fixed_dictionaries(
+    {
+        "asset_id": st.sampled_from(["1", "2"]),
+        "price": st.sampled_from(["0.5", "0.50"]),
+        "size": st.sampled_from(["0", "10"]),
+        "side": st.sampled_from(["BUY", "SELL"]),
+        "best_bid": st.sampled_from(["0.49", "0"]),
+        "best_ask": st.sampled_from(["0.51", "1"]),
+    }
+)
+ODD_VALUES = ["", "sell", None, 7, 0.5, "missing"]
+
+
+# Every odd value at every key (and none): each case is tried, not left to chance.
+@pytest.mark.parametrize("key", [*CHANGE_KEYS, None])
+@pytest.mark.parametrize("value", ODD_VALUES)
+@settings(deadline=None, max_examples=20)
+@given(st.lists(plain_changes, min_size=1, max_size=4), st.integers(0, 3), st.booleans())
+def test_the_whole_list_read_of_level_changes_agrees_with_the_read_change_by_change(
+    key: str | None,
+    value: object,
+    changes: list[dict[str, object]],
+    at: int,
+    through_orjson: bool,
+) -> None:
+    if key is not None:
+        change = changes[at % len(changes)]
+        if value == "missing":
+            del change[key]
+        else:
+            change[key] = value
+    # ``_current_changes`` keeps the list in one pass when every change is plain; it must
+    # read (or refuse) exactly what ``_current_change`` does, one change at a time.
+    if through_orjson:
+        changes = orjson.loads(json.dumps(changes))
+
+    def one_by_one(changes: object) -> tuple[PriceChange, ...]:
+        assert isinstance(changes, list)
+        return tuple(_current_change(change) for change in changes)
+
+    together = _read_change(_current_changes, changes)  # type: ignore[arg-type]
+    assert together == _read_change(one_by_one, changes)  # type: ignore[arg-type]
+    if isinstance(together, tuple):
+        assert all(type(change) is PriceChange for change in together)
+
+
+TOP_KEYS = ("asset_id", "market", "best_bid", "best_ask", "timestamp")
+plain_tops = st.fixed_dictionaries(
+    {
+        "event_type": st.just("best_bid_ask"),
+        "asset_id": st.sampled_from(["1", "2"]),
+        "market": st.sampled_from(["0xm", ""]),
+        "best_bid": st.sampled_from(["0.49", "0"]),
+        "best_ask": st.sampled_from(["0.51", "1"]),
+        "spread": st.sampled_from(["0.02", ""]),
+        "timestamp": st.sampled_from(["1757908892351", ""]),
+    }
+)
+
+
+@pytest.mark.parametrize("key", [*TOP_KEYS, None])
+@pytest.mark.parametrize("value", ODD_VALUES)
+@settings(deadline=None, max_examples=10)
+@given(plain_tops, st.booleans())
+def test_the_fast_read_of_a_top_of_book_agrees_with_the_field_by_field_read(
+    key: str | None, value: object, obj: dict[str, object], through_orjson: bool
+) -> None:
+    if key is not None:
+        if value == "missing":
+            del obj[key]
+        else:
+            obj[key] = value
+    if through_orjson:
+        obj = orjson.loads(json.dumps(obj))
+
+    fast = _read_change(_best_bid_ask, obj)  # type: ignore[arg-type]
+    assert fast == _read_change(_tolerant_best_bid_ask, obj)  # type: ignore[arg-type]
+    if not isinstance(fast, type):
+        assert type(fast) is BestBidAskEvent

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -9,6 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.engine_core.recorded import TOKEN_NO, TOKEN_YES, payload
+from vincent.services.trade_manager.book_levels import (
+    LEVEL_PRICES,
+    POSITIVE_SIZES,
+    level_key,
+    read_level_price,
+    read_size,
+)
 from vincent.services.trade_manager.market_messages import (
     BookEvent,
     MarketEvent,
@@ -338,3 +346,46 @@ def test_one_event_of_many_changes_leaves_the_books_its_changes_would_one_by_one
         assert together.asks(token_id) == apart.asks(token_id)
     # Each change is compared with the top just before it, as if it came alone.
     assert reported == tuple(reported_apart)
+
+
+level_texts = (
+    st.sampled_from(["0.5", "0.50", "0.500", "5E-1", "1", "0", "-0.1", "1.5", "NaN", "x", ""])
+    | prices
+    | sizes
+)
+
+
+@settings(deadline=None)
+@given(st.lists(level_texts, max_size=6))
+def test_a_remembered_level_text_reads_as_it_did_the_first_time(texts: list[str]) -> None:
+    # Read twice, the second time from memory: the same key and value, or the same refusal.
+    def read(reader: Callable[[str], object], text: str) -> object:
+        try:
+            return reader(text)
+        except MalformedMarketData:
+            return MalformedMarketData
+
+    def fresh_price(text: str) -> object:
+        try:
+            value = Decimal(text)
+        except ArithmeticError:
+            return MalformedMarketData
+        if not value.is_finite() or not Decimal(0) < value < Decimal(1):
+            return MalformedMarketData
+        return (level_key(text), value)
+
+    def fresh_size(text: str) -> object:
+        try:
+            value = Decimal(text)
+        except ArithmeticError:
+            return MalformedMarketData
+        if not value.is_finite() or value < 0:
+            return MalformedMarketData
+        return value > 0
+
+    for _ in range(2):
+        for text in texts:
+            assert read(read_level_price, text) == fresh_price(text)
+            assert read(read_size, text) == fresh_size(text)
+    assert all(LEVEL_PRICES[text] == fresh_price(text) for text in LEVEL_PRICES)
+    assert all(POSITIVE_SIZES[text] == fresh_size(text) for text in POSITIVE_SIZES)

@@ -14,7 +14,10 @@ from vincent.enums import TradeRuleType
 from vincent.services.trade_manager.evaluation import evaluate_rule
 from vincent.services.trade_manager.trailing import (
     MAX_TRIGGER,
+    _candidate,
+    _threshold,
     ratchet,
+    ratchet_step,
     ratchet_threshold,
     trailing_candidate,
 )
@@ -148,3 +151,27 @@ def test_a_value_written_with_more_zeros_gives_the_very_same_results(
 
     assert str(trailing_candidate(price, percent)) == str(candidate)
     assert str(ratchet_threshold(trigger, percent)) == str(threshold)
+
+
+@settings(deadline=None)
+@given(
+    st.lists(triggers, min_size=1, max_size=3),
+    st.lists(prices, min_size=1, max_size=3),
+    percents,
+)
+def test_the_one_lookup_ratchet_step_agrees_with_ratchet_and_its_threshold(
+    some_triggers: list[Decimal], some_prices: list[Decimal], percent: Decimal
+) -> None:
+    # Several triggers per price and several prices per percent: most reads are memo hits.
+    for price in some_prices:
+        # Computed afresh, without any memo.
+        candidate = _candidate(price, percent)
+        # A trigger right at the candidate is not raised (strictly higher only).
+        for trigger in [*some_triggers, candidate]:
+            step = ratchet_step(trigger, price, percent)
+
+            if candidate > trigger:
+                assert step == (candidate, _threshold(candidate, percent))
+                assert step[0] == ratchet(trigger, price, percent)
+            else:
+                assert step is None

@@ -19,9 +19,14 @@ _ONE = Decimal(1)
 # Texts remembered per kind of value; past this the memory starts again (only a cost).
 _MAX_REMEMBERED = 4096
 _T = TypeVar("_T")
-_level_prices: dict[str, Decimal] = {}
 _best_prices: dict[str, Decimal | None] = {}
-_sizes: dict[str, Decimal] = {}
+# The texts read so far, for the order book's per-change loop to look up inline (a miss
+# calls ``read_level_price`` or ``read_size``, which check the text and remember it).
+# Only texts that passed their checks are here. Cleared, never rebound.
+# A level price: (its depth key, its value).
+LEVEL_PRICES: dict[str, tuple[str, Decimal]] = {}
+# A size: whether it is positive (a level of size zero is removed).
+POSITIVE_SIZES: dict[str, bool] = {}
 
 
 class MalformedMarketData(ValueError):
@@ -34,12 +39,13 @@ def update_level(
     price_text: str,
     price: Decimal,
     size_text: str,
-    size: Decimal,
+    positive: bool,
     *,
     higher: bool,
 ) -> Decimal | None:
-    """Set one level and return the side's new best, rescanning only when the best left."""
-    if size > 0:
+    """Set one level (removed unless its size is ``positive``) and return the side's new
+    best, rescanning only when the best left."""
+    if positive:
         levels[price_text] = size_text
         if best is None or (price > best if higher else price < best):
             return price
@@ -105,18 +111,20 @@ def read_decimal(text: str) -> Decimal:
     return value
 
 
-def read_level_price(text: str) -> Decimal:
-    price = _level_prices.get(text)
-    if price is None:
-        price = _remember(_level_prices, text, _level_price(text))
-    return price
+def read_level_price(text: str) -> tuple[str, Decimal]:
+    """A level price's depth key and value (``LEVEL_PRICES`` holds those read so far)."""
+    level = LEVEL_PRICES.get(text)
+    if level is None:
+        level = _remember(LEVEL_PRICES, text, (level_key(text), _level_price(text)))
+    return level
 
 
-def read_size(text: str) -> Decimal:
-    size = _sizes.get(text)
-    if size is None:
-        size = _remember(_sizes, text, _size(text))
-    return size
+def read_size(text: str) -> bool:
+    """Whether a level's size is positive (``POSITIVE_SIZES`` holds those read so far)."""
+    positive = POSITIVE_SIZES.get(text)
+    if positive is None:
+        positive = _remember(POSITIVE_SIZES, text, _size(text) > 0)
+    return positive
 
 
 def read_best(text: str) -> Decimal | None:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import partial
 from operator import itemgetter
-from typing import Any, NamedTuple, NoReturn, TypeAlias
+from typing import Any, NamedTuple, NoReturn, TypeAlias, cast
 
 import orjson
 
@@ -286,7 +287,7 @@ def _price_change(obj: dict[str, Any]) -> PriceChangeEvent:
     if current is not None:
         if not isinstance(current, list):
             raise _Malformed("price_changes")
-        changes = tuple([_current_change(change) for change in current])
+        changes = _current_changes(current)
     else:
         # The older form: one asset at the top level, its level updates under "changes".
         asset_id = _text(obj, "asset_id")
@@ -302,6 +303,28 @@ def _price_change(obj: dict[str, Any]) -> PriceChangeEvent:
     if type(timestamp) is not str:
         timestamp = _optional_text(obj, "timestamp") or ""
     return _new_price_change_event((market, changes, timestamp))
+
+
+def _current_changes(changes: list[Any]) -> tuple[PriceChange, ...]:
+    # The whole list at once when every change is the plain form (``_current_change``'s
+    # fast test, row by row, without a call per change); otherwise change by change.
+    try:
+        rows = [_CHANGE_FIELDS(change) for change in changes]
+    except (KeyError, TypeError):
+        return tuple([_current_change(change) for change in changes])
+    for asset_id, price, size, side, best_bid, best_ask in rows:
+        if not (
+            type(asset_id) is str
+            and type(price) is str
+            and type(size) is str
+            and side in (BUY, SELL)
+            and type(best_bid) is str
+            and best_bid
+            and type(best_ask) is str
+            and best_ask
+        ):
+            return tuple([_current_change(change) for change in changes])
+    return tuple(map(_new_change, rows))
 
 
 def _current_change(change: Any) -> PriceChange:
@@ -385,6 +408,27 @@ def _tick_size_change(obj: dict[str, Any]) -> TickSizeChangeEvent:
 
 
 def _best_bid_ask(obj: dict[str, Any]) -> BestBidAskEvent:
+    # Its five fields in one C call, kept as the event when each is the plain non-empty
+    # string it almost always is; anything else is read field by field.
+    try:
+        fields = _BEST_BID_ASK_FIELDS(obj)
+    except KeyError:
+        return _tolerant_best_bid_ask(obj)
+    asset_id, market, best_bid, best_ask, timestamp = fields
+    if (
+        type(asset_id) is str
+        and type(market) is str
+        and type(best_bid) is str
+        and best_bid
+        and type(best_ask) is str
+        and best_ask
+        and type(timestamp) is str
+    ):
+        return _new_best_bid_ask(fields)
+    return _tolerant_best_bid_ask(obj)
+
+
+def _tolerant_best_bid_ask(obj: dict[str, Any]) -> BestBidAskEvent:
     return _new_best_bid_ask(
         (
             _text(obj, "asset_id"),
@@ -412,13 +456,21 @@ def _market_resolved(obj: dict[str, Any]) -> MarketResolvedEvent:
     )
 
 
-# Built from a tuple without the keyword-argument ``__new__``: these run per event.
-_new_parsed = ParsedFrame._make
-_new_change = PriceChange._make
-_new_price_change_event = PriceChangeEvent._make
-_new_best_bid_ask = BestBidAskEvent._make
+# Built from a tuple of the right length by ``tuple.__new__`` itself, without the
+# keyword-argument ``__new__`` or ``_make``'s Python frame: these run per event (and
+# ``_new_change`` per level change). Only given tuples of the fields in order.
+_new_parsed = cast(Callable[[tuple[Any, ...]], ParsedFrame], partial(tuple.__new__, ParsedFrame))
+_new_change = cast(Callable[[tuple[Any, ...]], PriceChange], partial(tuple.__new__, PriceChange))
+_new_price_change_event = cast(
+    Callable[[tuple[Any, ...]], PriceChangeEvent], partial(tuple.__new__, PriceChangeEvent)
+)
+_new_best_bid_ask = cast(
+    Callable[[tuple[Any, ...]], BestBidAskEvent], partial(tuple.__new__, BestBidAskEvent)
+)
 # A current-form level change's fields in ``PriceChange``'s order.
 _CHANGE_FIELDS = itemgetter("asset_id", "price", "size", "side", "best_bid", "best_ask")
+# A ``best_bid_ask`` event's fields in ``BestBidAskEvent``'s order.
+_BEST_BID_ASK_FIELDS = itemgetter("asset_id", "market", "best_bid", "best_ask", "timestamp")
 
 _BUILDERS: dict[str, Callable[[dict[str, Any]], MarketEvent]] = {
     "book": _book,

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from vincent.services.trade_manager.book_levels import (
+    LEVEL_PRICES,
+    POSITIVE_SIZES,
     MalformedMarketData,
     depth,
     read_best,
@@ -98,6 +100,11 @@ class _TokenBook:
         return (self.best_bid, self.best_ask, self.last_trade, self.resolved)
 
 
+# One level change read and checked: its book, the change, (depth key, price), whether its
+# size is positive, and the exchange's best bid and best ask after it.
+_Update = tuple[_TokenBook, PriceChange, tuple[str, Decimal], bool, Decimal | None, Decimal | None]
+
+
 class OrderBooks:
     """The books of the tracked tokens, updated by ``apply``."""
 
@@ -135,14 +142,15 @@ class OrderBooks:
         Return the tokens whose best bid, best ask, last trade or resolved flag changed.
         Raise ``MalformedMarketData`` (changing nothing) when a value is not usable.
         """
+        # The most frequent first: a custom feed follows each price change by its top.
         if type(event) is PriceChangeEvent:
             return self._apply_price_change(event, now_s)
+        if type(event) is BestBidAskEvent:
+            return self._apply_best_bid_ask(event, now_s)
         if type(event) is BookEvent:
             return self._apply_book(event, now_s)
         if type(event) is LastTradePriceEvent:
             return self._apply_last_trade(event, now_s)
-        if type(event) is BestBidAskEvent:
-            return self._apply_best_bid_ask(event, now_s)
         if type(event) is TickSizeChangeEvent:
             book = self._books.get(event.asset_id)
             if book is not None:
@@ -247,9 +255,10 @@ class OrderBooks:
         # Read every value first so a bad one leaves every book untouched. A side whose best
         # the exchange sent needs no best of ours: its level only goes into the depth.
         books = self._books
-        updates: list[
-            tuple[_TokenBook, PriceChange, Decimal, Decimal, Decimal | None, Decimal | None]
-        ] = []
+        # Texts already read are looked up inline (a miss reads, checks and remembers).
+        level_prices = LEVEL_PRICES
+        positive_sizes = POSITIVE_SIZES
+        updates: list[_Update] = []
         # The changes of one event carry the same top of book (the exchange sends it after
         # the whole change): read each distinct text once.
         bid_text: str | None = None
@@ -266,40 +275,34 @@ class OrderBooks:
             if change.best_ask != ask_text:
                 ask_text = change.best_ask
                 exchange_ask = None if ask_text is None else read_best(ask_text)
-            updates.append(
-                (
-                    book,
-                    change,
-                    read_level_price(change.price),
-                    read_size(change.size),
-                    exchange_bid,
-                    exchange_ask,
-                )
-            )
+            level = level_prices.get(change.price)
+            if level is None:
+                level = read_level_price(change.price)
+            positive = positive_sizes.get(change.size)
+            if positive is None:
+                positive = read_size(change.size)
+            updates.append((book, change, level, positive, exchange_bid, exchange_ask))
         changed: list[str] = []
-        for book, change, price, size, exchange_bid, exchange_ask in updates:
+        for book, change, (key, price), positive, exchange_bid, exchange_ask in updates:
             best_bid = book.best_bid
             best_ask = book.best_ask
-            price_text = change.price
-            if "." in price_text:
-                price_text = price_text.rstrip("0")  # level_key, inline: once per change
             if change.side == BUY:
                 if change.best_bid is None:
                     book.best_bid = update_level(
-                        book.bids, best_bid, price_text, price, change.size, size, higher=True
+                        book.bids, best_bid, key, price, change.size, positive, higher=True
                     )
-                elif size > 0:  # set_level, inline (the exchange sent the side's best)
-                    book.bids[price_text] = change.size
+                elif positive:  # set_level, inline (the exchange sent the side's best)
+                    book.bids[key] = change.size
                 else:
-                    book.bids.pop(price_text, None)
+                    book.bids.pop(key, None)
             elif change.best_ask is None:
                 book.best_ask = update_level(
-                    book.asks, best_ask, price_text, price, change.size, size, higher=False
+                    book.asks, best_ask, key, price, change.size, positive, higher=False
                 )
-            elif size > 0:
-                book.asks[price_text] = change.size
+            elif positive:
+                book.asks[key] = change.size
             else:
-                book.asks.pop(price_text, None)
+                book.asks.pop(key, None)
             # The exchange's own top of book after the change wins over our depth (an empty
             # side, sent as 0 or 1, reads as None).
             if change.best_bid is not None:
@@ -332,11 +335,12 @@ class OrderBooks:
             return _NO_CHANGE
         best_bid = None if event.best_bid is None else read_best(event.best_bid)
         best_ask = None if event.best_ask is None else read_best(event.best_ask)
-        before = book.prices()
+        # Only the two sides can change here: compare them, not the whole top of book.
+        unchanged = best_bid == book.best_bid and best_ask == book.best_ask
         book.best_bid = best_bid
         book.best_ask = best_ask
         book.ts_updated_s = now_s
-        return (event.asset_id,) if book.prices() != before else _NO_CHANGE
+        return _NO_CHANGE if unchanged else (event.asset_id,)
 
     def resolutions(self) -> Mapping[str, MarketResolvedEvent]:
         """The ``market_resolved`` events of tracked tokens, by token (a live view, almost

@@ -48,6 +48,7 @@ POLL = "poll"
 # exchange answered its POST: recording the outcome has its own lane, which waits while
 # fires are on their way (``fire_lanes.FireLanes``), so the next sell never waits behind it.
 MAX_CONCURRENT_EXECUTIONS = 8
+BEST_BID = TriggerSource.BEST_BID
 
 
 class PriceDispatcher:
@@ -106,6 +107,7 @@ class PriceDispatcher:
         resolutions = self._books.resolutions()
         apply = self._rules.apply_price
         applied = 0
+        raised = 0
         for token_id in token_ids:
             resolution = resolutions.get(token_id) if resolutions else None
             if resolution is not None:
@@ -120,17 +122,26 @@ class PriceDispatcher:
                 continue
             best_bid, best_ask, last_trade = prices
             for source in sources:
-                price = source_price(source, best_bid, best_ask, last_trade)
+                price = (
+                    best_bid
+                    if source is BEST_BID
+                    else source_price(source, best_bid, best_ask, last_trade)
+                )
                 if price is not None:
-                    # ``_apply`` inline up to the outcome: a price that raises and fires
-                    # nothing (woken stops are among the raised) costs no further call.
+                    # ``_act`` inline: a price that raises and fires nothing (woken stops are
+                    # among the raised) costs no further call than the raises' record.
                     outcome = apply(token_id, source, price)
-                    if outcome.ratcheted or outcome.fired:
-                        self._act(outcome, token_id, price, WEBSOCKET, ts_event, None)
+                    if outcome.ratcheted:
+                        self._record_raises(outcome, price, WEBSOCKET)
+                        raised += len(outcome.ratcheted)
+                    if outcome.fired:
+                        self._queue_fires(outcome.fired, token_id, price, WEBSOCKET, ts_event, None)
                     applied += 1
+        # One update per counter per event, not per price: each takes the metric's lock.
         if applied:
-            # One counter update per event, not per price: each takes the metric's lock.
             self._ws_updates.inc(applied)
+        if raised:
+            self._raised.inc(raised)
         self._on_change()
 
     def apply_price(
@@ -180,23 +191,40 @@ class PriceDispatcher:
     ) -> None:
         """Record the trailing raises of one price and queue the fires it crossed."""
         if outcome.ratcheted:
-            activated = outcome.activated
-            for rule in outcome.ratcheted:
-                self._trailing.record(
-                    rule.id,
-                    TrailingRaise(
-                        rule.trigger_price,
-                        price,
-                        rule.trailing_percent,
-                        origin,
-                        trailing_amount=rule.trailing_amount,
-                        activated=rule.id in activated,
-                    ),
-                )
+            self._record_raises(outcome, price, origin)
             self._raised.inc(len(outcome.ratcheted))
-        fired = outcome.fired
-        if not fired:
-            return
+        if outcome.fired:
+            self._queue_fires(outcome.fired, token_id, price, origin, ts_event, quoter)
+
+    def _record_raises(self, outcome: PriceOutcome, price: Decimal, origin: str) -> None:
+        """Keep the new trigger of each stop ``price`` raised, for the next flush (not
+        counted here: the caller counts them)."""
+        activated = outcome.activated
+        record = self._trailing.record
+        for rule in outcome.ratcheted:
+            record(
+                rule.id,
+                TrailingRaise(
+                    rule.trigger_price,
+                    price,
+                    rule.trailing_percent,
+                    origin,
+                    # By name: the same type as ``trailing_percent``, a swap would type-check.
+                    trailing_amount=rule.trailing_amount,
+                    activated=rule.id in activated,
+                ),
+            )
+
+    def _queue_fires(
+        self,
+        fired: tuple[RuleSnapshot, ...],
+        token_id: str,
+        price: Decimal,
+        origin: str,
+        ts_event: float,
+        quoter: Callable[[str], SellQuoter] | None,
+    ) -> None:
+        """Queue the fires one price crossed, and start as many as the limit allows."""
         # One trigger for all (same price, same book) and one update per counter: a
         # burst's first order waits for this loop.
         trigger = Trigger(price, origin, ts_event, quote=(quoter or self._live_quoter)(token_id))

@@ -22,8 +22,7 @@ from typing import NamedTuple
 from vincent.enums import TradeRuleStatus, TradeRuleType, TriggerSource
 from vincent.services.trade_manager.trailing import (
     activation_trigger,
-    ratchet,
-    ratchet_threshold,
+    ratchet_step,
     trail_ratchet,
     trail_threshold,
 )
@@ -164,8 +163,31 @@ class RuleIndex:
         bucket = sources.get(source)
         if bucket is None:
             return _NOTHING
-        activated = self._activate(bucket, price) if bucket.dormant else _NONE
-        ratcheted = self._ratchet(bucket, price) if bucket.trailing else []
+        # Each step tests its list's head first: most prices wake, raise and fire nothing.
+        dormant = bucket.dormant
+        activated = self._activate(bucket, price) if dormant and dormant[0][0] <= price else _NONE
+        trailing = bucket.trailing
+        ratcheted = self._ratchet(bucket, price) if trailing and trailing[0][0] <= price else _NONE
+        falling = bucket.falling
+        rising = bucket.rising
+        if (falling and falling[-1][0] >= price) or (rising and rising[0][0] <= price):
+            fired = self._fire(bucket, price)
+            self._drop_if_empty(token_id, sources, source, bucket)
+        elif ratcheted or activated:
+            # Woken and raised stops stay in ``falling``: the bucket is not empty.
+            fired = ()
+        else:
+            return _NOTHING
+        if activated:
+            woken = frozenset(rule.id for rule in activated)
+            # An activated stop raised again by the same price is reported once, raised.
+            raised = {rule.id for rule in ratcheted}
+            stored = [self._current(rule) for rule in activated if rule.id not in raised]
+            return PriceOutcome(fired=fired, ratcheted=(*stored, *ratcheted), activated=woken)
+        return _new_outcome((fired, tuple(ratcheted), _NO_IDS))
+
+    def _fire(self, bucket: _Bucket, price: Decimal) -> tuple[RuleSnapshot, ...]:
+        """Remove and return the rules ``price`` crosses."""
         fired: list[RuleSnapshot] = []
         falling = bucket.falling
         if falling and falling[-1][0] >= price:
@@ -180,18 +202,7 @@ class RuleIndex:
             end = bisect_right(rising, (price, _AFTER_ANY_ID))
             fired.extend(self._rules.pop(rule_id) for _, rule_id in rising[:end])
             del rising[:end]
-        if not fired and not ratcheted and not activated:
-            return _NOTHING
-        self._drop_if_empty(token_id, sources, source, bucket)
-        if activated:
-            woken = frozenset(rule.id for rule in activated)
-            # An activated stop raised again by the same price is reported once, raised.
-            raised = {rule.id for rule in ratcheted}
-            stored = [self._current(rule) for rule in activated if rule.id not in raised]
-            return PriceOutcome(
-                fired=tuple(fired), ratcheted=(*stored, *ratcheted), activated=woken
-            )
-        return _new_outcome((tuple(fired), tuple(ratcheted), _NO_IDS))
+        return tuple(fired)
 
     def _current(self, rule: RuleSnapshot) -> RuleSnapshot:
         # A rule activated and fired by one price is no longer held: report it as woken.
@@ -199,8 +210,6 @@ class RuleIndex:
 
     def _activate(self, bucket: _Bucket, price: Decimal) -> list[RuleSnapshot]:
         dormant = bucket.dormant
-        if dormant[0][0] > price:
-            return []
         end = bisect_right(dormant, (price, _AFTER_ANY_ID))
         woken: list[RuleSnapshot] = []
         for _, rule_id in dormant[:end]:
@@ -220,36 +229,36 @@ class RuleIndex:
 
     def _ratchet(self, bucket: _Bucket, price: Decimal) -> list[RuleSnapshot]:
         trailing = bucket.trailing
-        if trailing[0][0] > price:
-            return []
         end = bisect_right(trailing, (price, _AFTER_ANY_ID))
         touched = trailing[:end]
         del trailing[:end]
+        rules = self._rules
+        falling = bucket.falling
         raised: list[RuleSnapshot] = []
         for entry in touched:
-            rule = self._rules[entry[1]]
+            rule_id = entry[1]
+            rule = rules[rule_id]
             percent, amount = rule.trailing_percent, rule.trailing_amount
-            # The percent trail directly: the common case, on the hot path.
-            new_trigger = (
-                ratchet(rule.trigger_price, price, percent)
-                if amount is None and percent is not None
-                else trail_ratchet(rule.trigger_price, price, percent, amount)
-            )
-            if new_trigger is None:
-                # Only a price in the rounding sliver below the true threshold gets here.
-                insort(trailing, entry)
-                continue
-            _delete(bucket.falling, (rule.trigger_price, rule.id))
-            insort(bucket.falling, (new_trigger, rule.id))
-            threshold = (
-                ratchet_threshold(new_trigger, percent)
-                if amount is None and percent is not None
-                else trail_threshold(new_trigger, percent, amount)
-            )
+            # The percent trail in one lookup: the common case, on the hot path.
+            if amount is None and percent is not None:
+                step = ratchet_step(rule.trigger_price, price, percent)
+                if step is None:
+                    # Only a price in the rounding sliver below the true threshold gets here.
+                    insort(trailing, entry)
+                    continue
+                new_trigger, threshold = step
+            else:
+                raised_to = trail_ratchet(rule.trigger_price, price, percent, amount)
+                if raised_to is None:
+                    insort(trailing, entry)
+                    continue
+                new_trigger = raised_to
+                threshold = trail_threshold(new_trigger, percent, amount)
+            _move_up(falling, (rule.trigger_price, rule_id), (new_trigger, rule_id))
             rule = rule.with_trigger_price(new_trigger)
-            self._rules[rule.id] = rule
+            rules[rule_id] = rule
             if threshold is not None:
-                insort(trailing, (threshold, rule.id))
+                insort(trailing, (threshold, rule_id))
             raised.append(rule)
         return raised
 
@@ -278,9 +287,16 @@ def _threshold(rule: RuleSnapshot) -> Decimal | None:
     return trail_threshold(rule.trigger_price, rule.trailing_percent, rule.trailing_amount)
 
 
-def _delete(entries: list[_Entry], entry: _Entry) -> None:
+def _delete(entries: list[_Entry], entry: _Entry) -> int:
+    """Remove ``entry``; return where it was."""
     index = bisect_left(entries, entry)
     if index == len(entries) or entries[index] != entry:
         # Our own state is broken: fail loudly rather than fire a rule twice or never.
         raise AssertionError(f"rule index entry missing: {entry!r}")
     del entries[index]
+    return index
+
+
+def _move_up(entries: list[_Entry], entry: _Entry, higher: _Entry) -> None:
+    """Replace ``entry`` by ``higher`` (which sorts after it), searching only past it."""
+    insort(entries, higher, _delete(entries, entry))

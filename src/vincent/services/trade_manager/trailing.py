@@ -25,6 +25,8 @@ _THRESHOLD_QUANTUM = Decimal("1E-12")
 _MAX_REMEMBERED = 16_384
 _candidates: dict[tuple[Decimal, Decimal], Decimal] = {}
 _thresholds: dict[tuple[Decimal, Decimal], Decimal | None] = {}
+# (candidate, the candidate's threshold) by (price, percent), for ``ratchet_step``.
+_steps: dict[tuple[Decimal, Decimal], tuple[Decimal, Decimal | None]] = {}
 
 
 def trailing_candidate(price: Decimal, trailing_percent: Decimal) -> Decimal:
@@ -63,6 +65,25 @@ def ratchet_threshold(current_trigger: Decimal, trailing_percent: Decimal) -> De
             _thresholds.clear()
         threshold = _thresholds[key] = _threshold(current_trigger, trailing_percent)
     return threshold
+
+
+def ratchet_step(
+    current_trigger: Decimal, price: Decimal, trailing_percent: Decimal
+) -> tuple[Decimal, Decimal | None] | None:
+    """``ratchet`` and the raised trigger's ``ratchet_threshold`` in one lookup.
+
+    Return (raised trigger, its threshold), or None when the trigger would not be strictly
+    higher. Both depend only on (price, percent), so one memo entry serves every stop of
+    that percent that the price raises (the rule index's hot path).
+    """
+    key = (price, trailing_percent)
+    step = _steps.get(key)
+    if step is None:
+        if len(_steps) >= _MAX_REMEMBERED:
+            _steps.clear()
+        candidate = trailing_candidate(price, trailing_percent)
+        step = _steps[key] = (candidate, ratchet_threshold(candidate, trailing_percent))
+    return step if step[0] > current_trigger else None
 
 
 def _threshold(current_trigger: Decimal, trailing_percent: Decimal) -> Decimal | None:
