@@ -306,24 +306,14 @@ def _price_change(obj: dict[str, Any]) -> PriceChangeEvent:
 
 
 def _current_changes(changes: list[Any]) -> tuple[PriceChange, ...]:
-    # The whole list at once when every change is the plain form (``_current_change``'s
-    # fast test, row by row, without a call per change); otherwise change by change.
+    # The whole list at once when every change is the plain form (``_is_plain``, the test
+    # ``_current_change`` makes); otherwise change by change.
     try:
         rows = [_CHANGE_FIELDS(change) for change in changes]
     except (KeyError, TypeError):
         return tuple([_current_change(change) for change in changes])
-    for asset_id, price, size, side, best_bid, best_ask in rows:
-        if not (
-            type(asset_id) is str
-            and type(price) is str
-            and type(size) is str
-            and side in (BUY, SELL)
-            and type(best_bid) is str
-            and best_bid
-            and type(best_ask) is str
-            and best_ask
-        ):
-            return tuple([_current_change(change) for change in changes])
+    if not all(map(_is_plain, rows)):
+        return tuple([_current_change(change) for change in changes])
     return tuple(map(_new_change, rows))
 
 
@@ -336,19 +326,25 @@ def _current_change(change: Any) -> PriceChange:
             fields = _CHANGE_FIELDS(change)
         except KeyError:
             return _tolerant_change(change)
-        asset_id, price, size, side, best_bid, best_ask = fields
-        if (
-            type(asset_id) is str
-            and type(price) is str
-            and type(size) is str
-            and side in (BUY, SELL)
-            and type(best_bid) is str
-            and best_bid
-            and type(best_ask) is str
-            and best_ask
-        ):
+        if _is_plain(fields):
             return _new_change(fields)
     return _tolerant_change(change)
+
+
+def _is_plain(fields: tuple[Any, ...]) -> bool:
+    """Whether a change's six fields are the plain strings they almost always are (kept
+    as the event as they are)."""
+    asset_id, price, size, side, best_bid, best_ask = fields
+    return (
+        type(asset_id) is str
+        and type(price) is str
+        and type(size) is str
+        and side in (BUY, SELL)
+        and type(best_bid) is str
+        and bool(best_bid)
+        and type(best_ask) is str
+        and bool(best_ask)
+    )
 
 
 def _tolerant_change(change: Any) -> PriceChange:
