@@ -271,6 +271,25 @@ async def test_an_unreachable_exchange_is_retried_until_stop() -> None:
     assert feed_tasks() == set()
 
 
+async def _deliver_as_one_backlog(
+    feed: MarketFeed, server: FakeMarketServer, frames: list[str], handled: asyncio.Event
+) -> None:
+    """Run ``feed`` on token "a" and send it ``frames`` as one backlog (all received
+    before its reader gets any of them); return once ``handled`` is set."""
+    feed.set_tokens(["a"])
+    async with feed, asyncio.timeout(WAIT_S):
+        connection = await server.next_connection()
+        await connection.next_message()
+        await feed.wait_for_status(lambda status: status.connected)
+        (shard,) = feed._connections.values()
+        assert shard._ws is not None
+        shard._ws.transport.pause_reading()
+        for frame in frames:
+            await connection.send(frame)
+        shard._ws.transport.resume_reading()
+        await handled.wait()
+
+
 @pytest.mark.parametrize("fire_pending", [True, False])
 async def test_a_backlog_of_frames_waits_for_a_fire_on_its_way(
     server: FakeMarketServer, fire_pending: bool
@@ -305,19 +324,8 @@ async def test_a_backlog_of_frames_waits_for_a_fire_on_its_way(
         yield_while=lambda: fire_pending and not fire_saw,
         loop_share_s=float("inf"),
     )
-    feed.set_tokens(["a"])
-    async with feed, asyncio.timeout(WAIT_S):
-        connection = await server.next_connection()
-        await connection.next_message()
-        await feed.wait_for_status(lambda status: status.connected)
-        # The backlog: the frames all received before the reader gets any of them.
-        (shard,) = feed._connections.values()
-        assert shard._ws is not None
-        shard._ws.transport.pause_reading()
-        for number in range(backlog):
-            await connection.send(book_frame("a", f"0.{10 + number % 80}", "0.95"))
-        shard._ws.transport.resume_reading()
-        await all_handled.wait()
+    frames = [book_frame("a", f"0.{10 + number % 80}", "0.95") for number in range(backlog)]
+    await _deliver_as_one_backlog(feed, server, frames, all_handled)
 
     assert len(fire_saw) == 1
     if fire_pending:
@@ -376,18 +384,8 @@ async def test_a_backlog_of_frames_gives_the_loop_back_once_it_held_it_for_its_s
         random_fn=lambda: 0.0,
         loop_share_s=0.001,
     )
-    feed.set_tokens(["a"])
-    async with feed, asyncio.timeout(WAIT_S):
-        connection = await server.next_connection()
-        await connection.next_message()
-        await feed.wait_for_status(lambda status: status.connected)
-        (shard,) = feed._connections.values()
-        assert shard._ws is not None
-        shard._ws.transport.pause_reading()
-        for price in sent:
-            await connection.send(book_frame("a", str(price), "0.95"))
-        shard._ws.transport.resume_reading()
-        await all_handled.wait()
+    frames = [book_frame("a", str(price), "0.95") for price in sent]
+    await _deliver_as_one_backlog(feed, server, frames, all_handled)
 
     assert task_saw == [3]  # 0.4 + 0.4 + 0.4 ms reached the 1 ms share
     assert seen == sent
