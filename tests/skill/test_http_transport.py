@@ -16,7 +16,9 @@ import itertools
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from http.cookiejar import CookieJar
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,6 +31,7 @@ from hypothesis import strategies as st
 
 from vincent.skills.polymarket.exchange_link import ExchangeLink
 from vincent.skills.polymarket.http_transport import (
+    AnswerCookies,
     LeanClient,
     LeanTransport,
     _Answer,
@@ -602,3 +605,47 @@ def test_the_lean_client_keeps_at_most_its_bound_of_urls() -> None:
         url = client.build_request("GET", f"/order/{number}").url
         assert str(url) == f"https://clob.example/order/{number}"
     assert len(client._merged) == LeanClient.MAX_URLS
+
+
+class CountingJar(CookieJar):
+    """A cookie jar (the standard library's) that counts the answers handed to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.handed = 0
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        self.handed += 1
+        super().extract_cookies(response, request)
+
+
+async def test_only_answers_setting_a_cookie_reach_the_cookie_jar() -> None:
+    """``AnswerCookies``: an answer without ``Set-Cookie`` skips the jar (it would take
+    nothing from it); one with it is stored and sent back, as httpx's own cookies do."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                line, headers, _ = await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            cookie = headers.get(b"cookie", b"-")
+            extra = [b"set-cookie: seen=1; Path=/"] if line.startswith(b"GET /set") else []
+            writer.write(answer(cookie, *extra))
+            await writer.drain()
+
+    jar = CountingJar()
+    async with serving(handler) as server:
+        base = f"http://127.0.0.1:{server.port}"
+        async with LeanClient(base_url=base, transport=lean(), cookies=jar) as lean_client:
+            assert (await lean_client.get("/plain")).content == b"-"
+            assert (await lean_client.post("/plain", content=b"x")).content == b"-"
+            assert jar.handed == 0
+            await lean_client.get("/set")
+            assert jar.handed == 1
+            assert lean_client.cookies.get("seen") == "1"
+            assert (await lean_client.get("/plain")).content == b"seen=1"
+            lean_client.cookies = CountingJar()  # a jar set later is wrapped the same way
+            assert isinstance(lean_client.cookies, AnswerCookies)
+            await lean_client.get("/set")
+            assert lean_client.cookies.get("seen") == "1"
