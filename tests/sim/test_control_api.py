@@ -8,6 +8,7 @@ import signal
 import sys
 
 import httpx
+import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -96,13 +97,16 @@ async def test_control_api_round_trip() -> None:
         assert unknown.status_code == 400
 
 
-async def test_python_module_serves_and_stops() -> None:
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+async def test_python_module_serves_and_stops(loop: str) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "vincent.sim",
         "--port",
         "0",
+        "--loop",
+        loop,
         stdout=asyncio.subprocess.PIPE,
     )
     try:

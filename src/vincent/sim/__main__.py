@@ -18,8 +18,11 @@ def main() -> None:
         help="most events per WS frame when a subscriber falls behind (1: never batch)",
     )
     parser.add_argument("--ws-compression", action="store_true", help="permessage-deflate")
+    parser.add_argument(
+        "--loop", choices=["uvloop", "asyncio"], default="uvloop", help="the event loop"
+    )
     args = parser.parse_args()
-    run(args.host, args.port, args.ws_batch_max, args.ws_compression)
+    run(args.host, args.port, args.ws_batch_max, args.ws_compression, args.loop)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,16 @@
 """Authenticated CLOB REST routes: API keys (L1), orders, cancels, order and trade lookups (L2).
 
-Thin: verifies auth, parses, and hands over to ``placing`` / ``Exchange``.
+Thin: verifies auth, parses, and hands over to ``placing`` / ``Exchange``. ``POST /order``
+and ``GET /data/trades`` are plain functions of the request's parts (``accept_order``,
+``trades_of``), which ``hot_routes`` serves as bare ASGI; their Starlette routes remain for
+what it leaves (HEAD).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -18,7 +22,7 @@ from vincent.sim.book import units_text
 from vincent.sim.errors import SimError
 from vincent.sim.orders import parse_post
 from vincent.sim.records import TradeRecord
-from vincent.sim.state import require_l2, sim_state
+from vincent.sim.state import SimState, require_l2, sim_state
 from vincent.sim.timing import OrderReceipt
 
 _END_CURSOR = "LTE="
@@ -42,10 +46,23 @@ async def list_api_keys(request: Request) -> Response:
 
 
 async def post_order(request: Request) -> Response:
-    state = sim_state(request)
+    state: SimState = request.app.state.sim
     ts_receive_ns = state.timing.now_ns()
-    creds = await require_l2(request)
-    posted = parse_post(_json(await request.body()))
+    raw = await request.body()
+    return JSONResponse(accept_order(state, request.headers, raw, ts_receive_ns))
+
+
+def accept_order(
+    state: SimState, headers: Mapping[str, str], raw: bytes, ts_receive_ns: int
+) -> dict[str, Any]:
+    """``POST /order`` after HTTP: L2 check, parse, verify, record the receipt, place.
+
+    Also served as bare ASGI (``hot_routes``). Refusals raise ``SimError``; the answer is
+    the order's JSON body.
+    """
+    placing.advance(state.exchange, time.monotonic())
+    creds = state.keys.l2(headers, "POST", "/order", raw.decode(), time.time())
+    posted = parse_post(_json(raw))
     if posted.owner != creds.key:
         raise SimError(400, "the order owner has to be the owner of the API KEY")
     order_id = placing.verify(state.exchange, posted, creds.address)
@@ -59,7 +76,7 @@ async def post_order(request: Request) -> Response:
             posted.order_type,
         )
     )
-    return JSONResponse(placing.place(state.exchange, posted, order_id, creds.key))
+    return placing.place(state.exchange, posted, order_id, creds.key)
 
 
 async def post_orders(request: Request) -> Response:
@@ -113,12 +130,22 @@ async def list_orders(request: Request) -> Response:
 
 
 async def list_trades(request: Request) -> Response:
-    creds = await require_l2(request)
-    params = request.query_params
+    state: SimState = request.app.state.sim
+    return JSONResponse(trades_of(state, request.headers, request.query_params))
+
+
+def trades_of(
+    state: SimState, headers: Mapping[str, str], params: Mapping[str, str]
+) -> dict[str, Any]:
+    """``GET /data/trades`` after HTTP: L2 check, then the key's trades (as taker or
+    maker), filtered by ``id``, ``asset_id`` and ``market``. Also served as bare ASGI
+    (``hot_routes``)."""
+    exchange = state.exchange
+    placing.advance(exchange, time.monotonic())
+    creds = state.keys.l2(headers, "GET", "/data/trades", "", time.time())
     trade_id = params.get("id")
     asset_id = params.get("asset_id")
     market = params.get("market")
-    exchange = sim_state(request).exchange
     if trade_id is None:
         candidates: Iterable[TradeRecord] = exchange.trades
     else:
@@ -135,9 +162,7 @@ async def list_trades(request: Request) -> Response:
             items.append(trade.wire("TAKER"))
         elif any(m.owner == creds.key for m in trade.makers):
             items.append(trade.wire("MAKER"))
-    return JSONResponse(
-        {"data": items, "next_cursor": _END_CURSOR, "limit": len(items), "count": len(items)}
-    )
+    return {"data": items, "next_cursor": _END_CURSOR, "limit": len(items), "count": len(items)}
 
 
 async def cancel_order(request: Request) -> Response:

@@ -11,9 +11,10 @@ import contextlib
 import logging
 import socket
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
+import uvloop
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -27,6 +28,7 @@ from vincent.sim.control import SimControl
 from vincent.sim.errors import SimError
 from vincent.sim.exchange import Exchange
 from vincent.sim.faults import FaultMiddleware, FaultPlan
+from vincent.sim.hot_routes import HotRoutes
 from vincent.sim.state import SimState
 from vincent.sim.timing import TimingRecorder
 
@@ -62,7 +64,7 @@ def build_state(
 
 
 def create_app(state: SimState, control: SimControl) -> ASGIApp:
-    """The whole exchange as one ASGI app (faults applied outermost)."""
+    """The whole exchange as one ASGI app (faults outermost, then ``hot_routes``)."""
     app = Starlette(
         routes=[
             *clob_public.ROUTES,
@@ -77,7 +79,7 @@ def create_app(state: SimState, control: SimControl) -> ASGIApp:
     )
     app.state.sim = state
     app.state.control = control
-    return FaultMiddleware(app, state.faults)
+    return FaultMiddleware(HotRoutes(app, state), state.faults)
 
 
 class _Server(uvicorn.Server):
@@ -214,6 +216,10 @@ class LocalExchange(SimControl):
             # sending a response"). Polymarket's edge keeps idle connections far longer.
             timeout_keep_alive=75,
             ws_per_message_deflate=self._ws_compression,
+            # Not uvicorn's "auto" choice, so a missing httptools fails at start. Requests are
+            # not logged (the access log costs a call per request even when filtered out).
+            http="httptools",
+            access_log=False,
         )
         self._server = _Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
@@ -246,18 +252,25 @@ class LocalExchange(SimControl):
             await self._task
 
 
+Loop = Literal["uvloop", "asyncio"]
+
+
 def run(
     host: str = "127.0.0.1",
     port: int = 8765,
     ws_batch_max: int = DEFAULT_WS_BATCH_MAX,
     ws_compression: bool = False,
+    loop: Loop = "uvloop",
 ) -> None:
     """Serve the exchange until interrupted (the ``vincent sim`` command); port 0 is allowed.
 
-    Prints one line with the URLs once the server accepts connections.
+    Prints one line with the URLs once the server accepts connections. ``loop``: uvloop
+    (default: less CPU per request, which the benchmarks share with the worker) or asyncio's.
     """
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the normal way to stop
-        asyncio.run(_serve(host, port, ws_batch_max, ws_compression))
+    factory = uvloop.new_event_loop if loop == "uvloop" else None
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=factory) as runner:
+        # Ctrl-C is the normal way to stop.
+        runner.run(_serve(host, port, ws_batch_max, ws_compression))
 
 
 async def _serve(host: str, port: int, ws_batch_max: int, ws_compression: bool) -> None:
