@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -19,6 +20,9 @@ import httpx
 from bench.common import free_port
 
 READY_TIMEOUT_S = 30.0
+# The exchange's event loop, when set (``python -m vincent.sim --loop``: uvloop or asyncio;
+# round 12's A/B of the two). Unset: the exchange's default.
+LOOP_ENV = "BENCH_SIM_LOOP"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +51,15 @@ class ExchangeProcess:
 
 
 @contextlib.asynccontextmanager
-async def exchange_process(host: str = "127.0.0.1") -> AsyncIterator[ExchangeProcess]:
-    """``python -m vincent.sim`` on a free port; ready once it prints its ready line."""
+async def exchange_process(
+    host: str = "127.0.0.1", wrapper: tuple[str, ...] = ()
+) -> AsyncIterator[ExchangeProcess]:
+    """``python -m vincent.sim`` on a free port; ready once it prints its ready line.
+
+    ``wrapper``: a command the exchange runs under (``valgrind --tool=callgrind ...``)."""
     port = free_port()
     process = await asyncio.create_subprocess_exec(
+        *wrapper,
         sys.executable,
         "-m",
         "vincent.sim",
@@ -58,12 +67,13 @@ async def exchange_process(host: str = "127.0.0.1") -> AsyncIterator[ExchangePro
         host,
         "--port",
         str(port),
+        *(("--loop", os.environ[LOOP_ENV]) if os.environ.get(LOOP_ENV) else ()),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     try:
         assert process.stdout is not None
-        async with asyncio.timeout(READY_TIMEOUT_S):
+        async with asyncio.timeout(READY_TIMEOUT_S * (10 if wrapper else 1)):
             while True:
                 line = await process.stdout.readline()
                 if not line:

@@ -1,6 +1,6 @@
 """CPU per order of the local exchange's own work, without HTTP (issue 14, round 11).
 
-    python -m bench.sim_order_cost [--orders 1000] [--tenants 100] [--rounds 3]
+    python -m bench.sim_order_cost [--orders 1000] [--tenants 100] [--rounds 3] [--http]
 
 What the exchange does for one ``POST /order`` after uvicorn and Starlette: the L2 check
 (HMAC over the body), settlement moved on (twice, as ``require_l2`` and the route each
@@ -15,18 +15,34 @@ the orders already placed shows there); the best of R rounds, each on a fresh ex
 Runs against any tree (``PYTHONPATH=<tree>/src``): it uses only ``placing.verify``,
 ``placing.place``, ``placing.advance``, ``parse_post`` and ``ApiKeyStore.l2``. The last line
 is one JSON object.
+
+``--http`` (round 12): the same orders through HTTP instead, to the exchange in its own
+process (``python -m vincent.sim``, as ``bench.engine`` runs it): API keys made over L1, the
+orders posted one at a time on one keep-alive connection, each followed by its trade's
+lookup (``GET /data/trades?id=``, as a fire follows its settlement). Reports that process's
+CPU per order and lookup (user + system, psutil): uvicorn, the routing, the L2 checks, the
+order itself.
+``--http --callgrind DIR`` runs the exchange under callgrind with instrumentation on only
+while the orders are posted, and reports its instructions per order (a count that the
+machine's load does not change; the CPU figures above do, several-fold at load 6).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import glob
 import json
+import os
+import subprocess
 import time
 from typing import Any
 
+import psutil
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
+from bench.exchange_process import ExchangeProcess, exchange_process
 from vincent.sim import placing, signatures
 from vincent.sim.auth import ApiCredentials, ApiKeyStore, hmac_signature
 from vincent.sim.exchange import Exchange
@@ -172,12 +188,192 @@ def _run_round(
     }
 
 
+def _l1_headers(key: bytes, address: str) -> dict[str, str]:
+    """ClobAuth (L1) headers for ``POST /auth/api-key`` (nonce 0)."""
+    timestamp = str(int(time.time()))
+    signable = encode_typed_data(
+        full_message={
+            "types": {
+                "EIP712Domain": _DOMAIN_FIELDS[:3],
+                "ClobAuth": [
+                    {"name": "address", "type": "address"},
+                    {"name": "timestamp", "type": "string"},
+                    {"name": "nonce", "type": "uint256"},
+                    {"name": "message", "type": "string"},
+                ],
+            },
+            "primaryType": "ClobAuth",
+            "domain": {"name": "ClobAuthDomain", "version": "1", "chainId": 137},
+            "message": {
+                "address": address,
+                "timestamp": timestamp,
+                "nonce": 0,
+                "message": "This message attests that I control the given wallet",
+            },
+        }
+    )
+    signature = "0x" + bytes(Account.sign_message(signable, private_key=key).signature).hex()
+    return {
+        "POLY_ADDRESS": address,
+        "POLY_TIMESTAMP": timestamp,
+        "POLY_NONCE": "0",
+        "POLY_SIGNATURE": signature,
+    }
+
+
+async def _http_setup(
+    exchange: ExchangeProcess, tenants: list[tuple[bytes, str]], args: argparse.Namespace
+) -> list[dict[str, str]]:
+    await exchange.call("POST", "/markets", {"condition_id": CONDITION_ID, "token_ids": [YES, NO]})
+    depth = str(10 * args.orders)
+    bids = [["0.48", depth], ["0.47", depth]]
+    await exchange.call("PUT", f"/books/{YES}", {"bids": bids, "asks": []})
+    creds = []
+    for key, address in tenants:
+        shares = {"address": address, "token_id": YES, "shares": str(5 * args.orders)}
+        await exchange.call("POST", "/credits", shares | {"avg_price": "0.5"})
+        answer = await exchange.control.post(
+            f"{exchange.base_url}/auth/api-key", headers=_l1_headers(key, address)
+        )
+        creds.append(answer.json() | {"address": address})
+    return creds
+
+
+def _raw_post(cred: dict[str, str], body: str, host: str) -> bytes:
+    timestamp = str(int(time.time()))
+    signature = hmac_signature(cred["secret"], timestamp, "POST", "/order", body)
+    raw = body.encode()
+    head = (
+        f"POST /order HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(raw)}\r\npoly_address: {cred['address']}\r\n"
+        f"poly_api_key: {cred['apiKey']}\r\npoly_passphrase: {cred['passphrase']}\r\n"
+        f"poly_timestamp: {timestamp}\r\npoly_signature: {signature}\r\n\r\n"
+    )
+    return head.encode() + raw
+
+
+def _raw_trade_lookup(cred: dict[str, str], trade_id: str, host: str) -> bytes:
+    timestamp = str(int(time.time()))
+    signature = hmac_signature(cred["secret"], timestamp, "GET", "/data/trades", "")
+    return (
+        f"GET /data/trades?id={trade_id} HTTP/1.1\r\nhost: {host}\r\n"
+        f"poly_address: {cred['address']}\r\npoly_api_key: {cred['apiKey']}\r\n"
+        f"poly_passphrase: {cred['passphrase']}\r\npoly_timestamp: {timestamp}\r\n"
+        f"poly_signature: {signature}\r\n\r\n"
+    ).encode()
+
+
+async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    status = int(lines[0].split()[1])
+    fields = (line.partition(":") for line in lines[1:])
+    length = next(int(value) for name, _, value in fields if name.lower() == "content-length")
+    return status, await reader.readexactly(length)
+
+
+async def _http_round(
+    tenants: list[tuple[bytes, str]], turns: list[int], args: argparse.Namespace
+) -> dict[str, float]:
+    wrapper: tuple[str, ...] = ()
+    if args.callgrind:
+        out = os.path.join(args.callgrind, "callgrind.out.%p")
+        wrapper = ("valgrind", "--tool=callgrind", "--instr-atstart=no")
+        wrapper += (f"--callgrind-out-file={out}",)
+    async with exchange_process(wrapper=wrapper) as exchange:
+        creds = await _http_setup(exchange, tenants, args)
+        netloc = exchange.base_url.removeprefix("http://")
+        requests = []
+        for number, tenant in enumerate(turns):
+            key, address = tenants[tenant]
+            body = _signed_body(key, address, creds[tenant]["apiKey"], number + 1)
+            requests.append((creds[tenant], _raw_post(creds[tenant], body, netloc)))
+        host, port = netloc.split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        if args.callgrind:
+            _callgrind(exchange.pid, "--instr=on")
+        process = psutil.Process(exchange.pid)
+        before = process.cpu_times()
+        wall_before = time.perf_counter()
+        for cred, request in requests:
+            writer.write(request)
+            status, answer = await _read_answer(reader)
+            placed = json.loads(answer)
+            if status != 200 or placed["status"] != "matched":
+                raise RuntimeError(f"order not matched: {status} {answer[:300]!r}")
+            # As a fire follows its sale's settlement: its trade by id.
+            writer.write(_raw_trade_lookup(cred, placed["tradeIDs"][0], netloc))
+            status, answer = await _read_answer(reader)
+            if status != 200 or json.loads(answer)["count"] != 1:
+                raise RuntimeError(f"trade not found: {status} {answer[:300]!r}")
+        wall_s = time.perf_counter() - wall_before
+        after = process.cpu_times()
+        instructions = 0.0
+        if args.callgrind:
+            _callgrind(exchange.pid, "--instr=off")
+            _callgrind(exchange.pid, "--dump")
+            instructions = _dumped_instructions(args.callgrind, exchange.pid)
+        user_s, system_s = after.user - before.user, after.system - before.system
+        writer.close()
+    return {
+        "us_per_order": 1e6 * (user_s + system_s) / len(requests),
+        "us_user_per_order": 1e6 * user_s / len(requests),
+        "instructions_per_order": instructions / len(requests),
+        "us_wall_per_order": 1e6 * wall_s / len(requests),
+    }
+
+
+def _callgrind(pid: int, command: str) -> None:
+    subprocess.run(["callgrind_control", command, str(pid)], check=True, capture_output=True)
+
+
+def _dumped_instructions(directory: str, pid: int) -> float:
+    """Instructions counted in the process's dumps (``summary:`` / ``totals:`` lines)."""
+    total = 0.0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        dumps = glob.glob(os.path.join(directory, f"callgrind.out.{pid}.*"))
+        if dumps:
+            break
+        time.sleep(0.2)
+    for path in dumps:
+        with open(path) as file:
+            for line in file:
+                if line.startswith(("summary:", "totals:")):
+                    total = max(total, float(line.split()[1]))
+    return total
+
+
+def _main_http(args: argparse.Namespace) -> None:
+    tenants, turns = _prepare(args)
+    rounds = [asyncio.run(_http_round(tenants, turns, args)) for _ in range(args.rounds)]
+    for number, figures in enumerate(rounds, 1):
+        print(
+            f"round {number}: {figures['us_per_order']:.0f} µs of exchange CPU per order "
+            f"({figures['us_user_per_order']:.0f} user; "
+            f"{figures['us_wall_per_order']:.0f} µs wall; "
+            f"{figures['instructions_per_order'] / 1000:.0f}k instructions)"
+        )
+    best = min(rounds, key=lambda r: r["us_per_order"])
+    print(
+        json.dumps(
+            {"orders": args.orders, "tenants": args.tenants, "rounds": len(rounds), "http": True}
+            | {key: round(value, 1) for key, value in best.items()}
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--orders", type=int, default=1000)
     parser.add_argument("--tenants", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--http", action="store_true", help="through HTTP, exchange in a process")
+    parser.add_argument("--callgrind", metavar="DIR", help="with --http: exchange under callgrind")
     args = parser.parse_args()
+    if args.http:
+        _main_http(args)
+        return
     tenants, turns = _prepare(args)
     rounds = [_run_round(tenants, turns, args) for _ in range(args.rounds)]
     best = min(rounds, key=lambda r: r["us_per_order"])
