@@ -191,3 +191,18 @@ def test_sim_order_cost_prints_cpu_per_order() -> None:
     assert result["orders"] == 20
     assert result["trades"] == 20  # every order was verified and placed, and it traded
     assert all(result[key] > 0 for key in ("us_per_order", "us_verify", "us_place"))
+
+
+def test_sim_order_cost_over_http_prints_cpu_per_order() -> None:
+    result = _last_json_line(
+        "bench.sim_order_cost",
+        *("--http", "--orders", "10", "--tenants", "2", "--rounds", "1"),
+    )
+    assert result["orders"] == 10 and result["http"] is True
+    assert result["us_per_order"] > 0 and result["instructions_per_order"] == 0
+
+
+def test_sign_cost_prints_cpu_per_signed_order() -> None:
+    result = _last_json_line("bench.sign_cost", *("--orders", "10", "--rounds", "1"))
+    assert result["orders"] == 10 and result["rounds"] == 1
+    assert result["us_per_order"] > 0
