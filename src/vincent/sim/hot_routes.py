@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -55,10 +55,12 @@ class HotRoutes:
             return  # the client went away: nobody to answer
         await self._answer(send, scope, accept_order, raw, ts_receive_ns)
 
-    async def _answer(self, send: Send, scope: Scope, handler: Any, *args: Any) -> None:
+    async def _answer(
+        self, send: Send, scope: Scope, handler: Callable[..., dict[str, Any]], *args: Any
+    ) -> None:
         status = 200
         try:
-            answer = handler(self.state, _headers(scope), *args)
+            answer: Any = handler(self.state, _headers(scope), *args)
         except SimError as error:
             status, answer = error.status, error.body()
         except Exception:

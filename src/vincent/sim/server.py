@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import uvicorn
-import uvloop
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -267,7 +266,11 @@ def run(
     Prints one line with the URLs once the server accepts connections. ``loop``: uvloop
     (default: less CPU per request, which the benchmarks share with the worker) or asyncio's.
     """
-    factory = uvloop.new_event_loop if loop == "uvloop" else None
+    factory = None
+    if loop == "uvloop":
+        import uvloop  # only this command needs it (uvicorn[standard] installs it)
+
+        factory = uvloop.new_event_loop
     with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=factory) as runner:
         # Ctrl-C is the normal way to stop.
         runner.run(_serve(host, port, ws_batch_max, ws_compression))
