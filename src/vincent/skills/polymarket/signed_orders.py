@@ -245,12 +245,12 @@ class _KeptKeyBackend(CoinCurveECCBackend):
     def __init__(self, secret: bytes) -> None:
         super().__init__()
         self._secret = secret
-        self.signing_key = coincurve.PrivateKey(secret)
+        self._signing_key = coincurve.PrivateKey(secret)
 
     def ecdsa_sign(self, msg_hash: bytes, private_key: PrivateKey) -> Signature:
         if private_key.to_bytes() != self._secret:
             return super().ecdsa_sign(msg_hash, private_key)
-        return Signature(self.signing_key.sign_recoverable(msg_hash, hasher=None), backend=self)
+        return Signature(self._signing_key.sign_recoverable(msg_hash, hasher=None), backend=self)
 
 
 class OrderIdSigner:
@@ -263,9 +263,7 @@ class OrderIdSigner:
     def __init__(self, account: LocalAccount) -> None:
         self._account = account
         secret = bytes(account.key)
-        backend = _KeptKeyBackend(secret)
-        self._key = PrivateKey(secret, backend=backend)
-        self._signing_key = backend.signing_key
+        self._key = PrivateKey(secret, backend=_KeptKeyBackend(secret))
         self._digests: OrderedDict[str, str] = OrderedDict()
 
     def __getattr__(self, name: str) -> Any:
@@ -282,27 +280,12 @@ class OrderIdSigner:
         if full_message is None:
             signed = Account.sign_typed_data(self._key, domain_data, message_types, message_data)
             return signed
-        digest = _hash_eip191_message(encode_typed_data_once_per_domain(full_message))
-        signed = self._sign_digest(digest)
+        signed = Account.sign_message(encode_typed_data_once_per_domain(full_message), self._key)
         if full_message.get("primaryType") == "Order":
             self._digests[_signature_key(signed.signature)] = "0x" + signed.message_hash.hex()
             while len(self._digests) > _KEPT_DIGESTS:
                 self._digests.popitem(last=False)
         return signed
-
-    def _sign_digest(self, digest: bytes) -> SignedMessage:
-        """``Account.sign_message``'s answer for a message of this digest, signed with the
-        kept coincurve key directly (eth_account's path converts and validates each part
-        again: ~60 % of signing after the hashing)."""
-        raw = self._signing_key.sign_recoverable(digest, hasher=None)  # r, s, recovery id
-        v = raw[64] + 27
-        return SignedMessage(
-            message_hash=HexBytes(digest),
-            r=int.from_bytes(raw[:32], "big"),
-            s=int.from_bytes(raw[32:64], "big"),
-            v=v,
-            signature=HexBytes(raw[:64] + bytes([v])),
-        )
 
     def order_id(self, order: SignedOrder) -> str | None:
         """The id of ``order`` if this signer signed it as an ``Order``, else None."""
