@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from eth_account._utils.encode_typed_data.encoding_and_hashing import hash_eip712_message
 from eth_account.messages import _hash_eip191_message, encode_typed_data
 from eth_keys.datatypes import PrivateKey
 from eth_utils.exceptions import ValidationError
@@ -20,7 +19,6 @@ from vincent.skills.polymarket.signed_orders import (
     OrderIdSigner,
     _KeptKeyBackend,
     encode_typed_data_once_per_domain,
-    static_struct_hash,
 )
 
 ACCOUNT = Account.from_key("0x" + "42" * 32)
@@ -131,156 +129,3 @@ def test_the_kept_coincurve_key_signs_only_for_its_own_private_key() -> None:
 
     assert backend.ecdsa_sign(digest, PrivateKey(mine)) == PrivateKey(mine).sign_msg_hash(digest)
     assert backend.ecdsa_sign(digest, PrivateKey(other)) == PrivateKey(other).sign_msg_hash(digest)
-
-
-ORDER_TYPES = build_order_typed_data(
-    UnsignedOrder(
-        chain_id=137,
-        builder="0x" + "00" * 32,
-        exchange_address=EXCHANGES[0],
-        expiration=0,
-        maker=ACCOUNT.address,
-        maker_amount=1,
-        metadata="0x" + "00" * 32,
-        order_type="FOK",
-        salt=1,
-        side="SELL",
-        signature_type=0,
-        signer=ACCOUNT.address,
-        taker_amount=1,
-        timestamp=1,
-        token_id="1",
-        protocol_version="2",
-    )
-)["types"]
-ORDER_ONLY = {"Order": ORDER_TYPES["Order"]}
-_ADDRESS = ACCOUNT.address
-# Values of every kind eth_account takes for each field type, plain and odd: ints in and
-# out of range (negative, too wide, bool), addresses in each case and a wrong checksum,
-# bytes32 as bytes, hex text (either case of prefix and digits), short and long.
-ODD_VALUES = st.one_of(
-    st.integers(min_value=-(2**8), max_value=2**257),
-    st.booleans(),
-    st.sampled_from(
-        [
-            _ADDRESS,
-            _ADDRESS.lower(),
-            "0x" + _ADDRESS[2:].upper(),
-            _ADDRESS[:-1] + ("a" if _ADDRESS[-1] != "a" else "b"),
-            _ADDRESS[2:],
-            "0X" + _ADDRESS[2:],
-            "0x" + "ab" * 32,
-            "0x" + "AB" * 32,
-            "0X" + "ab" * 32,
-            2**256,
-            2**256 - 1,
-            2**8,
-            2**8 - 1,
-            -1,
-            "0x" + "ab" * 31,
-            "0x" + "zz" * 32,
-            "1",
-            "",
-        ]
-    ),
-    st.binary(min_size=0, max_size=40),
-    st.none(),
-)
-
-
-def _hash_or_error(types: dict[str, Any], message: dict[str, Any]) -> bytes | str:
-    try:
-        return hash_eip712_message(types, message)
-    except Exception as error:
-        return type(error).__name__
-
-
-@settings(deadline=None, max_examples=300)
-@given(st.data())
-def test_the_static_struct_hash_is_eth_accounts_hash_or_none(data: st.DataObject) -> None:
-    """``static_struct_hash`` gives eth_account's own ``hash_eip712_message`` whenever it
-    gives anything, and stands aside (None) for every value it does not lay out itself."""
-    message: dict[str, Any] = {}
-    for field in ORDER_ONLY["Order"]:
-        plain = {
-            "uint256": UINT256,
-            "uint8": st.integers(min_value=0, max_value=255),
-            "address": st.sampled_from([_ADDRESS, _ADDRESS.lower()]),
-            "bytes32": st.one_of(BYTES32, st.binary(min_size=32, max_size=32)),
-        }[field["type"]]
-        message[field["name"]] = data.draw(
-            st.one_of(plain, ODD_VALUES) if data.draw(st.booleans()) else plain
-        )
-    fast = static_struct_hash(ORDER_ONLY, message)
-    if fast is not None:
-        assert fast == hash_eip712_message(ORDER_ONLY, message)
-
-
-@settings(deadline=None, max_examples=100)
-@given(unsigned_orders())
-def test_the_sdks_orders_take_the_static_hash(order: UnsignedOrder) -> None:
-    """What the SDK builds for an order (and the Order inside a deposit wallet's
-    ``TypedDataSign``) is laid out directly, with eth_account's digest; the wrapper itself
-    (two struct types) is left to eth_account."""
-    typed = build_order_typed_data(order)
-    types = {name: fields for name, fields in typed["types"].items() if name != "EIP712Domain"}
-    if typed["primaryType"] == "Order":
-        message = typed["message"]
-    else:
-        assert static_struct_hash(types, typed["message"]) is None
-        message = typed["message"]["contents"]
-    assert static_struct_hash(ORDER_ONLY, message) == hash_eip712_message(ORDER_ONLY, message)
-    assert static_struct_hash(ORDER_ONLY, message) is not None
-
-
-def test_fields_of_other_types_are_left_to_eth_account() -> None:
-    types = {"Mail": [{"name": "note", "type": "string"}, {"name": "to", "type": "address"}]}
-    assert static_struct_hash(types, {"note": "hi", "to": _ADDRESS}) is None
-    assert static_struct_hash({"Order": ORDER_TYPES["Order"], "Other": []}, {}) is None
-    missing = {"Order": [{"name": "salt", "type": "uint256"}]}
-    assert static_struct_hash(missing, {}) is None
-    assert _hash_or_error(missing, {}) == "ValueError"
-
-
-ODD_LIST: list[Any] = [
-    _ADDRESS,
-    _ADDRESS.lower(),
-    "0x" + _ADDRESS[2:].upper(),
-    _ADDRESS[:-1] + ("a" if _ADDRESS[-1] != "a" else "b"),
-    _ADDRESS[2:],
-    "0X" + _ADDRESS[2:],
-    "0x" + "ab" * 32,
-    "0x" + "AB" * 32,
-    "0X" + "ab" * 32,
-    "0x" + "ab" * 31,
-    "0x" + "zz" * 32,
-    "1",
-    "",
-    2**256,
-    2**256 - 1,
-    2**8,
-    2**8 - 1,
-    0,
-    -1,
-    True,
-    False,
-    bytes(32),
-    bytes(31),
-    bytes(33),
-    bytes(20),
-    None,
-    1.0,
-]
-
-
-@pytest.mark.parametrize("field", [field["name"] for field in ORDER_ONLY["Order"]])
-def test_each_odd_value_of_each_field_is_hashed_as_eth_account_does_or_left(field: str) -> None:
-    plain: dict[str, Any] = {
-        f["name"]: {"uint256": 7, "uint8": 1, "address": _ADDRESS, "bytes32": bytes(32)}[f["type"]]
-        for f in ORDER_ONLY["Order"]
-    }
-    for value in ODD_LIST:
-        message = plain | {field: value}
-        fast = static_struct_hash(ORDER_ONLY, message)
-        if fast is not None:
-            assert fast == _hash_or_error(ORDER_ONLY, message), (field, value)

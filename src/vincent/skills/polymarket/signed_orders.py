@@ -15,8 +15,6 @@ and hashes only the message after that, with eth_account's own ``hash_eip712_mes
 
 from __future__ import annotations
 
-import functools
-import re
 from collections import OrderedDict
 from typing import Any
 
@@ -28,8 +26,6 @@ from eth_account.messages import SignableMessage, _hash_eip191_message, encode_t
 from eth_account.signers.local import LocalAccount
 from eth_keys.backends.coincurve import CoinCurveECCBackend
 from eth_keys.datatypes import PrivateKey, Signature
-from eth_utils.address import is_address
-from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from polymarket._internal.actions.orders.context import resolve_order_exchange_address
 from polymarket._internal.actions.orders.typed_data import build_order_typed_data
@@ -161,70 +157,9 @@ def encode_typed_data_once_per_domain(full_message: dict[str, Any]) -> SignableM
         return signable
     types = dict(full_message["types"])
     types.pop("EIP712Domain", None)
-    message = full_message["message"]
-    body = static_struct_hash(types, message)
-    if body is None:
-        body = hash_eip712_message(types, message)
-    return SignableMessage(HexBytes(b"\x01"), header, body)
-
-
-# The ABI word of each value kind laid out here, by Solidity type; any other type (or a
-# value of another kind, out of range, or not canonical) goes to eth_account whole.
-_UINT_BITS = {"uint256": 256, "uint8": 8}
-_BYTES32_TEXT = re.compile(r"0x[0-9a-fA-F]{64}")
-_ADDRESS_TEXT = re.compile(r"0x[0-9a-fA-F]{40}")
-
-
-@functools.lru_cache(maxsize=4096)
-def _address_word(text: str) -> bytes | None:
-    """The ABI word of a 0x-prefixed hex address that eth_abi accepts (one case, or the
-    right checksum); None for any other text (eth_account then decides)."""
-    if _ADDRESS_TEXT.fullmatch(text) is None or not is_address(text):
-        return None
-    return bytes(12) + bytes.fromhex(text[2:])
-
-
-def _static_word(type_: str, value: Any) -> bytes | None:
-    bits = _UINT_BITS.get(type_)
-    if bits is not None:
-        if type(value) is int and 0 <= value < 1 << bits:
-            return value.to_bytes(32, "big")
-        return None
-    if type_ == "address":
-        return _address_word(value) if type(value) is str else None
-    if type_ == "bytes32":
-        if type(value) is bytes and len(value) == 32:
-            return value
-        if type(value) is str and _BYTES32_TEXT.fullmatch(value) is not None:
-            return bytes.fromhex(value[2:])
-    return None
-
-
-@functools.lru_cache(maxsize=64)
-def _type_hash(name: str, fields: tuple[tuple[str, str], ...]) -> bytes:
-    encoded = f"{name}({','.join(f'{type_} {field}' for field, type_ in fields)})"
-    return bytes(keccak(text=encoded))
-
-
-def static_struct_hash(types: dict[str, Any], message: dict[str, Any]) -> bytes | None:
-    """``hash_eip712_message(types, message)`` for one struct of static fields (an
-    ``Order``: uint256, uint8, address, bytes32), its words laid out directly: ~8 times
-    faster. None when ``types`` is anything else or a value is not of a plain kind (an
-    int for a uint, a 0x hex text for an address or bytes32, 32 bytes): eth_account then."""
-    if len(types) != 1:
-        return None
-    ((name, fields),) = types.items()
-    try:
-        shape = tuple((field["name"], field["type"]) for field in fields)
-    except (TypeError, KeyError):
-        return None
-    words = [_type_hash(name, shape)]
-    for field, type_ in shape:
-        word = _static_word(type_, message.get(field))
-        if word is None:
-            return None
-        words.append(word)
-    return bytes(keccak(b"".join(words)))
+    return SignableMessage(
+        HexBytes(b"\x01"), header, hash_eip712_message(types, full_message["message"])
+    )
 
 
 # Digests kept for orders signed and not yet asked for (an order's id is asked for right
