@@ -1,7 +1,7 @@
 """The worker's pure per-event path alone: frames → parse → books → prices → rule index.
 
     python -m bench.feed_replay [--rules 100000] [--tokens 10000] [--events 40000]
-                                [--rounds 3]
+                                [--rounds 3] [--websocket]
 
 No socket, no database, no exchange: ``bench.engine``'s scenario (seeded, no fires) turned
 into the frames the local exchange would send for it (per step one ``price_change`` with the
@@ -15,7 +15,14 @@ under an instruction counter, which the machine's load does not move:
 
     valgrind --tool=callgrind --collect-atstart=no --toggle-collect=starmap_next
         python -m bench.feed_replay --rules 10000 --tokens 1000 --events 4000 --rounds 1
+        [--websocket]
     (one command)
+
+``--websocket`` puts the client's WebSocket layer in front: the steps are encoded as the
+server's text frames and fed, ``--frames-per-read`` at a time, to a ``websockets``
+``ClientConnection`` (no socket: its transport only swallows writes), read by the feed's own
+reader (``ShardConnection._read``) and handed to the same ``FrameHandler``. Also
+deterministic (every read is drained before the next is fed).
 
 The last line is one JSON object with every round and the best.
 """
@@ -32,8 +39,17 @@ from decimal import Decimal
 from itertools import starmap
 from typing import Any, cast
 
+from websockets.asyncio.client import ClientConnection
+from websockets.client import ClientProtocol
+from websockets.datastructures import Headers
+from websockets.frames import OP_TEXT, Frame
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.uri import parse_uri
+
 from bench.scenario import TICK, Scenario, build_scenario
-from vincent.services.trade_manager.feed_config import FeedCounters
+from vincent.services.trade_manager.feed_config import FeedCounters, Heartbeat, MarketFeedConfig
+from vincent.services.trade_manager.feed_connection import ShardConnection
 from vincent.services.trade_manager.feed_frames import FrameHandler
 from vincent.services.trade_manager.metrics import WorkerMetrics
 from vincent.services.trade_manager.order_book import OrderBooks
@@ -105,7 +121,69 @@ def frames_for(scenario: Scenario) -> tuple[list[bytes], list[bytes]]:
     return snapshots, steps
 
 
-async def _round(scenario: Scenario, snapshots: list[bytes], steps: list[bytes]) -> dict[str, Any]:
+class _Transport(asyncio.Transport):
+    """What the replayed connection writes to (its close, if any): swallowed."""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        return None
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        return None
+
+    def pause_reading(self) -> None:
+        return None
+
+    def resume_reading(self) -> None:
+        return None
+
+
+def _reads(steps: list[bytes], frames_per_read: int) -> list[bytes]:
+    """The steps as the server's unmasked text frames, ``frames_per_read`` to a read."""
+    frames = [Frame(OP_TEXT, step).serialize(mask=False) for step in steps]
+    return [
+        b"".join(frames[i : i + frames_per_read]) for i in range(0, len(frames), frames_per_read)
+    ]
+
+
+async def _through_websocket(
+    handler: FrameHandler, counters: FeedCounters, reads: list[bytes], frames: int
+) -> None:
+    """Feed ``reads`` to a ``ClientConnection`` read by the feed's reader, each drained."""
+    ws = ClientConnection(ClientProtocol(parse_uri("ws://replay/"), state=State.OPEN))
+    ws.connection_made(_Transport())
+    ws.response = Response(101, "Switching Protocols", Headers())  # the handshake, done
+    connection = ShardConnection(
+        0,
+        set(),
+        url="ws://replay/",
+        config=MarketFeedConfig(),
+        clock=SystemClock(),
+        random_fn=lambda: 0.0,
+        frames=handler,
+        counters=counters,
+        on_change=lambda connection: None,
+    )
+    heartbeat = Heartbeat(3600.0, 7200.0, time.monotonic())
+    start = counters.messages_received
+    reader = asyncio.create_task(connection._read(ws, heartbeat))
+    for data in reads:
+        ws.data_received(data)
+        await asyncio.sleep(0)  # the reader handles what this read delivered
+    # The reader ran after each read (its wake-up was queued before this task's).
+    assert counters.messages_received - start == frames, "a read was left undrained"
+    reader.cancel()
+    await asyncio.gather(reader, return_exceptions=True)
+
+
+async def _prepare(
+    scenario: Scenario, snapshots: list[bytes]
+) -> tuple[FrameHandler, FeedCounters, WorkerMetrics, TrailingLevels]:
     rules = RuleRegistry()
     for rule in scenario.rules:
         rules.upsert(rule)
@@ -125,20 +203,45 @@ async def _round(scenario: Scenario, snapshots: list[bytes], steps: list[bytes])
         on_tokens=lambda changes: None,
         on_change=lambda: None,
     )
-    handler = FrameHandler(
-        books, dispatcher.on_prices, FeedCounters(), waiters=(), notify=lambda: None
-    )
+    counters = FeedCounters()
+    handler = FrameHandler(books, dispatcher.on_prices, counters, waiters=(), notify=lambda: None)
     for snapshot in snapshots:
         handler.handle(snapshot, 0.0)
-    gc.collect()
-    gc.freeze()
+    return handler, counters, metrics, trailing
+
+
+async def _handle_all(handler: FrameHandler, steps: list[bytes]) -> None:
     arrivals = [(frame, 1.0 + i * 1e-6) for i, frame in enumerate(steps)]
-    cpu0 = time.process_time()
     # Consumed in C: the only ``starmap`` of the run, so ``--toggle-collect=starmap_next``
     # counts exactly the frames' instructions.
     deque(starmap(handler.handle, arrivals), maxlen=0)
-    cpu_s = time.process_time() - cpu0
-    gc.unfreeze()
+
+
+def _round(
+    scenario: Scenario,
+    snapshots: list[bytes],
+    steps: list[bytes],
+    reads: list[bytes] | None = None,
+) -> dict[str, Any]:
+    loop = asyncio.new_event_loop()
+    try:
+        handler, counters, metrics, trailing = loop.run_until_complete(
+            _prepare(scenario, snapshots)
+        )
+        gc.collect()
+        gc.freeze()
+        cpu0 = time.process_time()
+        if reads is None:
+            loop.run_until_complete(_handle_all(handler, steps))
+        else:
+            # The only ``starmap`` of this mode: the instructions of every read, fed and
+            # handled (the loop's own turns included).
+            feed = _through_websocket(handler, counters, reads, len(steps))
+            deque(starmap(loop.run_until_complete, [(feed,)]), maxlen=0)
+        cpu_s = time.process_time() - cpu0
+        gc.unfreeze()
+    finally:
+        loop.close()
     raised = metrics.registry.get_sample_value(
         "vincent_trade_manager_evaluations_total", {"result": "trailing_raised"}
     )
@@ -158,6 +261,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=40_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--websocket", action="store_true", help="through a ClientConnection")
+    parser.add_argument("--frames-per-read", type=int, default=2)
     args = parser.parse_args()
     scenario = build_scenario(
         rules=args.rules,
@@ -168,9 +273,10 @@ def main() -> None:
         seed=args.seed,
     )
     snapshots, steps = frames_for(scenario)
+    reads = _reads(steps, args.frames_per_read) if args.websocket else None
     rounds = []
     for _ in range(args.rounds):
-        result = asyncio.run(_round(scenario, snapshots, steps))
+        result = _round(scenario, snapshots, steps, reads)
         print(result, flush=True)
         rounds.append(result)
     best = min(rounds, key=lambda result: result["cpu_s"])

@@ -166,6 +166,15 @@ def test_feed_replay_prints_its_figures_and_the_same_raises_each_round() -> None
     assert result["best"] in rounds
 
 
+def test_feed_replay_through_the_websocket_layer_raises_as_the_pure_path() -> None:
+    args = ("--rules", "60", "--tokens", "6", "--events", "120", "--rounds", "1")
+    pure = _last_json_line("bench.feed_replay", *args)
+    framed = _last_json_line("bench.feed_replay", *args, "--websocket", "--frames-per-read", "3")
+    raised = [result["rounds"][0]["trailing_raised"] for result in (pure, framed)]  # type: ignore[index]
+    assert framed["events"] == pure["events"] == 240
+    assert raised[0] == raised[1]
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_order_path_costs_prints_both_ways_of_each_piece(postgres_url: str) -> None:

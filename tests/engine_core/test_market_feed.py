@@ -213,6 +213,29 @@ async def test_malformed_frames_are_counted_and_ignored(server: FakeMarketServer
     assert (status.reconnects, status.connected) == (0, True)
 
 
+async def test_a_text_frame_that_is_not_utf8_is_malformed_and_keeps_the_connection(
+    server: FakeMarketServer,
+) -> None:
+    # Text frames reach the parser as bytes (websockets does not decode them): invalid UTF-8
+    # is caught by the parse and counted, like bad JSON, and the connection goes on.
+    feed, _, recorder = _feed(server)
+    feed.set_tokens(["a"])
+    bad = book_frame("a", "0.45", "0.6").encode().replace(b'"0x1"', b'"0x\xff"')
+
+    async with feed, asyncio.timeout(WAIT_S):
+        connection = await server.next_connection()
+        await connection.next_message()
+        await connection.ws.send(bad, text=True)
+        await connection.ws.send(b"\xc3\x28", text=True)
+        await connection.send(book_frame("a", "0.4", "0.6"))
+        call = await recorder.calls.get()
+        status = feed.status()
+
+    assert call == {"a": Decimal("0.4")}
+    assert status.malformed_messages == 2
+    assert (status.reconnects, status.connected) == (0, True)
+
+
 async def test_a_failing_callback_is_counted_and_the_feed_goes_on(
     server: FakeMarketServer,
 ) -> None:

@@ -23,7 +23,7 @@ BUG_FRAME = "CRASH ME"
 
 def buggy_parser(frame: str | bytes) -> ParsedFrame:
     """The real parser, with a bug that only ``BUG_FRAME`` reaches."""
-    if frame == BUG_FRAME:
+    if frame in (BUG_FRAME, BUG_FRAME.encode()):  # text frames arrive as bytes
         raise RuntimeError("parser bug")
     return parse_frame(frame)
 

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Set
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import ConnectionClosedOK, WebSocketException
 
 from vincent.services.trade_manager.backoff import Backoff, RandomFn
 from vincent.services.trade_manager.feed_config import (
@@ -226,7 +226,16 @@ class ShardConnection:
         # ``yield_while()`` (a fire on its way to its POST), after each frame: the fire's
         # next step (its database answer, its POST) runs after at most one more frame.
         # Frames stay in order: this task alone reads and handles this connection's.
-        async for frame in ws:
+        # Text frames come as their bytes (``decode=False``): orjson reads them as they are
+        # and checks their UTF-8 itself, so websockets' decode to str is skipped; a frame
+        # that is not UTF-8 counts as malformed (as bad JSON does) instead of closing the
+        # connection. ``recv`` directly, not ``async for``: one async generator less.
+        receive = ws.recv
+        while True:
+            try:
+                frame = await receive(False)
+            except ConnectionClosedOK:
+                return  # closed by the server: what ``async for`` ends on
             now_s = clock.monotonic()
             share.begin(now_s)
             heartbeat.ts_last_traffic_s = now_s

@@ -8,11 +8,12 @@ Protocols that the worker's collaborators (clock, listener) fulfil.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from vincent.enums import TradeRuleStatus, TradeRuleType, TriggerSource
 
@@ -78,27 +79,55 @@ class RuleSnapshot:
     def with_trigger_price(
         self, trigger_price: Decimal, *, activated: bool = False
     ) -> RuleSnapshot:
-        """Return a copy with another trigger (and activated, when asked):
-        ``dataclasses.replace`` at a third of the cost (the rule index makes one per raise)."""
-        # Positional: the field order above (faster than keywords on the hot path).
-        return RuleSnapshot(
-            self.id,
-            self.secret_id,
-            self.rule_type,
-            self.market_id,
-            self.token_id,
-            trigger_price,
-            self.trailing_percent,
-            self.action,
-            self.status,
-            self.trigger_source,
-            self.ts_next_attempt,
-            self.trailing_amount,
-            self.activation_price,
-            self.activated or activated,
-            self.oco_group_id,
-            self.oco_paused_by,
-        )
+        """Return a copy with another trigger (and activated, when asked).
+
+        The rule index makes one per trailing raise. The copy is filled through the slots'
+        own setters, not the frozen ``__init__`` (sixteen ``object.__setattr__`` calls):
+        0.9 against 2.7 µs. ``tests/engine_core/test_rule_snapshot_copy.py`` checks that it
+        equals ``dataclasses.replace`` for every field, so a new field must be added here.
+        """
+        copy: RuleSnapshot = _new_object(RuleSnapshot)
+        _set_id(copy, self.id)
+        _set_secret_id(copy, self.secret_id)
+        _set_rule_type(copy, self.rule_type)
+        _set_market_id(copy, self.market_id)
+        _set_token_id(copy, self.token_id)
+        _set_trigger_price(copy, trigger_price)
+        _set_trailing_percent(copy, self.trailing_percent)
+        _set_action(copy, self.action)
+        _set_status(copy, self.status)
+        _set_trigger_source(copy, self.trigger_source)
+        _set_ts_next_attempt(copy, self.ts_next_attempt)
+        _set_trailing_amount(copy, self.trailing_amount)
+        _set_activation_price(copy, self.activation_price)
+        _set_activated(copy, self.activated or activated)
+        _set_oco_group_id(copy, self.oco_group_id)
+        _set_oco_paused_by(copy, self.oco_paused_by)
+        return copy
+
+
+# The slots' setters (member descriptors), which a frozen dataclass's __setattr__ does not
+# guard; only ``RuleSnapshot.with_trigger_price`` uses them, on a copy nobody has seen yet.
+_new_object = object.__new__
+_SLOT_SETTERS: dict[str, Callable[[RuleSnapshot, Any], None]] = {
+    name: getattr(RuleSnapshot, name).__set__ for name in RuleSnapshot.__slots__
+}
+_set_id = _SLOT_SETTERS["id"]
+_set_secret_id = _SLOT_SETTERS["secret_id"]
+_set_rule_type = _SLOT_SETTERS["rule_type"]
+_set_market_id = _SLOT_SETTERS["market_id"]
+_set_token_id = _SLOT_SETTERS["token_id"]
+_set_trigger_price = _SLOT_SETTERS["trigger_price"]
+_set_trailing_percent = _SLOT_SETTERS["trailing_percent"]
+_set_action = _SLOT_SETTERS["action"]
+_set_status = _SLOT_SETTERS["status"]
+_set_trigger_source = _SLOT_SETTERS["trigger_source"]
+_set_ts_next_attempt = _SLOT_SETTERS["ts_next_attempt"]
+_set_trailing_amount = _SLOT_SETTERS["trailing_amount"]
+_set_activation_price = _SLOT_SETTERS["activation_price"]
+_set_activated = _SLOT_SETTERS["activated"]
+_set_oco_group_id = _SLOT_SETTERS["oco_group_id"]
+_set_oco_paused_by = _SLOT_SETTERS["oco_paused_by"]
 
 
 def price_from_float(value: float) -> Decimal:
