@@ -144,7 +144,13 @@ class TransactionLog(Base):
     """The audit log: one row per skill action, updated to its final status."""
 
     __tablename__ = "transaction_logs"
-    __table_args__ = (sa.Index(None, "secret_id", "status", "created_at"),)
+    __table_args__ = (
+        sa.Index(None, "secret_id", "status", "created_at"),
+        # Added (0009_logs_secret_updated_at): "did the secret buy the token since the
+        # position was read" (``bet_inputs``, in a rule's claim) reads only the secret's rows
+        # written since, not its whole history.
+        sa.Index(None, "secret_id", "updated_at"),
+    )
 
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
     secret_id: Mapped[str] = mapped_column(sa.ForeignKey("secrets.id", ondelete="CASCADE"))
