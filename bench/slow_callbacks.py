@@ -6,8 +6,10 @@ of the loop) are wrapped with a timer. Reported, for the callbacks over ``thresh
 count / total / max grouped by name (a task step by its coroutine's name, a transport's
 read by its protocol), how much of that was the garbage collector, and the loop's passes
 whose callbacks took longer than ``pass_threshold_ms`` in all (a timer due during such a
-pass runs after it: that is the loop lag), with the names that filled them. Also every GC
-pause in the window, per generation. The wrappers cost about a microsecond per callback.
+pass runs after it: that is the loop lag), with the names that filled them, and how many of
+those passes also took that long in the loop thread's CPU (``real_holds``: the rest were
+long on the wall clock only, the thread waiting for a core or the GIL). Also every GC pause
+in the window, per generation. The wrappers cost about a microsecond per callback.
 """
 
 from __future__ import annotations
@@ -109,6 +111,10 @@ class SlowCallbacks:
         self.busy_passes = _Row()
         self.busy_pass_names: dict[str, _Row] = {}
         self._pass_s = 0.0
+        self._pass_cpu_s = 0.0
+        self._pass_gc_s = 0.0
+        # Every busy pass: (wall, CPU) seconds of its callbacks.
+        self.busy_pass_times: list[tuple[float, float]] = []
         self._pass_handles: list[tuple[Callable[..., Any], float]] = []
         self.gc_pauses_ms: list[list[float]] = [[], [], []]
         self._gc_s = 0.0  # GC time so far (attributed to the callback it fell in)
@@ -148,6 +154,7 @@ class SlowCallbacks:
                 self.handles += 1
                 self.handles_s += elapsed
                 self._pass_s += elapsed
+                self._pass_cpu_s += cpu_s
                 if elapsed >= _NAMED_S:
                     self._pass_handles.append((callback, elapsed))
                     if elapsed >= threshold_s:
@@ -163,11 +170,14 @@ class SlowCallbacks:
             if get_ident() != thread:
                 return run_once(loop)
             self._pass_s = 0.0
+            self._pass_cpu_s = 0.0
+            gc_before = self._gc_s
             self._pass_handles.clear()
             run_once(loop)
             self.passes += 1
             if self._pass_s >= self._pass_threshold_s:
-                self.busy_passes.add(self._pass_s)
+                self.busy_passes.add(self._pass_s, self._gc_s - gc_before, self._pass_cpu_s)
+                self.busy_pass_times.append((self._pass_s, self._pass_cpu_s))
                 for callback, elapsed in self._pass_handles:
                     self.busy_pass_names.setdefault(callback_name(callback), _Row()).add(elapsed)
 
@@ -211,6 +221,7 @@ class SlowCallbacks:
             "slow_callbacks": table(self.slow),
             "slow_task_steps": table(self.steps),
             "busy_passes": self.busy_passes.figures(),
+            "busy_pass_holds": _holds(self.busy_pass_times, self._pass_threshold_s),
             "busy_pass_callbacks": table(self.busy_pass_names),
             "gc": [
                 {
@@ -240,6 +251,13 @@ class SlowCallbacks:
             f"max {busy['max_ms']} ms; their callbacks over {1000 * _NAMED_S:g} ms:",
             file=out,
         )
+        holds = figures["busy_pass_holds"]
+        print(
+            f"  of them {holds['real_holds']} also over {1000 * self._pass_threshold_s:g} ms of "
+            f"the loop thread's CPU; wall p50/p99 {holds['wall_p50_ms']}/{holds['wall_p99_ms']} "
+            f"ms, CPU p50/p99 {holds['cpu_p50_ms']}/{holds['cpu_p99_ms']} ms",
+            file=out,
+        )
         _print_rows(figures["busy_pass_callbacks"])
         for row in figures["gc"]:
             print(
@@ -247,6 +265,23 @@ class SlowCallbacks:
                 f"max {row['max_ms']} ms, {row['over_1ms']} over 1 ms, cpu {row['cpu_ms']} ms",
                 file=out,
             )
+
+
+def _holds(times: list[tuple[float, float]], threshold_s: float) -> dict[str, float]:
+    """Busy passes on the wall clock against the loop thread's CPU in them."""
+    walls = sorted(wall for wall, _ in times)
+    cpus = sorted(cpu for _, cpu in times)
+
+    def rank(ordered: list[float], q: float) -> float:
+        return round(1000 * ordered[round(q * (len(ordered) - 1))], 2) if ordered else 0.0
+
+    return {
+        "real_holds": sum(1 for _, cpu in times if cpu >= threshold_s),
+        "wall_p50_ms": rank(walls, 0.5),
+        "wall_p99_ms": rank(walls, 0.99),
+        "cpu_p50_ms": rank(cpus, 0.5),
+        "cpu_p99_ms": rank(cpus, 0.99),
+    }
 
 
 def _print_rows(rows: list[dict[str, Any]]) -> None:
