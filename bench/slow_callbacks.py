@@ -10,16 +10,23 @@ pass runs after it: that is the loop lag), with the names that filled them, and 
 those passes also took that long in the loop thread's CPU (``real_holds``: the rest were
 long on the wall clock only, the thread waiting for a core or the GIL). Also every GC pause
 in the window, per generation. The wrappers cost about a microsecond per callback.
+
+With ``SLOW_CALLBACKS_GC_CENSUS=1`` each young (gen0/gen1) collection is preceded by a census
+of what it walks: how many objects, and the largest built-in containers among them (a
+container's traversal visits every item). The census is not in the pause, but it is in the
+callback the collection fell in: a diagnostic run, not one to take times from.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import sys
 import threading
 import time
 from asyncio.base_events import BaseEventLoop
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -122,6 +129,10 @@ class SlowCallbacks:
         self._gc_cpu_started = 0.0
         self.gc_cpu_ms = [0.0, 0.0, 0.0]  # the collecting thread's CPU, per generation
         self._originals: tuple[Any, Any] | None = None
+        self._census = os.environ.get("SLOW_CALLBACKS_GC_CENSUS") == "1"
+        # Per young generation: objects walked, per collection; the largest containers seen.
+        self.census_objects: list[list[int]] = [[], []]
+        self.census_largest: dict[str, int] = {}
         self._thread = 0
 
     def start(self) -> None:
@@ -199,6 +210,10 @@ class SlowCallbacks:
         now = self._clock()
         cpu_now = time.thread_time()
         if phase == "start":
+            if self._census and info["generation"] < 2:
+                self._take_census(info["generation"])
+                now = self._clock()
+                cpu_now = time.thread_time()
             self._gc_started = now
             self._gc_cpu_started = cpu_now
         else:
@@ -206,6 +221,19 @@ class SlowCallbacks:
             self._gc_s += pause
             self.gc_pauses_ms[info["generation"]].append(1000 * pause)
             self.gc_cpu_ms[info["generation"]] += 1000 * (cpu_now - self._gc_cpu_started)
+
+    def _take_census(self, generation: int) -> None:
+        # A gen1 collection walks gen0 too.
+        objects = [item for younger in range(generation + 1) for item in gc.get_objects(younger)]
+        self.census_objects[generation].append(len(objects))
+        largest = self.census_largest
+        for item in objects:
+            if type(item) in _CONTAINERS:
+                size = len(item)
+                if size >= 1000:
+                    key = f"gen{generation} {type(item).__name__} of {size // 1000}k"
+                    largest[key] = largest.get(key, 0) + 1
+        del objects
 
     def figures(self, top: int = 15) -> dict[str, Any]:
         """The JSON figures: the slowest names first (by total time over the threshold)."""
@@ -223,6 +251,7 @@ class SlowCallbacks:
             "busy_passes": self.busy_passes.figures(),
             "busy_pass_holds": _holds(self.busy_pass_times, self._pass_threshold_s),
             "busy_pass_callbacks": table(self.busy_pass_names),
+            **({"gc_census": self._census_figures()} if self._census else {}),
             "gc": [
                 {
                     "generation": generation,
@@ -235,6 +264,18 @@ class SlowCallbacks:
                 for generation, pauses in enumerate(self.gc_pauses_ms)
             ],
         }
+
+    def _census_figures(self) -> dict[str, Any]:
+        walked = {
+            f"gen{generation}": {
+                "collections": len(counts),
+                "mean_objects": round(sum(counts) / len(counts)) if counts else 0,
+                "max_objects": max(counts, default=0),
+            }
+            for generation, counts in enumerate(self.census_objects)
+        }
+        largest = sorted(self.census_largest.items(), key=lambda item: -item[1])[:20]
+        return {**walked, "containers_over_1k": dict(largest)}
 
     def print_table(self, figures: dict[str, Any]) -> None:
         """The figures as a small table on stderr."""
@@ -265,6 +306,9 @@ class SlowCallbacks:
                 f"max {row['max_ms']} ms, {row['over_1ms']} over 1 ms, cpu {row['cpu_ms']} ms",
                 file=out,
             )
+
+
+_CONTAINERS = (list, dict, set, frozenset, tuple, deque)
 
 
 def _holds(times: list[tuple[float, float]], threshold_s: float) -> dict[str, float]:
