@@ -13,35 +13,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import time
 
 from eth_account import Account
 from polymarket import AsyncSecureClient
-from polymarket._internal.environment import create_environment, get_environment_config
-from polymarket.environments import PRODUCTION, Environment
 
 from vincent.sim import LocalExchange
+from vincent.skills.polymarket.environment import ExchangeUrls, build_environment
 from vincent.skills.polymarket.signed_orders import OrderIdSigner
 
 CONDITION_ID = "0x" + "c1" * 32
 YES = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
 NO = "52114319501245915516055106046884209969926127482827954674443846427813813222426"
 WARM_UP_ORDERS = 50
-
-
-def _environment(exchange: LocalExchange) -> Environment:
-    config = dataclasses.replace(
-        get_environment_config(PRODUCTION),
-        clob_url=exchange.clob_url,
-        clob_market_ws_url=exchange.ws_url,
-        data_url=exchange.data_api_url,
-        gamma_url=exchange.gamma_url,
-        relayer_url=exchange.relayer_url,
-        rpc_url=exchange.base_url + "/rpc",
-    )
-    return create_environment(name="local-exchange", config=config)
 
 
 async def _run(args: argparse.Namespace) -> list[float]:
@@ -52,7 +37,15 @@ async def _run(args: argparse.Namespace) -> list[float]:
         client = await AsyncSecureClient.create(
             private_key=account.key.hex(),
             wallet=account.address,
-            environment=_environment(exchange),
+            environment=build_environment(
+                ExchangeUrls(
+                    clob_url=exchange.clob_url,
+                    ws_url=exchange.ws_url,
+                    data_api_url=exchange.data_api_url,
+                    gamma_url=exchange.gamma_url,
+                    relayer_url=exchange.relayer_url,
+                )
+            ),
         )
         signer = OrderIdSigner(client._ctx.signer)
         object.__setattr__(client._ctx, "signer", signer)
