@@ -191,27 +191,7 @@ def _run_round(
 def _l1_headers(key: bytes, address: str) -> dict[str, str]:
     """ClobAuth (L1) headers for ``POST /auth/api-key`` (nonce 0)."""
     timestamp = str(int(time.time()))
-    signable = encode_typed_data(
-        full_message={
-            "types": {
-                "EIP712Domain": _DOMAIN_FIELDS[:3],
-                "ClobAuth": [
-                    {"name": "address", "type": "address"},
-                    {"name": "timestamp", "type": "string"},
-                    {"name": "nonce", "type": "uint256"},
-                    {"name": "message", "type": "string"},
-                ],
-            },
-            "primaryType": "ClobAuth",
-            "domain": {"name": "ClobAuthDomain", "version": "1", "chainId": 137},
-            "message": {
-                "address": address,
-                "timestamp": timestamp,
-                "nonce": 0,
-                "message": "This message attests that I control the given wallet",
-            },
-        }
-    )
+    signable = signatures.clob_auth_message(address, timestamp, 0)
     signature = "0x" + bytes(Account.sign_message(signable, private_key=key).signature).hex()
     return {
         "POLY_ADDRESS": address,

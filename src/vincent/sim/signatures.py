@@ -20,7 +20,7 @@ import coincurve
 from eth_abi.abi import encode as abi_encode
 from eth_abi.exceptions import EncodingError
 from eth_account import Account
-from eth_account.messages import encode_typed_data
+from eth_account.messages import SignableMessage, encode_typed_data
 from eth_utils.crypto import keccak
 
 from vincent.sim import addresses, wallets
@@ -228,8 +228,8 @@ def verify_order(order: WireOrder, version: str, contract: str) -> VerifiedOrder
     return VerifiedOrder(eoa, digest)
 
 
-def clob_auth_signer(address: str, timestamp: str, nonce: int, signature: str) -> str:
-    """The address that signed a ClobAuth (L1) message with these fields."""
+def clob_auth_message(address: str, timestamp: str, nonce: int) -> SignableMessage:
+    """The ClobAuth (L1) message with these fields, as a wallet signs it."""
     typed = {
         "domain": {"name": "ClobAuthDomain", "version": "1", "chainId": CHAIN_ID},
         "types": {
@@ -253,7 +253,12 @@ def clob_auth_signer(address: str, timestamp: str, nonce: int, signature: str) -
             "message": CLOB_AUTH_MESSAGE,
         },
     }
-    signable = encode_typed_data(full_message=typed)
+    return encode_typed_data(full_message=typed)
+
+
+def clob_auth_signer(address: str, timestamp: str, nonce: int, signature: str) -> str:
+    """The address that signed a ClobAuth (L1) message with these fields."""
+    signable = clob_auth_message(address, timestamp, nonce)
     return str(Account.recover_message(signable, signature=_hex_bytes(signature)))
 
 
