@@ -52,6 +52,7 @@ import psutil
 import sqlalchemy as sa
 
 from bench.common import PG_DEFAULT, percentile, scratch_database
+from bench.database_cpu import DatabaseCpu
 from bench.engine_results import Sample, check_run, ingest, latency_summary
 from bench.engine_setup import (
     create_tenants,
@@ -83,6 +84,8 @@ from vincent.services.trade_manager.polymarket_websocket import MarketFeed, Mark
 from vincent.skills.polymarket import PolymarketSkill, create_polymarket_skill
 
 SAMPLE_INTERVAL_S = 0.01
+# A burst's CPU is sampled every 5th sample (50 ms): reading three processes' CPU is not free.
+CPU_SAMPLE_EVERY = 5
 SETTLE_TIMEOUT_S = float(os.environ.get("BENCH_SETTLE_TIMEOUT_S", "300"))
 KEYS = (
     "mode",
@@ -361,7 +364,15 @@ async def run_once(
                 steps.clear()
                 sql.clear()
                 try:
-                    result = await _drive(args, scenario, exchange, consumer, counter, process)
+                    result = await _drive(
+                        args,
+                        scenario,
+                        exchange,
+                        consumer,
+                        counter,
+                        process,
+                        DatabaseCpu(database_url),
+                    )
                 finally:
                     await consumer.stop()
             outcomes = await _outcomes(session_factory)
@@ -441,6 +452,7 @@ async def _drive(
     consumer: Consumer,
     counter: EventCounter,
     process: psutil.Process,
+    database_cpu: DatabaseCpu,
 ) -> dict[str, Any]:
     ready_from = time.perf_counter()
     await _until(
@@ -458,9 +470,24 @@ async def _drive(
     samples: list[Sample] = []
     stop_sampling = asyncio.Event()
 
+    # A burst's CPU over time (ns, worker, exchange, database), to split it at its last order.
+    cpu_samples: list[tuple[int, float, float, float]] = []
+
+    def sample_cpu() -> None:
+        cpu_samples.append(
+            (
+                time.perf_counter_ns(),
+                time.process_time(),
+                sum(exchange_cpu.cpu_times()[:2]),
+                database_cpu.so_far_s(),
+            )
+        )
+
     async def sample() -> None:
         while not stop_sampling.is_set():
             samples.append(Sample(time.perf_counter_ns(), counter.events - consumer.backlog()))
+            if args.burst and len(samples) % CPU_SAMPLE_EVERY == 1:
+                sample_cpu()
             await asyncio.sleep(SAMPLE_INTERVAL_S)
 
     feed_before = consumer.feed()
@@ -475,6 +502,7 @@ async def _drive(
         slow.start()
     exchange_cpu = psutil.Process(exchange.pid)
     exchange_cpu_before = sum(exchange_cpu.cpu_times()[:2])
+    await database_cpu.start()
     cpu_before = sum(process.cpu_times()[:2])
     system_before = psutil.cpu_times()
     wall_before = time.perf_counter()
@@ -506,11 +534,14 @@ async def _drive(
         slow.stop()
         stop_sampling.set()
         await sampler
+        if args.burst:
+            sample_cpu()  # after the last order, however short the drive
         await _stop_profiler(profiler)
     wall_s = time.perf_counter() - wall_before
     lag = consumer.loop_lag.summary()
     cpu_s = sum(process.cpu_times()[:2]) - cpu_before
     exchange_cpu_s = sum(exchange_cpu.cpu_times()[:2]) - exchange_cpu_before
+    database_cpu_s = await database_cpu.seconds()
     system_after = psutil.cpu_times()
     system_cpu_s = (system_after.user + system_after.system) - (
         system_before.user + system_before.system
@@ -518,6 +549,9 @@ async def _drive(
     samples.append(Sample(time.perf_counter_ns(), counter.events - consumer.backlog()))
     timing = await exchange.timing()
     consumed = counter.events - consumer.backlog()
+    to_last_order = _cpu_to_last_order(timing, cpu_samples) if args.burst else None
+    if to_last_order is not None and not database_cpu.measured:
+        del to_last_order["database"]  # SQLite's work is the worker's own
     msgs_per_s, backlog_max, backlog_end = ingest(timing, samples, consumed)
     feed_after = consumer.feed()
     return {
@@ -537,6 +571,8 @@ async def _drive(
         "events_per_cpu_s": round(consumed / cpu_s, 1) if cpu_s else 0.0,
         "system_cpu_s": round(system_cpu_s, 3),
         "exchange_cpu_s": round(exchange_cpu_s, 3),
+        "database_cpu_s": database_cpu_s,
+        **({"cpu_to_last_order_s": to_last_order} if to_last_order is not None else {}),
         "drive_wall_s": round(wall_s, 3),
         "loop_lag_p50_ms": round(lag.p50_ms, 3),
         "loop_lag_p99_ms": round(lag.p99_ms, 3),
@@ -547,6 +583,23 @@ async def _drive(
         **({"slow_callbacks": _slow_figures(slow)} if args.slow_callbacks else {}),
         "ready_s": round(ready_s, 2),
     }
+
+
+def _cpu_to_last_order(
+    timing: dict[str, Any], cpu_samples: list[tuple[int, float, float, float]]
+) -> dict[str, float] | None:
+    """A burst's CPU from the crossing event's write to its last order received (from the
+    last sample before the one to the first sample after the other: 50 ms apart), per
+    process: worker, exchange, database (PostgreSQL's backends of the run's database)."""
+    receipts = [receipt["ts_receive_ns"] for receipt in timing["order_receipts"]]
+    writes = [s["ts_written_ns"] for s in timing["price_sends"] if s.get("ts_written_ns")]
+    if not receipts or not writes or not cpu_samples:
+        return None
+    start, last = min(writes), max(receipts)
+    before = max((s for s in cpu_samples if s[0] <= start), default=cpu_samples[0])
+    after = min((s for s in cpu_samples if s[0] >= last), default=cpu_samples[-1])
+    names = ("worker", "exchange", "database")
+    return {name: round(after[i + 1] - before[i + 1], 3) for i, name in enumerate(names)}
 
 
 def _slow_figures(slow: SlowCallbacks) -> dict[str, Any]:

@@ -100,6 +100,9 @@ def test_engine_burst_reports_first_and_last_order() -> None:
     )
     assert result.keys() >= ENGINE_KEYS | LAG_KEYS | {"first_order_ms", "last_order_ms"}
     assert (result["shape"], result["rules"], result["events"]) == ("burst", 20, 1)
+    # The burst's CPU up to its last order; SQLite's work is the worker's own.
+    assert set(result["cpu_to_last_order_s"]) == {"worker", "exchange"}  # type: ignore[arg-type]
+    assert result["database_cpu_s"] is None
     assert (result["expected_fired"], result["fired"], result["orders"]) == (8, 8, 8)
     assert 0 < result["first_order_ms"] <= result["last_order_ms"]  # type: ignore[operator]
     assert result["mismatches"] == 0
@@ -191,6 +194,32 @@ def test_order_path_costs_prints_both_ways_of_each_piece(postgres_url: str) -> N
     }
     assert set(statements) == {"one_statement_session", "write_at_driver"}
     assert all(len(v) == 1 and v[0] > 0 for v in (*http.values(), *statements.values()))
+
+
+@pytest.mark.slow
+def test_claim_groups_replays_a_bursts_writes_alone_and_grouped_on_sqlite() -> None:
+    result = _last_json_line(
+        "bench.claim_groups", *("--db", "sqlite", "--burst", "8", "--group", "4", "--rounds", "1")
+    )
+    assert (result["db"], result["burst_fired"]) == ("sqlite", 8)
+    runs = result["runs"]
+    assert [run["group"] for run in runs] == [1, 4]  # type: ignore[union-attr]
+    # Every replayed claim wins again (the database was set back before each way).
+    assert all(run["written"] == 8 and run["database_cpu_ms_per_claim"] is None for run in runs)  # type: ignore[union-attr, index]
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_claim_groups_measures_the_database_too_on_postgres(postgres_url: str) -> None:
+    result = _last_json_line(
+        "bench.claim_groups",
+        *("--db", postgres_url, "--burst", "8", "--group", "4", "--rounds", "1"),
+    )
+    assert (result["db"], result["burst_fired"]) == ("postgres", 8)
+    runs = result["runs"]
+    assert [run["group"] for run in runs] == [1, 4]  # type: ignore[union-attr]
+    assert all(run["written"] == 8 and run["database_cpu_ms_per_claim"] is not None for run in runs)  # type: ignore[union-attr, index]
+    assert set(result["burst_cpu_to_last_order_s"]) == {"worker", "exchange", "database"}  # type: ignore[arg-type]
 
 
 def test_sim_order_cost_prints_cpu_per_order() -> None:
