@@ -423,6 +423,7 @@ async def run_once(
         "errors": outcomes.errors,
         **{k: round(v, 2) for k, v in phases.items()},
         **({"fire_steps": steps.summary()} if args.fire_steps else {}),
+        **({"first_fires": steps.first_fires()} if args.fire_steps and args.burst else {}),
         **({"sql": sql.summary()} if args.sql_timing else {}),
     }
     return figures

@@ -25,7 +25,12 @@ is its minimum):
 - ``fire``: ``execute_rule`` entered → returned;
 - ``feed_in``: the exchange's send of the crossing event → handled by the worker;
 - ``post_in``: the POST started → received by the exchange's handler (with ``feed_in`` and
-  ``before_post``, the whole of the benchmark's latency).
+  ``before_post``, the whole of the benchmark's latency);
+- ``lane``: waiting for a slot of the pre-POST lane (``FireLanes.before_post``).
+
+``first_fires()``: for the first ``FIRST_FIRES`` fires to start (a burst's first orders),
+when each step began (``step>``) and ended (``step<``), in ms from the crossing event
+handled, in the order they happened: what the first order waited for.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from typing import Any
 
 from bench.common import percentile
 from vincent.services.trade_manager import rule_executor
+from vincent.services.trade_manager.fire_lanes import FireLanes
 from vincent.services.trade_manager.rule_executor import RuleExecutor
 from vincent.skills.polymarket import bets
 from vincent.skills.polymarket.bets import BetPipeline
@@ -58,11 +64,16 @@ _WRAPPED: tuple[tuple[str, Any, str], ...] = (
     ("prepare", BetPipeline, "_prepare"),
     ("sign", Executor, "sign"),
     ("durable_write", BetPipeline, "_decide_and_write"),  # claim + audit row, one commit
+    ("lane", FireLanes, "before_post"),
     ("settlement", PolymarketSkill, "follow_settlement"),
     ("skill_record", Executor, "_conclude"),
     ("rule_record", rule_executor, "record_executed"),
     ("rule_record", rule_executor, "record_settling"),
 )
+
+
+# Fires whose steps are stamped on a timeline (``FireSteps.first_fires``).
+FIRST_FIRES = 4
 
 
 def in_fire() -> bool:
@@ -79,11 +90,24 @@ class FireSteps:
         # crossing event was handled, and when its POST started (``add_crossings``).
         self.event_ns: dict[str, int] = {}
         self.post_ns: dict[str, int] = {}
+        # The first fires' steps: rule id → (step> or step<, ms from its event handled).
+        self._timelines: dict[str, list[tuple[str, float]]] = {}
 
     def clear(self) -> None:
         self.ms.clear()
         self.event_ns.clear()
         self.post_ns.clear()
+        self._timelines.clear()
+
+    def _stamp(self, mark: str) -> None:
+        timeline = self._timelines.get(_rule_id.get() or "")
+        ts_event = _ts_event.get()
+        if timeline is not None and ts_event is not None:
+            timeline.append((mark, round(1000 * (time.monotonic() - ts_event), 3)))
+
+    def first_fires(self) -> list[list[tuple[str, float]]]:
+        """The first fires' timelines, in the order they started."""
+        return [list(timeline) for timeline in self._timelines.values()]
 
     def add_crossings(self, sent_received_ns: dict[str, tuple[int, int]]) -> None:
         """The two steps only both processes see, from the exchange's send of each rule's
@@ -113,11 +137,13 @@ class FireSteps:
         async def timed(*args: Any, **kwargs: Any) -> Any:
             if _ts_event.get() is None:  # not part of a fire (poll tick, warm-up)
                 return await call(*args, **kwargs)
+            self._stamp(step + ">")
             started = time.perf_counter()
             try:
                 return await call(*args, **kwargs)
             finally:
                 self.ms[step].append(1000 * (time.perf_counter() - started))
+                self._stamp(step + "<")
 
         return timed
 
@@ -129,6 +155,9 @@ class FireSteps:
             self.event_ns.setdefault(rule.id, round(trigger.ts_event * 1e9))
             token = _ts_event.set(trigger.ts_event)
             rule_token = _rule_id.set(rule.id)
+            if len(self._timelines) < FIRST_FIRES:
+                self._timelines.setdefault(rule.id, [])
+            self._stamp("enter")
             started = time.perf_counter()
             try:
                 return await call(executor, rule, trigger, **kwargs)
@@ -148,6 +177,7 @@ class FireSteps:
                 rule_id = _rule_id.get()
                 if rule_id is not None:
                     self.post_ns.setdefault(rule_id, time.perf_counter_ns())
+                self._stamp("post>")
             started = time.perf_counter()
             try:
                 return await call(*args, **kwargs)

@@ -97,12 +97,20 @@ def test_engine_burst_reports_first_and_last_order() -> None:
     result = _last_json_line(
         "bench.engine",
         *("--burst", "8", "--rules", "12", "--tokens", "3", "--tenants", "4", "--db", "sqlite"),
+        "--fire-steps",
     )
     assert result.keys() >= ENGINE_KEYS | LAG_KEYS | {"first_order_ms", "last_order_ms"}
     assert (result["shape"], result["rules"], result["events"]) == ("burst", 20, 1)
     # The burst's CPU up to its last order; SQLite's work is the worker's own.
     assert set(result["cpu_to_last_order_s"]) == {"worker", "exchange"}  # type: ignore[arg-type]
     assert result["database_cpu_s"] is None
+    # The first fires' timelines: each starts when its fire did and reaches its POST.
+    first_fires = result["first_fires"]
+    assert isinstance(first_fires, list) and len(first_fires) == 4
+    for timeline in first_fires:
+        marks = [mark for mark, _ in timeline]
+        assert marks[0] == "enter" and "post>" in marks
+        assert marks.index("sign>") < marks.index("durable_write<") < marks.index("post>")
     assert (result["expected_fired"], result["fired"], result["orders"]) == (8, 8, 8)
     assert 0 < result["first_order_ms"] <= result["last_order_ms"]  # type: ignore[operator]
     assert result["mismatches"] == 0
