@@ -35,7 +35,7 @@ from vincent.enums import TradeRuleStatus, TradeRuleType
 from vincent.services.trade_manager.rule_manager import NewRule, create_rule
 from vincent.services.trade_manager.types import ActionType, RuleAction
 
-# Well above the pool: PostgreSQL 10 + 10 overflow, SQLite 5 + 10.
+# Well above the pool: 10 + 10 overflow on both engines.
 BURST = 60
 # Far more than a burst needs, below the pool's 30 s checkout timeout: a deadlock shows as
 # requests that never answer, not as a slow pass.
