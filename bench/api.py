@@ -27,7 +27,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import glob
 import json
+import os
 import random
 import time
 from collections import defaultdict
@@ -81,7 +83,10 @@ class Phase:
     errors: int = 0
     wall_s: float = 0.0
     server_cpu_s: float = 0.0
+    server_system_cpu_s: float = 0.0  # the kernel's share (socket writes and reads)
     client_cpu_s: float = 0.0
+    # With --callgrind: the server's instructions in the phase (0: not counted).
+    server_instructions: float = 0.0
     # What a list returns (and so what a read costs) grows with the rules made so far.
     rules_per_tenant_at_start: float = 0.0
 
@@ -95,6 +100,10 @@ class Phase:
             if self.wall_s
             else 0.0,
             "server_cpu_ms_per_req": round(1000 * self.server_cpu_s / total, 2) if total else 0.0,
+            "server_system_cpu_ms_per_req": round(1000 * self.server_system_cpu_s / total, 2)
+            if total
+            else 0.0,
+            "server_instructions_per_req": round(self.server_instructions / total) if total else 0,
             "client_cpu_percent": round(100 * self.client_cpu_s / self.wall_s, 1)
             if self.wall_s
             else 0.0,
@@ -201,8 +210,13 @@ async def run_phase(
     server: psutil.Process,
     seed: int,
     http_client: str = "raw",
+    callgrind: str | None = None,
 ) -> Phase:
-    """One phase; server CPU sums the server process and its children (API workers)."""
+    """One phase; server CPU sums the server process and its children (API workers).
+
+    ``callgrind``: the server runs under callgrind (its dumps in that folder) with
+    instrumentation off; it is on for the phase alone, and the phase's instructions are read
+    from the dump made at its end."""
     phase = Phase(name)
     phase.rules_per_tenant_at_start = sum(a.created for a in agents) / len(agents)
     ops = [op for op, _ in weights]
@@ -222,7 +236,11 @@ async def run_phase(
                 phase.errors += 1
 
     processes = [server, *server.children(recursive=True)]
+    if callgrind:
+        await _callgrind(server.pid, "--zero", base_url, callgrind)
+        await _callgrind(server.pid, "--instr=on", base_url, callgrind)
     cpu_before = _cpu_s(processes)
+    system_before = _cpu_s(processes, system_only=True)
     client_before = time.process_time()
     started = time.perf_counter()
     if http_client == "raw":
@@ -241,15 +259,67 @@ async def run_phase(
             )
     phase.wall_s = time.perf_counter() - started
     phase.server_cpu_s = _cpu_s(processes) - cpu_before
+    phase.server_system_cpu_s = _cpu_s(processes, system_only=True) - system_before
     phase.client_cpu_s = time.process_time() - client_before
+    if callgrind:
+        await _callgrind(server.pid, "--instr=off", base_url, callgrind)
+        phase.server_instructions = await _dumped_instructions(callgrind, server.pid, base_url)
     return phase
 
 
-def _cpu_s(processes: list[psutil.Process]) -> float:
+def _vgdb_prefix(directory: str) -> str:
+    """Valgrind's control pipes, in the dump folder (not shared with other runs' in /tmp)."""
+    return os.path.join(directory, "vgdb-pipe")
+
+
+async def _callgrind(pid: int, command: str, base_url: str, directory: str) -> None:
+    """``callgrind_control command pid``. Valgrind reads commands only while the server runs
+    code, so the server is sent /health requests until the command is done."""
+    control = await asyncio.create_subprocess_exec(
+        "callgrind_control",
+        f"--vgdb-prefix={_vgdb_prefix(directory)}",
+        command,
+        str(pid),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        # Valgrind names its pipes after $HOST, which the server's environment sets.
+        env={**os.environ, "HOST": "127.0.0.1"},
+    )
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client, asyncio.timeout(120):
+        while control.returncode is None:
+            with contextlib.suppress(httpx.HTTPError):
+                await client.get("/health")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(control.wait(), 0.2)
+    assert control.stdout is not None
+    answer = (await control.stdout.read()).decode(errors="replace")
+    if control.returncode != 0 or "OK" not in answer:
+        raise RuntimeError(f"callgrind_control {command} {pid} failed: {answer.strip()}")
+
+
+async def _dumped_instructions(directory: str, pid: int, base_url: str) -> float:
+    """The instructions in a new dump of ``pid`` (counted since the last ``--zero``)."""
+    pattern = os.path.join(directory, f"callgrind.out.{pid}.*")
+    before = set(glob.glob(pattern))
+    await _callgrind(pid, "--dump", base_url, directory)
+    new = set(glob.glob(pattern)) - before
+    if len(new) != 1:
+        raise RuntimeError(f"callgrind wrote {len(new)} dumps, expected 1")
+    total = 0.0
+    with open(new.pop()) as file:  # noqa: ASYNC230 - the phase is over
+        for line in file:
+            if line.startswith(("summary:", "totals:")):
+                total = max(total, float(line.split()[1]))
+    return total
+
+
+def _cpu_s(processes: list[psutil.Process], *, system_only: bool = False) -> float:
+    """User + system CPU seconds of ``processes`` (system alone with ``system_only``)."""
     total = 0.0
     for process in processes:
         with contextlib.suppress(psutil.Error):
-            total += sum(process.cpu_times()[:2])
+            times = process.cpu_times()
+            total += times.system if system_only else times.user + times.system
     return total
 
 
@@ -362,7 +432,13 @@ async def _bench_server(
         "POLYMARKET_RELAYER_URL": closed,
     }
     base_url = f"http://127.0.0.1:{port}"
-    async with server_process(env, port, "--api-workers", str(args.server_workers)) as process:
+    wrapper: tuple[str, ...] = ()
+    if args.callgrind:
+        out = os.path.join(args.callgrind, "callgrind.out.%p")
+        wrapper = ("valgrind", "--tool=callgrind", "--instr-atstart=no")
+        wrapper += (f"--callgrind-out-file={out}", f"--vgdb-prefix={_vgdb_prefix(args.callgrind)}")
+    serve_args = ("--api-workers", str(args.server_workers))
+    async with server_process(env, port, *serve_args, wrapper=wrapper) as process:
         if args.server_workers > 1:
             await _wait_for_children(process.pid, args.server_workers)
         server = psutil.Process(process.pid)
@@ -378,6 +454,7 @@ async def _bench_server(
                 server,
                 seed,
                 args.http_client,
+                args.callgrind,
             )
             for seed, name in enumerate(args.phases, start=1)
         ]
@@ -406,7 +483,14 @@ def _print_table(result: dict[str, Any]) -> None:
         print(
             f"  {name:<7} {phase['req_per_s']:>8.1f} req/s  errors {phase['errors']}  "
             f"server CPU {phase['server_cpu_percent']}% "
-            f"({phase['server_cpu_ms_per_req']} ms/req)  client CPU {phase['client_cpu_percent']}%"
+            f"({phase['server_cpu_ms_per_req']} ms/req, system "
+            f"{phase['server_system_cpu_ms_per_req']})"
+            + (
+                f"  {phase['server_instructions_per_req'] / 1000:.0f}k instructions/req"
+                if phase["server_instructions_per_req"]
+                else ""
+            )
+            + f"  client CPU {phase['client_cpu_percent']}%"
             f"  rules/tenant {phase['rules_per_tenant_at_start']}"
         )
         for endpoint, figures in phase["endpoints"].items():
@@ -463,7 +547,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=0,
         help="rules per tenant written before the server starts (a fixed size for reads)",
     )
+    parser.add_argument(
+        "--callgrind",
+        metavar="DIR",
+        help="run the server under callgrind (dumps in DIR) and count its instructions per "
+        "request in each phase (a measure the machine's load does not move; the server runs "
+        "~50 times slower, so every client's request is in it at once)",
+    )
     args = parser.parse_args(argv)
+    if args.callgrind and args.server_workers != 1:
+        parser.error("--callgrind counts one server process: --server-workers 1")
+    if args.callgrind:
+        args.callgrind = os.path.abspath(args.callgrind)
     if not set(args.phases) <= {"mix", "create", "read"}:
         parser.error(f"--phases takes mix, create, read; was {','.join(args.phases)}")
     if args.markets_per_tenant is None:

@@ -74,10 +74,11 @@ def scratch_database(kind: str, pg_url: str = PG_DEFAULT) -> Iterator[str]:
 
 @contextlib.asynccontextmanager
 async def server_process(
-    env: dict[str, str], port: int, *serve_args: str
+    env: dict[str, str], port: int, *serve_args: str, wrapper: tuple[str, ...] = ()
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """``vincent serve [serve_args]`` in a subprocess, ready when /health answers; stopped
-    on exit.
+    on exit. ``wrapper``: a command it runs under (``valgrind --tool=callgrind ...``; the
+    process is then the wrapper's, and it gets 10 times as long to start).
 
     Its stderr goes to a file, not a pipe: a pipe nobody reads fills up and blocks the
     server's logging (and so the server) in the middle of a run.
@@ -86,6 +87,7 @@ async def server_process(
     full_env.setdefault("LOG_LEVEL", "WARNING")
     with tempfile.TemporaryFile() as log:
         process = await asyncio.create_subprocess_exec(
+            *wrapper,
             sys.executable,
             "-m",
             "vincent.cli",
@@ -96,7 +98,7 @@ async def server_process(
             stderr=log,
         )
         try:
-            await wait_until_ready(process, port, log)
+            await wait_until_ready(process, port, log, timeout_s=300 if wrapper else 30)
             yield process
         finally:
             if process.returncode is None:
@@ -108,8 +110,10 @@ async def server_process(
                     await process.wait()
 
 
-async def wait_until_ready(process: asyncio.subprocess.Process, port: int, log: IO[bytes]) -> None:
-    deadline = time.monotonic() + 30
+async def wait_until_ready(
+    process: asyncio.subprocess.Process, port: int, log: IO[bytes], timeout_s: float = 30
+) -> None:
+    deadline = time.monotonic() + timeout_s
     async with httpx.AsyncClient() as client:
         while True:
             if process.returncode is not None:
@@ -120,5 +124,5 @@ async def wait_until_ready(process: asyncio.subprocess.Process, port: int, log: 
                 if (await client.get(f"http://127.0.0.1:{port}/health")).status_code == 200:
                     return
             if time.monotonic() > deadline:
-                raise RuntimeError("server did not become ready in 30 s")
+                raise RuntimeError(f"server did not become ready in {timeout_s:.0f} s")
             await asyncio.sleep(0.05)

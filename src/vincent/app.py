@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -23,7 +24,7 @@ from vincent.api.rate_limit import (
 from vincent.api.routes import admin, health, polymarket, polymarket_trading
 from vincent.api.routes import secrets as secrets_routes
 from vincent.api.rule_changes import RuleChangeSubscriber
-from vincent.api.state import AppState
+from vincent.api.state import AppState, api_pool_size
 from vincent.api.worker_status_file import StatusReader, publish_status
 from vincent.config import Settings
 from vincent.crypto import KeyBox
@@ -54,9 +55,17 @@ SkillFactory = Callable[[Settings, SessionFactory, KeyBox], PolymarketSkill]
 
 
 def create_app(
-    settings: Settings, *, skill_factory: SkillFactory | None = create_polymarket_skill
+    settings: Settings,
+    *,
+    skill_factory: SkillFactory | None = create_polymarket_skill,
+    gc_freeze: bool = False,
 ) -> FastAPI:
-    """Build the ASGI app. Resources open in the lifespan, never at import or build time."""
+    """Build the ASGI app. Resources open in the lifespan, never at import or build time.
+
+    ``gc_freeze`` (the process's owner, ``vincent serve``, passes True): once the lifespan
+    has opened everything, ``gc.freeze()`` what the process holds, so full collections no
+    longer walk the ~260k objects of the imported libraries and the app.
+    """
     if settings.vincent_encryption_key is None:
         raise ConfigurationError("VINCENT_ENCRYPTION_KEY is required (serve generates one)")
     keybox = KeyBox(settings.vincent_encryption_key.get_secret_value())
@@ -67,12 +76,13 @@ def create_app(
         async with AsyncExitStack() as stack:
             if mcp_endpoint is not None:
                 await stack.enter_async_context(mcp_endpoint.running())
-            engine = create_engine(settings.database_url)
+            engine = create_engine(settings.database_url, pool_size=api_pool_size(settings))
             stack.push_async_callback(engine.dispose)
             state = AppState(
                 settings=settings,
                 session_factory=create_session_factory(engine),
                 api_key_cache=ApiKeyCache(settings.api_key_cache_ttl_s),
+                db_turns=asyncio.Semaphore(settings.api_db_concurrency),
             )
             if not settings.is_sqlite:
                 # Reads without BEGIN/ROLLBACK: the level is set on the pooled connection
@@ -93,6 +103,10 @@ def create_app(
             state.notify_rule_changes = not settings.is_sqlite
             if state.worker is None:
                 state.status_reader = StatusReader(settings.worker_status_file)
+            if gc_freeze:
+                # The garbage first; then what is alive now stays out of every collection.
+                gc.collect()
+                gc.freeze()
             logger.info(
                 "vincent started",
                 extra={"worker": state.worker is not None, "mode": settings.execution_mode.value},

@@ -139,7 +139,7 @@ def serve(
     upgrade(settings.database_url)
     if settings.api_workers == 1:
         uvicorn.run(
-            create_app(settings),
+            create_app(settings, gc_freeze=True),
             host=settings.host,
             port=settings.port,
             log_config=None,
@@ -178,7 +178,7 @@ def api_process_app() -> FastAPI:
 
     settings = with_encryption_key(settings_or_exit(trade_manager_enabled=False), announce=False)
     configure_logging(settings.log_level, settings.log_format.value)
-    return create_app(settings)
+    return create_app(settings, gc_freeze=True)
 
 
 class _MonitoringWorkerProcess:

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     # the client is the right-most hop that is not one of them.
     trust_proxy: bool = False
     trusted_proxies: str = "127.0.0.1/32,::1/128"
+    # Requests of one API process that use the database at once; the others wait their turn
+    # (first come, first served) before they take a pooled connection. The process's pool
+    # keeps max(10, this + 2) connections, so these turns never open and close connections.
+    api_db_concurrency: int = Field(default=8, ge=1, le=1000)
     # A resolved API key is trusted this long without a query (0 = always query): a key
     # revoked in another process is refused at most this many seconds later.
     api_key_cache_ttl_s: float = Field(default=2.0, ge=0, le=10)

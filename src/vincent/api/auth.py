@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from vincent.api.rate_limit import charge_address, charge_key
-from vincent.api.state import AppState
+from vincent.api.state import AppState, key_lookup_sessions
 from vincent.errors import Unauthorized
 from vincent.services.api_keys import AuthenticatedSecret, authenticate_api_key
 
@@ -37,8 +37,7 @@ async def require_secret(request: Request) -> AuthenticatedSecret:
         charge_address(request)
         raise
     state: AppState = request.app.state.vincent
-    sessions = state.read_sessions or state.session_factory
-    secret = await authenticate_api_key(sessions, key, state.api_key_cache)
+    secret = await authenticate_api_key(key_lookup_sessions(state), key, state.api_key_cache)
     if secret is None:
         # A wrong key counts against the address: guessing keys is slow.
         charge_address(request)

@@ -31,8 +31,10 @@ async def _skill(request: Request) -> TradingSkill:
     return skill
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
-ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
+# scope="function": the session is closed, and its database turn given back, when the route
+# returns, before the response is sent (a streamed response holds neither).
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 StateDep = Annotated[AppState, Depends(current_state)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 SkillDep = Annotated[TradingSkill, Depends(_skill)]

@@ -25,6 +25,8 @@ SessionFactory = async_sessionmaker[AsyncSession]
 
 # Recycled before any server or middlebox idle timeout would close them under us.
 POOL_RECYCLE_S = 1800
+# Connections an engine keeps (and as many again on demand), unless told otherwise.
+DEFAULT_POOL_SIZE = 10
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -69,7 +71,7 @@ def _is_file_database(database_url: str) -> bool:
     return bool(url.database) and url.database != ":memory:" and url.query.get("mode") != "memory"
 
 
-def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(database_url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> AsyncEngine:
     """Build the engine; SQLite gets its pragmas on every connection, and aiosqlite the
     one-hop statement adapter (``sqlite_driver``).
 

@@ -32,7 +32,7 @@ from vincent.api.rate_limit import (
     charge_key,
     retry_after_header,
 )
-from vincent.api.state import AppState
+from vincent.api.state import AppState, key_lookup_sessions
 from vincent.errors import Unauthorized
 from vincent.mcp.rest_client import VincentRestClient
 from vincent.mcp.tools import build_mcp_server
@@ -110,8 +110,7 @@ class McpEndpoint:
             charge_address(request)
             raise
         state: AppState = scope["app"].state.vincent
-        sessions = state.read_sessions or state.session_factory
-        secret = await authenticate_api_key(sessions, key, state.api_key_cache)
+        secret = await authenticate_api_key(key_lookup_sessions(state), key, state.api_key_cache)
         if secret is None:
             charge_address(request)  # guessing keys over MCP is as slow as over REST
             raise Unauthorized("Invalid or revoked API key")

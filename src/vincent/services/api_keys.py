@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -14,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vincent.crypto import API_KEY_PREFIX, api_key_display_prefix, hash_api_key, new_api_key
 from vincent.db.base import utcnow
 from vincent.db.models import ApiKey, Secret
-from vincent.db.session import SessionFactory
 from vincent.enums import SecretType
 from vincent.errors import NotFound
 
@@ -183,7 +183,9 @@ async def resolve_api_key(
 
 
 async def authenticate_api_key(
-    sessions: SessionFactory, key: str, cache: ApiKeyCache
+    sessions: Callable[[], AbstractAsyncContextManager[AsyncSession]],
+    key: str,
+    cache: ApiKeyCache,
 ) -> AuthenticatedSecret | None:
     """``resolve_api_key`` for a request: a miss is looked up in a session of its own,
     closed (its connection back in the pool) before this returns, and shared with the
