@@ -1,19 +1,25 @@
 """CPU per published price event of the local exchange (issue 14, round 13).
 
     python -m bench.sim_feed_cost [--tokens 1000] [--steps 4] [--connections 1] [--rounds 3]
-                                  [--callgrind DIR] [--no-drive]
+                                  [--interval-s 0] [--callgrind DIR] [--profile FILE]
+                                  [--no-drive]
 
 The exchange in its own process (``python -m vincent.sim``, as ``bench.engine`` runs it)
 with ``--tokens`` tokens (tick 0.01, a 3-level book each) and ``--connections`` WebSocket
 subscribers sharing the tokens (each subscribed to its slice, as the worker's connections
 are). Every token then walks ``--steps`` one-tick steps flat out, started as
 ``bench.engine``'s ingest run starts them (``bench.drive``: one ``POST /_sim/paths`` per
-token); the subscribers read until they have every event. Reports the exchange process's
-CPU (user + system, psutil) per published event: the paths' HTTP requests, the price steps,
-the books, the messages, the fan-out and the WebSocket writes.
+token); the subscribers read until they have every message. Reports the exchange
+process's CPU (user + system, psutil) per event (a price step: its ``price_change`` and,
+for subscribers with the custom feature as the worker's, its ``best_bid_ask``; ``--plain``:
+without): the paths' HTTP requests, the steps, the books, the messages, the fan-out and the
+WebSocket writes.
 
+``--interval-s`` spaces each token's steps (0: back to back, as the ingest run; a spacing
+the exchange keeps up with gives about one event per frame, as the paced run).
 ``--no-drive`` posts the paths from this process instead of a ``bench.drive`` subprocess
-(the same requests). ``--callgrind DIR`` runs the exchange under callgrind with
+(the same requests). ``--profile FILE``: py-spy on the exchange while the paths run
+(``PY_SPY``: its path). ``--callgrind DIR`` runs the exchange under callgrind with
 instrumentation on only while the paths run, and reports instructions per event (a count
 the machine's load does not change; CPU figures move several-fold with load).
 The last line is one JSON object.
@@ -92,44 +98,48 @@ class Reader:
     async def _read(self) -> None:
         async for frame in self.connection:
             self.frames += 1
-            if isinstance(frame, str) and frame.startswith("["):
-                self.events += frame.count('"event_type":"price_change"')
-            elif isinstance(frame, str) and frame.startswith("{"):
-                self.events += 1
+            if isinstance(frame, str) and frame.startswith(("[", "{")):
+                self.events += frame.count('"event_type":')
 
 
-async def _subscribe(ws_url: str, assets: list[str]) -> ClientConnection:
+async def _subscribe(ws_url: str, assets: list[str], custom: bool) -> ClientConnection:
     connection = await connect(ws_url, max_size=None, compression=None)
-    await connection.send(json.dumps({"assets_ids": assets, "type": "market"}))
+    # As the worker subscribes: with the custom feature (a best_bid_ask after each step).
+    request = {"assets_ids": assets, "type": "market", "custom_feature_enabled": custom}
+    await connection.send(json.dumps(request))
     snapshots = json.loads(await connection.recv())
     if len(snapshots) != len(assets):
         raise RuntimeError(f"{len(snapshots)} snapshots for {len(assets)} assets")
     return connection
 
 
-async def _post_paths(exchange: ExchangeProcess, paths: dict[str, list[str]]) -> None:
+async def _post_paths(
+    exchange: ExchangeProcess, paths: dict[str, list[str]], interval_s: float
+) -> None:
     await run_all(
         lambda token=token, prices=prices: exchange.call(
-            "POST", f"/paths/{token}", {"prices": prices, "interval_s": 0.0, "burst": 1}
+            "POST", f"/paths/{token}", {"prices": prices, "interval_s": interval_s, "burst": 1}
         )
         for token, prices in paths.items()
     )
 
 
-def _write_plan(exchange: ExchangeProcess, paths: dict[str, list[str]]) -> str:
-    """``bench.drive``'s plan file: every path at once, steps back to back."""
-    plan = {"control_url": f"{exchange.base_url}/_sim", "interval_s": 0.0, "paths": paths}
+def _write_plan(exchange: ExchangeProcess, paths: dict[str, list[str]], interval_s: float) -> str:
+    """``bench.drive``'s plan file: every path at once, steps ``interval_s`` apart."""
+    plan = {"control_url": f"{exchange.base_url}/_sim", "interval_s": interval_s, "paths": paths}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
         json.dump(plan, file)
     return file.name
 
 
-async def _drive(exchange: ExchangeProcess, paths: dict[str, list[str]], in_driver: bool) -> None:
+async def _drive(
+    exchange: ExchangeProcess, paths: dict[str, list[str]], args: argparse.Namespace
+) -> None:
     """Start every path: from ``bench.drive`` in its own process, as ``bench.engine`` does."""
-    if not in_driver:
-        await _post_paths(exchange, paths)
+    if args.no_drive:
+        await _post_paths(exchange, paths, args.interval_s)
         return
-    path = _write_plan(exchange, paths)
+    path = _write_plan(exchange, paths, args.interval_s)
     try:
         driver = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.drive", path)
         if await driver.wait() != 0:
@@ -166,7 +176,7 @@ async def _round(args: argparse.Namespace) -> dict[str, float]:
         tokens = list(paths)
         per = -(-len(tokens) // args.connections)
         readers = [
-            Reader(await _subscribe(exchange.ws_url, tokens[i : i + per]))
+            Reader(await _subscribe(exchange.ws_url, tokens[i : i + per], not args.plain))
             for i in range(0, len(tokens), per)
         ]
         published_before = (await exchange.call("GET", "/status"))["messages_published"]
@@ -177,7 +187,7 @@ async def _round(args: argparse.Namespace) -> dict[str, float]:
         process = psutil.Process(exchange.pid)
         before = process.cpu_times()
         wall_before = time.perf_counter()
-        await _drive(exchange, wanted, not args.no_drive)
+        await _drive(exchange, wanted, args)
         status = await exchange.call("GET", "/status")
         while status["price_paths_running"]:
             await asyncio.sleep(0.05)
@@ -201,12 +211,14 @@ async def _round(args: argparse.Namespace) -> dict[str, float]:
             await reader.connection.close()
     user_s, system_s = after.user - before.user, after.system - before.system
     frames = sum(r.frames for r in readers)
+    steps = args.tokens * args.steps
     return {
-        "events": published,
+        "steps": steps,
+        "messages": published,
         "frames": frames,
-        "us_per_event": 1e6 * (user_s + system_s) / published,
-        "us_user_per_event": 1e6 * user_s / published,
-        "instructions_per_event": instructions / published,
+        "us_per_event": 1e6 * (user_s + system_s) / steps,
+        "us_user_per_event": 1e6 * user_s / steps,
+        "instructions_per_event": instructions / steps,
         "wall_s": wall_s,
     }
 
@@ -218,6 +230,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--interval-s", type=float, default=0.0, help="between a token's steps (0: flat out)"
+    )
+    parser.add_argument("--plain", action="store_true", help="subscribe without the custom feature")
     parser.add_argument("--no-drive", action="store_true", help="post the paths from here")
     parser.add_argument("--profile", metavar="FILE", help="py-spy the exchange (raw stacks)")
     parser.add_argument("--callgrind", metavar="DIR", help="the exchange under callgrind")
@@ -226,8 +242,9 @@ def main() -> None:
     for number, figures in enumerate(rounds, 1):
         print(
             f"round {number}: {figures['us_per_event']:.1f} µs of exchange CPU per event "
-            f"({figures['us_user_per_event']:.1f} user; {figures['events']} events in "
-            f"{figures['frames']} frames, {figures['wall_s']:.2f} s; "
+            f"({figures['us_user_per_event']:.1f} user; {figures['steps']} events, "
+            f"{figures['messages']} messages in {figures['frames']} frames, "
+            f"{figures['wall_s']:.2f} s; "
             f"{figures['instructions_per_event'] / 1000:.0f}k instructions)"
         )
     best = min(rounds, key=lambda r: r["us_per_event"])

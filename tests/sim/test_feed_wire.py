@@ -98,3 +98,8 @@ def test_ids_json_would_escape_take_the_dict_path() -> None:
     expected = json.dumps(events.price_change_event(market, entries), separators=(",", ":"))
     assert _stamped(text) == _stamped(expected)
     assert "\\u0661" in text
+    bid_ask = events.best_bid_ask_text(market, token, Decimal("0.5"), None)
+    expected = json.dumps(
+        events.best_bid_ask_event(market, token, Decimal("0.5"), None), separators=(",", ":")
+    )
+    assert _stamped(bid_ask) == _stamped(expected)

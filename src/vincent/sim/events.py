@@ -133,6 +133,22 @@ def tick_size_change_event(
     }
 
 
+def best_bid_ask_text(
+    market: str, asset_id: str, best_bid: Decimal | None, best_ask: Decimal | None
+) -> str:
+    """``best_bid_ask_event`` as ``json.dumps`` writes it, built as text (one per price step
+    for a custom-feature subscriber, as the worker is); see ``price_change_text``."""
+    if not (_plain(market) and _plain(asset_id)):
+        event = best_bid_ask_event(market, asset_id, best_bid, best_ask)
+        return json.dumps(event, separators=(",", ":"))
+    spread = "" if best_bid is None or best_ask is None else str(best_ask - best_bid)
+    return (
+        f'{{"event_type":"best_bid_ask","asset_id":"{asset_id}","market":"{market}"'
+        f',"best_bid":"{price_text(best_bid)}","best_ask":"{price_text(best_ask)}"'
+        f',"spread":"{spread}","timestamp":"{now_ms()}"}}'
+    )
+
+
 def best_bid_ask_event(
     market: str, asset_id: str, best_bid: Decimal | None, best_ask: Decimal | None
 ) -> dict[str, Any]:

@@ -199,12 +199,11 @@ class Exchange:
             return
         market = self.token_market[token_id]
         book = self.books[token_id]
-        best_bid, best_ask = book.best_bid(), book.best_ask()
-        self.feed.publish(
-            events.best_bid_ask_event(market.condition_id, token_id, best_bid, best_ask),
-            [token_id],
-            custom=True,
+        seq = self.timing.next_seq()
+        text = events.best_bid_ask_text(
+            market.condition_id, token_id, book.best_bid(), book.best_ask()
         )
+        self.feed.publish_text(text, "best_bid_ask", token_id, seq, custom=True)
 
     def set_tick_size(self, token_id: str, tick_size: Decimal) -> None:
         _check_tick_size(tick_size)

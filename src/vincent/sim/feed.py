@@ -145,9 +145,11 @@ class MarketFeed:
         self.messages_published += 1
         return seq
 
-    def publish_text(self, text: str, event_type: str, asset_id: str, seq: int) -> None:
-        """``publish`` of one asset's event to all its subscribers, already serialized
-        (the price steps' path: their ``price_change`` is built as text)."""
+    def publish_text(
+        self, text: str, event_type: str, asset_id: str, seq: int, custom: bool = False
+    ) -> None:
+        """``publish`` of one asset's event, already serialized (the price steps' path:
+        their ``price_change`` and ``best_bid_ask`` are built as text)."""
         timed = 0
         if event_type in _PRICE_EVENTS:
             self._timing.record_send(seq, asset_id, event_type, self._timing.now_ns())
@@ -155,7 +157,8 @@ class MarketFeed:
         targets = self._by_asset.get(asset_id)
         if targets:
             for subscriber in targets:
-                subscriber.push(text, timed)
+                if subscriber.custom or not custom:
+                    subscriber.push(text, timed)
         self.messages_published += 1
 
     def drop_all(self) -> int:
