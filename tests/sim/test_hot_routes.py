@@ -128,3 +128,41 @@ async def test_other_methods_on_the_hot_paths_go_to_starlette(
     for path in ("/order", "/data/trades"):
         status, _, _ = await _answer(full, (method, path, {}, b""))
         assert status in (401, 405)
+
+
+async def test_price_step_control_calls_are_answered_as_starlettes_routes_do(
+    exchange: LocalExchange,
+) -> None:
+    """``POST /_sim/paths/{token}`` and ``/_sim/prices/{token}`` (served bare since round
+    13): the same status, headers and body as ``control_routes``, refusals included."""
+    json_type = {"content-type": "application/json"}
+    requests: list[Request] = []
+    for path in (f"/_sim/paths/{YES}", "/_sim/paths/404"):
+        for body in (
+            b'{"prices": ["0.47", "0.46"], "interval_s": 0.01, "burst": 1}',
+            b'{"prices": ["0.47"], "burst": 0}',  # ValueError: a 400
+            b'{"prices": ["0.47"], "speed": 2}',  # TypeError: a 400
+            b'{"interval_s": 1}',  # no prices
+            b"[]",
+            b"{",
+            b"",
+        ):
+            requests.append(("POST", path, json_type, body))
+    for body in (
+        b'{"best_bid": "0.45", "size": "12.5"}',
+        b'{"best_bid": 0.44, "depth": 2, "spread_ticks": 3}',
+        b'{"best_bid": "nope"}',  # decimal.InvalidOperation: a 400
+        b'{"size": 1}',
+        b"7",
+    ):
+        requests.append(("POST", f"/_sim/prices/{YES}", json_type, body))
+        requests.append(("POST", "/_sim/prices/404", json_type, body))
+    requests.append(("POST", f"/_sim/prices/{YES}/more", json_type, b'{"best_bid": "0.4"}'))
+    requests.append(("POST", "/_sim/paths/", json_type, b'{"prices": ["0.4"]}'))
+    for request in requests:
+        ours, theirs = await _both(exchange, request)
+        assert ours == theirs, request
+    await exchange.prices.stop()
+    answers = [await _answer(_apps(exchange)[0], request) for request in requests[:2]]
+    assert [answer[0] for answer in answers] == [200, 400]
+    assert json.loads(answers[0][2]) == {"ok": True}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -145,7 +146,7 @@ class OrderBook:
         return side.name, price
 
     def replace_synthetic(
-        self, bids: dict[Decimal, int], asks: dict[Decimal, int]
+        self, bids: Mapping[Decimal, int], asks: Mapping[Decimal, int]
     ) -> list[tuple[str, Decimal]]:
         """Make the synthetic liquidity exactly ``bids``/``asks``; return the changed levels."""
         changed: list[tuple[str, Decimal]] = []

@@ -23,7 +23,7 @@ def _control(request: Request) -> SimControl:
     return control
 
 
-def _call(operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+def call_operation(operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run a control operation; a bad argument is the caller's 400, not our 500."""
     try:
         return operation(*args, **kwargs)
@@ -32,7 +32,11 @@ def _call(operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+    return parse_body(await request.body())
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    """A control request's JSON object (an empty body is ``{}``)."""
     try:
         body = json.loads(raw) if raw else {}
     except ValueError as error:
@@ -50,7 +54,7 @@ async def create_market(request: Request) -> Response:
     body = await _body(request)
     try:
         condition_id, token_ids = body.pop("condition_id"), body.pop("token_ids")
-        market = _call(_control(request).create_market, condition_id, token_ids, **body)
+        market = call_operation(_control(request).create_market, condition_id, token_ids, **body)
     except (KeyError, TypeError) as error:
         raise SimError(400, f"invalid market: {error}") from error
     return JSONResponse(market.clob_detail())
@@ -58,7 +62,7 @@ async def create_market(request: Request) -> Response:
 
 async def set_book(request: Request) -> Response:
     body = await _body(request)
-    _call(
+    call_operation(
         _control(request).set_book,
         request.path_params["token_id"],
         body.get("bids", []),
@@ -69,31 +73,33 @@ async def set_book(request: Request) -> Response:
 
 async def step_price(request: Request) -> Response:
     body = await _body(request)
-    _call(_control(request).step_price, request.path_params["token_id"], **body)
+    call_operation(_control(request).step_price, request.path_params["token_id"], **body)
     return _ok()
 
 
 async def start_path(request: Request) -> Response:
     body = await _body(request)
-    _call(_control(request).start_path, request.path_params["token_id"], **body)
+    call_operation(_control(request).start_path, request.path_params["token_id"], **body)
     return _ok()
 
 
 async def start_random_walk(request: Request) -> Response:
     body = await _body(request)
-    _call(_control(request).start_random_walk, request.path_params["token_id"], **body)
+    call_operation(_control(request).start_random_walk, request.path_params["token_id"], **body)
     return _ok()
 
 
 async def set_tick_size(request: Request) -> Response:
     body = await _body(request)
-    _call(_control(request).set_tick_size, request.path_params["token_id"], body.get("tick_size"))
+    call_operation(
+        _control(request).set_tick_size, request.path_params["token_id"], body.get("tick_size")
+    )
     return _ok()
 
 
 async def credit(request: Request) -> Response:
     body = await _body(request)
-    _call(_control(request).credit, **body)
+    call_operation(_control(request).credit, **body)
     return _ok()
 
 
@@ -103,19 +109,21 @@ async def balances(request: Request) -> Response:
 
 async def resolve(request: Request) -> Response:
     body = await _body(request)
-    _call(_control(request).resolve, body.get("condition_id"), body.get("winning_token_id"))
+    call_operation(
+        _control(request).resolve, body.get("condition_id"), body.get("winning_token_id")
+    )
     return _ok()
 
 
 async def set_version(request: Request) -> Response:
     body = await _body(request)
-    _call(_control(request).set_version, body.get("version"))
+    call_operation(_control(request).set_version, body.get("version"))
     return _ok(version=body.get("version"))
 
 
 async def deposit_wallet_only(request: Request) -> Response:
     body = await _body(request)
-    _call(_control(request).require_deposit_wallet, body.get("enabled", True))
+    call_operation(_control(request).require_deposit_wallet, body.get("enabled", True))
     return _ok(enabled=_control(request).state.exchange.deposit_wallet_only)
 
 
@@ -149,7 +157,9 @@ async def arm_fault(request: Request) -> Response:
     elif kind == "withhold":
         control.withhold_next(path, count, body.get("mode", "close"), method or "POST")
     elif kind == "error_after":
-        _call(control.fail_after_next, path, count, int(body.get("status", 502)), method or "POST")
+        call_operation(
+            control.fail_after_next, path, count, int(body.get("status", 502)), method or "POST"
+        )
     elif kind == "garble":
         control.garble_next(path, count, method or "POST")
     else:
@@ -162,7 +172,7 @@ async def arm_fault(request: Request) -> Response:
 
 async def defer_orders(request: Request) -> Response:
     body = await _body(request)
-    _call(_control(request).defer_next_orders, **body)
+    call_operation(_control(request).defer_next_orders, **body)
     return _ok()
 
 
@@ -170,9 +180,9 @@ async def settlement(request: Request) -> Response:
     body = await _body(request)
     control = _control(request)
     if "delay_s" in body:
-        _call(control.set_settlement_delay, body["delay_s"])
+        call_operation(control.set_settlement_delay, body["delay_s"])
     if "fail_next" in body:
-        _call(control.fail_settlement_next, body["fail_next"])
+        call_operation(control.fail_settlement_next, body["fail_next"])
     return _ok(trades=control.trade_statuses())
 
 

@@ -6,6 +6,7 @@ timestamps as epoch-millisecond strings).
 
 from __future__ import annotations
 
+import json
 import time
 from decimal import Decimal
 from typing import Any
@@ -45,6 +46,43 @@ def price_change_event(market: str, changes: list[dict[str, str]]) -> dict[str, 
         "price_changes": changes,
         "timestamp": now_ms(),
     }
+
+
+def price_change_text(
+    market: str,
+    asset_id: str,
+    changes: list[tuple[str, Decimal, str]],
+    change_hash: str,
+    best_bid: Decimal | None,
+    best_ask: Decimal | None,
+) -> str:
+    """``price_change_event`` of one asset's (side, price, size) changes, as the feed's
+    ``json.dumps`` would write it (compact, ASCII), built as text: the exchange publishes
+    one per price step, and the dicts and their encoding were a good part of a step's CPU.
+    Ids that JSON would escape (not printable ASCII, quotes, backslashes) take the dicts."""
+    if not (_plain(market) and _plain(asset_id) and _plain(change_hash)):
+        entries = [
+            price_change_entry(asset_id, price, size, side, change_hash, best_bid, best_ask)
+            for side, price, size in changes
+        ]
+        return json.dumps(price_change_event(market, entries), separators=(",", ":"))
+    tail = (
+        f'","hash":"{change_hash}","best_bid":"{price_text(best_bid)}"'
+        f',"best_ask":"{price_text(best_ask)}"}}'
+    )
+    head = f'{{"asset_id":"{asset_id}","price":"'
+    entries_text = ",".join(
+        f'{head}{price!s}","size":"{size}","side":"{side}{tail}' for side, price, size in changes
+    )
+    return (
+        f'{{"event_type":"price_change","market":"{market}","price_changes":[{entries_text}]'
+        f',"timestamp":"{now_ms()}"}}'
+    )
+
+
+def _plain(text: str) -> bool:
+    """True when ``json.dumps`` writes ``text`` as is between its quotes."""
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
 
 
 def price_change_entry(
@@ -93,6 +131,22 @@ def tick_size_change_event(
         "new_tick_size": str(new_tick),
         "timestamp": now_ms(),
     }
+
+
+def best_bid_ask_text(
+    market: str, asset_id: str, best_bid: Decimal | None, best_ask: Decimal | None
+) -> str:
+    """``best_bid_ask_event`` as ``json.dumps`` writes it, built as text (one per price step
+    for a custom-feature subscriber, as the worker is); see ``price_change_text``."""
+    if not (_plain(market) and _plain(asset_id)):
+        event = best_bid_ask_event(market, asset_id, best_bid, best_ask)
+        return json.dumps(event, separators=(",", ":"))
+    spread = "" if best_bid is None or best_ask is None else str(best_ask - best_bid)
+    return (
+        f'{{"event_type":"best_bid_ask","asset_id":"{asset_id}","market":"{market}"'
+        f',"best_bid":"{price_text(best_bid)}","best_ask":"{price_text(best_ask)}"'
+        f',"spread":"{spread}","timestamp":"{now_ms()}"}}'
+    )
 
 
 def best_bid_ask_event(

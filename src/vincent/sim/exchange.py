@@ -9,7 +9,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -27,6 +27,11 @@ from vincent.sim.timing import TimingRecorder
 
 _CONDITION_ID = re.compile(r"0x[0-9a-fA-F]{64}")
 TICK_SIZES = frozenset(Decimal(t) for t in ("0.1", "0.01", "0.005", "0.0025", "0.001", "0.0001"))
+
+
+def synthetic_levels(levels: Iterable[Level]) -> dict[Decimal, int]:
+    """(price, size) pairs as the book keeps them: normalized price -> size in units."""
+    return {Decimal(str(price)).normalize(): to_units(size) for price, size in levels}
 
 
 def _check_tick_size(tick_size: Decimal) -> None:
@@ -158,12 +163,13 @@ class Exchange:
 
     def set_book(self, token_id: str, bids: Iterable[Level], asks: Iterable[Level]) -> None:
         """Replace the synthetic liquidity of a token; user orders stay. Publishes changes."""
-        book = self.book(token_id)
-        wanted: dict[str, dict[Decimal, int]] = {"BUY": {}, "SELL": {}}
-        for side, levels in (("BUY", bids), ("SELL", asks)):
-            for price, size in levels:
-                wanted[side][Decimal(str(price)).normalize()] = to_units(size)
-        changed = book.replace_synthetic(wanted["BUY"], wanted["SELL"])
+        self.set_synthetic(token_id, synthetic_levels(bids), synthetic_levels(asks))
+
+    def set_synthetic(
+        self, token_id: str, bids: Mapping[Decimal, int], asks: Mapping[Decimal, int]
+    ) -> None:
+        """``set_book`` with levels already as ``synthetic_levels`` makes them (read only)."""
+        changed = self.book(token_id).replace_synthetic(bids, asks)
         self.publish_levels(token_id, changed)
 
     def publish_levels(self, token_id: str, levels: list[tuple[str, Decimal]]) -> None:
@@ -172,24 +178,20 @@ class Exchange:
             return
         market = self.token_market[token_id]
         book = self.books[token_id]
-        best_bid, best_ask = book.best_bid(), book.best_ask()
         seq = self.timing.next_seq()
-        change_hash = f"0x{seq:040x}"
         changes = [
-            events.price_change_entry(
-                token_id,
-                price,
-                units_text(book.side(side).size_at(price)),
-                side,
-                change_hash,
-                best_bid,
-                best_ask,
-            )
+            (side, price, units_text(book.side(side).size_at(price)))
             for side, price in sorted(levels, key=lambda level: (level[0], level[1]))
         ]
-        self.feed.publish(
-            events.price_change_event(market.condition_id, changes), [token_id], seq=seq
+        text = events.price_change_text(
+            market.condition_id,
+            token_id,
+            changes,
+            f"0x{seq:040x}",
+            book.best_bid(),
+            book.best_ask(),
         )
+        self.feed.publish_text(text, "price_change", token_id, seq)
         self._publish_best_bid_ask(token_id)
 
     def _publish_best_bid_ask(self, token_id: str) -> None:
@@ -197,12 +199,11 @@ class Exchange:
             return
         market = self.token_market[token_id]
         book = self.books[token_id]
-        best_bid, best_ask = book.best_bid(), book.best_ask()
-        self.feed.publish(
-            events.best_bid_ask_event(market.condition_id, token_id, best_bid, best_ask),
-            [token_id],
-            custom=True,
+        seq = self.timing.next_seq()
+        text = events.best_bid_ask_text(
+            market.condition_id, token_id, book.best_bid(), book.best_ask()
         )
+        self.feed.publish_text(text, "best_bid_ask", token_id, seq, custom=True)
 
     def set_tick_size(self, token_id: str, tick_size: Decimal) -> None:
         _check_tick_size(tick_size)

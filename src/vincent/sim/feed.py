@@ -12,9 +12,10 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from starlette.types import Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from vincent.sim.timing import TimingRecorder
@@ -56,8 +57,17 @@ def next_frame(queue: deque[Queued], batch_max: int) -> tuple[str, list[int]]:
 class Subscriber:
     """One WebSocket connection: its assets, its custom-feature flag and its send queue."""
 
-    def __init__(self, websocket: WebSocket) -> None:
+    def __init__(self, websocket: WebSocket, send: Send | None = None) -> None:
+        """``send``: the server's ASGI send for the frames (default: through ``websocket``)."""
         self.websocket = websocket
+        self.send_text: Callable[[str], Awaitable[None]] = websocket.send_text
+        if send is not None:
+            raw_send = send
+
+            async def send_text(text: str) -> None:
+                await raw_send({"type": "websocket.send", "text": text})
+
+            self.send_text = send_text
         self.assets: set[str] = set()
         self.custom = False
         self.queue: deque[Queued] = deque()
@@ -109,6 +119,10 @@ class MarketFeed:
         if seq is None:
             seq = self._timing.next_seq()
         assets = list(asset_ids)
+        event_type = str(message.get("event_type", ""))
+        if len(assets) == 1 and not custom:
+            self.publish_text(dumps(message), event_type, assets[0], seq)
+            return seq
         if len(assets) == 1:
             targets = self._by_asset.get(assets[0], set())
         else:
@@ -117,7 +131,6 @@ class MarketFeed:
                 targets |= self._by_asset.get(asset, set())
         if custom:
             targets = {subscriber for subscriber in targets if subscriber.custom}
-        event_type = str(message.get("event_type", ""))
         timed = 0
         if event_type in _PRICE_EVENTS:
             self._timing.record_send(
@@ -131,6 +144,22 @@ class MarketFeed:
                 subscriber.push(text, timed)
         self.messages_published += 1
         return seq
+
+    def publish_text(
+        self, text: str, event_type: str, asset_id: str, seq: int, custom: bool = False
+    ) -> None:
+        """``publish`` of one asset's event, already serialized (the price steps' path:
+        their ``price_change`` and ``best_bid_ask`` are built as text)."""
+        timed = 0
+        if event_type in _PRICE_EVENTS:
+            self._timing.record_send(seq, asset_id, event_type, self._timing.now_ns())
+            timed = seq
+        targets = self._by_asset.get(asset_id)
+        if targets:
+            for subscriber in targets:
+                if subscriber.custom or not custom:
+                    subscriber.push(text, timed)
+        self.messages_published += 1
 
     def drop_all(self) -> int:
         """Close every connection now; return how many were dropped."""
@@ -150,9 +179,10 @@ class MarketFeed:
     def stalled(self) -> bool:
         return not self._flowing.is_set()
 
-    async def serve(self, websocket: WebSocket) -> None:
+    async def serve(self, websocket: WebSocket, send: Send | None = None) -> None:
+        """Serve one connection until it closes; ``send``: see ``Subscriber``."""
         await websocket.accept()
-        subscriber = Subscriber(websocket)
+        subscriber = Subscriber(websocket, send)
         self._subscribers.add(subscriber)
         sender = asyncio.create_task(self._send_loop(subscriber))
         try:
@@ -224,7 +254,7 @@ class MarketFeed:
                 frame, seqs = next_frame(queue, self._batch_max)
                 if seqs:
                     self._timing.record_written(seqs)
-                await websocket.send_text(frame)
+                await subscriber.send_text(frame)
                 if not self._flowing.is_set():
                     break
             if queue or subscriber.dropped:

@@ -1,4 +1,5 @@
-"""``POST /order`` and ``GET /data/trades`` as bare ASGI, in front of the Starlette app.
+"""``POST /order``, ``GET /data/trades``, the price-step control calls and the market
+WebSocket as bare ASGI, in front of the Starlette app.
 
 The benchmarks run this exchange on the same two cores as the worker they measure, so its
 CPU per order is taken from the worker's, and a fire costs one request of each. Starlette's
@@ -10,6 +11,11 @@ own (``clob_private.accept_order`` and ``trades_of``: L2 HMAC, owner, signature,
 balance, matching), with Starlette's answers: a ``SimError`` as its JSON body and status,
 anything else a logged 500. Faults (``FaultMiddleware``) stay outermost, so they apply to
 these routes as to any other; any other request goes on to Starlette.
+
+The benchmarks' price feed costs the exchange a ``POST /_sim/paths/{token}`` per token (or
+a ``POST /_sim/prices/{token}`` per step) and a WebSocket frame per event or backlog
+(round 13): those skip Starlette too, answered as ``control_routes`` answers them; the
+market WebSocket's frames go straight to uvicorn's ``send``.
 """
 
 from __future__ import annotations
@@ -21,8 +27,11 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from vincent.sim.clob_private import accept_order, trades_of
+from vincent.sim.control import SimControl
+from vincent.sim.control_routes import call_operation, parse_body
 from vincent.sim.errors import SimError
 from vincent.sim.state import SimState
 
@@ -30,12 +39,20 @@ logger = logging.getLogger(__name__)
 _JSON_TYPE = (b"content-type", b"application/json")
 
 
-class HotRoutes:
-    """Serves ``POST /order`` and ``GET /data/trades`` itself; anything else goes to ``app``."""
+# Control calls the benchmarks make once per token or price step, by path prefix.
+_CONTROL_POSTS = {"/_sim/paths/": "start_path", "/_sim/prices/": "step_price"}
+_CONTROL_PREFIX = "/_sim/"
+_MARKET_WS = "/ws/market"
 
-    def __init__(self, app: ASGIApp, state: SimState) -> None:
+
+class HotRoutes:
+    """Serves ``POST /order``, ``GET /data/trades``, the price-step control calls and the
+    market WebSocket itself; anything else goes to ``app``."""
+
+    def __init__(self, app: ASGIApp, state: SimState, control: SimControl) -> None:
         self.app = app
         self.state = state
+        self.control = control
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -46,7 +63,34 @@ class HotRoutes:
             if route == ("GET", "/data/trades"):
                 await self._answer(send, scope, trades_of, _query(scope))
                 return
+            if route[0] == "POST" and route[1].startswith(_CONTROL_PREFIX):
+                operation = _control_post(route[1])
+                if operation is not None:
+                    await self._control_post(receive, send, *operation)
+                    return
+        elif scope["type"] == "websocket" and scope["path"] == _MARKET_WS:
+            # Each frame straight to uvicorn's ``send``: not through Starlette's wrappers.
+            await self.state.exchange.feed.serve(WebSocket(scope, receive, send), send)
+            return
         await self.app(scope, receive, send)
+
+    async def _control_post(self, receive: Receive, send: Send, name: str, token_id: str) -> None:
+        """``POST /_sim/paths/{token_id}`` and ``/_sim/prices/{token_id}``, answered as
+        ``control_routes`` answers them (``{"ok": true}``, or the refusal)."""
+        raw = await _body(receive)
+        if raw is None:
+            return
+        status: int = 200
+        answer: Any = {"ok": True}
+        try:
+            body = parse_body(raw)
+            call_operation(getattr(self.control, name), token_id, **body)
+        except SimError as error:
+            status, answer = error.status, error.body()
+        except Exception:
+            logger.exception("sim.unexpected_error", extra={"path": name})
+            status, answer = 500, {"error": "Internal Server Error"}
+        await _send_json(send, status, answer)
 
     async def _post_order(self, scope: Scope, receive: Receive, send: Send) -> None:
         ts_receive_ns = self.state.timing.now_ns()
@@ -67,6 +111,17 @@ class HotRoutes:
             logger.exception("sim.unexpected_error", extra={"path": scope["path"]})
             status, answer = 500, {"error": "Internal Server Error"}
         await _send_json(send, status, answer)
+
+
+def _control_post(path: str) -> tuple[str, str] | None:
+    """(control method, token id) of a hot control path; None for any other path (as
+    Starlette's ``{token_id}``, the id is one non-empty path segment)."""
+    for prefix, name in _CONTROL_POSTS.items():
+        if path.startswith(prefix):
+            token_id = path[len(prefix) :]
+            if token_id and "/" not in token_id:
+                return name, token_id
+    return None
 
 
 def _headers(scope: Scope) -> dict[str, str]:

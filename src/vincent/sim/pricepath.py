@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from vincent.sim.exchange import Exchange
+from vincent.sim.exchange import Exchange, synthetic_levels
 
 Number = Decimal | str | float
 
@@ -51,20 +51,41 @@ class QuoteShape:
     size: Decimal = Decimal(100)
 
 
+# A quote as ``Exchange.set_synthetic`` takes it: bid and ask levels, price -> size in units.
+Quote = tuple[dict[Decimal, int], dict[Decimal, int]]
+_QUOTE_CACHE_MAX = 4096
+
+
 class PriceMover:
     """Applies price steps to the exchange and runs paths in tracked background tasks."""
 
     def __init__(self, exchange: Exchange) -> None:
         self._exchange = exchange
         self._tasks: set[asyncio.Task[None]] = set()
+        self._quotes: dict[tuple[str, Decimal, QuoteShape], Quote] = {}
+        """Quotes already worked out, by (best bid as text, tick, shape)."""
 
     def step(self, token_id: str, best_bid: Number, shape: QuoteShape = QuoteShape()) -> None:
         """Re-quote the token's synthetic book so its best bid is ``best_bid``."""
         tick = self._exchange.market_of(token_id).tick_size
-        bids, asks = quote_levels(
-            Decimal(str(best_bid)), tick, shape.spread_ticks, shape.depth, shape.size
-        )
-        self._exchange.set_book(token_id, bids, asks)
+        bids, asks = self._quote(str(best_bid), tick, shape)
+        self._exchange.set_synthetic(token_id, bids, asks)
+
+    def _quote(self, best_bid: str, tick: Decimal, shape: QuoteShape) -> Quote:
+        """The levels of a quote, each worked out once: a path visits the same few prices
+        again and again, and Decimal arithmetic and hashing were most of a step's CPU
+        (round 13). The same price objects come back each time, and a Decimal keeps its
+        hash, so the book's dictionaries do not hash a new one per level and step."""
+        key = (best_bid, tick, shape)
+        quote = self._quotes.get(key)
+        if quote is None:
+            if len(self._quotes) >= _QUOTE_CACHE_MAX:
+                self._quotes.clear()
+            bids, asks = quote_levels(
+                Decimal(best_bid), tick, shape.spread_ticks, shape.depth, shape.size
+            )
+            quote = self._quotes[key] = (synthetic_levels(bids), synthetic_levels(asks))
+        return quote
 
     async def run_path(
         self,

@@ -78,7 +78,7 @@ def create_app(state: SimState, control: SimControl) -> ASGIApp:
     )
     app.state.sim = state
     app.state.control = control
-    return FaultMiddleware(HotRoutes(app, state), state.faults)
+    return FaultMiddleware(HotRoutes(app, state, control), state.faults)
 
 
 class _Server(uvicorn.Server):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 
@@ -44,7 +44,8 @@ class TimingRecorder:
     """Collects price sends and order receipts; ``clear()`` starts a new measurement."""
 
     def __init__(self) -> None:
-        self._sends: list[PriceSend] = []
+        self._sends: list[tuple[int, str, str, int]] = []
+        """(seq, token, event type, ts_send_ns): ``PriceSend``s are built when read."""
         self._orders: list[OrderReceipt] = []
         self._written: dict[int, int] = {}
         self._seq = 0
@@ -60,7 +61,7 @@ class TimingRecorder:
         return self._seq
 
     def record_send(self, seq: int, token_id: str, event_type: str, ts_send_ns: int) -> None:
-        self._sends.append(PriceSend(seq, token_id, event_type, ts_send_ns))
+        self._sends.append((seq, token_id, event_type, ts_send_ns))
 
     def record_written(self, seqs: Iterable[int]) -> None:
         """The frame carrying these messages is being written to a socket (first write
@@ -76,8 +77,8 @@ class TimingRecorder:
     def price_sends(self) -> tuple[PriceSend, ...]:
         written = self._written
         return tuple(
-            replace(send, ts_written_ns=written[send.seq]) if send.seq in written else send
-            for send in self._sends
+            PriceSend(seq, token_id, event_type, ts_send_ns, written.get(seq))
+            for seq, token_id, event_type, ts_send_ns in self._sends
         )
 
     def order_receipts(self) -> tuple[OrderReceipt, ...]:
