@@ -37,7 +37,9 @@ async def test_trades_by_id_and_filters_for_taker_and_maker(
     exchange.credit(account.address, token_id=YES, shares=20)
     exchange.credit(buyer_account.address, collateral=50)
     async with httpx.AsyncClient() as http:
-        await http.post(f"{exchange.control_url}/settlement", json={"delay_s": 0.2})
+        # Long enough that nothing settles while the MATCHED statuses are read, however
+        # slow the machine; shortened below to let settlement finish.
+        await http.post(f"{exchange.control_url}/settlement", json={"delay_s": 600})
 
     resting = await seller.place_limit_order(token_id=YES, side="SELL", price="0.5", size="10")
     assert isinstance(resting, AcceptedOrder)
@@ -67,6 +69,8 @@ async def test_trades_by_id_and_filters_for_taker_and_maker(
     ]
     assert await _trades(seller, asset_id=NO) == []
 
+    async with httpx.AsyncClient() as http:
+        await http.post(f"{exchange.control_url}/settlement", json={"delay_s": 0})
     assert await exchange.wait_for_settlement(timeout_s=5.0) == ["CONFIRMED", "CONFIRMED"]
     assert await _trades(buyer, id=between_users) == [(between_users, "TAKER", "CONFIRMED")]
     assert await _trades(seller, market=CONDITION_ID) == [
