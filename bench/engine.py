@@ -144,6 +144,8 @@ class Consumer:
     http_prices: Callable[[], float] = lambda: 0.0  # prices applied from the poll tick's HTTP books
     # Rule rows the poll tick's index syncs read: (full, delta) so far.
     sync_rows: Callable[[], tuple[float, float]] = lambda: (0.0, 0.0)
+    # Trailing levels the flush has written so far (each an UPDATE row and two events).
+    trailing_writes: Callable[[], float] = lambda: 0.0
 
 
 def _worker_consumer(worker: TradeMonitoringWorker) -> Consumer:
@@ -171,6 +173,10 @@ def _worker_consumer(worker: TradeMonitoringWorker) -> Consumer:
             or 0.0
         ),
         sync_rows=lambda: _sync_rows(worker),
+        trailing_writes=lambda: (
+            worker.metrics_registry.get_sample_value("vincent_trade_manager_trailing_writes_total")
+            or 0.0
+        ),
     )
 
 
@@ -465,6 +471,7 @@ async def _drive(
 
     feed_before = consumer.feed()
     http_before = consumer.http_prices()
+    trailing_before = consumer.trailing_writes()
     sync_before = consumer.sync_rows()
     profiler = _start_profiler(args.profile)
     consumer.loop_lag.reset()
@@ -476,6 +483,7 @@ async def _drive(
     exchange_cpu = psutil.Process(exchange.pid)
     exchange_cpu_before = sum(exchange_cpu.cpu_times()[:2])
     cpu_before = sum(process.cpu_times()[:2])
+    kernel_before = process.cpu_times().system
     system_before = psutil.cpu_times()
     wall_before = time.perf_counter()
     sampler = asyncio.create_task(sample())
@@ -510,6 +518,7 @@ async def _drive(
     wall_s = time.perf_counter() - wall_before
     lag = consumer.loop_lag.summary()
     cpu_s = sum(process.cpu_times()[:2]) - cpu_before
+    kernel_s = process.cpu_times().system - kernel_before
     exchange_cpu_s = sum(exchange_cpu.cpu_times()[:2]) - exchange_cpu_before
     system_after = psutil.cpu_times()
     system_cpu_s = (system_after.user + system_after.system) - (
@@ -526,6 +535,7 @@ async def _drive(
         "feed_stalls": feed_after.stalls - feed_before.stalls,
         "feed_malformed": feed_after.malformed_messages - feed_before.malformed_messages,
         "http_prices": int(consumer.http_prices() - http_before),
+        "trailing_writes": int(consumer.trailing_writes() - trailing_before),
         # Rule rows the poll tick's index syncs read during the drive (full, delta).
         "sync_rows": [int(a - b) for a, b in zip(consumer.sync_rows(), sync_before, strict=True)],
         "ws_events": consumed,
@@ -535,6 +545,8 @@ async def _drive(
         "cpu_s": round(cpu_s, 3),
         "cpu_s_per_1k": round(1000 * cpu_s / max(consumed, 1), 4),
         "events_per_cpu_s": round(consumed / cpu_s, 1) if cpu_s else 0.0,
+        # Of cpu_s, in the kernel: socket reads, SQLite's file reads, writes and fsyncs.
+        "kernel_cpu_s": round(kernel_s, 3),
         "system_cpu_s": round(system_cpu_s, 3),
         "exchange_cpu_s": round(exchange_cpu_s, 3),
         "drive_wall_s": round(wall_s, 3),
