@@ -484,6 +484,7 @@ async def _drive(
     exchange_cpu_before = sum(exchange_cpu.cpu_times()[:2])
     cpu_before = sum(process.cpu_times()[:2])
     kernel_before = process.cpu_times().system
+    loop_thread_before = time.thread_time()  # this task runs on the event loop's thread
     system_before = psutil.cpu_times()
     wall_before = time.perf_counter()
     sampler = asyncio.create_task(sample())
@@ -519,6 +520,7 @@ async def _drive(
     lag = consumer.loop_lag.summary()
     cpu_s = sum(process.cpu_times()[:2]) - cpu_before
     kernel_s = process.cpu_times().system - kernel_before
+    loop_thread_s = time.thread_time() - loop_thread_before
     exchange_cpu_s = sum(exchange_cpu.cpu_times()[:2]) - exchange_cpu_before
     system_after = psutil.cpu_times()
     system_cpu_s = (system_after.user + system_after.system) - (
@@ -547,6 +549,8 @@ async def _drive(
         "events_per_cpu_s": round(consumed / cpu_s, 1) if cpu_s else 0.0,
         # Of cpu_s, in the kernel: socket reads, SQLite's file reads, writes and fsyncs.
         "kernel_cpu_s": round(kernel_s, 3),
+        # Of cpu_s, the event loop's thread (the rest: aiosqlite's threads, executors).
+        "loop_thread_cpu_s": round(loop_thread_s, 3),
         "system_cpu_s": round(system_cpu_s, 3),
         "exchange_cpu_s": round(exchange_cpu_s, 3),
         "drive_wall_s": round(wall_s, 3),
