@@ -147,6 +147,8 @@ class Consumer:
     http_prices: Callable[[], float] = lambda: 0.0  # prices applied from the poll tick's HTTP books
     # Rule rows the poll tick's index syncs read: (full, delta) so far.
     sync_rows: Callable[[], tuple[float, float]] = lambda: (0.0, 0.0)
+    # Trailing levels the flush has written so far (each an UPDATE row and two events).
+    trailing_writes: Callable[[], float] = lambda: 0.0
 
 
 def _worker_consumer(worker: TradeMonitoringWorker) -> Consumer:
@@ -174,6 +176,10 @@ def _worker_consumer(worker: TradeMonitoringWorker) -> Consumer:
             or 0.0
         ),
         sync_rows=lambda: _sync_rows(worker),
+        trailing_writes=lambda: (
+            worker.metrics_registry.get_sample_value("vincent_trade_manager_trailing_writes_total")
+            or 0.0
+        ),
     )
 
 
@@ -493,6 +499,7 @@ async def _drive(
 
     feed_before = consumer.feed()
     http_before = consumer.http_prices()
+    trailing_before = consumer.trailing_writes()
     sync_before = consumer.sync_rows()
     profiler = _start_profiler(args.profile)
     consumer.loop_lag.reset()
@@ -505,6 +512,8 @@ async def _drive(
     exchange_cpu_before = sum(exchange_cpu.cpu_times()[:2])
     await database_cpu.start()
     cpu_before = sum(process.cpu_times()[:2])
+    kernel_before = process.cpu_times().system
+    loop_thread_before = time.thread_time()  # this task runs on the event loop's thread
     system_before = psutil.cpu_times()
     wall_before = time.perf_counter()
     sampler = asyncio.create_task(sample())
@@ -541,6 +550,8 @@ async def _drive(
     wall_s = time.perf_counter() - wall_before
     lag = consumer.loop_lag.summary()
     cpu_s = sum(process.cpu_times()[:2]) - cpu_before
+    kernel_s = process.cpu_times().system - kernel_before
+    loop_thread_s = time.thread_time() - loop_thread_before
     exchange_cpu_s = sum(exchange_cpu.cpu_times()[:2]) - exchange_cpu_before
     database_cpu_s = await database_cpu.seconds()
     system_after = psutil.cpu_times()
@@ -561,6 +572,7 @@ async def _drive(
         "feed_stalls": feed_after.stalls - feed_before.stalls,
         "feed_malformed": feed_after.malformed_messages - feed_before.malformed_messages,
         "http_prices": int(consumer.http_prices() - http_before),
+        "trailing_writes": int(consumer.trailing_writes() - trailing_before),
         # Rule rows the poll tick's index syncs read during the drive (full, delta).
         "sync_rows": [int(a - b) for a, b in zip(consumer.sync_rows(), sync_before, strict=True)],
         "ws_events": consumed,
@@ -570,6 +582,10 @@ async def _drive(
         "cpu_s": round(cpu_s, 3),
         "cpu_s_per_1k": round(1000 * cpu_s / max(consumed, 1), 4),
         "events_per_cpu_s": round(consumed / cpu_s, 1) if cpu_s else 0.0,
+        # Of cpu_s, in the kernel: socket reads, SQLite's file reads, writes and fsyncs.
+        "kernel_cpu_s": round(kernel_s, 3),
+        # Of cpu_s, the event loop's thread (the rest: aiosqlite's threads, executors).
+        "loop_thread_cpu_s": round(loop_thread_s, 3),
         "system_cpu_s": round(system_cpu_s, 3),
         "exchange_cpu_s": round(exchange_cpu_s, 3),
         "database_cpu_s": database_cpu_s,

@@ -21,7 +21,8 @@ under an instruction counter, which the machine's load does not move:
 ``--websocket`` puts the client's WebSocket layer in front: the steps are encoded as the
 server's text frames and fed, ``--frames-per-read`` at a time, to a ``websockets``
 ``ClientConnection`` (no socket: its transport only swallows writes), read by the feed's own
-reader (``ShardConnection._read``) and handed to the same ``FrameHandler``. Also
+reader (``ShardConnection._read``; on a tree that has it, the feed's ``FeedClientConnection``
+handing each message over from ``data_received``) and handed to the same ``FrameHandler``. Also
 deterministic (every read is drained before the next is fed).
 
 The last line is one JSON object with every round and the best.
@@ -48,6 +49,7 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from bench.scenario import TICK, Scenario, build_scenario
+from vincent.services.trade_manager import feed_connection
 from vincent.services.trade_manager.feed_config import FeedCounters, Heartbeat, MarketFeedConfig
 from vincent.services.trade_manager.feed_connection import ShardConnection
 from vincent.services.trade_manager.feed_frames import FrameHandler
@@ -155,7 +157,12 @@ async def _through_websocket(
     handler: FrameHandler, counters: FeedCounters, reads: list[bytes], frames: int
 ) -> None:
     """Feed ``reads`` to a ``ClientConnection`` read by the feed's reader, each drained."""
-    ws = ClientConnection(ClientProtocol(parse_uri("ws://replay/"), state=State.OPEN))
+    # The feed's own connection class (messages handed over from ``data_received``) where
+    # the tree has one; websockets' otherwise (a tree before round 13, for A/B runs).
+    direct_kind: Any = getattr(feed_connection, "FeedClientConnection", None)
+    ws: Any = (direct_kind or ClientConnection)(
+        ClientProtocol(parse_uri("ws://replay/"), state=State.OPEN)
+    )
     ws.connection_made(_Transport())
     ws.response = Response(101, "Switching Protocols", Headers())  # the handshake, done
     connection = ShardConnection(
@@ -171,6 +178,9 @@ async def _through_websocket(
     )
     heartbeat = Heartbeat(3600.0, 7200.0, time.monotonic())
     start = counters.messages_received
+    if direct_kind is not None:
+        crashed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        ws.direct = connection._direct_reader(ws, heartbeat, crashed)
     reader = asyncio.create_task(connection._read(ws, heartbeat))
     for data in reads:
         ws.data_received(data)

@@ -1,10 +1,13 @@
 """The trailing flush alone: CPU per raised stop and the longest hold of the event loop.
 
     python -m bench.trailing_flush [--stops 5000] [--rounds 5] [--db sqlite|postgres|URL]
+                                   [--table-stops N]
 
-A scratch database with ``--stops`` ACTIVE trailing stops; each round raises every one of
-them in memory (``TrailingLevels.record``) and flushes (``TrailingLevels.flush``), so each
-round writes ``--stops`` trigger rows and twice as many events. Measured per round: the
+A scratch database with ``--stops`` ACTIVE trailing stops (``--table-stops``: that many,
+of which each round raises ``--stops`` drawn at random, seeded, as the 100k-rule ingest
+run's flushes touch rows all over a large table); each round raises them in memory
+(``TrailingLevels.record``) and flushes (``TrailingLevels.flush``), so each round writes
+``--stops`` trigger rows and twice as many events. Measured per round: the
 process's CPU (every thread: the loop's and aiosqlite's), the wall time, and the
 most a 1 ms sleep of another task woke up late (about what a price event arriving during
 the flush would wait for). The loop thread's own CPU is given apart (``loop_cpu_ms``). The
@@ -16,6 +19,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import random
 import time
 from decimal import Decimal
 from typing import Any
@@ -40,7 +45,7 @@ async def _ticker(late_ms: list[float], done: asyncio.Event) -> None:
         late_ms.append(1000 * (time.perf_counter() - start - TICK_S))
 
 
-async def run(url: str, stops: int, rounds: int) -> dict[str, Any]:
+async def run(url: str, stops: int, rounds: int, table_stops: int) -> dict[str, Any]:
     engine = create_engine(url)
     session_factory = create_session_factory(engine)
     try:
@@ -53,42 +58,48 @@ async def run(url: str, stops: int, rounds: int) -> dict[str, Any]:
             )
             session.add(secret)
             await session.flush()
-            ids = new_ids(stops)
-            await session.execute(
-                sa.insert(TradeRule),
-                [
-                    {
-                        "id": rule_id,
-                        "secret_id": secret.id,
-                        "rule_type": TradeRuleType.TRAILING_STOP,
-                        "market_id": "0xcond",
-                        "token_id": str(n % 100),
-                        "trigger_price": 0.10,
-                        "trailing_percent": 10.0,
-                        "action": '{"type":"SELL_ALL"}',
-                        "status": TradeRuleStatus.ACTIVE,
-                    }
-                    for n, rule_id in enumerate(ids)
-                ],
-            )
+            ids = new_ids(max(stops, table_stops))
+            for start in range(0, len(ids), 10_000):
+                await session.execute(
+                    sa.insert(TradeRule),
+                    [
+                        {
+                            "id": rule_id,
+                            "secret_id": secret.id,
+                            "rule_type": TradeRuleType.TRAILING_STOP,
+                            "market_id": "0xcond",
+                            "token_id": str(n % 100),
+                            "trigger_price": 0.10,
+                            "trailing_percent": 10.0,
+                            "action": '{"type":"SELL_ALL"}',
+                            "status": TradeRuleStatus.ACTIVE,
+                        }
+                        for n, rule_id in enumerate(ids[start : start + 10_000])
+                    ],
+                )
         levels = TrailingLevels()
+        draw = random.Random(7)
         cpu_ms: list[float] = []
+        system_ms: list[float] = []  # of cpu_ms: in the kernel (SQLite's reads, writes, fsyncs)
         loop_cpu_ms: list[float] = []
         wall_ms: list[float] = []
         hold_ms: list[float] = []
         for number in range(rounds):
             price = Decimal("0.20") + Decimal(number) / 100
             trigger = price * Decimal("0.9")
-            for rule_id in ids:
+            raised = ids if len(ids) == stops else draw.sample(ids, stops)
+            for rule_id in raised:
                 levels.record(rule_id, TrailingRaise(trigger, price, Decimal(10)))
             gaps: list[float] = []
             done = asyncio.Event()
             ticker = asyncio.create_task(_ticker(gaps, done))
             await asyncio.sleep(0)
+            times = os.times()
             cpu, loop_cpu = time.process_time(), time.thread_time()
             wall = time.perf_counter()
             written = await levels.flush(session_factory)
             cpu_ms.append(1000 * (time.process_time() - cpu))
+            system_ms.append(1000 * (os.times().system - times.system))
             loop_cpu_ms.append(1000 * (time.thread_time() - loop_cpu))
             wall_ms.append(1000 * (time.perf_counter() - wall))
             done.set()
@@ -99,9 +110,11 @@ async def run(url: str, stops: int, rounds: int) -> dict[str, Any]:
         return {
             "db": engine.dialect.name,
             "stops": stops,
+            "table_stops": len(ids),
             "rounds": rounds,
             "cpu_ms": [round(value, 1) for value in cpu_ms],
             "cpu_us_per_stop": round(1000 * min(cpu_ms) / stops, 2),
+            "system_ms": [round(value, 1) for value in system_ms],
             "loop_cpu_ms": [round(value, 1) for value in loop_cpu_ms],
             "loop_cpu_us_per_stop": round(1000 * min(loop_cpu_ms) / stops, 2),
             "wall_ms": [round(value, 1) for value in wall_ms],
@@ -116,12 +129,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--stops", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--table-stops", type=int, default=0, help="default: --stops")
     parser.add_argument("--db", default="sqlite")
     args = parser.parse_args()
     kind = "sqlite" if args.db == "sqlite" else "postgres"
     pg_url = PG_DEFAULT if args.db in ("sqlite", "postgres") else args.db
     with scratch_database(kind, pg_url) as url:
-        result = asyncio.run(run(url, args.stops, args.rounds))
+        result = asyncio.run(run(url, args.stops, args.rounds, args.table_stops))
     print(json.dumps(result))
 
 

@@ -127,6 +127,27 @@ def sqlite_hops(on_hop: Callable[[str], None]) -> Iterator[None]:
         yield
 
 
+def transaction_statements(args: tuple[Any, ...]) -> list[str]:
+    """The SQL a ``sqlite_driver.transaction`` call (its thread's arguments: connection,
+    work, the work's arguments) may run: the work's arguments that are text."""
+    return [value for value in args[2] if isinstance(value, str)]
+
+
+@contextmanager
+def sqlite_transactions(on_statement: Callable[[str], None]) -> Iterator[None]:
+    """SQLite: ``on_statement(sql)`` for each statement a ``sqlite_driver.transaction`` sent
+    to aiosqlite's thread while inside may run (``transaction_statements``), as it is sent:
+    before the transaction waits for SQLite's write lock."""
+
+    def on_call(name: str, args: tuple[Any, ...]) -> None:
+        if name == "_transaction":
+            for sql in transaction_statements(args):
+                on_statement(sql)
+
+    with _sqlite_calls(on_call):
+        yield
+
+
 @contextmanager
 def statements_sent(
     engine: AsyncEngine, on_statement: Callable[[str, bool], None]
@@ -140,7 +161,7 @@ def statements_sent(
     SQLAlchemy around it, as it is sent: one run by itself (``sqlite_driver.run_alone``:
     ``write_at_driver``, ``value_at_driver``), or those of a claim's transaction
     (``write_after_claim``: all its statements, though the writes run only if the claim
-    wins)."""
+    wins) or of a ``transaction`` (``transaction_statements``: each it may run)."""
 
     def on_cursor(_conn: object, _cursor: object, statement: str, *_: object) -> None:
         on_statement(statement, False)
@@ -153,6 +174,9 @@ def statements_sent(
             on_statement(args[1][0], True)
         elif name == "_claim_and_write":  # (connection, claim, writes): each may run
             for sql, _parameters in (args[1], *args[2]):
+                on_statement(sql, True)
+        elif name == "_transaction":  # (connection, work, work's arguments): each may run
+            for sql in transaction_statements(args):
                 on_statement(sql, True)
 
     event.listen(engine.sync_engine, "before_cursor_execute", on_cursor)

@@ -6,9 +6,11 @@ import os
 import string
 import time
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vincent.db import base
 from vincent.db.base import _base36_4, _base36_8, new_id, new_ids
 
 _DIGITS = string.digits + string.ascii_lowercase
@@ -56,3 +58,19 @@ def test_no_ids_is_an_empty_batch() -> None:
 def test_the_two_digit_writer_matches_one_digit_at_a_time(number: int) -> None:
     assert _base36_8(number) == _base36(number, 8)
     assert _base36_4(number) == _base36(number, 4)
+
+
+def test_each_ids_randomness_is_its_six_bytes_and_the_counter_wraps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    drawn = bytes(range(250, 256)) + bytes(range(6)) + b"\xff" * 6
+    monkeypatch.setattr(base.secrets, "token_bytes", lambda n: drawn[:n])
+    monkeypatch.setattr(base, "_counter", 36**4 - 2)  # the next two ids wrap past zz..
+
+    ids = new_ids(3)
+
+    parts = [_parts(row_id) for row_id in ids]
+    assert [counter for _, counter, *_ in parts] == [36**4 - 1, 0, 1]
+    assert [noise for *_, noise in parts] == [
+        _base36(int.from_bytes(drawn[i : i + 6], "big") % 36**8, 8) for i in (0, 6, 12)
+    ]

@@ -25,8 +25,10 @@ from vincent.db.sqlite_driver import (
     Alone,
     OneHopDBAPI,
     Step,
+    StepCursor,
     is_one_hop,
     run_alone,
+    transaction,
     write_after_claim,
 )
 
@@ -446,3 +448,61 @@ async def test_a_statement_alone_on_sqlalchemys_own_adapter_is_refused(tmp_path:
             await run_alone(stock, ("SELECT 1", ()))
     finally:
         await stock.dispose()
+
+
+def _raise_rule_then_log(cursor: StepCursor, log: list[Step]) -> list[Any]:
+    """A ``transaction`` work: a write that answers rows, then the writes given."""
+    moved = cursor.rows("UPDATE t SET v = v + 1 WHERE k = ? RETURNING v", ("rule",))
+    for sql, parameters in log:
+        cursor.many(sql, [parameters])
+    return moved
+
+
+async def test_a_transaction_is_its_work_in_one_hop_committed(
+    claimable: tuple[AsyncEngine, list[str]], hops: list[str], tmp_path: Path
+) -> None:
+    engine, statements = claimable
+
+    assert await transaction(engine, _raise_rule_then_log, _WRITES) == [(1,)]
+
+    assert hops == ["_transaction"]
+    assert statements == [
+        "BEGIN IMMEDIATE",
+        "UPDATE t SET v = v + 1 WHERE k = 'rule' RETURNING v",
+        "INSERT INTO t (k, v) VALUES ('event', 7)",
+        "INSERT INTO t (k, v) VALUES ('row', 8)",
+        "COMMIT",
+    ]
+    assert engine.pool.checkedout() == 0
+    other = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'claim.db'}")  # another process's
+    try:
+        assert await _table(other) == [("event", 7), ("row", 8), ("rule", 1)]
+    finally:
+        await other.dispose()
+
+
+async def test_a_statement_a_transaction_refuses_undoes_all_of_it_and_names_itself(
+    claimable: tuple[AsyncEngine, list[str]], hops: list[str]
+) -> None:
+    engine, statements = claimable
+    duplicate: Step = ("INSERT INTO t (k, v) VALUES (?, ?)", ("event", 9))
+
+    with pytest.raises(IntegrityError) as raised:
+        await transaction(engine, _raise_rule_then_log, [_WRITES[0], duplicate])
+
+    assert raised.value.statement == duplicate[0]
+    assert isinstance(raised.value.orig, sqlite3.IntegrityError)
+    assert hops == ["_transaction"]
+    assert statements[-1] == "ROLLBACK"
+    assert engine.pool.checkedout() == 0
+    assert await _table(engine) == [("rule", 0)]  # the UPDATE and the first INSERT undone
+    # The connection went back to the pool usable.
+    assert await transaction(engine, _raise_rule_then_log, _WRITES) == [(1,)]
+
+
+async def test_the_service_engine_keeps_sqlites_temporary_storage_in_memory(
+    engine: AsyncEngine,
+) -> None:
+    # Statement journals of multi-row writes (the trailing flush's UPDATE) stay off disk.
+    async with engine.connect() as conn:
+        assert await conn.scalar(sa.text("PRAGMA temp_store")) == 2  # MEMORY

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.engine.conftest import MakeRule, MakeSecret
 from tests.engine.live import events_of, rule_row
+from tests.helpers import sqlite_transactions
 from vincent.db.base import new_id
 from vincent.db.models import TradeRule, TradeRuleEvent
 from vincent.db.session import SessionFactory
@@ -46,14 +47,16 @@ def raise_to(trigger: str, price: str = "0.60", source: str = "websocket") -> Tr
 
 @contextmanager
 def on_statement(engine: AsyncEngine, hook: Callable[[str], None]) -> Iterator[None]:
-    """Call ``hook`` with every SQL statement the engine is about to send."""
+    """Call ``hook`` with every SQL statement the engine is about to send (on SQLite, a
+    ``sqlite_driver.transaction``'s as it is sent to the thread: each it may run)."""
 
     def listener(*args: Any) -> None:
         hook(str(args[2]))
 
     sa.event.listen(engine.sync_engine, "before_cursor_execute", listener)
     try:
-        yield
+        with sqlite_transactions(hook):
+            yield
     finally:
         sa.event.remove(engine.sync_engine, "before_cursor_execute", listener)
 
@@ -278,9 +281,13 @@ async def test_a_batch_is_written_one_update_and_one_insert_per_chunk(
     assert written == expected
     chunks = list(chunked(ids, FLUSH_CHUNK_STOPS))  # in the order the levels were recorded
     assert sum(map(is_trailing_update, statements)) == len(chunks) == 3
-    assert sum(map(is_event_insert, statements)) == sum(
-        any(rule_id in expected for rule_id in chunk) for chunk in chunks
-    )
+    inserts = sum(map(is_event_insert, statements))
+    if engine.dialect.name == "sqlite":
+        # One transaction on aiosqlite's thread a chunk: its INSERT is seen as it may run
+        # (it runs only for the rules the UPDATE moved; the event count below checks it).
+        assert inserts == len(chunks)
+    else:
+        assert inserts == sum(any(rule_id in expected for rule_id in chunk) for chunk in chunks)
     assert await event_count(session_factory) - events_before == 2 * len(expected)
     async with session_factory() as session:
         after = dict(

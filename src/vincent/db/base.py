@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import struct
 import threading
 import time
 from datetime import UTC, datetime
@@ -85,11 +86,19 @@ def new_ids(count: int) -> list[str]:
     fingerprint = (os.getpid() * 2654435761) % 36**4
     head = "c" + _base36_8(millis)
     tail = _base36_4(fingerprint)
-    noise = secrets.token_bytes(6 * count)
-    return [
-        head
-        + _base36_4((first + i) % 36**4)
-        + tail
-        + _base36_8(int.from_bytes(noise[6 * i : 6 * i + 6], "big"))
-        for i in range(count)
-    ]
+    # Each id's randomness is 6 random bytes read as one big-endian number (2 + 4 bytes
+    # here), below 36**8; its counter is the batch's next. Written inline, two digits a
+    # lookup: ids are made for every event row the trailing flush writes.
+    pairs = _PAIRS
+    ids = []
+    for counter, (high, low) in enumerate(
+        struct.iter_unpack(">HI", secrets.token_bytes(6 * count)), first
+    ):
+        counter %= _PAIR**2
+        noise = ((high << 32) | low) % _PAIR**4
+        ids.append(
+            f"{head}{pairs[counter // _PAIR]}{pairs[counter % _PAIR]}{tail}"
+            f"{pairs[noise // _PAIR**3]}{pairs[noise // _PAIR**2 % _PAIR]}"
+            f"{pairs[noise // _PAIR % _PAIR]}{pairs[noise % _PAIR]}"
+        )
+    return ids

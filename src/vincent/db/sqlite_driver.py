@@ -249,6 +249,69 @@ def _statement_alone(connection: aiosqlite.Connection, step: Step) -> Alone:
         cursor.close()
 
 
+class StepCursor:
+    """A ``sqlite3`` cursor inside ``transaction``'s work: each statement is remembered, so
+    one that SQLite refuses is raised with its SQL and parameters."""
+
+    __slots__ = ("_cursor", "step")
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._cursor = cursor
+        self.step: Step = ("BEGIN IMMEDIATE", ())
+
+    def rows(self, sql: str, parameters: Sequence[Any]) -> list[Any]:
+        """Run one statement; return its rows (none for a statement without any)."""
+        self.step = (sql, parameters)
+        cursor = self._cursor
+        cursor.execute(sql, parameters)
+        return cursor.fetchall() if cursor.description else []
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement once per row (sqlite3's ``executemany``)."""
+        self.step = (sql, rows)
+        self._cursor.executemany(sql, rows)
+
+
+def _transaction(
+    connection: aiosqlite.Connection, work: Callable[..., _T], args: tuple[Any, ...]
+) -> _T:
+    """``transaction``'s call, start to end, on the connection's own thread."""
+    raw: sqlite3.Connection = connection._conn
+    if raw.in_transaction:  # the pool hands out connections with none: a bug
+        raise RuntimeError("a transaction is already open on this connection")
+    cursor = raw.cursor()
+    steps = StepCursor(cursor)
+    try:
+        # The write lock first (waiting up to the busy timeout), as ``_claim_and_write``.
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            answer = work(steps, *args)
+            steps.step = ("COMMIT", ())
+            raw.commit()
+        except BaseException:
+            raw.rollback()
+            raise
+        return answer
+    except sqlite3.Error as error:
+        raise _StepFailed(steps.step, error) from error
+    finally:
+        cursor.close()
+
+
+async def transaction(engine: AsyncEngine, work: Callable[..., _T], *args: Any) -> _T:
+    """Run ``work(cursor, *args)`` (``cursor`` a ``StepCursor``) in one write transaction
+    (BEGIN IMMEDIATE … COMMIT, or ROLLBACK when it raises) as ONE call on aiosqlite's
+    thread; return what it returns.
+
+    ``work`` runs on that thread while the event loop runs on: it must only run its
+    statements and touch what it was given (anything Python it does holds the GIL the
+    loop needs, so prepare the rows before). Connections, errors and cancellation as for
+    ``write_after_claim``: a statement SQLite refused raises ``IntegrityError`` or
+    ``OperationalError`` with its SQL, after the rollback.
+    """
+    return await _on_thread(engine, _transaction, work, args)
+
+
 async def _on_thread(engine: AsyncEngine, work: Callable[..., _T], *args: Any) -> _T:
     """``work(connection, *args)`` as ONE call on aiosqlite's thread, on a connection
     checked out of ``engine``'s pool (its checkout events still run) with no session or

@@ -87,7 +87,18 @@ def insert_serialised_events(
     """
     if not events:
         return 0
-    statement = driver_statement(_INSERT_SERIALISED, connection.dialect)
+    sql, rows = serialised_event_rows(connection.dialect, events, now)
+    connection.exec_driver_sql(sql, rows)
+    return len(rows)
+
+
+def serialised_event_rows(
+    dialect: sa.Dialect, events: Sequence[SerialisedEvent], now: datetime
+) -> tuple[str, list[tuple[Any, ...]]]:
+    """``insert_serialised_events``' INSERT for ``dialect`` and its rows (each as the driver
+    takes it: id, rule id, event type, data, created at), for a caller that runs them at the
+    driver itself. The ids ascend in the order of ``events``, as ``log_events``' do."""
+    statement = driver_statement(_INSERT_SERIALISED, dialect)
     if statement.names != _SERIALISED_COLUMNS or {"id", "rule_id"} & set(statement.processors):
         raise RuntimeError(f"unexpected INSERT parameters: {statement.names}")
     created_at = statement.processed("created_at", now)
@@ -100,8 +111,7 @@ def insert_serialised_events(
         (event_id, rule_id, types[event_type], data, created_at)
         for event_id, (rule_id, event_type, data) in zip(ids, events, strict=True)
     ]
-    connection.exec_driver_sql(statement.sql, rows)
-    return len(rows)
+    return statement.sql, rows
 
 
 _EVENTS_AFTER: dict[tuple[sa.CTE, int], sa.CTE] = {}

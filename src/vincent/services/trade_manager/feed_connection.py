@@ -18,6 +18,8 @@ from collections.abc import Callable, Set
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedOK, WebSocketException
+from websockets.frames import OP_TEXT, Frame
+from websockets.protocol import Event
 
 from vincent.services.trade_manager.backoff import Backoff, RandomFn
 from vincent.services.trade_manager.feed_config import (
@@ -40,6 +42,36 @@ class _Stalled(Exception):
 
 
 _CONNECTION_ERRORS = (OSError, EOFError, TimeoutError, WebSocketException, _Stalled)
+
+
+class FeedClientConnection(ClientConnection):
+    """websockets' asyncio client connection that can hand a message straight to the feed.
+
+    While ``direct`` is set, a whole text message (one frame with FIN, as the market
+    channel sends them) that arrives while nothing waits in the connection's message
+    queue goes to ``direct`` from ``data_received``, as the protocol parsed it: no queue,
+    no wake-up of the reader task, no ``recv``. ``direct`` answers False to leave it to
+    the queue instead (the reader's turn: it gives the loop back first). Everything else
+    takes websockets' own way: control frames (pings answered, the closing handshake),
+    fragmented and binary messages, and any message behind one already queued, so the
+    messages stay in order. websockets' protocol still parses and checks every frame
+    (sizes, opcodes, reserved bits, the close codes).
+    """
+
+    direct: Callable[[bytes], bool] | None = None
+
+    def process_event(self, event: Event) -> None:
+        direct = self.direct
+        if (
+            direct is not None
+            and type(event) is Frame
+            and event.opcode is OP_TEXT
+            and event.fin
+            and not self.recv_messages.frames.queue
+            and direct(bytes(event.data))
+        ):
+            return
+        super().process_event(event)
 
 
 class ShardConnection:
@@ -178,6 +210,7 @@ class ShardConnection:
             ping_timeout=None,
             max_size=config.max_message_bytes,
             proxy=True if config.use_environment_proxy else None,
+            create_connection=FeedClientConnection,
         ) as ws:
             heartbeat = Heartbeat(
                 config.ping_interval_s, config.stale_after_s, self._clock.monotonic()
@@ -199,13 +232,23 @@ class ShardConnection:
 
     async def _serve(self, ws: ClientConnection, heartbeat: Heartbeat) -> None:
         # Reader and writer race: whichever ends first (closed, stalled, or a bug) ends the
-        # connection; the other is cancelled and awaited before we return.
+        # connection; the other is cancelled and awaited before we return. A bug raised
+        # by a frame handled from ``data_received`` (``FeedClientConnection.direct``) ends
+        # it the same way, through ``crashed``.
         name = f"market-feed-shard-{self.number}"
+        crashed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if isinstance(ws, FeedClientConnection):
+            ws.direct = self._direct_reader(ws, heartbeat, crashed)
         reader = asyncio.create_task(self._read(ws, heartbeat), name=f"{name}-reader")
         writer = asyncio.create_task(self._write(ws, heartbeat), name=f"{name}-writer")
         try:
-            done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {reader, writer, crashed}, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
+            if isinstance(ws, FeedClientConnection):
+                ws.direct = None
+            crashed.cancel()
             reader.cancel()
             writer.cancel()
             await asyncio.wait({reader, writer})
@@ -213,6 +256,43 @@ class ShardConnection:
             error = None if task.cancelled() else task.exception()
             if error is not None:
                 raise error
+
+    def _direct_reader(
+        self, ws: FeedClientConnection, heartbeat: Heartbeat, crashed: asyncio.Future[None]
+    ) -> Callable[[bytes], bool]:
+        """What ``_read`` does with a frame, for ``ws`` to call from ``data_received``: the
+        frame handled at once, unless the reader would give the loop back before it (a
+        fire on its way, the feed's share spent): then False, and ``ws`` queues it for the
+        reader task, which runs after the loop's other ready work."""
+        clock = self._clock
+        handle = self._frames.handle
+        yield_while = self._yield_while
+        share = self._loop_share
+        reset_backoff = self._backoff.attempt > 0 and not self._crashed
+
+        def direct(frame: bytes) -> bool:
+            nonlocal reset_backoff
+            if yield_while() or share.spent():
+                return False
+            now_s = clock.monotonic()
+            share.begin(now_s)
+            heartbeat.ts_last_traffic_s = now_s
+            self.ts_last_message_s = now_s
+            try:
+                handle(frame, now_s, self.awaiting_snapshot)
+            except Exception as error:
+                # A bug: the connection ends as if the reader had raised it; later frames
+                # wait in the queue for a reader that is cancelled.
+                ws.direct = None
+                if not crashed.done():
+                    crashed.set_exception(error)
+                return True
+            if reset_backoff:
+                self._backoff.reset()
+                reset_backoff = False
+            return True
+
+        return direct
 
     async def _read(self, ws: ClientConnection, heartbeat: Heartbeat) -> None:
         clock = self._clock
