@@ -123,8 +123,9 @@ def frames_for(scenario: Scenario) -> tuple[list[bytes], list[bytes]]:
     return snapshots, steps
 
 
-class _Transport(asyncio.Transport):
-    """What the replayed connection writes to (its close, if any): swallowed."""
+class SwallowingTransport(asyncio.Transport):
+    """A transport that swallows what a connection writes (a pong, its close) and never
+    pauses reading: for driving a websockets connection from bytes in hand."""
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         return None
@@ -163,7 +164,7 @@ async def _through_websocket(
     ws: Any = (direct_kind or ClientConnection)(
         ClientProtocol(parse_uri("ws://replay/"), state=State.OPEN)
     )
-    ws.connection_made(_Transport())
+    ws.connection_made(SwallowingTransport())
     ws.response = Response(101, "Switching Protocols", Headers())  # the handshake, done
     connection = ShardConnection(
         0,

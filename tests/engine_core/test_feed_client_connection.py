@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
+from bench.feed_replay import SwallowingTransport
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from websockets.client import ClientProtocol
@@ -22,31 +23,9 @@ from websockets.uri import parse_uri
 from vincent.services.trade_manager.feed_connection import FeedClientConnection
 
 
-class _Transport(asyncio.Transport):
-    """Swallows what the connection writes (a pong, say); reading is never paused here."""
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        return None
-
-    def is_closing(self) -> bool:
-        return False
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        return None
-
-    def pause_reading(self) -> None:
-        return None
-
-    def resume_reading(self) -> None:
-        return None
-
-
 def _open_connection() -> FeedClientConnection:
     ws = FeedClientConnection(ClientProtocol(parse_uri("ws://feed/"), state=State.OPEN))
-    ws.connection_made(_Transport())
+    ws.connection_made(SwallowingTransport())
     ws.response = Response(101, "Switching Protocols", Headers())  # the handshake, done
     return ws
 
