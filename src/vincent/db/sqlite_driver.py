@@ -182,43 +182,13 @@ class Alone(NamedTuple):
 
 
 class _StepFailed(Exception):
-    """A statement of ``_claim_and_write`` that SQLite refused (its transaction rolled back)."""
+    """A statement SQLite refused in one of this module's calls on its thread (a transaction
+    rolled back)."""
 
     def __init__(self, step: Step, error: sqlite3.Error) -> None:
         super().__init__(step[0])
         self.step = step
         self.error = error
-
-
-def _claim_and_write(connection: aiosqlite.Connection, claim: Step, writes: Sequence[Step]) -> bool:
-    """``write_after_claim``'s transaction, start to end, on the connection's own thread."""
-    raw: sqlite3.Connection = connection._conn
-    if raw.in_transaction:  # the pool hands out connections with none: a bug
-        raise RuntimeError("a transaction is already open on this connection")
-    cursor = raw.cursor()
-    step: Step = ("BEGIN IMMEDIATE", ())
-    try:
-        # The write lock first (waiting up to the busy timeout), so that no other writer
-        # can come between and a read in the claim's guard is as of the claim itself.
-        cursor.execute(*step)
-        try:
-            step = claim
-            cursor.execute(*step)
-            if cursor.rowcount < 1:
-                raw.rollback()  # lost: nothing of it is written
-                return False
-            for step in writes:
-                cursor.execute(*step)
-            step = ("COMMIT", ())
-            raw.commit()
-        except BaseException:
-            raw.rollback()
-            raise
-        return True
-    except sqlite3.Error as error:
-        raise _StepFailed(step, error) from error
-    finally:
-        cursor.close()
 
 
 def _statement_alone(connection: aiosqlite.Connection, step: Step) -> Alone:
@@ -266,6 +236,13 @@ class StepCursor:
         cursor.execute(sql, parameters)
         return cursor.fetchall() if cursor.description else []
 
+    def count(self, sql: str, parameters: Sequence[Any]) -> int:
+        """Run one statement; return the number of rows it changed."""
+        self.step = (sql, parameters)
+        cursor = self._cursor
+        cursor.execute(sql, parameters)
+        return cursor.rowcount
+
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run one statement once per row (sqlite3's ``executemany``)."""
         self.step = (sql, rows)
@@ -282,7 +259,8 @@ def _transaction(
     cursor = raw.cursor()
     steps = StepCursor(cursor)
     try:
-        # The write lock first (waiting up to the busy timeout), as ``_claim_and_write``.
+        # The write lock first (waiting up to the busy timeout), so that no other writer
+        # can come between and a read in a claim's guard is as of the claim itself.
         cursor.execute("BEGIN IMMEDIATE")
         try:
             answer = work(steps, *args)
@@ -296,6 +274,26 @@ def _transaction(
         raise _StepFailed(steps.step, error) from error
     finally:
         cursor.close()
+
+
+class _Lost(Exception):
+    """The claim's guarded UPDATE matched no row: its transaction is rolled back."""
+
+
+def _claim_and_write(connection: aiosqlite.Connection, claim: Step, writes: Sequence[Step]) -> bool:
+    """``write_after_claim``'s transaction, start to end, on the connection's own thread."""
+    try:
+        return _transaction(connection, _claim_then_write, (claim, writes))
+    except _Lost:
+        return False  # lost: nothing of it is written
+
+
+def _claim_then_write(cursor: StepCursor, claim: Step, writes: Sequence[Step]) -> bool:
+    if cursor.count(*claim) < 1:
+        raise _Lost()
+    for sql, parameters in writes:
+        cursor.count(sql, parameters)
+    return True
 
 
 async def transaction(engine: AsyncEngine, work: Callable[..., _T], *args: Any) -> _T:
