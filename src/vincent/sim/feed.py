@@ -120,15 +120,12 @@ class MarketFeed:
             seq = self._timing.next_seq()
         assets = list(asset_ids)
         event_type = str(message.get("event_type", ""))
-        if len(assets) == 1 and not custom:
-            self.publish_text(dumps(message), event_type, assets[0], seq)
-            return seq
         if len(assets) == 1:
-            targets = self._by_asset.get(assets[0], set())
-        else:
-            targets = set()
-            for asset in assets:
-                targets |= self._by_asset.get(asset, set())
+            self.publish_text(dumps(message), event_type, assets[0], seq, custom)
+            return seq
+        targets: set[Subscriber] = set()
+        for asset in assets:
+            targets |= self._by_asset.get(asset, set())
         if custom:
             targets = {subscriber for subscriber in targets if subscriber.custom}
         timed = 0
