@@ -254,3 +254,17 @@ def test_sign_cost_prints_cpu_per_signed_order() -> None:
     result = _last_json_line("bench.sign_cost", *("--orders", "10", "--rounds", "1"))
     assert result["orders"] == 10 and result["rounds"] == 1
     assert result["us_per_order"] > 0
+
+
+@pytest.mark.slow
+def test_batch_post_cost_prints_both_ways_on_both_sides() -> None:
+    result = _last_json_line(
+        "bench.batch_post_cost", *("--tenants", "4", "--per-tenant", "3", "--rounds", "1")
+    )
+    assert (result["tenants"], result["per_tenant"]) == (4, 3)
+    for way in ("single", "batch"):
+        sides = result[way]
+        # Every order was answered matched (the bench raises otherwise); the worker's CPU
+        # is thread time, never zero. The exchange's comes in 10 ms ticks and may read 0.
+        assert len(sides["worker_us"]) == 1 and sides["worker_us"][0] > 0  # type: ignore[index]
+        assert len(sides["exchange_us"]) == 1  # type: ignore[index]
