@@ -6,7 +6,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.engine_core.recorded import TOKEN_NO, TOKEN_YES, payload
@@ -18,6 +18,7 @@ from vincent.services.trade_manager.book_levels import (
     read_size,
 )
 from vincent.services.trade_manager.market_messages import (
+    BestBidAskEvent,
     BookEvent,
     MarketEvent,
     PriceChange,
@@ -389,3 +390,50 @@ def test_a_remembered_level_text_reads_as_it_did_the_first_time(texts: list[str]
             assert read(read_size, text) == fresh_size(text)
     assert all(LEVEL_PRICES[text] == fresh_price(text) for text in LEVEL_PRICES)
     assert all(POSITIVE_SIZES[text] == fresh_size(text) for text in POSITIVE_SIZES)
+
+
+@settings(deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(
+                st.just("change"),
+                st.sampled_from([TOKEN_YES, TOKEN_NO]),
+                prices,
+                sizes,
+                st.sampled_from(["BUY", "SELL"]),
+                tops,
+                tops,
+            ),
+            st.tuples(st.just("top"), st.sampled_from([TOKEN_YES, TOKEN_NO]), tops, tops),
+        ),
+        max_size=12,
+    )
+)
+# The two ways of writing one value, in each kind of event.
+@example([("top", TOKEN_YES, "0.40", "0.55"), ("top", TOKEN_YES, "0.4", "0.55")])
+@example([("top", TOKEN_YES, "0.45", "0.55"), ("top", TOKEN_YES, "0.45", "0.550")])
+@example(
+    [
+        ("change", TOKEN_NO, "0.01", "0", "BUY", "0.40", "0.55"),
+        ("change", TOKEN_NO, "0.01", "0", "SELL", "0.4", "0.55"),
+    ]
+)
+def test_a_token_is_reported_exactly_when_its_best_bid_or_ask_changes_value(
+    steps: list[tuple[str, ...]],
+) -> None:
+    # The same value written two ways ("0.40", "0.4") is no change; any other value is.
+    books = _books(payload("book_array"))
+    for step in steps:
+        token_id = step[1]
+        if step[0] == "change":
+            _, _, price, size, side, best_bid, best_ask = step
+            change = PriceChange(token_id, price, size, side, best_bid, best_ask)
+            event: MarketEvent = PriceChangeEvent("", (change,), "")
+        else:
+            event = BestBidAskEvent(token_id, "", step[2], step[3], "")
+        before = books.prices(token_id)
+        reported = books.apply(event, 2.0)
+        after = books.prices(token_id)
+        assert before is not None and after is not None
+        assert reported == ((token_id,) if before[:2] != after[:2] else ())

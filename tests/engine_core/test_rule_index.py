@@ -6,13 +6,14 @@ import tracemalloc
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tests.engine_core.rules import make_rule
 from vincent.enums import TradeRuleStatus, TradeRuleType, TriggerSource
 from vincent.services.trade_manager.evaluation import evaluate_rule
 from vincent.services.trade_manager.rule_index import RuleIndex
+from vincent.services.trade_manager.trailing import ratchet_threshold
 from vincent.services.trade_manager.types import RuleSnapshot
 
 MID = TriggerSource.MIDPOINT
@@ -224,3 +225,26 @@ def test_a_copy_with_another_trigger_differs_in_the_trigger_only(rule: RuleSnaps
 
     assert copied == replace(rule, trigger_price=Decimal("0.1234"))
     assert copied.with_trigger_price(rule.trigger_price) == rule
+
+
+@settings(deadline=None)
+@given(fine_prices, st.sampled_from(["1", "3", "7", "10", "33.3"]), st.integers(-2, 2))
+def test_a_price_at_a_stop_s_threshold_raises_it_only_when_its_trigger_rises(
+    trigger: Decimal, percent: str, nudge: int
+) -> None:
+    # The index orders stops by a threshold rounded down: a price in the sliver below the
+    # true threshold reaches the stop yet must not raise it (nor report it raised).
+    threshold = ratchet_threshold(trigger, Decimal(percent))
+    assume(threshold is not None)
+    assert threshold is not None
+    price = threshold + nudge * Decimal("1E-12")
+    rule = make_rule("t", TradeRuleType.TRAILING_STOP, trigger, trailing_percent=percent)
+    index = _index(rule)
+    naive = _NaiveIndex({rule.id: rule})
+
+    outcome = index.apply_price("token-1", MID, price)
+    fired, ratcheted = naive.apply_price("token-1", MID, price)
+
+    assert {rule.id: rule.trigger_price for rule in outcome.ratcheted} == ratcheted
+    assert {rule.id for rule in outcome.fired} == fired
+    assert {rule.id: rule for rule in _all(index)} == naive.rules

@@ -152,7 +152,11 @@ def parse_frame(frame: str | bytes) -> ParsedFrame:
         if head != "{" and head != "[":
             return _IGNORED if frame.strip() else _NOTHING
     try:
-        return _parse_decoded(_decode_fast(frame))
+        decoded = _decode_fast(frame)
+        # One object, the common frame: straight to its builder.
+        if type(decoded) is dict:
+            return _parse_object(decoded)
+        return _parse_decoded(decoded)
     except (orjson.JSONDecodeError, _InexactNumber):
         pass
     if isinstance(frame, bytes):
@@ -306,15 +310,31 @@ def _price_change(obj: dict[str, Any]) -> PriceChangeEvent:
 
 
 def _current_changes(changes: list[Any]) -> tuple[PriceChange, ...]:
-    # The whole list at once when every change is the plain form (``_is_plain``, the test
-    # ``_current_change`` makes); otherwise change by change.
+    # The whole list in one loop when every change is the plain form (``_is_plain``, the
+    # test ``_current_change`` makes, inline: no call per change); otherwise change by
+    # change.
+    plain: list[PriceChange] = []
+    append = plain.append
     try:
-        rows = [_CHANGE_FIELDS(change) for change in changes]
+        for fields in map(_CHANGE_FIELDS, changes):
+            asset_id, price, size, side, best_bid, best_ask = fields
+            if not (
+                type(asset_id) is str
+                and type(price) is str
+                and type(size) is str
+                and side in (BUY, SELL)
+                and type(best_bid) is str
+                and best_bid
+                and type(best_ask) is str
+                and best_ask
+            ):
+                break
+            append(_new_change(fields))
+        else:
+            return tuple(plain)
     except (KeyError, TypeError):
-        return tuple([_current_change(change) for change in changes])
-    if not all(map(_is_plain, rows)):
-        return tuple([_current_change(change) for change in changes])
-    return tuple(map(_new_change, rows))
+        pass
+    return tuple([_current_change(change) for change in changes])
 
 
 def _current_change(change: Any) -> PriceChange:

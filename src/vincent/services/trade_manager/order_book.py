@@ -265,55 +265,65 @@ class OrderBooks:
         ask_text: str | None = None
         exchange_bid: Decimal | None = None
         exchange_ask: Decimal | None = None
-        for change in event.changes:
-            book = books.get(change.asset_id)
+        # Each change's fields by unpacking, not by name: a ``NamedTuple`` field read by
+        # name is a generic attribute lookup, and this loop runs per level change.
+        for change in event[1]:  # event.changes
+            asset_id, price_text, size, _, best_bid_text, best_ask_text = change
+            book = books.get(asset_id)
             if book is None:
                 continue
-            if change.best_bid != bid_text:
-                bid_text = change.best_bid
+            if best_bid_text != bid_text:
+                bid_text = best_bid_text
                 exchange_bid = None if bid_text is None else read_best(bid_text)
-            if change.best_ask != ask_text:
-                ask_text = change.best_ask
+            if best_ask_text != ask_text:
+                ask_text = best_ask_text
                 exchange_ask = None if ask_text is None else read_best(ask_text)
-            level = level_prices.get(change.price)
+            level = level_prices.get(price_text)
             if level is None:
-                level = read_level_price(change.price)
-            positive = positive_sizes.get(change.size)
+                level = read_level_price(price_text)
+            positive = positive_sizes.get(size)
             if positive is None:
-                positive = read_size(change.size)
+                positive = read_size(size)
             updates.append((book, change, level, positive, exchange_bid, exchange_ask))
         changed: list[str] = []
         for book, change, (key, price), positive, exchange_bid, exchange_ask in updates:
+            asset_id, _, size, side, best_bid_text, best_ask_text = change
             best_bid = book.best_bid
             best_ask = book.best_ask
-            if change.side == BUY:
-                if change.best_bid is None:
+            if side == BUY:
+                if best_bid_text is None:
                     book.best_bid = update_level(
-                        book.bids, best_bid, key, price, change.size, positive, higher=True
+                        book.bids, best_bid, key, price, size, positive, higher=True
                     )
                 elif positive:  # set_level, inline (the exchange sent the side's best)
-                    book.bids[key] = change.size
+                    book.bids[key] = size
                 else:
                     book.bids.pop(key, None)
-            elif change.best_ask is None:
+            elif best_ask_text is None:
                 book.best_ask = update_level(
-                    book.asks, best_ask, key, price, change.size, positive, higher=False
+                    book.asks, best_ask, key, price, size, positive, higher=False
                 )
             elif positive:
-                book.asks[key] = change.size
+                book.asks[key] = size
             else:
                 book.asks.pop(key, None)
             # The exchange's own top of book after the change wins over our depth (an empty
             # side, sent as 0 or 1, reads as None).
-            if change.best_bid is not None:
+            if best_bid_text is not None:
                 book.best_bid = exchange_bid
-            if change.best_ask is not None:
+            if best_ask_text is not None:
                 book.best_ask = exchange_ask
             book.ts_updated_s = now_s
-            if (book.best_bid != best_bid or book.best_ask != best_ask) and (
-                change.asset_id not in changed
-            ):
-                changed.append(change.asset_id)
+            # Bests read from one text are one object (``read_best`` remembers them): the
+            # identity test spares most ``Decimal`` comparisons (and decides none of them:
+            # the same object is equal to itself).
+            new_bid = book.best_bid
+            new_ask = book.best_ask
+            if (
+                (new_bid is not best_bid and new_bid != best_bid)
+                or (new_ask is not best_ask and new_ask != best_ask)
+            ) and asset_id not in changed:
+                changed.append(asset_id)
         return tuple(changed)
 
     def _apply_last_trade(self, event: LastTradePriceEvent, now_s: float) -> tuple[str, ...]:
@@ -330,17 +340,23 @@ class OrderBooks:
         return (event.asset_id,)
 
     def _apply_best_bid_ask(self, event: BestBidAskEvent, now_s: float) -> tuple[str, ...]:
-        book = self._books.get(event.asset_id)
+        asset_id, _, bid_text, ask_text, _ = event
+        book = self._books.get(asset_id)
         if book is None:
             return _NO_CHANGE
-        best_bid = None if event.best_bid is None else read_best(event.best_bid)
-        best_ask = None if event.best_ask is None else read_best(event.best_ask)
-        # Only the two sides can change here: compare them, not the whole top of book.
-        unchanged = best_bid == book.best_bid and best_ask == book.best_ask
+        best_bid = None if bid_text is None else read_best(bid_text)
+        best_ask = None if ask_text is None else read_best(ask_text)
+        # Only the two sides can change here: compare them, not the whole top of book (the
+        # same object first: a text read before gives the object remembered for it).
+        old_bid = book.best_bid
+        old_ask = book.best_ask
+        unchanged = (best_bid is old_bid or best_bid == old_bid) and (
+            best_ask is old_ask or best_ask == old_ask
+        )
         book.best_bid = best_bid
         book.best_ask = best_ask
         book.ts_updated_s = now_s
-        return _NO_CHANGE if unchanged else (event.asset_id,)
+        return _NO_CHANGE if unchanged else (asset_id,)
 
     def resolutions(self) -> Mapping[str, MarketResolvedEvent]:
         """The ``market_resolved`` events of tracked tokens, by token (a live view, almost

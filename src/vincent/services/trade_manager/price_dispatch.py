@@ -30,7 +30,7 @@ from vincent.services.trade_manager.rule_executor import (
     TrailingRaise,
     Trigger,
 )
-from vincent.services.trade_manager.rule_index import PriceOutcome
+from vincent.services.trade_manager.rule_index import NO_OUTCOME, PriceOutcome
 from vincent.services.trade_manager.rule_registry import RuleRegistry, TokenChanges
 from vincent.services.trade_manager.sell_planning import SellQuoter
 from vincent.services.trade_manager.task_owner import TaskOwner
@@ -49,6 +49,10 @@ POLL = "poll"
 # fires are on their way (``fire_lanes.FireLanes``), so the next sell never waits behind it.
 MAX_CONCURRENT_EXECUTIONS = 8
 BEST_BID = TriggerSource.BEST_BID
+MIDPOINT = TriggerSource.MIDPOINT
+# Midpoints remembered (a market's bests take a few hundred values); past this the memo
+# starts again, which only costs time.
+_MAX_MIDPOINTS = 4096
 
 
 class PriceDispatcher:
@@ -93,6 +97,8 @@ class PriceDispatcher:
         self._ws_triggers = metrics.triggers.labels(WEBSOCKET)
         # Fires crossed and not started yet, oldest first, and how many are running.
         self._waiting: deque[tuple[RuleSnapshot, Trigger, TrailingRaise | None]] = deque()
+        # MIDPOINT prices by (best bid, best ask): see ``_midpoint``.
+        self._midpoints: dict[tuple[Decimal, Decimal], tuple[Decimal, Decimal, Decimal]] = {}
         self._running = 0
         self.executions_completed = 0
         self.markets_ended = 0  # expiries of resolved markets written (feed path)
@@ -122,15 +128,19 @@ class PriceDispatcher:
                 continue
             best_bid, best_ask, last_trade = prices
             for source in sources:
-                price = (
-                    best_bid
-                    if source is BEST_BID
-                    else source_price(source, best_bid, best_ask, last_trade)
-                )
+                if source is BEST_BID:
+                    price = best_bid
+                elif source is MIDPOINT and best_bid is not None and best_ask is not None:
+                    price = self._midpoint(best_bid, best_ask)
+                else:
+                    price = source_price(source, best_bid, best_ask, last_trade)
                 if price is not None:
                     # ``_act`` inline: a price that raises and fires nothing (woken stops are
                     # among the raised) costs no further call than the raises' record.
                     outcome = apply(token_id, source, price)
+                    if outcome is NO_OUTCOME:  # most prices: nothing raised, woken or fired
+                        applied += 1
+                        continue
                     if outcome.ratcheted:
                         self._record_raises(outcome, price, WEBSOCKET)
                         raised += len(outcome.ratcheted)
@@ -143,6 +153,25 @@ class PriceDispatcher:
         if raised:
             self._raised.inc(raised)
         self._on_change()
+
+    def _midpoint(self, best_bid: Decimal, best_ask: Decimal) -> Decimal:
+        """``source_price``'s MIDPOINT of two prices, remembered by the two objects.
+
+        The books' bests are the objects ``book_levels.read_best`` remembers per text, so a
+        pair seen before is found again (the same objects, not merely equal values: "0.5"
+        and "0.50" stay apart and each keeps its own exact result), and the price handed on
+        is one object per pair, whose hash the trailing memos' keys then reuse.
+        """
+        key = (best_bid, best_ask)
+        known = self._midpoints.get(key)
+        if known is not None and known[0] is best_bid and known[1] is best_ask:
+            return known[2]
+        midpoint = source_price(MIDPOINT, best_bid, best_ask, None)
+        assert midpoint is not None
+        if len(self._midpoints) >= _MAX_MIDPOINTS:
+            self._midpoints.clear()
+        self._midpoints[key] = (best_bid, best_ask, midpoint)
+        return midpoint
 
     def apply_price(
         self,

@@ -21,8 +21,9 @@ from typing import NamedTuple
 
 from vincent.enums import TradeRuleStatus, TradeRuleType, TriggerSource
 from vincent.services.trade_manager.trailing import (
+    RATCHET_STEPS,
     activation_trigger,
-    ratchet_step,
+    step_at,
     trail_ratchet,
     trail_threshold,
 )
@@ -51,6 +52,9 @@ class PriceOutcome(NamedTuple):
 
 
 _NOTHING = PriceOutcome()
+# What ``apply_price`` returns, this very object, when a price raises, wakes and fires
+# nothing (most prices): the caller may test identity instead of reading the fields.
+NO_OUTCOME = _NOTHING
 _NO_IDS: frozenset[str] = frozenset()
 _new_outcome = PriceOutcome._make
 _NONE: list[RuleSnapshot] = []  # never appended to: a shared "no rules"
@@ -234,27 +238,34 @@ class RuleIndex:
         del trailing[:end]
         rules = self._rules
         falling = bucket.falling
+        steps = RATCHET_STEPS
         raised: list[RuleSnapshot] = []
         for entry in touched:
             rule_id = entry[1]
             rule = rules[rule_id]
+            trigger = rule.trigger_price
             percent, amount = rule.trailing_percent, rule.trailing_amount
-            # The percent trail in one lookup: the common case, on the hot path.
+            # The percent trail in one lookup, inline (``trailing.ratchet_step``): the
+            # common case, on the hot path.
             if amount is None and percent is not None:
-                step = ratchet_step(rule.trigger_price, price, percent)
+                step = steps.get((price, percent))
                 if step is None:
+                    step = step_at(price, percent)
+                new_trigger, threshold = step
+                if not new_trigger > trigger:
                     # Only a price in the rounding sliver below the true threshold gets here.
                     insort(trailing, entry)
                     continue
-                new_trigger, threshold = step
             else:
-                raised_to = trail_ratchet(rule.trigger_price, price, percent, amount)
+                raised_to = trail_ratchet(trigger, price, percent, amount)
                 if raised_to is None:
                     insort(trailing, entry)
                     continue
                 new_trigger = raised_to
                 threshold = trail_threshold(new_trigger, percent, amount)
-            _move_up(falling, (rule.trigger_price, rule_id), (new_trigger, rule_id))
+            # Moved up in ``falling``: the new entry sorts after the old one, so the search
+            # starts where the old one was.
+            insort(falling, (new_trigger, rule_id), _delete(falling, (trigger, rule_id)))
             rule = rule.with_trigger_price(new_trigger)
             rules[rule_id] = rule
             if threshold is not None:
@@ -295,8 +306,3 @@ def _delete(entries: list[_Entry], entry: _Entry) -> int:
         raise AssertionError(f"rule index entry missing: {entry!r}")
     del entries[index]
     return index
-
-
-def _move_up(entries: list[_Entry], entry: _Entry, higher: _Entry) -> None:
-    """Replace ``entry`` by ``higher`` (which sorts after it), searching only past it."""
-    insort(entries, higher, _delete(entries, entry))

@@ -25,8 +25,10 @@ _THRESHOLD_QUANTUM = Decimal("1E-12")
 _MAX_REMEMBERED = 16_384
 _candidates: dict[tuple[Decimal, Decimal], Decimal] = {}
 _thresholds: dict[tuple[Decimal, Decimal], Decimal | None] = {}
-# (candidate, the candidate's threshold) by (price, percent), for ``ratchet_step``.
-_steps: dict[tuple[Decimal, Decimal], tuple[Decimal, Decimal | None]] = {}
+# (candidate, the candidate's threshold) by (price, percent), for ``ratchet_step``; public
+# so the rule index's per-raise loop looks it up inline (a miss calls ``step_at``, which
+# computes and remembers). Cleared, never rebound.
+RATCHET_STEPS: dict[tuple[Decimal, Decimal], tuple[Decimal, Decimal | None]] = {}
 
 
 def trailing_candidate(price: Decimal, trailing_percent: Decimal) -> Decimal:
@@ -76,14 +78,23 @@ def ratchet_step(
     higher. Both depend only on (price, percent), so one memo entry serves every stop of
     that percent that the price raises (the rule index's hot path).
     """
-    key = (price, trailing_percent)
-    step = _steps.get(key)
+    step = RATCHET_STEPS.get((price, trailing_percent))
     if step is None:
-        if len(_steps) >= _MAX_REMEMBERED:
-            _steps.clear()
-        candidate = trailing_candidate(price, trailing_percent)
-        step = _steps[key] = (candidate, ratchet_threshold(candidate, trailing_percent))
+        step = step_at(price, trailing_percent)
     return step if step[0] > current_trigger else None
+
+
+def step_at(price: Decimal, trailing_percent: Decimal) -> tuple[Decimal, Decimal | None]:
+    """The candidate at ``price`` and that candidate's ``ratchet_threshold``, whatever the
+    current trigger (``ratchet_step`` before its test), remembered in ``RATCHET_STEPS``."""
+    if len(RATCHET_STEPS) >= _MAX_REMEMBERED:
+        RATCHET_STEPS.clear()
+    candidate = trailing_candidate(price, trailing_percent)
+    step = RATCHET_STEPS[(price, trailing_percent)] = (
+        candidate,
+        ratchet_threshold(candidate, trailing_percent),
+    )
+    return step
 
 
 def _threshold(current_trigger: Decimal, trailing_percent: Decimal) -> Decimal | None:
