@@ -85,17 +85,15 @@ class FrameHandler:
             if awaiting_snapshot and type(event) is BookEvent:
                 awaiting_snapshot.discard(event.asset_id)
             if changed:
-                self._deliver(changed)
+                # Inline, not a call per event that changed a price.
+                try:
+                    self._on_prices(changed)
+                except Exception:
+                    # The consumer's failure must not cost the feed its connection.
+                    self._counters.callback_errors += 1
+                    logger.exception("market_feed.callback_failed")
         if malformed:
             counters.malformed_messages += malformed
             logger.debug("market_feed.malformed", extra={"count": malformed})
         if self._waiters:
             self._notify()
-
-    def _deliver(self, changed: tuple[str, ...]) -> None:
-        try:
-            self._on_prices(changed)
-        except Exception:
-            # The consumer's failure must not cost the feed its connection.
-            self._counters.callback_errors += 1
-            logger.exception("market_feed.callback_failed")

@@ -15,9 +15,10 @@ watched at all (``upsert`` leaves it out).
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import KeysView
+from collections.abc import Callable, KeysView
 from decimal import Decimal
-from typing import NamedTuple
+from functools import partial
+from typing import Any, NamedTuple, cast
 
 from vincent.enums import TradeRuleStatus, TradeRuleType, TriggerSource
 from vincent.services.trade_manager.trailing import (
@@ -56,7 +57,9 @@ _NOTHING = PriceOutcome()
 # nothing (most prices): the caller may test identity instead of reading the fields.
 NO_OUTCOME = _NOTHING
 _NO_IDS: frozenset[str] = frozenset()
-_new_outcome = PriceOutcome._make
+# Built by ``tuple.__new__`` itself, without ``_make``'s Python frame (given the fields in
+# order only).
+_new_outcome = cast(Callable[[tuple[Any, ...]], PriceOutcome], partial(tuple.__new__, PriceOutcome))
 _NONE: list[RuleSnapshot] = []  # never appended to: a shared "no rules"
 
 
