@@ -12,8 +12,9 @@ long on the wall clock only, the thread waiting for a core or the GIL). Also eve
 in the window, per generation, with the collecting thread's CPU per pause; the loop thread's
 CPU of every callback by name (the loop's budget); and the passes over
 ``SLOW_CALLBACKS_HEAVY_PASS_MS`` (4) ms of the loop thread's CPU, the ones a loop-lag p99
-sample is made of, by task step with the GC's CPU inside each. The wrappers cost a few
-microseconds per callback.
+sample is made of, by task step with the GC's CPU inside each. With
+``SLOW_CALLBACKS_ALL_STEPS=1``, every task step's CPU by where it began and ended (a fire's
+budget step by step). The wrappers cost a few microseconds per callback.
 
 With ``SLOW_CALLBACKS_GC_CENSUS=1`` each young (gen0/gen1) collection is preceded by a census
 of what it walks: how many objects, and the largest built-in containers among them (a
@@ -144,6 +145,9 @@ class SlowCallbacks:
         self._gc_cpu_s = 0.0  # the GC's CPU so far
         # Every callback's CPU by name (the loop's budget: what keeps it busy in all).
         self.cpu_by_name: dict[str, _Row] = {}
+        # With SLOW_CALLBACKS_ALL_STEPS=1: every task step's CPU, by where it began and ended.
+        self._all_steps = os.environ.get("SLOW_CALLBACKS_ALL_STEPS") == "1"
+        self.cpu_by_step: dict[str, _Row] = {}
         self._census = os.environ.get("SLOW_CALLBACKS_GC_CENSUS") == "1"
         # Per young generation: objects walked, per collection; the largest containers seen.
         self.census_objects: list[list[int]] = [[], []]
@@ -184,11 +188,15 @@ class SlowCallbacks:
                 by_name.add(elapsed, cpu_s=cpu_s)
                 self._pass_s += elapsed
                 self._pass_cpu_s += cpu_s
+                step = None
+                if step_from is not None and (
+                    self._all_steps or elapsed >= _NAMED_S or cpu_s >= _NAMED_S
+                ):
+                    assert isinstance(owner, asyncio.Task)
+                    step = f"{callback_name(callback)}: {step_from} -> {suspended_at(owner)}"
+                    if self._all_steps:
+                        self.cpu_by_step.setdefault(step, _Row()).add(elapsed, cpu_s=cpu_s)
                 if elapsed >= _NAMED_S or cpu_s >= _NAMED_S:
-                    step = None
-                    if step_from is not None:
-                        assert isinstance(owner, asyncio.Task)
-                        step = f"{callback_name(callback)}: {step_from} -> {suspended_at(owner)}"
                     gc_cpu_s = self._gc_cpu_s - gc_cpu_before
                     self._pass_handles.append((callback, elapsed, cpu_s, gc_cpu_s, step))
                     if elapsed >= threshold_s:
@@ -267,11 +275,13 @@ class SlowCallbacks:
     def figures(self, top: int = 15) -> dict[str, Any]:
         """The JSON figures: the slowest names first (by total time over the threshold)."""
 
-        def table(rows: dict[str, _Row], by_cpu: bool = False) -> list[dict[str, Any]]:
+        def table(
+            rows: dict[str, _Row], by_cpu: bool = False, limit: int = top
+        ) -> list[dict[str, Any]]:
             ordered = sorted(
                 rows.items(), key=lambda item: -(item[1].cpu_s if by_cpu else item[1].total_s)
             )
-            return [{"name": name, **row.figures()} for name, row in ordered[:top]]
+            return [{"name": name, **row.figures()} for name, row in ordered[:limit]]
 
         return {
             "handles": self.handles,
@@ -283,6 +293,11 @@ class SlowCallbacks:
             "busy_pass_holds": _holds(self.busy_pass_times, self._pass_threshold_s),
             "busy_pass_callbacks": table(self.busy_pass_names),
             "cpu_by_callback": table(self.cpu_by_name, by_cpu=True),
+            **(
+                {"cpu_by_step": table(self.cpu_by_step, by_cpu=True, limit=3 * top)}
+                if self._all_steps
+                else {}
+            ),
             "heavy_pass_ms": round(1000 * self._heavy_pass_s, 2),
             "heavy_passes": self.heavy_passes.figures(),
             # Here ``gc_ms`` is the GC's CPU inside the callback, not its wall time.
@@ -339,6 +354,9 @@ class SlowCallbacks:
         _print_rows(figures["busy_pass_callbacks"])
         print("every callback, by the loop thread's CPU:", file=out)
         _print_rows(figures["cpu_by_callback"])
+        if "cpu_by_step" in figures:
+            print("every task step, by the loop thread's CPU:", file=out)
+            _print_rows(figures["cpu_by_step"])
         heavy = figures["heavy_passes"]
         print(
             f"loop passes over {figures['heavy_pass_ms']:g} ms of the loop thread's CPU: "
