@@ -9,7 +9,12 @@ whose callbacks took longer than ``pass_threshold_ms`` in all (a timer due durin
 pass runs after it: that is the loop lag), with the names that filled them, and how many of
 those passes also took that long in the loop thread's CPU (``real_holds``: the rest were
 long on the wall clock only, the thread waiting for a core or the GIL). Also every GC pause
-in the window, per generation. The wrappers cost about a microsecond per callback.
+in the window, per generation, with the collecting thread's CPU per pause; the loop thread's
+CPU of every callback by name (the loop's budget); and the passes over
+``SLOW_CALLBACKS_HEAVY_PASS_MS`` (4) ms of the loop thread's CPU, the ones a loop-lag p99
+sample is made of, by task step with the GC's CPU inside each. With
+``SLOW_CALLBACKS_ALL_STEPS=1``, every task step's CPU by where it began and ended (a fire's
+budget step by step). The wrappers cost a few microseconds per callback.
 
 With ``SLOW_CALLBACKS_GC_CENSUS=1`` each young (gen0/gen1) collection is preceded by a census
 of what it walks: how many objects, and the largest built-in containers among them (a
@@ -122,13 +127,27 @@ class SlowCallbacks:
         self._pass_gc_s = 0.0
         # Every busy pass: (wall, CPU) seconds of its callbacks.
         self.busy_pass_times: list[tuple[float, float]] = []
-        self._pass_handles: list[tuple[Callable[..., Any], float]] = []
+        # This pass's callbacks over ``_NAMED_S``: callback, wall, CPU, GC CPU, step name.
+        self._pass_handles: list[tuple[Callable[..., Any], float, float, float, str | None]] = []
         self.gc_pauses_ms: list[list[float]] = [[], [], []]
         self._gc_s = 0.0  # GC time so far (attributed to the callback it fell in)
         self._gc_started = 0.0
         self._gc_cpu_started = 0.0
         self.gc_cpu_ms = [0.0, 0.0, 0.0]  # the collecting thread's CPU, per generation
+        self.gc_cpu_pauses_ms: list[list[float]] = [[], [], []]  # and per pause
         self._originals: tuple[Any, Any] | None = None
+        # Passes over ``heavy_pass_ms`` of the loop thread's CPU (the ones a loop-lag p99
+        # sample is made of): how many, and per callback (a task step by where it began
+        # and ended) its CPU in them and the GC's CPU inside it.
+        self._heavy_pass_s = float(os.environ.get("SLOW_CALLBACKS_HEAVY_PASS_MS", "4")) / 1000
+        self.heavy_passes = _Row()
+        self.heavy_pass_names: dict[str, _Row] = {}
+        self._gc_cpu_s = 0.0  # the GC's CPU so far
+        # Every callback's CPU by name (the loop's budget: what keeps it busy in all).
+        self.cpu_by_name: dict[str, _Row] = {}
+        # With SLOW_CALLBACKS_ALL_STEPS=1: every task step's CPU, by where it began and ended.
+        self._all_steps = os.environ.get("SLOW_CALLBACKS_ALL_STEPS") == "1"
+        self.cpu_by_step: dict[str, _Row] = {}
         self._census = os.environ.get("SLOW_CALLBACKS_GC_CENSUS") == "1"
         # Per young generation: objects walked, per collection; the largest containers seen.
         self.census_objects: list[list[int]] = [[], []]
@@ -155,6 +174,7 @@ class SlowCallbacks:
             owner = getattr(callback, "__self__", None)
             step_from = suspended_at(owner) if isinstance(owner, asyncio.Task) else None
             gc_before = self._gc_s
+            gc_cpu_before = self._gc_cpu_s
             cpu_started = cpu_clock()
             started = clock()
             try:
@@ -164,17 +184,26 @@ class SlowCallbacks:
                 cpu_s = cpu_clock() - cpu_started
                 self.handles += 1
                 self.handles_s += elapsed
+                by_name = self.cpu_by_name.setdefault(callback_name(callback), _Row())
+                by_name.add(elapsed, cpu_s=cpu_s)
                 self._pass_s += elapsed
                 self._pass_cpu_s += cpu_s
-                if elapsed >= _NAMED_S:
-                    self._pass_handles.append((callback, elapsed))
+                step = None
+                if step_from is not None and (
+                    self._all_steps or elapsed >= _NAMED_S or cpu_s >= _NAMED_S
+                ):
+                    assert isinstance(owner, asyncio.Task)
+                    step = f"{callback_name(callback)}: {step_from} -> {suspended_at(owner)}"
+                    if self._all_steps:
+                        self.cpu_by_step.setdefault(step, _Row()).add(elapsed, cpu_s=cpu_s)
+                if elapsed >= _NAMED_S or cpu_s >= _NAMED_S:
+                    gc_cpu_s = self._gc_cpu_s - gc_cpu_before
+                    self._pass_handles.append((callback, elapsed, cpu_s, gc_cpu_s, step))
                     if elapsed >= threshold_s:
                         gc_s = self._gc_s - gc_before
                         name = callback_name(callback)
                         self.slow.setdefault(name, _Row()).add(elapsed, gc_s, cpu_s)
-                        if step_from is not None:
-                            assert isinstance(owner, asyncio.Task)
-                            step = f"{name}: {step_from} -> {suspended_at(owner)}"
+                        if step is not None:
                             self.steps.setdefault(step, _Row()).add(elapsed, gc_s, cpu_s)
 
         def timed_run_once(loop: BaseEventLoop) -> None:
@@ -189,8 +218,13 @@ class SlowCallbacks:
             if self._pass_s >= self._pass_threshold_s:
                 self.busy_passes.add(self._pass_s, self._gc_s - gc_before, self._pass_cpu_s)
                 self.busy_pass_times.append((self._pass_s, self._pass_cpu_s))
-                for callback, elapsed in self._pass_handles:
+                for callback, elapsed, *_ in self._pass_handles:
                     self.busy_pass_names.setdefault(callback_name(callback), _Row()).add(elapsed)
+            if self._pass_cpu_s >= self._heavy_pass_s:
+                self.heavy_passes.add(self._pass_s, cpu_s=self._pass_cpu_s)
+                for callback, elapsed, cpu_s, gc_cpu_s, step in self._pass_handles:
+                    name = step or callback_name(callback)
+                    self.heavy_pass_names.setdefault(name, _Row()).add(elapsed, gc_cpu_s, cpu_s)
 
         asyncio.events.Handle._run = timed_run  # type: ignore[method-assign]
         BaseEventLoop._run_once = timed_run_once  # type: ignore[attr-defined]
@@ -220,7 +254,10 @@ class SlowCallbacks:
             pause = now - self._gc_started
             self._gc_s += pause
             self.gc_pauses_ms[info["generation"]].append(1000 * pause)
-            self.gc_cpu_ms[info["generation"]] += 1000 * (cpu_now - self._gc_cpu_started)
+            cpu_ms = 1000 * (cpu_now - self._gc_cpu_started)
+            self.gc_cpu_ms[info["generation"]] += cpu_ms
+            self._gc_cpu_s += cpu_ms / 1000
+            self.gc_cpu_pauses_ms[info["generation"]].append(cpu_ms)
 
     def _take_census(self, generation: int) -> None:
         # A gen1 collection walks gen0 too.
@@ -238,9 +275,13 @@ class SlowCallbacks:
     def figures(self, top: int = 15) -> dict[str, Any]:
         """The JSON figures: the slowest names first (by total time over the threshold)."""
 
-        def table(rows: dict[str, _Row]) -> list[dict[str, Any]]:
-            ordered = sorted(rows.items(), key=lambda item: -item[1].total_s)
-            return [{"name": name, **row.figures()} for name, row in ordered[:top]]
+        def table(
+            rows: dict[str, _Row], by_cpu: bool = False, limit: int = top
+        ) -> list[dict[str, Any]]:
+            ordered = sorted(
+                rows.items(), key=lambda item: -(item[1].cpu_s if by_cpu else item[1].total_s)
+            )
+            return [{"name": name, **row.figures()} for name, row in ordered[:limit]]
 
         return {
             "handles": self.handles,
@@ -251,6 +292,16 @@ class SlowCallbacks:
             "busy_passes": self.busy_passes.figures(),
             "busy_pass_holds": _holds(self.busy_pass_times, self._pass_threshold_s),
             "busy_pass_callbacks": table(self.busy_pass_names),
+            "cpu_by_callback": table(self.cpu_by_name, by_cpu=True),
+            **(
+                {"cpu_by_step": table(self.cpu_by_step, by_cpu=True, limit=3 * top)}
+                if self._all_steps
+                else {}
+            ),
+            "heavy_pass_ms": round(1000 * self._heavy_pass_s, 2),
+            "heavy_passes": self.heavy_passes.figures(),
+            # Here ``gc_ms`` is the GC's CPU inside the callback, not its wall time.
+            "heavy_pass_callbacks": table(self.heavy_pass_names, by_cpu=True),
             **({"gc_census": self._census_figures()} if self._census else {}),
             "gc": [
                 {
@@ -260,6 +311,7 @@ class SlowCallbacks:
                     "max_ms": round(max(pauses, default=0.0), 2),
                     "over_1ms": sum(1 for pause in pauses if pause >= 1.0),
                     "cpu_ms": round(self.gc_cpu_ms[generation], 1),
+                    **_cpu_per_pause(self.gc_cpu_pauses_ms[generation]),
                 }
                 for generation, pauses in enumerate(self.gc_pauses_ms)
             ],
@@ -300,10 +352,25 @@ class SlowCallbacks:
             file=out,
         )
         _print_rows(figures["busy_pass_callbacks"])
+        print("every callback, by the loop thread's CPU:", file=out)
+        _print_rows(figures["cpu_by_callback"])
+        if "cpu_by_step" in figures:
+            print("every task step, by the loop thread's CPU:", file=out)
+            _print_rows(figures["cpu_by_step"])
+        heavy = figures["heavy_passes"]
+        print(
+            f"loop passes over {figures['heavy_pass_ms']:g} ms of the loop thread's CPU: "
+            f"{heavy['count']}, cpu {heavy['cpu_ms']} ms; their callbacks over "
+            f"{1000 * _NAMED_S:g} ms (gc: the GC's CPU in them):",
+            file=out,
+        )
+        _print_rows(figures["heavy_pass_callbacks"])
         for row in figures["gc"]:
             print(
                 f"gc gen{row['generation']}: {row['count']} pauses {row['total_ms']} ms, "
-                f"max {row['max_ms']} ms, {row['over_1ms']} over 1 ms, cpu {row['cpu_ms']} ms",
+                f"max {row['max_ms']} ms, {row['over_1ms']} over 1 ms, cpu {row['cpu_ms']} ms "
+                f"(a pause p50/p99/max {row['cpu_p50_ms']}/{row['cpu_p99_ms']}/"
+                f"{row['cpu_max_ms']} ms)",
                 file=out,
             )
 
@@ -326,6 +393,16 @@ def _holds(times: list[tuple[float, float]], threshold_s: float) -> dict[str, fl
         "cpu_p50_ms": rank(cpus, 0.5),
         "cpu_p99_ms": rank(cpus, 0.99),
     }
+
+
+def _cpu_per_pause(pauses_ms: list[float]) -> dict[str, float]:
+    """The collecting thread's CPU of one pause: p50/p99 (nearest rank) and max."""
+    ordered = sorted(pauses_ms)
+
+    def rank(q: float) -> float:
+        return round(ordered[round(q * (len(ordered) - 1))], 2) if ordered else 0.0
+
+    return {"cpu_p50_ms": rank(0.5), "cpu_p99_ms": rank(0.99), "cpu_max_ms": rank(1.0)}
 
 
 def _print_rows(rows: list[dict[str, Any]]) -> None:

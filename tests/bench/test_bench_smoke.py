@@ -76,6 +76,8 @@ def test_engine_times_the_loops_callbacks_when_asked() -> None:
     assert isinstance(slow, dict)
     assert slow["handles"] > 0 and slow["passes"] > 0
     assert [row["generation"] for row in slow["gc"]] == [0, 1, 2]
+    assert all(row["cpu_max_ms"] >= row["cpu_p50_ms"] >= 0 for row in slow["gc"])
+    assert slow["heavy_passes"]["count"] >= 0 and "heavy_pass_callbacks" in slow
 
 
 @pytest.mark.slow

@@ -247,6 +247,56 @@ def test_a_token_just_read_is_not_due_until_it_ages(batch: set[str], others: set
     assert later[: len(watched - batch)] == sorted(watched - batch)
 
 
+class _SortedWarmMarkets:
+    """The reference: every watched token's read time, sorted at each call."""
+
+    def __init__(self) -> None:
+        self.read_at: dict[str, float] = {}
+
+    def due(self, watched: Collection[str], now: float, limit: int) -> list[str]:
+        self.read_at = {t: self.read_at.get(t, now) for t in watched}
+        cutoff = now - REFRESH_AFTER_S
+        return [t for at, t in sorted((at, t) for t, at in self.read_at.items() if at <= cutoff)][
+            :limit
+        ]
+
+    def read(self, token_ids: Collection[str], now: float) -> None:
+        for token in token_ids:
+            if token in self.read_at:
+                self.read_at[token] = now
+
+
+calls = st.lists(
+    st.tuples(
+        st.sampled_from(["due", "read"]),
+        tokens,
+        # Time passed before the call: a monotonic clock moves between two calls.
+        st.floats(min_value=0.001, max_value=REFRESH_AFTER_S),
+        st.integers(min_value=0, max_value=8),
+    ),
+    max_size=30,
+)
+
+
+@given(calls=calls, as_list=st.booleans())
+def test_due_keeps_the_longest_unread_first_without_sorting_every_token(
+    calls: list[tuple[str, set[str], float, int]], as_list: bool
+) -> None:
+    """Whatever the calls (``now`` moving on between them), the same answers as sorting
+    every watched token by (read at, token) at each call."""
+    warm, reference = WarmMarkets(), _SortedWarmMarkets()
+    now = 0.0
+    for kind, some, waited, limit in calls:
+        now += waited
+        if kind == "read":
+            warm.read(some, now)
+            reference.read(some, now)
+        else:
+            watched: Collection[str] = sorted(some) if as_list else frozenset(some)
+            assert warm.due(watched, now, limit=limit) == reference.due(watched, now, limit)
+            assert len(warm) == len(reference.read_at)
+
+
 @pytest.mark.parametrize("signature_type", [0, 1, 2, 3])
 async def test_the_order_id_stored_before_the_post_is_the_orders_digest(
     exchange: LocalExchange,

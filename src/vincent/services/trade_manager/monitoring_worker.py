@@ -53,10 +53,11 @@ STOP_TIMEOUT_S = 10.0
 # The collector's thresholds once the rules are frozen (with TRADE_MANAGER_GC_FREEZE; the
 # interpreter's are (2000, 10, 10)). A young collection's pause grows with the objects it
 # finds alive, and at 100k rules the hot path keeps many (ratcheted snapshots): 2,000 held
-# the loop ~4 ms and the middle generation, every 10th, ~20 ms (bench.engine
-# --slow-callbacks). Smaller, more frequent pauses for about the same CPU; full collections
-# stay as rare as before (700 x 5 x 60 ~ 2,000 x 10 x 10 allocations).
-GC_THRESHOLDS_AFTER_FREEZE = (700, 5, 60)
+# the loop ~4 ms and the middle generation, every 10th, ~20 ms; 700 about 0.9 and 4 ms of
+# CPU, 350 about 0.4 and 1.3 ms (bench.engine --slow-callbacks, the GC's CPU per pause).
+# Smaller, more frequent pauses for about the same CPU; full collections stay as rare as
+# before (350 x 6 x 121 ~ 700 x 6 x 61 ~ 2,000 x 11 x 11 allocations).
+GC_THRESHOLDS_AFTER_FREEZE = (350, 5, 120)
 
 
 class WorkerState(StrEnum):

@@ -38,6 +38,7 @@ import logging
 import ssl
 import time
 from collections.abc import Callable, Collection
+from collections.abc import Set as AbstractSet
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
@@ -181,7 +182,11 @@ class WarmMarkets:
     """When each watched token's market metadata was last read; which are due again.
 
     A token seen for the first time counts as read then (the trade manager's warm-up reads
-    it as it starts watching it); one no longer watched is forgotten.
+    it as it starts watching it); one no longer watched is forgotten. The tokens are kept in
+    the order of (read at, token), the next due first, given ``now`` moves on between calls
+    (a monotonic clock; tokens given the same ``now`` by two calls stay in call order): a
+    call costs the tokens it returns, not every token watched (10,000 sorted at each call
+    held the loop ~9 ms once they all fell due together).
     """
 
     def __init__(self, refresh_after_s: float = REFRESH_AFTER_S) -> None:
@@ -195,18 +200,26 @@ class WarmMarkets:
         """Watch exactly ``watched``; at most ``limit`` of its tokens due for a read,
         the longest unread first."""
         read_at = self._read_at
-        if len(read_at) != len(watched) or any(t not in read_at for t in watched):
-            for gone in read_at.keys() - set(watched):
+        wanted = watched if isinstance(watched, AbstractSet) else set(watched)
+        if read_at.keys() != wanted:
+            for gone in read_at.keys() - wanted:
                 del read_at[gone]
-            for token in watched:
-                read_at.setdefault(token, now)
+            for token in sorted(wanted - read_at.keys()):
+                read_at[token] = now
         cutoff = now - self._refresh_after_s
-        due = [(at, token) for token, at in read_at.items() if at <= cutoff]
-        due.sort()
-        return [token for _, token in due[:limit]]
+        due: list[str] = []
+        if limit > 0:
+            for token, at in read_at.items():
+                if at > cutoff:
+                    break
+                due.append(token)
+                if len(due) == limit:
+                    break
+        return due
 
     def read(self, token_ids: Collection[str], now: float) -> None:
         """``token_ids``' metadata was just read (only watched tokens are kept)."""
-        for token in token_ids:
-            if token in self._read_at:
-                self._read_at[token] = now
+        read_at = self._read_at
+        for token in sorted(token_ids):
+            if read_at.pop(token, None) is not None:
+                read_at[token] = now  # to the end: read last
