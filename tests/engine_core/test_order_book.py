@@ -311,22 +311,19 @@ def test_an_unusable_top_of_book_in_a_later_change_leaves_every_book_unchanged()
 
 
 tops = st.sampled_from(["0.40", "0.4", "0.45", "0", "1", "0.55"]) | st.none()
+# One level change's fields: token, price, size, side, the best bid and ask sent with it.
+level_changes = st.tuples(
+    st.sampled_from([TOKEN_YES, TOKEN_NO]),
+    prices,
+    sizes,
+    st.sampled_from(["BUY", "SELL"]),
+    tops,
+    tops,
+)
 
 
 @settings(deadline=None)
-@given(
-    st.lists(
-        st.tuples(
-            st.sampled_from([TOKEN_YES, TOKEN_NO]),
-            prices,
-            sizes,
-            st.sampled_from(["BUY", "SELL"]),
-            tops,
-            tops,
-        ),
-        max_size=8,
-    )
-)
+@given(st.lists(level_changes, max_size=8))
 def test_one_event_of_many_changes_leaves_the_books_its_changes_would_one_by_one(
     updates: list[tuple[str, str, str, str, str | None, str | None]],
 ) -> None:
@@ -396,15 +393,7 @@ def test_a_remembered_level_text_reads_as_it_did_the_first_time(texts: list[str]
 @given(
     st.lists(
         st.one_of(
-            st.tuples(
-                st.just("change"),
-                st.sampled_from([TOKEN_YES, TOKEN_NO]),
-                prices,
-                sizes,
-                st.sampled_from(["BUY", "SELL"]),
-                tops,
-                tops,
-            ),
+            level_changes.map(lambda change: ("change", *change)),
             st.tuples(st.just("top"), st.sampled_from([TOKEN_YES, TOKEN_NO]), tops, tops),
         ),
         max_size=12,
