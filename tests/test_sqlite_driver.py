@@ -174,9 +174,7 @@ async def _apply(engine: AsyncEngine, work: list[Any]) -> list[tuple[Any, ...]]:
                     await conn.rollback()
         except IntegrityError:
             pass  # a duplicate key: the whole unit is rolled back, on both engines
-    async with engine.connect() as conn:
-        rows = (await conn.execute(sa.text("SELECT k, v FROM t ORDER BY k"))).all()
-    return [tuple(row) for row in rows]
+    return await _table(engine)
 
 
 @settings(
@@ -227,6 +225,15 @@ async def _table(engine: AsyncEngine) -> list[tuple[Any, ...]]:
     async with engine.connect() as conn:
         rows = (await conn.execute(sa.text("SELECT k, v FROM t ORDER BY k"))).all()
     return [tuple(row) for row in rows]
+
+
+async def _table_elsewhere(tmp_path: Path) -> list[tuple[Any, ...]]:
+    """``_table`` as another process's engine on the same file sees it (what was committed)."""
+    other = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'claim.db'}")
+    try:
+        return await _table(other)
+    finally:
+        await other.dispose()
 
 
 @pytest.fixture
@@ -368,11 +375,7 @@ async def test_a_statement_alone_and_its_commit_are_one_hop_and_seen_elsewhere(
     # sqlite3's own transaction around a write, as SQLAlchemy's would be: committed.
     assert statements == ["BEGIN ", "INSERT INTO t (k, v) VALUES ('a', 1)", "COMMIT"]
     assert engine.pool.checkedout() == 0  # handed back
-    other = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'claim.db'}")  # another process's
-    try:
-        assert await _table(other) == [("a", 1), ("rule", 0)]
-    finally:
-        await other.dispose()
+    assert await _table_elsewhere(tmp_path) == [("a", 1), ("rule", 0)]
 
 
 async def test_a_statement_alone_answers_its_first_value_and_its_row_count(
@@ -474,11 +477,7 @@ async def test_a_transaction_is_its_work_in_one_hop_committed(
         "COMMIT",
     ]
     assert engine.pool.checkedout() == 0
-    other = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'claim.db'}")  # another process's
-    try:
-        assert await _table(other) == [("event", 7), ("row", 8), ("rule", 1)]
-    finally:
-        await other.dispose()
+    assert await _table_elsewhere(tmp_path) == [("event", 7), ("row", 8), ("rule", 1)]
 
 
 async def test_a_statement_a_transaction_refuses_undoes_all_of_it_and_names_itself(
